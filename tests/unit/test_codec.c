@@ -1,0 +1,355 @@
+/* test_codec.c - decoding input values: both framings, resolution of evolved writer
+ * schemas by field name, type mapping to features, and every dead-letter reason. */
+#include <avro.h>
+#include <math.h>
+#include <stdlib.h>
+
+#include "check.h"
+#include "codec.h"
+#include "config.h"
+
+static char *const features[] = {"tenure_months",        "monthly_charges", "total_charges",
+                                 "contract_type",        "support_calls_30d", "logins_30d",
+                                 "payment_failures_90d", "data_usage_gb",   "has_autopay",
+                                 "num_products",         "days_since_last_login"};
+#define NF 11
+enum { TENURE, MONTHLY, TOTAL, CONTRACT, SUPPORT, LOGINS, PAYFAIL, USAGE, AUTOPAY, PRODUCTS, DAYS };
+
+static char err[1024];
+static unsigned char buf[4096];
+
+static ss_config_t *config(const char *extra) {
+    ss_config_t *c = ss_config_new();
+    char text[1024];
+    snprintf(text, sizeof(text), "model.path = m.json\nkafka.bootstrap.servers = x:1\n%s", extra);
+    if (ss_config_load_string(c, text, strlen(text), "t", err, sizeof(err)) < 0 ||
+        ss_config_finalize(c, err, sizeof(err)) < 0) {
+        fprintf(stderr, "config: %s\n", err);
+        exit(1);
+    }
+    return c;
+}
+
+static void set_branch(avro_value_t *rec, const char *name, int branch, avro_value_t *out) {
+    avro_value_t f;
+    avro_value_get_by_name(rec, name, &f, NULL);
+    avro_value_set_branch(&f, branch, out);
+}
+
+/* Encode an event with the writer schema in `path`: a full event unless told otherwise.
+ * `header` > 0 prepends the wire-format header with that schema id. Returns the length. */
+static size_t encode(const char *path, int header, const char *customer, int full) {
+    avro_schema_t s = ss_schema_load(path, "test", err, sizeof(err));
+    avro_value_iface_t *iface = avro_generic_class_from_schema(s);
+    avro_value_t rec, f, b;
+    avro_generic_value_new(iface, &rec);
+    avro_value_get_by_name(&rec, "event_id", &f, NULL);
+    avro_value_set_string(&f, "ev-1");
+    avro_value_get_by_name(&rec, "customer_id", &f, NULL);
+    avro_value_set_string(&f, customer);
+    avro_value_get_by_name(&rec, "event_time", &f, NULL);
+    avro_value_set_long(&f, 1700000000123LL);
+    avro_value_get_by_name(&rec, "event_type", &f, NULL);
+    avro_value_set_enum(&f, 1);
+    if (avro_value_get_by_name(&rec, "channel", &f, NULL) == 0)
+        avro_value_set_string(&f, "app");
+    /* every nullable field null, then fill some */
+    size_t n;
+    avro_value_get_size(&rec, &n);
+    for (size_t i = 4; i < n; i++) {
+        avro_value_get_by_index(&rec, i, &f, NULL);
+        if (avro_value_get_type(&f) == AVRO_UNION) {
+            avro_value_set_branch(&f, 0, &b);
+            avro_value_set_null(&b);
+        }
+    }
+    if (full) {
+        set_branch(&rec, "tenure_months", 1, &b);
+        avro_value_set_int(&b, 24);
+        set_branch(&rec, "monthly_charges", 1, &b);
+        avro_value_set_double(&b, 70.35);
+        set_branch(&rec, "contract_type", 1, &b);
+        /* symbol ONE_YEAR, whatever its index in this writer schema */
+        avro_schema_t es = avro_value_get_schema(&b);
+        avro_value_set_enum(&b, avro_schema_enum_get_by_name(es, "ONE_YEAR"));
+        set_branch(&rec, "has_autopay", 1, &b);
+        avro_value_set_boolean(&b, 1);
+        set_branch(&rec, "data_usage_gb", 1, &b);
+        avro_value_set_float(&b, 2.5f);
+        set_branch(&rec, "days_since_last_login", 1, &b);
+        avro_value_set_long(&b, 3);
+        if (avro_value_get_by_name(&rec, "support_calls_30d", &f, NULL) == 0) {
+            avro_value_set_branch(&f, 1, &b);
+            avro_value_set_int(&b, 4);
+        }
+    }
+    size_t off = 0;
+    if (header > 0) {
+        buf[0] = 0;
+        buf[1] = (unsigned char)(header >> 24);
+        buf[2] = (unsigned char)(header >> 16);
+        buf[3] = (unsigned char)(header >> 8);
+        buf[4] = (unsigned char)header;
+        off = 5;
+    }
+    avro_writer_t w = avro_writer_memory((char *)buf + off, (int64_t)(sizeof(buf) - off));
+    avro_value_write(w, &rec);
+    size_t len = off + (size_t)avro_writer_tell(w);
+    avro_writer_free(w);
+    avro_value_decref(&rec);
+    avro_value_iface_decref(iface);
+    avro_schema_decref(s);
+    return len;
+}
+
+typedef struct fixture {
+    ss_config_t *cfg;
+    ss_codec_t *codec;
+    ss_decoder_t *dec;
+} fixture_t;
+
+static int setup(fixture_t *fx, const char *extra) {
+    fx->cfg = config(extra);
+    fx->codec = ss_codec_new(fx->cfg, features, NF, err, sizeof(err));
+    fx->dec = fx->codec ? ss_decoder_new(fx->codec, err, sizeof(err)) : NULL;
+    return fx->dec ? 0 : -1;
+}
+
+static void teardown(fixture_t *fx) {
+    ss_decoder_destroy(fx->dec);
+    ss_codec_destroy(fx->codec);
+    ss_config_destroy(fx->cfg);
+}
+
+static void raw_event_decodes_ids_time_and_typed_features(void) {
+    fixture_t fx;
+    CHECK(setup(&fx, "") == 0);
+    size_t len = encode("schemas/customer_event.avsc", 0, "C42", 1);
+    ss_event_t ev;
+    float f[NF];
+    CHECK(ss_decoder_decode(fx.dec, buf, len, &ev, f, err, sizeof(err)) == SS_DECODE_OK);
+    CHECK(ev.customer_id_len == 3 && memcmp(ev.customer_id, "C42", 3) == 0);
+    CHECK(ev.event_id_len == 4 && memcmp(ev.event_id, "ev-1", 4) == 0);
+    CHECK(ev.event_time == 1700000000123LL);
+    CHECK(f[TENURE] == 24.0f);              /* int */
+    CHECK(f[MONTHLY] == (float)70.35);      /* double -> float32 */
+    CHECK(f[CONTRACT] == 1.0f);             /* enum -> reader symbol index */
+    CHECK(f[AUTOPAY] == 1.0f);              /* boolean -> 1 */
+    CHECK(f[USAGE] == 2.5f);                /* float */
+    CHECK(f[DAYS] == 3.0f);                 /* long */
+    CHECK(f[SUPPORT] == 4.0f);
+    CHECK(isnan(f[TOTAL]) && isnan(f[LOGINS]) && isnan(f[PAYFAIL]) && isnan(f[PRODUCTS])); /* null */
+    teardown(&fx);
+}
+
+static void decoder_is_reusable_across_records(void) {
+    fixture_t fx;
+    CHECK(setup(&fx, "") == 0);
+    ss_event_t ev;
+    float f[NF];
+    size_t len = encode("schemas/customer_event.avsc", 0, "C1", 1);
+    CHECK(ss_decoder_decode(fx.dec, buf, len, &ev, f, err, sizeof(err)) == SS_DECODE_OK);
+    len = encode("schemas/customer_event.avsc", 0, "C2", 0);
+    CHECK(ss_decoder_decode(fx.dec, buf, len, &ev, f, err, sizeof(err)) == SS_DECODE_OK);
+    CHECK(memcmp(ev.customer_id, "C2", 2) == 0);
+    CHECK(isnan(f[TENURE]) && isnan(f[CONTRACT])); /* nothing left over from the first */
+    teardown(&fx);
+}
+
+static void evolved_writer_added_field_ignored_removed_field_missing_enum_by_name(void) {
+    fixture_t fx;
+    CHECK(setup(&fx, "input.writer.schema = tests/data/customer_event_v2.avsc\n") == 0);
+    size_t len = encode("tests/data/customer_event_v2.avsc", 0, "C7", 1);
+    ss_event_t ev;
+    float f[NF];
+    CHECK(ss_decoder_decode(fx.dec, buf, len, &ev, f, err, sizeof(err)) == SS_DECODE_OK);
+    CHECK(memcmp(ev.customer_id, "C7", 2) == 0);
+    CHECK(isnan(f[SUPPORT]));      /* removed upstream: the reader's default, null */
+    CHECK(f[CONTRACT] == 1.0f);    /* ONE_YEAR, index 1 in the reader though 1 in writer too */
+    CHECK(f[TENURE] == 24.0f && f[DAYS] == 3.0f);
+    teardown(&fx);
+}
+
+static void enum_symbols_are_matched_by_name_not_index(void) {
+    /* in v2, symbols are [TWO_YEAR, ONE_YEAR, MONTH_TO_MONTH]: write index 0 = TWO_YEAR */
+    fixture_t fx;
+    CHECK(setup(&fx, "input.writer.schema = tests/data/customer_event_v2.avsc\n") == 0);
+    avro_schema_t s = ss_schema_load("tests/data/customer_event_v2.avsc", "t", err, sizeof(err));
+    avro_value_iface_t *iface = avro_generic_class_from_schema(s);
+    avro_value_t rec, f, b;
+    avro_generic_value_new(iface, &rec);
+    avro_value_get_by_name(&rec, "event_id", &f, NULL);
+    avro_value_set_string(&f, "e");
+    avro_value_get_by_name(&rec, "customer_id", &f, NULL);
+    avro_value_set_string(&f, "C9");
+    avro_value_get_by_name(&rec, "channel", &f, NULL);
+    avro_value_set_string(&f, "web");
+    size_t n;
+    avro_value_get_size(&rec, &n);
+    for (size_t i = 4; i < n; i++) {
+        avro_value_get_by_index(&rec, i, &f, NULL);
+        if (avro_value_get_type(&f) == AVRO_UNION) {
+            avro_value_set_branch(&f, 0, &b);
+            avro_value_set_null(&b);
+        }
+    }
+    set_branch(&rec, "contract_type", 1, &b);
+    avro_value_set_enum(&b, 0);
+    avro_writer_t w = avro_writer_memory((char *)buf, sizeof(buf));
+    avro_value_write(w, &rec);
+    size_t len = (size_t)avro_writer_tell(w);
+    avro_writer_free(w);
+    ss_event_t ev;
+    float fv[NF];
+    CHECK(ss_decoder_decode(fx.dec, buf, len, &ev, fv, err, sizeof(err)) == SS_DECODE_OK);
+    CHECK(fv[CONTRACT] == 2.0f); /* TWO_YEAR is index 2 in the reader */
+    avro_value_decref(&rec);
+    avro_value_iface_decref(iface);
+    avro_schema_decref(s);
+    teardown(&fx);
+}
+
+static void confluent_framing_resolves_each_schema_id(void) {
+    fixture_t fx;
+    CHECK(setup(&fx, "input.framing = confluent\n"
+                     "input.schema.map = 1=schemas/customer_event.avsc,"
+                     "7=tests/data/customer_event_v2.avsc\n") == 0);
+    ss_event_t ev;
+    float f[NF];
+    size_t len = encode("schemas/customer_event.avsc", 1, "A", 1);
+    CHECK(ss_decoder_decode(fx.dec, buf, len, &ev, f, err, sizeof(err)) == SS_DECODE_OK);
+    CHECK(ev.schema_id == 1 && f[SUPPORT] == 4.0f);
+    len = encode("tests/data/customer_event_v2.avsc", 7, "B", 1);
+    CHECK(ss_decoder_decode(fx.dec, buf, len, &ev, f, err, sizeof(err)) == SS_DECODE_OK);
+    CHECK(ev.schema_id == 7 && isnan(f[SUPPORT]) && f[TENURE] == 24.0f);
+    teardown(&fx);
+}
+
+static void bad_magic_short_header_and_unknown_id_are_dead_letters(void) {
+    fixture_t fx;
+    CHECK(setup(&fx, "input.framing = confluent\ninput.schema.map = 1=schemas/customer_event.avsc\n") == 0);
+    ss_event_t ev;
+    float f[NF];
+    size_t len = encode("schemas/customer_event.avsc", 1, "A", 1);
+    buf[0] = 1;
+    CHECK(ss_decoder_decode(fx.dec, buf, len, &ev, f, err, sizeof(err)) == SS_DECODE_BAD_MAGIC);
+    CHECK(ss_decoder_decode(fx.dec, "\0\0", 2, &ev, f, err, sizeof(err)) == SS_DECODE_BAD_MAGIC);
+    len = encode("schemas/customer_event.avsc", 9, "A", 1);
+    CHECK(ss_decoder_decode(fx.dec, buf, len, &ev, f, err, sizeof(err)) == SS_DECODE_UNKNOWN_SCHEMA);
+    CHECK_STR_CONTAINS(err, "schema id 9");
+    CHECK(strcmp(ss_decode_reason(SS_DECODE_UNKNOWN_SCHEMA), "unknown_schema") == 0);
+    teardown(&fx);
+}
+
+static void truncated_body_is_a_dead_letter_at_every_length(void) {
+    fixture_t fx;
+    CHECK(setup(&fx, "") == 0);
+    size_t len = encode("schemas/customer_event.avsc", 0, "C42", 1);
+    ss_event_t ev;
+    float f[NF];
+    int all_rejected = 1;
+    for (size_t cut = 0; cut < len; cut++) {
+        int rc = ss_decoder_decode(fx.dec, buf, cut, &ev, f, err, sizeof(err));
+        /* a prefix may still parse only if every remaining field were empty: never here,
+         * since the last field is set */
+        if (rc == SS_DECODE_OK)
+            all_rejected = 0;
+    }
+    CHECK(all_rejected);
+    teardown(&fx);
+}
+
+static void empty_customer_id_and_oversized_value_are_dead_letters(void) {
+    fixture_t fx;
+    CHECK(setup(&fx, "input.max.bytes = 64\n") == 0);
+    ss_event_t ev;
+    float f[NF];
+    size_t len = encode("schemas/customer_event.avsc", 0, "", 0);
+    CHECK(ss_decoder_decode(fx.dec, buf, len, &ev, f, err, sizeof(err)) == SS_DECODE_NO_CUSTOMER_ID);
+    len = encode("schemas/customer_event.avsc", 0, "C1", 1);
+    unsigned char big[100] = {0};
+    CHECK(ss_decoder_decode(fx.dec, big, sizeof(big), &ev, f, err, sizeof(err)) == SS_DECODE_TOO_LARGE);
+    teardown(&fx);
+}
+
+static void incompatible_writer_schema_is_a_config_error_naming_the_key(void) {
+    ss_config_t *cfg = config("input.writer.schema = tests/data/customer_event_bad.avsc\n");
+    ss_codec_t *c = ss_codec_new(cfg, features, NF, err, sizeof(err));
+    CHECK(c == NULL);
+    CHECK_STR_CONTAINS(err, "'input.writer.schema'");
+    CHECK_STR_CONTAINS(err, "tenure_months");
+    ss_config_destroy(cfg);
+}
+
+static void feature_missing_from_reader_schema_names_rename_key(void) {
+    ss_config_t *cfg = config("");
+    char *const feats[] = {"tenure_months", "no_such_field"};
+    ss_codec_t *c = ss_codec_new(cfg, feats, 2, err, sizeof(err));
+    CHECK(c == NULL);
+    CHECK_STR_CONTAINS(err, "no_such_field");
+    CHECK_STR_CONTAINS(err, "features.rename");
+    ss_config_destroy(cfg);
+}
+
+static void rename_maps_a_feature_to_another_field(void) {
+    ss_config_t *cfg = config("features.rename = tenure=tenure_months\n");
+    char *const feats[] = {"tenure", "logins_30d"};
+    ss_codec_t *c = ss_codec_new(cfg, feats, 2, err, sizeof(err));
+    CHECK(c != NULL);
+    if (!c)
+        fprintf(stderr, "  %s\n", err);
+    ss_decoder_t *d = c ? ss_decoder_new(c, err, sizeof(err)) : NULL;
+    if (d) {
+        size_t len = encode("schemas/customer_event.avsc", 0, "C1", 1);
+        ss_event_t ev;
+        float f[2];
+        CHECK(ss_decoder_decode(d, buf, len, &ev, f, err, sizeof(err)) == SS_DECODE_OK);
+        CHECK(f[0] == 24.0f && isnan(f[1]));
+    }
+    ss_decoder_destroy(d);
+    ss_codec_destroy(c);
+    ss_config_destroy(cfg);
+    cfg = config("features.rename = nope=tenure_months\n");
+    CHECK(ss_codec_new(cfg, feats, 2, err, sizeof(err)) == NULL);
+    CHECK_STR_CONTAINS(err, "'features.rename'");
+    ss_config_destroy(cfg);
+}
+
+static void random_bytes_never_crash(void) {
+    fixture_t fx;
+    CHECK(setup(&fx, "") == 0);
+    ss_event_t ev;
+    float f[NF];
+    unsigned int seed = 12345;
+    for (int i = 0; i < 20000; i++) {
+        size_t len = (size_t)(rand_r(&seed) % 200);
+        for (size_t j = 0; j < len; j++)
+            buf[j] = (unsigned char)rand_r(&seed);
+        int rc = ss_decoder_decode(fx.dec, buf, len, &ev, f, err, sizeof(err));
+        CHECK(rc <= 0 && rc >= SS_DECODE_BAD_TYPE);
+    }
+    teardown(&fx);
+}
+
+static const check_test_t tests[] = {
+    {"raw_event_decodes_ids_time_and_typed_features", raw_event_decodes_ids_time_and_typed_features},
+    {"decoder_is_reusable_across_records", decoder_is_reusable_across_records},
+    {"evolved_writer_added_field_ignored_removed_field_missing_enum_by_name",
+     evolved_writer_added_field_ignored_removed_field_missing_enum_by_name},
+    {"enum_symbols_are_matched_by_name_not_index", enum_symbols_are_matched_by_name_not_index},
+    {"confluent_framing_resolves_each_schema_id", confluent_framing_resolves_each_schema_id},
+    {"bad_magic_short_header_and_unknown_id_are_dead_letters",
+     bad_magic_short_header_and_unknown_id_are_dead_letters},
+    {"truncated_body_is_a_dead_letter_at_every_length",
+     truncated_body_is_a_dead_letter_at_every_length},
+    {"empty_customer_id_and_oversized_value_are_dead_letters",
+     empty_customer_id_and_oversized_value_are_dead_letters},
+    {"incompatible_writer_schema_is_a_config_error_naming_the_key",
+     incompatible_writer_schema_is_a_config_error_naming_the_key},
+    {"feature_missing_from_reader_schema_names_rename_key",
+     feature_missing_from_reader_schema_names_rename_key},
+    {"rename_maps_a_feature_to_another_field", rename_maps_a_feature_to_another_field},
+    {"random_bytes_never_crash", random_bytes_never_crash},
+    {NULL, NULL}};
+
+int main(void) { return check_run_all(tests); }

@@ -1,0 +1,153 @@
+/* test_prediction.c - prediction records: the Avro encoding reads back with the schema,
+ * the JSON encoding is valid JSON with the same fields, strings are escaped. */
+#include <avro.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "codec.h"
+#include "config.h"
+#include "prediction.h"
+
+static char err[1024];
+
+static ss_config_t *config(const char *extra) {
+    ss_config_t *c = ss_config_new();
+    char text[512];
+    snprintf(text, sizeof(text), "model.path = m.json\nkafka.bootstrap.servers = x:1\n%s", extra);
+    if (ss_config_load_string(c, text, strlen(text), "t", err, sizeof(err)) < 0 ||
+        ss_config_finalize(c, err, sizeof(err)) < 0)
+        exit(1);
+    return c;
+}
+
+static ss_prediction_t sample(void) {
+    ss_prediction_t p;
+    memset(&p, 0, sizeof(p));
+    p.event_id = "ev-9";
+    p.event_id_len = 4;
+    p.customer_id = "C\"7\\x";
+    p.customer_id_len = 5;
+    p.score = 0.8125;
+    p.decision = 1;
+    p.threshold = 0.5;
+    p.model_name = "churn";
+    p.model_version = "1.0.0";
+    p.source_topic = "customer-events";
+    p.source_partition = 3;
+    p.source_offset = 123456789012LL;
+    p.event_time = 1700000000000LL;
+    p.scored_at = 1700000000500LL;
+    strcpy(p.feature_hash, "0123456789abcdef");
+    return p;
+}
+
+static void avro_encoding_reads_back_with_the_schema(void) {
+    ss_config_t *cfg = config("");
+    ss_encoder_t *e = ss_encoder_new(cfg, err, sizeof(err));
+    CHECK(e != NULL);
+    if (!e)
+        return;
+    ss_prediction_t p = sample();
+    const void *out;
+    size_t len;
+    CHECK(ss_encoder_encode(e, &p, &out, &len, err, sizeof(err)) == 0);
+    avro_schema_t s = ss_schema_load("schemas/prediction.avsc", "t", err, sizeof(err));
+    avro_value_iface_t *iface = avro_generic_class_from_schema(s);
+    avro_value_t rec, f;
+    avro_generic_value_new(iface, &rec);
+    avro_reader_t r = avro_reader_memory(out, (int64_t)len);
+    CHECK(avro_value_read(r, &rec) == 0);
+    const char *str;
+    size_t sz;
+    double d;
+    int64_t l;
+    int32_t i32;
+    int b;
+    avro_value_get_by_name(&rec, "customer_id", &f, NULL);
+    avro_value_get_string(&f, &str, &sz);
+    CHECK(sz == 6 && memcmp(str, "C\"7\\x", 5) == 0);
+    avro_value_get_by_name(&rec, "score", &f, NULL);
+    avro_value_get_double(&f, &d);
+    CHECK(d == 0.8125);
+    avro_value_get_by_name(&rec, "decision", &f, NULL);
+    avro_value_get_boolean(&f, &b);
+    CHECK(b == 1);
+    avro_value_get_by_name(&rec, "source_offset", &f, NULL);
+    avro_value_get_long(&f, &l);
+    CHECK(l == 123456789012LL);
+    avro_value_get_by_name(&rec, "source_partition", &f, NULL);
+    avro_value_get_int(&f, &i32);
+    CHECK(i32 == 3);
+    avro_value_get_by_name(&rec, "feature_hash", &f, NULL);
+    avro_value_get_string(&f, &str, &sz);
+    CHECK(strcmp(str, "0123456789abcdef") == 0);
+    avro_value_get_by_name(&rec, "contributions", &f, NULL);
+    int disc = -1;
+    avro_value_get_discriminant(&f, &disc);
+    CHECK(disc == 0);
+    avro_reader_free(r);
+    avro_value_decref(&rec);
+    avro_value_iface_decref(iface);
+    avro_schema_decref(s);
+    ss_encoder_destroy(e);
+    ss_config_destroy(cfg);
+}
+
+static void json_encoding_is_valid_json_with_the_same_fields(void) {
+    ss_config_t *cfg = config("output.format = json\n");
+    ss_encoder_t *e = ss_encoder_new(cfg, err, sizeof(err));
+    ss_prediction_t p = sample();
+    const void *out;
+    size_t len;
+    CHECK(e && ss_encoder_encode(e, &p, &out, &len, err, sizeof(err)) == 0);
+    json_error_t jerr;
+    json_t *j = json_loadb(out, len, 0, &jerr);
+    CHECK(j != NULL);
+    if (j) {
+        CHECK(strcmp(json_string_value(json_object_get(j, "customer_id")), "C\"7\\x") == 0);
+        CHECK(json_real_value(json_object_get(j, "score")) == 0.8125);
+        CHECK(json_is_true(json_object_get(j, "decision")));
+        CHECK(json_integer_value(json_object_get(j, "source_offset")) == 123456789012LL);
+        CHECK(strcmp(json_string_value(json_object_get(j, "model_version")), "1.0.0") == 0);
+        CHECK(json_is_null(json_object_get(j, "contributions")));
+        json_decref(j);
+    }
+    ss_encoder_destroy(e);
+    ss_config_destroy(cfg);
+}
+
+static void output_schema_with_unknown_field_is_a_config_error(void) {
+    FILE *f = fopen("build/test_bad_prediction.avsc", "w");
+    if (!f)
+        f = fopen("/tmp/test_bad_prediction.avsc", "w");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    fputs("{\"type\":\"record\",\"name\":\"P\",\"fields\":[{\"name\":\"score\",\"type\":\"double\"},"
+          "{\"name\":\"mystery\",\"type\":\"int\"}]}",
+          f);
+    fclose(f);
+    const char *path = access("build/test_bad_prediction.avsc", R_OK) == 0
+                           ? "build/test_bad_prediction.avsc"
+                           : "/tmp/test_bad_prediction.avsc";
+    char extra[256];
+    snprintf(extra, sizeof(extra), "output.schema = %s\n", path);
+    ss_config_t *cfg = config(extra);
+    CHECK(ss_encoder_new(cfg, err, sizeof(err)) == NULL);
+    CHECK_STR_CONTAINS(err, "'output.schema'");
+    CHECK_STR_CONTAINS(err, "mystery");
+    ss_config_destroy(cfg);
+}
+
+static const check_test_t tests[] = {
+    {"avro_encoding_reads_back_with_the_schema", avro_encoding_reads_back_with_the_schema},
+    {"json_encoding_is_valid_json_with_the_same_fields",
+     json_encoding_is_valid_json_with_the_same_fields},
+    {"output_schema_with_unknown_field_is_a_config_error",
+     output_schema_with_unknown_field_is_a_config_error},
+    {NULL, NULL}};
+
+int main(void) { return check_run_all(tests); }

@@ -1,0 +1,28 @@
+/* cache.h - customers' feature vectors in Redis, read and written in one pipeline per
+ * batch. Layout: hash <redis.key.prefix><customer id>, field = feature name, value =
+ * the feature's text form; missing features are absent; TTL refreshed on each write. */
+#ifndef SS_CACHE_H
+#define SS_CACHE_H
+
+#include <stddef.h>
+
+#include "config.h"
+
+typedef struct ss_cache ss_cache_t; /* one per worker thread: not thread-safe */
+
+/* Connects (and AUTH/SELECT). Returns NULL with errstr when Redis cannot be reached. */
+ss_cache_t *ss_cache_new(const ss_config_t *cfg, char *const *features, size_t n_features,
+                         char *errstr, size_t errlen);
+void ss_cache_destroy(ss_cache_t *c);
+
+/* Read the vectors of `n` customers into out[n * n_features] (NaN where absent).
+ * Returns 0, or -1 with errstr (the connection is re-established on the next call). */
+int ss_cache_read(ss_cache_t *c, const char *const *ids, const size_t *lens, size_t n, float *out,
+                  char *errstr, size_t errlen);
+
+/* Write the vectors of `n` customers (HSET of the non-missing features, then EXPIRE).
+ * Returns 0 or -1 with errstr. */
+int ss_cache_write(ss_cache_t *c, const char *const *ids, const size_t *lens, size_t n,
+                   const float *vecs, char *errstr, size_t errlen);
+
+#endif

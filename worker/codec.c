@@ -1,0 +1,651 @@
+/* codec.c - framing, Avro decoding and schema resolution by field name.
+ * Resolution is done here rather than with Avro C's resolved reader because that reader
+ * rejects a reader field missing from the writer (it does not apply defaults), which is
+ * exactly the evolution users need: a field removed upstream must read as its default.
+ * Each writer schema gets a plan, computed once, from its fields to what we read. */
+#include "codec.h"
+
+#include <avro.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+/* How one writer value (or union branch) becomes a float. */
+typedef enum { K_NULL = 0, K_INT, K_LONG, K_FLOAT, K_DOUBLE, K_BOOL, K_ENUM, K_BAD } kind_t;
+
+typedef struct branch_plan {
+    kind_t kind;
+    int *symmap;  /* K_ENUM: writer symbol -> reader symbol index, -1 unknown */
+    int n_symbols;
+} branch_plan_t;
+
+typedef struct field_plan {
+    int windex;       /* writer field index, -1: absent from the writer */
+    float absent;     /* value when absent: the reader default, or NaN */
+    int is_union;
+    int n_branches;
+    branch_plan_t *branches; /* 1 when not a union */
+} field_plan_t;
+
+typedef struct writer_plan {
+    int32_t id; /* schema id, -1 for raw */
+    avro_schema_t schema;
+    int cust_index, event_id_index, time_index;
+    int cust_union, event_id_union, time_union; /* field is a union (nullable) */
+    field_plan_t *features;
+    int error;      /* the writer cannot be resolved against the reader */
+    char errmsg[256];
+} writer_plan_t;
+
+/* What the reader schema says of a feature field. */
+typedef struct reader_field {
+    const char *name;   /* event field name (after rename) */
+    avro_type_t type;   /* non-null type */
+    avro_schema_t enum_schema;
+    float def;          /* reader default, NaN for null/none */
+} reader_field_t;
+
+struct ss_codec {
+    int framing;
+    long max_bytes;
+    avro_schema_t reader;
+    reader_field_t *rfields;
+    size_t n_features;
+    char *cust_field, *event_id_field, *time_field;
+    writer_plan_t *writers;
+    size_t n_writers;
+};
+
+typedef struct writer_state {
+    avro_value_iface_t *iface;
+    avro_value_t value;
+} writer_state_t;
+
+struct ss_decoder {
+    const ss_codec_t *codec;
+    avro_reader_t reader;
+    writer_state_t *states; /* one per writer plan */
+};
+
+const char *ss_decode_reason(int rc) {
+    switch (rc) {
+    case SS_DECODE_OK: return "ok";
+    case SS_DECODE_TOO_LARGE: return "too_large";
+    case SS_DECODE_BAD_MAGIC: return "bad_magic";
+    case SS_DECODE_UNKNOWN_SCHEMA: return "unknown_schema";
+    case SS_DECODE_BAD_AVRO: return "bad_avro";
+    case SS_DECODE_NO_CUSTOMER_ID: return "no_customer_id";
+    case SS_DECODE_BAD_TYPE: return "bad_type";
+    }
+    return "unknown";
+}
+
+avro_schema_t ss_schema_load(const char *path, const char *key, char *errstr, size_t errlen) {
+    json_error_t jerr;
+    json_t *j = json_load_file(path, 0, &jerr);
+    if (!j) {
+        snprintf(errstr, errlen, "config: key '%s': cannot load schema '%s': %s (line %d)", key,
+                 path, jerr.text, jerr.line);
+        return NULL;
+    }
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    avro_schema_t s = NULL;
+    if (!text || avro_schema_from_json_length(text, strlen(text), &s) != 0) {
+        snprintf(errstr, errlen, "config: key '%s': '%s' is not a valid Avro schema: %s", key,
+                 path, avro_strerror());
+        s = NULL;
+    } else if (!is_avro_record(s)) {
+        snprintf(errstr, errlen, "config: key '%s': schema '%s' is not a record", key, path);
+        avro_schema_decref(s);
+        s = NULL;
+    }
+    free(text);
+    return s;
+}
+
+/* The non-null type of a field: T for T, T for ["null", T]; union = 1 if nullable. */
+static avro_schema_t nonnull(avro_schema_t s, int *is_union, int *ok) {
+    *ok = 1;
+    *is_union = 0;
+    if (!is_avro_union(s))
+        return s;
+    *is_union = 1;
+    avro_schema_t found = NULL;
+    for (size_t i = 0; i < avro_schema_union_size(s); i++) {
+        avro_schema_t b = avro_schema_union_branch(s, (int)i);
+        if (is_avro_null(b))
+            continue;
+        if (found)
+            *ok = 0; /* more than one non-null branch */
+        found = b;
+    }
+    return found;
+}
+
+static int is_numeric_type(avro_type_t t) {
+    return t == AVRO_INT32 || t == AVRO_INT64 || t == AVRO_FLOAT || t == AVRO_DOUBLE ||
+           t == AVRO_BOOLEAN || t == AVRO_ENUM;
+}
+
+static kind_t kind_of(avro_type_t t) {
+    switch (t) {
+    case AVRO_NULL: return K_NULL;
+    case AVRO_INT32: return K_INT;
+    case AVRO_INT64: return K_LONG;
+    case AVRO_FLOAT: return K_FLOAT;
+    case AVRO_DOUBLE: return K_DOUBLE;
+    case AVRO_BOOLEAN: return K_BOOL;
+    case AVRO_ENUM: return K_ENUM;
+    default: return K_BAD;
+    }
+}
+
+/* Avro's promotion rules, for a writer type read as a reader type. */
+static int promotable(avro_type_t w, avro_type_t r) {
+    if (w == r)
+        return 1;
+    switch (r) {
+    case AVRO_INT64: return w == AVRO_INT32;
+    case AVRO_FLOAT: return w == AVRO_INT32 || w == AVRO_INT64;
+    case AVRO_DOUBLE: return w == AVRO_INT32 || w == AVRO_INT64 || w == AVRO_FLOAT;
+    default: return 0;
+    }
+}
+
+static int plan_branch(branch_plan_t *bp, avro_schema_t wb, const reader_field_t *rf) {
+    avro_type_t wt = avro_typeof(wb);
+    bp->kind = kind_of(wt);
+    if (bp->kind == K_NULL)
+        return 0;
+    if (!promotable(wt, rf->type))
+        return -1;
+    if (bp->kind == K_ENUM) {
+        /* symbols are matched by name; a symbol the reader lacks reads as missing */
+        int n = avro_schema_enum_number_of_symbols(wb);
+        bp->symmap = malloc((size_t)(n ? n : 1) * sizeof(int));
+        if (!bp->symmap)
+            return -1;
+        bp->n_symbols = n;
+        for (int i = 0; i < n; i++)
+            bp->symmap[i] = avro_schema_enum_get_by_name(rf->enum_schema,
+                                                         avro_schema_enum_get(wb, i));
+    }
+    return 0;
+}
+
+static void plan_error(writer_plan_t *wp, const char *fmt, const char *a, const char *b) {
+    wp->error = 1;
+    snprintf(wp->errmsg, sizeof(wp->errmsg), fmt, a, b);
+}
+
+static int id_field(writer_plan_t *wp, const char *name, int required, int *index, int *is_union,
+                    int want_string) {
+    *index = -1;
+    *is_union = 0;
+    if (!name || !*name)
+        return 0;
+    int idx = avro_schema_record_field_get_index(wp->schema, name);
+    if (idx < 0) {
+        if (required)
+            plan_error(wp, "writer schema has no field '%s'%s", name, "");
+        return required ? -1 : 0;
+    }
+    int ok;
+    avro_schema_t t = nonnull(avro_schema_record_field_get_by_index(wp->schema, idx), is_union, &ok);
+    avro_type_t ty = t ? avro_typeof(t) : AVRO_NULL;
+    int good = ok && t && (want_string ? ty == AVRO_STRING : (ty == AVRO_INT64 || ty == AVRO_INT32));
+    if (!good) {
+        plan_error(wp, "writer field '%s' is not a %s", name, want_string ? "string" : "long");
+        return -1;
+    }
+    *index = idx;
+    return 0;
+}
+
+static void plan_free(writer_plan_t *wp, size_t n_features) {
+    if (wp->features) {
+        for (size_t f = 0; f < n_features; f++) {
+            for (int b = 0; b < wp->features[f].n_branches; b++)
+                free(wp->features[f].branches[b].symmap);
+            free(wp->features[f].branches);
+        }
+        free(wp->features);
+    }
+    if (wp->schema)
+        avro_schema_decref(wp->schema);
+}
+
+static int plan_writer(ss_codec_t *c, writer_plan_t *wp) {
+    wp->features = calloc(c->n_features, sizeof(field_plan_t));
+    if (!wp->features)
+        return -1;
+    id_field(wp, c->cust_field, 1, &wp->cust_index, &wp->cust_union, 1);
+    id_field(wp, c->event_id_field, 0, &wp->event_id_index, &wp->event_id_union, 1);
+    id_field(wp, c->time_field, 0, &wp->time_index, &wp->time_union, 0);
+    for (size_t f = 0; f < c->n_features && !wp->error; f++) {
+        const reader_field_t *rf = &c->rfields[f];
+        field_plan_t *fp = &wp->features[f];
+        fp->absent = rf->def;
+        fp->windex = avro_schema_record_field_get_index(wp->schema, rf->name);
+        if (fp->windex < 0)
+            continue; /* removed upstream: the reader's default */
+        avro_schema_t ws = avro_schema_record_field_get_by_index(wp->schema, fp->windex);
+        fp->is_union = is_avro_union(ws);
+        fp->n_branches = fp->is_union ? (int)avro_schema_union_size(ws) : 1;
+        fp->branches = calloc((size_t)fp->n_branches, sizeof(branch_plan_t));
+        if (!fp->branches)
+            return -1;
+        for (int b = 0; b < fp->n_branches; b++) {
+            avro_schema_t wb = fp->is_union ? avro_schema_union_branch(ws, b) : ws;
+            if (plan_branch(&fp->branches[b], wb, rf) < 0) {
+                plan_error(wp, "writer field '%s' has type '%s', which does not resolve to the reader's",
+                           rf->name, avro_schema_type_name(wb));
+                break;
+            }
+        }
+    }
+    return 0;
+}
+
+static int add_writer(ss_codec_t *c, int32_t id, const char *path, const char *key, char *errstr,
+                      size_t errlen) {
+    avro_schema_t s = ss_schema_load(path, key, errstr, errlen);
+    if (!s)
+        return -1;
+    writer_plan_t *grown = realloc(c->writers, (c->n_writers + 1) * sizeof(*grown));
+    if (!grown) {
+        avro_schema_decref(s);
+        return -1;
+    }
+    c->writers = grown;
+    writer_plan_t *wp = &c->writers[c->n_writers++];
+    memset(wp, 0, sizeof(*wp));
+    wp->id = id;
+    wp->schema = s;
+    if (plan_writer(c, wp) < 0) {
+        snprintf(errstr, errlen, "codec: out of memory");
+        return -1;
+    }
+    if (wp->error) {
+        /* every schema is known at start-up: one that cannot be read is a config error */
+        snprintf(errstr, errlen, "config: key '%s': schema '%s' cannot be resolved against "
+                 "input.schema: %s", key, path, wp->errmsg);
+        return -1;
+    }
+    return 0;
+}
+
+static int map_cb(void *opaque, const char *k, const char *v, char *errstr, size_t errlen) {
+    ss_codec_t *c = opaque;
+    int32_t id = (int32_t)strtol(k, NULL, 10);
+    for (size_t i = 0; i < c->n_writers; i++) {
+        if (c->writers[i].id == id) {
+            snprintf(errstr, errlen, "schema id %d appears twice", id);
+            return -1;
+        }
+    }
+    return add_writer(c, id, v, "input.schema.map", errstr, errlen);
+}
+
+typedef struct rename_ctx {
+    ss_codec_t *codec;
+    char *const *features;
+    char **names; /* event field per feature (owned) */
+} rename_ctx_t;
+
+static int rename_cb(void *opaque, const char *k, const char *v, char *errstr, size_t errlen) {
+    rename_ctx_t *rc = opaque;
+    for (size_t f = 0; f < rc->codec->n_features; f++) {
+        if (strcmp(rc->features[f], k) == 0) {
+            free(rc->names[f]);
+            rc->names[f] = strdup(v);
+            return rc->names[f] ? 0 : -1;
+        }
+    }
+    snprintf(errstr, errlen, "'%s' is not a feature of the model", k);
+    return -1;
+}
+
+/* The reader default of a feature field, from the schema JSON (Avro C does not keep it). */
+static float reader_default(json_t *fields, const char *name, avro_schema_t enum_schema) {
+    size_t i;
+    json_t *fj;
+    json_array_foreach(fields, i, fj) {
+        if (strcmp(json_string_value(json_object_get(fj, "name")) ?: "", name) != 0)
+            continue;
+        json_t *d = json_object_get(fj, "default");
+        if (json_is_number(d))
+            return (float)json_number_value(d);
+        if (json_is_boolean(d))
+            return json_is_true(d) ? 1.0f : 0.0f;
+        if (json_is_string(d) && enum_schema) {
+            int idx = avro_schema_enum_get_by_name(enum_schema, json_string_value(d));
+            return idx >= 0 ? (float)idx : NAN;
+        }
+        return NAN;
+    }
+    return NAN;
+}
+
+static void free_strings(char **v, size_t n) {
+    if (!v)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+ss_codec_t *ss_codec_new(const ss_config_t *cfg, char *const *features, size_t n_features,
+                         char *errstr, size_t errlen) {
+    ss_codec_t *c = calloc(1, sizeof(*c));
+    json_t *rjson = NULL;
+    rename_ctx_t rctx = {0};
+    if (!c)
+        goto oom;
+    c->framing = cfg->input_framing;
+    c->max_bytes = cfg->input_max_bytes;
+    c->n_features = n_features;
+    c->cust_field = strdup(cfg->customer_id_field);
+    c->event_id_field = strdup(cfg->event_id_field);
+    c->time_field = strdup(cfg->event_time_field);
+    c->reader = ss_schema_load(cfg->input_schema, "input.schema", errstr, errlen);
+    if (!c->reader)
+        goto fail;
+    json_error_t jerr;
+    rjson = json_load_file(cfg->input_schema, 0, &jerr);
+    json_t *rfields_json = json_object_get(rjson, "fields");
+
+    rctx.codec = c;
+    rctx.features = features;
+    rctx.names = calloc(n_features, sizeof(char *));
+    c->rfields = calloc(n_features, sizeof(reader_field_t));
+    if (!rctx.names || !c->rfields)
+        goto oom;
+    for (size_t f = 0; f < n_features; f++)
+        if (!(rctx.names[f] = strdup(features[f])))
+            goto oom;
+    if (ss_config_parse_pairs(cfg->features_rename, "features.rename", rename_cb, &rctx, errstr,
+                              errlen) < 0)
+        goto fail;
+    for (size_t f = 0; f < n_features; f++) {
+        reader_field_t *rf = &c->rfields[f];
+        int idx = avro_schema_record_field_get_index(c->reader, rctx.names[f]);
+        if (idx < 0) {
+            snprintf(errstr, errlen,
+                     "config: key 'input.schema': model feature '%s' is not a field of '%s' "
+                     "(map it with features.rename)",
+                     rctx.names[f], cfg->input_schema);
+            goto fail;
+        }
+        int is_union, ok;
+        avro_schema_t t =
+            nonnull(avro_schema_record_field_get_by_index(c->reader, idx), &is_union, &ok);
+        if (!ok || !t || !is_numeric_type(avro_typeof(t))) {
+            snprintf(errstr, errlen,
+                     "config: key 'input.schema': field '%s' of '%s' feeds model feature '%s' "
+                     "but is not int, long, float, double, boolean or enum (optionally nullable)",
+                     rctx.names[f], cfg->input_schema, features[f]);
+            goto fail;
+        }
+        rf->name = strdup(rctx.names[f]);
+        rf->type = avro_typeof(t);
+        rf->enum_schema = rf->type == AVRO_ENUM ? t : NULL;
+        rf->def = reader_default(rfields_json, rf->name, rf->enum_schema);
+    }
+    if (avro_schema_record_field_get_index(c->reader, c->cust_field) < 0) {
+        snprintf(errstr, errlen,
+                 "config: key 'input.customer.id.field': '%s' is not a field of '%s'",
+                 c->cust_field, cfg->input_schema);
+        goto fail;
+    }
+    if (c->framing == SS_FRAMING_RAW) {
+        if (add_writer(c, -1, cfg->input_writer_schema, "input.writer.schema", errstr, errlen) < 0)
+            goto fail;
+    } else if (ss_config_parse_pairs(cfg->input_schema_map, "input.schema.map", map_cb, c, errstr,
+                                     errlen) < 0) {
+        goto fail;
+    }
+    free_strings(rctx.names, n_features);
+    json_decref(rjson);
+    return c;
+oom:
+    snprintf(errstr, errlen, "codec: out of memory");
+fail:
+    free_strings(rctx.names, n_features);
+    json_decref(rjson);
+    ss_codec_destroy(c);
+    return NULL;
+}
+
+void ss_codec_destroy(ss_codec_t *c) {
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->n_writers; i++)
+        plan_free(&c->writers[i], c->n_features);
+    free(c->writers);
+    if (c->rfields)
+        for (size_t f = 0; f < c->n_features; f++)
+            free((char *)c->rfields[f].name);
+    free(c->rfields);
+    if (c->reader)
+        avro_schema_decref(c->reader);
+    free(c->cust_field);
+    free(c->event_id_field);
+    free(c->time_field);
+    free(c);
+}
+
+size_t ss_codec_n_features(const ss_codec_t *c) { return c->n_features; }
+
+ss_decoder_t *ss_decoder_new(const ss_codec_t *c, char *errstr, size_t errlen) {
+    ss_decoder_t *d = calloc(1, sizeof(*d));
+    if (!d)
+        goto oom;
+    d->codec = c;
+    d->reader = avro_reader_memory("", 0);
+    d->states = calloc(c->n_writers ? c->n_writers : 1, sizeof(writer_state_t));
+    if (!d->reader || !d->states)
+        goto oom;
+    for (size_t i = 0; i < c->n_writers; i++) {
+        d->states[i].iface = avro_generic_class_from_schema(c->writers[i].schema);
+        if (!d->states[i].iface || avro_generic_value_new(d->states[i].iface, &d->states[i].value)) {
+            snprintf(errstr, errlen, "codec: cannot create Avro value: %s", avro_strerror());
+            ss_decoder_destroy(d);
+            return NULL;
+        }
+    }
+    return d;
+oom:
+    snprintf(errstr, errlen, "codec: out of memory");
+    ss_decoder_destroy(d);
+    return NULL;
+}
+
+void ss_decoder_destroy(ss_decoder_t *d) {
+    if (!d)
+        return;
+    if (d->states) {
+        for (size_t i = 0; i < d->codec->n_writers; i++) {
+            if (d->states[i].iface) {
+                if (d->states[i].value.self)
+                    avro_value_decref(&d->states[i].value);
+                avro_value_iface_decref(d->states[i].iface);
+            }
+        }
+        free(d->states);
+    }
+    if (d->reader)
+        avro_reader_free(d->reader);
+    free(d);
+}
+
+/* The value of a writer field, stepping into the current branch of a union.
+ * Returns 0 with *is_null set, or -1. */
+static int field_value(avro_value_t *rec, int index, int is_union, avro_value_t *out, int *branch,
+                       int *is_null) {
+    avro_value_t v;
+    *is_null = 0;
+    *branch = 0;
+    if (avro_value_get_by_index(rec, (size_t)index, &v, NULL) != 0)
+        return -1;
+    if (is_union) {
+        int disc;
+        if (avro_value_get_discriminant(&v, &disc) != 0 ||
+            avro_value_get_current_branch(&v, out) != 0)
+            return -1;
+        *branch = disc;
+        *is_null = avro_value_get_type(out) == AVRO_NULL;
+        return 0;
+    }
+    *out = v;
+    return 0;
+}
+
+static int get_string(avro_value_t *rec, int index, int is_union, const char **s, size_t *len) {
+    avro_value_t v;
+    int branch, is_null;
+    *s = NULL;
+    *len = 0;
+    if (index < 0)
+        return 0;
+    if (field_value(rec, index, is_union, &v, &branch, &is_null) != 0)
+        return -1;
+    if (is_null)
+        return 0;
+    size_t size;
+    if (avro_value_get_string(&v, s, &size) != 0)
+        return -1;
+    *len = size ? size - 1 : 0; /* Avro C counts the NUL */
+    return 0;
+}
+
+static float feature_value(avro_value_t *v, const branch_plan_t *bp) {
+    switch (bp->kind) {
+    case K_INT: {
+        int32_t x = 0;
+        avro_value_get_int(v, &x);
+        return (float)x;
+    }
+    case K_LONG: {
+        int64_t x = 0;
+        avro_value_get_long(v, &x);
+        return (float)x;
+    }
+    case K_FLOAT: {
+        float x = 0;
+        avro_value_get_float(v, &x);
+        return x;
+    }
+    case K_DOUBLE: {
+        double x = 0;
+        avro_value_get_double(v, &x);
+        return (float)x;
+    }
+    case K_BOOL: {
+        int x = 0;
+        avro_value_get_boolean(v, &x);
+        return x ? 1.0f : 0.0f;
+    }
+    case K_ENUM: {
+        int x = -1;
+        avro_value_get_enum(v, &x);
+        if (x < 0 || x >= bp->n_symbols || bp->symmap[x] < 0)
+            return NAN;
+        return (float)bp->symmap[x];
+    }
+    default:
+        return NAN;
+    }
+}
+
+int ss_decoder_decode(ss_decoder_t *d, const void *value, size_t len, ss_event_t *ev,
+                      float *features, char *errstr, size_t errlen) {
+    const ss_codec_t *c = d->codec;
+    const unsigned char *p = value;
+    memset(ev, 0, sizeof(*ev));
+    ev->event_time = -1;
+    ev->schema_id = -1;
+    if (!value && len) {
+        snprintf(errstr, errlen, "null value");
+        return SS_DECODE_BAD_AVRO;
+    }
+    if ((long)len > c->max_bytes) {
+        snprintf(errstr, errlen, "value of %zu bytes exceeds input.max.bytes (%ld)", len,
+                 c->max_bytes);
+        return SS_DECODE_TOO_LARGE;
+    }
+    size_t wi = 0;
+    if (c->framing == SS_FRAMING_CONFLUENT) {
+        if (len < 5 || p[0] != 0) {
+            snprintf(errstr, errlen, len < 5 ? "value shorter than the 5-byte wire-format header"
+                                             : "first byte is not the wire-format magic byte 0");
+            return SS_DECODE_BAD_MAGIC;
+        }
+        int32_t id = (int32_t)(((uint32_t)p[1] << 24) | ((uint32_t)p[2] << 16) |
+                               ((uint32_t)p[3] << 8) | p[4]);
+        ev->schema_id = id;
+        for (wi = 0; wi < c->n_writers && c->writers[wi].id != id; wi++)
+            ;
+        if (wi == c->n_writers) {
+            snprintf(errstr, errlen, "schema id %d is not in input.schema.map", id);
+            return SS_DECODE_UNKNOWN_SCHEMA;
+        }
+        p += 5;
+        len -= 5;
+    }
+    const writer_plan_t *wp = &c->writers[wi];
+    avro_value_t *rec = &d->states[wi].value;
+    avro_value_reset(rec);
+    avro_reader_memory_set_source(d->reader, (const char *)p, (int64_t)len);
+    if (avro_value_read(d->reader, rec) != 0) {
+        snprintf(errstr, errlen, "Avro body does not decode with the writer schema: %s",
+                 avro_strerror());
+        return SS_DECODE_BAD_AVRO;
+    }
+    if (get_string(rec, wp->cust_index, wp->cust_union, &ev->customer_id, &ev->customer_id_len) <
+            0 ||
+        get_string(rec, wp->event_id_index, wp->event_id_union, &ev->event_id,
+                   &ev->event_id_len) < 0) {
+        snprintf(errstr, errlen, "cannot read the id fields");
+        return SS_DECODE_BAD_AVRO;
+    }
+    if (!ev->customer_id || ev->customer_id_len == 0) {
+        snprintf(errstr, errlen, "customer id field '%s' is null or empty", c->cust_field);
+        return SS_DECODE_NO_CUSTOMER_ID;
+    }
+    if (wp->time_index >= 0) {
+        avro_value_t v;
+        int branch, is_null;
+        if (field_value(rec, wp->time_index, wp->time_union, &v, &branch, &is_null) == 0 &&
+            !is_null) {
+            int64_t t = 0;
+            int32_t t32 = 0;
+            if (avro_value_get_type(&v) == AVRO_INT32 && avro_value_get_int(&v, &t32) == 0)
+                t = t32;
+            else
+                avro_value_get_long(&v, &t);
+            ev->event_time = t;
+        }
+    }
+    for (size_t f = 0; f < c->n_features; f++) {
+        const field_plan_t *fp = &wp->features[f];
+        if (fp->windex < 0) {
+            features[f] = fp->absent;
+            continue;
+        }
+        avro_value_t v;
+        int branch, is_null;
+        if (field_value(rec, fp->windex, fp->is_union, &v, &branch, &is_null) != 0 ||
+            branch < 0 || branch >= fp->n_branches) {
+            snprintf(errstr, errlen, "cannot read feature field '%s'", c->rfields[f].name);
+            return SS_DECODE_BAD_AVRO;
+        }
+        features[f] = is_null ? NAN : feature_value(&v, &fp->branches[branch]);
+    }
+    return SS_DECODE_OK;
+}

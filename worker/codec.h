@@ -1,0 +1,62 @@
+/* codec.h - from Kafka value bytes to an event: framing (raw or Confluent wire format),
+ * Avro decoding with the writer schema, and resolution against the reader schema by
+ * field name, down to the model's feature vector. */
+#ifndef SS_CODEC_H
+#define SS_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+/* Why a record could not be decoded: the dead-letter reason. */
+typedef enum {
+    SS_DECODE_OK = 0,
+    SS_DECODE_TOO_LARGE = -1,
+    SS_DECODE_BAD_MAGIC = -2,
+    SS_DECODE_UNKNOWN_SCHEMA = -3,
+    SS_DECODE_BAD_AVRO = -4,
+    SS_DECODE_NO_CUSTOMER_ID = -5,
+    SS_DECODE_BAD_TYPE = -6,
+} ss_decode_rc_t;
+
+const char *ss_decode_reason(int rc); /* stable short name, e.g. "bad_magic" */
+
+/* Shared, immutable after creation: the reader schema, the writer schemas by id and,
+ * for each, the plan that maps its fields to the reader's and to the features. */
+typedef struct ss_codec ss_codec_t;
+
+/* Per-thread decoding state (Avro values are reused across records). */
+typedef struct ss_decoder ss_decoder_t;
+
+/* One decoded event. Strings point into decoder memory, valid until the next decode. */
+typedef struct ss_event {
+    const char *customer_id;
+    size_t customer_id_len;
+    const char *event_id;
+    size_t event_id_len;
+    int64_t event_time; /* -1 when the schema has no event time field */
+    int32_t schema_id;  /* -1 for raw framing */
+} ss_event_t;
+
+/* Build the codec for the model's features. Feature f is read from the reader field
+ * named f, or renamed by features.rename. Errors (exit 2 material) name the key. */
+ss_codec_t *ss_codec_new(const ss_config_t *cfg, char *const *features, size_t n_features,
+                         char *errstr, size_t errlen);
+void ss_codec_destroy(ss_codec_t *c);
+size_t ss_codec_n_features(const ss_codec_t *c);
+
+ss_decoder_t *ss_decoder_new(const ss_codec_t *c, char *errstr, size_t errlen);
+void ss_decoder_destroy(ss_decoder_t *d);
+
+/* Decode one value. Fills `ev` and `features` (n_features floats, NaN where the event
+ * has no value). Returns SS_DECODE_OK or a negative ss_decode_rc_t with errstr.
+ * @locality the thread that owns `d` */
+int ss_decoder_decode(ss_decoder_t *d, const void *value, size_t len, ss_event_t *ev,
+                      float *features, char *errstr, size_t errlen);
+
+/* Load an Avro schema from a file; NULL with errstr naming `key`. */
+struct avro_obj_t;
+struct avro_obj_t *ss_schema_load(const char *path, const char *key, char *errstr, size_t errlen);
+
+#endif

@@ -1,0 +1,655 @@
+/* config.c - one table defines every configuration key; parsing of properties
+ * files, environment overrides, validation, defaults and the generated reference
+ * all read it, so a key cannot exist in one place and not another. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <librdkafka/rdkafka.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+typedef enum { CT_STRING, CT_INT, CT_DOUBLE, CT_ENUM, CT_LOGLEVEL } conf_type_t;
+
+#define F_REQUIRED 1
+#define F_SECRET 2
+
+typedef struct conf_def {
+    const char *key;
+    conf_type_t type;
+    const char *def; /* default as text; NULL = none (derived or required) */
+    double min, max; /* bounds for CT_INT / CT_DOUBLE */
+    const char *enums; /* "a|b" for CT_ENUM; the index is stored */
+    size_t offset;
+    int flags;
+    const char *doc;
+} conf_def_t;
+
+#define OFF(f) offsetof(ss_config_t, f)
+
+static const conf_def_t defs[] = {
+    {"mode", CT_ENUM, "primary", 0, 0, "primary|shadow", OFF(mode), 0,
+     "primary scores, produces to output.topic and writes features to Redis; shadow scores "
+     "a candidate model and only records its results."},
+    {"input.topic", CT_STRING, "customer-events", 0, 0, NULL, OFF(input_topic), 0,
+     "Topic of input events. Events should be keyed by customer id."},
+    {"input.framing", CT_ENUM, "raw", 0, 0, "raw|confluent", OFF(input_framing), 0,
+     "raw: the value is an Avro body written with input.writer.schema. confluent: magic byte 0, "
+     "4-byte big-endian schema id, Avro body; ids resolved with input.schema.map."},
+    {"input.schema", CT_STRING, "schemas/customer_event.avsc", 0, 0, NULL, OFF(input_schema), 0,
+     "Reader schema of input events: writer schemas are resolved against it by field name."},
+    {"input.writer.schema", CT_STRING, NULL, 0, 0, NULL, OFF(input_writer_schema), 0,
+     "Writer schema of raw-framed values. Default: input.schema."},
+    {"input.schema.map", CT_STRING, "", 0, 0, NULL, OFF(input_schema_map), 0,
+     "Schema ids of confluent-framed values: ID=PATH,ID=PATH. An unknown id is a dead letter."},
+    {"input.max.bytes", CT_INT, "1048576", 16, 67108864, NULL, OFF(input_max_bytes), 0,
+     "Largest input value accepted; a larger one is a dead letter."},
+    {"input.customer.id.field", CT_STRING, "customer_id", 0, 0, NULL, OFF(customer_id_field), 0,
+     "Event field holding the customer id (string). Used as Redis key and output key."},
+    {"input.event.id.field", CT_STRING, "event_id", 0, 0, NULL, OFF(event_id_field), 0,
+     "Event field holding the event id (string); empty if the schema has none."},
+    {"input.event.time.field", CT_STRING, "event_time", 0, 0, NULL, OFF(event_time_field), 0,
+     "Event field holding the event time (long, ms); the Kafka timestamp if absent."},
+    {"model.path", CT_STRING, NULL, 0, 0, NULL, OFF(model_path), F_REQUIRED,
+     "XGBoost model file (JSON or UBJSON) saved by XGBoost 1.7 or later."},
+    {"model.card", CT_STRING, NULL, 0, 0, NULL, OFF(model_card), 0,
+     "Model card (JSON with name, version, feature_names). Default: model.path with its "
+     ".json/.ubj extension replaced by .card.json."},
+    {"model.name", CT_STRING, NULL, 0, 0, NULL, OFF(model_name), 0,
+     "Model name written into predictions. Default: the card's name."},
+    {"model.version", CT_STRING, NULL, 0, 0, NULL, OFF(model_version), 0,
+     "Model version written into predictions. Default: the card's version."},
+    {"model.threshold", CT_DOUBLE, "0.5", 0, 1, NULL, OFF(model_threshold), 0,
+     "decision = score >= threshold."},
+    {"features.rename", CT_STRING, "", 0, 0, NULL, OFF(features_rename), 0,
+     "Model features read from differently named event fields: FEATURE=FIELD,..."},
+    {"output.topic", CT_STRING, "predictions", 0, 0, NULL, OFF(output_topic), 0,
+     "Topic of predictions, keyed by customer id."},
+    {"output.format", CT_ENUM, "avro", 0, 0, "avro|json", OFF(output_format), 0,
+     "Prediction value encoding: Avro binary of output.schema, or a JSON object."},
+    {"output.schema", CT_STRING, "schemas/prediction.avsc", 0, 0, NULL, OFF(output_schema), 0,
+     "Schema of prediction records."},
+    {"shadow.topic", CT_STRING, NULL, 0, 0, NULL, OFF(shadow_topic), 0,
+     "Where a shadow (mode = shadow) writes its results; it never writes output.topic. "
+     "Default: <output.topic>.shadow."},
+    {"dlq.topic", CT_STRING, NULL, 0, 0, NULL, OFF(dlq_topic), 0,
+     "Dead-letter topic for records that cannot be scored. Default: <input.topic>.dlq."},
+    {"redis.host", CT_STRING, "127.0.0.1", 0, 0, NULL, OFF(redis_host), 0, "Redis host."},
+    {"redis.port", CT_INT, "6379", 1, 65535, NULL, OFF(redis_port), 0, "Redis port."},
+    {"redis.password", CT_STRING, "", 0, 0, NULL, OFF(redis_password), F_SECRET,
+     "Redis password (AUTH); empty for none."},
+    {"redis.db", CT_INT, "0", 0, 1024, NULL, OFF(redis_db), 0, "Redis database number."},
+    {"redis.key.prefix", CT_STRING, "streamscore:features:", 0, 0, NULL, OFF(redis_key_prefix), 0,
+     "Key of a customer's feature hash: prefix + customer id."},
+    {"redis.ttl.seconds", CT_INT, "604800", 1, 315360000, NULL, OFF(redis_ttl_seconds), 0,
+     "TTL of a feature hash, refreshed on every write."},
+    {"redis.timeout.ms", CT_INT, "2000", 10, 600000, NULL, OFF(redis_timeout_ms), 0,
+     "Connect and command timeout."},
+    {"worker.threads", CT_INT, "1", 1, 256, NULL, OFF(worker_threads), 0,
+     "Worker threads, each a consumer in the group with its own Redis connection."},
+    {"batch.max.messages", CT_INT, "256", 1, 100000, NULL, OFF(batch_max_messages), 0,
+     "Most records scored in one batch."},
+    {"batch.max.wait.ms", CT_INT, "5", 0, 60000, NULL, OFF(batch_max_wait_ms), 0,
+     "Longest wait to fill a batch once its first record arrived."},
+    {"shutdown.timeout.ms", CT_INT, "30000", 100, 600000, NULL, OFF(shutdown_timeout_ms), 0,
+     "On SIGTERM, longest wait for outstanding deliveries before exiting."},
+    {"log.level", CT_LOGLEVEL, "info", 0, 0, "debug|info|warn|error", OFF(log_level), 0,
+     "Least severe level logged."},
+};
+
+#define N_DEFS (sizeof(defs) / sizeof(defs[0]))
+
+static const char *kafka_prefixes[] = {"kafka.consumer.", "kafka.producer.", "kafka."};
+static const int kafka_scopes[] = {SS_KAFKA_CONSUMER, SS_KAFKA_PRODUCER, SS_KAFKA_BOTH};
+
+const char *ss_mode_name(int mode) { return mode == SS_MODE_SHADOW ? "shadow" : "primary"; }
+
+static const conf_def_t *find_def(const char *key) {
+    for (size_t i = 0; i < N_DEFS; i++)
+        if (strcmp(defs[i].key, key) == 0)
+            return &defs[i];
+    return NULL;
+}
+
+static int enum_index(const char *enums, const char *value) {
+    size_t vlen = strlen(value);
+    int idx = 0;
+    for (const char *p = enums;; idx++) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (len == vlen && strncmp(p, value, len) == 0)
+            return idx;
+        if (!bar)
+            return -1;
+        p = bar + 1;
+    }
+}
+
+static int set_kafka(ss_config_t *cfg, const char *key, const char *value, char *errstr,
+                     size_t errlen) {
+    for (size_t i = 0; i < 3; i++) {
+        size_t plen = strlen(kafka_prefixes[i]);
+        if (strncmp(key, kafka_prefixes[i], plen) != 0)
+            continue;
+        const char *name = key + plen;
+        if (!*name) {
+            snprintf(errstr, errlen, "key '%s': a librdkafka property name must follow the prefix",
+                     key);
+            return -1;
+        }
+        /* Let librdkafka judge the name and value now, so a typo is a config error. */
+        rd_kafka_conf_t *probe = rd_kafka_conf_new();
+        char rderr[256];
+        rd_kafka_conf_res_t res = rd_kafka_conf_set(probe, name, value, rderr, sizeof(rderr));
+        rd_kafka_conf_destroy(probe);
+        if (res != RD_KAFKA_CONF_OK) {
+            snprintf(errstr, errlen, "key '%s': %s", key, rderr);
+            return -1;
+        }
+        for (size_t j = 0; j < cfg->n_kafka; j++) {
+            if (cfg->kafka[j].scope == kafka_scopes[i] && strcmp(cfg->kafka[j].key, name) == 0) {
+                free(cfg->kafka[j].value);
+                cfg->kafka[j].value = strdup(value);
+                return 0;
+            }
+        }
+        ss_kv_t *kv = realloc(cfg->kafka, (cfg->n_kafka + 1) * sizeof(*kv));
+        if (!kv)
+            return -1;
+        cfg->kafka = kv;
+        kv[cfg->n_kafka].key = strdup(name);
+        kv[cfg->n_kafka].value = strdup(value);
+        kv[cfg->n_kafka].scope = kafka_scopes[i];
+        cfg->n_kafka++;
+        return 0;
+    }
+    return 1; /* not a kafka key */
+}
+
+static int parse_long(const char *s, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int ss_config_set(ss_config_t *cfg, const char *key, const char *value, const char *origin,
+                  char *errstr, size_t errlen) {
+    char err[512];
+    int rc = set_kafka(cfg, key, value, err, sizeof(err));
+    if (rc == 0)
+        return 0;
+    if (rc < 0) {
+        snprintf(errstr, errlen, "config (%s): %s", origin, err);
+        return -1;
+    }
+    const conf_def_t *d = find_def(key);
+    if (!d) {
+        snprintf(errstr, errlen, "config (%s): unknown key '%s' (see 'streamscore --help')", origin,
+                 key);
+        return -1;
+    }
+    char *field = (char *)cfg + d->offset;
+    switch (d->type) {
+    case CT_STRING: {
+        char **sp = (char **)field;
+        free(*sp);
+        *sp = strdup(value);
+        return 0;
+    }
+    case CT_INT: {
+        long v;
+        if (parse_long(value, &v) < 0) {
+            snprintf(errstr, errlen, "config (%s): key '%s': expected an integer, got '%s'", origin,
+                     key, value);
+            return -1;
+        }
+        if (v < (long)d->min || v > (long)d->max) {
+            snprintf(errstr, errlen, "config (%s): key '%s': %ld is out of range [%.0f, %.0f]",
+                     origin, key, v, d->min, d->max);
+            return -1;
+        }
+        *(long *)field = v;
+        return 0;
+    }
+    case CT_DOUBLE: {
+        char *end;
+        errno = 0;
+        double v = strtod(value, &end);
+        if (errno || end == value || *end || !isfinite(v)) {
+            snprintf(errstr, errlen, "config (%s): key '%s': expected a number, got '%s'", origin,
+                     key, value);
+            return -1;
+        }
+        if (v < d->min || v > d->max) {
+            snprintf(errstr, errlen, "config (%s): key '%s': %g is out of range [%g, %g]", origin,
+                     key, v, d->min, d->max);
+            return -1;
+        }
+        *(double *)field = v;
+        return 0;
+    }
+    case CT_ENUM:
+    case CT_LOGLEVEL: {
+        int idx = enum_index(d->enums, value);
+        if (idx < 0) {
+            snprintf(errstr, errlen, "config (%s): key '%s': '%s' is not one of %s", origin, key,
+                     value, d->enums);
+            return -1;
+        }
+        *(int *)field = idx;
+        return 0;
+    }
+    }
+    return -1;
+}
+
+ss_config_t *ss_config_new(void) {
+    ss_config_t *cfg = calloc(1, sizeof(*cfg));
+    if (!cfg)
+        return NULL;
+    char err[256];
+    for (size_t i = 0; i < N_DEFS; i++) {
+        if (defs[i].def && ss_config_set(cfg, defs[i].key, defs[i].def, "default", err,
+                                         sizeof(err)) < 0) {
+            ss_config_destroy(cfg);
+            return NULL;
+        }
+    }
+    return cfg;
+}
+
+void ss_config_destroy(ss_config_t *cfg) {
+    if (!cfg)
+        return;
+    for (size_t i = 0; i < N_DEFS; i++)
+        if (defs[i].type == CT_STRING)
+            free(*(char **)((char *)cfg + defs[i].offset));
+    for (size_t i = 0; i < cfg->n_kafka; i++) {
+        free(cfg->kafka[i].key);
+        free(cfg->kafka[i].value);
+    }
+    free(cfg->kafka);
+    free(cfg);
+}
+
+static char *trim(char *s) {
+    while (*s == ' ' || *s == '\t' || *s == '\f')
+        s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\f'))
+        s[--n] = '\0';
+    return s;
+}
+
+int ss_config_load_string(ss_config_t *cfg, const char *text, size_t len, const char *name,
+                          char *errstr, size_t errlen) {
+    char *buf = malloc(len + 1);
+    if (!buf) {
+        snprintf(errstr, errlen, "config: out of memory");
+        return -1;
+    }
+    memcpy(buf, text, len);
+    buf[len] = '\0';
+    if (memchr(buf, '\0', len)) {
+        snprintf(errstr, errlen, "config (%s): contains a NUL byte", name);
+        free(buf);
+        return -1;
+    }
+    int rc = 0, lineno = 0;
+    char *logical = NULL, *next = buf;
+    size_t loglen = 0;
+    int start_line = 0;
+    while (next) {
+        char *line = next;
+        char *nl = strchr(line, '\n');
+        if (nl)
+            *nl = '\0';
+        next = nl ? nl + 1 : NULL;
+        lineno++;
+        char *t = trim(line);
+        if (!logical && (*t == '#' || *t == '!' || *t == '\0'))
+            continue;
+        size_t tl = strlen(t);
+        int cont = tl > 0 && t[tl - 1] == '\\';
+        if (cont)
+            t[--tl] = '\0';
+        char *grown = realloc(logical, loglen + tl + 1);
+        if (!grown) {
+            rc = -1;
+            snprintf(errstr, errlen, "config: out of memory");
+            break;
+        }
+        if (!logical)
+            start_line = lineno;
+        logical = grown;
+        memcpy(logical + loglen, t, tl + 1);
+        loglen += tl;
+        if (cont)
+            continue;
+
+        char *sep = logical + strcspn(logical, "=:");
+        char origin[300];
+        snprintf(origin, sizeof(origin), "%s:%d", name, start_line);
+        if (*sep == '\0') {
+            snprintf(errstr, errlen, "config (%s): expected 'key = value', got '%.80s'", origin,
+                     logical);
+            rc = -1;
+            break;
+        }
+        *sep = '\0';
+        char *key = trim(logical), *value = trim(sep + 1);
+        if (!*key) {
+            snprintf(errstr, errlen, "config (%s): empty key", origin);
+            rc = -1;
+            break;
+        }
+        if (ss_config_set(cfg, key, value, origin, errstr, errlen) < 0) {
+            rc = -1;
+            break;
+        }
+        free(logical);
+        logical = NULL;
+        loglen = 0;
+    }
+    free(logical);
+    free(buf);
+    return rc;
+}
+
+int ss_config_load_file(ss_config_t *cfg, const char *path, char *errstr, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(errstr, errlen, "config: cannot open '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    char *text = NULL;
+    size_t len = 0, cap = 0;
+    char chunk[4096];
+    size_t n;
+    int rc = 0;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        if (len + n > cap) {
+            cap = (len + n) * 2;
+            char *g = realloc(text, cap);
+            if (!g) {
+                rc = -1;
+                break;
+            }
+            text = g;
+        }
+        memcpy(text + len, chunk, n);
+        len += n;
+    }
+    fclose(f);
+    if (rc == 0)
+        rc = ss_config_load_string(cfg, text ? text : "", len, path, errstr, errlen);
+    else
+        snprintf(errstr, errlen, "config: out of memory reading '%s'", path);
+    free(text);
+    return rc;
+}
+
+void ss_config_env_name(const char *key, char *out, size_t outlen) {
+    size_t n = (size_t)snprintf(out, outlen, "STREAMSCORE_");
+    for (const char *p = key; *p && n + 1 < outlen; p++)
+        out[n++] = *p == '.' ? '_' : (char)toupper((unsigned char)*p);
+    out[n < outlen ? n : outlen - 1] = '\0';
+}
+
+int ss_config_apply_env(ss_config_t *cfg, char **envp, void (*unknown_cb)(const char *name),
+                        char *errstr, size_t errlen) {
+    static const char prefix[] = "STREAMSCORE_";
+    for (char **e = envp; e && *e; e++) {
+        if (strncmp(*e, prefix, sizeof(prefix) - 1) != 0)
+            continue;
+        const char *eq = strchr(*e, '=');
+        if (!eq)
+            continue;
+        size_t nlen = (size_t)(eq - *e);
+        char name[256], key[256], origin[300];
+        if (nlen >= sizeof(name))
+            continue;
+        memcpy(name, *e, nlen);
+        name[nlen] = '\0';
+        size_t k = 0;
+        for (const char *p = name + sizeof(prefix) - 1; *p && k + 1 < sizeof(key); p++)
+            key[k++] = *p == '_' ? '.' : (char)tolower((unsigned char)*p);
+        key[k] = '\0';
+        snprintf(origin, sizeof(origin), "env %s", name);
+        int is_kafka = strncmp(key, "kafka.", 6) == 0;
+        if (!is_kafka && !find_def(key)) {
+            if (unknown_cb)
+                unknown_cb(name);
+            continue;
+        }
+        if (ss_config_set(cfg, key, eq + 1, origin, errstr, errlen) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int ss_config_parse_pairs(const char *list, const char *key,
+                          int (*cb)(void *opaque, const char *k, const char *v, char *errstr,
+                                    size_t errlen),
+                          void *opaque, char *errstr, size_t errlen) {
+    char *copy = strdup(list ? list : "");
+    if (!copy)
+        return -1;
+    int rc = 0;
+    char *save = NULL;
+    for (char *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+        char *t = trim(item);
+        if (!*t)
+            continue;
+        char *eq = strchr(t, '=');
+        if (!eq) {
+            snprintf(errstr, errlen, "config: key '%s': expected NAME=VALUE, got '%s'", key, t);
+            rc = -1;
+            break;
+        }
+        *eq = '\0';
+        char *k = trim(t), *v = trim(eq + 1);
+        if (!*k || !*v) {
+            snprintf(errstr, errlen, "config: key '%s': empty name or value in '%s=%s'", key, k, v);
+            rc = -1;
+            break;
+        }
+        char err[400];
+        if (cb(opaque, k, v, err, sizeof(err)) < 0) {
+            snprintf(errstr, errlen, "config: key '%s': %s", key, err);
+            rc = -1;
+            break;
+        }
+    }
+    free(copy);
+    return rc;
+}
+
+static int check_pair_nonempty(void *opaque, const char *k, const char *v, char *errstr,
+                               size_t errlen) {
+    (void)opaque;
+    (void)k;
+    (void)v;
+    (void)errstr;
+    (void)errlen;
+    return 0;
+}
+
+static int check_schema_id(void *opaque, const char *k, const char *v, char *errstr,
+                           size_t errlen) {
+    (void)opaque;
+    (void)v;
+    long id;
+    if (parse_long(k, &id) < 0 || id < 0 || id > 0x7fffffffL) {
+        snprintf(errstr, errlen, "'%s' is not a schema id (0 to 2147483647)", k);
+        return -1;
+    }
+    return 0;
+}
+
+static char *dup_replace_ext(const char *path, const char *ext) {
+    size_t n = strlen(path);
+    const char *dot = strrchr(path, '.');
+    const char *slash = strrchr(path, '/');
+    if (dot && (!slash || dot > slash) &&
+        (strcmp(dot, ".json") == 0 || strcmp(dot, ".ubj") == 0 || strcmp(dot, ".ubjson") == 0))
+        n = (size_t)(dot - path);
+    char *out = malloc(n + strlen(ext) + 1);
+    if (!out)
+        return NULL;
+    memcpy(out, path, n);
+    strcpy(out + n, ext);
+    return out;
+}
+
+static int has_kafka(const ss_config_t *cfg, const char *name) {
+    for (size_t i = 0; i < cfg->n_kafka; i++)
+        if (strcmp(cfg->kafka[i].key, name) == 0)
+            return 1;
+    return 0;
+}
+
+int ss_config_finalize(ss_config_t *cfg, char *errstr, size_t errlen) {
+    for (size_t i = 0; i < N_DEFS; i++) {
+        if (!(defs[i].flags & F_REQUIRED))
+            continue;
+        char *v = *(char **)((char *)cfg + defs[i].offset);
+        if (!v || !*v) {
+            char env[128];
+            ss_config_env_name(defs[i].key, env, sizeof(env));
+            snprintf(errstr, errlen, "config: key '%s' is required (set it in the file or %s)",
+                     defs[i].key, env);
+            return -1;
+        }
+    }
+    if (!*cfg->input_topic || !*cfg->output_topic) {
+        snprintf(errstr, errlen, "config: key '%s' must not be empty",
+                 !*cfg->input_topic ? "input.topic" : "output.topic");
+        return -1;
+    }
+    if (!*cfg->customer_id_field) {
+        snprintf(errstr, errlen, "config: key 'input.customer.id.field' must not be empty");
+        return -1;
+    }
+    if (!cfg->input_writer_schema || !*cfg->input_writer_schema) {
+        free(cfg->input_writer_schema);
+        cfg->input_writer_schema = strdup(cfg->input_schema);
+    }
+    if (!cfg->model_card || !*cfg->model_card) {
+        free(cfg->model_card);
+        cfg->model_card = dup_replace_ext(cfg->model_path, ".card.json");
+    }
+    if (!cfg->dlq_topic || !*cfg->dlq_topic) {
+        free(cfg->dlq_topic);
+        size_t n = strlen(cfg->input_topic) + 5;
+        cfg->dlq_topic = malloc(n);
+        if (cfg->dlq_topic)
+            snprintf(cfg->dlq_topic, n, "%s.dlq", cfg->input_topic);
+    }
+    if (cfg->input_framing == SS_FRAMING_CONFLUENT && !*cfg->input_schema_map) {
+        snprintf(errstr, errlen,
+                 "config: key 'input.schema.map' is required when input.framing = confluent");
+        return -1;
+    }
+    if (ss_config_parse_pairs(cfg->input_schema_map, "input.schema.map", check_schema_id, NULL,
+                              errstr, errlen) < 0)
+        return -1;
+    if (ss_config_parse_pairs(cfg->features_rename, "features.rename", check_pair_nonempty, NULL,
+                              errstr, errlen) < 0)
+        return -1;
+    if (!has_kafka(cfg, "bootstrap.servers")) {
+        snprintf(errstr, errlen,
+                 "config: key 'kafka.bootstrap.servers' is required (or STREAMSCORE_KAFKA_BOOTSTRAP_SERVERS)");
+        return -1;
+    }
+    if (!cfg->shadow_topic || !*cfg->shadow_topic) {
+        free(cfg->shadow_topic);
+        size_t n = strlen(cfg->output_topic) + 8;
+        cfg->shadow_topic = malloc(n);
+        if (cfg->shadow_topic)
+            snprintf(cfg->shadow_topic, n, "%s.shadow", cfg->output_topic);
+    }
+    if (!cfg->dlq_topic || !cfg->shadow_topic || !cfg->model_card || !cfg->input_writer_schema) {
+        snprintf(errstr, errlen, "config: out of memory");
+        return -1;
+    }
+    if (strcmp(cfg->shadow_topic, cfg->output_topic) == 0) {
+        /* a shadow must never write to the primary's topic */
+        snprintf(errstr, errlen, "config: key 'shadow.topic' must differ from output.topic ('%s')",
+                 cfg->output_topic);
+        return -1;
+    }
+    if (!has_kafka(cfg, "group.id")) {
+        char err[256];
+        if (ss_config_set(cfg, "kafka.consumer.group.id",
+                          cfg->mode == SS_MODE_SHADOW ? "streamscore-shadow" : "streamscore",
+                          "default", err, sizeof(err)) < 0) {
+            snprintf(errstr, errlen, "%s", err);
+            return -1;
+        }
+    }
+    ss_log_set_level((ss_log_level_t)cfg->log_level);
+    return 0;
+}
+
+void ss_config_print_reference(int markdown) {
+    if (markdown) {
+        printf("| key | type | default | range / values | environment variable | description |\n");
+        printf("| --- | --- | --- | --- | --- | --- |\n");
+    }
+    for (size_t i = 0; i < N_DEFS; i++) {
+        const conf_def_t *d = &defs[i];
+        const char *type = d->type == CT_INT      ? "int"
+                           : d->type == CT_DOUBLE ? "number"
+                           : d->type == CT_STRING ? "string"
+                                                  : "enum";
+        char range[64] = "";
+        if (d->type == CT_INT)
+            snprintf(range, sizeof(range), "%.0f .. %.0f", d->min, d->max);
+        else if (d->type == CT_DOUBLE)
+            snprintf(range, sizeof(range), "%g .. %g", d->min, d->max);
+        else if (d->enums)
+            snprintf(range, sizeof(range), "%s", d->enums);
+        char env[128];
+        ss_config_env_name(d->key, env, sizeof(env));
+        const char *def = d->def ? d->def : (d->flags & F_REQUIRED) ? "(required)" : "(derived)";
+        if (markdown) {
+            char r2[80];
+            size_t k = 0;
+            for (const char *p = range; *p && k + 2 < sizeof(r2); p++) {
+                if (*p == '|')
+                    r2[k++] = '\\';
+                r2[k++] = *p;
+            }
+            r2[k] = '\0';
+            char shown[160];
+            if (!*def)
+                snprintf(shown, sizeof(shown), "(empty)");
+            else if (*def == '(')
+                snprintf(shown, sizeof(shown), "%s", def);
+            else
+                snprintf(shown, sizeof(shown), "`%s`", def);
+            printf("| `%s` | %s | %s | %s | `%s` | %s |\n", d->key, type, shown, r2, env, d->doc);
+        } else {
+            printf("  %-26s %-6s default: %s%s%s\n      %s\n", d->key, type, *def ? def : "(empty)",
+                   *range ? "  range: " : "", range, d->doc);
+        }
+    }
+    const char *kdoc =
+        "kafka.<property> is passed to librdkafka for the consumer and the producer; "
+        "kafka.consumer.<property> and kafka.producer.<property> for one side only. "
+        "kafka.bootstrap.servers is required; kafka.group.id defaults to streamscore "
+        "(primary) or streamscore-shadow (shadow).";
+    if (markdown)
+        printf("| `kafka.*` | string | | | `STREAMSCORE_KAFKA_*` | %s |\n", kdoc);
+    else
+        printf("  kafka.*\n      %s\n", kdoc);
+}

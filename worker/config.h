@@ -1,0 +1,103 @@
+/* config.h - the worker's configuration: one table of keys (type, default, bounds, doc)
+ * drives parsing, validation, environment overrides, --help and the docs. */
+#ifndef SS_CONFIG_H
+#define SS_CONFIG_H
+
+#include <stddef.h>
+
+typedef enum { SS_MODE_PRIMARY = 0, SS_MODE_SHADOW = 1 } ss_mode_t;
+typedef enum { SS_FRAMING_RAW = 0, SS_FRAMING_CONFLUENT = 1 } ss_framing_t;
+typedef enum { SS_FORMAT_AVRO = 0, SS_FORMAT_JSON = 1 } ss_format_t;
+
+/* A key=value pair passed through to librdkafka. */
+typedef struct ss_kv {
+    char *key;   /* librdkafka name, prefix stripped */
+    char *value;
+    int scope;   /* SS_KAFKA_BOTH, SS_KAFKA_CONSUMER or SS_KAFKA_PRODUCER */
+} ss_kv_t;
+
+#define SS_KAFKA_BOTH 0
+#define SS_KAFKA_CONSUMER 1
+#define SS_KAFKA_PRODUCER 2
+
+/* Immutable after ss_config_finalize(); shared read-only by all threads. */
+typedef struct ss_config {
+    int mode;
+    char *input_topic;
+    int input_framing;
+    char *input_schema;
+    char *input_writer_schema;
+    char *input_schema_map;
+    long input_max_bytes;
+    char *customer_id_field;
+    char *event_id_field;
+    char *event_time_field;
+    char *model_path;
+    char *model_card;
+    char *model_name;
+    char *model_version;
+    double model_threshold;
+    char *features_rename;
+    char *output_topic;
+    int output_format;
+    char *output_schema;
+    char *shadow_topic;
+    char *dlq_topic;
+    char *redis_host;
+    long redis_port;
+    char *redis_password;
+    long redis_db;
+    char *redis_key_prefix;
+    long redis_ttl_seconds;
+    long redis_timeout_ms;
+    long worker_threads;
+    long batch_max_messages;
+    long batch_max_wait_ms;
+    long shutdown_timeout_ms;
+    int log_level;
+
+    ss_kv_t *kafka; /* pass-through, in the order given */
+    size_t n_kafka;
+} ss_config_t;
+
+ss_config_t *ss_config_new(void);
+void ss_config_destroy(ss_config_t *cfg);
+
+/* Set one key from `origin` (used in messages: "file x:3", "env NAME", "-X").
+ * Returns 0, or -1 with a message naming the key in errstr. */
+int ss_config_set(ss_config_t *cfg, const char *key, const char *value, const char *origin,
+                  char *errstr, size_t errlen);
+
+/* Parse a Java-style .properties file (key = value, key: value, # and ! comments,
+ * backslash line continuation). Returns 0 or -1 with errstr. */
+int ss_config_load_file(ss_config_t *cfg, const char *path, char *errstr, size_t errlen);
+
+/* Parse properties text from memory; `name` names it in messages. */
+int ss_config_load_string(ss_config_t *cfg, const char *text, size_t len, const char *name,
+                          char *errstr, size_t errlen);
+
+/* Apply STREAMSCORE_* environment variables from `envp` (NULL-terminated).
+ * A name that maps to no key is reported through `unknown_cb` (may be NULL)
+ * and otherwise ignored: orchestrators inject variables of their own. */
+int ss_config_apply_env(ss_config_t *cfg, char **envp, void (*unknown_cb)(const char *name),
+                        char *errstr, size_t errlen);
+
+/* Map a key to its environment variable name (STREAMSCORE_ + upper, '.' -> '_'). */
+void ss_config_env_name(const char *key, char *out, size_t outlen);
+
+/* Derived defaults and cross-key checks. Call once after all sources are applied. */
+int ss_config_finalize(ss_config_t *cfg, char *errstr, size_t errlen);
+
+/* Parse "a=b,c=d" lists (features.rename, input.schema.map). Calls `cb` for each pair;
+ * returns 0 or -1 with errstr naming `key`. */
+int ss_config_parse_pairs(const char *list, const char *key,
+                          int (*cb)(void *opaque, const char *k, const char *v, char *errstr,
+                                    size_t errlen),
+                          void *opaque, char *errstr, size_t errlen);
+
+/* Write the key reference as a Markdown table (for the README) or as plain --help text. */
+void ss_config_print_reference(int markdown);
+
+const char *ss_mode_name(int mode);
+
+#endif

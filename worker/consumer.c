@@ -1,0 +1,114 @@
+/* consumer.c - consumers in the worker's group. Offsets are never committed automatically
+ * on poll: auto-commit only commits offsets the pipeline stored after a batch's outputs
+ * were acknowledged (enable.auto.offset.store=false), and the final commit is explicit. */
+#include "consumer.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "producer.h"
+
+static void log_partitions(const char *what, const rd_kafka_topic_partition_list_t *parts) {
+    char fields[1024];
+    size_t n = (size_t)snprintf(fields, sizeof(fields), "\"partitions\":[");
+    for (int i = 0; i < parts->cnt && n + 16 < sizeof(fields); i++)
+        n += (size_t)snprintf(fields + n, sizeof(fields) - n, "%s%d", i ? "," : "",
+                              parts->elems[i].partition);
+    snprintf(fields + n, sizeof(fields) - n, "]");
+    ss_log(SS_LOG_INFO, fields, "consumer: %s %d partition(s)", what, parts->cnt);
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque) {
+    (void)opaque;
+    int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    rd_kafka_error_t *error = NULL;
+    rd_kafka_resp_err_t ret = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        log_partitions("assigned", parts);
+        if (cooperative)
+            error = rd_kafka_incremental_assign(rk, parts);
+        else
+            ret = rd_kafka_assign(rk, parts);
+    } else {
+        log_partitions("revoked", parts);
+        /* hand over what is already safe before the partitions move */
+        rd_kafka_commit(rk, NULL, 0);
+        if (cooperative)
+            error = rd_kafka_incremental_unassign(rk, parts);
+        else
+            ret = rd_kafka_assign(rk, NULL);
+    }
+    if (error) {
+        ss_error("consumer: rebalance: %s", rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    } else if (ret) {
+        ss_error("consumer: rebalance: %s", rd_kafka_err2str(ret));
+    }
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+    (void)rk;
+    (void)opaque;
+    ss_log(err == RD_KAFKA_RESP_ERR__FATAL ? SS_LOG_ERROR : SS_LOG_WARN,
+           "\"side\":\"consumer\"", "kafka: %s: %s", rd_kafka_err2name(err), reason);
+}
+
+rd_kafka_t *ss_consumer_new(const ss_config_t *cfg, int thread_index, char *errstr,
+                            size_t errlen) {
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_topic_partition_list_t *topics = NULL;
+    rd_kafka_t *rk = NULL;
+    char err[256], client_id[64];
+    snprintf(client_id, sizeof(client_id), "streamscore-%s-%d", ss_mode_name(cfg->mode),
+             thread_index);
+    /* defaults a user may override */
+    rd_kafka_conf_set(conf, "client.id", client_id, err, sizeof(err));
+    rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof(err));
+    rd_kafka_conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", err, sizeof(err));
+    rd_kafka_conf_set(conf, "auto.commit.interval.ms", "1000", err, sizeof(err));
+    if (ss_kafka_conf_apply(conf, cfg, SS_KAFKA_CONSUMER, errstr, errlen) < 0)
+        goto fail;
+    /* what makes "committed only after outputs are safe" true: not overridable */
+    if (rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", err, sizeof(err)) ||
+        rd_kafka_conf_set(conf, "enable.auto.commit", "true", err, sizeof(err))) {
+        snprintf(errstr, errlen, "consumer: %s", err);
+        goto fail;
+    }
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
+    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    if (!rk) {
+        snprintf(errstr, errlen, "consumer: %s", err);
+        goto fail;
+    }
+    conf = NULL;
+    rd_kafka_poll_set_consumer(rk);
+    topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, cfg->input_topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (e) {
+        snprintf(errstr, errlen, "consumer: subscribe to '%s' (key input.topic): %s",
+                 cfg->input_topic, rd_kafka_err2str(e));
+        goto fail;
+    }
+    return rk;
+fail:
+    if (conf)
+        rd_kafka_conf_destroy(conf);
+    if (rk)
+        rd_kafka_destroy(rk);
+    return NULL;
+}
+
+void ss_consumer_destroy(rd_kafka_t *rk) {
+    if (!rk)
+        return;
+    rd_kafka_resp_err_t err = rd_kafka_commit(rk, NULL, 0);
+    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        ss_warn("consumer: final commit: %s", rd_kafka_err2str(err));
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+}

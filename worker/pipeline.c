@@ -1,0 +1,535 @@
+/* pipeline.c - the consume -> decode -> merge -> score -> produce -> commit loop.
+ * Each worker thread owns a consumer, a decoder, an encoder, a Redis connection and all
+ * batch buffers (allocated once, reused for every batch); threads share the producer,
+ * the model, the codec and the config, all immutable or internally synchronized.
+ * A batch's offsets are stored only after every record of it is acknowledged: its
+ * prediction (or dead letter) delivered and its features written. */
+#include "pipeline.h"
+
+#include <librdkafka/rdkafka.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "cache.h"
+#include "codec.h"
+#include "consumer.h"
+#include "features.h"
+#include "log.h"
+#include "prediction.h"
+#include "producer.h"
+
+/* Shared by all workers. */
+typedef struct runtime {
+    const ss_config_t *cfg;
+    ss_model_t *model;   /* replaced atomically by a reload (a later feature) */
+    ss_codec_t *codec;
+    ss_producer_t *producer;
+    volatile int *stop;  /* set by the signal handler */
+    int failed;          /* atomic: a worker hit a fatal error */
+    ss_stats_t *stats;
+    const char *out_topic;
+} runtime_t;
+
+typedef struct rec {
+    int dlq;              /* 1: goes to the dead-letter topic */
+    const char *reason;   /* dead-letter reason */
+    const char *stage;    /* "decode" or "score" */
+    size_t err_off;       /* error text in the arena */
+    size_t cust_off, cust_len, evid_off, evid_len;
+    int64_t event_time;
+    int slot;             /* unique customer index */
+    int row;              /* row in the scored matrix */
+} rec_t;
+
+typedef struct worker {
+    int index;
+    pthread_t tid;
+    runtime_t *rt;
+    rd_kafka_t *consumer;
+    ss_decoder_t *dec;
+    ss_encoder_t *enc;
+    ss_cache_t *cache;
+    ss_predictor_t *pred;
+    ss_ack_t ack;
+    size_t nf, max;
+    rd_kafka_message_t **msgs;
+    size_t n_msgs;
+    rec_t *recs;
+    float *ev_feat, *rows, *state;
+    double *scores;
+    const char **u_ids;
+    size_t *u_lens, *u_off, n_u;
+    int *table;           /* open addressing: customer -> slot, -1 empty */
+    size_t table_mask;
+    size_t *table_used;
+    char *arena;
+    size_t arena_len, arena_cap;
+    int rc;
+} worker_t;
+
+static int64_t now_ms(void) {
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static void stat_add(long *c, long n) { __atomic_add_fetch(c, n, __ATOMIC_RELAXED); }
+
+static int stopping(const worker_t *w) {
+    return *w->rt->stop || __atomic_load_n(&w->rt->failed, __ATOMIC_ACQUIRE);
+}
+
+static void sleep_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Copy bytes into the batch arena; returns the offset or (size_t)-1. */
+static size_t arena_put(worker_t *w, const char *s, size_t len) {
+    if (w->arena_len + len + 1 > w->arena_cap) {
+        size_t cap = (w->arena_len + len + 1) * 2;
+        char *g = realloc(w->arena, cap);
+        if (!g)
+            return (size_t)-1;
+        w->arena = g;
+        w->arena_cap = cap;
+    }
+    size_t off = w->arena_len;
+    if (len)
+        memcpy(w->arena + off, s, len);
+    w->arena[off + len] = '\0';
+    w->arena_len += len + 1;
+    return off;
+}
+
+static int slot_of(worker_t *w, size_t off, size_t len) {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)w->arena[off + i]) * 0x100000001b3ULL;
+    for (size_t t = h & w->table_mask;; t = (t + 1) & w->table_mask) {
+        int s = w->table[t];
+        if (s < 0) {
+            s = (int)w->n_u++;
+            w->table[t] = s;
+            w->table_used[s] = t;
+            w->u_off[s] = off;
+            w->u_lens[s] = len;
+            return s;
+        }
+        if (w->u_lens[s] == len && memcmp(w->arena + w->u_off[s], w->arena + off, len) == 0)
+            return s;
+    }
+}
+
+static void worker_free(worker_t *w) {
+    ss_consumer_destroy(w->consumer);
+    ss_decoder_destroy(w->dec);
+    ss_encoder_destroy(w->enc);
+    ss_cache_destroy(w->cache);
+    ss_predictor_destroy(w->pred);
+    ss_ack_destroy(&w->ack);
+    free(w->msgs);
+    free(w->recs);
+    free(w->ev_feat);
+    free(w->rows);
+    free(w->state);
+    free(w->scores);
+    free(w->u_ids);
+    free(w->u_lens);
+    free(w->u_off);
+    free(w->table);
+    free(w->table_used);
+    free(w->arena);
+}
+
+/* Everything a thread needs, created before any thread starts so that a bad config or
+ * an unreachable Redis is reported once, at start-up. Returns 0, -1 runtime, -2 config. */
+static int worker_init(worker_t *w, runtime_t *rt, int index, char *errstr, size_t errlen) {
+    const ss_config_t *cfg = rt->cfg;
+    memset(w, 0, sizeof(*w));
+    w->index = index;
+    w->rt = rt;
+    w->nf = rt->model->n_features;
+    w->max = (size_t)cfg->batch_max_messages;
+    ss_ack_init(&w->ack);
+    size_t tsize = 1;
+    while (tsize < 2 * w->max)
+        tsize <<= 1;
+    w->table_mask = tsize - 1;
+    w->msgs = calloc(w->max, sizeof(*w->msgs));
+    w->recs = calloc(w->max, sizeof(*w->recs));
+    w->ev_feat = malloc(w->max * w->nf * sizeof(float));
+    w->rows = malloc(w->max * w->nf * sizeof(float));
+    w->state = malloc(w->max * w->nf * sizeof(float));
+    w->scores = malloc(w->max * sizeof(double));
+    w->u_ids = calloc(w->max, sizeof(char *));
+    w->u_lens = calloc(w->max, sizeof(size_t));
+    w->u_off = calloc(w->max, sizeof(size_t));
+    w->table = malloc(tsize * sizeof(int));
+    w->table_used = calloc(w->max, sizeof(size_t));
+    w->arena_cap = w->max * 96;
+    w->arena = malloc(w->arena_cap);
+    if (!w->msgs || !w->recs || !w->ev_feat || !w->rows || !w->state || !w->scores ||
+        !w->u_ids || !w->u_lens || !w->u_off || !w->table || !w->table_used || !w->arena) {
+        snprintf(errstr, errlen, "worker: out of memory for batch buffers");
+        return -1;
+    }
+    memset(w->table, 0xff, tsize * sizeof(int));
+    if (!(w->dec = ss_decoder_new(rt->codec, errstr, errlen)) ||
+        !(w->pred = ss_predictor_new(errstr, errlen)))
+        return -1;
+    if (!(w->enc = ss_encoder_new(cfg, errstr, errlen)))
+        return -2;
+    if (!(w->cache = ss_cache_new(cfg, rt->model->feature_names, w->nf, errstr, errlen)))
+        return -1;
+    if (!(w->consumer = ss_consumer_new(cfg, index, errstr, errlen)))
+        return -2;
+    return 0;
+}
+
+/* Poll until the batch is full or batch.max.wait.ms after its first record. */
+static size_t collect(worker_t *w) {
+    const ss_config_t *cfg = w->rt->cfg;
+    w->n_msgs = 0;
+    int64_t deadline = 0;
+    while (w->n_msgs < w->max && !stopping(w)) {
+        int timeout = 100;
+        if (w->n_msgs) {
+            int64_t left = deadline - now_ms();
+            if (left <= 0)
+                break;
+            timeout = (int)left;
+        }
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, timeout);
+        if (!m) {
+            if (w->n_msgs)
+                break;
+            continue;
+        }
+        if (m->err) {
+            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                stat_add(&w->rt->stats->kafka_errors, 1);
+                ss_warn("consumer: %s", rd_kafka_message_errstr(m));
+            }
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        if (w->n_msgs == 0)
+            deadline = now_ms() + cfg->batch_max_wait_ms;
+        w->msgs[w->n_msgs++] = m;
+    }
+    return w->n_msgs;
+}
+
+static void mark_dlq(worker_t *w, rec_t *r, const char *stage, const char *reason,
+                     const char *detail) {
+    r->dlq = 1;
+    r->stage = stage;
+    r->reason = reason;
+    r->err_off = arena_put(w, detail, strlen(detail));
+}
+
+/* Retry a Redis call with backoff until it succeeds or the worker stops. */
+static int cache_call(worker_t *w, int write) {
+    long backoff = 50;
+    char err[512];
+    for (;;) {
+        int rc = write ? ss_cache_write(w->cache, w->u_ids, w->u_lens, w->n_u, w->state, err,
+                                        sizeof(err))
+                       : ss_cache_read(w->cache, w->u_ids, w->u_lens, w->n_u, w->state, err,
+                                       sizeof(err));
+        if (rc == 0)
+            return 0;
+        stat_add(&w->rt->stats->cache_errors, 1);
+        ss_log(SS_LOG_WARN, "\"component\":\"redis\"",
+               "%s; retrying in %ld ms (consumption paused)", err, backoff);
+        if (stopping(w))
+            return -1;
+        sleep_ms(backoff);
+        backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+    }
+}
+
+static int send_dlq(worker_t *w, const rd_kafka_message_t *m, const rec_t *r) {
+    const runtime_t *rt = w->rt;
+    char part[16], off[24];
+    snprintf(part, sizeof(part), "%d", m->partition);
+    snprintf(off, sizeof(off), "%lld", (long long)m->offset);
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    const char *detail = r->err_off == (size_t)-1 ? r->reason : w->arena + r->err_off;
+    ss_header_t h[] = {
+        {"__connect.errors.topic", topic, strlen(topic)},
+        {"__connect.errors.partition", part, strlen(part)},
+        {"__connect.errors.offset", off, strlen(off)},
+        {"__connect.errors.stage", r->stage, strlen(r->stage)},
+        {"__connect.errors.class.name", "streamscore", 11},
+        {"__connect.errors.exception.class.name", r->reason, strlen(r->reason)},
+        {"__connect.errors.exception.message", detail, strlen(detail)},
+    };
+    rd_kafka_headers_t *orig = NULL;
+    if (rd_kafka_message_headers(m, &orig) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        orig = NULL;
+    char err[512];
+    if (ss_producer_send(rt->producer, rt->cfg->dlq_topic, m->key, m->key_len, m->payload, m->len,
+                         h, sizeof(h) / sizeof(h[0]), orig, &w->ack, err, sizeof(err)) < 0) {
+        ss_error("dead letter: %s", err);
+        return -1;
+    }
+    char fields[256];
+    snprintf(fields, sizeof(fields), "\"reason\":\"%s\",\"partition\":%d,\"offset\":%lld",
+             r->reason, m->partition, (long long)m->offset);
+    ss_log(SS_LOG_WARN, fields, "record dead-lettered: %s", detail);
+    stat_add(&w->rt->stats->dead_lettered, 1);
+    return 0;
+}
+
+static void store_offsets(worker_t *w) {
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+    for (size_t i = 0; i < w->n_msgs; i++) {
+        const rd_kafka_message_t *m = w->msgs[i];
+        const char *topic = rd_kafka_topic_name(m->rkt);
+        rd_kafka_topic_partition_t *p = rd_kafka_topic_partition_list_find(l, topic, m->partition);
+        if (!p)
+            p = rd_kafka_topic_partition_list_add(l, topic, m->partition);
+        if (p->offset < m->offset + 1)
+            p->offset = m->offset + 1;
+    }
+    rd_kafka_resp_err_t err = rd_kafka_offsets_store(w->consumer, l);
+    if (err) /* a partition revoked meanwhile: its new owner re-reads it (duplicates, no loss) */
+        ss_warn("consumer: storing offsets: %s", rd_kafka_err2str(err));
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+static int process_batch(worker_t *w) {
+    runtime_t *rt = w->rt;
+    const ss_config_t *cfg = rt->cfg;
+    ss_model_t *model = ss_model_ref(__atomic_load_n(&rt->model, __ATOMIC_ACQUIRE));
+    size_t nf = w->nf;
+    char err[512];
+    int rc = -1;
+    ss_event_t ev;
+
+    w->arena_len = 0;
+    for (size_t s = 0; s < w->n_u; s++)
+        w->table[w->table_used[s]] = -1;
+    w->n_u = 0;
+    stat_add(&rt->stats->consumed, (long)w->n_msgs);
+
+    /* 1. decode; keep ids in the arena (decoder memory is reused per record) */
+    for (size_t i = 0; i < w->n_msgs; i++) {
+        rd_kafka_message_t *m = w->msgs[i];
+        rec_t *r = &w->recs[i];
+        memset(r, 0, sizeof(*r));
+        r->slot = -1;
+        int drc = ss_decoder_decode(w->dec, m->payload, m->len, &ev, w->ev_feat + i * nf, err,
+                                    sizeof(err));
+        if (drc != SS_DECODE_OK) {
+            mark_dlq(w, r, "decode", ss_decode_reason(drc), err);
+            continue;
+        }
+        r->cust_off = arena_put(w, ev.customer_id, ev.customer_id_len);
+        r->cust_len = ev.customer_id_len;
+        r->evid_off = arena_put(w, ev.event_id ? ev.event_id : "", ev.event_id_len);
+        r->evid_len = ev.event_id_len;
+        if (r->cust_off == (size_t)-1 || r->evid_off == (size_t)-1) {
+            ss_error("worker: out of memory in the batch arena");
+            goto out;
+        }
+        rd_kafka_timestamp_type_t tstype;
+        r->event_time = ev.event_time >= 0 ? ev.event_time : rd_kafka_message_timestamp(m, &tstype);
+        r->slot = slot_of(w, r->cust_off, r->cust_len);
+    }
+    for (size_t s = 0; s < w->n_u; s++)
+        w->u_ids[s] = w->arena + w->u_off[s];
+
+    /* 2. cached features of the batch's customers, one pipeline */
+    if (cache_call(w, 0) < 0)
+        goto out;
+
+    /* 3. merge in partition order: a customer's later event sees the earlier one */
+    size_t k = 0;
+    for (size_t i = 0; i < w->n_msgs; i++) {
+        rec_t *r = &w->recs[i];
+        if (r->dlq)
+            continue;
+        float *st = w->state + (size_t)r->slot * nf;
+        ss_features_merge(st, w->ev_feat + i * nf, nf);
+        memcpy(w->rows + k * nf, st, nf * sizeof(float));
+        r->row = (int)k++;
+    }
+
+    /* 4. score the batch in one call */
+    if (ss_model_predict(model, w->pred, w->rows, k, w->scores, err, sizeof(err)) < 0) {
+        ss_error("%s", err);
+        goto out;
+    }
+
+    /* 5. one prediction (or dead letter) per record */
+    int64_t scored_at = now_ms();
+    ss_prediction_t p;
+    memset(&p, 0, sizeof(p));
+    p.threshold = cfg->model_threshold;
+    p.model_name = model->name;
+    p.model_version = model->version;
+    p.scored_at = scored_at;
+    long produced = 0;
+    for (size_t i = 0; i < w->n_msgs; i++) {
+        rd_kafka_message_t *m = w->msgs[i];
+        rec_t *r = &w->recs[i];
+        if (!r->dlq && !isfinite(w->scores[r->row]))
+            mark_dlq(w, r, "score", "non_finite_score", "the model returned a non-finite score");
+        if (r->dlq) {
+            if (send_dlq(w, m, r) < 0)
+                goto out;
+            continue;
+        }
+        const float *row = w->rows + (size_t)r->row * nf;
+        p.event_id = w->arena + r->evid_off;
+        p.event_id_len = r->evid_len;
+        p.customer_id = w->arena + r->cust_off;
+        p.customer_id_len = r->cust_len;
+        p.score = w->scores[r->row];
+        p.decision = p.score >= p.threshold;
+        p.source_topic = rd_kafka_topic_name(m->rkt);
+        p.source_partition = m->partition;
+        p.source_offset = m->offset;
+        p.event_time = r->event_time;
+        ss_features_hash_hex(ss_features_hash(row, nf), p.feature_hash);
+        const void *val;
+        size_t vlen;
+        if (ss_encoder_encode(w->enc, &p, &val, &vlen, err, sizeof(err)) < 0 ||
+            ss_producer_send(rt->producer, rt->out_topic, p.customer_id, p.customer_id_len, val,
+                             vlen, NULL, 0, NULL, &w->ack, err, sizeof(err)) < 0) {
+            ss_error("%s", err);
+            goto out;
+        }
+        produced++;
+    }
+    stat_add(&rt->stats->scored, (long)k);
+
+    /* 6. features back to Redis while deliveries are in flight (never in shadow mode) */
+    if (cfg->mode == SS_MODE_PRIMARY && cache_call(w, 1) < 0)
+        goto out;
+
+    /* 7. every record acknowledged before its offset is stored */
+    while (ss_ack_wait(&w->ack, 1000) > 0)
+        ;
+    if (w->ack.failed) {
+        ss_error("producer: %ld record(s) of a batch not delivered: %s; offsets not committed",
+                 w->ack.failed, rd_kafka_err2str(w->ack.first_err));
+        goto out;
+    }
+    stat_add(&rt->stats->produced, produced);
+    stat_add(&rt->stats->batches, 1);
+    store_offsets(w);
+    rc = 0;
+out:
+    if (rc < 0) {
+        /* deliveries still in flight point at w->ack: wait them out before reuse */
+        while (ss_ack_wait(&w->ack, 1000) > 0)
+            ;
+    }
+    w->ack.failed = 0;
+    w->ack.first_err = 0;
+    for (size_t i = 0; i < w->n_msgs; i++)
+        rd_kafka_message_destroy(w->msgs[i]);
+    w->n_msgs = 0;
+    ss_model_unref(model);
+    return rc;
+}
+
+static void *worker_main(void *arg) {
+    worker_t *w = arg;
+    while (!stopping(w)) {
+        if (collect(w) == 0)
+            continue;
+        if (process_batch(w) < 0) {
+            w->rc = 1;
+            if (!*w->rt->stop)
+                ss_error("worker %d: stopping after a failed batch; its offsets are not committed",
+                         w->index);
+            __atomic_store_n(&w->rt->failed, 1, __ATOMIC_RELEASE);
+            break;
+        }
+    }
+    /* a batch abandoned because of a stop request is simply not committed */
+    for (size_t i = 0; i < w->n_msgs; i++)
+        rd_kafka_message_destroy(w->msgs[i]);
+    w->n_msgs = 0;
+    return NULL;
+}
+
+int ss_pipeline_run(const ss_config_t *cfg, ss_model_t *model, volatile int *stop,
+                    ss_stats_t *stats) {
+    char err[1024];
+    int rc = 0;
+    size_t n = (size_t)cfg->worker_threads, started = 0, inited = 0;
+    runtime_t rt = {.cfg = cfg,
+                    .model = ss_model_ref(model),
+                    .stop = stop,
+                    .stats = stats,
+                    .out_topic = cfg->mode == SS_MODE_SHADOW ? cfg->shadow_topic
+                                                             : cfg->output_topic};
+    worker_t *workers = calloc(n, sizeof(*workers));
+    if (!workers) {
+        ss_error("worker: out of memory");
+        rc = 1;
+        goto done;
+    }
+    rt.codec = ss_codec_new(cfg, model->feature_names, model->n_features, err, sizeof(err));
+    if (!rt.codec) {
+        ss_error("%s", err);
+        rc = 2;
+        goto done;
+    }
+    rt.producer = ss_producer_new(cfg, err, sizeof(err));
+    if (!rt.producer) {
+        ss_error("%s", err);
+        rc = 2;
+        goto done;
+    }
+    for (; inited < n; inited++) {
+        int irc = worker_init(&workers[inited], &rt, (int)inited, err, sizeof(err));
+        if (irc < 0) {
+            ss_error("%s", err);
+            rc = irc == -2 ? 2 : 1;
+            inited++; /* free what it did create */
+            goto done;
+        }
+    }
+    char fields[512];
+    snprintf(fields, sizeof(fields),
+             "\"mode\":\"%s\",\"threads\":%zu,\"input\":\"%s\",\"output\":\"%s\","
+             "\"model\":\"%s\",\"version\":\"%s\",\"features\":%zu",
+             ss_mode_name(cfg->mode), n, cfg->input_topic, rt.out_topic, model->name,
+             model->version, model->n_features);
+    ss_log(SS_LOG_INFO, fields, "worker started");
+    for (; started < n; started++) {
+        if (pthread_create(&workers[started].tid, NULL, worker_main, &workers[started]) != 0) {
+            ss_error("worker: cannot start thread %zu", started);
+            __atomic_store_n(&rt.failed, 1, __ATOMIC_RELEASE);
+            rc = 1;
+            break;
+        }
+    }
+    for (size_t i = 0; i < started; i++) {
+        pthread_join(workers[i].tid, NULL);
+        if (workers[i].rc)
+            rc = 1;
+    }
+    if (__atomic_load_n(&rt.failed, __ATOMIC_ACQUIRE))
+        rc = 1;
+done:
+    for (size_t i = 0; i < inited; i++)
+        worker_free(&workers[i]); /* commits stored offsets and leaves the group */
+    ss_producer_destroy(rt.producer, cfg->shutdown_timeout_ms);
+    ss_codec_destroy(rt.codec);
+    ss_model_unref(rt.model);
+    free(workers);
+    return rc;
+}

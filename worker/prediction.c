@@ -1,0 +1,199 @@
+/* prediction.c - encoding prediction records. The Avro value and the output buffer are
+ * created once per thread and reused for every record. */
+#include "prediction.h"
+
+#include <avro.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "log.h"
+
+enum {
+    P_EVENT_ID,
+    P_CUSTOMER_ID,
+    P_SCORE,
+    P_DECISION,
+    P_THRESHOLD,
+    P_MODEL_NAME,
+    P_MODEL_VERSION,
+    P_SOURCE_TOPIC,
+    P_SOURCE_PARTITION,
+    P_SOURCE_OFFSET,
+    P_EVENT_TIME,
+    P_SCORED_AT,
+    P_FEATURE_HASH,
+    P_CONTRIBUTIONS,
+    P_COUNT
+};
+
+static const char *field_names[P_COUNT] = {
+    "event_id",      "customer_id",  "score",          "decision",     "threshold",
+    "model_name",    "model_version", "source_topic",  "source_partition",
+    "source_offset", "event_time",   "scored_at",      "feature_hash", "contributions"};
+
+struct ss_encoder {
+    int format;
+    avro_schema_t schema;
+    avro_value_iface_t *iface;
+    avro_value_t value;
+    int index[P_COUNT]; /* field index in the output schema, -1 if absent */
+    char *buf;
+    size_t cap;
+};
+
+ss_encoder_t *ss_encoder_new(const ss_config_t *cfg, char *errstr, size_t errlen) {
+    ss_encoder_t *e = calloc(1, sizeof(*e));
+    if (!e) {
+        snprintf(errstr, errlen, "encoder: out of memory");
+        return NULL;
+    }
+    e->format = cfg->output_format;
+    e->cap = 4096;
+    e->buf = malloc(e->cap);
+    e->schema = ss_schema_load(cfg->output_schema, "output.schema", errstr, errlen);
+    if (!e->buf || !e->schema)
+        goto fail;
+    for (int i = 0; i < P_COUNT; i++)
+        e->index[i] = avro_schema_record_field_get_index(e->schema, field_names[i]);
+    size_t nf = avro_schema_record_size(e->schema);
+    for (size_t i = 0; i < nf; i++) {
+        const char *name = avro_schema_record_field_name(e->schema, (int)i);
+        int known = 0;
+        for (int k = 0; k < P_COUNT; k++)
+            known |= strcmp(name, field_names[k]) == 0;
+        if (!known) {
+            snprintf(errstr, errlen,
+                     "config: key 'output.schema': field '%s' is not one streamscore fills", name);
+            goto fail;
+        }
+    }
+    e->iface = avro_generic_class_from_schema(e->schema);
+    if (!e->iface || avro_generic_value_new(e->iface, &e->value) != 0) {
+        snprintf(errstr, errlen, "encoder: %s", avro_strerror());
+        goto fail;
+    }
+    return e;
+fail:
+    ss_encoder_destroy(e);
+    return NULL;
+}
+
+void ss_encoder_destroy(ss_encoder_t *e) {
+    if (!e)
+        return;
+    if (e->iface) {
+        if (e->value.self)
+            avro_value_decref(&e->value);
+        avro_value_iface_decref(e->iface);
+    }
+    if (e->schema)
+        avro_schema_decref(e->schema);
+    free(e->buf);
+    free(e);
+}
+
+static avro_value_t *field(ss_encoder_t *e, int which, avro_value_t *tmp) {
+    if (e->index[which] < 0 || avro_value_get_by_index(&e->value, (size_t)e->index[which], tmp, NULL))
+        return NULL;
+    return tmp;
+}
+
+static int encode_avro(ss_encoder_t *e, const ss_prediction_t *p, size_t *len) {
+    avro_value_t f;
+    avro_value_t *v;
+    if ((v = field(e, P_EVENT_ID, &f)))
+        avro_value_set_string_len(v, p->event_id ? p->event_id : "", p->event_id_len + 1);
+    if ((v = field(e, P_CUSTOMER_ID, &f)))
+        avro_value_set_string_len(v, p->customer_id, p->customer_id_len + 1);
+    if ((v = field(e, P_SCORE, &f)))
+        avro_value_set_double(v, p->score);
+    if ((v = field(e, P_DECISION, &f)))
+        avro_value_set_boolean(v, p->decision);
+    if ((v = field(e, P_THRESHOLD, &f)))
+        avro_value_set_double(v, p->threshold);
+    if ((v = field(e, P_MODEL_NAME, &f)))
+        avro_value_set_string(v, p->model_name);
+    if ((v = field(e, P_MODEL_VERSION, &f)))
+        avro_value_set_string(v, p->model_version);
+    if ((v = field(e, P_SOURCE_TOPIC, &f)))
+        avro_value_set_string(v, p->source_topic);
+    if ((v = field(e, P_SOURCE_PARTITION, &f)))
+        avro_value_set_int(v, p->source_partition);
+    if ((v = field(e, P_SOURCE_OFFSET, &f)))
+        avro_value_set_long(v, p->source_offset);
+    if ((v = field(e, P_EVENT_TIME, &f)))
+        avro_value_set_long(v, p->event_time);
+    if ((v = field(e, P_SCORED_AT, &f)))
+        avro_value_set_long(v, p->scored_at);
+    if ((v = field(e, P_FEATURE_HASH, &f)))
+        avro_value_set_string(v, p->feature_hash);
+    if ((v = field(e, P_CONTRIBUTIONS, &f))) {
+        avro_value_t branch;
+        avro_value_set_branch(v, 0, &branch); /* null: contributions not requested */
+        avro_value_set_null(&branch);
+    }
+    for (;;) {
+        avro_writer_t w = avro_writer_memory(e->buf, (int64_t)e->cap);
+        int rc = avro_value_write(w, &e->value);
+        *len = (size_t)avro_writer_tell(w);
+        avro_writer_free(w);
+        if (rc == 0)
+            return 0;
+        if (e->cap >= (1u << 24))
+            return -1;
+        char *g = realloc(e->buf, e->cap * 2);
+        if (!g)
+            return -1;
+        e->buf = g;
+        e->cap *= 2;
+    }
+}
+
+static void put_str(char *dst, size_t cap, size_t *n, const char *k, const char *s, size_t slen) {
+    *n += (size_t)snprintf(dst + *n, cap - *n, "\"%s\":\"", k);
+    ss_json_escape(dst, cap - 4, n, s, slen);
+    *n += (size_t)snprintf(dst + *n, cap - *n, "\",");
+}
+
+static int encode_json(ss_encoder_t *e, const ss_prediction_t *p, size_t *len) {
+    size_t need = 1024 + 6 * (p->event_id_len + p->customer_id_len + strlen(p->source_topic) +
+                              strlen(p->model_name) + strlen(p->model_version));
+    if (need > e->cap) {
+        char *g = realloc(e->buf, need);
+        if (!g)
+            return -1;
+        e->buf = g;
+        e->cap = need;
+    }
+    char *b = e->buf;
+    size_t n = 1;
+    b[0] = '{';
+    put_str(b, e->cap, &n, "event_id", p->event_id ? p->event_id : "", p->event_id_len);
+    put_str(b, e->cap, &n, "customer_id", p->customer_id, p->customer_id_len);
+    n += (size_t)snprintf(b + n, e->cap - n, "\"score\":%.17g,\"decision\":%s,\"threshold\":%.17g,",
+                          p->score, p->decision ? "true" : "false", p->threshold);
+    put_str(b, e->cap, &n, "model_name", p->model_name, strlen(p->model_name));
+    put_str(b, e->cap, &n, "model_version", p->model_version, strlen(p->model_version));
+    put_str(b, e->cap, &n, "source_topic", p->source_topic, strlen(p->source_topic));
+    n += (size_t)snprintf(b + n, e->cap - n,
+                          "\"source_partition\":%d,\"source_offset\":%lld,\"event_time\":%lld,"
+                          "\"scored_at\":%lld,\"feature_hash\":\"%s\",\"contributions\":null}",
+                          p->source_partition, (long long)p->source_offset,
+                          (long long)p->event_time, (long long)p->scored_at, p->feature_hash);
+    *len = n;
+    return 0;
+}
+
+int ss_encoder_encode(ss_encoder_t *e, const ss_prediction_t *p, const void **out, size_t *len,
+                      char *errstr, size_t errlen) {
+    int rc = e->format == SS_FORMAT_JSON ? encode_json(e, p, len) : encode_avro(e, p, len);
+    if (rc < 0) {
+        snprintf(errstr, errlen, "encoding the prediction: %s",
+                 e->format == SS_FORMAT_JSON ? "out of memory" : avro_strerror());
+        return -1;
+    }
+    *out = e->buf;
+    return 0;
+}

@@ -1,0 +1,40 @@
+/* prediction.h - the prediction record (schemas/prediction.avsc) and its encodings:
+ * Avro binary with a reused value and buffer, or a JSON object with the same fields. */
+#ifndef SS_PREDICTION_H
+#define SS_PREDICTION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+typedef struct ss_prediction {
+    const char *event_id;
+    size_t event_id_len;
+    const char *customer_id;
+    size_t customer_id_len;
+    double score;
+    int decision;
+    double threshold;
+    const char *model_name;
+    const char *model_version;
+    const char *source_topic;
+    int32_t source_partition;
+    int64_t source_offset;
+    int64_t event_time;
+    int64_t scored_at;
+    char feature_hash[17];
+} ss_prediction_t;
+
+typedef struct ss_encoder ss_encoder_t; /* per thread */
+
+/* Checks that output.schema is a record whose every field streamscore fills. */
+ss_encoder_t *ss_encoder_new(const ss_config_t *cfg, char *errstr, size_t errlen);
+void ss_encoder_destroy(ss_encoder_t *e);
+
+/* Encode; *out points into the encoder's buffer, valid until the next call.
+ * Returns 0 or -1 with errstr. */
+int ss_encoder_encode(ss_encoder_t *e, const ss_prediction_t *p, const void **out, size_t *len,
+                      char *errstr, size_t errlen);
+
+#endif

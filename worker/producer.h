@@ -1,0 +1,58 @@
+/* producer.h - the one Kafka producer shared by all worker threads (idempotent,
+ * acks=all), and the acknowledgement tracker a batch waits on before its offsets
+ * may be stored. */
+#ifndef SS_PRODUCER_H
+#define SS_PRODUCER_H
+
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stddef.h>
+
+#include "config.h"
+
+/* Counts a batch's outstanding deliveries. One per worker thread, reused per batch.
+ * @locks lock guards every field; delivery reports arrive on the producer's poll thread. */
+typedef struct ss_ack {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    long pending;
+    long failed;
+    rd_kafka_resp_err_t first_err;
+} ss_ack_t;
+
+void ss_ack_init(ss_ack_t *a);
+void ss_ack_destroy(ss_ack_t *a);
+/* Wait until nothing is pending or timeout_ms passes. Returns the number still pending. */
+long ss_ack_wait(ss_ack_t *a, long timeout_ms);
+
+typedef struct ss_producer ss_producer_t;
+
+/* Creates the producer and its poll thread. Errors in librdkafka properties are
+ * config errors (the caller exits 2). */
+ss_producer_t *ss_producer_new(const ss_config_t *cfg, char *errstr, size_t errlen);
+/* Flushes (up to timeout_ms), stops the poll thread, destroys. Accepts NULL. */
+void ss_producer_destroy(ss_producer_t *p, long timeout_ms);
+
+typedef struct ss_header {
+    const char *name;
+    const void *value;
+    size_t len;
+} ss_header_t;
+
+/* Produce one record; `ack` is counted now and settled by the delivery report.
+ * Copies key, value and headers. Waits while the local queue is full.
+ * Returns 0 or -1 with errstr (the ack is then not counted).
+ * @locality any worker thread */
+int ss_producer_send(ss_producer_t *p, const char *topic, const void *key, size_t keylen,
+                     const void *value, size_t vallen, const ss_header_t *hdrs, size_t n_hdrs,
+                     const rd_kafka_headers_t *orig_hdrs, ss_ack_t *ack, char *errstr,
+                     size_t errlen);
+
+rd_kafka_t *ss_producer_handle(ss_producer_t *p);
+
+/* Apply pass-through kafka.* properties of `scope` (and of both sides) to `conf`.
+ * Returns 0 or -1 with errstr naming the key. */
+int ss_kafka_conf_apply(rd_kafka_conf_t *conf, const ss_config_t *cfg, int scope, char *errstr,
+                        size_t errlen);
+
+#endif
