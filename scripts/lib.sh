@@ -1,0 +1,33 @@
+# Shared bash helpers of streamscore's scripts: paths, stack ports, logging.
+# Source it (". scripts/lib.sh"); it sets no shell options of its own.
+# shellcheck shell=bash disable=SC2034  # the paths are used by the scripts sourcing this
+
+SS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SS_DEPS=$SS_ROOT/.deps
+SS_VENV=$SS_DEPS/venv
+SS_XGBOOST=$SS_DEPS/xgboost
+SS_KAFKA=$SS_DEPS/kafka
+
+# Local stack (scripts/dev-stack); every value can be overridden from the environment.
+: "${STACK_DIR:=.stack}"
+: "${KAFKA_PORT:=19092}"
+: "${KAFKA_CONTROLLER_PORT:=19093}"
+: "${REDIS_PORT:=16379}"
+: "${TOPICS:=customer-events:6,predictions:6,predictions.shadow:6,customer-events.dlq:1}"
+case $STACK_DIR in /*) ;; *) STACK_DIR=$SS_ROOT/$STACK_DIR ;; esac
+export STACK_DIR KAFKA_PORT KAFKA_CONTROLLER_PORT REDIS_PORT TOPICS
+
+SS_PROG=${SS_PROG:-$(basename "$0")}
+
+log() { printf '%s: %s\n' "$SS_PROG" "$*"; }
+warn() { printf '%s: warning: %s\n' "$SS_PROG" "$*" >&2; }
+die() {
+	printf '%s: error: %s\n' "$SS_PROG" "$*" >&2
+	exit 1
+}
+
+# sha256 of a file, hex only.
+sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
+
+# True when something accepts TCP connections on 127.0.0.1:$1.
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
