@@ -32,9 +32,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         else
             ret = rd_kafka_assign(rk, parts);
     } else {
+        /* librdkafka commits the stored offsets of revoked partitions itself
+         * (enable.auto.commit), so what is already safe is handed over */
         log_partitions("revoked", parts);
-        /* hand over what is already safe before the partitions move */
-        rd_kafka_commit(rk, NULL, 0);
         if (cooperative)
             error = rd_kafka_incremental_unassign(rk, parts);
         else

@@ -461,6 +461,10 @@ static void *worker_main(void *arg) {
     for (size_t i = 0; i < w->n_msgs; i++)
         rd_kafka_message_destroy(w->msgs[i]);
     w->n_msgs = 0;
+    /* Close here, in the thread that polls this consumer, while the other threads close
+     * theirs: leaving the group triggers rebalances that every member must serve. */
+    ss_consumer_destroy(w->consumer);
+    w->consumer = NULL;
     return NULL;
 }
 
