@@ -78,6 +78,7 @@ rd_kafka_t *ss_consumer_new(const ss_config_t *cfg, int thread_index, char *errs
     }
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
+    rd_kafka_conf_set_log_cb(conf, ss_kafka_log_cb);
     rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
     if (!rk) {
         snprintf(errstr, errlen, "consumer: %s", err);

@@ -24,8 +24,14 @@ static volatile int stop_requested = 0;
 
 static void on_signal(int sig) {
     (void)sig;
-    if (stop_requested) /* a second signal: stop now */
+    if (stop_requested) { /* a second signal: stop now, uncommitted work is read again */
+        static const char msg[] =
+            "{\"level\":\"error\",\"msg\":\"second stop signal: exiting at once, the "
+            "batch in hand is not committed\"}\n";
+        ssize_t w = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+        (void)w;
         _exit(1);
+    }
     stop_requested = 1;
 }
 

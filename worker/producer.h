@@ -55,4 +55,7 @@ rd_kafka_t *ss_producer_handle(ss_producer_t *p);
 int ss_kafka_conf_apply(rd_kafka_conf_t *conf, const ss_config_t *cfg, int scope, char *errstr,
                         size_t errlen);
 
+/* librdkafka's own log lines, as structured logs. Set on every client's conf. */
+void ss_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
+
 #endif
