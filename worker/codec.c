@@ -252,14 +252,23 @@ static int plan_writer(ss_codec_t *c, writer_plan_t *wp) {
     return 0;
 }
 
+static int add_writer_schema(ss_codec_t *c, int32_t id, avro_schema_t s, const char *key,
+                             const char *what, char *errstr, size_t errlen);
+
 static int add_writer(ss_codec_t *c, int32_t id, const char *path, const char *key, char *errstr,
                       size_t errlen) {
     avro_schema_t s = ss_schema_load(path, key, errstr, errlen);
     if (!s)
         return -1;
+    return add_writer_schema(c, id, s, key, path, errstr, errlen);
+}
+
+static int add_writer_schema(ss_codec_t *c, int32_t id, avro_schema_t s, const char *key,
+                             const char *what, char *errstr, size_t errlen) {
     writer_plan_t *grown = realloc(c->writers, (c->n_writers + 1) * sizeof(*grown));
     if (!grown) {
         avro_schema_decref(s);
+        snprintf(errstr, errlen, "codec: out of memory");
         return -1;
     }
     c->writers = grown;
@@ -272,9 +281,9 @@ static int add_writer(ss_codec_t *c, int32_t id, const char *path, const char *k
         return -1;
     }
     if (wp->error) {
-        /* every schema is known at start-up: one that cannot be read is a config error */
+        /* every schema is known before scoring starts: one that cannot be read is an error */
         snprintf(errstr, errlen, "config: key '%s': schema '%s' cannot be resolved against "
-                 "input.schema: %s", key, path, wp->errmsg);
+                 "input.schema: %s", key, what, wp->errmsg);
         return -1;
     }
     return 0;
@@ -342,6 +351,12 @@ static void free_strings(char **v, size_t n) {
 
 ss_codec_t *ss_codec_new(const ss_config_t *cfg, char *const *features, size_t n_features,
                          char *errstr, size_t errlen) {
+    return ss_codec_new_for_writer(cfg, features, n_features, NULL, NULL, errstr, errlen);
+}
+
+ss_codec_t *ss_codec_new_for_writer(const ss_config_t *cfg, char *const *features,
+                                    size_t n_features, avro_schema_t writer, const char *what,
+                                    char *errstr, size_t errlen) {
     ss_codec_t *c = calloc(1, sizeof(*c));
     json_t *rjson = NULL;
     rename_ctx_t rctx = {0};
@@ -403,7 +418,12 @@ ss_codec_t *ss_codec_new(const ss_config_t *cfg, char *const *features, size_t n
                  c->cust_field, cfg->input_schema);
         goto fail;
     }
-    if (c->framing == SS_FRAMING_RAW) {
+    if (writer) {
+        avro_schema_incref(writer);
+        if (add_writer_schema(c, -1, writer, "input.schema", what ? what : "(data file)", errstr,
+                              errlen) < 0)
+            goto fail;
+    } else if (c->framing == SS_FRAMING_RAW) {
         if (add_writer(c, -1, cfg->input_writer_schema, "input.writer.schema", errstr, errlen) < 0)
             goto fail;
     } else if (ss_config_parse_pairs(cfg->input_schema_map, "input.schema.map", map_cb, c, errstr,
@@ -563,6 +583,9 @@ static float feature_value(avro_value_t *v, const branch_plan_t *bp) {
     }
 }
 
+static int extract(ss_decoder_t *d, const writer_plan_t *wp, avro_value_t *rec, ss_event_t *ev,
+                   float *features, char *errstr, size_t errlen);
+
 int ss_decoder_decode(ss_decoder_t *d, const void *value, size_t len, ss_event_t *ev,
                       float *features, char *errstr, size_t errlen) {
     const ss_codec_t *c = d->codec;
@@ -607,6 +630,20 @@ int ss_decoder_decode(ss_decoder_t *d, const void *value, size_t len, ss_event_t
                  avro_strerror());
         return SS_DECODE_BAD_AVRO;
     }
+    return extract(d, wp, rec, ev, features, errstr, errlen);
+}
+
+int ss_decoder_extract(ss_decoder_t *d, avro_value_t *rec, ss_event_t *ev, float *features,
+                       char *errstr, size_t errlen) {
+    memset(ev, 0, sizeof(*ev));
+    ev->event_time = -1;
+    ev->schema_id = -1;
+    return extract(d, &d->codec->writers[0], rec, ev, features, errstr, errlen);
+}
+
+static int extract(ss_decoder_t *d, const writer_plan_t *wp, avro_value_t *rec, ss_event_t *ev,
+                   float *features, char *errstr, size_t errlen) {
+    const ss_codec_t *c = d->codec;
     if (get_string(rec, wp->cust_index, wp->cust_union, &ev->customer_id, &ev->customer_id_len) <
             0 ||
         get_string(rec, wp->event_id_index, wp->event_id_union, &ev->event_id,

@@ -44,6 +44,13 @@ typedef struct ss_event {
 ss_codec_t *ss_codec_new(const ss_config_t *cfg, char *const *features, size_t n_features,
                          char *errstr, size_t errlen);
 void ss_codec_destroy(ss_codec_t *c);
+
+/* As ss_codec_new, for records written with one known `writer` schema (e.g. the schema of
+ * an Avro container file, named `what` in messages), read with ss_decoder_extract. */
+struct avro_obj_t;
+ss_codec_t *ss_codec_new_for_writer(const ss_config_t *cfg, char *const *features,
+                                    size_t n_features, struct avro_obj_t *writer,
+                                    const char *what, char *errstr, size_t errlen);
 size_t ss_codec_n_features(const ss_codec_t *c);
 
 ss_decoder_t *ss_decoder_new(const ss_codec_t *c, char *errstr, size_t errlen);
@@ -55,8 +62,13 @@ void ss_decoder_destroy(ss_decoder_t *d);
 int ss_decoder_decode(ss_decoder_t *d, const void *value, size_t len, ss_event_t *ev,
                       float *features, char *errstr, size_t errlen);
 
+/* Like ss_decoder_decode, for a record already read as a value of the codec's single
+ * writer schema (ss_codec_new_for_writer). */
+struct avro_value;
+int ss_decoder_extract(ss_decoder_t *d, struct avro_value *rec, ss_event_t *ev, float *features,
+                       char *errstr, size_t errlen);
+
 /* Load an Avro schema from a file; NULL with errstr naming `key`. */
-struct avro_obj_t;
 struct avro_obj_t *ss_schema_load(const char *path, const char *key, char *errstr, size_t errlen);
 
 #endif

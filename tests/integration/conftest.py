@@ -1,0 +1,283 @@
+"""Fixtures of the streamscore integration tests: a real Kafka (KRaft) and Redis started with
+scripts/dev-stack on test-only ports, and per-test isolation (own topics, consumer group and
+Redis key prefix). The stack is always taken down at the end, whatever happened."""
+
+import atexit
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+
+import pytest
+import redis as redis_lib
+from confluent_kafka.admin import AdminClient, NewTopic
+
+import harness as h
+
+STACK_DIR = h.ROOT / "build" / "test-stack"
+DEV_STACK = h.ROOT / "scripts" / "dev-stack"
+TEST_TIMEOUT_S = 150.0  # per test; the whole suite takes about a minute
+
+
+def _stack_env():
+    env = dict(os.environ)
+    env.update({
+        "STACK_DIR": str(STACK_DIR),
+        "KAFKA_PORT": str(h.KAFKA_PORT),
+        "KAFKA_CONTROLLER_PORT": str(h.KAFKA_CONTROLLER_PORT),
+        "REDIS_PORT": str(h.REDIS_PORT),
+        "TOPICS": "it-stack-ready:1",
+    })
+    return env
+
+
+def _dev_stack(action, timeout):
+    try:
+        return subprocess.run([str(DEV_STACK), action], cwd=str(h.ROOT), env=_stack_env(),
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        return subprocess.CompletedProcess(e.cmd, 124, e.stdout or "", f"timed out after {timeout}s")
+
+
+def _port_open(port):
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+class _Stack:
+    def __init__(self):
+        self.down_done = False
+
+    def down(self):
+        if self.down_done:
+            return
+        self.down_done = True
+        r = _dev_stack("down", 120)
+        if r.returncode != 0:
+            print(f"dev-stack down failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
+
+
+@pytest.fixture(scope="session")
+def stack():
+    """Kafka on 127.0.0.1:39092 and Redis on 127.0.0.1:36379 for the whole session."""
+    assert DEV_STACK.exists(), f"{DEV_STACK} not found"
+    s = _Stack()
+    atexit.register(s.down)
+    previous_term = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum, frame):  # make SIGTERM unwind like Ctrl-C, so finalizers run
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        # A previous run that crashed may have left the stack up: take it down first.
+        if any(_port_open(p) for p in (h.KAFKA_PORT, h.KAFKA_CONTROLLER_PORT, h.REDIS_PORT)) \
+                or (STACK_DIR / "").exists():
+            _dev_stack("down", 120)
+        busy = [p for p in (h.KAFKA_PORT, h.KAFKA_CONTROLLER_PORT, h.REDIS_PORT) if _port_open(p)]
+        assert not busy, f"ports {busy} are in use by something dev-stack does not manage"
+        r = _dev_stack("up", 240)
+        assert r.returncode == 0, f"dev-stack up failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
+        _wait_ready()
+        yield s
+    finally:
+        s.down()
+        signal.signal(signal.SIGTERM, previous_term)
+
+
+def _wait_ready(timeout=60.0):
+    deadline = time.monotonic() + timeout
+    last = None
+    admin = AdminClient({"bootstrap.servers": h.BOOTSTRAP})
+    while time.monotonic() < deadline:
+        try:
+            md = admin.list_topics(timeout=5)
+            if md.brokers:
+                r = redis_lib.Redis(host="127.0.0.1", port=h.REDIS_PORT, socket_timeout=2)
+                r.ping()
+                r.close()
+                return
+        except Exception as e:  # noqa: BLE001 - retried until the deadline
+            last = e
+        time.sleep(0.5)
+    raise AssertionError(f"stack not ready within {timeout}s: {last!r}")
+
+
+@pytest.fixture(scope="session")
+def admin(stack):
+    # librdkafka's own log lines go to a Python logger (pytest shows them with a failure).
+    return AdminClient({"bootstrap.servers": h.BOOTSTRAP,
+                        "logger": logging.getLogger("streamscore.it.admin")})
+
+
+@pytest.fixture(scope="session")
+def redis_client(stack):
+    r = redis_lib.Redis(host="127.0.0.1", port=h.REDIS_PORT, socket_timeout=5,
+                        decode_responses=True)
+    yield r
+    r.close()
+
+
+def create_topics(admin, names, partitions=3, timeout=30.0):
+    """Create topics and wait until every partition has a leader."""
+    futures = admin.create_topics([NewTopic(n, num_partitions=partitions, replication_factor=1)
+                                   for n in names], operation_timeout=timeout)
+    for name, f in futures.items():
+        f.result(timeout)
+    deadline = time.monotonic() + timeout
+    pending = set(futures)
+    while pending:
+        md = admin.list_topics(timeout=5)
+        for name in list(pending):
+            t = md.topics.get(name)
+            if t is not None and t.error is None and t.partitions and \
+                    all(p.leader >= 0 for p in t.partitions.values()):
+                pending.discard(name)
+        if pending:
+            assert time.monotonic() < deadline, f"topics {pending} have no leader after {timeout}s"
+            time.sleep(0.2)
+
+
+class Ctx:
+    """One test's isolated names, its config and its workers."""
+
+    def __init__(self, node, tmp_path, admin, redis_client):
+        uid = uuid.uuid4().hex[:8]
+        short = node.name.replace("test_", "")[:24].replace("[", "-").replace("]", "")
+        self.uid = uid
+        self.tmp = tmp_path
+        self.admin = admin
+        self.redis = redis_client
+        self.input_topic = f"it-{short}-{uid}-events"
+        self.output_topic = f"it-{short}-{uid}-predictions"
+        self.dlq_topic = f"{self.input_topic}.dlq"
+        self.group = f"it-{short}-{uid}"
+        self.prefix = f"it:{uid}:features:"
+        self.workers = []
+        self._n_configs = 0
+        create_topics(admin, [self.input_topic, self.output_topic, self.dlq_topic])
+
+    def props(self, overrides=None):
+        """The worker config of this test; overrides map keys to values (None removes)."""
+        p = {
+            "input.topic": self.input_topic,
+            "input.schema": h.EVENT_SCHEMA_PATH,
+            "model.path": h.PRIMARY_MODEL,
+            "output.topic": self.output_topic,
+            "output.schema": h.PREDICTION_SCHEMA_PATH,
+            "dlq.topic": self.dlq_topic,
+            "redis.host": "127.0.0.1",
+            "redis.port": h.REDIS_PORT,
+            "redis.key.prefix": self.prefix,
+            "redis.ttl.seconds": 3600,
+            "kafka.bootstrap.servers": h.BOOTSTRAP,
+            "kafka.group.id": self.group,
+            "kafka.consumer.auto.offset.reset": "earliest",
+            "batch.max.wait.ms": 20,
+            "log.level": "info",
+        }
+        for k, v in (overrides or {}).items():
+            if v is None:
+                p.pop(k, None)
+            else:
+                p[k] = v
+        return p
+
+    def config(self, props):
+        self._n_configs += 1
+        return h.write_properties(self.tmp / f"worker-{self._n_configs}.properties", props)
+
+    def start_worker(self, props, args=(), env=None):
+        path = self.config(props)
+        w = h.Worker(path, self.tmp / f"worker-{len(self.workers) + 1}.log", args=args, env=env)
+        self.workers.append(w)
+        return w
+
+    def run_until(self, props, n, timeout=60.0, decode="avro", args=(), env=None):
+        """Start a worker, wait for n records on the output topic, stop it (asserting exit
+        code 0), then read the output topic to its end. Returns (records, undecodable)."""
+        w = self.start_worker(props, args=args, env=env)
+        reader = h.TopicReader(props.get("output.topic", self.output_topic), decode)
+        try:
+            reader.wait_for(n, timeout, worker=w, what="predictions")
+            w.stop()
+            reader.drain()
+        finally:
+            reader.close()
+        return reader.records, reader.undecodable
+
+    def dead_letters(self):
+        records, _ = h.read_all(self.dlq_topic, decode=None)
+        return records
+
+    def redis_key(self, customer_id):
+        return self.prefix + customer_id
+
+    def seed(self, customer_id, features):
+        """Pre-seed a customer's cached features (name -> value) in the contract format."""
+        mapping = {n: h.cache_text(h.feature_value(n, v)) for n, v in features.items()}
+        if mapping:
+            self.redis.hset(self.redis_key(customer_id), mapping=mapping)
+        return {n: h.feature_value(n, v) for n, v in features.items()}
+
+    def cleanup(self):
+        for w in self.workers:
+            w.kill()
+        try:
+            keys = list(self.redis.scan_iter(match=self.prefix + "*", count=1000))
+            if keys:
+                self.redis.delete(*keys)
+        except Exception:  # noqa: BLE001 - best effort
+            pass
+        try:
+            fs = self.admin.delete_topics([self.input_topic, self.output_topic, self.dlq_topic],
+                                          operation_timeout=10)
+            for f in fs.values():
+                f.result(15)
+        except Exception:  # noqa: BLE001 - best effort
+            pass
+
+
+@pytest.fixture
+def ctx(request, tmp_path, admin, redis_client):
+    c = Ctx(request.node, tmp_path, admin, redis_client)
+    request.node.stash[_workers_key] = c.workers
+    yield c
+    c.cleanup()
+
+
+_workers_key = pytest.StashKey[list]()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed:
+        for i, w in enumerate(item.stash.get(_workers_key, []), 1):
+            rep.sections.append((f"worker {i} log tail ({w.log_path})", w.log_tail(60)))
+
+
+class DeadlineExceeded(Exception):
+    pass
+
+
+@pytest.fixture(autouse=True)
+def _deadline():
+    """No test can hang: a SIGALRM fails it after TEST_TIMEOUT_S seconds."""
+
+    def on_alarm(signum, frame):
+        raise DeadlineExceeded(f"test exceeded {TEST_TIMEOUT_S:.0f}s")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, TEST_TIMEOUT_S)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

@@ -1,0 +1,87 @@
+"""Partial events are merged with the customer's cached features, and the merged vector is
+written back to Redis with a TTL."""
+
+import numpy as np
+
+import harness as h
+
+TTL = 3600
+
+
+def test_partial_events_merge_with_cached_features_and_write_back_with_ttl(ctx):
+    rng = np.random.default_rng(303)
+    t = 1_700_000_000_000
+    seeded = {}
+    events = []
+
+    # Customers with cached features; their events carry a few fields (the rest null),
+    # sometimes overriding a cached one.
+    for i in range(20):
+        cid = f"seeded-{ctx.uid}-{i:02d}"
+        seeded[cid] = ctx.seed(cid, h.random_features(rng, 3, 8))
+        for _ in range(int(rng.integers(1, 4))):
+            feats = h.random_features(rng, 0, 3)
+            if rng.random() < 0.5 and seeded[cid]:
+                name = sorted(seeded[cid])[int(rng.integers(0, len(seeded[cid])))]
+                feats[name] = h.random_feature_value(rng, name)
+            events.append(h.make_event(cid, t, rng, **feats))
+            t += 1000
+
+    # A customer never seen with two events, back to back: the second carries only
+    # support_calls_30d and must be scored with the first one's fields.
+    twice = f"twice-{ctx.uid}"
+    events.append(h.make_event(twice, t, rng, tenure_months=7, monthly_charges=99.5,
+                               contract_type="MONTH_TO_MONTH", has_autopay=False))
+    events.append(h.make_event(twice, t + 1, rng, support_calls_30d=6))
+    # A customer never seen whose event carries no feature at all: scored all-missing.
+    ghost = f"ghost-{ctx.uid}"
+    events.append(h.make_event(ghost, t + 2, rng))
+
+    placed = h.produce(ctx.input_topic, events, lambda e: h.encode_avro(h.EVENT_SCHEMA_PATH, e))
+    expected, final = h.expected_predictions(events, placed, h.PRIMARY_MODEL, seeded)
+
+    # Everything is produced before the worker starts and fits one batch per partition.
+    props = ctx.props({"batch.max.messages": 1000, "batch.max.wait.ms": 200,
+                       "redis.ttl.seconds": TTL})
+    records, undecodable = ctx.run_until(props, len(events))
+
+    assert not undecodable, f"undecodable predictions: {undecodable[:3]}"
+    assert len(records) == len(events), f"{len(records)} predictions for {len(events)} events"
+    first, n_bad = h.score_mismatches(records, expected)
+    assert n_bad == 0, f"{n_bad} of {len(records)} predictions differ from the reference: {first}"
+
+    by_customer = {}
+    for r in sorted(records, key=lambda r: (r["source_partition"], r["source_offset"])):
+        by_customer.setdefault(r["customer_id"], []).append(r)
+    second = by_customer[twice][1]
+    want = [np.float32(7), np.float32(99.5), np.float32(np.nan), np.float32(0),
+            np.float32(6), np.float32(np.nan), np.float32(np.nan), np.float32(np.nan),
+            np.float32(0), np.float32(np.nan), np.float32(np.nan)]
+    assert second["feature_hash"] == h.feature_hash(want), \
+        "the second event of a customer in one batch did not see the first one's fields"
+    nan_vector = [np.float32(np.nan)] * len(h.FEATURES)
+    [g] = by_customer[ghost]
+    assert g["feature_hash"] == h.feature_hash(nan_vector)
+    assert abs(g["score"] - float(h.reference_scores(h.PRIMARY_MODEL, [nan_vector])[0])) \
+        <= h.SCORE_TOL
+
+    problems = []
+    for cid, feats in final.items():
+        key = ctx.redis_key(cid)
+        stored = ctx.redis.hgetall(key)
+        if cid == ghost:
+            if stored:
+                problems.append(f"{key}: expected no cached features, found {stored}")
+            continue
+        if set(stored) != set(feats):
+            problems.append(f"{key}: fields {sorted(stored)} != merged {sorted(feats)}")
+            continue
+        for name, value in feats.items():
+            got = np.float32(stored[name])
+            if got != value:
+                problems.append(f"{key} {name}: {stored[name]!r} parses to {got!r}, "
+                                f"expected {value!r}")
+        ttl = ctx.redis.ttl(key)
+        if not 0 < ttl <= TTL:
+            problems.append(f"{key}: TTL {ttl} not in (0, {TTL}]")
+    assert len(problems) == 0, f"{len(problems)} cache problems: {problems[:10]}"
