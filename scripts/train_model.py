@@ -6,12 +6,19 @@ binary:logistic booster whose feature_names are the 11 contract features, in ord
 worker maps event fields to features by name. Training is deterministic (fixed seeds,
 nthread 1, hist). The script fails (exit 1) if the held-out ROC-AUC is below --min-auc.
 
+Rows: the first 20 % are the test split (the card's metrics), the next 15 % the validation
+split, the rest the training split. The decision threshold written to the card is the one that
+maximises F1 on the validation split (grid 0.05..0.95, step 0.01) unless --threshold is given;
+it is the value to set as model.threshold in the worker's configuration.
+
 Presets: 1.0.0 = the primary model; 1.1.0 = the candidate (more data, a later, more
 price-sensitive cohort, deeper trees, row/column subsampling). Other versions use the
 1.0.0 preset; every preset value can be overridden on the command line.
 
   python scripts/train_model.py --version 1.0.0            # models/churn-1.0.0.json + card
   python scripts/train_model.py --version 1.1.0
+  python scripts/train_model.py --version 0.1.0 --file-stem churn-weak --out-dir models/data \
+      --features tenure_months,data_usage_gb --rounds 3 --max-depth 2 --min-auc 0
 
 created_at in the card is SOURCE_DATE_EPOCH when set (reproducible cards), else now.
 """
@@ -42,16 +49,18 @@ PRESETS = {
     },
 }
 TEST_FRACTION = 0.2
+VALIDATION_FRACTION = 0.15
+THRESHOLD_GRID = [round(0.05 + 0.01 * i, 2) for i in range(91)]  # 0.05 .. 0.95
 BASELINE_QUANTILES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 
 
-def baseline(x):
+def baseline(x, features):
     """Per feature: interior bin edges (deciles, deduplicated) and the share of non-missing
     training values in each bin, plus the missing rate. Bin i holds v with
     edges[i-1] <= v < edges[i] (edges[-1] = -inf, edges[len] = +inf), i.e.
     i = numpy.searchsorted(edges, v, side='right')."""
     out = {}
-    for j, f in enumerate(churn_data.FEATURES):
+    for j, f in enumerate(features):
         col = x[:, j].astype(np.float64)
         ok = col[~np.isnan(col)]
         edges = np.unique(np.quantile(ok, BASELINE_QUANTILES)) if ok.size else np.array([])
@@ -80,25 +89,56 @@ def created_at():
     return t.replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def train(rows, seed, drift, rounds, params):
-    """(booster, X_train, X_test, y_test, positive_rate) for the given settings."""
+def split(rows):
+    """(n_test, n_validation): the first n_test rows are the test split, the next
+    n_validation the validation split, the rest the training split."""
+    return int(rows * TEST_FRACTION), int(rows * VALIDATION_FRACTION)
+
+
+def train(rows, seed, drift, rounds, params, features=None):
+    """(booster, X_train, (X_val, y_val), (X_test, y_test), positive_rate) for the given
+    settings; `features` (default: all) selects the columns the model is trained on."""
+    features = features or churn_data.FEATURES
     x, y = churn_data.training_set(rows, seed, drift)
-    n_test = int(rows * TEST_FRACTION)
-    x_tr, y_tr, x_te, y_te = x[n_test:], y[n_test:], x[:n_test], y[:n_test]
-    ftypes = ["q"] * len(churn_data.FEATURES)
-    dtrain = xgb.DMatrix(x_tr, label=y_tr, feature_names=churn_data.FEATURES,
-                         feature_types=ftypes, missing=np.nan)
+    x = x[:, [churn_data.FEATURES.index(f) for f in features]]
+    n_test, n_val = split(rows)
+    x_te, y_te = x[:n_test], y[:n_test]
+    x_va, y_va = x[n_test:n_test + n_val], y[n_test:n_test + n_val]
+    x_tr, y_tr = x[n_test + n_val:], y[n_test + n_val:]
+    dtrain = xgb.DMatrix(x_tr, label=y_tr, feature_names=list(features),
+                         feature_types=["q"] * len(features), missing=np.nan)
     p = {"objective": "binary:logistic", "eval_metric": "auc", "tree_method": "hist",
          "nthread": 1, "seed": seed}
     p.update(params)
     booster = xgb.train(p, dtrain, num_boost_round=rounds)
-    return booster, x_tr, x_te, y_te, float(y.mean())
+    return booster, x_tr, (x_va, y_va), (x_te, y_te), float(y.mean())
 
 
-def predict(booster, x):
-    d = xgb.DMatrix(x, feature_names=churn_data.FEATURES, feature_types=["q"] * x.shape[1],
+def predict(booster, x, features=None):
+    features = features or churn_data.FEATURES
+    d = xgb.DMatrix(x, feature_names=list(features), feature_types=["q"] * x.shape[1],
                     missing=np.nan)
     return booster.predict(d)
+
+
+def best_f1_threshold(y, score):
+    """(threshold, f1): the grid threshold with the highest F1 (the lowest one on ties)."""
+    best = (THRESHOLD_GRID[0], -1.0)
+    for t in THRESHOLD_GRID:
+        f1 = float(f1_score(y, (score >= t).astype(int), zero_division=0))
+        if f1 > best[1] + 1e-12:
+            best = (t, f1)
+    return best
+
+
+def classification_metrics(y, score, threshold):
+    decision = (score >= threshold).astype(int)
+    return {
+        "roc_auc": round(float(roc_auc_score(y, score)), 4),
+        "precision": round(float(precision_score(y, decision, zero_division=0)), 4),
+        "recall": round(float(recall_score(y, decision, zero_division=0)), 4),
+        "f1": round(float(f1_score(y, decision, zero_division=0)), 4),
+    }
 
 
 def main(argv=None):
@@ -112,7 +152,11 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, help="boosting rounds (trees)")
     ap.add_argument("--max-depth", type=int)
     ap.add_argument("--eta", type=float)
-    ap.add_argument("--threshold", type=float, default=0.5, help="decision threshold in the card")
+    ap.add_argument("--threshold", type=float,
+                    help="decision threshold in the card (default: best F1 on the validation split)")
+    ap.add_argument("--features", help="comma-separated subset of the features to train on "
+                    "(default: all 11, in contract order)")
+    ap.add_argument("--file-stem", help="model file name without .json (default: churn-VERSION)")
     ap.add_argument("--min-auc", type=float, default=0.85, help="fail below this held-out AUC")
     a = ap.parse_args(argv)
 
@@ -127,27 +171,34 @@ def main(argv=None):
     if a.eta is not None:
         params["eta"] = a.eta
 
-    print("training churn %s: rows=%d seed=%d drift=%.2f rounds=%d params=%s"
-          % (a.version, rows, seed, drift, rounds, json.dumps(params)), file=sys.stderr)
-    booster, x_tr, x_te, y_te, pos_rate = train(rows, seed, drift, rounds, params)
-    score = predict(booster, x_te)
-    decision = (score >= a.threshold).astype(int)
-    auc = float(roc_auc_score(y_te, score))
-    metrics = {
-        "roc_auc": round(auc, 4),
-        "precision": round(float(precision_score(y_te, decision, zero_division=0)), 4),
-        "recall": round(float(recall_score(y_te, decision, zero_division=0)), 4),
-        "f1": round(float(f1_score(y_te, decision, zero_division=0)), 4),
-        "n_test": int(len(y_te)),
-        "test_positive_rate": round(float(y_te.mean()), 4),
-    }
-    print("held-out: %s" % json.dumps(metrics), file=sys.stderr)
+    features = a.features.split(",") if a.features else list(churn_data.FEATURES)
+    unknown = [f for f in features if f not in churn_data.FEATURES]
+    if unknown or not features or len(set(features)) != len(features):
+        print("error: --features must name distinct features of %s" % ",".join(churn_data.FEATURES),
+              file=sys.stderr)
+        return 2
+    stem = a.file_stem or "churn-%s" % a.version
+
+    print("training churn %s: rows=%d seed=%d drift=%.2f rounds=%d params=%s features=%d"
+          % (a.version, rows, seed, drift, rounds, json.dumps(params), len(features)),
+          file=sys.stderr)
+    booster, x_tr, (x_va, y_va), (x_te, y_te), pos_rate = train(rows, seed, drift, rounds,
+                                                                params, features)
+    val_score = predict(booster, x_va, features)
+    best_t, best_f1 = best_f1_threshold(y_va, val_score)
+    threshold = best_t if a.threshold is None else a.threshold
+    score = predict(booster, x_te, features)
+    metrics = classification_metrics(y_te, score, threshold)
+    metrics.update({"n_test": int(len(y_te)), "test_positive_rate": round(float(y_te.mean()), 4)})
+    auc = metrics["roc_auc"]
+    print("threshold %.2f (validation F1 %.4f at %.2f); held-out: %s"
+          % (threshold, best_f1, best_t, json.dumps(metrics)), file=sys.stderr)
     if auc < a.min_auc:
         print("error: ROC-AUC %.4f is below --min-auc %.2f" % (auc, a.min_auc), file=sys.stderr)
         return 1
 
     os.makedirs(a.out_dir, exist_ok=True)
-    model_file = "churn-%s.json" % a.version
+    model_file = stem + ".json"
     model_path = os.path.join(a.out_dir, model_file)
     booster.save_model(model_path)
     card = {
@@ -156,9 +207,16 @@ def main(argv=None):
         "created_at": created_at(),
         "xgboost_version": xgb.__version__,
         "objective": "binary:logistic",
-        "feature_names": list(churn_data.FEATURES),
-        "feature_types": ["q"] * len(churn_data.FEATURES),
-        "threshold": a.threshold,
+        "feature_names": list(features),
+        "feature_types": ["q"] * len(features),
+        "threshold": threshold,
+        "threshold_selection": {
+            "method": ("best F1 on the validation split, grid 0.05..0.95 step 0.01"
+                       if a.threshold is None else "set with --threshold"),
+            "validation_best_threshold": best_t,
+            "validation_f1": round(best_f1, 4),
+            "n_validation": int(len(y_va)),
+        },
         "metrics": metrics,
         "training": {
             "num_boost_round": rounds,
@@ -171,21 +229,23 @@ def main(argv=None):
                             "interactions (price x contract, support calls x new customer, "
                             "payment failures x autopay), unobserved noise N(0, %.2f), %.1f%% of "
                             "labels flipped, 1-6%% of each attribute missing; cohort drift %.2f. "
-                            "First %d%% of rows held out for the metrics."
+                            "First %d%% of rows held out for the metrics, the next %d%% for "
+                            "choosing the threshold."
                             % (churn_data.NOISE_SD, 100 * churn_data.LABEL_FLIP_RATE, drift,
-                               int(100 * TEST_FRACTION))),
+                               int(100 * TEST_FRACTION), int(100 * VALIDATION_FRACTION))),
             "generator": "scripts/churn_data.py training_set(n_rows, seed, drift)",
             "n_rows": rows,
             "n_train": int(len(x_tr)),
+            "n_validation": int(len(y_va)),
             "seed": seed,
             "drift": drift,
             "positive_rate": round(pos_rate, 4),
         },
-        "baseline": baseline(x_tr),
+        "baseline": baseline(x_tr, features),
         "model_file": model_file,
         "model_sha256": sha256(model_path),
     }
-    card_path = os.path.join(a.out_dir, "churn-%s.card.json" % a.version)
+    card_path = os.path.join(a.out_dir, stem + ".card.json")
     with open(card_path, "w", encoding="utf-8") as fh:
         json.dump(card, fh, indent=2)
         fh.write("\n")

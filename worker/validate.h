@@ -1,0 +1,14 @@
+/* validate.h - `streamscore validate-model`: scores a labeled data set with a model,
+ * checks the results against the configured gates and records them in the model card. */
+#ifndef SS_VALIDATE_H
+#define SS_VALIDATE_H
+
+#include "config.h"
+
+/* Entry point. `cfg` is the finalized configuration (model.*, input.schema, features.rename,
+ * input.*.field, batch.max.messages, validate.*), or NULL when --help was given (print
+ * usage on stdout, return 0). `argv` holds the arguments that were not -c/-X.
+ * Returns 0 when every gate passes, 1 runtime failure, 2 bad usage, 3 a gate failed. */
+int ss_validate_main(const ss_config_t *cfg, int argc, char **argv);
+
+#endif
