@@ -63,8 +63,8 @@ static const conf_def_t defs[] = {
      "Model name written into predictions. Default: the card's name."},
     {"model.version", CT_STRING, NULL, 0, 0, NULL, OFF(model_version), 0,
      "Model version written into predictions. Default: the card's version."},
-    {"model.threshold", CT_DOUBLE, "0.5", 0, 1, NULL, OFF(model_threshold), 0,
-     "decision = score >= threshold."},
+    {"model.threshold", CT_DOUBLE, NULL, 0, 1, NULL, OFF(model_threshold), 0,
+     "decision = score >= threshold. Default: the model card's threshold, else 0.5."},
     {"features.rename", CT_STRING, "", 0, 0, NULL, OFF(features_rename), 0,
      "Model features read from differently named event fields: FEATURE=FIELD,..."},
     {"output.topic", CT_STRING, "predictions", 0, 0, NULL, OFF(output_topic), 0,
@@ -76,8 +76,13 @@ static const conf_def_t defs[] = {
     {"shadow.topic", CT_STRING, NULL, 0, 0, NULL, OFF(shadow_topic), 0,
      "Where a shadow (mode = shadow) writes its results; it never writes output.topic. "
      "Default: <output.topic>.shadow."},
+    {"shadow.output", CT_ENUM, "topic", 0, 0, "topic|file", OFF(shadow_output), 0,
+     "Where a shadow writes its results: shadow.topic, or JSON lines appended to shadow.file."},
+    {"shadow.file", CT_STRING, "", 0, 0, NULL, OFF(shadow_file), 0,
+     "Shadow results file (JSON lines) when shadow.output = file."},
     {"dlq.topic", CT_STRING, NULL, 0, 0, NULL, OFF(dlq_topic), 0,
-     "Dead-letter topic for records that cannot be scored. Default: <input.topic>.dlq."},
+     "Dead-letter topic for records that cannot be scored. Default: <input.topic>.dlq for a "
+     "primary, <shadow.topic>.dlq for a shadow."},
     {"redis.host", CT_STRING, "127.0.0.1", 0, 0, NULL, OFF(redis_host), 0, "Redis host."},
     {"redis.port", CT_INT, "6379", 1, 65535, NULL, OFF(redis_port), 0, "Redis port."},
     {"redis.password", CT_STRING, "", 0, 0, NULL, OFF(redis_password), F_SECRET,
@@ -97,6 +102,38 @@ static const conf_def_t defs[] = {
      "Longest wait to fill a batch once its first record arrived."},
     {"shutdown.timeout.ms", CT_INT, "30000", 100, 600000, NULL, OFF(shutdown_timeout_ms), 0,
      "On SIGTERM, longest wait for outstanding deliveries before exiting."},
+    {"compare.labels", CT_STRING, "", 0, 0, NULL, OFF(compare_labels), 0,
+     "streamscore compare: labels as a CSV file (customer_id,label,time) or topic:NAME "
+     "(JSON values with the same fields); empty for none."},
+    {"compare.output.dir", CT_STRING, "streamscore-compare", 0, 0, NULL, OFF(compare_output_dir), 0,
+     "streamscore compare: folder for compare.json and compare.html."},
+    {"compare.timeout.ms", CT_INT, "30000", 100, 3600000, NULL, OFF(compare_timeout_ms), 0,
+     "streamscore compare: longest wait for topic data."},
+    {"promote.max.flip.rate", CT_DOUBLE, "-1", -1, 1, NULL, OFF(promote_max_flip_rate), 0,
+     "Promotion: most decisions flipped (share of identical-feature pairs); negative: not checked."},
+    {"promote.max.score.diff.p99", CT_DOUBLE, "-1", -1, 1, NULL, OFF(promote_max_score_diff_p99), 0,
+     "Promotion: largest p99 of |candidate - primary| score; negative: not checked."},
+    {"promote.max.auc.drop", CT_DOUBLE, "-1", -1, 1, NULL, OFF(promote_max_auc_drop), 0,
+     "Promotion: candidate ROC-AUC no worse than primary's minus this (needs labels); "
+     "negative: not checked."},
+    {"promote.max.latency.p99.ms", CT_DOUBLE, "-1", -1, 3600000, NULL, OFF(promote_max_latency_p99_ms), 0,
+     "Promotion: largest candidate p99 event-to-score latency; negative: not checked."},
+    {"promote.min.matched.share", CT_DOUBLE, "-1", -1, 1, NULL, OFF(promote_min_matched_share), 0,
+     "Promotion: least share of primary predictions with a shadow result; negative: not checked."},
+    {"validate.label.field", CT_STRING, "churned", 0, 0, NULL, OFF(validate_label_field), 0,
+     "streamscore validate-model: boolean or int label field of the data set's records."},
+    {"validate.min.roc.auc", CT_DOUBLE, "0.85", 0, 1, NULL, OFF(validate_min_roc_auc), 0,
+     "Gate: least ROC-AUC."},
+    {"validate.min.precision", CT_DOUBLE, "0.75", 0, 1, NULL, OFF(validate_min_precision), 0,
+     "Gate: least precision at model.threshold."},
+    {"validate.min.recall", CT_DOUBLE, "0.70", 0, 1, NULL, OFF(validate_min_recall), 0,
+     "Gate: least recall at model.threshold."},
+    {"validate.min.f1", CT_DOUBLE, "0.72", 0, 1, NULL, OFF(validate_min_f1), 0,
+     "Gate: least F1 at model.threshold."},
+    {"validate.max.model.mb", CT_DOUBLE, "500", 0, 1000000, NULL, OFF(validate_max_model_mb), 0,
+     "Gate: largest model file, in MB (10^6 bytes)."},
+    {"validate.max.batch.p99.ms", CT_DOUBLE, "-1", -1, 600000, NULL, OFF(validate_max_batch_p99_ms), 0,
+     "Gate: largest p99 time to score one batch of batch.max.messages rows; negative: not checked."},
     {"log.level", CT_LOGLEVEL, "info", 0, 0, "debug|info|warn|error", OFF(log_level), 0,
      "Least severe level logged."},
 };
@@ -255,6 +292,7 @@ ss_config_t *ss_config_new(void) {
     ss_config_t *cfg = calloc(1, sizeof(*cfg));
     if (!cfg)
         return NULL;
+    cfg->model_threshold = NAN; /* not set: the model card decides */
     char err[256];
     for (size_t i = 0; i < N_DEFS; i++) {
         if (defs[i].def && ss_config_set(cfg, defs[i].key, defs[i].def, "default", err,
@@ -518,8 +556,12 @@ static int has_kafka(const ss_config_t *cfg, const char *name) {
 }
 
 int ss_config_finalize(ss_config_t *cfg, char *errstr, size_t errlen) {
+    return ss_config_finalize_for(cfg, SS_NEED_MODEL | SS_NEED_KAFKA, errstr, errlen);
+}
+
+int ss_config_finalize_for(ss_config_t *cfg, int needs, char *errstr, size_t errlen) {
     for (size_t i = 0; i < N_DEFS; i++) {
-        if (!(defs[i].flags & F_REQUIRED))
+        if (!(defs[i].flags & F_REQUIRED) || !(needs & SS_NEED_MODEL))
             continue;
         char *v = *(char **)((char *)cfg + defs[i].offset);
         if (!v || !*v) {
@@ -545,14 +587,7 @@ int ss_config_finalize(ss_config_t *cfg, char *errstr, size_t errlen) {
     }
     if (!cfg->model_card || !*cfg->model_card) {
         free(cfg->model_card);
-        cfg->model_card = dup_replace_ext(cfg->model_path, ".card.json");
-    }
-    if (!cfg->dlq_topic || !*cfg->dlq_topic) {
-        free(cfg->dlq_topic);
-        size_t n = strlen(cfg->input_topic) + 5;
-        cfg->dlq_topic = malloc(n);
-        if (cfg->dlq_topic)
-            snprintf(cfg->dlq_topic, n, "%s.dlq", cfg->input_topic);
+        cfg->model_card = dup_replace_ext(cfg->model_path ? cfg->model_path : "", ".card.json");
     }
     if (cfg->input_framing == SS_FRAMING_CONFLUENT && !*cfg->input_schema_map) {
         snprintf(errstr, errlen,
@@ -565,7 +600,11 @@ int ss_config_finalize(ss_config_t *cfg, char *errstr, size_t errlen) {
     if (ss_config_parse_pairs(cfg->features_rename, "features.rename", check_pair_nonempty, NULL,
                               errstr, errlen) < 0)
         return -1;
-    if (!has_kafka(cfg, "bootstrap.servers")) {
+    if (cfg->shadow_output == SS_SHADOW_FILE && !*cfg->shadow_file) {
+        snprintf(errstr, errlen, "config: key 'shadow.file' is required when shadow.output = file");
+        return -1;
+    }
+    if ((needs & SS_NEED_KAFKA) && !has_kafka(cfg, "bootstrap.servers")) {
         snprintf(errstr, errlen,
                  "config: key 'kafka.bootstrap.servers' is required (or STREAMSCORE_KAFKA_BOOTSTRAP_SERVERS)");
         return -1;
@@ -577,8 +616,22 @@ int ss_config_finalize(ss_config_t *cfg, char *errstr, size_t errlen) {
         if (cfg->shadow_topic)
             snprintf(cfg->shadow_topic, n, "%s.shadow", cfg->output_topic);
     }
+    if (cfg->shadow_topic && (!cfg->dlq_topic || !*cfg->dlq_topic)) {
+        /* a shadow's dead letters are its own: the primary already dead-letters the same
+         * records to <input.topic>.dlq */
+        const char *base = cfg->mode == SS_MODE_SHADOW ? cfg->shadow_topic : cfg->input_topic;
+        free(cfg->dlq_topic);
+        size_t n = strlen(base) + 5;
+        cfg->dlq_topic = malloc(n);
+        if (cfg->dlq_topic)
+            snprintf(cfg->dlq_topic, n, "%s.dlq", base);
+    }
     if (!cfg->dlq_topic || !cfg->shadow_topic || !cfg->model_card || !cfg->input_writer_schema) {
         snprintf(errstr, errlen, "config: out of memory");
+        return -1;
+    }
+    if (strcmp(cfg->dlq_topic, cfg->output_topic) == 0 || strcmp(cfg->dlq_topic, cfg->input_topic) == 0) {
+        snprintf(errstr, errlen, "config: key 'dlq.topic' must differ from input.topic and output.topic");
         return -1;
     }
     if (strcmp(cfg->shadow_topic, cfg->output_topic) == 0) {

@@ -8,6 +8,7 @@
 typedef enum { SS_MODE_PRIMARY = 0, SS_MODE_SHADOW = 1 } ss_mode_t;
 typedef enum { SS_FRAMING_RAW = 0, SS_FRAMING_CONFLUENT = 1 } ss_framing_t;
 typedef enum { SS_FORMAT_AVRO = 0, SS_FORMAT_JSON = 1 } ss_format_t;
+typedef enum { SS_SHADOW_TOPIC = 0, SS_SHADOW_FILE = 1 } ss_shadow_output_t;
 
 /* A key=value pair passed through to librdkafka. */
 typedef struct ss_kv {
@@ -54,6 +55,16 @@ typedef struct ss_config {
     long batch_max_messages;
     long batch_max_wait_ms;
     long shutdown_timeout_ms;
+    int shadow_output; /* SS_SHADOW_TOPIC or SS_SHADOW_FILE */
+    char *shadow_file;
+    char *compare_labels;
+    char *compare_output_dir;
+    long compare_timeout_ms;
+    double promote_max_flip_rate, promote_max_score_diff_p99, promote_max_auc_drop;
+    double promote_max_latency_p99_ms, promote_min_matched_share;
+    char *validate_label_field;
+    double validate_min_roc_auc, validate_min_precision, validate_min_recall, validate_min_f1;
+    double validate_max_model_mb, validate_max_batch_p99_ms;
     int log_level;
 
     ss_kv_t *kafka; /* pass-through, in the order given */
@@ -85,8 +96,13 @@ int ss_config_apply_env(ss_config_t *cfg, char **envp, void (*unknown_cb)(const 
 /* Map a key to its environment variable name (STREAMSCORE_ + upper, '.' -> '_'). */
 void ss_config_env_name(const char *key, char *out, size_t outlen);
 
-/* Derived defaults and cross-key checks. Call once after all sources are applied. */
+/* Derived defaults and cross-key checks. Call once after all sources are applied.
+ * ss_config_finalize is for the worker (needs a model and Kafka); commands that need less
+ * say which with SS_NEED_* flags. */
 int ss_config_finalize(ss_config_t *cfg, char *errstr, size_t errlen);
+#define SS_NEED_MODEL 1
+#define SS_NEED_KAFKA 2
+int ss_config_finalize_for(ss_config_t *cfg, int needs, char *errstr, size_t errlen);
 
 /* Parse "a=b,c=d" lists (features.rename, input.schema.map). Calls `cb` for each pair;
  * returns 0 or -1 with errstr naming `key`. */

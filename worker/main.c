@@ -13,6 +13,8 @@
 #include "log.h"
 #include "model.h"
 #include "pipeline.h"
+#include "compare.h"
+#include "validate.h"
 
 #ifndef SS_VERSION
 #define SS_VERSION "0.0.0"
@@ -40,11 +42,16 @@ static void usage(FILE *out) {
             "streamscore %s - score Kafka events with an XGBoost model\n\n"
             "Usage:\n"
             "  streamscore run -c FILE [-X key=value ...]   run the worker until SIGTERM/SIGINT\n"
+            "  streamscore compare -c FILE [options]        compare primary and shadow results\n"
+            "  streamscore validate-model -c FILE --data FILE.avro [options]\n"
+            "                                               check a model against its gates\n"
             "  streamscore config-reference [--markdown]    print every configuration key\n"
             "  streamscore --version | --help\n\n"
             "Configuration: a .properties file (key = value). Every key can be overridden by an\n"
             "environment variable STREAMSCORE_<KEY> (upper case, '.' -> '_'), and -X beats both.\n"
-            "Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration.\n\n"
+            "Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration,\n"
+            "3 a verdict against: compare says hold, validate-model failed a gate.\n"
+            "'streamscore compare --help' and 'streamscore validate-model --help' for their options.\n\n"
             "Keys:\n",
             SS_VERSION);
     if (out == stdout)
@@ -59,63 +66,87 @@ static void warn_unknown_env(const char *name) {
     ss_log(SS_LOG_WARN, fields, "config: environment variable %s names no key; ignored", name);
 }
 
-static int cmd_run(int argc, char **argv) {
+/* Configuration from -c FILE, the environment and -X key=value, in that order of
+ * precedence (last wins). Arguments that are neither are left in rest[] for the command.
+ * Returns the finalized config, or NULL after printing the error (exit 2). */
+static ss_config_t *load_config(const char *cmd, int argc, char **argv, int needs, int *n_rest,
+                                char **rest) {
     const char *file = NULL;
     char err[1024];
     ss_config_t *cfg = ss_config_new();
-    int rc = 2;
-    ss_model_t *model = NULL;
+    *n_rest = 0;
     if (!cfg) {
         fprintf(stderr, "streamscore: out of memory\n");
-        return 1;
+        return NULL;
     }
-    /* -c first, so that -X applies on top of the file and the environment */
     for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
+        if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0 ||
+            strcmp(argv[i], "-X") == 0) {
             if (i + 1 >= argc) {
-                fprintf(stderr, "streamscore run: -c needs a file\n");
-                goto out;
+                fprintf(stderr, "streamscore %s: %s needs a value\n", cmd, argv[i]);
+                goto fail;
             }
-            file = argv[++i];
-        } else if (strcmp(argv[i], "-X") == 0) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "streamscore run: -X needs key=value\n");
-                goto out;
-            }
+            if (argv[i][1] != 'X')
+                file = argv[i + 1];
             i++;
         } else {
-            fprintf(stderr, "streamscore run: unknown argument '%s'\n", argv[i]);
-            goto out;
+            rest[(*n_rest)++] = argv[i];
         }
     }
     if (!file) {
-        fprintf(stderr, "streamscore run: -c FILE is required\n");
-        goto out;
+        fprintf(stderr, "streamscore %s: -c FILE is required\n", cmd);
+        goto fail;
     }
     if (ss_config_load_file(cfg, file, err, sizeof(err)) < 0 ||
         ss_config_apply_env(cfg, environ, warn_unknown_env, err, sizeof(err)) < 0)
-        goto bad_config;
+        goto bad;
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "-X") != 0)
             continue;
         char *kv = argv[++i], *eq = strchr(kv, '=');
         if (!eq) {
-            fprintf(stderr, "streamscore run: -X expects key=value, got '%s'\n", kv);
-            goto out;
+            fprintf(stderr, "streamscore %s: -X expects key=value, got '%s'\n", cmd, kv);
+            goto fail;
         }
         *eq = '\0';
         int r = ss_config_set(cfg, kv, eq + 1, "-X", err, sizeof(err));
         *eq = '=';
         if (r < 0)
-            goto bad_config;
+            goto bad;
     }
-    if (ss_config_finalize(cfg, err, sizeof(err)) < 0)
-        goto bad_config;
+    if (ss_config_finalize_for(cfg, needs, err, sizeof(err)) < 0)
+        goto bad;
+    return cfg;
+bad:
+    ss_log(SS_LOG_ERROR, NULL, "%s", err);
+    fprintf(stderr, "streamscore: %s\n", err);
+fail:
+    ss_config_destroy(cfg);
+    return NULL;
+}
 
+static int cmd_run(int argc, char **argv) {
+    char err[1024];
+    int n_rest;
+    char **rest = calloc((size_t)argc + 1, sizeof(char *));
+    ss_config_t *cfg = rest ? load_config("run", argc, argv, SS_NEED_MODEL | SS_NEED_KAFKA,
+                                          &n_rest, rest)
+                            : NULL;
+    ss_model_t *model = NULL;
+    int rc = 2;
+    if (!cfg)
+        goto out;
+    if (n_rest > 0) {
+        fprintf(stderr, "streamscore run: unknown argument '%s'\n", rest[0]);
+        goto out;
+    }
     model = ss_model_load(cfg->model_path, cfg->model_card, cfg->model_name, cfg->model_version,
                           err, sizeof(err));
-    if (!model)
-        goto bad_config;
+    if (!model) {
+        ss_log(SS_LOG_ERROR, NULL, "%s", err);
+        fprintf(stderr, "streamscore: %s\n", err);
+        goto out;
+    }
     char fields[512];
     snprintf(fields, sizeof(fields),
              "\"model\":\"%s\",\"version\":\"%s\",\"features\":%zu,\"xgboost\":\"%s\"",
@@ -138,15 +169,25 @@ static int cmd_run(int argc, char **argv) {
              stats.consumed, stats.scored, stats.produced, stats.dead_lettered, stats.cache_errors,
              stats.batches, rc);
     ss_log(rc ? SS_LOG_ERROR : SS_LOG_INFO, fields, "worker stopped");
-    goto out;
-
-bad_config:
-    ss_log(SS_LOG_ERROR, NULL, "%s", err);
-    fprintf(stderr, "streamscore: %s\n", err);
-    rc = 2;
 out:
     ss_model_unref(model);
     ss_config_destroy(cfg);
+    free(rest);
+    return rc;
+}
+
+/* Commands that take a config and arguments of their own. */
+static int cmd_with_config(const char *cmd, int needs,
+                           int (*fn)(const ss_config_t *, int, char **), int argc, char **argv) {
+    for (int i = 0; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return fn(NULL, argc, argv); /* usage on stdout, exit 0 */
+    int n_rest;
+    char **rest = calloc((size_t)argc + 1, sizeof(char *));
+    ss_config_t *cfg = rest ? load_config(cmd, argc, argv, needs, &n_rest, rest) : NULL;
+    int rc = cfg ? fn(cfg, n_rest, rest) : 2;
+    ss_config_destroy(cfg);
+    free(rest);
     return rc;
 }
 
@@ -171,6 +212,10 @@ int main(int argc, char **argv) {
     }
     if (strcmp(cmd, "run") == 0)
         return cmd_run(argc - 2, argv + 2);
+    if (strcmp(cmd, "compare") == 0)
+        return cmd_with_config(cmd, SS_NEED_KAFKA, ss_compare_main, argc - 2, argv + 2);
+    if (strcmp(cmd, "validate-model") == 0)
+        return cmd_with_config(cmd, SS_NEED_MODEL, ss_validate_main, argc - 2, argv + 2);
     fprintf(stderr, "streamscore: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;

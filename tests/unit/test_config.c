@@ -25,7 +25,7 @@ static void defaults_match_the_documented_values(void) {
     CHECK(c->batch_max_messages == 256);
     CHECK(c->worker_threads == 1);
     CHECK(c->redis_ttl_seconds == 604800);
-    CHECK(fabs(c->model_threshold - 0.5) < 1e-12);
+    CHECK(isnan(c->model_threshold)); /* not set: the model card's threshold applies */
     CHECK(c->output_format == SS_FORMAT_AVRO);
     ss_config_destroy(c);
 }
@@ -145,7 +145,7 @@ static void finalize_derives_card_dlq_shadow_topic_and_group(void) {
                           "mode = shadow\n");
     CHECK(ss_config_finalize(c, err, sizeof(err)) == 0);
     CHECK(strcmp(c->model_card, "models/churn-1.0.0.card.json") == 0);
-    CHECK(strcmp(c->dlq_topic, "customer-events.dlq") == 0);
+    CHECK(strcmp(c->dlq_topic, "predictions.shadow.dlq") == 0); /* a shadow's own */
     CHECK(strcmp(c->shadow_topic, "predictions.shadow") == 0);
     CHECK(strcmp(c->input_writer_schema, c->input_schema) == 0);
     int group = 0;

@@ -1,0 +1,88 @@
+/* report.h - the figures `streamscore compare` computes and their three renderings: a
+ * terminal summary, compare.json (structure documented in compare.c) and a self-contained
+ * compare.html with inline SVG charts. */
+#ifndef SS_REPORT_H
+#define SS_REPORT_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#define SS_CMP_DIST_BINS 20    /* score distribution bins over [0, 1] */
+#define SS_CMP_DIFF_BINS 40    /* score difference bins over [-max|d|, +max|d|] */
+#define SS_CMP_SAMPLE_MAX 2000 /* scatter sample of identical-feature pairs */
+#define SS_CMP_MAX_MODELS 16   /* distinct (name, version) listed per side */
+#define SS_CMP_MAX_CRITERIA 5
+
+enum { SS_CMP_PRIMARY = 0, SS_CMP_SHADOW = 1 };
+enum { SS_VERDICT_NONE = 0, SS_VERDICT_PROMOTE = 1, SS_VERDICT_HOLD = 2 };
+
+typedef struct ss_cmp_model {
+    char name[128];
+    char version[64];
+    double threshold; /* the last one recorded */
+    uint64_t records;
+} ss_cmp_model_t;
+
+/* One side: the primary's predictions or the shadow's results. Figures are NaN when
+ * undefined (no data); the JSON writes them as null. */
+typedef struct ss_cmp_side {
+    const char *name;     /* "primary" | "shadow" */
+    const char *source;   /* "kafka" | "file" */
+    const char *location; /* topic name or file path */
+    const char *format;   /* "avro" | "json" */
+    int partitions;       /* of the topic; 0 for a file */
+    uint64_t read;        /* records decoded within the time range */
+    uint64_t malformed;   /* undecodable values or lines, skipped */
+    uint64_t out_of_range;
+    uint64_t duplicates; /* records with a (topic, partition, offset) seen before */
+    uint64_t records;    /* distinct keys = read - duplicates */
+    ss_cmp_model_t models[SS_CMP_MAX_MODELS];
+    int n_models;
+    uint64_t other_models; /* records of models beyond SS_CMP_MAX_MODELS */
+    uint64_t dist[SS_CMP_DIST_BINS];
+    uint64_t dist_below, dist_above; /* scores < 0 or > 1, counted in the edge bins too */
+    uint64_t latency_n;
+    double latency_p50, latency_p99; /* ms, scored_at - event_time */
+    /* labels (when compare.labels is set) */
+    uint64_t labeled, positives, tp, fp, fn, tn;
+    double auc, precision, recall, f1;
+} ss_cmp_side_t;
+
+typedef struct ss_cmp_criterion {
+    const char *key;
+    double limit, value; /* value NaN when it could not be computed */
+    int passed;
+    char reason[256];
+} ss_cmp_criterion_t;
+
+typedef struct ss_cmp_result {
+    ss_cmp_side_t side[2];
+    int64_t from_ms, to_ms; /* INT64_MIN / INT64_MAX when open */
+    const char *labels;     /* compare.labels or NULL */
+    uint64_t labels_rows, labels_malformed;
+    uint64_t matched, primary_only, shadow_only, identical;
+    double matched_share; /* matched / distinct primary records */
+    double identical_share;
+    /* identical-feature pairs only; d = shadow score - primary score */
+    double diff_mean, abs_p50, abs_p99, abs_max, spearman;
+    uint64_t flips_no_yes, flips_yes_no;
+    double flip_rate;
+    double diff_lo, diff_hi;
+    uint64_t diff_hist[SS_CMP_DIFF_BINS];
+    float sample[SS_CMP_SAMPLE_MAX][2]; /* (primary, shadow) */
+    int n_sample;
+    int exact;           /* 1: quantiles, Spearman and AUC exact; 0: from histograms */
+    long exact_limit;    /* values held in memory for the exact figures */
+    int buckets;         /* spill buckets used by the join */
+    uint64_t max_bucket; /* records in the largest bucket */
+    ss_cmp_criterion_t criteria[SS_CMP_MAX_CRITERIA];
+    int n_criteria;
+    int verdict;
+} ss_cmp_result_t;
+
+/* Write compare.json / compare.html. Return 0 or -1 with errstr naming the path. */
+int ss_report_write_json(const ss_cmp_result_t *r, const char *path, char *errstr, size_t errlen);
+int ss_report_write_html(const ss_cmp_result_t *r, const char *path, char *errstr, size_t errlen);
+void ss_report_print_summary(const ss_cmp_result_t *r, FILE *out);
+
+#endif
