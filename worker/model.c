@@ -4,6 +4,7 @@
 #include "model.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,10 @@ static void model_free(ss_model_t *m) {
     free(m->path);
     free(m->sha256_card);
     free(m);
+}
+
+double ss_model_threshold(const ss_model_t *m, double configured) {
+    return isnan(configured) ? m->threshold : configured;
 }
 
 ss_model_t *ss_model_ref(ss_model_t *m) {
@@ -94,6 +99,7 @@ ss_model_t *ss_model_load(const char *path, const char *card_path, const char *n
     if (!m)
         goto oom;
     m->refcnt = 1;
+    m->threshold = 0.5;
     m->path = strdup(path);
 
     struct stat st;
@@ -121,6 +127,16 @@ ss_model_t *ss_model_load(const char *path, const char *card_path, const char *n
         }
         if (card_feature_names(card, &card_names, &n_card_names, errstr, errlen) < 0)
             goto fail;
+        json_t *thr = json_object_get(card, "threshold");
+        if (json_is_number(thr)) {
+            double t = json_number_value(thr);
+            if (!(t >= 0 && t <= 1)) {
+                snprintf(errstr, errlen, "model card '%s': threshold %g is not in [0, 1]",
+                         card_path, t);
+                goto fail;
+            }
+            m->threshold = t;
+        }
         const char *sha = json_string_value(json_object_get(card, "model_sha256"));
         if (sha)
             m->sha256_card = strdup(sha);

@@ -15,6 +15,7 @@ typedef struct ss_model {
     char *version;
     char *path;
     char *sha256_card;     /* the card's model_sha256, or NULL */
+    double threshold;      /* the card's decision threshold, else 0.5 */
     int refcnt;            /* atomic */
 } ss_model_t;
 
@@ -23,6 +24,10 @@ typedef struct ss_model {
  * Returns a model with one reference, or NULL with errstr. */
 ss_model_t *ss_model_load(const char *path, const char *card_path, const char *name,
                           const char *version, char *errstr, size_t errlen);
+
+/* The threshold to decide at: `configured` (model.threshold) unless it is NaN (not set),
+ * then the model card's, else 0.5. */
+double ss_model_threshold(const ss_model_t *m, double configured);
 
 /* Take / drop a reference. @locality any thread */
 ss_model_t *ss_model_ref(ss_model_t *m);

@@ -7,8 +7,10 @@
 #include "pipeline.h"
 
 #include <librdkafka/rdkafka.h>
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +35,8 @@ typedef struct runtime {
     int failed;          /* atomic: a worker hit a fatal error */
     ss_stats_t *stats;
     const char *out_topic;
+    FILE *results_file;           /* shadow.output = file: JSON lines, else NULL */
+    pthread_mutex_t results_lock; /* guards results_file */
 } runtime_t;
 
 typedef struct rec {
@@ -69,6 +73,8 @@ typedef struct worker {
     size_t *table_used;
     char *arena;
     size_t arena_len, arena_cap;
+    char *lines; /* shadow results of the batch, when written to a file */
+    size_t lines_len, lines_cap;
     int rc;
 } worker_t;
 
@@ -145,6 +151,7 @@ static void worker_free(worker_t *w) {
     free(w->table);
     free(w->table_used);
     free(w->arena);
+    free(w->lines);
 }
 
 /* Everything a thread needs, created before any thread starts so that a bad config or
@@ -183,7 +190,8 @@ static int worker_init(worker_t *w, runtime_t *rt, int index, char *errstr, size
     if (!(w->dec = ss_decoder_new(rt->codec, errstr, errlen)) ||
         !(w->pred = ss_predictor_new(errstr, errlen)))
         return -1;
-    if (!(w->enc = ss_encoder_new(cfg, errstr, errlen)))
+    if (!(w->enc = rt->results_file ? ss_encoder_new_format(cfg, SS_FORMAT_JSON, errstr, errlen)
+                                     : ss_encoder_new(cfg, errstr, errlen)))
         return -2;
     if (!(w->cache = ss_cache_new(cfg, rt->model->feature_names, w->nf, errstr, errlen)))
         return -1;
@@ -288,6 +296,39 @@ static int send_dlq(worker_t *w, const rd_kafka_message_t *m, const rec_t *r) {
     return 0;
 }
 
+static int append_line(worker_t *w, const void *val, size_t len, char *errstr, size_t errlen) {
+    if (w->lines_len + len + 1 > w->lines_cap) {
+        size_t cap = (w->lines_len + len + 1) * 2;
+        char *g = realloc(w->lines, cap);
+        if (!g) {
+            snprintf(errstr, errlen, "shadow results: out of memory");
+            return -1;
+        }
+        w->lines = g;
+        w->lines_cap = cap;
+    }
+    memcpy(w->lines + w->lines_len, val, len);
+    w->lines[w->lines_len + len] = '\n';
+    w->lines_len += len + 1;
+    return 0;
+}
+
+/* Append the batch's lines and make them durable before the batch's offsets are stored. */
+static int flush_lines(worker_t *w) {
+    runtime_t *rt = w->rt;
+    int rc = 0;
+    pthread_mutex_lock(&rt->results_lock);
+    if (fwrite(w->lines, 1, w->lines_len, rt->results_file) != w->lines_len ||
+        fflush(rt->results_file) != 0 || fsync(fileno(rt->results_file)) != 0) {
+        ss_error("shadow results file '%s' (key shadow.file): %s", rt->cfg->shadow_file,
+                 strerror(errno));
+        rc = -1;
+    }
+    pthread_mutex_unlock(&rt->results_lock);
+    w->lines_len = 0;
+    return rc;
+}
+
 static void store_offsets(worker_t *w) {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
     for (size_t i = 0; i < w->n_msgs; i++) {
@@ -373,7 +414,7 @@ static int process_batch(worker_t *w) {
     int64_t scored_at = now_ms();
     ss_prediction_t p;
     memset(&p, 0, sizeof(p));
-    p.threshold = cfg->model_threshold;
+    p.threshold = ss_model_threshold(model, cfg->model_threshold);
     p.model_name = model->name;
     p.model_version = model->version;
     p.scored_at = scored_at;
@@ -403,8 +444,10 @@ static int process_batch(worker_t *w) {
         const void *val;
         size_t vlen;
         if (ss_encoder_encode(w->enc, &p, &val, &vlen, err, sizeof(err)) < 0 ||
-            ss_producer_send(rt->producer, rt->out_topic, p.customer_id, p.customer_id_len, val,
-                             vlen, NULL, 0, NULL, &w->ack, err, sizeof(err)) < 0) {
+            (rt->results_file ? append_line(w, val, vlen, err, sizeof(err))
+                              : ss_producer_send(rt->producer, rt->out_topic, p.customer_id,
+                                                 p.customer_id_len, val, vlen, NULL, 0, NULL,
+                                                 &w->ack, err, sizeof(err))) < 0) {
             ss_error("%s", err);
             goto out;
         }
@@ -416,7 +459,9 @@ static int process_batch(worker_t *w) {
     if (cfg->mode == SS_MODE_PRIMARY && cache_call(w, 1) < 0)
         goto out;
 
-    /* 7. every record acknowledged before its offset is stored */
+    /* 7. every record acknowledged (or on disk) before its offset is stored */
+    if (rt->results_file && flush_lines(w) < 0)
+        goto out;
     while (ss_ack_wait(&w->ack, 1000) > 0)
         ;
     if (w->ack.failed) {
@@ -479,6 +524,17 @@ int ss_pipeline_run(const ss_config_t *cfg, ss_model_t *model, volatile int *sto
                     .stats = stats,
                     .out_topic = cfg->mode == SS_MODE_SHADOW ? cfg->shadow_topic
                                                              : cfg->output_topic};
+    pthread_mutex_init(&rt.results_lock, NULL);
+    if (cfg->mode == SS_MODE_SHADOW && cfg->shadow_output == SS_SHADOW_FILE) {
+        rt.results_file = fopen(cfg->shadow_file, "a");
+        if (!rt.results_file) {
+            ss_error("cannot open shadow.file '%s': %s", cfg->shadow_file, strerror(errno));
+            pthread_mutex_destroy(&rt.results_lock);
+            ss_model_unref(rt.model);
+            return 1;
+        }
+        rt.out_topic = cfg->shadow_file;
+    }
     worker_t *workers = calloc(n, sizeof(*workers));
     if (!workers) {
         ss_error("worker: out of memory");
@@ -535,5 +591,8 @@ done:
     ss_codec_destroy(rt.codec);
     ss_model_unref(rt.model);
     free(workers);
+    if (rt.results_file)
+        fclose(rt.results_file);
+    pthread_mutex_destroy(&rt.results_lock);
     return rc;
 }

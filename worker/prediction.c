@@ -44,12 +44,17 @@ struct ss_encoder {
 };
 
 ss_encoder_t *ss_encoder_new(const ss_config_t *cfg, char *errstr, size_t errlen) {
+    return ss_encoder_new_format(cfg, cfg->output_format, errstr, errlen);
+}
+
+ss_encoder_t *ss_encoder_new_format(const ss_config_t *cfg, int format, char *errstr,
+                                    size_t errlen) {
     ss_encoder_t *e = calloc(1, sizeof(*e));
     if (!e) {
         snprintf(errstr, errlen, "encoder: out of memory");
         return NULL;
     }
-    e->format = cfg->output_format;
+    e->format = format;
     e->cap = 4096;
     e->buf = malloc(e->cap);
     e->schema = ss_schema_load(cfg->output_schema, "output.schema", errstr, errlen);

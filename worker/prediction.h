@@ -30,6 +30,9 @@ typedef struct ss_encoder ss_encoder_t; /* per thread */
 
 /* Checks that output.schema is a record whose every field streamscore fills. */
 ss_encoder_t *ss_encoder_new(const ss_config_t *cfg, char *errstr, size_t errlen);
+/* The same with an explicit SS_FORMAT_* (the shadow's results file is always JSON lines). */
+ss_encoder_t *ss_encoder_new_format(const ss_config_t *cfg, int format, char *errstr,
+                                    size_t errlen);
 void ss_encoder_destroy(ss_encoder_t *e);
 
 /* Encode; *out points into the encoder's buffer, valid until the next call.
