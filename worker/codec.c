@@ -583,6 +583,124 @@ static float feature_value(avro_value_t *v, const branch_plan_t *bp) {
     }
 }
 
+
+/* ---- structural check of an Avro body before avro-c reads it ---------------------------
+ * avro-c allocates whatever length a string, bytes or array claims before reading it, and
+ * leaks that allocation when the read then fails: a few garbled records could exhaust
+ * memory. So every body is first walked against its writer schema here, without allocating:
+ * lengths must fit in the bytes that remain, union branches and enum indexes must exist,
+ * counts of zero-size items are bounded, nesting is bounded. */
+#define CHECK_MAX_DEPTH 64
+
+static int read_varint(const unsigned char **p, const unsigned char *end, int64_t *out) {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (*p >= end)
+            return -1;
+        unsigned char b = *(*p)++;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *out = (int64_t)((v >> 1) ^ -(v & 1)); /* zigzag */
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int check_value(avro_schema_t s, const unsigned char **p, const unsigned char *end,
+                       int depth) {
+    int64_t n;
+    if (depth > CHECK_MAX_DEPTH)
+        return -1;
+    switch (avro_typeof(s)) {
+    case AVRO_NULL:
+        return 0;
+    case AVRO_BOOLEAN:
+        if (*p >= end || **p > 1)
+            return -1;
+        (*p)++;
+        return 0;
+    case AVRO_INT32:
+    case AVRO_INT64:
+        return read_varint(p, end, &n);
+    case AVRO_FLOAT:
+    case AVRO_DOUBLE: {
+        size_t size = avro_typeof(s) == AVRO_FLOAT ? 4 : 8;
+        if ((size_t)(end - *p) < size)
+            return -1;
+        *p += size;
+        return 0;
+    }
+    case AVRO_STRING:
+    case AVRO_BYTES:
+        if (read_varint(p, end, &n) < 0 || n < 0 || n > end - *p)
+            return -1;
+        *p += n;
+        return 0;
+    case AVRO_FIXED: {
+        int64_t size = avro_schema_fixed_size(s);
+        if (size < 0 || size > end - *p)
+            return -1;
+        *p += size;
+        return 0;
+    }
+    case AVRO_ENUM:
+        return read_varint(p, end, &n) < 0 || n < 0 ||
+                       n >= avro_schema_enum_number_of_symbols(s)
+                   ? -1
+                   : 0;
+    case AVRO_UNION:
+        if (read_varint(p, end, &n) < 0 || n < 0 || n >= (int64_t)avro_schema_union_size(s))
+            return -1;
+        return check_value(avro_schema_union_branch(s, (int)n), p, end, depth + 1);
+    case AVRO_RECORD:
+        for (size_t i = 0; i < avro_schema_record_size(s); i++)
+            if (check_value(avro_schema_record_field_get_by_index(s, (int)i), p, end,
+                            depth + 1) < 0)
+                return -1;
+        return 0;
+    case AVRO_ARRAY:
+    case AVRO_MAP: {
+        avro_schema_t item = avro_typeof(s) == AVRO_ARRAY ? avro_schema_array_items(s)
+                                                          : avro_schema_map_values(s);
+        for (;;) {
+            if (read_varint(p, end, &n) < 0)
+                return -1;
+            if (n == 0)
+                return 0;
+            if (n < 0) { /* negative count: a block byte size follows */
+                int64_t bytes;
+                if (n == INT64_MIN || read_varint(p, end, &bytes) < 0)
+                    return -1;
+                n = -n;
+            }
+            /* even zero-size items may not claim more than the bytes left, times 8 */
+            if (n > (end - *p) * 8 + 8)
+                return -1;
+            for (int64_t i = 0; i < n; i++) {
+                if (avro_typeof(s) == AVRO_MAP) {
+                    int64_t klen;
+                    if (read_varint(p, end, &klen) < 0 || klen < 0 || klen > end - *p)
+                        return -1;
+                    *p += klen;
+                }
+                if (check_value(item, p, end, depth + 1) < 0)
+                    return -1;
+            }
+        }
+    }
+    case AVRO_LINK:
+        return check_value(avro_schema_link_target(s), p, end, depth + 1);
+    default:
+        return -1;
+    }
+}
+
+/* 0 when `len` bytes hold one value of `schema` (trailing bytes are allowed, as in Java). */
+static int check_body(avro_schema_t schema, const unsigned char *p, size_t len) {
+    return check_value(schema, &p, p + len, 0);
+}
+
 static int extract(ss_decoder_t *d, const writer_plan_t *wp, avro_value_t *rec, ss_event_t *ev,
                    float *features, char *errstr, size_t errlen);
 
@@ -623,6 +741,11 @@ int ss_decoder_decode(ss_decoder_t *d, const void *value, size_t len, ss_event_t
     }
     const writer_plan_t *wp = &c->writers[wi];
     avro_value_t *rec = &d->states[wi].value;
+    if (check_body(wp->schema, p, len) < 0) {
+        snprintf(errstr, errlen, "Avro body does not match the writer schema (truncated, or a "
+                 "length, union branch or enum index out of range)");
+        return SS_DECODE_BAD_AVRO;
+    }
     avro_value_reset(rec);
     avro_reader_memory_set_source(d->reader, (const char *)p, (int64_t)len);
     if (avro_value_read(d->reader, rec) != 0) {

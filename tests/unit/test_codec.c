@@ -315,6 +315,31 @@ static void rename_maps_a_feature_to_another_field(void) {
     ss_config_destroy(cfg);
 }
 
+static void huge_claimed_lengths_and_bad_branches_are_rejected_before_decoding(void) {
+    fixture_t fx;
+    CHECK(setup(&fx, "") == 0);
+    ss_event_t ev;
+    float f[NF];
+    /* event_id claims 2^40 bytes: zigzag varint of 2^40 */
+    unsigned char huge[16];
+    size_t n = 0;
+    uint64_t z = (uint64_t)1 << 41;
+    while (z >= 0x80) {
+        huge[n++] = (unsigned char)(z | 0x80);
+        z >>= 7;
+    }
+    huge[n++] = (unsigned char)z;
+    CHECK(ss_decoder_decode(fx.dec, huge, n, &ev, f, err, sizeof(err)) == SS_DECODE_BAD_AVRO);
+    /* a valid event whose first union (tenure_months) names branch 5 of 2 */
+    size_t len = encode("schemas/customer_event.avsc", 0, "C1", 0);
+    size_t at = len - 11; /* the 11 nullable fields are all null: one branch byte each */
+    buf[at] = 10;          /* zigzag 5 */
+    CHECK(ss_decoder_decode(fx.dec, buf, len, &ev, f, err, sizeof(err)) == SS_DECODE_BAD_AVRO);
+    buf[at] = 0;
+    CHECK(ss_decoder_decode(fx.dec, buf, len, &ev, f, err, sizeof(err)) == SS_DECODE_OK);
+    teardown(&fx);
+}
+
 static void random_bytes_never_crash(void) {
     fixture_t fx;
     CHECK(setup(&fx, "") == 0);
@@ -349,6 +374,8 @@ static const check_test_t tests[] = {
     {"feature_missing_from_reader_schema_names_rename_key",
      feature_missing_from_reader_schema_names_rename_key},
     {"rename_maps_a_feature_to_another_field", rename_maps_a_feature_to_another_field},
+    {"huge_claimed_lengths_and_bad_branches_are_rejected_before_decoding",
+     huge_claimed_lengths_and_bad_branches_are_rejected_before_decoding},
     {"random_bytes_never_crash", random_bytes_never_crash},
     {NULL, NULL}};
 
