@@ -21,31 +21,14 @@ from confluent_kafka import Consumer, TopicPartition
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--bootstrap", default="127.0.0.1:19092")
-    ap.add_argument("--topic", default="predictions")
-    ap.add_argument("--events", required=True, help="JSON lines from produce_events.py")
-    ap.add_argument("--redis-port", type=int, default=16379)
-    ap.add_argument("--redis-prefix", default="streamscore:features:")
-    ap.add_argument("--worker-log")
-    ap.add_argument("--timeout", type=float, default=180)
-    a = ap.parse_args()
-
-    wanted = {}
-    with open(a.events) as f:
-        for line in f:
-            e = json.loads(line)
-            wanted[(e["partition"], e["offset"])] = e
-    schema = fastavro.parse_schema(json.load(open(os.path.join(ROOT, "schemas/prediction.avsc"))))
-
-    c = Consumer({"bootstrap.servers": a.bootstrap, "group.id": "streamscore-demo-report",
+def read_until_complete(bootstrap, topic, wanted, schema, deadline, log):
+    """Predictions of `topic` for the wanted (partition, offset) pairs, or None on time-out."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "streamscore-demo-report",
                   "enable.auto.commit": False, "auto.offset.reset": "earliest"})
-    md = c.list_topics(a.topic, timeout=10)
-    parts = list(md.topics[a.topic].partitions)
-    c.assign([TopicPartition(a.topic, p, 0) for p in parts])
+    md = c.list_topics(topic, timeout=10)
+    parts = list(md.topics[topic].partitions)
+    c.assign([TopicPartition(topic, p, 0) for p in parts])
     got = {}
-    deadline = time.time() + a.timeout
     last_report = 0
     while len(got) < len(wanted) and time.time() < deadline:
         for m in c.consume(1000, timeout=0.5):
@@ -57,15 +40,45 @@ def main():
                 p["_ts"] = m.timestamp()[1]
                 got[k] = p
         if time.time() - last_report > 5:
-            print(f"   {len(got)}/{len(wanted)} scored", flush=True)
+            print(f"   {topic}: {len(got)}/{len(wanted)} scored", flush=True)
             last_report = time.time()
     c.close()
     if len(got) < len(wanted):
-        print(f"only {len(got)} of {len(wanted)} events were scored within {a.timeout:.0f} s",
-              file=sys.stderr)
-        if a.worker_log and os.path.exists(a.worker_log):
+        print(f"only {len(got)} of {len(wanted)} events have a record on {topic}", file=sys.stderr)
+        if log and os.path.exists(log):
             print("worker log tail:", file=sys.stderr)
-            print("".join(open(a.worker_log).readlines()[-20:]), file=sys.stderr)
+            print("".join(open(log).readlines()[-20:]), file=sys.stderr)
+        return None
+    return got
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bootstrap", default="127.0.0.1:19092")
+    ap.add_argument("--topic", default="predictions")
+    ap.add_argument("--events", required=True, help="JSON lines from produce_events.py")
+    ap.add_argument("--redis-port", type=int, default=16379)
+    ap.add_argument("--redis-prefix", default="streamscore:features:")
+    ap.add_argument("--worker-log")
+    ap.add_argument("--timeout", type=float, default=180)
+    ap.add_argument("--also-wait", metavar="TOPIC",
+                    help="then wait until TOPIC (e.g. the shadow's) has a record for every event")
+    ap.add_argument("--also-wait-log", help="log to show if --also-wait times out")
+    a = ap.parse_args()
+
+    wanted = {}
+    deadline = time.time() + a.timeout
+    with open(a.events) as f:
+        for line in f:
+            e = json.loads(line)
+            wanted[(e["partition"], e["offset"])] = e
+    schema = fastavro.parse_schema(json.load(open(os.path.join(ROOT, "schemas/prediction.avsc"))))
+
+    got = read_until_complete(a.bootstrap, a.topic, wanted, schema, deadline, a.worker_log)
+    if got is None:
+        return 1
+    if a.also_wait and read_until_complete(a.bootstrap, a.also_wait, wanted, schema, deadline,
+                                           a.also_wait_log) is None:
         return 1
 
     preds = list(got.values())

@@ -13,7 +13,7 @@ SS_KAFKA=$SS_DEPS/kafka
 : "${KAFKA_PORT:=19092}"
 : "${KAFKA_CONTROLLER_PORT:=19093}"
 : "${REDIS_PORT:=16379}"
-: "${TOPICS:=customer-events:6,predictions:6,predictions.shadow:6,customer-events.dlq:1}"
+: "${TOPICS:=customer-events:6,predictions:6,predictions.shadow:6,customer-events.dlq:1,predictions.shadow.dlq:1}"
 case $STACK_DIR in /*) ;; *) STACK_DIR=$SS_ROOT/$STACK_DIR ;; esac
 export STACK_DIR KAFKA_PORT KAFKA_CONTROLLER_PORT REDIS_PORT TOPICS
 

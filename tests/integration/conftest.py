@@ -158,9 +158,18 @@ class Ctx:
         self.dlq_topic = f"{self.input_topic}.dlq"
         self.group = f"it-{short}-{uid}"
         self.prefix = f"it:{uid}:features:"
+        self.shadow_topic = f"{self.output_topic}.shadow"
+        self.shadow_group = f"{self.group}-shadow"
         self.workers = []
+        self.extra_topics = []
         self._n_configs = 0
         create_topics(admin, [self.input_topic, self.output_topic, self.dlq_topic])
+
+    def add_topics(self, *names, partitions=3):
+        """More topics for this test (deleted with the others at the end)."""
+        create_topics(self.admin, list(names), partitions)
+        self.extra_topics.extend(names)
+        return names
 
     def props(self, overrides=None):
         """The worker config of this test; overrides map keys to values (None removes)."""
@@ -181,6 +190,18 @@ class Ctx:
             "batch.max.wait.ms": 20,
             "log.level": "info",
         }
+        for k, v in (overrides or {}).items():
+            if v is None:
+                p.pop(k, None)
+            else:
+                p[k] = v
+        return p
+
+    def shadow_props(self, overrides=None):
+        """A shadow of this test's primary: same input, candidate model, own group, results
+        on self.shadow_topic (create it with add_topics)."""
+        p = self.props({"mode": "shadow", "model.path": h.CANDIDATE_MODEL,
+                        "kafka.group.id": self.shadow_group, "shadow.topic": self.shadow_topic})
         for k, v in (overrides or {}).items():
             if v is None:
                 p.pop(k, None)
@@ -235,8 +256,8 @@ class Ctx:
         except Exception:  # noqa: BLE001 - best effort
             pass
         try:
-            fs = self.admin.delete_topics([self.input_topic, self.output_topic, self.dlq_topic],
-                                          operation_timeout=10)
+            fs = self.admin.delete_topics([self.input_topic, self.output_topic, self.dlq_topic,
+                                           *self.extra_topics], operation_timeout=10)
             for f in fs.values():
                 f.result(15)
         except Exception:  # noqa: BLE001 - best effort

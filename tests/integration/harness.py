@@ -623,3 +623,413 @@ def wait_group_assigned(admin, group, topic, n_partitions, timeout=30.0, worker=
     raise AssertionError(f"group {group} not stable with {n_partitions} partitions of {topic} "
                          f"within {timeout}s: last {last}"
                          + (worker.describe() if worker else ""))
+
+
+# --------------------------------------------------------------------------- shadow
+
+
+CANDIDATE_MODEL = ROOT / "models" / "churn-1.1.0.json"
+
+# Redis commands that only read: all a shadow may send about a feature key.
+REDIS_READ_COMMANDS = {"HMGET", "HGET", "HGETALL", "HKEYS", "HVALS", "HLEN", "HEXISTS",
+                       "EXISTS", "TYPE", "TTL", "PTTL", "GET", "MGET", "SCAN", "HSCAN"}
+
+
+def redis_snapshot(prefix):
+    """Every key under prefix: {key: (DUMP bytes, PTTL ms)} (byte-exact, with expiry)."""
+    import redis as redis_lib
+
+    r = redis_lib.Redis(host="127.0.0.1", port=REDIS_PORT, socket_timeout=5)
+    try:
+        out = {}
+        for key in r.scan_iter(match=prefix.encode() + b"*", count=1000):
+            out[key] = (r.dump(key), r.pttl(key))
+        return out
+    finally:
+        r.close()
+
+
+class RedisMonitor:
+    """`redis-cli MONITOR` in the background: every command the server receives, as seen
+    by the server (so it cannot miss a write a client library buffered)."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self._out = open(self.path, "wb")
+        self.proc = subprocess.Popen(["redis-cli", "-h", "127.0.0.1", "-p", str(REDIS_PORT),
+                                      "MONITOR"], stdin=subprocess.DEVNULL, stdout=self._out,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 10
+        while not self.path.read_bytes().startswith(b"OK"):
+            assert self.proc.poll() is None, f"redis-cli MONITOR exited: {self.path.read_bytes()!r}"
+            assert time.monotonic() < deadline, "redis-cli MONITOR did not start within 10s"
+            time.sleep(0.05)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        if not self._out.closed:
+            self._out.close()
+
+    def commands(self, containing):
+        """[(COMMAND, line)] of the commands whose text contains `containing`."""
+        import shlex
+
+        out = []
+        for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
+            if containing not in line or "]" not in line:
+                continue
+            try:
+                words = shlex.split(line.split("]", 1)[1])
+            except ValueError:
+                words = line.split("]", 1)[1].split()
+            if words:
+                out.append((words[0].strip('"').upper(), line))
+        return out
+
+
+def read_json_lines(path):
+    """The JSON objects of a JSON-lines file ([] when it does not exist); a line that is not
+    JSON is returned as {"_unparsed": line}."""
+    p = Path(path)
+    if not p.exists():
+        return []
+    out = []
+    for line in p.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            out.append({"_unparsed": line})
+    return out
+
+
+def wait_file_lines(path, n, timeout=60.0, worker=None):
+    """Poll a JSON-lines file until it has at least n lines; returns its records."""
+    deadline = time.monotonic() + timeout
+    while True:
+        recs = read_json_lines(path)
+        if len(recs) >= n:
+            return recs
+        if worker is not None and not worker.alive():
+            raise AssertionError(f"worker exited (code {worker.proc.returncode}) with "
+                                 f"{len(recs)} of {n} lines in {path}" + worker.describe())
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{len(recs)} of {n} lines in {path} after {timeout:.0f}s"
+                                 + (worker.describe() if worker else ""))
+        time.sleep(0.2)
+
+
+# --------------------------------------------------------------------------- compare
+
+
+def encode_prediction(record):
+    return encode_avro(PREDICTION_SCHEMA_PATH, record)
+
+
+def produce_records(topic, records, encode=encode_prediction, timeout=30.0):
+    """Produce prediction dicts keyed by customer id, in order; [(partition, offset)]."""
+    return produce(topic, records, encode, timeout)
+
+
+def iso_ms(ms):
+    """Epoch milliseconds as ISO-8601 UTC with milliseconds, e.g. 2025-01-01T00:00:00.000Z."""
+    s, frac = divmod(int(ms), 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(s)) + f".{frac:03d}Z"
+
+
+def linear_percentile(values, q):
+    """numpy's default (linear) percentile, q in [0, 100]."""
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q))
+
+
+def hist_bin(v, lo, hi, bins):
+    """The bin of v in [lo, hi] split in `bins`, values outside clamped to the edge bins."""
+    t = (v - lo) / (hi - lo) * bins if hi > lo else 0.0
+    return 0 if t <= 0 else bins - 1 if t >= bins else int(t)
+
+
+class CompareCase:
+    """Primary predictions, shadow results and labels built by hand, with every figure of
+    `streamscore compare` worked out here, independently of the worker and of compare.
+
+    Sources (partition, offset) of a made-up input topic, one customer each:
+      n_identical pairs with the same feature_hash (the figures are computed on these),
+        of which flips_yes_no / flips_no_yes change decision at threshold 0.5;
+      n_divergent pairs whose feature_hash differs (large score changes, flips too: they must
+        not count in the pair figures);
+      n_primary_only / n_shadow_only sources with one side only;
+      one shadow result delivered twice (identical copies).
+    Labels (CSV customer_id,label,time): most customers have a label after their event;
+    some have none, some only one before the event (unlabeled), some two after it (the
+    earliest counts); plus malformed rows."""
+
+    THRESHOLD = 0.5
+    T0 = 1_735_689_600_000  # 2025-01-01T00:00:00Z
+
+    def __init__(self, seed=4242, source_topic="it-compare-events", n_identical=180,
+                 flips_yes_no=7, flips_no_yes=4, n_divergent=20, n_primary_only=8,
+                 n_shadow_only=5):
+        rng = np.random.default_rng(seed)
+        self.source_topic = source_topic
+        self.primary, self.shadow, label_rows = [], [], []
+        th = self.THRESHOLD
+        kinds = (["same"] * (n_identical - flips_yes_no - flips_no_yes) + ["yes_no"] * flips_yes_no
+                 + ["no_yes"] * flips_no_yes + ["divergent"] * n_divergent
+                 + ["primary_only"] * n_primary_only + ["shadow_only"] * n_shadow_only)
+        kinds = [kinds[i] for i in rng.permutation(len(kinds))]
+        self.kinds = kinds
+        self.label_of = {}  # customer -> expected label (None: unlabeled)
+        self.malformed_label_rows = 0
+        for i, kind in enumerate(kinds):
+            cid = f"cmp-{seed}-{i:04d}"
+            part, off = i % 3, 500 + i // 3
+            event_time = self.T0 + i * 60_000
+            if kind == "same":
+                sp = float(rng.uniform(0.05, 0.42) if rng.random() < 0.6 else rng.uniform(0.58, 0.95))
+                ss = sp + float(rng.uniform(-0.04, 0.04))
+            elif kind == "yes_no":
+                sp = float(rng.uniform(0.5, 0.6))
+                ss = sp - float(rng.uniform(0.11, 0.2))
+            elif kind == "no_yes":
+                sp = float(rng.uniform(0.4, 0.49))
+                ss = sp + float(rng.uniform(0.11, 0.2))
+            else:
+                sp, ss = float(rng.uniform(0.02, 0.98)), float(rng.uniform(0.02, 0.98))
+            fh = f"{int(rng.integers(0, 2**63)):016x}"
+            common = {"event_id": f"ev-{i:04d}", "customer_id": cid, "threshold": th,
+                      "source_topic": source_topic, "source_partition": part,
+                      "source_offset": off, "event_time": event_time, "contributions": None}
+            if kind != "shadow_only":
+                self.primary.append({**common, "score": sp, "decision": sp >= th,
+                                     "model_name": "churn", "model_version": "1.0.0",
+                                     "scored_at": event_time + int(rng.integers(3, 60)),
+                                     "feature_hash": fh})
+            if kind != "primary_only":
+                self.shadow.append({**common, "score": ss, "decision": ss >= th,
+                                    "model_name": "churn", "model_version": "1.1.0",
+                                    "scored_at": event_time + int(rng.integers(10, 400)),
+                                    "feature_hash": f"{int(rng.integers(0, 2**63)):016x}"
+                                    if kind == "divergent" else fh})
+            # labels, loosely following the primary score so that AUCs are informative
+            p_pos = sp if kind != "shadow_only" else ss
+            y = int(rng.random() < p_pos)
+            u = rng.random()
+            after = event_time + int(rng.integers(3_600_000, 30 * 86_400_000))
+            if u < 0.08:
+                self.label_of[cid] = None  # no label at all
+            elif u < 0.13:
+                self.label_of[cid] = None  # a label, but before the event only
+                label_rows.append((cid, y, event_time - 86_400_000))
+            elif u < 0.20:
+                self.label_of[cid] = y  # two labels after the event: the earliest counts
+                label_rows.append((cid, 1 - y, after + 86_400_000))
+                label_rows.append((cid, y, after))
+            else:
+                self.label_of[cid] = y
+                label_rows.append((cid, y, after))
+        # the duplicate: one shadow result delivered again
+        self.duplicate = dict(self.shadow[len(self.shadow) // 2])
+        self.shadow.append(self.duplicate)
+        self.label_rows = label_rows
+
+    def labels_csv(self, path):
+        """Write the labels; times alternate ISO-8601 and epoch ms, labels 1/0 and true/false.
+        Two malformed rows are added (counted as malformed, not as rows)."""
+        lines = ["customer_id,label,time"]
+        for k, (cid, y, t) in enumerate(self.label_rows):
+            lab = (("true" if y else "false") if k % 3 == 0 else str(y))
+            lines.append(f"{cid},{lab},{iso_ms(t) if k % 2 == 0 else t}")
+        lines.append(f"cmp-bad-1,maybe,{iso_ms(self.T0)}")
+        lines.append("cmp-bad-2,1,not-a-time")
+        self.malformed_label_rows = 2
+        Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return Path(path)
+
+    # ---- expected figures
+
+    def expected(self):
+        key = lambda r: (r["source_topic"], r["source_partition"], r["source_offset"])  # noqa: E731
+        P = {key(r): r for r in self.primary}
+        S = {}
+        dup = 0
+        for r in self.shadow:
+            dup += key(r) in S
+            S[key(r)] = r
+        matched = sorted(set(P) & set(S))
+        ident = [(P[k], S[k]) for k in matched if P[k]["feature_hash"] == S[k]["feature_hash"]]
+        p = np.array([a["score"] for a, _ in ident])
+        s = np.array([b["score"] for _, b in ident])
+        d = s - p
+        from scipy.stats import spearmanr
+
+        m = float(np.abs(d).max())
+        diff_counts = [0] * 40
+        for v in d:
+            diff_counts[hist_bin(float(v), -m, m, 40)] += 1
+        e = {
+            "counts": {"primary": len(P), "shadow": len(S), "matched": len(matched),
+                       "primary_only": len(set(P) - set(S)), "shadow_only": len(set(S) - set(P)),
+                       "duplicates": {"primary": len(self.primary) - len(P), "shadow": dup},
+                       "matched_share": len(matched) / len(P), "identical_features": len(ident),
+                       "identical_share": len(ident) / len(matched)},
+            "pairs": {"n": len(ident), "score_diff": {
+                          "mean": float(d.mean()), "abs_p50": linear_percentile(np.abs(d), 50),
+                          "abs_p99": linear_percentile(np.abs(d), 99), "abs_max": m},
+                      "flips": {"no_to_yes": int(sum(1 for a, b in ident
+                                                     if not a["decision"] and b["decision"])),
+                                "yes_to_no": int(sum(1 for a, b in ident
+                                                     if a["decision"] and not b["decision"]))},
+                      "spearman": float(spearmanr(p, s).statistic),
+                      "diff_histogram": {"lo": -m, "hi": m, "counts": diff_counts}},
+            "distributions": {}, "latency_ms": {}, "labels": {}, "models": {},
+        }
+        fl = e["pairs"]["flips"]
+        fl["total"] = fl["no_to_yes"] + fl["yes_to_no"]
+        fl["rate"] = fl["total"] / len(ident)
+        from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
+
+        for side, recs in (("primary", list(P.values())), ("shadow", list(S.values()))):
+            counts = [0] * 20
+            for r in recs:
+                counts[hist_bin(r["score"], 0.0, 1.0, 20)] += 1
+            e["distributions"][side] = {"counts": counts, "below": 0, "above": 0}
+            lat = [r["scored_at"] - r["event_time"] for r in recs]
+            e["latency_ms"][side] = {"n": len(lat), "p50": linear_percentile(lat, 50),
+                                     "p99": linear_percentile(lat, 99)}
+            lab = [(self.label_of[r["customer_id"]], r) for r in recs
+                   if self.label_of[r["customer_id"]] is not None]
+            y = np.array([v for v, _ in lab])
+            score = np.array([r["score"] for _, r in lab])
+            dec = np.array([r["decision"] for _, r in lab]).astype(int)
+            e["labels"][side] = {
+                "labeled": len(lab), "positives": int(y.sum()),
+                "roc_auc": float(roc_auc_score(y, score)),
+                "precision": float(precision_score(y, dec)), "recall": float(recall_score(y, dec)),
+                "f1": float(f1_score(y, dec)),
+                "tp": int(((y == 1) & (dec == 1)).sum()), "fp": int(((y == 0) & (dec == 1)).sum()),
+                "fn": int(((y == 1) & (dec == 0)).sum()), "tn": int(((y == 0) & (dec == 0)).sum())}
+            e["models"][side] = [{"name": "churn", "version": recs[0]["model_version"],
+                                  "threshold": self.THRESHOLD, "records": len(recs)}]
+        e["labels_input"] = {"rows": len(self.label_rows), "malformed": self.malformed_label_rows}
+        self.values = {"abs_diff": np.abs(d).tolist(),
+                       "latency_primary": [r["scored_at"] - r["event_time"] for r in P.values()],
+                       "latency_shadow": [r["scored_at"] - r["event_time"] for r in S.values()]}
+        return e
+
+
+def compare_config(path, output_topic, shadow_topic, out_dir, labels=None, extra=None):
+    """A `streamscore compare` configuration file."""
+    props = {"output.topic": output_topic, "shadow.topic": shadow_topic,
+             "kafka.bootstrap.servers": BOOTSTRAP, "compare.output.dir": out_dir,
+             "compare.timeout.ms": 10000}
+    if labels is not None:
+        props["compare.labels"] = labels
+    props.update(extra or {})
+    return write_properties(path, props)
+
+
+def numbers_in(text):
+    """Every decimal number written in text, as floats."""
+    import re
+
+    return [float(x) for x in re.findall(r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?", text)]
+
+
+def mentions(text, value, rel=5e-4, abs_tol=5e-5):
+    """Whether text writes `value` (rounded as a report would: a few significant digits)."""
+    return any(abs(x - value) <= max(abs_tol, rel * abs(value)) for x in numbers_in(text))
+
+
+# --------------------------------------------------------------------------- browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def chromium(url, profile_dir, *args, timeout=60.0):
+    """Headless Chromium on a page, isolated from the network services it would call
+    on its own; returns CompletedProcess (stdout: e.g. the DOM with --dump-dom)."""
+    cmd = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           "--no-first-run", "--disable-default-apps", "--disable-extensions",
+           f"--user-data-dir={profile_dir}", *args, url]
+    try:
+        return subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=timeout, env=worker_env({"HOME": str(profile_dir)}))
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError(f"chromium did not finish within {timeout}s: {e.stderr!r}")
+
+
+def page_requests(net_log_path):
+    """URLs a page asked for, from a Chromium --log-net-log file: the URL requests made on
+    behalf of a file:// document (the browser's own background requests carry no page)."""
+    log = json.loads(Path(net_log_path).read_text(encoding="utf-8"))
+    types = {v: k for k, v in log["constants"]["logEventTypes"].items()}
+    urls = set()
+    for ev in log["events"]:
+        params = ev.get("params") or {}
+        if types.get(ev["type"]) != "URL_REQUEST_START_JOB" or "url" not in params:
+            continue
+        if "file://" in str(params.get("network_isolation_key", "")) \
+                or params.get("initiator") not in (None, "not an origin"):
+            urls.add(params["url"])
+    return sorted(urls)
+
+
+def png_pixels(path):
+    """Decode an 8-bit RGB/RGBA non-interlaced PNG (what Chromium writes) with zlib only:
+    a (height, width, channels) uint8 array."""
+    import zlib
+
+    data = Path(path).read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    pos, idat, ihdr = 8, [], None
+    while pos < len(data):
+        (n,) = struct.unpack(">I", data[pos:pos + 4])
+        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + n]
+        pos += 12 + n
+        if kind == b"IHDR":
+            ihdr = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat.append(body)
+        elif kind == b"IEND":
+            break
+    w, hgt, depth, ctype, _, _, interlace = ihdr
+    assert depth == 8 and ctype in (2, 6) and interlace == 0, f"unsupported PNG {ihdr}"
+    bpp = 3 if ctype == 2 else 4
+    stride = w * bpp
+    raw = zlib.decompress(b"".join(idat))
+    out = np.zeros((hgt, stride), dtype=np.uint8)
+    prev = np.zeros(stride, dtype=np.uint8)
+    for y in range(hgt):
+        start = y * (stride + 1)
+        f = raw[start]
+        line = np.frombuffer(raw, dtype=np.uint8, count=stride, offset=start + 1)
+        if f == 0:
+            cur = line.copy()
+        elif f == 1:  # Sub: a running sum per channel, modulo 256
+            cur = np.cumsum(line.reshape(-1, bpp), axis=0, dtype=np.uint8).reshape(-1)
+        elif f == 2:  # Up
+            cur = line + prev
+        else:  # Average or Paeth: sequential along the row
+            cur = bytearray(stride)
+            src, up = line.tobytes(), prev.tobytes()
+            for i in range(stride):
+                a = cur[i - bpp] if i >= bpp else 0
+                b = up[i]
+                if f == 3:
+                    pred = (a + b) >> 1
+                else:
+                    c = up[i - bpp] if i >= bpp else 0
+                    p = a + b - c
+                    pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                    pred = a if pa <= pb and pa <= pc else b if pb <= pc else c
+                cur[i] = (src[i] + pred) & 0xFF
+            cur = np.frombuffer(bytes(cur), dtype=np.uint8)
+        out[y] = cur
+        prev = out[y]
+    return out.reshape(hgt, w, bpp)

@@ -1,0 +1,161 @@
+"""compare.html, rendered by headless Chromium: one self-contained page whose three SVG
+charts carry the figures of compare.json, and that asks the network for nothing."""
+
+import json
+import re
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+
+import harness as h
+
+pytestmark = pytest.mark.skipif(not h.CHROMIUM.exists(),
+                                reason=f"{h.CHROMIUM} is absent: scripts/setup installs the "
+                                       f"Debian package chromium")
+
+CHARTS = ("chart-distributions", "chart-differences", "chart-scatter")
+URL_ATTRS = {"src", "href", "xlink:href", "action", "srcset", "data", "poster", "formaction"}
+
+
+class _Marks(HTMLParser):
+    """The marks of each chart: (tag, classes, attributes, title text) per svg id; and every
+    URL-valued attribute of the page."""
+
+    def __init__(self):
+        super().__init__()
+        self.charts = {}
+        self.urls = []
+        self._chart = None
+        self._mark = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.urls += [(tag, k, v) for k, v in attrs if k in URL_ATTRS and v]
+        if tag == "svg" and a.get("id"):
+            self._chart = a["id"]
+            self.charts[self._chart] = []
+        elif self._chart and tag in ("rect", "circle"):
+            self._mark = {"tag": tag, "classes": set((a.get("class") or "").split()), "attrs": a,
+                          "title": ""}
+            self.charts[self._chart].append(self._mark)
+
+    def handle_endtag(self, tag):
+        if tag == "svg":
+            self._chart = None
+        elif tag in ("rect", "circle"):
+            self._mark = None
+
+    def handle_data(self, data):
+        if self._mark is not None:
+            self._mark["title"] += data
+
+
+@pytest.fixture
+def report(ctx):
+    """compare.json and compare.html of the hand-built case (harness.CompareCase)."""
+    ctx.add_topics(ctx.shadow_topic)
+    case = h.CompareCase(source_topic=ctx.input_topic)
+    h.produce_records(ctx.output_topic, case.primary)
+    h.produce_records(ctx.shadow_topic, case.shadow)
+    out = ctx.tmp / "report"
+    cfg = h.compare_config(ctx.tmp / "compare.properties", ctx.output_topic, ctx.shadow_topic, out,
+                           case.labels_csv(ctx.tmp / "labels.csv"),
+                           {"promote.max.flip.rate": 0.001})
+    r = h.run_cli(["compare", "-c", str(cfg), "--quiet"], timeout=60)
+    assert r.returncode == 3, f"exit {r.returncode}, expected 3 (hold); {r.stderr[-3000:]}"
+    html = out / "compare.html"
+    assert html.exists(), f"no {html}"
+    return {"case": case, "json": json.loads((out / "compare.json").read_text(encoding="utf-8")),
+            "html": html, "tmp": ctx.tmp}
+
+
+def _bars(marks, cls):
+    return [m for m in marks if m["tag"] == "rect" and {"bar", cls} <= m["classes"]]
+
+
+def _count_in_title(mark):
+    m = re.search(r":\s*(\d+)", mark["title"])
+    assert m, f"bar without a count in its title: {mark}"
+    return int(m.group(1))
+
+
+def test_rendered_report_has_three_charts_with_the_figures_and_no_network_access(report):
+    data, tmp = report["json"], report["tmp"]
+    net_log = tmp / "net-log.json"
+
+    r = h.chromium(report["html"].as_uri(), tmp / "chromium-profile", "--dump-dom",
+                   f"--log-net-log={net_log}")
+
+    assert r.returncode == 0, f"chromium exit {r.returncode}: {r.stderr[-2000:]}"
+    dom = r.stdout
+    assert "<svg" in dom, f"no rendered DOM: {dom[:500]!r}"
+    p = _Marks()
+    p.feed(dom)
+    missing = [c for c in CHARTS if c not in p.charts]
+    assert not missing, f"charts {missing} not in the rendered page (svg ids: {sorted(p.charts)})"
+
+    # Score distributions: 20 bars per side; each bar's count is compare.json's, and a bar is
+    # drawn with a height exactly when its bin holds records.
+    dist = p.charts["chart-distributions"]
+    for side in ("primary", "shadow"):
+        bars = _bars(dist, side)
+        want = data["distributions"][side]["counts"]
+        assert len(bars) == 20, f"{len(bars)} {side} bars, expected 20"
+        assert [_count_in_title(b) for b in bars] == want, f"{side} bar counts differ from JSON"
+        drawn = [float(b["attrs"].get("height", 0)) > 0 for b in bars]
+        assert drawn == [c > 0 for c in want], f"{side} bars drawn {drawn} for counts {want}"
+    # Differences: 40 bars with the histogram of compare.json.
+    diffs = _bars(p.charts["chart-differences"], "diff")
+    want = data["pairs"]["diff_histogram"]["counts"]
+    assert len(diffs) == 40, f"{len(diffs)} difference bars, expected 40"
+    assert [_count_in_title(b) for b in diffs] == want
+    assert sum(float(b["attrs"]["height"]) > 0 for b in diffs) == sum(c > 0 for c in want)
+    # Scatter: one point per identical-feature pair (all of them: fewer than the sample size).
+    points = [m for m in p.charts["chart-scatter"] if m["tag"] == "circle" and "point" in m["classes"]]
+    assert len(points) == data["counts"]["identical_features"] == report["case"].expected()["pairs"]["n"]
+
+    # Nothing from the network: no remote URL in the page, and no request in Chromium's log.
+    remote = [u for u in p.urls if re.match(r"\s*(https?:|wss?:|ftp:|//)", u[2], re.I)]
+    assert not remote, f"the page references remote URLs: {remote[:5]}"
+    css = re.findall(r"url\(\s*['\"]?\s*(?:https?:|//)[^)]*\)|@import", dom, re.I)
+    assert not css, f"the page's CSS loads from elsewhere: {css[:5]}"
+    requests = [u for u in h.page_requests(net_log) if not u.startswith(("file:", "data:"))]
+    assert not requests, f"the page made network requests: {requests[:5]}"
+
+    # The verdict and its reason are on the page.
+    assert "hold" in dom.lower() and "promote.max.flip.rate" in dom
+
+
+def test_report_screenshot_shows_the_charts(report):
+    png = report["tmp"] / "compare.png"
+
+    r = h.chromium(report["html"].as_uri(), report["tmp"] / "chromium-profile",
+                   f"--screenshot={png}", "--window-size=1100,2000", "--hide-scrollbars")
+
+    assert r.returncode == 0 and png.exists(), f"no screenshot (exit {r.returncode}): " \
+                                               f"{r.stderr[-2000:]}"
+    assert png.stat().st_size > 20_000, f"screenshot of {png.stat().st_size} bytes: blank?"
+    px = h.png_pixels(png)[..., :3].reshape(-1, 3).astype(np.int32)
+    _, counts = np.unique((px[:, 0] << 16) | (px[:, 1] << 8) | px[:, 2], return_counts=True)
+    colours = counts  # one count per distinct colour
+    assert len(colours) >= 50, f"only {len(colours)} colours: a blank or failed render"
+    assert counts.max() / len(px) < 0.95, "one colour covers 95 % of the page"
+
+    def pixels_near(rgb, tol=4):
+        return int((np.abs(px - np.array(rgb)).max(axis=1) <= tol).sum())
+
+    # The stylesheet's mark colours, over the white chart background: solid #6a51a3 for
+    # the difference bars; #1f77b4 / #ff7f0e at 55 % opacity for the distribution bars.
+    def over_white(hex_rgb, alpha):
+        c = np.array([int(hex_rgb[i:i + 2], 16) for i in (0, 2, 4)])
+        return alpha * c + (1 - alpha) * 255
+
+    css = report["html"].read_text(encoding="utf-8")
+    assert "#6a51a3" in css and "#1f77b4" in css and "#ff7f0e" in css, \
+        "the report's colours changed: update this test"
+    seen = {"difference bars": pixels_near((0x6A, 0x51, 0xA3)),
+            "primary bars": pixels_near(over_white("1f77b4", 0.55)),
+            "shadow bars": pixels_near(over_white("ff7f0e", 0.55))}
+    faint = {k: v for k, v in seen.items() if v < 500}
+    assert not faint, f"chart marks barely visible in the screenshot (pixels): {seen}"
