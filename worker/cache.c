@@ -97,8 +97,13 @@ ss_cache_t *ss_cache_new(const ss_config_t *cfg, char *const *features, size_t n
     if (!c->host || !c->password || !c->prefix || !c->argv || !c->argvlen || !c->valbuf)
         goto oom;
     if (ensure(c, errstr, errlen) < 0) {
-        ss_cache_destroy(c);
-        return NULL;
+        if (cfg->redis_on_error != SS_REDIS_DEGRADE) {
+            ss_cache_destroy(c);
+            return NULL;
+        }
+        /* degrade: start without Redis; every call tries to connect again */
+        ss_log(SS_LOG_WARN, "\"component\":\"redis\",\"policy\":\"degrade\"",
+               "%s; starting degraded", errstr);
     }
     return c;
 oom:

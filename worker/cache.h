@@ -10,7 +10,8 @@
 
 typedef struct ss_cache ss_cache_t; /* one per worker thread: not thread-safe */
 
-/* Connects (and AUTH/SELECT). Returns NULL with errstr when Redis cannot be reached. */
+/* Connects (and AUTH/SELECT). Returns NULL with errstr when Redis cannot be reached,
+ * unless redis.on.error = degrade: then the connection is tried again on each call. */
 ss_cache_t *ss_cache_new(const ss_config_t *cfg, char *const *features, size_t n_features,
                          char *errstr, size_t errlen);
 void ss_cache_destroy(ss_cache_t *c);

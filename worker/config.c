@@ -92,6 +92,10 @@ static const conf_def_t defs[] = {
      "Key of a customer's feature hash: prefix + customer id."},
     {"redis.ttl.seconds", CT_INT, "604800", 1, 315360000, NULL, OFF(redis_ttl_seconds), 0,
      "TTL of a feature hash, refreshed on every write."},
+    {"redis.on.error", CT_ENUM, "block", 0, 0, "block|degrade", OFF(redis_on_error), 0,
+     "When Redis fails: block pauses consumption and retries with backoff until it answers; "
+     "degrade scores with the event's own features, marks the prediction degraded, skips the "
+     "write-back, and retries Redis after a backoff."},
     {"redis.timeout.ms", CT_INT, "2000", 10, 600000, NULL, OFF(redis_timeout_ms), 0,
      "Connect and command timeout."},
     {"worker.threads", CT_INT, "1", 1, 256, NULL, OFF(worker_threads), 0,

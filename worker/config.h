@@ -9,6 +9,7 @@ typedef enum { SS_MODE_PRIMARY = 0, SS_MODE_SHADOW = 1 } ss_mode_t;
 typedef enum { SS_FRAMING_RAW = 0, SS_FRAMING_CONFLUENT = 1 } ss_framing_t;
 typedef enum { SS_FORMAT_AVRO = 0, SS_FORMAT_JSON = 1 } ss_format_t;
 typedef enum { SS_SHADOW_TOPIC = 0, SS_SHADOW_FILE = 1 } ss_shadow_output_t;
+typedef enum { SS_REDIS_BLOCK = 0, SS_REDIS_DEGRADE = 1 } ss_redis_policy_t;
 
 /* A key=value pair passed through to librdkafka. */
 typedef struct ss_kv {
@@ -51,6 +52,7 @@ typedef struct ss_config {
     char *redis_key_prefix;
     long redis_ttl_seconds;
     long redis_timeout_ms;
+    int redis_on_error; /* SS_REDIS_BLOCK or SS_REDIS_DEGRADE */
     long worker_threads;
     long batch_max_messages;
     long batch_max_wait_ms;

@@ -165,9 +165,9 @@ static int cmd_run(int argc, char **argv) {
     rc = ss_pipeline_run(cfg, model, &stop_requested, &stats);
     snprintf(fields, sizeof(fields),
              "\"consumed\":%ld,\"scored\":%ld,\"produced\":%ld,\"dead_lettered\":%ld,"
-             "\"cache_errors\":%ld,\"batches\":%ld,\"exit\":%d",
+             "\"cache_errors\":%ld,\"degraded\":%ld,\"batches\":%ld,\"exit\":%d",
              stats.consumed, stats.scored, stats.produced, stats.dead_lettered, stats.cache_errors,
-             stats.batches, rc);
+             stats.degraded, stats.batches, rc);
     ss_log(rc ? SS_LOG_ERROR : SS_LOG_INFO, fields, "worker stopped");
 out:
     ss_model_unref(model);

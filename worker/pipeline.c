@@ -73,6 +73,8 @@ typedef struct worker {
     size_t *table_used;
     char *arena;
     size_t arena_len, arena_cap;
+    long redis_backoff;     /* redis.on.error = degrade: current backoff, 0 when healthy */
+    int64_t redis_retry_at; /* no Redis attempt before this time (ms) */
     char *lines; /* shadow results of the batch, when written to a file */
     size_t lines_len, lines_cap;
     int rc;
@@ -242,19 +244,50 @@ static void mark_dlq(worker_t *w, rec_t *r, const char *stage, const char *reaso
     r->err_off = arena_put(w, detail, strlen(detail));
 }
 
-/* Retry a Redis call with backoff until it succeeds or the worker stops. */
+static void fill_missing(worker_t *w) {
+    for (size_t i = 0; i < w->n_u * w->nf; i++)
+        w->state[i] = NAN;
+}
+
+/* One Redis call of the batch under redis.on.error. block: retry with backoff until it
+ * succeeds or the worker stops (consumption is paused meanwhile). degrade: one attempt, and
+ * after a failure none until a backoff has passed; a read that is skipped or fails leaves
+ * the batch with no cached features. Returns 0 done, 1 degraded, -1 stopping. */
 static int cache_call(worker_t *w, int write) {
+    const ss_config_t *cfg = w->rt->cfg;
     long backoff = 50;
     char err[512];
+    if (cfg->redis_on_error == SS_REDIS_DEGRADE && now_ms() < w->redis_retry_at) {
+        if (!write)
+            fill_missing(w);
+        return 1;
+    }
     for (;;) {
         int rc = write ? ss_cache_write(w->cache, w->u_ids, w->u_lens, w->n_u, w->state, err,
                                         sizeof(err))
                        : ss_cache_read(w->cache, w->u_ids, w->u_lens, w->n_u, w->state, err,
                                        sizeof(err));
-        if (rc == 0)
+        if (rc == 0) {
+            if (w->redis_backoff) {
+                ss_log(SS_LOG_INFO, "\"component\":\"redis\"", "redis is back: leaving degraded mode");
+                w->redis_backoff = 0;
+            }
             return 0;
+        }
         stat_add(&w->rt->stats->cache_errors, 1);
-        ss_log(SS_LOG_WARN, "\"component\":\"redis\"",
+        if (cfg->redis_on_error == SS_REDIS_DEGRADE) {
+            w->redis_backoff = w->redis_backoff ? w->redis_backoff * 2 : 250;
+            if (w->redis_backoff > 5000)
+                w->redis_backoff = 5000;
+            w->redis_retry_at = now_ms() + w->redis_backoff;
+            ss_log(SS_LOG_WARN, "\"component\":\"redis\",\"policy\":\"degrade\"",
+                   "%s; scoring with the events' own features, next attempt in %ld ms", err,
+                   w->redis_backoff);
+            if (!write)
+                fill_missing(w);
+            return 1;
+        }
+        ss_log(SS_LOG_WARN, "\"component\":\"redis\",\"policy\":\"block\"",
                "%s; retrying in %ld ms (consumption paused)", err, backoff);
         if (stopping(w))
             return -1;
@@ -389,7 +422,8 @@ static int process_batch(worker_t *w) {
         w->u_ids[s] = w->arena + w->u_off[s];
 
     /* 2. cached features of the batch's customers, one pipeline */
-    if (cache_call(w, 0) < 0)
+    int degraded = cache_call(w, 0);
+    if (degraded < 0)
         goto out;
 
     /* 3. merge in partition order: a customer's later event sees the earlier one */
@@ -418,6 +452,7 @@ static int process_batch(worker_t *w) {
     p.model_name = model->name;
     p.model_version = model->version;
     p.scored_at = scored_at;
+    p.degraded = degraded;
     long produced = 0;
     for (size_t i = 0; i < w->n_msgs; i++) {
         rd_kafka_message_t *m = w->msgs[i];
@@ -454,6 +489,8 @@ static int process_batch(worker_t *w) {
         produced++;
     }
     stat_add(&rt->stats->scored, (long)k);
+    if (degraded)
+        stat_add(&rt->stats->degraded, (long)k);
 
     /* 6. features back to Redis while deliveries are in flight (never in shadow mode) */
     if (cfg->mode == SS_MODE_PRIMARY && cache_call(w, 1) < 0)

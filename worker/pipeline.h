@@ -9,6 +9,7 @@
 /* Counters shared by all threads; updated atomically. */
 typedef struct ss_stats {
     long consumed, scored, produced, dead_lettered, cache_errors, batches, kafka_errors;
+    long degraded; /* scored without cached features (redis.on.error = degrade) */
 } ss_stats_t;
 
 /* Run the worker until *stop becomes non-zero (set by a signal handler) or a fatal

@@ -25,13 +25,14 @@ enum {
     P_SCORED_AT,
     P_FEATURE_HASH,
     P_CONTRIBUTIONS,
+    P_DEGRADED,
     P_COUNT
 };
 
 static const char *field_names[P_COUNT] = {
     "event_id",      "customer_id",  "score",          "decision",     "threshold",
     "model_name",    "model_version", "source_topic",  "source_partition",
-    "source_offset", "event_time",   "scored_at",      "feature_hash", "contributions"};
+    "source_offset", "event_time",   "scored_at",      "feature_hash", "contributions", "degraded"};
 
 struct ss_encoder {
     int format;
@@ -134,6 +135,8 @@ static int encode_avro(ss_encoder_t *e, const ss_prediction_t *p, size_t *len) {
         avro_value_set_long(v, p->scored_at);
     if ((v = field(e, P_FEATURE_HASH, &f)))
         avro_value_set_string(v, p->feature_hash);
+    if ((v = field(e, P_DEGRADED, &f)))
+        avro_value_set_boolean(v, p->degraded);
     if ((v = field(e, P_CONTRIBUTIONS, &f))) {
         avro_value_t branch;
         avro_value_set_branch(v, 0, &branch); /* null: contributions not requested */
@@ -184,9 +187,11 @@ static int encode_json(ss_encoder_t *e, const ss_prediction_t *p, size_t *len) {
     put_str(b, e->cap, &n, "source_topic", p->source_topic, strlen(p->source_topic));
     n += (size_t)snprintf(b + n, e->cap - n,
                           "\"source_partition\":%d,\"source_offset\":%lld,\"event_time\":%lld,"
-                          "\"scored_at\":%lld,\"feature_hash\":\"%s\",\"contributions\":null}",
+                          "\"scored_at\":%lld,\"feature_hash\":\"%s\",\"contributions\":null,"
+                          "\"degraded\":%s}",
                           p->source_partition, (long long)p->source_offset,
-                          (long long)p->event_time, (long long)p->scored_at, p->feature_hash);
+                          (long long)p->event_time, (long long)p->scored_at, p->feature_hash,
+                          p->degraded ? "true" : "false");
     *len = n;
     return 0;
 }

@@ -24,6 +24,7 @@ typedef struct ss_prediction {
     int64_t event_time;
     int64_t scored_at;
     char feature_hash[17];
+    int degraded; /* scored without cached features (Redis unavailable) */
 } ss_prediction_t;
 
 typedef struct ss_encoder ss_encoder_t; /* per thread */
