@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -98,6 +99,14 @@ static const conf_def_t defs[] = {
      "write-back, and retries Redis after a backoff."},
     {"redis.timeout.ms", CT_INT, "2000", 10, 600000, NULL, OFF(redis_timeout_ms), 0,
      "Connect and command timeout."},
+    {"delivery", CT_ENUM, "at-least-once", 0, 0, "at-least-once|exactly-once", OFF(delivery), 0,
+     "at-least-once: one idempotent producer; offsets stored once outputs are acknowledged "
+     "(a crash may repeat outputs). exactly-once: a transactional producer per thread; each "
+     "batch's outputs and offsets commit in one Kafka transaction (readers use "
+     "isolation.level=read_committed); features are written to Redis after the commit."},
+    {"delivery.transactional.id", CT_STRING, NULL, 0, 0, NULL, OFF(transactional_id), 0,
+     "exactly-once: transactional.id prefix, suffixed -<thread>; keep it stable per instance. "
+     "Default: <group id>-<host name>."},
     {"worker.threads", CT_INT, "1", 1, 256, NULL, OFF(worker_threads), 0,
      "Worker threads, each a consumer in the group with its own Redis connection."},
     {"batch.max.messages", CT_INT, "256", 1, 100000, NULL, OFF(batch_max_messages), 0,
@@ -652,6 +661,17 @@ int ss_config_finalize_for(ss_config_t *cfg, int needs, char *errstr, size_t err
             snprintf(errstr, errlen, "%s", err);
             return -1;
         }
+    }
+    if (!cfg->transactional_id || !*cfg->transactional_id) {
+        char host[256] = "localhost", tid[600];
+        gethostname(host, sizeof(host) - 1);
+        const char *group = "streamscore";
+        for (size_t i = 0; i < cfg->n_kafka; i++)
+            if (strcmp(cfg->kafka[i].key, "group.id") == 0)
+                group = cfg->kafka[i].value;
+        snprintf(tid, sizeof(tid), "%s-%s", group, host);
+        free(cfg->transactional_id);
+        cfg->transactional_id = strdup(tid);
     }
     ss_log_set_level((ss_log_level_t)cfg->log_level);
     return 0;

@@ -71,8 +71,10 @@ rd_kafka_t *ss_consumer_new(const ss_config_t *cfg, int thread_index, char *errs
     if (ss_kafka_conf_apply(conf, cfg, SS_KAFKA_CONSUMER, errstr, errlen) < 0)
         goto fail;
     /* what makes "committed only after outputs are safe" true: not overridable */
+    /* exactly-once: offsets are committed only inside the batch's transaction */
+    const char *autocommit = cfg->delivery == SS_DELIVERY_EXACTLY_ONCE ? "false" : "true";
     if (rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", err, sizeof(err)) ||
-        rd_kafka_conf_set(conf, "enable.auto.commit", "true", err, sizeof(err))) {
+        rd_kafka_conf_set(conf, "enable.auto.commit", autocommit, err, sizeof(err))) {
         snprintf(errstr, errlen, "consumer: %s", err);
         goto fail;
     }
@@ -107,6 +109,21 @@ fail:
 void ss_consumer_destroy(rd_kafka_t *rk) {
     if (!rk)
         return;
+    /* A consumer that holds no partition has nothing to commit or hand over. librdkafka
+     * 2.0's cooperative-sticky assignor aborts the process when such a consumer (one that
+     * never got its first assignment, e.g. stopped while the group waits for a dead member)
+     * is closed (librdkafka issue 4312), so it is destroyed without the close handshake; the
+     * group drops it after session.timeout.ms. */
+    rd_kafka_topic_partition_list_t *assigned = NULL;
+    if (rd_kafka_assignment(rk, &assigned) == RD_KAFKA_RESP_ERR_NO_ERROR && assigned &&
+        assigned->cnt == 0) {
+        rd_kafka_topic_partition_list_destroy(assigned);
+        ss_info("consumer: no partition assigned; leaving without the close handshake");
+        rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+        return;
+    }
+    if (assigned)
+        rd_kafka_topic_partition_list_destroy(assigned);
     rd_kafka_resp_err_t err = rd_kafka_commit(rk, NULL, 0);
     if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
         ss_warn("consumer: final commit: %s", rd_kafka_err2str(err));

@@ -59,6 +59,8 @@ typedef struct worker {
     ss_encoder_t *enc;
     ss_cache_t *cache;
     ss_predictor_t *pred;
+    ss_producer_t *txn;  /* exactly-once: this thread's transactional producer, else NULL */
+    ss_producer_t *prod; /* where this thread produces: txn or the shared producer */
     ss_ack_t ack;
     size_t nf, max;
     rd_kafka_message_t **msgs;
@@ -136,6 +138,7 @@ static int slot_of(worker_t *w, size_t off, size_t len) {
 
 static void worker_free(worker_t *w) {
     ss_consumer_destroy(w->consumer);
+    ss_producer_destroy(w->txn, w->rt->cfg->shutdown_timeout_ms);
     ss_decoder_destroy(w->dec);
     ss_encoder_destroy(w->enc);
     ss_cache_destroy(w->cache);
@@ -199,6 +202,14 @@ static int worker_init(worker_t *w, runtime_t *rt, int index, char *errstr, size
         return -1;
     if (!(w->consumer = ss_consumer_new(cfg, index, errstr, errlen)))
         return -2;
+    w->prod = rt->producer;
+    if (cfg->delivery == SS_DELIVERY_EXACTLY_ONCE) {
+        char tid[512];
+        snprintf(tid, sizeof(tid), "%s-%d", cfg->transactional_id, index);
+        if (!(w->txn = ss_producer_new(cfg, tid, errstr, errlen)))
+            return -1;
+        w->prod = w->txn;
+    }
     return 0;
 }
 
@@ -316,7 +327,7 @@ static int send_dlq(worker_t *w, const rd_kafka_message_t *m, const rec_t *r) {
     if (rd_kafka_message_headers(m, &orig) != RD_KAFKA_RESP_ERR_NO_ERROR)
         orig = NULL;
     char err[512];
-    if (ss_producer_send(rt->producer, rt->cfg->dlq_topic, m->key, m->key_len, m->payload, m->len,
+    if (ss_producer_send(w->prod, rt->cfg->dlq_topic, m->key, m->key_len, m->payload, m->len,
                          h, sizeof(h) / sizeof(h[0]), orig, &w->ack, err, sizeof(err)) < 0) {
         ss_error("dead letter: %s", err);
         return -1;
@@ -362,7 +373,8 @@ static int flush_lines(worker_t *w) {
     return rc;
 }
 
-static void store_offsets(worker_t *w) {
+/* The next offset of every partition in the batch. */
+static rd_kafka_topic_partition_list_t *batch_offsets(const worker_t *w) {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
     for (size_t i = 0; i < w->n_msgs; i++) {
         const rd_kafka_message_t *m = w->msgs[i];
@@ -373,10 +385,92 @@ static void store_offsets(worker_t *w) {
         if (p->offset < m->offset + 1)
             p->offset = m->offset + 1;
     }
+    return l;
+}
+
+static void store_offsets(worker_t *w) {
+    rd_kafka_topic_partition_list_t *l = batch_offsets(w);
     rd_kafka_resp_err_t err = rd_kafka_offsets_store(w->consumer, l);
     if (err) /* a partition revoked meanwhile: its new owner re-reads it (duplicates, no loss) */
         ss_warn("consumer: storing offsets: %s", rd_kafka_err2str(err));
     rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* exactly-once: keep only records of partitions still assigned. A partition revoked while
+ * the batch was collected belongs to another member now; committing its offsets in our
+ * transaction would let both process it. */
+static void drop_revoked(worker_t *w) {
+    rd_kafka_topic_partition_list_t *a = NULL;
+    if (rd_kafka_assignment(w->consumer, &a) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return;
+    size_t kept = 0;
+    for (size_t i = 0; i < w->n_msgs; i++) {
+        rd_kafka_message_t *m = w->msgs[i];
+        if (rd_kafka_topic_partition_list_find(a, rd_kafka_topic_name(m->rkt), m->partition))
+            w->msgs[kept++] = m;
+        else
+            rd_kafka_message_destroy(m);
+    }
+    w->n_msgs = kept;
+    rd_kafka_topic_partition_list_destroy(a);
+}
+
+/* exactly-once: after an aborted transaction, go back to the committed offsets of the
+ * batch's partitions so that its records are consumed and scored again. */
+static void rewind_batch(worker_t *w) {
+    rd_kafka_topic_partition_list_t *l = batch_offsets(w);
+    rd_kafka_resp_err_t err = rd_kafka_committed(w->consumer, l, 10000);
+    if (!err) {
+        for (int i = 0; i < l->cnt; i++)
+            if (l->elems[i].offset < 0) /* nothing committed yet: from the batch's start */
+                l->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+        rd_kafka_error_t *e = rd_kafka_seek_partitions(w->consumer, l, 10000);
+        if (e) {
+            err = rd_kafka_error_code(e);
+            rd_kafka_error_destroy(e);
+        }
+    }
+    if (err)
+        ss_error("consumer: rewinding after an aborted transaction: %s", rd_kafka_err2str(err));
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* exactly-once: the batch's offsets into its transaction, then commit. Returns 0 committed,
+ * 1 aborted (the batch will be read again), -1 fatal (e.g. fenced by a newer instance). */
+static int commit_transaction(worker_t *w) {
+    rd_kafka_t *rk = ss_producer_handle(w->txn);
+    rd_kafka_topic_partition_list_t *l = batch_offsets(w);
+    rd_kafka_consumer_group_metadata_t *cgmd = rd_kafka_consumer_group_metadata(w->consumer);
+    rd_kafka_error_t *e = rd_kafka_send_offsets_to_transaction(rk, l, cgmd, -1);
+    rd_kafka_consumer_group_metadata_destroy(cgmd);
+    rd_kafka_topic_partition_list_destroy(l);
+    while (!e) {
+        e = rd_kafka_commit_transaction(rk, -1);
+        if (!e)
+            return 0;
+        if (rd_kafka_error_is_retriable(e)) {
+            rd_kafka_error_destroy(e);
+            e = NULL;
+        }
+    }
+    int rc = 1;
+    if (rd_kafka_error_is_fatal(e) || !rd_kafka_error_txn_requires_abort(e)) {
+        ss_error("transaction: %s: stopping", rd_kafka_error_string(e));
+        rc = -1;
+    } else {
+        ss_warn("transaction aborted: %s; the batch will be scored again",
+                rd_kafka_error_string(e));
+        rd_kafka_error_t *ae = rd_kafka_abort_transaction(rk, -1);
+        if (ae) {
+            ss_error("transaction: abort failed: %s", rd_kafka_error_string(ae));
+            rd_kafka_error_destroy(ae);
+            rc = -1;
+        } else {
+            rewind_batch(w);
+        }
+    }
+    rd_kafka_error_destroy(e);
+    return rc;
 }
 
 static int process_batch(worker_t *w) {
@@ -388,6 +482,19 @@ static int process_batch(worker_t *w) {
     int rc = -1;
     ss_event_t ev;
 
+    if (w->txn) {
+        drop_revoked(w);
+        if (w->n_msgs == 0) {
+            ss_model_unref(model);
+            return 0;
+        }
+        rd_kafka_error_t *e = rd_kafka_begin_transaction(ss_producer_handle(w->txn));
+        if (e) {
+            ss_error("transaction: begin: %s", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+            goto out;
+        }
+    }
     w->arena_len = 0;
     for (size_t s = 0; s < w->n_u; s++)
         w->table[w->table_used[s]] = -1;
@@ -480,7 +587,7 @@ static int process_batch(worker_t *w) {
         size_t vlen;
         if (ss_encoder_encode(w->enc, &p, &val, &vlen, err, sizeof(err)) < 0 ||
             (rt->results_file ? append_line(w, val, vlen, err, sizeof(err))
-                              : ss_producer_send(rt->producer, rt->out_topic, p.customer_id,
+                              : ss_producer_send(w->prod, rt->out_topic, p.customer_id,
                                                  p.customer_id_len, val, vlen, NULL, 0, NULL,
                                                  &w->ack, err, sizeof(err))) < 0) {
             ss_error("%s", err);
@@ -492,8 +599,9 @@ static int process_batch(worker_t *w) {
     if (degraded)
         stat_add(&rt->stats->degraded, (long)k);
 
-    /* 6. features back to Redis while deliveries are in flight (never in shadow mode) */
-    if (cfg->mode == SS_MODE_PRIMARY && cache_call(w, 1) < 0)
+    /* 6. features back to Redis while deliveries are in flight (never in shadow mode; in
+     * exactly-once mode only once the transaction is committed) */
+    if (cfg->mode == SS_MODE_PRIMARY && !w->txn && cache_call(w, 1) < 0)
         goto out;
 
     /* 7. every record acknowledged (or on disk) before its offset is stored */
@@ -506,15 +614,32 @@ static int process_batch(worker_t *w) {
                  w->ack.failed, rd_kafka_err2str(w->ack.first_err));
         goto out;
     }
+    if (w->txn) {
+        int trc = commit_transaction(w);
+        if (trc < 0)
+            goto out;
+        if (trc > 0) { /* aborted and rewound: nothing of it counts */
+            rc = 0;
+            goto out;
+        }
+        if (cfg->mode == SS_MODE_PRIMARY && cache_call(w, 1) < 0)
+            goto out;
+    } else {
+        store_offsets(w);
+    }
     stat_add(&rt->stats->produced, produced);
     stat_add(&rt->stats->batches, 1);
-    store_offsets(w);
     rc = 0;
 out:
     if (rc < 0) {
         /* deliveries still in flight point at w->ack: wait them out before reuse */
         while (ss_ack_wait(&w->ack, 1000) > 0)
             ;
+        if (w->txn) {
+            rd_kafka_error_t *ae = rd_kafka_abort_transaction(ss_producer_handle(w->txn), 10000);
+            if (ae)
+                rd_kafka_error_destroy(ae);
+        }
     }
     w->ack.failed = 0;
     w->ack.first_err = 0;
@@ -584,8 +709,11 @@ int ss_pipeline_run(const ss_config_t *cfg, ss_model_t *model, volatile int *sto
         rc = 2;
         goto done;
     }
-    rt.producer = ss_producer_new(cfg, err, sizeof(err));
-    if (!rt.producer) {
+    /* exactly-once: each thread has its own transactional producer instead */
+    rt.producer = cfg->delivery == SS_DELIVERY_AT_LEAST_ONCE
+                      ? ss_producer_new(cfg, NULL, err, sizeof(err))
+                      : NULL;
+    if (!rt.producer && cfg->delivery == SS_DELIVERY_AT_LEAST_ONCE) {
         ss_error("%s", err);
         rc = 2;
         goto done;

@@ -140,7 +140,8 @@ static int set_default(rd_kafka_conf_t *conf, const char *k, const char *v) {
     return rd_kafka_conf_set(conf, k, v, err, sizeof(err)) == RD_KAFKA_CONF_OK ? 0 : -1;
 }
 
-ss_producer_t *ss_producer_new(const ss_config_t *cfg, char *errstr, size_t errlen) {
+ss_producer_t *ss_producer_new(const ss_config_t *cfg, const char *transactional_id,
+                               char *errstr, size_t errlen) {
     ss_producer_t *p = calloc(1, sizeof(*p));
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (!p || !conf) {
@@ -159,6 +160,11 @@ ss_producer_t *ss_producer_new(const ss_config_t *cfg, char *errstr, size_t errl
         snprintf(errstr, errlen, "producer: %s", err);
         goto fail;
     }
+    if (transactional_id &&
+        rd_kafka_conf_set(conf, "transactional.id", transactional_id, err, sizeof(err))) {
+        snprintf(errstr, errlen, "producer: %s", err);
+        goto fail;
+    }
     rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
     rd_kafka_conf_set_log_cb(conf, ss_kafka_log_cb);
@@ -168,6 +174,17 @@ ss_producer_t *ss_producer_new(const ss_config_t *cfg, char *errstr, size_t errl
         goto fail;
     }
     conf = NULL; /* owned by rk now */
+    if (transactional_id) {
+        rd_kafka_error_t *e = rd_kafka_init_transactions(p->rk, 60000);
+        if (e) {
+            snprintf(errstr, errlen, "producer: initializing transactions for '%s': %s",
+                     transactional_id, rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+            rd_kafka_destroy(p->rk);
+            p->rk = NULL;
+            goto fail;
+        }
+    }
     if (pthread_create(&p->poller, NULL, poll_main, p) != 0) {
         snprintf(errstr, errlen, "producer: cannot start its poll thread");
         rd_kafka_destroy(p->rk);

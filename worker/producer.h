@@ -28,8 +28,10 @@ long ss_ack_wait(ss_ack_t *a, long timeout_ms);
 typedef struct ss_producer ss_producer_t;
 
 /* Creates the producer and its poll thread. Errors in librdkafka properties are
- * config errors (the caller exits 2). */
-ss_producer_t *ss_producer_new(const ss_config_t *cfg, char *errstr, size_t errlen);
+ * config errors (the caller exits 2). With `transactional_id` (exactly-once), the producer
+ * is transactional and its transactions are initialized (fencing older instances). */
+ss_producer_t *ss_producer_new(const ss_config_t *cfg, const char *transactional_id,
+                               char *errstr, size_t errlen);
 /* Flushes (up to timeout_ms), stops the poll thread, destroys. Accepts NULL. */
 void ss_producer_destroy(ss_producer_t *p, long timeout_ms);
 
