@@ -123,6 +123,49 @@ def redis_client(stack):
     r.close()
 
 
+class RedisOutage:
+    """Stops and starts the stack's Redis (scripts/dev-stack stop-redis / start-redis). Redis
+    keeps nothing on disk, so it comes back empty."""
+
+    def __init__(self):
+        self.down = False
+
+    def stop(self):
+        self.down = True
+        r = _dev_stack("stop-redis", 60)
+        assert r.returncode == 0, \
+            f"dev-stack stop-redis failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
+        assert not _port_open(h.REDIS_PORT), \
+            f"Redis still listens on {h.REDIS_PORT} after stop-redis"
+
+    def start(self):
+        r = _dev_stack("start-redis", 60)
+        assert r.returncode == 0, \
+            f"dev-stack start-redis failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                c = redis_lib.Redis(host="127.0.0.1", port=h.REDIS_PORT, socket_timeout=2)
+                c.ping()
+                c.close()
+                break
+            except Exception:  # noqa: BLE001 - retried until the deadline
+                assert time.monotonic() < deadline, "Redis not answering 30s after start-redis"
+                time.sleep(0.2)
+        self.down = False
+
+
+@pytest.fixture
+def redis_outage(stack):
+    """Lets a test stop and start Redis; Redis is always running again after the test."""
+    o = RedisOutage()
+    try:
+        yield o
+    finally:
+        if o.down or not _port_open(h.REDIS_PORT):
+            o.start()
+
+
 def create_topics(admin, names, partitions=3, timeout=30.0):
     """Create topics and wait until every partition has a leader."""
     futures = admin.create_topics([NewTopic(n, num_partitions=partitions, replication_factor=1)

@@ -307,6 +307,44 @@ def produce(topic, events, encode, timeout=30.0):
     return placed
 
 
+def produce_raw(topic, messages, timeout=30.0):
+    """Produce messages as given, in order: dicts with value (bytes or None), and optionally
+    key (bytes or None), headers ([(name, bytes)]) and partition. Returns [(partition, offset)]
+    aligned with messages."""
+    placed = [None] * len(messages)
+    errors = []
+
+    def on_delivery(i):
+        def cb(err, msg):
+            if err is not None:
+                errors.append((i, err))
+            else:
+                placed[i] = (msg.partition(), msg.offset())
+
+        return cb
+
+    p = Producer({"bootstrap.servers": BOOTSTRAP, "enable.idempotence": True,
+                  "linger.ms": 5, "message.timeout.ms": int(timeout * 1000)})
+    for i, m in enumerate(messages):
+        kwargs = {"key": m.get("key"), "value": m.get("value"), "on_delivery": on_delivery(i)}
+        if m.get("headers"):
+            kwargs["headers"] = list(m["headers"])
+        if m.get("partition") is not None:
+            kwargs["partition"] = m["partition"]
+        while True:
+            try:
+                p.produce(topic, **kwargs)
+                break
+            except BufferError:
+                p.poll(0.05)
+        p.poll(0)
+    left = p.flush(timeout)
+    assert left == 0, f"{left} messages not delivered to {topic} within {timeout}s"
+    assert not errors, f"delivery errors producing to {topic}: {errors[:5]}"
+    assert all(x is not None for x in placed)
+    return placed
+
+
 def in_partition_order(events, placed):
     """Events sorted by (partition, offset) with their placement."""
     order = sorted(range(len(events)), key=lambda i: placed[i])
@@ -351,7 +389,7 @@ class TopicReader:
             raise AssertionError(f"consumer error reading {self.topic}: {err}")
         raw = msg.value()
         rec = {"_key": msg.key(), "_partition": msg.partition(), "_offset": msg.offset(),
-               "_raw": raw}
+               "_raw": raw, "_headers": msg.headers() or []}
         try:
             if self.decode == "avro":
                 rec.update(decode_prediction(raw))
@@ -599,6 +637,24 @@ def score_mismatches(records, expected, limit=10):
     return bad[:limit], n_bad
 
 
+def wait_committed(group, topic, timeout=20.0, worker=None):
+    """Wait until the group's committed offsets of topic equal its end offsets; returns them."""
+    ends = end_offsets(topic)
+    deadline = time.monotonic() + timeout
+    while True:
+        committed = committed_offsets(group, topic, sorted(ends))
+        if committed == ends:
+            return committed
+        if worker is not None and not worker.alive():
+            raise AssertionError(f"worker exited (code {worker.proc.returncode}) with committed "
+                                 f"offsets {committed} short of the end {ends}" + worker.describe())
+        if time.monotonic() > deadline:
+            raise AssertionError(f"committed offsets of {group} on {topic} {committed} did not "
+                                 f"reach the end {ends} within {timeout:.0f}s"
+                                 + (worker.describe() if worker else ""))
+        time.sleep(0.2)
+
+
 def wait_group_assigned(admin, group, topic, n_partitions, timeout=30.0, worker=None):
     """Wait until the consumer group is stable with every partition of topic assigned."""
     from confluent_kafka import ConsumerGroupState
@@ -803,7 +859,8 @@ class CompareCase:
             fh = f"{int(rng.integers(0, 2**63)):016x}"
             common = {"event_id": f"ev-{i:04d}", "customer_id": cid, "threshold": th,
                       "source_topic": source_topic, "source_partition": part,
-                      "source_offset": off, "event_time": event_time, "contributions": None}
+                      "source_offset": off, "event_time": event_time, "contributions": None,
+                      "degraded": False}
             if kind != "shadow_only":
                 self.primary.append({**common, "score": sp, "decision": sp >= th,
                                      "model_name": "churn", "model_version": "1.0.0",

@@ -1,0 +1,194 @@
+"""Records that cannot be decoded go to the dead-letter topic with their original key, value
+and headers and the Kafka Connect __connect.errors.* headers naming where they came from and
+why; good events around them are scored as usual, and every input offset gets exactly one
+output (a prediction or a dead letter) before its offset is committed."""
+
+import struct
+
+import numpy as np
+
+import harness as h
+
+MAX_BYTES = 512
+SCHEMA_ID = 7
+CONNECT = "__connect.errors."
+CONNECT_NAMES = {CONNECT + n for n in ("topic", "partition", "offset", "stage", "class.name",
+                                       "exception.class.name", "exception.message")}
+
+
+def _good_events(ctx, rng, n_customers=15):
+    """Two events per customer (the second partial), each customer pinned to one partition."""
+    events, partitions = [], []
+    for i in range(n_customers):
+        cid = f"good-{ctx.uid}-{i:02d}"
+        events.append(h.make_event(cid, 1_700_000_000_000 + i, rng,
+                                   **h.random_features(rng, 6, 11)))
+        events.append(h.make_event(cid, 1_700_000_100_000 + i, rng,
+                                   **h.random_features(rng, 1, 3)))
+        partitions += [i % 3, i % 3]
+    order = sorted(range(len(events)), key=lambda k: (k % 2, k))  # first events first
+    return [events[k] for k in order], [partitions[k] for k in order]
+
+
+def _big_event(ctx, rng):
+    """A valid event whose encoding exceeds input.max.bytes."""
+    ev = h.make_event(f"big-{ctx.uid}", 1_700_000_200_000, rng, **h.random_features(rng, 11, 11))
+    ev["event_id"] = "x" * (MAX_BYTES + 100)
+    return ev
+
+
+def _mix(goods, bads):
+    """Interleave: a bad record after every other good event, bad ones spread over the
+    partitions; the input ends with good events on every partition."""
+    messages = []
+    for i, (ev, part, value) in enumerate(goods):
+        messages.append({"key": ev["customer_id"].encode(), "value": value, "partition": part,
+                         "good": ev})
+        j = i // 2
+        if i % 2 == 1 and j < len(bads):
+            messages.append(dict(bads[j], partition=j % 3))
+    assert len(bads) <= len(goods) // 2 - 3, "test data: too few good events to interleave"
+    return messages
+
+
+def _run_and_check(ctx, props, messages):
+    placed = h.produce_raw(ctx.input_topic, [{k: m.get(k) for k in ("key", "value", "headers",
+                                                                      "partition")}
+                                             for m in messages])
+    good_idx = [i for i, m in enumerate(messages) if "good" in m]
+    bad_idx = [i for i, m in enumerate(messages) if "good" not in m]
+    # Test data: in every partition a good event comes after the last bad record.
+    for p in range(3):
+        last_bad = max((placed[i][1] for i in bad_idx if placed[i][0] == p), default=-1)
+        last_good = max((placed[i][1] for i in good_idx if placed[i][0] == p), default=-1)
+        assert last_bad >= 0 and last_good > last_bad, f"test data: partition {p} mix"
+
+    w = ctx.start_worker(props)
+    preds = h.TopicReader(ctx.output_topic)
+    dlq = h.TopicReader(ctx.dlq_topic, decode=None)
+    try:
+        preds.wait_for(len(good_idx), timeout=45, worker=w, what="predictions")
+        dlq.wait_for(len(bad_idx), timeout=45, worker=w, what="dead letters")
+        w.stop()
+        preds.drain()
+        dlq.drain()
+    finally:
+        preds.close()
+        dlq.close()
+
+    # Every input offset has exactly one output: a prediction or a dead letter.
+    good_places = {placed[i]: messages[i] for i in good_idx}
+    bad_places = {placed[i]: messages[i] for i in bad_idx}
+    assert not preds.undecodable, f"undecodable predictions: {preds.undecodable[:3]}"
+    by_source = h.index_by_source(preds.records)
+    assert set(by_source) == set(good_places) and all(len(v) == 1 for v in by_source.values()), (
+        f"predictions for sources {sorted(by_source)} (counts "
+        f"{sorted(len(v) for v in by_source.values())[-3:]}), expected each of "
+        f"{sorted(good_places)} once")
+    letters = {}
+    problems = []
+    for r in dlq.records:
+        names = [n for n, _ in r["_headers"]]
+        connect = {n: v for n, v in r["_headers"] if n.startswith(CONNECT)}
+        if set(connect) != CONNECT_NAMES or sum(n.startswith(CONNECT) for n in names) != 7:
+            problems.append(f"dead letter {r['_partition']}/{r['_offset']}: connect headers "
+                            f"{names}")
+            continue
+        src = (int(connect[CONNECT + "partition"]), int(connect[CONNECT + "offset"]))
+        letters.setdefault(src, []).append((r, connect))
+    assert not problems, f"{len(problems)} dead letters without the error headers: {problems[:5]}"
+    assert set(letters) == set(bad_places) and all(len(v) == 1 for v in letters.values()), (
+        f"dead letters for sources {sorted(letters)} (counts "
+        f"{sorted(len(v) for v in letters.values())[-3:]}), expected each of "
+        f"{sorted(bad_places)} once")
+
+    # Each dead letter: the original record unchanged, plus where and why.
+    for src, [(r, connect)] in sorted(letters.items()):
+        m = bad_places[src]
+        where = f"{m['reason']} record at {src}"
+        own_headers = [(n, v) for n, v in r["_headers"] if not n.startswith(CONNECT)]
+        expect = {"key": m.get("key"), "value": m.get("value"),
+                  "headers": list(m.get("headers") or []),
+                  "topic": ctx.input_topic.encode(), "partition": str(src[0]).encode(),
+                  "offset": str(src[1]).encode(), "stage": b"decode",
+                  "class.name": b"streamscore", "exception.class.name": m["reason"].encode()}
+        got = {"key": r["_key"], "value": r["_raw"], "headers": own_headers,
+               "topic": connect[CONNECT + "topic"], "partition": connect[CONNECT + "partition"],
+               "offset": connect[CONNECT + "offset"], "stage": connect[CONNECT + "stage"],
+               "class.name": connect[CONNECT + "class.name"],
+               "exception.class.name": connect[CONNECT + "exception.class.name"]}
+        for field in expect:
+            if got[field] != expect[field]:
+                problems.append(f"{where}: {field} {got[field]!r:.120} != {expect[field]!r:.120}")
+        if not connect[CONNECT + "exception.message"]:
+            problems.append(f"{where}: empty exception message")
+    assert not problems, f"{len(problems)} dead-letter problems: {problems[:10]}"
+
+    # The good events are scored as if the bad records were not there.
+    goods = [good_places[p]["good"] for p in sorted(good_places)]
+    expected, _ = h.expected_predictions(goods, sorted(good_places), h.PRIMARY_MODEL)
+    first, n_bad = h.score_mismatches(preds.records, expected)
+    assert n_bad == 0, f"{n_bad} predictions differ from the reference: {first}"
+    assert {r["degraded"] for r in preds.records} == {False}
+
+    ends = h.end_offsets(ctx.input_topic)
+    committed = h.committed_offsets(ctx.group, ctx.input_topic, sorted(ends))
+    assert committed == ends, f"committed offsets {committed} != end offsets {ends}"
+
+
+def test_raw_framing_bad_records_go_to_the_dead_letter_topic_and_good_ones_are_scored(ctx):
+    rng = np.random.default_rng(1001)
+    events, parts = _good_events(ctx, rng)
+    goods = [(ev, p, h.encode_avro(h.EVENT_SCHEMA_PATH, ev)) for ev, p in zip(events, parts)]
+    body = h.encode_avro(h.EVENT_SCHEMA_PATH, h.make_event(f"cut-{ctx.uid}", 1, rng,
+                                                          **h.random_features(rng, 11, 11)))
+    no_id = h.make_event("", 2, rng, **h.random_features(rng, 3, 5))
+    big = h.encode_avro(h.EVENT_SCHEMA_PATH, _big_event(ctx, rng))
+    assert len(big) > MAX_BYTES and all(len(v) < MAX_BYTES for _, _, v in goods)
+    bads = [
+        {"reason": "bad_avro", "value": b"\xff" * 12, "key": b"garbage-key",
+         "headers": [("trace-id", b"t-1"), ("source", b"crm")]},
+        {"reason": "bad_avro", "value": b"this is not avro at all", "key": None},
+        {"reason": "bad_avro", "value": body[:len(body) // 2], "key": f"cut-{ctx.uid}".encode(),
+         "headers": [("bin", b"\x00\x01\xff")]},
+        {"reason": "no_customer_id", "value": h.encode_avro(h.EVENT_SCHEMA_PATH, no_id),
+         "key": b"", "headers": [("empty", b"")]},
+        {"reason": "too_large", "value": big, "key": f"big-{ctx.uid}".encode(),
+         "headers": [("dup", b"1"), ("dup", b"2")]},
+        {"reason": "bad_avro", "value": b"", "key": b"\xfe\xff-binary-key"},
+        {"reason": "bad_avro", "value": None, "key": b"tombstone",
+         "headers": [("trace-id", b"t-2")]},
+    ]
+    props = ctx.props({"input.max.bytes": MAX_BYTES, "batch.max.messages": 5})
+    _run_and_check(ctx, props, _mix(goods, bads))
+
+
+def test_confluent_framing_bad_records_go_to_the_dead_letter_topic_and_good_ones_are_scored(ctx):
+    rng = np.random.default_rng(1002)
+    events, parts = _good_events(ctx, rng)
+    goods = [(ev, p, h.encode_confluent(SCHEMA_ID, h.EVENT_SCHEMA_PATH, ev))
+             for ev, p in zip(events, parts)]
+    sample = h.make_event(f"framed-{ctx.uid}", 1, rng, **h.random_features(rng, 11, 11))
+    body = h.encode_avro(h.EVENT_SCHEMA_PATH, sample)
+    framed = h.encode_confluent(SCHEMA_ID, h.EVENT_SCHEMA_PATH, sample)
+    no_id = h.make_event("", 2, rng, **h.random_features(rng, 3, 5))
+    big = h.encode_confluent(SCHEMA_ID, h.EVENT_SCHEMA_PATH, _big_event(ctx, rng))
+    assert len(big) > MAX_BYTES and all(len(v) < MAX_BYTES for _, _, v in goods)
+    bads = [
+        {"reason": "bad_magic", "value": b"\x01" + struct.pack(">I", SCHEMA_ID) + body,
+         "key": b"magic", "headers": [("trace-id", b"t-1")]},
+        {"reason": "bad_magic", "value": b"\x00\x00\x00", "key": None,
+         "headers": [("source", b"crm")]},
+        {"reason": "unknown_schema", "value": h.encode_confluent(99, h.EVENT_SCHEMA_PATH, sample),
+         "key": f"framed-{ctx.uid}".encode(), "headers": [("bin", b"\x00\xff")]},
+        {"reason": "bad_avro", "value": framed[:5 + len(body) // 2], "key": b"cut"},
+        {"reason": "no_customer_id",
+         "value": h.encode_confluent(SCHEMA_ID, h.EVENT_SCHEMA_PATH, no_id), "key": None,
+         "headers": [("dup", b"1"), ("dup", b"2")]},
+        {"reason": "too_large", "value": big, "key": f"big-{ctx.uid}".encode()},
+        {"reason": "bad_magic", "value": b"", "key": b"empty"},
+    ]
+    props = ctx.props({"input.framing": "confluent",
+                       "input.schema.map": f"{SCHEMA_ID}={h.EVENT_SCHEMA_PATH}",
+                       "input.max.bytes": MAX_BYTES, "batch.max.messages": 5})
+    _run_and_check(ctx, props, _mix(goods, bads))
