@@ -806,6 +806,8 @@ static int extract(ss_decoder_t *d, const writer_plan_t *wp, avro_value_t *rec, 
             return SS_DECODE_BAD_AVRO;
         }
         features[f] = is_null ? NAN : feature_value(&v, &fp->branches[branch]);
+        if (isinf(features[f])) /* +-inf, or a double beyond float range: not a usable value */
+            features[f] = NAN;
     }
     return SS_DECODE_OK;
 }

@@ -54,7 +54,7 @@ static size_t encode(const char *path, int header, const char *customer, int ful
     if (avro_value_get_by_name(&rec, "channel", &f, NULL) == 0)
         avro_value_set_string(&f, "app");
     /* every nullable field null, then fill some */
-    size_t n;
+    size_t n = 0;
     avro_value_get_size(&rec, &n);
     for (size_t i = 4; i < n; i++) {
         avro_value_get_by_index(&rec, i, &f, NULL);
@@ -184,7 +184,7 @@ static void enum_symbols_are_matched_by_name_not_index(void) {
     avro_value_set_string(&f, "C9");
     avro_value_get_by_name(&rec, "channel", &f, NULL);
     avro_value_set_string(&f, "web");
-    size_t n;
+    size_t n = 0;
     avro_value_get_size(&rec, &n);
     for (size_t i = 4; i < n; i++) {
         avro_value_get_by_index(&rec, i, &f, NULL);

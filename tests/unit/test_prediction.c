@@ -51,8 +51,8 @@ static void avro_encoding_reads_back_with_the_schema(void) {
     if (!e)
         return;
     ss_prediction_t p = sample();
-    const void *out;
-    size_t len;
+    const void *out = NULL;
+    size_t len = 0;
     CHECK(ss_encoder_encode(e, &p, &out, &len, err, sizeof(err)) == 0);
     avro_schema_t s = ss_schema_load("schemas/prediction.avsc", "t", err, sizeof(err));
     avro_value_iface_t *iface = avro_generic_class_from_schema(s);
@@ -60,12 +60,12 @@ static void avro_encoding_reads_back_with_the_schema(void) {
     avro_generic_value_new(iface, &rec);
     avro_reader_t r = avro_reader_memory(out, (int64_t)len);
     CHECK(avro_value_read(r, &rec) == 0);
-    const char *str;
-    size_t sz;
-    double d;
-    int64_t l;
-    int32_t i32;
-    int b;
+    const char *str = NULL;
+    size_t sz = 0;
+    double d = 0;
+    int64_t l = 0;
+    int32_t i32 = 0;
+    int b = 0;
     avro_value_get_by_name(&rec, "customer_id", &f, NULL);
     avro_value_get_string(&f, &str, &sz);
     CHECK(sz == 6 && memcmp(str, "C\"7\\x", 5) == 0);
@@ -100,9 +100,12 @@ static void json_encoding_is_valid_json_with_the_same_fields(void) {
     ss_config_t *cfg = config("output.format = json\n");
     ss_encoder_t *e = ss_encoder_new(cfg, err, sizeof(err));
     ss_prediction_t p = sample();
-    const void *out;
-    size_t len;
-    CHECK(e && ss_encoder_encode(e, &p, &out, &len, err, sizeof(err)) == 0);
+    const void *out = NULL;
+    size_t len = 0;
+    CHECK(e != NULL);
+    if (!e)
+        return;
+    CHECK(ss_encoder_encode(e, &p, &out, &len, err, sizeof(err)) == 0);
     json_error_t jerr;
     json_t *j = json_loadb(out, len, 0, &jerr);
     CHECK(j != NULL);

@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""Write the seed corpora of the streamscore fuzz targets (tests/fuzz/corpus/<target>/) and the
+config dictionary (tests/fuzz/fuzz_config.dict). Run once and commit the files; rerun after a
+schema or config key change. Deterministic: the same tree gives the same bytes.
+
+  .deps/venv/bin/python tests/fuzz/make_corpus.py
+
+fuzz_decode inputs are one framing byte (even: raw, odd: confluent) and a Kafka value:
+generated events (scripts/churn_data.py) encoded with fastavro in both framings and with both
+writer schemas, then edge cases (all attributes null, empty customer id, enum index out of
+range, truncated header or body, bad magic byte, unknown schema id, trailing bytes, empty).
+fuzz_config inputs are the sample properties files of config/ and variants of them."""
+import os
+import pathlib
+import re
+import shutil
+import struct
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import churn_data  # noqa: E402
+
+FUZZ = ROOT / "tests" / "fuzz"
+V1 = ROOT / "schemas" / "customer_event.avsc"
+V2 = ROOT / "tests" / "data" / "customer_event_v2.avsc"
+RAW, CONFLUENT = b"\x00", b"\x01"
+
+
+def confluent(schema_id, body):
+    return b"\x00" + struct.pack(">I", schema_id) + body
+
+
+def write_dir(name, files):
+    d = FUZZ / "corpus" / name
+    if d.exists():
+        shutil.rmtree(d)
+    d.mkdir(parents=True)
+    for fname, data in files.items():
+        (d / fname).write_bytes(data)
+    print("make_corpus: %d files in %s" % (len(files), d.relative_to(ROOT)))
+
+
+def decode_corpus():
+    v1 = churn_data.load_schema(str(V1))
+    v2 = churn_data.load_schema(str(V2))
+    events = list(churn_data.events(12, 5, seed=11))
+    files = {}
+    for i, ev in enumerate(events[:6]):
+        files["raw-%02d" % i] = RAW + churn_data.encode_event(ev, v1, "raw")
+    for i, ev in enumerate(events[6:9]):
+        files["confluent-v1-%02d" % i] = CONFLUENT + churn_data.encode_event(ev, v1, "confluent", 1)
+    for i, ev in enumerate(events[9:12]):
+        files["confluent-v2-%02d" % i] = CONFLUENT + churn_data.encode_event(ev, v2, "confluent", 2)
+    # the same event with a non-default 'channel' under v2
+    files["confluent-v2-channel"] = CONFLUENT + churn_data.encode_event(
+        dict(events[0], channel="app"), v2, "confluent", 2)
+
+    full = dict(events[0])
+    for f in churn_data.FEATURES:
+        if full.get(f) is None:
+            full[f] = {"contract_type": "TWO_YEAR", "has_autopay": True,
+                       "monthly_charges": 99.5, "total_charges": 1234.25,
+                       "data_usage_gb": 7.5}.get(f, 3)
+    nulls = dict(events[0], **{f: None for f in churn_data.FEATURES})
+    extreme = dict(full, tenure_months=2**31 - 1, days_since_last_login=-(2**63),
+                   monthly_charges=1e300, total_charges=-0.0, data_usage_gb=float("inf"))
+    files["raw-full"] = RAW + churn_data.encode_event(full, v1, "raw")
+    files["raw-all-null"] = RAW + churn_data.encode_event(nulls, v1, "raw")
+    files["raw-extreme-values"] = RAW + churn_data.encode_event(extreme, v1, "raw")
+    files["confluent-v1-full"] = CONFLUENT + churn_data.encode_event(full, v1, "confluent", 1)
+    files["confluent-v2-all-null"] = CONFLUENT + churn_data.encode_event(nulls, v2, "confluent", 2)
+    files["raw-empty-customer-id"] = RAW + churn_data.encode_event(
+        dict(full, customer_id=""), v1, "raw")
+    files["raw-long-ids"] = RAW + churn_data.encode_event(
+        dict(full, customer_id="C" * 300, event_id="e" * 200), v1, "raw")
+
+    raw_full = churn_data.encode_event(full, v1, "raw")
+    c1_full = churn_data.encode_event(full, v1, "confluent", 1)
+    c2_full = churn_data.encode_event(full, v2, "confluent", 2)
+    files["raw-truncated-half"] = RAW + raw_full[: len(raw_full) // 2]
+    files["raw-truncated-last-byte"] = RAW + raw_full[:-1]
+    files["raw-trailing-bytes"] = RAW + raw_full + b"\x02\x04\x06"
+    files["confluent-v1-truncated-body"] = CONFLUENT + c1_full[: len(c1_full) - 7]
+    files["confluent-v2-truncated-body"] = CONFLUENT + c2_full[:20]
+    files["confluent-truncated-header"] = CONFLUENT + c1_full[:3]
+    files["confluent-header-only"] = CONFLUENT + c2_full[:5]
+    files["confluent-bad-magic"] = CONFLUENT + b"\x01" + c1_full[1:]
+    files["confluent-unknown-id"] = CONFLUENT + confluent(7, raw_full)
+    files["confluent-negative-id"] = CONFLUENT + b"\x00\xff\xff\xff\xff" + raw_full
+    # a raw value that is a confluent one, and the other way round
+    files["raw-given-confluent"] = RAW + c1_full
+    files["confluent-given-raw"] = CONFLUENT + raw_full
+    # customer_id claims a length far past the end; contract_type enum index 9 of 3;
+    # union branch 5 of 2 for tenure_months
+    cid_at = 1 + len(full["event_id"])  # after event_id (1-byte length for a 36-char UUID)
+    files["raw-string-length-past-end"] = RAW + raw_full[:cid_at] + b"\xfe\xff\xff\xff\x0f"
+    body = bytearray(churn_data.encode_event(nulls, v1, "raw"))
+    # nulls: event_id, customer_id, event_time, event_type, then 11 union indexes of 0
+    tail = len(body) - 11
+    bad_enum = bytearray(body)
+    bad_enum[tail + 3: tail + 4] = b"\x02\x12"  # contract_type: branch 1, symbol 9
+    files["raw-enum-index-out-of-range"] = RAW + bytes(bad_enum)
+    bad_branch = bytearray(body)
+    bad_branch[tail] = 0x0A  # tenure_months: branch 5
+    files["raw-union-branch-out-of-range"] = RAW + bytes(bad_branch)
+    files["raw-empty"] = RAW
+    files["confluent-empty"] = CONFLUENT
+    write_dir("fuzz_decode", files)
+
+
+PROPERTIES_VARIANTS = {
+    "minimal.properties": "model.path = models/churn-1.0.0.json\n"
+    "kafka.bootstrap.servers = 127.0.0.1:19092\n",
+    "confluent.properties": "model.path: models/churn-1.0.0.json\n"
+    "kafka.bootstrap.servers: 127.0.0.1:19092\n"
+    "input.framing = confluent\n"
+    "input.schema.map = 1=schemas/customer_event.avsc, 2 = tests/data/customer_event_v2.avsc\n",
+    "rename-and-sides.properties": "! sides and renames\n"
+    "model.path = models/churn-1.1.0.json\nmodel.card = models/churn-1.1.0.card.json\n"
+    "kafka.bootstrap.servers = 127.0.0.1:19092\n"
+    "kafka.consumer.auto.offset.reset = earliest\nkafka.producer.linger.ms = 5\n"
+    "features.rename = tenure_months=tenure,num_products=products\n"
+    "output.format = json\nmodel.threshold = 0.42\n",
+    "continuation-crlf.properties": "# continued lines, CRLF endings\r\n"
+    "model.path = models/\\\r\n    churn-1.0.0.json\r\n"
+    "kafka.bootstrap.servers = a:1,\\\r\n  b:2\r\n"
+    "redis.host=\t127.0.0.1  \r\nredis.port=16379\r\n",
+    "shadow-file.properties": "mode = shadow\nmodel.path = models/churn-1.1.0.json\n"
+    "kafka.bootstrap.servers = 127.0.0.1:19092\n"
+    "shadow.output = file\nshadow.file = build/shadow.avro\n",
+    "shadow-file-missing.properties": "mode = shadow\nmodel.path = m.json\n"
+    "kafka.bootstrap.servers = x:1\nshadow.output = file\n",
+    "colliding-topics.properties": "model.path = m.json\nkafka.bootstrap.servers = x:1\n"
+    "input.topic = a\noutput.topic = b\ndlq.topic = b\n",
+    "confluent-no-map.properties": "model.path = m.json\nkafka.bootstrap.servers = x:1\n"
+    "input.framing = confluent\n",
+    "bad-schema-map.properties": "model.path = m.json\nkafka.bootstrap.servers = x:1\n"
+    "input.framing = confluent\ninput.schema.map = 1=a.avsc,,x=b.avsc,3=\n",
+    "bad-values.properties": "model.path = m.json\nkafka.bootstrap.servers = x:1\n"
+    "worker.threads = 0x10\nbatch.max.messages = 99999999999999999999\n",
+    "out-of-range.properties": "model.path = m.json\nredis.port = 70000\n",
+    "unknown-key.properties": "model.path = m.json\nno.such.key = 1\n",
+    "bad-kafka.properties": "model.path = m.json\nkafka.no.such.property = 1\nkafka. = x\n",
+    "no-separator.properties": "model.path m.json\n",
+    "empty-key.properties": " = value\n",
+    "trailing-backslash.properties": "model.path = m.json\\",
+    "comments-only.properties": "# nothing\n! nothing either\n\n   \n",
+    "empty.properties": "",
+    "nul-byte.properties": "model.path = m\x00.json\n",
+    "pairs.txt": "1=schemas/customer_event.avsc, 2 = x.avsc ,,=3, a=, b ,c==d",
+}
+
+
+def config_corpus():
+    files = {}
+    for p in sorted((ROOT / "config").glob("*.properties")):
+        files[p.name] = p.read_bytes()
+    for name, text in PROPERTIES_VARIANTS.items():
+        files[name] = text.encode()
+    write_dir("fuzz_config", files)
+
+
+def config_dict():
+    """Every key of the reference table in README.md, plus the syntax of properties files."""
+    keys = re.findall(r"^\| `([a-z0-9_.]+)` \|", (ROOT / "README.md").read_text(), re.M)
+    if not keys:
+        sys.exit("make_corpus: no configuration keys found in README.md")
+    words = keys + ["kafka.", "kafka.consumer.", "kafka.producer.", "bootstrap.servers",
+                    "group.id", "primary", "shadow", "raw", "confluent", "avro", "json",
+                    "file", "topic", "debug", "info", "warn", "error", " = ", ": ", "\\\n",
+                    "\r\n", "# ", "! "]
+    lines = ["# libFuzzer dictionary for fuzz_config, written by tests/fuzz/make_corpus.py"]
+    for w in words:
+        esc = "".join(c if c.isprintable() and c not in '"\\' else "\\x%02x" % ord(c) for c in w)
+        lines.append('"%s"' % esc)
+    (FUZZ / "fuzz_config.dict").write_text("\n".join(lines) + "\n")
+    print("make_corpus: %d entries in tests/fuzz/fuzz_config.dict" % len(words))
+
+
+if __name__ == "__main__":
+    os.chdir(ROOT)
+    decode_corpus()
+    config_corpus()
+    config_dict()
