@@ -12,10 +12,11 @@ SS_KAFKA=$SS_DEPS/kafka
 : "${STACK_DIR:=.stack}"
 : "${KAFKA_PORT:=19092}"
 : "${KAFKA_CONTROLLER_PORT:=19093}"
+: "${KAFKA_BROKERS:=1}" # 1, or 3 for a three-node cluster (see scripts/dev-stack)
 : "${REDIS_PORT:=16379}"
 : "${TOPICS:=customer-events:6,predictions:6,predictions.shadow:6,customer-events.dlq:1,predictions.shadow.dlq:1}"
 case $STACK_DIR in /*) ;; *) STACK_DIR=$SS_ROOT/$STACK_DIR ;; esac
-export STACK_DIR KAFKA_PORT KAFKA_CONTROLLER_PORT REDIS_PORT TOPICS
+export STACK_DIR KAFKA_PORT KAFKA_CONTROLLER_PORT KAFKA_BROKERS REDIS_PORT TOPICS
 
 SS_PROG=${SS_PROG:-$(basename "$0")}
 

@@ -1,6 +1,6 @@
 """Create the local stack's Kafka topics, idempotently, and wait for their leaders.
 
-Used by scripts/dev-stack:  topics.py BOOTSTRAP "name:partitions,name:partitions"
+Used by scripts/dev-stack:  topics.py BOOTSTRAP "name:partitions,name:partitions" [REPLICAS]
 Existing topics are left as they are (a differing partition count is reported).
 """
 
@@ -24,14 +24,15 @@ def parse(spec):
 
 
 def main():
-    if len(sys.argv) != 3:
-        sys.exit("usage: topics.py BOOTSTRAP name:partitions[,name:partitions...]")
+    if len(sys.argv) not in (3, 4) or (len(sys.argv) == 4 and not sys.argv[3].isdigit()):
+        sys.exit("usage: topics.py BOOTSTRAP name:partitions[,name:partitions...] [REPLICAS]")
     bootstrap, wanted = sys.argv[1], parse(sys.argv[2])
+    replicas = int(sys.argv[3]) if len(sys.argv) == 4 else 1
     if not wanted:
         return
     admin = AdminClient({"bootstrap.servers": bootstrap})
     futures = admin.create_topics(
-        [NewTopic(n, p, 1) for n, p in wanted.items()],
+        [NewTopic(n, p, replicas) for n, p in wanted.items()],
         operation_timeout=TIMEOUT_S, request_timeout=TIMEOUT_S)
     state = {}
     for name, fut in futures.items():
