@@ -147,6 +147,18 @@ static int build_keys(ss_cache_t *c, const char *const *ids, const size_t *lens,
     return 0;
 }
 
+/* A live connection and the batch's keys, before either pipeline. */
+static int prepare(ss_cache_t *c, const char *const *ids, const size_t *lens, size_t n,
+                   char *errstr, size_t errlen) {
+    if (ensure(c, errstr, errlen) < 0)
+        return -1;
+    if (build_keys(c, ids, lens, n) < 0) {
+        snprintf(errstr, errlen, "cache: out of memory");
+        return -1;
+    }
+    return 0;
+}
+
 /* Read `n` replies; the first error is reported, all replies are consumed. */
 static int drain(ss_cache_t *c, size_t n, const char *what, float *out, char *errstr,
                  size_t errlen) {
@@ -181,12 +193,8 @@ int ss_cache_read(ss_cache_t *c, const char *const *ids, const size_t *lens, siz
                   char *errstr, size_t errlen) {
     if (n == 0)
         return 0;
-    if (ensure(c, errstr, errlen) < 0)
+    if (prepare(c, ids, lens, n, errstr, errlen) < 0)
         return -1;
-    if (build_keys(c, ids, lens, n) < 0) {
-        snprintf(errstr, errlen, "cache: out of memory");
-        return -1;
-    }
     c->argv[0] = "HMGET";
     c->argvlen[0] = 5;
     for (size_t f = 0; f < c->n_features; f++) {
@@ -212,12 +220,8 @@ int ss_cache_write(ss_cache_t *c, const char *const *ids, const size_t *lens, si
                    const float *vecs, char *errstr, size_t errlen) {
     if (n == 0)
         return 0;
-    if (ensure(c, errstr, errlen) < 0)
+    if (prepare(c, ids, lens, n, errstr, errlen) < 0)
         return -1;
-    if (build_keys(c, ids, lens, n) < 0) {
-        snprintf(errstr, errlen, "cache: out of memory");
-        return -1;
-    }
     size_t off = 0, sent = 0;
     for (size_t i = 0; i < n; i++) {
         const float *row = vecs + i * c->n_features;
