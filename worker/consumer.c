@@ -19,9 +19,11 @@ static void log_partitions(const char *what, const rd_kafka_topic_partition_list
     ss_log(SS_LOG_INFO, fields, "consumer: %s %d partition(s)", what, parts->cnt);
 }
 
+/* The opaque of consumers that commit their own stored offsets (at-least-once). */
+static int commits_itself;
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque) {
-    (void)opaque;
     int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     rd_kafka_error_t *error = NULL;
     rd_kafka_resp_err_t ret = RD_KAFKA_RESP_ERR_NO_ERROR;
@@ -32,9 +34,22 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         else
             ret = rd_kafka_assign(rk, parts);
     } else {
-        /* librdkafka commits the stored offsets of revoked partitions itself
-         * (enable.auto.commit), so what is already safe is handed over */
         log_partitions("revoked", parts);
+        /* At-least-once: hand over what is already safe. Every batch read before this poll
+         * has stored its offsets (only after its outputs were acknowledged); commit them now,
+         * synchronously, so that the partitions' next owner starts where this one stopped.
+         * librdkafka's own commit of revoked partitions is asynchronous and may land after
+         * the new owner fetched its starting offsets. Exactly-once commits offsets inside
+         * each batch's transaction, which is closed before the next poll. Partitions lost
+         * (this member was dropped from the group) may already belong to another member:
+         * nothing is committed for them. */
+        if (opaque == &commits_itself && !rd_kafka_assignment_lost(rk)) {
+            rd_kafka_resp_err_t ce = rd_kafka_commit(rk, NULL, 0);
+            if (ce && ce != RD_KAFKA_RESP_ERR__NO_OFFSET)
+                ss_warn("consumer: committing before handing partitions over: %s "
+                        "(their next owner re-reads from the last commit)",
+                        rd_kafka_err2str(ce));
+        }
         if (cooperative)
             error = rd_kafka_incremental_unassign(rk, parts);
         else
@@ -79,6 +94,8 @@ rd_kafka_t *ss_consumer_new(const ss_config_t *cfg, int thread_index, char *errs
         goto fail;
     }
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    if (cfg->delivery == SS_DELIVERY_AT_LEAST_ONCE)
+        rd_kafka_conf_set_opaque(conf, &commits_itself);
     rd_kafka_conf_set_error_cb(conf, error_cb);
     rd_kafka_conf_set_log_cb(conf, ss_kafka_log_cb);
     rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));

@@ -396,9 +396,10 @@ static void store_offsets(worker_t *w) {
     rd_kafka_topic_partition_list_destroy(l);
 }
 
-/* exactly-once: keep only records of partitions still assigned. A partition revoked while
- * the batch was collected belongs to another member now; committing its offsets in our
- * transaction would let both process it. */
+/* Keep only records of partitions still assigned. A partition revoked while the batch was
+ * collected belongs to another member now, which reads it from the offsets committed at the
+ * hand-over: scoring those records here too would only duplicate them (and, exactly-once,
+ * committing their offsets in our transaction would let both members process them). */
 static void drop_revoked(worker_t *w) {
     rd_kafka_topic_partition_list_t *a = NULL;
     if (rd_kafka_assignment(w->consumer, &a) != RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -482,12 +483,12 @@ static int process_batch(worker_t *w) {
     int rc = -1;
     ss_event_t ev;
 
+    drop_revoked(w);
+    if (w->n_msgs == 0) {
+        ss_model_unref(model);
+        return 0;
+    }
     if (w->txn) {
-        drop_revoked(w);
-        if (w->n_msgs == 0) {
-            ss_model_unref(model);
-            return 0;
-        }
         rd_kafka_error_t *e = rd_kafka_begin_transaction(ss_producer_handle(w->txn));
         if (e) {
             ss_error("transaction: begin: %s", rd_kafka_error_string(e));
