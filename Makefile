@@ -7,6 +7,8 @@
 #   make test-fast  stage 1 only
 #   make test-asan  stage 2 only;  make test-fuzz  stage 3 only (docs/fuzzing.md)
 #   make bench      throughput and latency on the real local stack
+#   make reliability  the fault-injection tests alone (three-node cluster), rewriting
+#                   docs/reliability.md from what they measured
 #   make build      configure and build only
 # The integration suite starts Kafka and Redis on fixed ports: its runs (stages 1 and 2)
 # must never overlap, so the stages run in sequence even under make -j.
@@ -29,7 +31,7 @@ SAN_ENV = ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:log_path=$(SAN_REPORTS)/as
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=$(SAN_REPORTS)/ubsan
 
 .PHONY: all build setup demo test test-fast test-asan test-fuzz fuzz-build unit bench stop \
-	clean reference
+	clean reference reliability
 
 all: build
 
@@ -76,6 +78,10 @@ demo: build
 
 bench: build
 	scripts/bench
+
+reliability: build
+	cd $(BUILD) && SS_RELIABILITY_DOC=$(CURDIR)/docs/reliability.md \
+		ctest -R '^integration\.faults$$' --output-on-failure
 
 stop:
 	scripts/dev-stack down

@@ -15,11 +15,13 @@ import pytest
 import redis as redis_lib
 from confluent_kafka.admin import AdminClient, NewTopic
 
+import faults
 import harness as h
 
-STACK_DIR = h.ROOT / "build" / "test-stack"
+STACK_DIR = h.STACK_DIR
 DEV_STACK = h.ROOT / "scripts" / "dev-stack"
-TEST_TIMEOUT_S = 150.0  # per test; the whole suite takes about a minute
+# per test (the fault tests, each a stream under a fault, get more: SS_IT_TEST_TIMEOUT)
+TEST_TIMEOUT_S = float(os.environ.get("SS_IT_TEST_TIMEOUT", "150"))
 
 
 def _stack_env():
@@ -29,14 +31,15 @@ def _stack_env():
         "KAFKA_PORT": str(h.KAFKA_PORT),
         "KAFKA_CONTROLLER_PORT": str(h.KAFKA_CONTROLLER_PORT),
         "REDIS_PORT": str(h.REDIS_PORT),
+        "KAFKA_BROKERS": str(h.KAFKA_BROKERS),
         "TOPICS": "it-stack-ready:1",
     })
     return env
 
 
-def _dev_stack(action, timeout):
+def _dev_stack(action, timeout, *args):
     try:
-        return subprocess.run([str(DEV_STACK), action], cwd=str(h.ROOT), env=_stack_env(),
+        return subprocess.run([str(DEV_STACK), action, *args], cwd=str(h.ROOT), env=_stack_env(),
                               stdin=subprocess.DEVNULL, capture_output=True, text=True,
                               timeout=timeout)
     except subprocess.TimeoutExpired as e:
@@ -64,7 +67,8 @@ class _Stack:
 
 @pytest.fixture(scope="session")
 def stack():
-    """Kafka on 127.0.0.1:39092 and Redis on 127.0.0.1:36379 for the whole session."""
+    """Kafka (h.BOOTSTRAP: one broker, or three nodes for the fault tests) and Redis
+    (h.REDIS_PORT) on loopback for the whole session."""
     assert DEV_STACK.exists(), f"{DEV_STACK} not found"
     s = _Stack()
     atexit.register(s.down)
@@ -76,10 +80,10 @@ def stack():
     signal.signal(signal.SIGTERM, on_term)
     try:
         # A previous run that crashed may have left the stack up: take it down first.
-        if any(_port_open(p) for p in (h.KAFKA_PORT, h.KAFKA_CONTROLLER_PORT, h.REDIS_PORT)) \
+        if any(_port_open(p) for p in h.STACK_PORTS) \
                 or (STACK_DIR / "").exists():
             _dev_stack("down", 120)
-        busy = [p for p in (h.KAFKA_PORT, h.KAFKA_CONTROLLER_PORT, h.REDIS_PORT) if _port_open(p)]
+        busy = [p for p in h.STACK_PORTS if _port_open(p)]
         assert not busy, f"ports {busy} are in use by something dev-stack does not manage"
         r = _dev_stack("up", 240)
         assert r.returncode == 0, f"dev-stack up failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
@@ -97,7 +101,7 @@ def _wait_ready(timeout=60.0):
     while time.monotonic() < deadline:
         try:
             md = admin.list_topics(timeout=5)
-            if md.brokers:
+            if len(md.brokers) >= h.KAFKA_BROKERS:
                 r = redis_lib.Redis(host="127.0.0.1", port=h.REDIS_PORT, socket_timeout=2)
                 r.ping()
                 r.close()
@@ -166,10 +170,123 @@ def redis_outage(stack):
             o.start()
 
 
-def create_topics(admin, names, partitions=3, timeout=30.0):
+class Brokers:
+    """Crashes, stops and starts nodes of the three-node cluster (scripts/dev-stack
+    kill-kafka / stop-kafka / start-kafka N). Node N is broker id N on h.KAFKA_PORT+N-1."""
+
+    def __init__(self, admin):
+        self.admin = admin
+        self.down = set()
+
+    def port(self, node):
+        return h.KAFKA_PORT + node - 1
+
+    def _run(self, action, node, timeout):
+        r = _dev_stack(action, timeout, str(node))
+        assert r.returncode == 0, \
+            f"dev-stack {action} {node} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
+
+    def kill(self, node):
+        """SIGKILL the node: a crash, no controlled shutdown."""
+        self.down.add(node)
+        self._run("kill-kafka", node, 60)
+        assert not _port_open(self.port(node)), f"broker {node} still listening after kill"
+
+    def stop(self, node):
+        """SIGTERM the node: a controlled shutdown."""
+        self.down.add(node)
+        self._run("stop-kafka", node, 120)
+        assert not _port_open(self.port(node)), f"broker {node} still listening after stop"
+
+    def start(self, node):
+        self._run("start-kafka", node, 180)
+        self.down.discard(node)
+
+    def leader(self, topic, partition):
+        md = self.admin.list_topics(topic, timeout=10)
+        return md.topics[topic].partitions[partition].leader
+
+    def _coordinator(self, topic, key, create=None, timeout=30.0):
+        """The broker leading the partition of Kafka's internal topic that holds key. Kafka
+        creates these topics on first use: create() makes it happen."""
+        deadline = time.monotonic() + timeout
+        while True:
+            t = self.admin.list_topics(timeout=10).topics.get(topic)
+            if t is not None and t.error is None and t.partitions:
+                leader = t.partitions[faults.coordinator_partition(key, len(t.partitions))].leader
+                if leader > 0:
+                    return leader
+            assert time.monotonic() < deadline, f"{topic} has no leader for {key!r}"
+            if create:
+                create()
+            time.sleep(0.5)
+
+    def group_coordinator(self, group):
+        """The broker leading the __consumer_offsets partition of group."""
+        def find_coordinator():
+            try:
+                self.admin.describe_consumer_groups([group])[group].result(10)
+            except Exception:  # noqa: BLE001 - only its side effect is wanted
+                pass
+        return self._coordinator("__consumer_offsets", group, find_coordinator)
+
+    def transaction_coordinator(self, transactional_id):
+        """The broker leading the __transaction_state partition of transactional_id (the
+        topic exists once a transactional producer has started)."""
+        return self._coordinator("__transaction_state", transactional_id)
+
+    def wait_in_sync(self, timeout=120.0):
+        """Every node up and every replica of every partition in sync."""
+        deadline = time.monotonic() + timeout
+        behind = None
+        while True:
+            try:
+                md = self.admin.list_topics(timeout=5)
+                behind = [f"{t.topic}/{p.id}" for t in md.topics.values() for p in
+                          t.partitions.values() if sorted(p.isrs) != sorted(p.replicas)
+                          or p.leader < 0]
+                if len(md.brokers) == h.KAFKA_BROKERS and not behind:
+                    return
+                behind = behind or [f"{len(md.brokers)} brokers"]
+            except Exception as e:  # noqa: BLE001 - retried until the deadline
+                behind = [repr(e)]
+            assert time.monotonic() < deadline, \
+                f"cluster not in sync {timeout:.0f}s after the fault: {behind[:6]}"
+            time.sleep(0.5)
+
+
+@pytest.fixture
+def brokers(stack, admin):
+    """The three-node cluster's nodes; all running and in sync before and after the test."""
+    if h.KAFKA_BROKERS != 3:
+        pytest.fail("the fault tests need the three-node cluster: run them with "
+                    "SS_IT_KAFKA_BROKERS=3 (ctest -R integration.faults, or make reliability)")
+    b = Brokers(admin)
+    b.wait_in_sync()
+    try:
+        yield b
+    finally:
+        for node in sorted(b.down):
+            b.start(node)
+        b.wait_in_sync()
+
+
+@pytest.fixture(scope="session")
+def reliability():
+    """Rows of the reliability report, written when the session ends."""
+    rows = []
+    yield rows
+    faults.write_report(rows, faults.report_paths())
+
+
+def create_topics(admin, names, partitions=3, timeout=30.0, replicas=None):
     """Create topics and wait until every partition has a leader."""
-    futures = admin.create_topics([NewTopic(n, num_partitions=partitions, replication_factor=1)
-                                   for n in names], operation_timeout=timeout)
+    """replicas: a replica assignment for every topic (a list of broker lists, one per
+    partition) instead of h.KAFKA_BROKERS replicas placed by Kafka."""
+    futures = admin.create_topics(
+        [NewTopic(n, num_partitions=len(replicas), replica_assignment=replicas) if replicas else
+         NewTopic(n, num_partitions=partitions, replication_factor=h.KAFKA_BROKERS)
+         for n in names], operation_timeout=timeout)
     for name, f in futures.items():
         f.result(timeout)
     deadline = time.monotonic() + timeout
@@ -206,11 +323,14 @@ class Ctx:
         self.workers = []
         self.extra_topics = []
         self._n_configs = 0
-        create_topics(admin, [self.input_topic, self.output_topic, self.dlq_topic])
+        marker = node.get_closest_marker("partitions")
+        self.partitions = marker.args[0] if marker else 3
+        create_topics(admin, [self.input_topic, self.output_topic, self.dlq_topic],
+                      self.partitions)
 
-    def add_topics(self, *names, partitions=3):
+    def add_topics(self, *names, partitions=3, replicas=None):
         """More topics for this test (deleted with the others at the end)."""
-        create_topics(self.admin, list(names), partitions)
+        create_topics(self.admin, list(names), partitions, replicas=replicas)
         self.extra_topics.extend(names)
         return names
 

@@ -26,10 +26,19 @@ ROOT = Path(os.environ.get("STREAMSCORE_ROOT") or Path(__file__).resolve().paren
 BIN = Path(os.environ.get("STREAMSCORE_BIN") or ROOT / "build" / "streamscore")
 MODEL_SCORES_BIN = Path(os.environ.get("MODEL_SCORES_BIN") or ROOT / "build" / "model_scores")
 
-KAFKA_PORT = 39092
-KAFKA_CONTROLLER_PORT = 39093
-REDIS_PORT = 36379
-BOOTSTRAP = f"127.0.0.1:{KAFKA_PORT}"
+# The stack of a test session (conftest.py starts it with scripts/dev-stack). The default is
+# one broker; the fault-injection run (pytest -m faults, ctest integration.faults) uses a
+# three-node cluster on other ports: broker N listens on KAFKA_PORT+N-1 and its controller
+# on KAFKA_CONTROLLER_PORT+N-1.
+KAFKA_BROKERS = int(os.environ.get("SS_IT_KAFKA_BROKERS", "1"))
+KAFKA_PORT = int(os.environ.get("SS_IT_KAFKA_PORT", "39092"))
+KAFKA_CONTROLLER_PORT = int(os.environ.get("SS_IT_KAFKA_CONTROLLER_PORT", "39093"))
+REDIS_PORT = int(os.environ.get("SS_IT_REDIS_PORT", "36379"))
+STACK_DIR = Path(os.environ.get("SS_IT_STACK_DIR") or ROOT / "build" / "test-stack")
+BROKER_PORTS = [KAFKA_PORT + n for n in range(KAFKA_BROKERS)]
+STACK_PORTS = (BROKER_PORTS + [KAFKA_CONTROLLER_PORT + n for n in range(KAFKA_BROKERS)]
+               + [REDIS_PORT])
+BOOTSTRAP = ",".join(f"127.0.0.1:{port}" for port in BROKER_PORTS)
 
 EVENT_SCHEMA_PATH = ROOT / "schemas" / "customer_event.avsc"
 PREDICTION_SCHEMA_PATH = ROOT / "schemas" / "prediction.avsc"
