@@ -21,6 +21,9 @@ price-sensitive cohort, deeper trees, row/column subsampling). Other versions us
       --features tenure_months,data_usage_gb --rounds 3 --max-depth 2 --min-auc 0
 
 created_at in the card is SOURCE_DATE_EPOCH when set (reproducible cards), else now.
+The card's baseline (per-feature deciles of the training split) and score_baseline (the
+training scores over ten bins) are what the worker measures drift against;
+--add-score-baseline writes the latter into an existing card without retraining.
 """
 import argparse
 import datetime
@@ -52,6 +55,7 @@ TEST_FRACTION = 0.2
 VALIDATION_FRACTION = 0.15
 THRESHOLD_GRID = [round(0.05 + 0.01 * i, 2) for i in range(91)]  # 0.05 .. 0.95
 BASELINE_QUANTILES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+SCORE_EDGES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 
 
 def baseline(x, features):
@@ -72,6 +76,38 @@ def baseline(x, features):
             "mean": round(float(ok.mean()), 6) if ok.size else None,
         }
     return out
+
+
+def score_baseline(scores):
+    """The training scores over ten equal-width bins of [0, 1] (bin i holds s with
+    edges[i-1] <= s < edges[i], as in baseline()): the reference of the worker's score drift."""
+    edges = SCORE_EDGES
+    counts = np.bincount(np.searchsorted(edges, scores.astype(np.float64), side="right"),
+                         minlength=len(edges) + 1)
+    return {"edges": edges, "proportions": [round(float(c) / max(len(scores), 1), 6)
+                                            for c in counts]}
+
+
+def add_score_baseline(card_path, rows, seed, drift, rounds, params):
+    """Write score_baseline into an existing card, from its saved model's scores on the
+    training split the preset regenerates (nothing is retrained)."""
+    with open(card_path, encoding="utf-8") as fh:
+        card = json.load(fh)
+    features = card["feature_names"]
+    model_path = os.path.join(os.path.dirname(card_path), card["model_file"])
+    if sha256(model_path) != card["model_sha256"]:
+        print("error: %s does not match its card's model_sha256" % model_path, file=sys.stderr)
+        return 1
+    x, _ = churn_data.training_set(rows, seed, drift)
+    x = x[:, [churn_data.FEATURES.index(f) for f in features]]
+    n_test, n_val = split(rows)
+    booster = xgb.Booster(model_file=model_path)
+    card["score_baseline"] = score_baseline(predict(booster, x[n_test + n_val:], features))
+    with open(card_path, "w", encoding="utf-8") as fh:
+        json.dump(card, fh, indent=2)
+        fh.write("\n")
+    print("wrote score_baseline into %s" % card_path, file=sys.stderr)
+    return 0
 
 
 def sha256(path):
@@ -158,6 +194,9 @@ def main(argv=None):
                     "(default: all 11, in contract order)")
     ap.add_argument("--file-stem", help="model file name without .json (default: churn-VERSION)")
     ap.add_argument("--min-auc", type=float, default=0.85, help="fail below this held-out AUC")
+    ap.add_argument("--add-score-baseline", action="store_true",
+                    help="only add score_baseline to the existing card of this version (the "
+                    "saved model scored on the regenerated training split; no training)")
     a = ap.parse_args(argv)
 
     preset = PRESETS.get(a.version, PRESETS["1.0.0"])
@@ -178,6 +217,9 @@ def main(argv=None):
               file=sys.stderr)
         return 2
     stem = a.file_stem or "churn-%s" % a.version
+    if a.add_score_baseline:
+        return add_score_baseline(os.path.join(a.out_dir, stem + ".card.json"), rows, seed,
+                                  drift, rounds, params)
 
     print("training churn %s: rows=%d seed=%d drift=%.2f rounds=%d params=%s features=%d"
           % (a.version, rows, seed, drift, rounds, json.dumps(params), len(features)),
@@ -242,6 +284,7 @@ def main(argv=None):
             "positive_rate": round(pos_rate, 4),
         },
         "baseline": baseline(x_tr, features),
+        "score_baseline": score_baseline(predict(booster, x_tr, features)),
         "model_file": model_file,
         "model_sha256": sha256(model_path),
     }

@@ -66,6 +66,19 @@ static const conf_def_t defs[] = {
      "Model version written into predictions. Default: the card's version."},
     {"model.threshold", CT_DOUBLE, NULL, 0, 1, NULL, OFF(model_threshold), 0,
      "decision = score >= threshold. Default: the model card's threshold, else 0.5."},
+    {"model.reload", CT_ENUM, "true", 0, 0, "false|true", OFF(model_reload), 0,
+     "Reload the model when model.path or model.card changes (checked every "
+     "model.reload.interval.ms; a Kubernetes ConfigMap update is such a change). SIGHUP "
+     "reloads in any case. A model whose feature names differ from the running one's, or that "
+     "scores a probe batch non-finite, is refused and the running model kept."},
+    {"model.reload.interval.ms", CT_INT, "5000", 100, 3600000, NULL, OFF(model_reload_interval_ms),
+     0, "How often model.reload looks at the model files."},
+    {"drift.window", CT_INT, "10000", 100, 10000000, NULL, OFF(drift_window), 0,
+     "Drift: the last this many scored records are compared with the model card's training "
+     "baseline (population stability index per feature and of the score)."},
+    {"drift.threshold", CT_DOUBLE, "0.2", 0, 100, NULL, OFF(drift_threshold), 0,
+     "Drift: a population stability index above this is drift (logged when first crossed; "
+     "exported as streamscore_drift_threshold for alerts)."},
     {"features.rename", CT_STRING, "", 0, 0, NULL, OFF(features_rename), 0,
      "Model features read from differently named event fields: FEATURE=FIELD,..."},
     {"output.topic", CT_STRING, "predictions", 0, 0, NULL, OFF(output_topic), 0,
@@ -113,6 +126,12 @@ static const conf_def_t defs[] = {
      "Most records scored in one batch."},
     {"batch.max.wait.ms", CT_INT, "5", 0, 60000, NULL, OFF(batch_max_wait_ms), 0,
      "Longest wait to fill a batch once its first record arrived."},
+    {"metrics.listen", CT_STRING, "", 0, 0, NULL, OFF(metrics_listen), 0,
+     "host:port of the HTTP endpoints /metrics (Prometheus), /healthz and /readyz, e.g. "
+     "0.0.0.0:9464; empty: no HTTP endpoints."},
+    {"metrics.lag.interval.ms", CT_INT, "5000", 100, 3600000, NULL, OFF(metrics_lag_interval_ms),
+     0, "How often consumer lag is refreshed (librdkafka statistics.interval.ms of the "
+     "consumers) when metrics.listen is set."},
     {"shutdown.timeout.ms", CT_INT, "30000", 100, 600000, NULL, OFF(shutdown_timeout_ms), 0,
      "On SIGTERM, longest wait for outstanding deliveries before exiting."},
     {"compare.labels", CT_STRING, "", 0, 0, NULL, OFF(compare_labels), 0,
@@ -613,6 +632,16 @@ int ss_config_finalize_for(ss_config_t *cfg, int needs, char *errstr, size_t err
     if (ss_config_parse_pairs(cfg->features_rename, "features.rename", check_pair_nonempty, NULL,
                               errstr, errlen) < 0)
         return -1;
+    if (*cfg->metrics_listen) {
+        char host[256];
+        int port;
+        if (ss_config_parse_listen(cfg->metrics_listen, host, sizeof(host), &port) < 0) {
+            snprintf(errstr, errlen,
+                     "config: key 'metrics.listen': '%s' is not host:port (e.g. 0.0.0.0:9464, "
+                     "port 1..65535)", cfg->metrics_listen);
+            return -1;
+        }
+    }
     if (cfg->shadow_output == SS_SHADOW_FILE && !*cfg->shadow_file) {
         snprintf(errstr, errlen, "config: key 'shadow.file' is required when shadow.output = file");
         return -1;
@@ -674,6 +703,21 @@ int ss_config_finalize_for(ss_config_t *cfg, int needs, char *errstr, size_t err
         cfg->transactional_id = strdup(tid);
     }
     ss_log_set_level((ss_log_level_t)cfg->log_level);
+    return 0;
+}
+
+int ss_config_parse_listen(const char *s, char *host, size_t hostlen, int *port) {
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s || (size_t)(colon - s) >= hostlen)
+        return -1;
+    char *end;
+    errno = 0;
+    long p = strtol(colon + 1, &end, 10);
+    if (errno || end == colon + 1 || *end || p < 1 || p > 65535)
+        return -1;
+    memcpy(host, s, (size_t)(colon - s));
+    host[colon - s] = '\0';
+    *port = (int)p;
     return 0;
 }
 

@@ -40,6 +40,12 @@ typedef struct ss_config {
     char *model_name;
     char *model_version;
     double model_threshold;
+    int model_reload; /* 0 or 1 */
+    long model_reload_interval_ms;
+    long drift_window;
+    double drift_threshold;
+    char *metrics_listen; /* "" when off */
+    long metrics_lag_interval_ms;
     char *features_rename;
     char *output_topic;
     int output_format;
@@ -75,6 +81,10 @@ typedef struct ss_config {
     ss_kv_t *kafka; /* pass-through, in the order given */
     size_t n_kafka;
 } ss_config_t;
+
+/* Split "host:port" (metrics.listen). Returns 0, or -1 if it is not host:port with a port
+ * in 1..65535. */
+int ss_config_parse_listen(const char *s, char *host, size_t hostlen, int *port);
 
 ss_config_t *ss_config_new(void);
 void ss_config_destroy(ss_config_t *cfg);

@@ -19,16 +19,17 @@ static void log_partitions(const char *what, const rd_kafka_topic_partition_list
     ss_log(SS_LOG_INFO, fields, "consumer: %s %d partition(s)", what, parts->cnt);
 }
 
-/* The opaque of consumers that commit their own stored offsets (at-least-once). */
-static int commits_itself;
-
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque) {
+    ss_consumer_ctx_t *ctx = opaque;
+    if (ctx->metrics)
+        __atomic_add_fetch(&ctx->metrics->rebalances, 1, __ATOMIC_RELAXED);
     int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     rd_kafka_error_t *error = NULL;
     rd_kafka_resp_err_t ret = RD_KAFKA_RESP_ERR_NO_ERROR;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         log_partitions("assigned", parts);
+        __atomic_store_n(&ctx->joined, 1, __ATOMIC_RELEASE);
         if (cooperative)
             error = rd_kafka_incremental_assign(rk, parts);
         else
@@ -43,7 +44,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
          * each batch's transaction, which is closed before the next poll. Partitions lost
          * (this member was dropped from the group) may already belong to another member:
          * nothing is committed for them. */
-        if (opaque == &commits_itself && !rd_kafka_assignment_lost(rk)) {
+        if (rd_kafka_assignment_lost(rk))
+            __atomic_store_n(&ctx->joined, 0, __ATOMIC_RELEASE); /* until assigned again */
+        else if (ctx->commits_itself) {
             rd_kafka_resp_err_t ce = rd_kafka_commit(rk, NULL, 0);
             if (ce && ce != RD_KAFKA_RESP_ERR__NO_OFFSET)
                 ss_warn("consumer: committing before handing partitions over: %s "
@@ -63,6 +66,13 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
 }
 
+static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
+    (void)rk;
+    ss_consumer_ctx_t *ctx = opaque;
+    ss_metrics_update_lag(ctx->metrics, ctx->index, json, len);
+    return 0; /* librdkafka frees json */
+}
+
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
     (void)rk;
     (void)opaque;
@@ -70,8 +80,8 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
            "\"side\":\"consumer\"", "kafka: %s: %s", rd_kafka_err2name(err), reason);
 }
 
-rd_kafka_t *ss_consumer_new(const ss_config_t *cfg, int thread_index, char *errstr,
-                            size_t errlen) {
+rd_kafka_t *ss_consumer_new(const ss_config_t *cfg, int thread_index, ss_consumer_ctx_t *ctx,
+                            ss_metrics_t *metrics, char *errstr, size_t errlen) {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_topic_partition_list_t *topics = NULL;
     rd_kafka_t *rk = NULL;
@@ -83,6 +93,16 @@ rd_kafka_t *ss_consumer_new(const ss_config_t *cfg, int thread_index, char *errs
     rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof(err));
     rd_kafka_conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", err, sizeof(err));
     rd_kafka_conf_set(conf, "auto.commit.interval.ms", "1000", err, sizeof(err));
+    memset(ctx, 0, sizeof(*ctx));
+    ctx->index = thread_index;
+    ctx->commits_itself = cfg->delivery == SS_DELIVERY_AT_LEAST_ONCE;
+    ctx->metrics = metrics;
+    if (metrics && *cfg->metrics_listen) {
+        char interval[32];
+        snprintf(interval, sizeof(interval), "%ld", cfg->metrics_lag_interval_ms);
+        rd_kafka_conf_set(conf, "statistics.interval.ms", interval, err, sizeof(err));
+        rd_kafka_conf_set_stats_cb(conf, stats_cb);
+    }
     if (ss_kafka_conf_apply(conf, cfg, SS_KAFKA_CONSUMER, errstr, errlen) < 0)
         goto fail;
     /* what makes "committed only after outputs are safe" true: not overridable */
@@ -94,8 +114,7 @@ rd_kafka_t *ss_consumer_new(const ss_config_t *cfg, int thread_index, char *errs
         goto fail;
     }
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
-    if (cfg->delivery == SS_DELIVERY_AT_LEAST_ONCE)
-        rd_kafka_conf_set_opaque(conf, &commits_itself);
+    rd_kafka_conf_set_opaque(conf, ctx);
     rd_kafka_conf_set_error_cb(conf, error_cb);
     rd_kafka_conf_set_log_cb(conf, ss_kafka_log_cb);
     rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));

@@ -7,10 +7,21 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "metrics.h"
 
-/* Creates a consumer subscribed to input.topic. Errors name the key. */
-rd_kafka_t *ss_consumer_new(const ss_config_t *cfg, int thread_index, char *errstr,
-                            size_t errlen);
+/* What a consumer's callbacks need; owned by the worker thread, outlives the consumer. */
+typedef struct ss_consumer_ctx {
+    int index;             /* the worker thread */
+    int commits_itself;    /* at-least-once: commit stored offsets before a hand-over */
+    int joined;            /* atomic: 1 once the group gave it an assignment (maybe empty) */
+    ss_metrics_t *metrics; /* rebalances and lag; NULL for none */
+} ss_consumer_ctx_t;
+
+/* Creates a consumer subscribed to input.topic; ctx (filled in here) must outlive it.
+ * With metrics and metrics.listen set, librdkafka statistics feed the lag gauges.
+ * Errors name the key. */
+rd_kafka_t *ss_consumer_new(const ss_config_t *cfg, int thread_index, ss_consumer_ctx_t *ctx,
+                            ss_metrics_t *metrics, char *errstr, size_t errlen);
 
 /* Commit what was stored, leave the group, destroy. Accepts NULL. */
 void ss_consumer_destroy(rd_kafka_t *rk);

@@ -12,6 +12,7 @@
 #include "config.h"
 #include "log.h"
 #include "model.h"
+#include "metrics.h"
 #include "pipeline.h"
 #include "compare.h"
 #include "validate.h"
@@ -35,6 +36,13 @@ static void on_signal(int sig) {
         _exit(1);
     }
     stop_requested = 1;
+}
+
+static volatile int reload_requested = 0;
+
+static void on_hup(int sig) {
+    (void)sig;
+    reload_requested = 1;
 }
 
 static void usage(FILE *out) {
@@ -152,23 +160,33 @@ static int cmd_run(int argc, char **argv) {
              "\"model\":\"%s\",\"version\":\"%s\",\"features\":%zu,\"xgboost\":\"%s\"",
              model->name, model->version, model->n_features, ss_model_xgboost_version());
     ss_log(SS_LOG_INFO, fields, "model loaded from %s", cfg->model_path);
+    if (ss_model_enable_drift(model, cfg->drift_window, cfg->drift_threshold, err,
+                              sizeof(err)) < 0) {
+        ss_log(SS_LOG_ERROR, NULL, "%s (key model.card)", err);
+        fprintf(stderr, "streamscore: %s (key model.card)\n", err);
+        goto out;
+    }
 
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_hup;
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    ss_stats_t stats;
+    static ss_metrics_t stats; /* large (histograms): not on the stack */
     memset(&stats, 0, sizeof(stats));
-    rc = ss_pipeline_run(cfg, model, &stop_requested, &stats);
+    ss_metrics_init(&stats);
+    rc = ss_pipeline_run(cfg, model, &stop_requested, &reload_requested, &stats);
     snprintf(fields, sizeof(fields),
              "\"consumed\":%ld,\"scored\":%ld,\"produced\":%ld,\"dead_lettered\":%ld,"
              "\"cache_errors\":%ld,\"degraded\":%ld,\"batches\":%ld,\"exit\":%d",
              stats.consumed, stats.scored, stats.produced, stats.dead_lettered, stats.cache_errors,
              stats.degraded, stats.batches, rc);
     ss_log(rc ? SS_LOG_ERROR : SS_LOG_INFO, fields, "worker stopped");
+    ss_metrics_destroy(&stats);
 out:
     ss_model_unref(model);
     ss_config_destroy(cfg);

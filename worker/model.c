@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <xgboost/c_api.h>
 
+#include "drift.h"
 #include "log.h"
 
 static const char predict_config[] =
@@ -44,7 +45,50 @@ static void model_free(ss_model_t *m) {
     free(m->version);
     free(m->path);
     free(m->sha256_card);
+    ss_drift_destroy(m->drift);
+    json_decref(m->card);
     free(m);
+}
+
+int ss_model_enable_drift(ss_model_t *m, long window, double threshold, char *errstr,
+                          size_t errlen) {
+    if (!m->card)
+        return 0;
+    m->drift = ss_drift_new(m->card, m->feature_names, m->n_features, window, threshold, errstr,
+                            errlen);
+    return m->drift || !errstr[0] ? 0 : -1;
+}
+
+int ss_model_check(ss_model_t *m, char *errstr, size_t errlen) {
+    size_t nf = m->n_features;
+    ss_predictor_t *p = ss_predictor_new(errstr, errlen);
+    float *rows = p ? malloc(3 * nf * sizeof(float)) : NULL;
+    double scores[3];
+    int rc = -1;
+    if (!rows) {
+        if (p)
+            snprintf(errstr, errlen, "model: out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < nf; i++) {
+        rows[i] = __builtin_nanf("");
+        rows[nf + i] = 0.0f;
+        rows[2 * nf + i] = 1.0f;
+    }
+    if (ss_model_predict(m, p, rows, 3, scores, errstr, errlen) < 0)
+        goto out;
+    for (int i = 0; i < 3; i++) {
+        if (!isfinite(scores[i])) {
+            snprintf(errstr, errlen, "model '%s': a probe row (%s) scores %g, not a finite number",
+                     m->path, i == 0 ? "all missing" : i == 1 ? "all 0" : "all 1", scores[i]);
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    free(rows);
+    ss_predictor_destroy(p);
+    return rc;
 }
 
 double ss_model_threshold(const ss_model_t *m, double configured) {
@@ -223,7 +267,7 @@ ss_model_t *ss_model_load(const char *path, const char *card_path, const char *n
         if (rc < 0)
             goto fail;
     }
-    json_decref(card);
+    m->card = card; /* kept: ss_model_enable_drift reads its baseline */
     free_names(card_names, n_card_names);
     return m;
 

@@ -16,8 +16,19 @@ typedef struct ss_model {
     char *path;
     char *sha256_card;     /* the card's model_sha256, or NULL */
     double threshold;      /* the card's decision threshold, else 0.5 */
+    void *card;            /* the card (json_t *), or NULL */
+    struct ss_drift *drift; /* feature and score drift against the card, or NULL */
     int refcnt;            /* atomic */
 } ss_model_t;
+
+/* Measure drift over the last `window` scored records against the card's baseline (none
+ * without a card or a baseline in it). Returns 0, or -1 with errstr on a malformed baseline. */
+int ss_model_enable_drift(ss_model_t *m, long window, double threshold, char *errstr,
+                          size_t errlen);
+
+/* Score a probe batch (all missing, all 0, all 1): 0 if every score is finite, else -1 with
+ * errstr. */
+int ss_model_check(ss_model_t *m, char *errstr, size_t errlen);
 
 /* Load a model file (JSON or UBJSON) and its card. name/version override the card's
  * (either may be NULL); a card that does not exist is fine when both are given.

@@ -14,26 +14,35 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 
 #include "cache.h"
 #include "codec.h"
 #include "consumer.h"
+#include "drift.h"
 #include "features.h"
+#include "http.h"
 #include "log.h"
 #include "prediction.h"
 #include "producer.h"
 
+typedef struct worker worker_t;
+
 /* Shared by all workers. */
 typedef struct runtime {
     const ss_config_t *cfg;
-    ss_model_t *model;   /* replaced atomically by a reload (a later feature) */
+    ss_model_t *model;          /* guarded by model_lock: replaced by a reload */
+    pthread_mutex_t model_lock; /* taken only to take a reference or to swap */
     ss_codec_t *codec;
     ss_producer_t *producer;
-    volatile int *stop;  /* set by the signal handler */
-    int failed;          /* atomic: a worker hit a fatal error */
-    ss_stats_t *stats;
+    volatile int *stop;   /* set by the signal handler */
+    volatile int *reload; /* set by SIGHUP */
+    int failed;           /* atomic: a worker hit a fatal error */
+    ss_metrics_t *stats;
+    worker_t *workers;    /* for readiness: their consumers' group state */
+    size_t n_workers;
     const char *out_topic;
     FILE *results_file;           /* shadow.output = file: JSON lines, else NULL */
     pthread_mutex_t results_lock; /* guards results_file */
@@ -50,8 +59,10 @@ typedef struct rec {
     int row;              /* row in the scored matrix */
 } rec_t;
 
-typedef struct worker {
+struct worker {
     int index;
+    int done; /* atomic: its thread has finished */
+    ss_consumer_ctx_t cctx;
     pthread_t tid;
     runtime_t *rt;
     rd_kafka_t *consumer;
@@ -80,7 +91,7 @@ typedef struct worker {
     char *lines; /* shadow results of the batch, when written to a file */
     size_t lines_len, lines_cap;
     int rc;
-} worker_t;
+};
 
 static int64_t now_ms(void) {
     struct timeval tv;
@@ -89,6 +100,21 @@ static int64_t now_ms(void) {
 }
 
 static void stat_add(long *c, long n) { __atomic_add_fetch(c, n, __ATOMIC_RELAXED); }
+
+static double seconds_since(const struct timespec *t0) {
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* The model to score a batch with: one reference, held for the whole batch, so that a
+ * batch is scored, named and measured by one version. */
+static ss_model_t *model_acquire(runtime_t *rt) {
+    pthread_mutex_lock(&rt->model_lock);
+    ss_model_t *m = ss_model_ref(rt->model);
+    pthread_mutex_unlock(&rt->model_lock);
+    return m;
+}
 
 static int stopping(const worker_t *w) {
     return *w->rt->stop || __atomic_load_n(&w->rt->failed, __ATOMIC_ACQUIRE);
@@ -200,7 +226,7 @@ static int worker_init(worker_t *w, runtime_t *rt, int index, char *errstr, size
         return -2;
     if (!(w->cache = ss_cache_new(cfg, rt->model->feature_names, w->nf, errstr, errlen)))
         return -1;
-    if (!(w->consumer = ss_consumer_new(cfg, index, errstr, errlen)))
+    if (!(w->consumer = ss_consumer_new(cfg, index, &w->cctx, rt->stats, errstr, errlen)))
         return -2;
     w->prod = rt->producer;
     if (cfg->delivery == SS_DELIVERY_EXACTLY_ONCE) {
@@ -274,10 +300,13 @@ static int cache_call(worker_t *w, int write) {
         return 1;
     }
     for (;;) {
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         int rc = write ? ss_cache_write(w->cache, w->u_ids, w->u_lens, w->n_u, w->state, err,
                                         sizeof(err))
                        : ss_cache_read(w->cache, w->u_ids, w->u_lens, w->n_u, w->state, err,
                                        sizeof(err));
+        ss_hist_observe(&w->rt->stats->redis_seconds, seconds_since(&t0));
         if (rc == 0) {
             if (w->redis_backoff) {
                 ss_log(SS_LOG_INFO, "\"component\":\"redis\"", "redis is back: leaving degraded mode");
@@ -336,7 +365,7 @@ static int send_dlq(worker_t *w, const rd_kafka_message_t *m, const rec_t *r) {
     snprintf(fields, sizeof(fields), "\"reason\":\"%s\",\"partition\":%d,\"offset\":%lld",
              r->reason, m->partition, (long long)m->offset);
     ss_log(SS_LOG_WARN, fields, "record dead-lettered: %s", detail);
-    stat_add(&w->rt->stats->dead_lettered, 1);
+    ss_metrics_dead_letter(w->rt->stats, r->reason);
     return 0;
 }
 
@@ -477,7 +506,7 @@ static int commit_transaction(worker_t *w) {
 static int process_batch(worker_t *w) {
     runtime_t *rt = w->rt;
     const ss_config_t *cfg = rt->cfg;
-    ss_model_t *model = ss_model_ref(__atomic_load_n(&rt->model, __ATOMIC_ACQUIRE));
+    ss_model_t *model = model_acquire(rt);
     size_t nf = w->nf;
     char err[512];
     int rc = -1;
@@ -547,10 +576,14 @@ static int process_batch(worker_t *w) {
     }
 
     /* 4. score the batch in one call */
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     if (ss_model_predict(model, w->pred, w->rows, k, w->scores, err, sizeof(err)) < 0) {
         ss_error("%s", err);
         goto out;
     }
+    ss_hist_observe(&rt->stats->predict_seconds, seconds_since(&t0));
+    ss_hist_observe(&rt->stats->batch_size, (double)w->n_msgs);
 
     /* 5. one prediction (or dead letter) per record */
     int64_t scored_at = now_ms();
@@ -630,6 +663,18 @@ static int process_batch(worker_t *w) {
     }
     stat_add(&rt->stats->produced, produced);
     stat_add(&rt->stats->batches, 1);
+    {
+        int64_t acked = now_ms();
+        for (size_t i = 0; i < w->n_msgs; i++) {
+            rd_kafka_timestamp_type_t tstype;
+            int64_t ts = rd_kafka_message_timestamp(w->msgs[i], &tstype);
+            if (ts > 0)
+                ss_hist_observe(&rt->stats->event_latency_seconds,
+                                (double)(acked > ts ? acked - ts : 0) / 1000.0);
+        }
+    }
+    if (model->drift && k > 0)
+        ss_drift_observe(model->drift, w->rows, w->scores, k);
     rc = 0;
 out:
     if (rc < 0) {
@@ -673,26 +718,172 @@ static void *worker_main(void *arg) {
      * theirs: leaving the group triggers rebalances that every member must serve. */
     ss_consumer_destroy(w->consumer);
     w->consumer = NULL;
+    __atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
     return NULL;
 }
 
+/* ------------------------------------------------------------------ model reload */
+
+/* What identifies the content of the model files: a change of any field is a new model
+ * (a ConfigMap update replaces the files through a symlink: new inode and time). */
+typedef struct file_sig {
+    dev_t dev[2];
+    ino_t ino[2];
+    off_t size[2];
+    struct timespec mtime[2];
+    int exists[2];
+} file_sig_t;
+
+static void file_sig(const ss_config_t *cfg, file_sig_t *sig) {
+    memset(sig, 0, sizeof(*sig));
+    const char *paths[2] = {cfg->model_path, cfg->model_card};
+    for (int i = 0; i < 2; i++) {
+        struct stat st;
+        if (!paths[i] || stat(paths[i], &st) != 0)
+            continue;
+        sig->exists[i] = 1;
+        sig->dev[i] = st.st_dev;
+        sig->ino[i] = st.st_ino;
+        sig->size[i] = st.st_size;
+        sig->mtime[i] = st.st_mtim;
+    }
+}
+
+static int same_features(const ss_model_t *a, const ss_model_t *b) {
+    if (a->n_features != b->n_features)
+        return 0;
+    for (size_t i = 0; i < a->n_features; i++)
+        if (strcmp(a->feature_names[i], b->feature_names[i]) != 0)
+            return 0;
+    return 1;
+}
+
+/* Load the model files again, check them, and swap the new model in: batches in flight
+ * finish with the model they hold, the next ones take the new one. On any failure the
+ * running model stays. */
+static void reload_model(runtime_t *rt, const char *why) {
+    const ss_config_t *cfg = rt->cfg;
+    char err[1024] = "";
+    ss_model_t *cur = model_acquire(rt);
+    ss_model_t *m = ss_model_load(cfg->model_path, cfg->model_card, cfg->model_name,
+                                  cfg->model_version, err, sizeof(err));
+    if (m && !same_features(cur, m)) {
+        snprintf(err, sizeof(err),
+                 "model '%s' (version %s) has other feature names than the running model "
+                 "(%zu vs %zu features, mapped by name): a new feature mapping needs a restart",
+                 cfg->model_path, m->version, m->n_features, cur->n_features);
+    } else if (m && ss_model_check(m, err, sizeof(err)) == 0 &&
+               ss_model_enable_drift(m, cfg->drift_window, cfg->drift_threshold, err,
+                                     sizeof(err)) == 0) {
+        pthread_mutex_lock(&rt->model_lock);
+        ss_model_t *old = rt->model;
+        rt->model = m;
+        pthread_mutex_unlock(&rt->model_lock);
+        char fields[512];
+        snprintf(fields, sizeof(fields),
+                 "\"model\":\"%s\",\"version\":\"%s\",\"previous\":\"%s\",\"trigger\":\"%s\"",
+                 m->name, m->version, old->version, why);
+        ss_log(SS_LOG_INFO, fields, "model reloaded from %s", cfg->model_path);
+        stat_add(&rt->stats->reloads_ok, 1);
+        ss_model_unref(old);
+        ss_model_unref(cur);
+        return;
+    }
+    char fields[128];
+    snprintf(fields, sizeof(fields), "\"trigger\":\"%s\",\"running\":\"%s\"", why,
+             cur->version);
+    ss_log(SS_LOG_ERROR, fields, "model reload failed, keeping the running model: %s", err);
+    stat_add(&rt->stats->reloads_failed, 1);
+    ss_model_unref(m);
+    ss_model_unref(cur);
+}
+
+/* ------------------------------------------------------------------ HTTP endpoints */
+
+static int ready(runtime_t *rt, ss_buf_t *why) {
+    int ok = 1;
+    if (*rt->stop || __atomic_load_n(&rt->failed, __ATOMIC_ACQUIRE)) {
+        ss_buf_printf(why, "stopping\n");
+        ok = 0;
+    }
+    size_t joined = 0;
+    for (size_t i = 0; i < rt->n_workers; i++)
+        joined += __atomic_load_n(&rt->workers[i].cctx.joined, __ATOMIC_ACQUIRE) != 0;
+    if (joined < rt->n_workers) {
+        ss_buf_printf(why, "consumers in the group: %zu of %zu\n", joined, rt->n_workers);
+        ok = 0;
+    }
+    char err[256];
+    for (size_t i = 0; i < rt->n_workers + 1; i++) {
+        ss_producer_t *p = i < rt->n_workers ? rt->workers[i].txn : rt->producer;
+        if (p && rd_kafka_fatal_error(ss_producer_handle(p), err, sizeof(err))) {
+            ss_buf_printf(why, "producer: fatal error: %s\n", err);
+            ok = 0;
+        }
+    }
+    return ok;
+}
+
+static int on_http(void *ctx, const char *path, ss_buf_t *body, const char **type) {
+    runtime_t *rt = ctx;
+    if (strcmp(path, "/metrics") == 0) {
+        *type = "text/plain; version=0.0.4; charset=utf-8";
+        ss_metrics_render(rt->stats, body);
+        ss_model_t *m = model_acquire(rt);
+        ss_buf_printf(body, "# HELP streamscore_model_info The model scoring now.\n"
+                            "# TYPE streamscore_model_info gauge\n"
+                            "streamscore_model_info{mode=\"%s\",name=\"",
+                      ss_mode_name(rt->cfg->mode));
+        ss_buf_label(body, m->name);
+        ss_buf_printf(body, "\",version=\"");
+        ss_buf_label(body, m->version);
+        ss_buf_printf(body, "\"} 1\n"
+                            "# HELP streamscore_drift_threshold drift.threshold: a PSI above it "
+                            "is drift.\n"
+                            "# TYPE streamscore_drift_threshold gauge\n"
+                            "streamscore_drift_threshold %g\n",
+                      rt->cfg->drift_threshold);
+        ss_drift_render(m->drift, body);
+        ss_model_unref(m);
+        return 200;
+    }
+    if (strcmp(path, "/healthz") == 0) {
+        int failed = __atomic_load_n(&rt->failed, __ATOMIC_ACQUIRE);
+        ss_buf_printf(body, failed ? "failed\n" : "ok\n");
+        return failed ? 503 : 200;
+    }
+    if (strcmp(path, "/readyz") == 0) {
+        ss_buf_t why = {0};
+        int ok = ready(rt, &why);
+        ss_buf_printf(body, "%s", ok ? "ready\n" : why.p ? why.p : "not ready\n");
+        ss_buf_free(&why);
+        return ok ? 200 : 503;
+    }
+    ss_buf_printf(body, "not found: /metrics, /healthz and /readyz are served here\n");
+    return 404;
+}
+
 int ss_pipeline_run(const ss_config_t *cfg, ss_model_t *model, volatile int *stop,
-                    ss_stats_t *stats) {
+                    volatile int *reload, ss_metrics_t *stats) {
     char err[1024];
     int rc = 0;
     size_t n = (size_t)cfg->worker_threads, started = 0, inited = 0;
     runtime_t rt = {.cfg = cfg,
                     .model = ss_model_ref(model),
                     .stop = stop,
+                    .reload = reload,
                     .stats = stats,
                     .out_topic = cfg->mode == SS_MODE_SHADOW ? cfg->shadow_topic
                                                              : cfg->output_topic};
     pthread_mutex_init(&rt.results_lock, NULL);
+    pthread_mutex_init(&rt.model_lock, NULL);
+    ss_http_t *http = NULL;
     if (cfg->mode == SS_MODE_SHADOW && cfg->shadow_output == SS_SHADOW_FILE) {
         rt.results_file = fopen(cfg->shadow_file, "a");
         if (!rt.results_file) {
             ss_error("cannot open shadow.file '%s': %s", cfg->shadow_file, strerror(errno));
             pthread_mutex_destroy(&rt.results_lock);
+            pthread_mutex_destroy(&rt.model_lock);
             ss_model_unref(rt.model);
             return 1;
         }
@@ -728,6 +919,16 @@ int ss_pipeline_run(const ss_config_t *cfg, ss_model_t *model, volatile int *sto
             goto done;
         }
     }
+    rt.workers = workers;
+    rt.n_workers = n;
+    if (*cfg->metrics_listen) {
+        if (!(http = ss_http_start(cfg->metrics_listen, on_http, &rt, err, sizeof(err)))) {
+            ss_error("%s", err);
+            rc = 1;
+            goto done;
+        }
+        ss_info("metrics: http://%s/metrics, /healthz, /readyz", cfg->metrics_listen);
+    }
     char fields[512];
     snprintf(fields, sizeof(fields),
              "\"mode\":\"%s\",\"threads\":%zu,\"input\":\"%s\",\"output\":\"%s\","
@@ -743,6 +944,40 @@ int ss_pipeline_run(const ss_config_t *cfg, ss_model_t *model, volatile int *sto
             break;
         }
     }
+    /* While the threads work: reload the model on SIGHUP or when its files change (after
+     * they stayed the same for one interval, so that a file being written is not read). */
+    file_sig_t seen, pending;
+    file_sig(cfg, &seen);
+    int changed = 0;
+    int64_t next_check = now_ms() + cfg->model_reload_interval_ms;
+    for (;;) {
+        size_t finished = 0;
+        for (size_t i = 0; i < started; i++)
+            finished += __atomic_load_n(&workers[i].done, __ATOMIC_ACQUIRE) != 0;
+        if (finished == started)
+            break;
+        if (*reload) {
+            *reload = 0;
+            file_sig(cfg, &seen);
+            changed = 0;
+            reload_model(&rt, "SIGHUP");
+        } else if (cfg->model_reload && now_ms() >= next_check && !*stop) {
+            next_check = now_ms() + cfg->model_reload_interval_ms;
+            file_sig_t now;
+            file_sig(cfg, &now);
+            if (changed && memcmp(&now, &pending, sizeof(now)) == 0) {
+                seen = now;
+                changed = 0;
+                reload_model(&rt, "file changed");
+            } else if (memcmp(&now, &seen, sizeof(now)) != 0) {
+                pending = now;
+                changed = 1;
+            } else {
+                changed = 0;
+            }
+        }
+        sleep_ms(50);
+    }
     for (size_t i = 0; i < started; i++) {
         pthread_join(workers[i].tid, NULL);
         if (workers[i].rc)
@@ -751,6 +986,7 @@ int ss_pipeline_run(const ss_config_t *cfg, ss_model_t *model, volatile int *sto
     if (__atomic_load_n(&rt.failed, __ATOMIC_ACQUIRE))
         rc = 1;
 done:
+    ss_http_stop(http); /* before the workers it reports on go away */
     for (size_t i = 0; i < inited; i++)
         worker_free(&workers[i]); /* commits stored offsets and leaves the group */
     ss_producer_destroy(rt.producer, cfg->shutdown_timeout_ms);
@@ -760,5 +996,6 @@ done:
     if (rt.results_file)
         fclose(rt.results_file);
     pthread_mutex_destroy(&rt.results_lock);
+    pthread_mutex_destroy(&rt.model_lock);
     return rc;
 }

@@ -60,6 +60,8 @@ class Stream(threading.Thread):
         rng = np.random.default_rng(seed)
         ids = [f"cust-{seed}-{i:04d}" for i in range(customers)]
         events = h.random_events(rng, ids, n)
+        self.events = events  # the event of each record (a malformed one: what it garbles)
+        self.where = [None] * n  # (partition, offset) of each record once delivered
         self.records = []
         for i, ev in enumerate(events):
             value = h.encode_avro(h.EVENT_SCHEMA_PATH, ev)
@@ -84,13 +86,14 @@ class Stream(threading.Thread):
                       "linger.ms": 5, "message.timeout.ms": 120000,
                       "logger": logging.getLogger("streamscore.it.stream")})
 
-        def on_delivery(kind, customer):
+        def on_delivery(i, kind, customer):
             def cb(err, msg):
                 with self._lock:
                     if err is not None:
                         self.errors.append(str(err))
                     else:
                         self.placed[(msg.partition(), msg.offset())] = (kind, customer)
+                        self.where[i] = (msg.partition(), msg.offset())
                         self.delivered += 1
             return cb
 
@@ -108,7 +111,7 @@ class Stream(threading.Thread):
                 while True:
                     try:
                         p.produce(self.topic, key=customer.encode(), value=value,
-                                  on_delivery=on_delivery(kind, customer))
+                                  on_delivery=on_delivery(i, kind, customer))
                         break
                     except BufferError:
                         p.poll(0.05)

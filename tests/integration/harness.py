@@ -1099,3 +1099,71 @@ def png_pixels(path):
         out[y] = cur
         prev = out[y]
     return out.reshape(hgt, w, bpp)
+
+
+# --------------------------------------------------------------------------- HTTP endpoints
+
+
+def free_port():
+    """A loopback TCP port nobody listens on now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(port, path, timeout=5.0):
+    """(status, body text) of GET http://127.0.0.1:port/path; (None, error) if unreachable."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
+            return r.status, r.read().decode("utf-8")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode("utf-8")
+    except (urllib.error.URLError, OSError) as e:
+        return None, repr(e)
+
+
+def parse_metrics(text):
+    """Prometheus text -> {(name, frozenset(labels.items())): value}; every line must parse."""
+    import re
+
+    out = {}
+    line_re = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$')
+    label_re = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = line_re.match(line)
+        assert m, f"not a Prometheus sample line: {line!r}"
+        labels = frozenset(label_re.findall(m.group(3) or ""))
+        out[(m.group(1), labels)] = float(m.group(4))
+    return out
+
+
+def metric(samples, metric_name, /, **labels):
+    """The value of one sample (None if absent)."""
+    return samples.get((metric_name, frozenset((k, str(v)) for k, v in labels.items())))
+
+
+def wait_metrics(port, done, timeout=30.0, worker=None, what="metrics"):
+    """Scrape /metrics until done(samples) holds; returns the samples."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        status, body = http_get(port, "/metrics")
+        if status == 200:
+            last = parse_metrics(body)
+            if done(last):
+                return last
+        if worker is not None and not worker.alive():
+            raise AssertionError(f"worker exited while waiting for {what}" + worker.describe())
+        if time.monotonic() > deadline:
+            shown = sorted(((k[0], dict(k[1]), v) for k, v in (last or {}).items()
+                            if "bucket" not in k[0]), key=str)
+            raise AssertionError(f"{what} not reached within {timeout:.0f}s; last scrape: "
+                                 f"{status} {shown[:60]}" + (worker.describe() if worker else ""))
+        time.sleep(0.3)

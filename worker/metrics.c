@@ -1,0 +1,214 @@
+/* metrics.c - the worker's counters, histograms and consumer lag, and their rendering in the
+ * Prometheus text format (version 0.0.4). Updates are lock-free except the lag table,
+ * which changes once per librdkafka statistics interval. */
+#include "metrics.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void ss_buf_printf(ss_buf_t *b, const char *fmt, ...) {
+    if (b->oom)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->oom = 1;
+            return;
+        }
+        if (b->p && b->len + (size_t)n < b->cap) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = (b->cap ? b->cap * 2 : 4096) + (size_t)n;
+        char *g = realloc(b->p, cap);
+        if (!g) {
+            b->oom = 1;
+            return;
+        }
+        b->p = g;
+        b->cap = cap;
+    }
+}
+
+void ss_buf_label(ss_buf_t *b, const char *s) {
+    for (; *s; s++) {
+        if (*s == '\\' || *s == '"')
+            ss_buf_printf(b, "\\%c", *s);
+        else if (*s == '\n')
+            ss_buf_printf(b, "\\n");
+        else
+            ss_buf_printf(b, "%c", *s);
+    }
+}
+
+void ss_buf_free(ss_buf_t *b) {
+    free(b->p);
+    memset(b, 0, sizeof(*b));
+}
+
+static const double batch_le[] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000};
+static const double predict_le[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                    0.01,   0.025,   0.05,   0.1,   0.25,   1};
+static const double latency_le[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                    1,     2.5,  5,     10,   30,  60};
+static const double redis_le[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                  0.01,   0.025,   0.05,   0.1,   0.25,   1};
+
+static const char *dlq_reasons[SS_DLQ_REASONS] = {
+    "too_large", "bad_magic",        "unknown_schema", "bad_avro", "no_customer_id",
+    "bad_type",  "non_finite_score", "unknown",        "other"};
+
+static void hist_init(ss_hist_t *h, const double *le, int n, double scale) {
+    h->le = le;
+    h->n = n;
+    h->scale = scale;
+}
+
+void ss_metrics_init(ss_metrics_t *m) {
+    hist_init(&m->batch_size, batch_le, (int)(sizeof(batch_le) / sizeof(*batch_le)), 1);
+    hist_init(&m->predict_seconds, predict_le, (int)(sizeof(predict_le) / sizeof(*predict_le)),
+              1e9);
+    hist_init(&m->event_latency_seconds, latency_le,
+              (int)(sizeof(latency_le) / sizeof(*latency_le)), 1e6);
+    hist_init(&m->redis_seconds, redis_le, (int)(sizeof(redis_le) / sizeof(*redis_le)), 1e9);
+    pthread_mutex_init(&m->lock, NULL);
+}
+
+void ss_metrics_destroy(ss_metrics_t *m) {
+    free(m->lag);
+    m->lag = NULL;
+    m->n_lag = m->cap_lag = 0;
+    pthread_mutex_destroy(&m->lock);
+}
+
+void ss_hist_observe(ss_hist_t *h, double v) {
+    int i = 0;
+    while (i < h->n && v > h->le[i])
+        i++;
+    __atomic_add_fetch(&h->counts[i], 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&h->sum, (long long)(v * h->scale + 0.5), __ATOMIC_RELAXED);
+}
+
+void ss_metrics_dead_letter(ss_metrics_t *m, const char *reason) {
+    int i = 0;
+    while (i < SS_DLQ_REASONS - 1 && strcmp(dlq_reasons[i], reason) != 0)
+        i++;
+    __atomic_add_fetch(&m->dlq_by_reason[i], 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&m->dead_lettered, 1, __ATOMIC_RELAXED);
+}
+
+/* Drop owner's entries, then add what its statistics say it holds now. */
+void ss_metrics_update_lag(ss_metrics_t *m, int owner, const char *json, size_t len) {
+    json_error_t jerr;
+    json_t *doc = json_loadb(json, len, 0, &jerr);
+    json_t *topics = doc ? json_object_get(doc, "topics") : NULL;
+    pthread_mutex_lock(&m->lock);
+    size_t kept = 0;
+    for (size_t i = 0; i < m->n_lag; i++)
+        if (m->lag[i].owner != owner)
+            m->lag[kept++] = m->lag[i];
+    m->n_lag = kept;
+    const char *tname;
+    json_t *t;
+    json_object_foreach(topics, tname, t) {
+        const char *pname;
+        json_t *p;
+        json_object_foreach(json_object_get(t, "partitions"), pname, p) {
+            long part = strtol(pname, NULL, 10);
+            json_t *lag = json_object_get(p, "consumer_lag");
+            if (part < 0 || !json_is_true(json_object_get(p, "desired")) || !json_is_integer(lag) ||
+                json_integer_value(lag) < 0)
+                continue;
+            if (m->n_lag == m->cap_lag) {
+                size_t cap = m->cap_lag ? m->cap_lag * 2 : 64;
+                struct ss_lag *g = realloc(m->lag, cap * sizeof(*g));
+                if (!g)
+                    break;
+                m->lag = g;
+                m->cap_lag = cap;
+            }
+            struct ss_lag *e = &m->lag[m->n_lag++];
+            snprintf(e->topic, sizeof(e->topic), "%s", tname);
+            e->partition = (int32_t)part;
+            e->lag = json_integer_value(lag);
+            e->owner = owner;
+        }
+    }
+    pthread_mutex_unlock(&m->lock);
+    json_decref(doc);
+}
+
+static void counter(ss_buf_t *b, const char *name, const char *help, long *v) {
+    ss_buf_printf(b, "# HELP %s %s\n# TYPE %s counter\n%s %ld\n", name, help, name, name,
+                  __atomic_load_n(v, __ATOMIC_RELAXED));
+}
+
+static void histogram(ss_buf_t *b, const char *name, const char *help, ss_hist_t *h) {
+    ss_buf_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    long cum = 0;
+    for (int i = 0; i <= h->n; i++) {
+        cum += __atomic_load_n(&h->counts[i], __ATOMIC_RELAXED);
+        if (i < h->n)
+            ss_buf_printf(b, "%s_bucket{le=\"%g\"} %ld\n", name, h->le[i], cum);
+        else
+            ss_buf_printf(b, "%s_bucket{le=\"+Inf\"} %ld\n", name, cum);
+    }
+    ss_buf_printf(b, "%s_sum %.9g\n%s_count %ld\n", name,
+                  (double)__atomic_load_n(&h->sum, __ATOMIC_RELAXED) / h->scale, name, cum);
+}
+
+void ss_metrics_render(ss_metrics_t *m, ss_buf_t *b) {
+    counter(b, "streamscore_records_consumed_total", "Records read from the input topic.",
+            &m->consumed);
+    counter(b, "streamscore_records_scored_total", "Records scored by the model.", &m->scored);
+    counter(b, "streamscore_records_produced_total",
+            "Predictions (or shadow results) acknowledged by Kafka or written to the file.",
+            &m->produced);
+    counter(b, "streamscore_records_degraded_total",
+            "Records scored without cached features (redis.on.error = degrade).", &m->degraded);
+    ss_buf_printf(b, "# HELP streamscore_records_dead_lettered_total Records sent to the "
+                     "dead-letter topic, by reason.\n"
+                     "# TYPE streamscore_records_dead_lettered_total counter\n");
+    for (int i = 0; i < SS_DLQ_REASONS; i++)
+        ss_buf_printf(b, "streamscore_records_dead_lettered_total{reason=\"%s\"} %ld\n",
+                      dlq_reasons[i], __atomic_load_n(&m->dlq_by_reason[i], __ATOMIC_RELAXED));
+    counter(b, "streamscore_batches_total", "Batches completed (outputs acknowledged).",
+            &m->batches);
+    counter(b, "streamscore_redis_errors_total", "Failed Redis round trips.", &m->cache_errors);
+    counter(b, "streamscore_kafka_errors_total", "Errors reported by the consumers.",
+            &m->kafka_errors);
+    counter(b, "streamscore_rebalances_total",
+            "Partition assignments and revocations seen by the worker's consumers.",
+            &m->rebalances);
+    ss_buf_printf(b,
+                  "# HELP streamscore_model_reloads_total Model reloads, by result.\n"
+                  "# TYPE streamscore_model_reloads_total counter\n"
+                  "streamscore_model_reloads_total{result=\"ok\"} %ld\n"
+                  "streamscore_model_reloads_total{result=\"failed\"} %ld\n",
+                  __atomic_load_n(&m->reloads_ok, __ATOMIC_RELAXED),
+                  __atomic_load_n(&m->reloads_failed, __ATOMIC_RELAXED));
+    histogram(b, "streamscore_batch_size", "Records per batch.", &m->batch_size);
+    histogram(b, "streamscore_predict_seconds", "Time of one batch's model call.",
+              &m->predict_seconds);
+    histogram(b, "streamscore_event_latency_seconds",
+              "From an input record's Kafka timestamp to its output's acknowledgement.",
+              &m->event_latency_seconds);
+    histogram(b, "streamscore_redis_seconds",
+              "Time of one Redis pipeline (a batch's reads or "
+              "writes).",
+              &m->redis_seconds);
+    ss_buf_printf(b, "# HELP streamscore_consumer_lag Records behind the end of the partition "
+                     "(librdkafka statistics), per assigned partition.\n"
+                     "# TYPE streamscore_consumer_lag gauge\n");
+    pthread_mutex_lock(&m->lock);
+    for (size_t i = 0; i < m->n_lag; i++)
+        ss_buf_printf(b, "streamscore_consumer_lag{topic=\"%s\",partition=\"%d\"} %lld\n",
+                      m->lag[i].topic, (int)m->lag[i].partition, (long long)m->lag[i].lag);
+    pthread_mutex_unlock(&m->lock);
+}

@@ -1,0 +1,71 @@
+/* metrics.h - what the worker counts and measures, rendered for /metrics in the Prometheus
+ * text format. One per process. Counters and histograms are updated by the worker threads
+ * with atomics; consumer lag (from librdkafka statistics) is kept under a mutex. */
+#ifndef SS_METRICS_H
+#define SS_METRICS_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A growable text buffer. */
+typedef struct ss_buf {
+    char *p;
+    size_t len, cap;
+    int oom; /* an append failed: the text is incomplete */
+} ss_buf_t;
+
+void ss_buf_printf(ss_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void ss_buf_free(ss_buf_t *b);
+/* Append s escaped as a Prometheus label value (backslash, double quote, newline). */
+void ss_buf_label(ss_buf_t *b, const char *s);
+
+#define SS_HIST_MAX 16
+
+/* A histogram with fixed upper bounds. The sum is kept as an integer of value * scale. */
+typedef struct ss_hist {
+    const double *le;
+    int n;
+    double scale;
+    long counts[SS_HIST_MAX + 1]; /* the last one: above every bound */
+    long long sum;
+} ss_hist_t;
+
+void ss_hist_observe(ss_hist_t *h, double v); /* @locality any thread */
+
+/* Dead-letter reasons with a counter of their own (others count as "other"). */
+#define SS_DLQ_REASONS 9
+
+typedef struct ss_metrics {
+    /* counters, updated with __atomic builtins */
+    long consumed, scored, produced, dead_lettered, cache_errors, batches, kafka_errors;
+    long degraded; /* scored without cached features (redis.on.error = degrade) */
+    long rebalances, reloads_ok, reloads_failed;
+    long dlq_by_reason[SS_DLQ_REASONS];
+    ss_hist_t batch_size, predict_seconds, event_latency_seconds, redis_seconds;
+
+    pthread_mutex_t lock; /* guards the lag table */
+    struct ss_lag {
+        char topic[128];
+        int32_t partition;
+        int64_t lag;
+        int owner; /* the worker thread whose consumer reported it */
+    } * lag;
+    size_t n_lag, cap_lag;
+} ss_metrics_t;
+
+/* Set up a zeroed ss_metrics_t (bounds of the histograms, the lock). */
+void ss_metrics_init(ss_metrics_t *m);
+void ss_metrics_destroy(ss_metrics_t *m);
+
+/* Count one dead letter for `reason` (a ss_decode_reason() name or "non_finite_score"). */
+void ss_metrics_dead_letter(ss_metrics_t *m, const char *reason);
+
+/* Replace the lag of the partitions that consumer `owner` holds, from one librdkafka
+ * statistics JSON document. @locality the consumer's polling thread */
+void ss_metrics_update_lag(ss_metrics_t *m, int owner, const char *json, size_t len);
+
+/* Append every counter, histogram and the lag gauges in the Prometheus text format. */
+void ss_metrics_render(ss_metrics_t *m, ss_buf_t *out);
+
+#endif
