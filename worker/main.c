@@ -53,6 +53,8 @@ static void usage(FILE *out) {
             "  streamscore compare -c FILE [options]        compare primary and shadow results\n"
             "  streamscore validate-model -c FILE --data FILE.avro [options]\n"
             "                                               check a model against its gates\n"
+            "  streamscore check-config -c FILE [-X key=value ...]\n"
+            "                                               validate a worker's configuration\n"
             "  streamscore config-reference [--markdown]    print every configuration key\n"
             "  streamscore --version | --help\n\n"
             "Configuration: a .properties file (key = value). Every key can be overridden by an\n"
@@ -194,6 +196,29 @@ out:
     return rc;
 }
 
+/* Validate a run configuration without starting: keys, values, environment overrides; the
+ * files it names are not opened (a deployment's model may not be on this machine). */
+static int cmd_check_config(int argc, char **argv) {
+    int n_rest;
+    char **rest = calloc((size_t)argc + 1, sizeof(char *));
+    ss_config_t *cfg = rest ? load_config("check-config", argc, argv,
+                                          SS_NEED_MODEL | SS_NEED_KAFKA, &n_rest, rest)
+                            : NULL;
+    int rc = 2;
+    if (cfg && n_rest > 0)
+        fprintf(stderr, "streamscore check-config: unknown argument '%s'\n", rest[0]);
+    else if (cfg) {
+        printf("configuration ok: mode %s, input %s, output %s, model %s\n",
+               ss_mode_name(cfg->mode), cfg->input_topic,
+               cfg->mode == SS_MODE_SHADOW ? cfg->shadow_topic : cfg->output_topic,
+               cfg->model_path);
+        rc = 0;
+    }
+    ss_config_destroy(cfg);
+    free(rest);
+    return rc;
+}
+
 /* Commands that take a config and arguments of their own. */
 static int cmd_with_config(const char *cmd, int needs,
                            int (*fn)(const ss_config_t *, int, char **), int argc, char **argv) {
@@ -230,6 +255,8 @@ int main(int argc, char **argv) {
     }
     if (strcmp(cmd, "run") == 0)
         return cmd_run(argc - 2, argv + 2);
+    if (strcmp(cmd, "check-config") == 0)
+        return cmd_check_config(argc - 2, argv + 2);
     if (strcmp(cmd, "compare") == 0)
         return cmd_with_config(cmd, SS_NEED_KAFKA, ss_compare_main, argc - 2, argv + 2);
     if (strcmp(cmd, "validate-model") == 0)

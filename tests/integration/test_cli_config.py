@@ -79,3 +79,20 @@ def test_help_exits_0_and_describes_usage():
     assert r.returncode == 0, f"exit {r.returncode}; stderr: {r.stderr[-2000:]}"
     out = r.stdout + r.stderr
     assert "run" in out and "-c" in out, f"--help does not describe `run -c FILE`: {out[:500]!r}"
+
+
+@pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
+def test_check_config_rejects_what_run_rejects_naming_the_key(case, tmp_path):
+    changes, env, args, names = CASES[case]
+    cfg = _config(tmp_path, changes)
+    r = h.run_cli(["check-config", "-c", str(cfg), *args], env=env)
+    assert r.returncode == 2, f"exit {r.returncode}, expected 2; stderr: {r.stderr[-2000:]}"
+    assert any(n in r.stderr for n in names), r.stderr[-2000:]
+
+
+def test_check_config_accepts_a_valid_config_without_opening_its_files(tmp_path):
+    cfg = _config(tmp_path, {"model.path": "/nonexistent/model.json",
+                             "metrics.listen": "0.0.0.0:9464"})
+    r = h.run_cli(["check-config", "-c", str(cfg)])
+    assert r.returncode == 0, f"exit {r.returncode}; stderr: {r.stderr[-2000:]}"
+    assert "configuration ok" in r.stdout and "/nonexistent/model.json" in r.stdout, r.stdout
