@@ -1,7 +1,7 @@
 # streamscore: thin wrapper over scripts/ and CMake.
 #   make demo       install what is missing, build, start Kafka + Redis, score generated events
 #   make test       install what is missing, then every suite, one stage after the other:
-#                   1. build/       unit + integration tests (the plain build, = make test-fast)
+#                   1. build/       unit, integration, fault and chart tests (= make test-fast)
 #                   2. build-asan/  the same tests, worker and tests built with ASan + UBSan
 #                   3. build-fuzz/  libFuzzer targets (clang): seed corpora + 30 s of fuzzing each
 #   make test-fast  stage 1 only

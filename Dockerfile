@@ -1,0 +1,53 @@
+# streamscore image: the worker binary, libxgboost.so, the Avro schemas and the shipped models
+# on debian:bookworm-slim, running as user 10001. The Helm chart (helm/streamscore) mounts its
+# own properties at /etc/streamscore; the image's default there is config/primary.properties
+# with metrics on 0.0.0.0:9464.
+#   docker build -t streamscore:0.1.0 .
+#   docker run --rm streamscore:0.1.0 --help
+
+# ---- build: the project's own setup (build-only) and the same CMake build as `make build`
+FROM debian:bookworm-slim AS build
+ENV DEBIAN_FRONTEND=noninteractive
+WORKDIR /src
+# Debian build packages, the xgboost-cpu wheel (libxgboost.so) and XGBoost's C API header.
+COPY scripts/ scripts/
+RUN scripts/setup --build-only && rm -rf /var/lib/apt/lists/*
+COPY CMakeLists.txt ./
+COPY worker/ worker/
+COPY tests/ tests/
+RUN cmake -S . -B build -G Ninja && cmake --build build --target streamscore
+# libxgboost.so and the OpenMP runtime bundled with it by the wheel, for /usr/local/lib.
+RUN mkdir -p /out/lib \
+ && cp -L .deps/xgboost/lib/libxgboost.so /out/lib/ \
+ && cp -L .deps/venv/lib/python3*/site-packages/xgboost_cpu.libs/*.so* /out/lib/
+
+# ---- runtime: the runtime libraries only
+FROM debian:bookworm-slim
+# Pinned by release (bookworm); versions seen on Debian 12.11: librdkafka1 2.0.2-1,
+# libavro23 1.11.1-1, libhiredis0.14 0.14.1-3, libmicrohttpd12 0.9.75-6, libjansson4 2.14-2,
+# libstdc++6 12.2.0-14+deb12u1 (for libxgboost.so).
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      librdkafka1 libavro23 libhiredis0.14 libmicrohttpd12 libjansson4 libstdc++6 ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=build /src/build/streamscore /usr/local/bin/streamscore
+COPY --from=build /out/lib/ /usr/local/lib/
+# The loader finds libxgboost.so (and its libgomp) through the ld.so cache; the binary must run.
+RUN ldconfig && streamscore --version
+COPY schemas/ /opt/streamscore/schemas/
+COPY models/churn-*.json /opt/streamscore/models/
+COPY config/primary.properties /etc/streamscore/streamscore.properties
+RUN printf '\n# HTTP endpoints: /metrics, /healthz, /readyz\nmetrics.listen = 0.0.0.0:9464\n' \
+      >>/etc/streamscore/streamscore.properties \
+ && groupadd --system --gid 10001 streamscore \
+ && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin streamscore
+# Relative paths of the properties (schemas/..., models/...) resolve here.
+WORKDIR /opt/streamscore
+USER 10001:10001
+EXPOSE 9464
+# No curl in the image: bash's /dev/tcp sends the request, and the status line must say 200.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9464 && printf 'GET /healthz HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && head -n 1 <&3 | grep -q ' 200 '"]
+ENTRYPOINT ["streamscore"]
+CMD ["run", "-c", "/etc/streamscore/streamscore.properties"]

@@ -1,0 +1,180 @@
+{{/*
+A worker Deployment; argument: dict root, component (primary | shadow). The primary and the
+shadow differ in their properties, model, replicas and resources only.
+*/}}
+{{- define "streamscore.deployment" -}}
+{{- $root := .root -}}
+{{- $v := $root.Values -}}
+{{- $shadow := eq .component "shadow" -}}
+{{- $name := include "streamscore.componentName" . -}}
+{{- $model := ternary $v.shadow.model $v.model $shadow -}}
+{{- $resources := ternary (default $v.resources $v.shadow.resources) $v.resources $shadow -}}
+{{- $autoscaled := and (not $shadow) (or $v.autoscaling.keda.enabled $v.autoscaling.hpa.enabled) -}}
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ $name }}
+  namespace: {{ $root.Release.Namespace }}
+  labels:
+    {{- include "streamscore.componentLabels" . | nindent 4 }}
+spec:
+  {{- if not $autoscaled }}
+  replicas: {{ ternary $v.shadow.replicaCount $v.replicaCount $shadow }}
+  {{- end }}
+  revisionHistoryLimit: 10
+  selector:
+    matchLabels:
+      {{- include "streamscore.componentSelectorLabels" . | nindent 6 }}
+  strategy:
+    type: RollingUpdate
+    rollingUpdate:
+      maxSurge: {{ $v.strategy.maxSurge }}
+      maxUnavailable: {{ $v.strategy.maxUnavailable }}
+  template:
+    metadata:
+      labels:
+        {{- include "streamscore.componentSelectorLabels" . | nindent 8 }}
+        {{- with $v.podLabels }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+      annotations:
+        # Rolls the pods when their properties change; the model's ConfigMap is left out:
+        # the worker reloads a changed model file in place.
+        checksum/config: {{ include "streamscore.properties" . | sha256sum }}
+        {{- if $v.metrics.podAnnotations }}
+        prometheus.io/scrape: "true"
+        prometheus.io/port: {{ $v.metrics.port | quote }}
+        prometheus.io/path: /metrics
+        {{- end }}
+        {{- with $v.podAnnotations }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+    spec:
+      serviceAccountName: {{ include "streamscore.serviceAccountName" $root }}
+      automountServiceAccountToken: {{ $v.serviceAccount.automountToken }}
+      # Service links would add STREAMSCORE_* variables (from a Service named streamscore-*)
+      # that the worker reads as configuration.
+      enableServiceLinks: false
+      terminationGracePeriodSeconds: {{ $v.terminationGracePeriodSeconds }}
+      {{- with $v.imagePullSecrets }}
+      imagePullSecrets:
+        {{- range . }}
+        - name: {{ . }}
+        {{- end }}
+      {{- end }}
+      {{- with $v.priorityClassName }}
+      priorityClassName: {{ . }}
+      {{- end }}
+      securityContext:
+        {{- toYaml $v.podSecurityContext | nindent 8 }}
+      containers:
+        - name: streamscore
+          image: {{ include "streamscore.image" $root }}
+          imagePullPolicy: {{ $v.image.pullPolicy }}
+          args: ["run", "-c", "/etc/streamscore/streamscore.properties"]
+          ports:
+            - name: metrics
+              containerPort: {{ $v.metrics.port }}
+              protocol: TCP
+          {{- if or $v.secrets.kafkaSaslPassword.name $v.secrets.redisPassword.name $v.extraEnv }}
+          env:
+            {{- with $v.secrets.kafkaSaslPassword }}
+            {{- if .name }}
+            - name: STREAMSCORE_KAFKA_SASL_PASSWORD
+              valueFrom:
+                secretKeyRef:
+                  name: {{ .name }}
+                  key: {{ .key }}
+            {{- end }}
+            {{- end }}
+            {{- with $v.secrets.redisPassword }}
+            {{- if .name }}
+            - name: STREAMSCORE_REDIS_PASSWORD
+              valueFrom:
+                secretKeyRef:
+                  name: {{ .name }}
+                  key: {{ .key }}
+            {{- end }}
+            {{- end }}
+            {{- with $v.extraEnv }}
+            {{- toYaml . | nindent 12 }}
+            {{- end }}
+          {{- end }}
+          livenessProbe:
+            httpGet:
+              path: /healthz
+              port: metrics
+            {{- toYaml $v.livenessProbe | nindent 12 }}
+          readinessProbe:
+            httpGet:
+              path: /readyz
+              port: metrics
+            {{- toYaml $v.readinessProbe | nindent 12 }}
+          {{- with $resources }}
+          resources:
+            {{- toYaml . | nindent 12 }}
+          {{- end }}
+          securityContext:
+            {{- toYaml $v.securityContext | nindent 12 }}
+          volumeMounts:
+            - name: config
+              mountPath: /etc/streamscore
+              readOnly: true
+            - name: tmp
+              mountPath: /tmp
+            {{- if ne $model.source "image" }}
+            # The whole folder, never a subPath: a subPath mount would not see updates.
+            - name: model
+              mountPath: {{ $model.mountPath }}
+              readOnly: true
+            {{- end }}
+            {{- if $v.secrets.kafkaTls.secretName }}
+            - name: kafka-tls
+              mountPath: {{ $v.secrets.kafkaTls.mountPath }}
+              readOnly: true
+            {{- end }}
+            {{- with $v.extraVolumeMounts }}
+            {{- toYaml . | nindent 12 }}
+            {{- end }}
+      volumes:
+        - name: config
+          configMap:
+            name: {{ $name }}-config
+        - name: tmp
+          emptyDir:
+            sizeLimit: {{ $v.tmpSizeLimit }}
+        {{- if eq $model.source "configMap" }}
+        - name: model
+          configMap:
+            name: {{ include "streamscore.modelConfigMapName" (dict "root" $root "component" .component "model" $model) }}
+        {{- else if eq $model.source "volume" }}
+        - name: model
+          {{- toYaml $model.volume | nindent 10 }}
+        {{- end }}
+        {{- if $v.secrets.kafkaTls.secretName }}
+        - name: kafka-tls
+          secret:
+            secretName: {{ $v.secrets.kafkaTls.secretName }}
+            # 0440: readable by the pod's group (fsGroup) only.
+            defaultMode: 288
+        {{- end }}
+        {{- with $v.extraVolumes }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+      {{- with $v.nodeSelector }}
+      nodeSelector:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $v.affinity }}
+      affinity:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $v.tolerations }}
+      tolerations:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $v.topologySpreadConstraints }}
+      topologySpreadConstraints:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+{{- end -}}

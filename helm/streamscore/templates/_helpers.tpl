@@ -1,0 +1,246 @@
+{{/*
+Names, labels, the rendered properties files and the checks every template relies on.
+*/}}
+
+{{- define "streamscore.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* "<release>-<chart>", or the release name when it already contains the chart name. */}}
+{{- define "streamscore.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 56 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 56 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 56 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Name of a component's objects: the full name for the primary, "<fullname>-shadow". */}}
+{{- define "streamscore.componentName" -}}
+{{- $full := include "streamscore.fullname" .root -}}
+{{- if eq .component "primary" -}}{{ $full }}{{- else -}}{{ printf "%s-%s" $full .component }}{{- end -}}
+{{- end -}}
+
+{{- define "streamscore.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "streamscore.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "streamscore.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "streamscore.labels" -}}
+helm.sh/chart: {{ include "streamscore.chart" . }}
+{{ include "streamscore.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{/* Labels of one component's objects; argument: dict root, component. */}}
+{{- define "streamscore.componentLabels" -}}
+{{ include "streamscore.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "streamscore.componentSelectorLabels" -}}
+{{ include "streamscore.selectorLabels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "streamscore.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "streamscore.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "streamscore.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{/* A properties value as text: integral numbers without exponent, the rest as is. */}}
+{{- define "streamscore.value" -}}
+{{- $v := . -}}
+{{- if and (kindIs "float64" $v) (eq (float64 (int64 $v)) $v) -}}
+{{- int64 $v -}}
+{{- else -}}
+{{- $v -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Name of the ConfigMap holding a component's model; argument: dict root, component, model. */}}
+{{- define "streamscore.modelConfigMapName" -}}
+{{- if .model.configMap.name -}}
+{{- .model.configMap.name -}}
+{{- else -}}
+{{- printf "%s-model" (include "streamscore.componentName" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The model card's file name inside the model's folder: model.card, or the worker's default. */}}
+{{- define "streamscore.modelCardFile" -}}
+{{- default (regexReplaceAll "\\.(json|ubj)$" .file ".card.json") .card -}}
+{{- end -}}
+
+{{/* model.path of a component; argument: the model values. */}}
+{{- define "streamscore.modelPath" -}}
+{{- if eq .source "image" -}}
+{{- .path -}}
+{{- else -}}
+{{- printf "%s/%s" (trimSuffix "/" .mountPath) .file -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The effective properties of a component as a dict (key -> value); argument: dict root,
+component. The shadow's are the primary's config merged with shadow.config; the chart adds
+mode, model.path, model.card, metrics.listen and the Kafka TLS file locations.
+*/}}
+{{- define "streamscore.configDict" -}}
+{{- $v := .root.Values -}}
+{{- $cfg := deepCopy $v.config -}}
+{{- $model := $v.model -}}
+{{- if eq .component "shadow" -}}
+{{- $cfg = mergeOverwrite $cfg (deepCopy $v.shadow.config) -}}
+{{- $model = $v.shadow.model -}}
+{{- end -}}
+{{- $_ := set $cfg "mode" .component -}}
+{{- $_ = set $cfg "model.path" (include "streamscore.modelPath" $model) -}}
+{{- if and (ne $model.source "image") $model.card -}}
+{{- $_ = set $cfg "model.card" (printf "%s/%s" (trimSuffix "/" $model.mountPath) $model.card) -}}
+{{- end -}}
+{{- $_ = set $cfg "metrics.listen" (printf "0.0.0.0:%d" (int $v.metrics.port)) -}}
+{{- with $v.secrets.kafkaTls -}}
+{{- if .secretName -}}
+{{- $dir := trimSuffix "/" .mountPath -}}
+{{- $_ = set $cfg "kafka.ssl.ca.location" (printf "%s/%s" $dir .caKey) -}}
+{{- if .certKey -}}
+{{- $_ = set $cfg "kafka.ssl.certificate.location" (printf "%s/%s" $dir .certKey) -}}
+{{- $_ = set $cfg "kafka.ssl.key.location" (printf "%s/%s" $dir .keyKey) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $cfg -}}
+{{- end -}}
+
+{{/* streamscore.properties of a component; argument: dict root, component. */}}
+{{- define "streamscore.properties" -}}
+{{- $cfg := include "streamscore.configDict" . | fromJson -}}
+# streamscore.properties of the {{ .component }} worker, rendered by the streamscore chart
+# from its values (config{{ if eq .component "shadow" }} merged with shadow.config{{ end }}).
+# Secrets come from environment variables (STREAMSCORE_<KEY>), never from this file.
+{{- range $k := keys $cfg | sortAlpha }}
+{{ $k }} = {{ include "streamscore.value" (get $cfg $k) }}
+{{- end }}
+{{ end -}}
+
+{{/* The consumer group of a component's config dict. */}}
+{{- define "streamscore.groupOf" -}}
+{{- $cfg := .cfg -}}
+{{- coalesce (get $cfg "kafka.consumer.group.id") (get $cfg "kafka.group.id") (ternary "streamscore" "streamscore-shadow" (eq .component "primary")) -}}
+{{- end -}}
+
+{{/*
+Largest replica count of the autoscalers: min(autoscaling.maxReplicas, partitions / threads)
+(maxReplicas 0: no limit of its own), at least 1.
+*/}}
+{{- define "streamscore.partitionCap" -}}
+{{- $threads := int (default 1 (get .Values.config "worker.threads")) -}}
+{{- max 1 (div (int .Values.input.partitions) $threads) -}}
+{{- end -}}
+
+{{- define "streamscore.maxReplicas" -}}
+{{- $cap := int (include "streamscore.partitionCap" .) -}}
+{{- $max := int .Values.autoscaling.maxReplicas -}}
+{{- if and (gt $max 0) (lt $max $cap) -}}{{ $max }}{{- else -}}{{ $cap }}{{- end -}}
+{{- end -}}
+
+{{/* A model source's own checks; argument: dict model, where (the values path). */}}
+{{- define "streamscore.checkModel" -}}
+{{- $m := .model -}}
+{{- if eq $m.source "configMap" -}}
+{{- range $f := list $m.file $m.card -}}
+{{- if and $f (not (regexMatch "^[-._a-zA-Z0-9]+$" $f)) -}}
+{{- fail (printf "%s: %s is a ConfigMap key: letters, digits, '-', '_' and '.' only (no folder)" $.where $f) -}}
+{{- end -}}
+{{- end -}}
+{{- if and (not $m.configMap.name) (not $m.configMap.model) -}}
+{{- fail (printf "%s.source is configMap: set %s.configMap.name (an existing ConfigMap) or the model's content with --set-file %s.configMap.model=FILE" .where .where .where) -}}
+{{- end -}}
+{{- else if eq $m.source "volume" -}}
+{{- if not $m.volume -}}
+{{- fail (printf "%s.source is volume: set %s.volume to a volume source, e.g. {persistentVolumeClaim: {claimName: models, readOnly: true}}" .where .where) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Checks of values the schema cannot express; fails rendering with a message naming the value. */}}
+{{- define "streamscore.validate" -}}
+{{- $v := .Values -}}
+{{- $reserved := dict "mode" "it is the component's (primary, or shadow for the shadow Deployment)" "model.path" "set model (or shadow.model) instead" "model.card" "set model.card (or shadow.model.card) instead" "metrics.listen" "the chart sets 0.0.0.0:<metrics.port>" -}}
+{{- range $where, $cfg := dict "config" $v.config "shadow.config" $v.shadow.config -}}
+{{- range $k, $val := $cfg -}}
+{{- if hasKey $reserved $k -}}
+{{- fail (printf "%s: key %s is set by the chart: %s" $where $k (get $reserved $k)) -}}
+{{- end -}}
+{{- if regexMatch "password" $k -}}
+{{- fail (printf "%s: key %s holds a secret: set it from a Secret (secrets.kafkaSaslPassword, secrets.redisPassword or extraEnv)" $where $k) -}}
+{{- end -}}
+{{- if and $v.secrets.kafkaTls.secretName (hasPrefix "kafka.ssl." $k) (hasSuffix ".location" $k) -}}
+{{- fail (printf "%s: key %s is set by the chart from secrets.kafkaTls" $where $k) -}}
+{{- end -}}
+{{- if regexMatch "[\\n\\r]|\\\\$" (toString $val) -}}
+{{- fail (printf "%s: the value of %s must be one line, not ending in a backslash" $where $k) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if and $v.secrets.kafkaTls.secretName (ne (not $v.secrets.kafkaTls.certKey) (not $v.secrets.kafkaTls.keyKey)) -}}
+{{- fail "secrets.kafkaTls: set both certKey and keyKey (mutual TLS) or neither" -}}
+{{- end -}}
+{{- include "streamscore.checkModel" (dict "model" $v.model "where" "model") -}}
+{{- if and $v.autoscaling.keda.enabled $v.autoscaling.hpa.enabled -}}
+{{- fail "autoscaling: keda.enabled and hpa.enabled are both true; enable one autoscaler, never both" -}}
+{{- end -}}
+{{- if or $v.autoscaling.keda.enabled $v.autoscaling.hpa.enabled -}}
+{{- $threads := int (default 1 (get $v.config "worker.threads")) -}}
+{{- $max := int (include "streamscore.maxReplicas" .) -}}
+{{- $min := int $v.autoscaling.minReplicas -}}
+{{- if lt $max $min -}}
+{{- fail (printf "autoscaling: the largest replica count is %d (min of autoscaling.maxReplicas = %d and input.partitions / worker.threads = %d / %d, rounded down, at least 1), below autoscaling.minReplicas = %d; lower minReplicas, or add partitions" $max (int $v.autoscaling.maxReplicas) (int $v.input.partitions) $threads $min) -}}
+{{- end -}}
+{{- if and $v.autoscaling.hpa.enabled (lt $min 1) -}}
+{{- fail "autoscaling.minReplicas must be at least 1 with the HPA (only KEDA scales to zero)" -}}
+{{- end -}}
+{{- end -}}
+{{- if $v.shadow.enabled -}}
+{{- include "streamscore.checkModel" (dict "model" $v.shadow.model "where" "shadow.model") -}}
+{{- $p := include "streamscore.configDict" (dict "root" . "component" "primary") | fromJson -}}
+{{- $s := include "streamscore.configDict" (dict "root" . "component" "shadow") | fromJson -}}
+{{- $pg := include "streamscore.groupOf" (dict "cfg" $p "component" "primary") -}}
+{{- $sg := include "streamscore.groupOf" (dict "cfg" $s "component" "shadow") -}}
+{{- if eq $pg $sg -}}
+{{- fail (printf "shadow: its consumer group (%s) is the primary's; set shadow.config.\"kafka.group.id\" to a group of its own" $sg) -}}
+{{- end -}}
+{{- $pout := default "predictions" (get $p "output.topic") -}}
+{{- $sout := default (printf "%s.shadow" (default "predictions" (get $s "output.topic"))) (get $s "shadow.topic") -}}
+{{- if eq $pout $sout -}}
+{{- fail (printf "shadow: shadow.topic (%s) is the primary's output.topic; set shadow.config.\"shadow.topic\" to a topic of its own" $sout) -}}
+{{- end -}}
+{{- $pdlq := default (printf "%s.dlq" (default "customer-events" (get $p "input.topic"))) (get $p "dlq.topic") -}}
+{{- $sdlq := default (printf "%s.dlq" $sout) (get $s "dlq.topic") -}}
+{{- if eq $pdlq $sdlq -}}
+{{- fail (printf "shadow: its dlq.topic (%s) is the primary's; set shadow.config.\"dlq.topic\" to a topic of its own" $sdlq) -}}
+{{- end -}}
+{{- $ptx := get $p "delivery.transactional.id" -}}
+{{- if and $ptx (eq (toString $ptx) (toString (get $s "delivery.transactional.id"))) -}}
+{{- fail "shadow: its delivery.transactional.id is the primary's (it would fence the primary's producers); set shadow.config.\"delivery.transactional.id\"" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
