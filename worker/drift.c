@@ -255,7 +255,24 @@ void ss_drift_render(ss_drift_t *d, ss_buf_t *b) {
             ss_buf_label(b, d->names[j]);
             ss_buf_printf(b, "\"} %.6f\n", psi);
         }
-        double psi = psi_of(&d->dists[d->nf], d->filled);
+        const dist_t *sd = &d->dists[d->nf];
+        if (sd->edges) {
+            ss_buf_printf(b, "# HELP streamscore_score_window_share Share of the drift window's "
+                             "scores in each bin (upper bound le), beside the training share.\n"
+                             "# TYPE streamscore_score_window_share gauge\n");
+            for (size_t i = 0; i <= sd->n_edges; i++) {
+                char le[32];
+                if (i < sd->n_edges)
+                    snprintf(le, sizeof(le), "%g", sd->edges[i]);
+                else
+                    snprintf(le, sizeof(le), "+Inf");
+                ss_buf_printf(b,
+                              "streamscore_score_window_share{le=\"%s\",set=\"window\"} %.6f\n"
+                              "streamscore_score_window_share{le=\"%s\",set=\"training\"} %.6f\n",
+                              le, (double)sd->count[i] / (double)d->filled, le, sd->expected[i]);
+            }
+        }
+        double psi = psi_of(sd, d->filled);
         if (!isnan(psi))
             ss_buf_printf(b,
                           "# HELP streamscore_score_psi Population stability index of the "

@@ -92,6 +92,16 @@ def test_psi_matches_the_reference_and_a_shifted_feature_crosses_the_threshold(c
         got["score"] = h.metric(s, "streamscore_score_psi")
         off = {k: (got[k], want[k]) for k in want if got[k] is None or abs(got[k] - want[k]) > 2e-6}
         assert not off, f"{what}: worker PSI != reference: {off}"
+        # the window's score distribution, bin by bin, beside the training one
+        edges = card["score_baseline"]["edges"]
+        shares = np.bincount(np.searchsorted(edges, scores, side="right"),
+                             minlength=len(edges) + 1) / len(scores)
+        for i, (share, train) in enumerate(zip(shares, card["score_baseline"]["proportions"])):
+            le = "+Inf" if i == len(edges) else f"{edges[i]:g}"
+            assert abs(h.metric(s, "streamscore_score_window_share", le=le, set="window")
+                       - share) < 2e-6, (what, le)
+            assert abs(h.metric(s, "streamscore_score_window_share", le=le, set="training")
+                       - train) < 2e-6, (what, le)
         return got
 
     calm = check(first, "training-like")
