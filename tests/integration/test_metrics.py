@@ -34,10 +34,18 @@ def test_metrics_count_every_record_by_fate_and_show_lag_and_model(ctx):
                                     "metrics.lag.interval.ms": 500,
                                     "input.max.bytes": MAX_BYTES, "worker.threads": 2}))
     n = len(messages)
-    s = h.wait_metrics(port, lambda s: h.metric(s, "streamscore_records_produced_total") == 400
-                       and all(h.metric(s, "streamscore_consumer_lag", topic=ctx.input_topic,
-                                        partition=p) == 0 for p in range(3)),
-                       timeout=60, worker=w, what="every record scored and lag 0")
+    def settled(s):  # every record has its output, no batch in flight, lag refreshed
+        return (h.metric(s, "streamscore_records_produced_total") == 400
+                and h.metric(s, "streamscore_records_dead_lettered_total", reason="bad_avro") == 9
+                and h.metric(s, "streamscore_records_dead_lettered_total", reason="too_large") == 4
+                and h.metric(s, "streamscore_batches_total")
+                == h.metric(s, "streamscore_batch_size_count")
+                and h.metric(s, "streamscore_event_latency_seconds_count") == n
+                and all(h.metric(s, "streamscore_consumer_lag", topic=ctx.input_topic,
+                                 partition=p) == 0 for p in range(3)))
+
+    s = h.wait_metrics(port, settled, timeout=60, worker=w,
+                       what="every record handled and lag 0")
     assert h.metric(s, "streamscore_records_consumed_total") == n
     assert h.metric(s, "streamscore_records_scored_total") == 400
     assert h.metric(s, "streamscore_records_dead_lettered_total", reason="bad_avro") == 9
@@ -60,13 +68,22 @@ def test_metrics_count_every_record_by_fate_and_show_lag_and_model(ctx):
         assert counts == sorted(counts) and counts[-1] == h.metric(s, name + "_count"), buckets
     assert h.metric(s, "streamscore_model_info", mode="primary", name="churn",
                     version="1.0.0") == 1
-    assert h.metric(s, "streamscore_rebalances_total") >= 2  # each thread's first assignment
     assert h.metric(s, "streamscore_drift_threshold") == 0.2
     assert h.http_get(port, "/healthz") == (200, "ok\n")
-    assert h.http_get(port, "/readyz") == (200, "ready\n")
+    # ready once both threads' consumers have their first assignment (one may have joined
+    # after the other had already consumed everything)
+    deadline = time.monotonic() + 30
+    while h.http_get(port, "/readyz") != (200, "ready\n"):
+        assert time.monotonic() < deadline, f"/readyz: {h.http_get(port, '/readyz')}"
+        time.sleep(0.2)
+    s = h.parse_metrics(h.http_get(port, "/metrics")[1])
+    assert h.metric(s, "streamscore_rebalances_total") >= 2  # each consumer's first assignment
     status, body = h.http_get(port, "/nothing-here")
     assert status == 404 and "/metrics" in body
 
+    # stop once the group is stable: a stop during the second thread's hand-over round can
+    # wait for the session timeout (librdkafka 2.0.2)
+    h.wait_group_assigned(ctx.admin, ctx.group, ctx.input_topic, 3, worker=w)
     w.stop()
     assert h.http_get(port, "/healthz")[0] is None, "endpoints still answer after exit"
 
