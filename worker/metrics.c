@@ -87,12 +87,28 @@ void ss_metrics_destroy(ss_metrics_t *m) {
     pthread_mutex_destroy(&m->lock);
 }
 
-void ss_hist_observe(ss_hist_t *h, double v) {
+static int bucket_of(const ss_hist_t *h, double v) {
     int i = 0;
     while (i < h->n && v > h->le[i])
         i++;
-    __atomic_add_fetch(&h->counts[i], 1, __ATOMIC_RELAXED);
+    return i;
+}
+
+void ss_hist_observe(ss_hist_t *h, double v) {
+    __atomic_add_fetch(&h->counts[bucket_of(h, v)], 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&h->sum, (long long)(v * h->scale + 0.5), __ATOMIC_RELAXED);
+}
+
+void ss_hist_tally(const ss_hist_t *h, ss_hist_tally_t *t, double v) {
+    t->counts[bucket_of(h, v)]++;
+    t->sum += (long long)(v * h->scale + 0.5);
+}
+
+void ss_hist_add_tally(ss_hist_t *h, const ss_hist_tally_t *t) {
+    for (int i = 0; i <= h->n; i++)
+        if (t->counts[i])
+            __atomic_add_fetch(&h->counts[i], t->counts[i], __ATOMIC_RELAXED);
+    __atomic_add_fetch(&h->sum, t->sum, __ATOMIC_RELAXED);
 }
 
 void ss_metrics_dead_letter(ss_metrics_t *m, const char *reason) {

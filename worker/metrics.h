@@ -33,6 +33,16 @@ typedef struct ss_hist {
 
 void ss_hist_observe(ss_hist_t *h, double v); /* @locality any thread */
 
+/* A thread's private tally of many observations into a histogram, added to it in one go:
+ * per-record measures cost no shared-memory traffic per record. */
+typedef struct ss_hist_tally {
+    long counts[SS_HIST_MAX + 1];
+    long long sum;
+} ss_hist_tally_t;
+
+void ss_hist_tally(const ss_hist_t *h, ss_hist_tally_t *t, double v); /* no atomics */
+void ss_hist_add_tally(ss_hist_t *h, const ss_hist_tally_t *t);       /* @locality any */
+
 /* Dead-letter reasons with a counter of their own (others count as "other"). */
 #define SS_DLQ_REASONS 9
 

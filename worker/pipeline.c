@@ -665,13 +665,15 @@ static int process_batch(worker_t *w) {
     stat_add(&rt->stats->batches, 1);
     {
         int64_t acked = now_ms();
+        ss_hist_tally_t latency = {{0}, 0};
         for (size_t i = 0; i < w->n_msgs; i++) {
             rd_kafka_timestamp_type_t tstype;
             int64_t ts = rd_kafka_message_timestamp(w->msgs[i], &tstype);
             if (ts > 0)
-                ss_hist_observe(&rt->stats->event_latency_seconds,
-                                (double)(acked > ts ? acked - ts : 0) / 1000.0);
+                ss_hist_tally(&rt->stats->event_latency_seconds, &latency,
+                              (double)(acked > ts ? acked - ts : 0) / 1000.0);
         }
+        ss_hist_add_tally(&rt->stats->event_latency_seconds, &latency);
     }
     if (model->drift && k > 0)
         ss_drift_observe(model->drift, w->rows, w->scores, k);
