@@ -8,11 +8,14 @@
 #include <avro.h>
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
+#include "registry.h"
 
 /* How one writer value (or union branch) becomes a float. */
 typedef enum { K_NULL = 0, K_INT, K_LONG, K_FLOAT, K_DOUBLE, K_BOOL, K_ENUM, K_BAD } kind_t;
@@ -49,6 +52,15 @@ typedef struct reader_field {
     float def;          /* reader default, NaN for null/none */
 } reader_field_t;
 
+/* A schema id the registry could not give: records with it are dead-lettered without
+ * asking again until `until`. */
+typedef struct miss {
+    int32_t id;
+    int rc; /* SS_DECODE_UNKNOWN_SCHEMA or SS_DECODE_REGISTRY_UNAVAILABLE */
+    int64_t until;
+    char msg[240];
+} miss_t;
+
 struct ss_codec {
     int framing;
     long max_bytes;
@@ -56,19 +68,34 @@ struct ss_codec {
     reader_field_t *rfields;
     size_t n_features;
     char *cust_field, *event_id_field, *time_field;
-    writer_plan_t *writers;
-    size_t n_writers;
+    /* Writer plans: those of the config are added before any decoder exists; with a
+     * registry, fetched ones are appended while decoders run. A plan never changes or moves
+     * once added (the array holds pointers), so a decoder keeps its own pointers to them
+     * and takes `lock` only for an id it has not seen. */
+    pthread_mutex_t lock;       /* guards writers, n_writers, cap_writers, misses */
+    pthread_mutex_t fetch_lock; /* one registry fetch at a time, without holding `lock` */
+    writer_plan_t **writers;
+    size_t n_writers, cap_writers;
+    miss_t *misses;
+    size_t n_misses;
+    ss_registry_t *registry; /* not owned; NULL: only the configured schemas */
+    long miss_ttl_ms;
+    ss_metrics_t *stats;
 };
 
+/* A decoder's view of one writer plan: its own Avro value, reused for every record. */
 typedef struct writer_state {
+    int32_t id;
+    const writer_plan_t *wp;
     avro_value_iface_t *iface;
     avro_value_t value;
 } writer_state_t;
 
 struct ss_decoder {
-    const ss_codec_t *codec;
+    ss_codec_t *codec;
     avro_reader_t reader;
-    writer_state_t *states; /* one per writer plan */
+    writer_state_t *states; /* the plans this decoder has used, in order of first use */
+    size_t n_states, cap_states, last;
 };
 
 const char *ss_decode_reason(int rc) {
@@ -80,6 +107,8 @@ const char *ss_decode_reason(int rc) {
     case SS_DECODE_BAD_AVRO: return "bad_avro";
     case SS_DECODE_NO_CUSTOMER_ID: return "no_customer_id";
     case SS_DECODE_BAD_TYPE: return "bad_type";
+    case SS_DECODE_UNRESOLVABLE_SCHEMA: return "unresolvable_schema";
+    case SS_DECODE_REGISTRY_UNAVAILABLE: return "registry_unavailable";
     }
     return "unknown";
 }
@@ -263,20 +292,47 @@ static int add_writer(ss_codec_t *c, int32_t id, const char *path, const char *k
     return add_writer_schema(c, id, s, key, path, errstr, errlen);
 }
 
-static int add_writer_schema(ss_codec_t *c, int32_t id, avro_schema_t s, const char *key,
-                             const char *what, char *errstr, size_t errlen) {
-    writer_plan_t *grown = realloc(c->writers, (c->n_writers + 1) * sizeof(*grown));
-    if (!grown) {
+/* A plan for writer schema `s` (ownership taken), not yet added; NULL when out of memory. */
+static writer_plan_t *new_plan(ss_codec_t *c, int32_t id, avro_schema_t s) {
+    writer_plan_t *wp = calloc(1, sizeof(*wp));
+    if (!wp) {
         avro_schema_decref(s);
-        snprintf(errstr, errlen, "codec: out of memory");
-        return -1;
+        return NULL;
     }
-    c->writers = grown;
-    writer_plan_t *wp = &c->writers[c->n_writers++];
-    memset(wp, 0, sizeof(*wp));
     wp->id = id;
     wp->schema = s;
     if (plan_writer(c, wp) < 0) {
+        plan_free(wp, c->n_features);
+        free(wp);
+        return NULL;
+    }
+    return wp;
+}
+
+/* Append a plan. @locks c->lock held by the caller once decoders may run */
+static int append_plan(ss_codec_t *c, writer_plan_t *wp) {
+    if (c->n_writers == c->cap_writers) {
+        size_t cap = c->cap_writers ? c->cap_writers * 2 : 4;
+        writer_plan_t **g = realloc(c->writers, cap * sizeof(*g));
+        if (!g)
+            return -1;
+        c->writers = g;
+        c->cap_writers = cap;
+    }
+    c->writers[c->n_writers++] = wp;
+    if (c->stats)
+        __atomic_store_n(&c->stats->writer_schemas, (long)c->n_writers, __ATOMIC_RELAXED);
+    return 0;
+}
+
+static int add_writer_schema(ss_codec_t *c, int32_t id, avro_schema_t s, const char *key,
+                             const char *what, char *errstr, size_t errlen) {
+    writer_plan_t *wp = new_plan(c, id, s);
+    if (!wp || append_plan(c, wp) < 0) {
+        if (wp) {
+            plan_free(wp, c->n_features);
+            free(wp);
+        }
         snprintf(errstr, errlen, "codec: out of memory");
         return -1;
     }
@@ -293,7 +349,7 @@ static int map_cb(void *opaque, const char *k, const char *v, char *errstr, size
     ss_codec_t *c = opaque;
     int32_t id = (int32_t)strtol(k, NULL, 10);
     for (size_t i = 0; i < c->n_writers; i++) {
-        if (c->writers[i].id == id) {
+        if (c->writers[i]->id == id) {
             snprintf(errstr, errlen, "schema id %d appears twice", id);
             return -1;
         }
@@ -362,6 +418,8 @@ ss_codec_t *ss_codec_new_for_writer(const ss_config_t *cfg, char *const *feature
     rename_ctx_t rctx = {0};
     if (!c)
         goto oom;
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_mutex_init(&c->fetch_lock, NULL);
     c->framing = cfg->input_framing;
     c->max_bytes = cfg->input_max_bytes;
     c->n_features = n_features;
@@ -445,9 +503,14 @@ fail:
 void ss_codec_destroy(ss_codec_t *c) {
     if (!c)
         return;
-    for (size_t i = 0; i < c->n_writers; i++)
-        plan_free(&c->writers[i], c->n_features);
+    for (size_t i = 0; i < c->n_writers; i++) {
+        plan_free(c->writers[i], c->n_features);
+        free(c->writers[i]);
+    }
     free(c->writers);
+    free(c->misses);
+    pthread_mutex_destroy(&c->lock);
+    pthread_mutex_destroy(&c->fetch_lock);
     if (c->rfields)
         for (size_t f = 0; f < c->n_features; f++)
             free((char *)c->rfields[f].name);
@@ -462,22 +525,58 @@ void ss_codec_destroy(ss_codec_t *c) {
 
 size_t ss_codec_n_features(const ss_codec_t *c) { return c->n_features; }
 
-ss_decoder_t *ss_decoder_new(const ss_codec_t *c, char *errstr, size_t errlen) {
+void ss_codec_attach_registry(ss_codec_t *c, ss_registry_t *registry, long miss_ttl_ms,
+                              ss_metrics_t *stats) {
+    c->registry = registry;
+    c->miss_ttl_ms = miss_ttl_ms;
+    c->stats = stats;
+    if (stats)
+        __atomic_store_n(&stats->writer_schemas, (long)c->n_writers, __ATOMIC_RELAXED);
+}
+
+/* Give the decoder its own Avro value for plan wp. Returns its state or NULL. */
+static writer_state_t *add_state(ss_decoder_t *d, const writer_plan_t *wp) {
+    if (d->n_states == d->cap_states) {
+        size_t cap = d->cap_states ? d->cap_states * 2 : 4;
+        writer_state_t *g = realloc(d->states, cap * sizeof(*g));
+        if (!g)
+            return NULL;
+        d->states = g;
+        d->cap_states = cap;
+    }
+    writer_state_t *st = &d->states[d->n_states];
+    memset(st, 0, sizeof(*st));
+    st->id = wp->id;
+    st->wp = wp;
+    st->iface = avro_generic_class_from_schema(wp->schema);
+    if (!st->iface)
+        return NULL;
+    if (avro_generic_value_new(st->iface, &st->value) != 0) {
+        avro_value_iface_decref(st->iface);
+        return NULL;
+    }
+    d->n_states++;
+    return st;
+}
+
+ss_decoder_t *ss_decoder_new(ss_codec_t *c, char *errstr, size_t errlen) {
     ss_decoder_t *d = calloc(1, sizeof(*d));
     if (!d)
         goto oom;
     d->codec = c;
     d->reader = avro_reader_memory("", 0);
-    d->states = calloc(c->n_writers ? c->n_writers : 1, sizeof(writer_state_t));
-    if (!d->reader || !d->states)
+    if (!d->reader)
         goto oom;
-    for (size_t i = 0; i < c->n_writers; i++) {
-        d->states[i].iface = avro_generic_class_from_schema(c->writers[i].schema);
-        if (!d->states[i].iface || avro_generic_value_new(d->states[i].iface, &d->states[i].value)) {
-            snprintf(errstr, errlen, "codec: cannot create Avro value: %s", avro_strerror());
-            ss_decoder_destroy(d);
-            return NULL;
-        }
+    /* the schemas known now up front: nothing to allocate for them while scoring */
+    pthread_mutex_lock(&c->lock);
+    int ok = 1;
+    for (size_t i = 0; i < c->n_writers && ok; i++)
+        ok = add_state(d, c->writers[i]) != NULL;
+    pthread_mutex_unlock(&c->lock);
+    if (!ok) {
+        snprintf(errstr, errlen, "codec: cannot create Avro value: %s", avro_strerror());
+        ss_decoder_destroy(d);
+        return NULL;
     }
     return d;
 oom:
@@ -489,16 +588,12 @@ oom:
 void ss_decoder_destroy(ss_decoder_t *d) {
     if (!d)
         return;
-    if (d->states) {
-        for (size_t i = 0; i < d->codec->n_writers; i++) {
-            if (d->states[i].iface) {
-                if (d->states[i].value.self)
-                    avro_value_decref(&d->states[i].value);
-                avro_value_iface_decref(d->states[i].iface);
-            }
-        }
-        free(d->states);
+    for (size_t i = 0; i < d->n_states; i++) {
+        if (d->states[i].value.self)
+            avro_value_decref(&d->states[i].value);
+        avro_value_iface_decref(d->states[i].iface);
     }
+    free(d->states);
     if (d->reader)
         avro_reader_free(d->reader);
     free(d);
@@ -704,6 +799,158 @@ static int check_body(avro_schema_t schema, const unsigned char *p, size_t len) 
 static int extract(ss_decoder_t *d, const writer_plan_t *wp, avro_value_t *rec, ss_event_t *ev,
                    float *features, char *errstr, size_t errlen);
 
+static int64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* @locks c->lock held by the caller */
+static writer_plan_t *find_plan(const ss_codec_t *c, int32_t id) {
+    for (size_t i = 0; i < c->n_writers; i++)
+        if (c->writers[i]->id == id)
+            return c->writers[i];
+    return NULL;
+}
+
+/* @locks c->lock held by the caller */
+static miss_t *find_miss(ss_codec_t *c, int32_t id) {
+    for (size_t i = 0; i < c->n_misses; i++)
+        if (c->misses[i].id == id)
+            return &c->misses[i];
+    return NULL;
+}
+
+/* @locks c->lock held by the caller */
+static void remember_miss(ss_codec_t *c, int32_t id, int rc, const char *msg) {
+    miss_t *m = find_miss(c, id);
+    if (!m) {
+        miss_t *g = realloc(c->misses, (c->n_misses + 1) * sizeof(*g));
+        if (!g)
+            return; /* not remembered: the next record asks again */
+        c->misses = g;
+        m = &c->misses[c->n_misses++];
+        m->id = id;
+    }
+    m->rc = rc;
+    m->until = mono_ms() + c->miss_ttl_ms;
+    snprintf(m->msg, sizeof(m->msg), "%s", msg);
+}
+
+static int decode_rc_of(int registry_rc) {
+    switch (registry_rc) {
+    case SS_REGISTRY_NOT_FOUND: return SS_DECODE_UNKNOWN_SCHEMA;
+    case SS_REGISTRY_INVALID: return SS_DECODE_UNRESOLVABLE_SCHEMA;
+    default: return SS_DECODE_REGISTRY_UNAVAILABLE;
+    }
+}
+
+/* The plan of schema id `id`, fetched from the registry on first sight and kept for the life
+ * of the process (a schema id never changes its schema). A failed fetch is remembered for
+ * schema.registry.miss.ttl.ms. Returns the plan, or NULL with *rc and errstr.
+ * @locks c->fetch_lock for the fetch, c->lock briefly */
+static const writer_plan_t *fetch_plan(ss_codec_t *c, int32_t id, int *rc, char *errstr,
+                                       size_t errlen) {
+    pthread_mutex_lock(&c->fetch_lock);
+    pthread_mutex_lock(&c->lock);
+    const writer_plan_t *wp = find_plan(c, id); /* fetched meanwhile by another thread? */
+    miss_t *m = wp ? NULL : find_miss(c, id);
+    if (m && m->until > mono_ms()) {
+        *rc = m->rc;
+        snprintf(errstr, errlen, "%s", m->msg);
+        pthread_mutex_unlock(&c->lock);
+        pthread_mutex_unlock(&c->fetch_lock);
+        return NULL;
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (wp) {
+        pthread_mutex_unlock(&c->fetch_lock);
+        return wp;
+    }
+    char *text = NULL;
+    avro_schema_t s = NULL;
+    int rrc = ss_registry_schema_by_id(c->registry, id, &text, errstr, errlen);
+    if (rrc == SS_REGISTRY_OK) {
+        if (avro_schema_from_json_length(text, strlen(text), &s) != 0) {
+            snprintf(errstr, errlen, "schema id %d from the registry is not a valid Avro schema: "
+                     "%s", id, avro_strerror());
+            rrc = SS_REGISTRY_INVALID;
+            s = NULL;
+        } else if (!is_avro_record(s)) {
+            snprintf(errstr, errlen, "schema id %d from the registry is not an Avro record", id);
+            rrc = SS_REGISTRY_INVALID;
+            avro_schema_decref(s);
+            s = NULL;
+        }
+    }
+    free(text);
+    pthread_mutex_lock(&c->lock);
+    writer_plan_t *plan = NULL;
+    if (s) {
+        /* a schema that does not resolve against the reader gets a plan too, with its error:
+         * that is permanent, its records are dead-lettered without asking again */
+        plan = new_plan(c, id, s);
+        if (plan && append_plan(c, plan) < 0) {
+            plan_free(plan, c->n_features);
+            free(plan);
+            plan = NULL;
+        }
+        if (!plan) {
+            snprintf(errstr, errlen, "schema id %d: out of memory", id);
+            rrc = SS_REGISTRY_UNAVAILABLE;
+        } else {
+            char fields[64];
+            snprintf(fields, sizeof(fields), "\"schema_id\":%d,\"resolves\":%s", id,
+                     plan->error ? "false" : "true");
+            ss_log(plan->error ? SS_LOG_WARN : SS_LOG_INFO, fields,
+                   "writer schema %d fetched from the schema registry%s%s", id,
+                   plan->error ? ": it does not resolve against input.schema: " : "",
+                   plan->error ? plan->errmsg : "");
+        }
+    }
+    if (!plan) {
+        *rc = decode_rc_of(rrc);
+        remember_miss(c, id, *rc, errstr);
+    }
+    pthread_mutex_unlock(&c->lock);
+    pthread_mutex_unlock(&c->fetch_lock);
+    return plan;
+}
+
+/* The decoder's state for schema id `id`: its own, else the codec's plan (from the config or
+ * the registry) with a new Avro value. NULL with *rc and errstr. */
+static writer_state_t *state_for(ss_decoder_t *d, int32_t id, int *rc, char *errstr,
+                                 size_t errlen) {
+    if (d->last < d->n_states && d->states[d->last].id == id)
+        return &d->states[d->last];
+    for (size_t i = 0; i < d->n_states; i++) {
+        if (d->states[i].id == id) {
+            d->last = i;
+            return &d->states[i];
+        }
+    }
+    ss_codec_t *c = d->codec;
+    pthread_mutex_lock(&c->lock);
+    const writer_plan_t *wp = find_plan(c, id);
+    pthread_mutex_unlock(&c->lock);
+    if (!wp && !c->registry) {
+        *rc = SS_DECODE_UNKNOWN_SCHEMA;
+        snprintf(errstr, errlen, "schema id %d is not in input.schema.map (and no "
+                 "schema.registry.url is set)", id);
+        return NULL;
+    }
+    if (!wp && !(wp = fetch_plan(c, id, rc, errstr, errlen)))
+        return NULL;
+    writer_state_t *st = add_state(d, wp);
+    if (!st) {
+        *rc = SS_DECODE_BAD_AVRO;
+        snprintf(errstr, errlen, "codec: cannot create Avro value: %s", avro_strerror());
+        return NULL;
+    }
+    d->last = d->n_states - 1;
+    return st;
+}
+
 int ss_decoder_decode(ss_decoder_t *d, const void *value, size_t len, ss_event_t *ev,
                       float *features, char *errstr, size_t errlen) {
     const ss_codec_t *c = d->codec;
@@ -720,27 +967,30 @@ int ss_decoder_decode(ss_decoder_t *d, const void *value, size_t len, ss_event_t
                  c->max_bytes);
         return SS_DECODE_TOO_LARGE;
     }
-    size_t wi = 0;
+    int32_t id = -1;
     if (c->framing == SS_FRAMING_CONFLUENT) {
         if (len < 5 || p[0] != 0) {
             snprintf(errstr, errlen, len < 5 ? "value shorter than the 5-byte wire-format header"
                                              : "first byte is not the wire-format magic byte 0");
             return SS_DECODE_BAD_MAGIC;
         }
-        int32_t id = (int32_t)(((uint32_t)p[1] << 24) | ((uint32_t)p[2] << 16) |
-                               ((uint32_t)p[3] << 8) | p[4]);
+        id = (int32_t)(((uint32_t)p[1] << 24) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 8) |
+                       p[4]);
         ev->schema_id = id;
-        for (wi = 0; wi < c->n_writers && c->writers[wi].id != id; wi++)
-            ;
-        if (wi == c->n_writers) {
-            snprintf(errstr, errlen, "schema id %d is not in input.schema.map", id);
-            return SS_DECODE_UNKNOWN_SCHEMA;
-        }
         p += 5;
         len -= 5;
     }
-    const writer_plan_t *wp = &c->writers[wi];
-    avro_value_t *rec = &d->states[wi].value;
+    int rc = SS_DECODE_OK;
+    writer_state_t *st = state_for(d, id, &rc, errstr, errlen);
+    if (!st)
+        return rc;
+    const writer_plan_t *wp = st->wp;
+    if (wp->error) {
+        snprintf(errstr, errlen, "writer schema id %d does not resolve against input.schema: %s",
+                 id, wp->errmsg);
+        return SS_DECODE_UNRESOLVABLE_SCHEMA;
+    }
+    avro_value_t *rec = &st->value;
     if (check_body(wp->schema, p, len) < 0) {
         snprintf(errstr, errlen, "Avro body does not match the writer schema (truncated, or a "
                  "length, union branch or enum index out of range)");
@@ -761,7 +1011,7 @@ int ss_decoder_extract(ss_decoder_t *d, avro_value_t *rec, ss_event_t *ev, float
     memset(ev, 0, sizeof(*ev));
     ev->event_time = -1;
     ev->schema_id = -1;
-    return extract(d, &d->codec->writers[0], rec, ev, features, errstr, errlen);
+    return extract(d, d->codec->writers[0], rec, ev, features, errstr, errlen);
 }
 
 static int extract(ss_decoder_t *d, const writer_plan_t *wp, avro_value_t *rec, ss_event_t *ev,

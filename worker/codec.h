@@ -18,6 +18,8 @@ typedef enum {
     SS_DECODE_BAD_AVRO = -4,
     SS_DECODE_NO_CUSTOMER_ID = -5,
     SS_DECODE_BAD_TYPE = -6,
+    SS_DECODE_UNRESOLVABLE_SCHEMA = -7, /* a fetched writer schema does not resolve */
+    SS_DECODE_REGISTRY_UNAVAILABLE = -8, /* the registry could not be asked */
 } ss_decode_rc_t;
 
 const char *ss_decode_reason(int rc); /* stable short name, e.g. "bad_magic" */
@@ -53,7 +55,15 @@ ss_codec_t *ss_codec_new_for_writer(const ss_config_t *cfg, char *const *feature
                                     const char *what, char *errstr, size_t errlen);
 size_t ss_codec_n_features(const ss_codec_t *c);
 
-ss_decoder_t *ss_decoder_new(const ss_codec_t *c, char *errstr, size_t errlen);
+/* With a registry (not owned; it must outlive the codec), schema ids neither configured nor
+ * seen before are fetched from it while decoding. Call before any decoder is used. */
+struct ss_registry;
+struct ss_metrics;
+void ss_codec_attach_registry(ss_codec_t *c, struct ss_registry *registry, long miss_ttl_ms,
+                              struct ss_metrics *stats);
+
+/* A decoder of `c`; it may add writer plans to `c` (internally synchronized). */
+ss_decoder_t *ss_decoder_new(ss_codec_t *c, char *errstr, size_t errlen);
 void ss_decoder_destroy(ss_decoder_t *d);
 
 /* Decode one value. Fills `ev` and `features` (n_features floats, NaN where the event

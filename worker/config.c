@@ -40,13 +40,15 @@ static const conf_def_t defs[] = {
      "Topic of input events. Events should be keyed by customer id."},
     {"input.framing", CT_ENUM, "raw", 0, 0, "raw|confluent", OFF(input_framing), 0,
      "raw: the value is an Avro body written with input.writer.schema. confluent: magic byte 0, "
-     "4-byte big-endian schema id, Avro body; ids resolved with input.schema.map."},
+     "4-byte big-endian schema id, Avro body (the Confluent serializers' wire format); ids "
+     "resolved with input.schema.map, then schema.registry.url."},
     {"input.schema", CT_STRING, "schemas/customer_event.avsc", 0, 0, NULL, OFF(input_schema), 0,
      "Reader schema of input events: writer schemas are resolved against it by field name."},
     {"input.writer.schema", CT_STRING, NULL, 0, 0, NULL, OFF(input_writer_schema), 0,
      "Writer schema of raw-framed values. Default: input.schema."},
     {"input.schema.map", CT_STRING, "", 0, 0, NULL, OFF(input_schema_map), 0,
-     "Schema ids of confluent-framed values: ID=PATH,ID=PATH. An unknown id is a dead letter."},
+     "Schema ids of confluent-framed values known locally: ID=PATH,ID=PATH. Other ids are "
+     "fetched from schema.registry.url when it is set, else dead-lettered (unknown_schema)."},
     {"input.max.bytes", CT_INT, "1048576", 16, 67108864, NULL, OFF(input_max_bytes), 0,
      "Largest input value accepted; a larger one is a dead letter."},
     {"input.customer.id.field", CT_STRING, "customer_id", 0, 0, NULL, OFF(customer_id_field), 0,
@@ -87,6 +89,45 @@ static const conf_def_t defs[] = {
      "Prediction value encoding: Avro binary of output.schema, or a JSON object."},
     {"output.schema", CT_STRING, "schemas/prediction.avsc", 0, 0, NULL, OFF(output_schema), 0,
      "Schema of prediction records."},
+    {"output.schema.id", CT_INT, "-1", -1, 2147483647, NULL, OFF(output_schema_id), 0,
+     "Frame every Avro output value with this registry schema id (Confluent wire format) "
+     "instead of registering output.schema at start-up; -1: register it when "
+     "schema.registry.url is set, else raw Avro."},
+    {"output.subject.name.strategy", CT_ENUM, "topic", 0, 0, "topic|record|topic-record",
+     OFF(output_subject_strategy), 0,
+     "Subject the output schema is registered under: topic = <topic>-value (TopicNameStrategy), "
+     "record = the record's full name, topic-record = <topic>-<full name>."},
+    {"schema.registry.url", CT_STRING, "", 0, 0, NULL, OFF(registry_url), 0,
+     "Base URL of a Confluent-compatible Schema Registry API (e.g. http://registry:8081, or "
+     "Apicurio's http://HOST/apis/ccompat/v7). Set: writer schemas of confluent-framed input "
+     "are fetched by id and cached for the life of the process, and Avro output is "
+     "registered and framed with its id. Empty: no registry."},
+    {"schema.registry.basic.auth.user.info", CT_STRING, "", 0, 0, NULL, OFF(registry_user_info),
+     F_SECRET, "HTTP basic authentication as USER:PASSWORD; empty for none."},
+    {"schema.registry.ssl.ca.location", CT_STRING, "", 0, 0, NULL, OFF(registry_ssl_ca), 0,
+     "CA certificates (PEM file) to verify the registry with; empty: the system's."},
+    {"schema.registry.ssl.certificate.location", CT_STRING, "", 0, 0, NULL, OFF(registry_ssl_cert),
+     0, "Client certificate (PEM) for mutual TLS; empty for none."},
+    {"schema.registry.ssl.key.location", CT_STRING, "", 0, 0, NULL, OFF(registry_ssl_key), 0,
+     "Private key (PEM) of the client certificate."},
+    {"schema.registry.ssl.key.password", CT_STRING, "", 0, 0, NULL, OFF(registry_ssl_key_password),
+     F_SECRET, "Password of the private key; empty for none."},
+    {"schema.registry.ssl.verify", CT_ENUM, "true", 0, 0, "false|true", OFF(registry_ssl_verify), 0,
+     "Verify the registry's certificate and host name (https)."},
+    {"schema.registry.request.timeout.ms", CT_INT, "5000", 100, 600000, NULL, OFF(registry_timeout_ms),
+     0, "Connect and transfer timeout of one registry request."},
+    {"schema.registry.retries", CT_INT, "3", 0, 100, NULL, OFF(registry_retries), 0,
+     "Retries of a registry request that got no usable answer (connection refused, timeout, "
+     "5xx), with backoff; then the record is dead-lettered (registry_unavailable), or, for the "
+     "output schema at start-up, the worker exits 1."},
+    {"schema.registry.retry.backoff.ms", CT_INT, "200", 1, 600000, NULL, OFF(registry_backoff_ms), 0,
+     "First backoff between registry retries; doubled each retry."},
+    {"schema.registry.retry.backoff.max.ms", CT_INT, "2000", 1, 600000, NULL,
+     OFF(registry_backoff_max_ms), 0, "Longest backoff between registry retries."},
+    {"schema.registry.miss.ttl.ms", CT_INT, "10000", 0, 86400000, NULL, OFF(registry_miss_ttl_ms), 0,
+     "After a schema id could not be fetched (unknown to the registry, or the registry "
+     "unavailable), records with that id are dead-lettered at once for this long before the "
+     "registry is asked again: a burst of such records costs one request, not one each."},
     {"shadow.topic", CT_STRING, NULL, 0, 0, NULL, OFF(shadow_topic), 0,
      "Where a shadow (mode = shadow) writes its results; it never writes output.topic. "
      "Default: <output.topic>.shadow."},
@@ -621,14 +662,26 @@ int ss_config_finalize_for(ss_config_t *cfg, int needs, char *errstr, size_t err
         free(cfg->model_card);
         cfg->model_card = dup_replace_ext(cfg->model_path ? cfg->model_path : "", ".card.json");
     }
-    if (cfg->input_framing == SS_FRAMING_CONFLUENT && !*cfg->input_schema_map) {
-        snprintf(errstr, errlen,
-                 "config: key 'input.schema.map' is required when input.framing = confluent");
+    if (cfg->input_framing == SS_FRAMING_CONFLUENT && !*cfg->input_schema_map &&
+        !*cfg->registry_url) {
+        snprintf(errstr, errlen, "config: key 'input.schema.map' (or schema.registry.url) is "
+                                 "required when input.framing = confluent");
         return -1;
     }
     if (ss_config_parse_pairs(cfg->input_schema_map, "input.schema.map", check_schema_id, NULL,
                               errstr, errlen) < 0)
         return -1;
+    if (*cfg->registry_url && strncmp(cfg->registry_url, "http://", 7) != 0 &&
+        strncmp(cfg->registry_url, "https://", 8) != 0) {
+        snprintf(errstr, errlen, "config: key 'schema.registry.url': '%s' is not an http:// or "
+                 "https:// URL", cfg->registry_url);
+        return -1;
+    }
+    if (*cfg->registry_user_info && !strchr(cfg->registry_user_info, ':')) {
+        snprintf(errstr, errlen, "config: key 'schema.registry.basic.auth.user.info' must be "
+                                 "USER:PASSWORD");
+        return -1;
+    }
     if (ss_config_parse_pairs(cfg->features_rename, "features.rename", check_pair_nonempty, NULL,
                               errstr, errlen) < 0)
         return -1;

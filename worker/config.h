@@ -10,6 +10,7 @@ typedef enum { SS_FRAMING_RAW = 0, SS_FRAMING_CONFLUENT = 1 } ss_framing_t;
 typedef enum { SS_FORMAT_AVRO = 0, SS_FORMAT_JSON = 1 } ss_format_t;
 typedef enum { SS_SHADOW_TOPIC = 0, SS_SHADOW_FILE = 1 } ss_shadow_output_t;
 typedef enum { SS_REDIS_BLOCK = 0, SS_REDIS_DEGRADE = 1 } ss_redis_policy_t;
+typedef enum { SS_SUBJECT_TOPIC = 0, SS_SUBJECT_RECORD = 1, SS_SUBJECT_TOPIC_RECORD = 2 } ss_subject_t;
 typedef enum { SS_DELIVERY_AT_LEAST_ONCE = 0, SS_DELIVERY_EXACTLY_ONCE = 1 } ss_delivery_t;
 
 /* A key=value pair passed through to librdkafka. */
@@ -50,6 +51,14 @@ typedef struct ss_config {
     char *output_topic;
     int output_format;
     char *output_schema;
+    long output_schema_id;       /* -1: register output.schema (with a registry) or raw */
+    int output_subject_strategy; /* ss_subject_t */
+    char *registry_url;          /* "" when there is no registry */
+    char *registry_user_info;
+    char *registry_ssl_ca, *registry_ssl_cert, *registry_ssl_key, *registry_ssl_key_password;
+    int registry_ssl_verify;
+    long registry_timeout_ms, registry_retries, registry_backoff_ms, registry_backoff_max_ms;
+    long registry_miss_ttl_ms;
     char *shadow_topic;
     char *dlq_topic;
     char *redis_host;

@@ -2,6 +2,7 @@
  * reference, version and help. Exit codes: 0 success, 1 runtime failure, 2 bad usage
  * or configuration (with a message naming the key). */
 #include <avro.h>
+#include <curl/curl.h>
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
 #include <stdio.h>
@@ -181,7 +182,9 @@ static int cmd_run(int argc, char **argv) {
     static ss_metrics_t stats; /* large (histograms): not on the stack */
     memset(&stats, 0, sizeof(stats));
     ss_metrics_init(&stats);
+    curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread: it is not thread-safe */
     rc = ss_pipeline_run(cfg, model, &stop_requested, &reload_requested, &stats);
+    curl_global_cleanup();
     snprintf(fields, sizeof(fields),
              "\"consumed\":%ld,\"scored\":%ld,\"produced\":%ld,\"dead_lettered\":%ld,"
              "\"cache_errors\":%ld,\"degraded\":%ld,\"batches\":%ld,\"exit\":%d",

@@ -61,8 +61,9 @@ static const double redis_le[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                                   0.01,   0.025,   0.05,   0.1,   0.25,   1};
 
 static const char *dlq_reasons[SS_DLQ_REASONS] = {
-    "too_large", "bad_magic",        "unknown_schema", "bad_avro", "no_customer_id",
-    "bad_type",  "non_finite_score", "unknown",        "other"};
+    "too_large",        "bad_magic",           "unknown_schema",       "bad_avro",
+    "no_customer_id",   "bad_type",            "unresolvable_schema",  "registry_unavailable",
+    "non_finite_score", "unknown",             "other"};
 
 static void hist_init(ss_hist_t *h, const double *le, int n, double scale) {
     h->le = le;
@@ -209,6 +210,22 @@ void ss_metrics_render(ss_metrics_t *m, ss_buf_t *b) {
                   "streamscore_model_reloads_total{result=\"failed\"} %ld\n",
                   __atomic_load_n(&m->reloads_ok, __ATOMIC_RELAXED),
                   __atomic_load_n(&m->reloads_failed, __ATOMIC_RELAXED));
+    ss_buf_printf(b,
+                  "# HELP streamscore_schema_registry_requests_total Schema registry requests, by "
+                  "result (error: no usable answer after the retries, or refused).\n"
+                  "# TYPE streamscore_schema_registry_requests_total counter\n"
+                  "streamscore_schema_registry_requests_total{result=\"ok\"} %ld\n"
+                  "streamscore_schema_registry_requests_total{result=\"not_found\"} %ld\n"
+                  "streamscore_schema_registry_requests_total{result=\"error\"} %ld\n",
+                  __atomic_load_n(&m->registry_ok, __ATOMIC_RELAXED),
+                  __atomic_load_n(&m->registry_not_found, __ATOMIC_RELAXED),
+                  __atomic_load_n(&m->registry_failed, __ATOMIC_RELAXED));
+    counter(b, "streamscore_schema_registry_retries_total",
+            "Schema registry requests retried after a failed attempt.", &m->registry_retries);
+    ss_buf_printf(b, "# HELP streamscore_writer_schemas Writer schemas known to the decoder "
+                     "(input.schema.map and fetched from the registry).\n"
+                     "# TYPE streamscore_writer_schemas gauge\nstreamscore_writer_schemas %ld\n",
+                  __atomic_load_n(&m->writer_schemas, __ATOMIC_RELAXED));
     histogram(b, "streamscore_batch_size", "Records per batch.", &m->batch_size);
     histogram(b, "streamscore_predict_seconds", "Time of one batch's model call.",
               &m->predict_seconds);

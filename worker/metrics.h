@@ -44,13 +44,15 @@ void ss_hist_tally(const ss_hist_t *h, ss_hist_tally_t *t, double v); /* no atom
 void ss_hist_add_tally(ss_hist_t *h, const ss_hist_tally_t *t);       /* @locality any */
 
 /* Dead-letter reasons with a counter of their own (others count as "other"). */
-#define SS_DLQ_REASONS 9
+#define SS_DLQ_REASONS 11
 
 typedef struct ss_metrics {
     /* counters, updated with __atomic builtins */
     long consumed, scored, produced, dead_lettered, cache_errors, batches, kafka_errors;
     long degraded; /* scored without cached features (redis.on.error = degrade) */
     long rebalances, reloads_ok, reloads_failed;
+    /* schema registry: requests by result, retries, writer schemas known */
+    long registry_ok, registry_not_found, registry_failed, registry_retries, writer_schemas;
     long dlq_by_reason[SS_DLQ_REASONS];
     ss_hist_t batch_size, predict_seconds, event_latency_seconds, redis_seconds;
 

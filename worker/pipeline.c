@@ -27,6 +27,9 @@
 #include "log.h"
 #include "prediction.h"
 #include "producer.h"
+#include "registry.h"
+
+#include <jansson.h>
 
 typedef struct worker worker_t;
 
@@ -44,6 +47,8 @@ typedef struct runtime {
     worker_t *workers;    /* for readiness: their consumers' group state */
     size_t n_workers;
     const char *out_topic;
+    ss_registry_t *registry;  /* schema.registry.url set, else NULL; internally locked */
+    int32_t out_schema_id;    /* >= 0: outputs framed with it (Confluent wire format) */
     FILE *results_file;           /* shadow.output = file: JSON lines, else NULL */
     pthread_mutex_t results_lock; /* guards results_file */
 } runtime_t;
@@ -224,6 +229,7 @@ static int worker_init(worker_t *w, runtime_t *rt, int index, char *errstr, size
     if (!(w->enc = rt->results_file ? ss_encoder_new_format(cfg, SS_FORMAT_JSON, errstr, errlen)
                                      : ss_encoder_new(cfg, errstr, errlen)))
         return -2;
+    ss_encoder_set_schema_id(w->enc, rt->out_schema_id);
     if (!(w->cache = ss_cache_new(cfg, rt->model->feature_names, w->nf, errstr, errlen)))
         return -1;
     if (!(w->consumer = ss_consumer_new(cfg, index, &w->cctx, rt->stats, errstr, errlen)))
@@ -800,6 +806,56 @@ static void reload_model(runtime_t *rt, const char *why) {
     ss_model_unref(cur);
 }
 
+/* ------------------------------------------------------------------ schema registry */
+
+/* The schema id output values are framed with: output.schema.id, or output.schema registered
+ * under its subject (output.subject.name.strategy). Returns 0, 1 runtime failure (the
+ * registry did not answer), 2 configuration (it refused the schema). */
+static int output_schema_id(runtime_t *rt, char *errstr, size_t errlen) {
+    const ss_config_t *cfg = rt->cfg;
+    rt->out_schema_id = -1;
+    if (rt->results_file || cfg->output_format != SS_FORMAT_AVRO)
+        return 0; /* JSON is not registered; a results file is read by streamscore itself */
+    if (cfg->output_schema_id >= 0) {
+        rt->out_schema_id = (int32_t)cfg->output_schema_id;
+        return 0;
+    }
+    if (!rt->registry)
+        return 0;
+    json_error_t jerr;
+    json_t *j = json_load_file(cfg->output_schema, 0, &jerr);
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    ss_encoder_t *enc = ss_encoder_new(cfg, errstr, errlen);
+    if (!text || !enc) {
+        if (!text)
+            snprintf(errstr, errlen, "config: key 'output.schema': cannot read '%s': %s",
+                     cfg->output_schema, jerr.text);
+        free(text);
+        ss_encoder_destroy(enc);
+        return 2;
+    }
+    char fullname[512], subject[1024];
+    ss_encoder_schema_fullname(enc, fullname, sizeof(fullname));
+    ss_encoder_destroy(enc);
+    if (ss_registry_subject(cfg, rt->out_topic, fullname, subject, sizeof(subject)) < 0) {
+        snprintf(errstr, errlen, "config: key 'output.subject.name.strategy': subject too long");
+        free(text);
+        return 2;
+    }
+    int32_t id = -1;
+    int rrc = ss_registry_register(rt->registry, subject, text, &id, errstr, errlen);
+    free(text);
+    if (rrc != SS_REGISTRY_OK)
+        return rrc == SS_REGISTRY_UNAVAILABLE ? 1 : 2;
+    rt->out_schema_id = id;
+    char fields[1200];
+    snprintf(fields, sizeof(fields), "\"subject\":\"%s\",\"schema_id\":%d", subject, id);
+    ss_log(SS_LOG_INFO, fields, "output schema %s registered under subject %s: id %d", fullname,
+           subject, id);
+    return 0;
+}
+
 /* ------------------------------------------------------------------ HTTP endpoints */
 
 static int ready(runtime_t *rt, ss_buf_t *why) {
@@ -903,6 +959,18 @@ int ss_pipeline_run(const ss_config_t *cfg, ss_model_t *model, volatile int *sto
         rc = 2;
         goto done;
     }
+    if (*cfg->registry_url && !(rt.registry = ss_registry_new(cfg, stats, err, sizeof(err)))) {
+        ss_error("%s", err);
+        rc = 1;
+        goto done;
+    }
+    ss_codec_attach_registry(rt.codec, cfg->input_framing == SS_FRAMING_CONFLUENT ? rt.registry
+                                                                                 : NULL,
+                             cfg->registry_miss_ttl_ms, stats);
+    if ((rc = output_schema_id(&rt, err, sizeof(err))) != 0) {
+        ss_error("%s", err);
+        goto done;
+    }
     /* exactly-once: each thread has its own transactional producer instead */
     rt.producer = cfg->delivery == SS_DELIVERY_AT_LEAST_ONCE
                       ? ss_producer_new(cfg, NULL, err, sizeof(err))
@@ -993,6 +1061,7 @@ done:
         worker_free(&workers[i]); /* commits stored offsets and leaves the group */
     ss_producer_destroy(rt.producer, cfg->shutdown_timeout_ms);
     ss_codec_destroy(rt.codec);
+    ss_registry_destroy(rt.registry); /* after the codec that uses it */
     ss_model_unref(rt.model);
     free(workers);
     if (rt.results_file)

@@ -40,6 +40,7 @@ struct ss_encoder {
     avro_value_iface_t *iface;
     avro_value_t value;
     int index[P_COUNT]; /* field index in the output schema, -1 if absent */
+    int32_t schema_id; /* >= 0: values framed in the Confluent wire format with this id */
     char *buf;
     size_t cap;
 };
@@ -56,6 +57,7 @@ ss_encoder_t *ss_encoder_new_format(const ss_config_t *cfg, int format, char *er
         return NULL;
     }
     e->format = format;
+    e->schema_id = -1;
     e->cap = 4096;
     e->buf = malloc(e->cap);
     e->schema = ss_schema_load(cfg->output_schema, "output.schema", errstr, errlen);
@@ -142,10 +144,17 @@ static int encode_avro(ss_encoder_t *e, const ss_prediction_t *p, size_t *len) {
         avro_value_set_branch(v, 0, &branch); /* null: contributions not requested */
         avro_value_set_null(&branch);
     }
+    size_t hdr = e->schema_id >= 0 ? 5 : 0;
+    if (hdr) { /* magic byte 0, the schema id big-endian */
+        uint32_t id = (uint32_t)e->schema_id;
+        unsigned char h[5] = {0, (unsigned char)(id >> 24), (unsigned char)(id >> 16),
+                              (unsigned char)(id >> 8), (unsigned char)id};
+        memcpy(e->buf, h, 5);
+    }
     for (;;) {
-        avro_writer_t w = avro_writer_memory(e->buf, (int64_t)e->cap);
+        avro_writer_t w = avro_writer_memory(e->buf + hdr, (int64_t)(e->cap - hdr));
         int rc = avro_value_write(w, &e->value);
-        *len = (size_t)avro_writer_tell(w);
+        *len = hdr + (size_t)avro_writer_tell(w);
         avro_writer_free(w);
         if (rc == 0)
             return 0;
@@ -157,6 +166,17 @@ static int encode_avro(ss_encoder_t *e, const ss_prediction_t *p, size_t *len) {
         e->buf = g;
         e->cap *= 2;
     }
+}
+
+void ss_encoder_set_schema_id(ss_encoder_t *e, int32_t id) {
+    if (e->format == SS_FORMAT_AVRO)
+        e->schema_id = id;
+}
+
+void ss_encoder_schema_fullname(const ss_encoder_t *e, char *out, size_t outlen) {
+    const char *ns = avro_schema_namespace(e->schema);
+    snprintf(out, outlen, "%s%s%s", ns && *ns ? ns : "", ns && *ns ? "." : "",
+             avro_schema_name(e->schema));
 }
 
 static void put_str(char *dst, size_t cap, size_t *n, const char *k, const char *s, size_t slen) {

@@ -36,6 +36,13 @@ ss_encoder_t *ss_encoder_new_format(const ss_config_t *cfg, int format, char *er
                                     size_t errlen);
 void ss_encoder_destroy(ss_encoder_t *e);
 
+/* Avro values from now on in the Confluent wire format: magic byte 0, `id` (4 bytes,
+ * big-endian), then the body; -1: the plain body. No effect on JSON. */
+void ss_encoder_set_schema_id(ss_encoder_t *e, int32_t id);
+
+/* The output schema's full name (namespace.name), for the record subject strategies. */
+void ss_encoder_schema_fullname(const ss_encoder_t *e, char *out, size_t outlen);
+
 /* Encode; *out points into the encoder's buffer, valid until the next call.
  * Returns 0 or -1 with errstr. */
 int ss_encoder_encode(ss_encoder_t *e, const ss_prediction_t *p, const void **out, size_t *len,

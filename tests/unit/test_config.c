@@ -169,6 +169,33 @@ static void confluent_framing_needs_a_valid_schema_map(void) {
     ss_config_destroy(c);
 }
 
+static void a_registry_replaces_the_schema_map_and_its_url_and_credentials_are_checked(void) {
+    const char *base = "model.path = m.json\nkafka.bootstrap.servers = x:1\n"
+                       "input.framing = confluent\n";
+    char text[512];
+    snprintf(text, sizeof(text), "%sschema.registry.url = http://127.0.0.1:8081/apis/ccompat/v7\n",
+             base);
+    ss_config_t *c = load(text);
+    CHECK(c && ss_config_finalize(c, err, sizeof(err)) == 0);
+    CHECK(c && c->output_schema_id == -1 && c->registry_retries == 3 && c->registry_ssl_verify);
+    ss_config_destroy(c);
+    snprintf(text, sizeof(text), "%sschema.registry.url = registry:8081\n", base);
+    c = load(text);
+    CHECK(c && ss_config_finalize(c, err, sizeof(err)) < 0);
+    CHECK_STR_CONTAINS(err, "'schema.registry.url'");
+    ss_config_destroy(c);
+    snprintf(text, sizeof(text),
+             "%sschema.registry.url = https://r\nschema.registry.basic.auth.user.info = alice\n",
+             base);
+    c = load(text);
+    CHECK(c && ss_config_finalize(c, err, sizeof(err)) < 0);
+    CHECK_STR_CONTAINS(err, "'schema.registry.basic.auth.user.info'");
+    ss_config_destroy(c);
+    c = load("output.subject.name.strategy = topic-name\n");
+    CHECK(c == NULL);
+    CHECK_STR_CONTAINS(err, "'output.subject.name.strategy'");
+}
+
 static void nul_bytes_and_garbage_lines_are_errors_not_crashes(void) {
     CHECK(load("just some words\n") == NULL);
     CHECK_STR_CONTAINS(err, "expected 'key = value'");
@@ -196,6 +223,8 @@ static const check_test_t tests[] = {
     {"finalize_derives_card_dlq_shadow_topic_and_group",
      finalize_derives_card_dlq_shadow_topic_and_group},
     {"confluent_framing_needs_a_valid_schema_map", confluent_framing_needs_a_valid_schema_map},
+    {"a_registry_replaces_the_schema_map_and_its_url_and_credentials_are_checked",
+     a_registry_replaces_the_schema_map_and_its_url_and_credentials_are_checked},
     {"nul_bytes_and_garbage_lines_are_errors_not_crashes",
      nul_bytes_and_garbage_lines_are_errors_not_crashes},
     {NULL, NULL}};

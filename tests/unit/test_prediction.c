@@ -122,6 +122,47 @@ static void json_encoding_is_valid_json_with_the_same_fields(void) {
     ss_config_destroy(cfg);
 }
 
+static void framed_avro_starts_with_magic_byte_and_schema_id_then_the_same_body(void) {
+    ss_config_t *cfg = config("");
+    ss_encoder_t *plain = ss_encoder_new(cfg, err, sizeof(err));
+    ss_encoder_t *framed = ss_encoder_new(cfg, err, sizeof(err));
+    CHECK(plain != NULL && framed != NULL);
+    if (!plain || !framed)
+        return;
+    ss_encoder_set_schema_id(framed, 0x01020304);
+    ss_prediction_t p = sample();
+    const void *a = NULL, *b = NULL;
+    size_t alen = 0, blen = 0;
+    CHECK(ss_encoder_encode(plain, &p, &a, &alen, err, sizeof(err)) == 0);
+    CHECK(ss_encoder_encode(framed, &p, &b, &blen, err, sizeof(err)) == 0);
+    const unsigned char *h = b;
+    CHECK(blen == alen + 5);
+    CHECK(h[0] == 0 && h[1] == 1 && h[2] == 2 && h[3] == 3 && h[4] == 4);
+    CHECK(memcmp(h + 5, a, alen) == 0);
+    char name[256];
+    ss_encoder_schema_fullname(framed, name, sizeof(name));
+    CHECK_STR_CONTAINS(name, "Prediction");
+    ss_encoder_destroy(plain);
+    ss_encoder_destroy(framed);
+    ss_config_destroy(cfg);
+}
+
+static void json_output_ignores_a_schema_id(void) {
+    ss_config_t *cfg = config("output.format = json\n");
+    ss_encoder_t *e = ss_encoder_new(cfg, err, sizeof(err));
+    CHECK(e != NULL);
+    if (!e)
+        return;
+    ss_encoder_set_schema_id(e, 7);
+    ss_prediction_t p = sample();
+    const void *out = NULL;
+    size_t len = 0;
+    CHECK(ss_encoder_encode(e, &p, &out, &len, err, sizeof(err)) == 0);
+    CHECK(len > 0 && ((const char *)out)[0] == '{');
+    ss_encoder_destroy(e);
+    ss_config_destroy(cfg);
+}
+
 static void output_schema_with_unknown_field_is_a_config_error(void) {
     FILE *f = fopen("build/test_bad_prediction.avsc", "w");
     if (!f)
@@ -149,6 +190,9 @@ static const check_test_t tests[] = {
     {"avro_encoding_reads_back_with_the_schema", avro_encoding_reads_back_with_the_schema},
     {"json_encoding_is_valid_json_with_the_same_fields",
      json_encoding_is_valid_json_with_the_same_fields},
+    {"framed_avro_starts_with_magic_byte_and_schema_id_then_the_same_body",
+     framed_avro_starts_with_magic_byte_and_schema_id_then_the_same_body},
+    {"json_output_ignores_a_schema_id", json_output_ignores_a_schema_id},
     {"output_schema_with_unknown_field_is_a_config_error",
      output_schema_with_unknown_field_is_a_config_error},
     {NULL, NULL}};
