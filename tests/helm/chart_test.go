@@ -38,6 +38,7 @@ var checks = map[string]func(t *testing.T, r *Rendered){
 	"model-volume.yaml":    checkModelVolume,
 	"model-image.yaml":     checkModelImage,
 	"model-configmap.yaml": checkModelConfigMap,
+	"schema-registry.yaml": checkSchemaRegistry,
 }
 
 func valueSets(t *testing.T, dir string) []string {
@@ -404,7 +405,7 @@ func checkCommon(t *testing.T, r *Rendered) {
 			t.Errorf("%s: metrics.listen = %q, want %q", d.Name, p["metrics.listen"], want)
 		}
 		for k := range p {
-			if strings.Contains(k, "password") {
+			if strings.Contains(k, "password") || k == "schema.registry.basic.auth.user.info" {
 				t.Errorf("%s: the properties hold %s", d.Name, k)
 			}
 		}
@@ -433,9 +434,16 @@ func checkCommon(t *testing.T, r *Rendered) {
 	}
 }
 
+// secretStandIns are what a value from a Secret stands in as for check-config, for the
+// variables whose value has a shape the worker checks; any other one is "from-secret".
+var secretStandIns = map[string]string{
+	"STREAMSCORE_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO": "streamscore:from-secret", // USER:PASSWORD
+}
+
 // checkConfigAccepted runs `streamscore check-config` on rendered properties with the
-// container's environment (a value from a Secret stands in as "from-secret"): the worker
-// would start with this configuration rather than exit 2. Skipped without a worker binary.
+// container's environment (a value from a Secret stands in as "from-secret", or as
+// secretStandIns says): the worker would start with this configuration rather than exit 2.
+// Skipped without a worker binary.
 func checkConfigAccepted(t *testing.T, name, properties string, c corev1.Container) {
 	t.Helper()
 	bin := os.Getenv("STREAMSCORE_BIN")
@@ -457,6 +465,9 @@ func checkConfigAccepted(t *testing.T, name, properties string, c corev1.Contain
 		v := e.Value
 		if e.ValueFrom != nil {
 			v = "from-secret"
+			if standIn, ok := secretStandIns[e.Name]; ok {
+				v = standIn
+			}
 		}
 		cmd.Env = append(cmd.Env, e.Name+"="+v)
 	}

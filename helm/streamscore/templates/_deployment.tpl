@@ -10,6 +10,16 @@ shadow differ in their properties, model, replicas and resources only.
 {{- $model := ternary $v.shadow.model $v.model $shadow -}}
 {{- $resources := ternary (default $v.resources $v.shadow.resources) $v.resources $shadow -}}
 {{- $autoscaled := and (not $shadow) (or $v.autoscaling.keda.enabled $v.autoscaling.hpa.enabled) -}}
+{{- /* STREAMSCORE_<KEY> variables from secrets.*, each [name, secretKey values], and the
+  mounted TLS Secrets, each [volume name, secrets.*Tls]; the shadow gets the same. */ -}}
+{{- $secretEnv := list -}}
+{{- range $pair := list (list "STREAMSCORE_KAFKA_SASL_PASSWORD" $v.secrets.kafkaSaslPassword) (list "STREAMSCORE_REDIS_PASSWORD" $v.secrets.redisPassword) (list "STREAMSCORE_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO" $v.secrets.schemaRegistryAuth) -}}
+{{- if (index $pair 1).name -}}{{- $secretEnv = append $secretEnv $pair -}}{{- end -}}
+{{- end -}}
+{{- $tlsMounts := list -}}
+{{- range $pair := list (list "kafka-tls" $v.secrets.kafkaTls) (list "schema-registry-tls" $v.secrets.schemaRegistryTls) -}}
+{{- if (index $pair 1).secretName -}}{{- $tlsMounts = append $tlsMounts $pair -}}{{- end -}}
+{{- end -}}
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -76,25 +86,14 @@ spec:
             - name: metrics
               containerPort: {{ $v.metrics.port }}
               protocol: TCP
-          {{- if or $v.secrets.kafkaSaslPassword.name $v.secrets.redisPassword.name $v.extraEnv }}
+          {{- if or $secretEnv $v.extraEnv }}
           env:
-            {{- with $v.secrets.kafkaSaslPassword }}
-            {{- if .name }}
-            - name: STREAMSCORE_KAFKA_SASL_PASSWORD
+            {{- range $secretEnv }}
+            - name: {{ index . 0 }}
               valueFrom:
                 secretKeyRef:
-                  name: {{ .name }}
-                  key: {{ .key }}
-            {{- end }}
-            {{- end }}
-            {{- with $v.secrets.redisPassword }}
-            {{- if .name }}
-            - name: STREAMSCORE_REDIS_PASSWORD
-              valueFrom:
-                secretKeyRef:
-                  name: {{ .name }}
-                  key: {{ .key }}
-            {{- end }}
+                  name: {{ (index . 1).name }}
+                  key: {{ (index . 1).key }}
             {{- end }}
             {{- with $v.extraEnv }}
             {{- toYaml . | nindent 12 }}
@@ -128,9 +127,9 @@ spec:
               mountPath: {{ $model.mountPath }}
               readOnly: true
             {{- end }}
-            {{- if $v.secrets.kafkaTls.secretName }}
-            - name: kafka-tls
-              mountPath: {{ $v.secrets.kafkaTls.mountPath }}
+            {{- range $tlsMounts }}
+            - name: {{ index . 0 }}
+              mountPath: {{ (index . 1).mountPath }}
               readOnly: true
             {{- end }}
             {{- with $v.extraVolumeMounts }}
@@ -151,10 +150,10 @@ spec:
         - name: model
           {{- toYaml $model.volume | nindent 10 }}
         {{- end }}
-        {{- if $v.secrets.kafkaTls.secretName }}
-        - name: kafka-tls
+        {{- range $tlsMounts }}
+        - name: {{ index . 0 }}
           secret:
-            secretName: {{ $v.secrets.kafkaTls.secretName }}
+            secretName: {{ (index . 1).secretName }}
             # 0440: readable by the pod's group (fsGroup) only.
             defaultMode: 288
         {{- end }}

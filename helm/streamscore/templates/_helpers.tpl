@@ -99,9 +99,30 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
 {{/*
+The file locations of a mounted TLS Secret as a JSON dict: <prefix>.ca.location, and
+<prefix>.certificate.location / <prefix>.key.location with mutual TLS; empty without a
+Secret. Argument: dict tls (secrets.kafkaTls or secrets.schemaRegistryTls), prefix.
+*/}}
+{{- define "streamscore.tlsLocations" -}}
+{{- $out := dict -}}
+{{- with .tls -}}
+{{- if .secretName -}}
+{{- $dir := trimSuffix "/" .mountPath -}}
+{{- $_ := set $out (printf "%s.ca.location" $.prefix) (printf "%s/%s" $dir .caKey) -}}
+{{- if .certKey -}}
+{{- $_ = set $out (printf "%s.certificate.location" $.prefix) (printf "%s/%s" $dir .certKey) -}}
+{{- $_ = set $out (printf "%s.key.location" $.prefix) (printf "%s/%s" $dir .keyKey) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $out -}}
+{{- end -}}
+
+{{/*
 The effective properties of a component as a dict (key -> value); argument: dict root,
 component. The shadow's are the primary's config merged with shadow.config; the chart adds
-mode, model.path, model.card, metrics.listen and the Kafka TLS file locations.
+mode, model.path, model.card, metrics.listen and the TLS file locations of Kafka and the
+Schema Registry.
 */}}
 {{- define "streamscore.configDict" -}}
 {{- $v := .root.Values -}}
@@ -117,16 +138,8 @@ mode, model.path, model.card, metrics.listen and the Kafka TLS file locations.
 {{- $_ = set $cfg "model.card" (printf "%s/%s" (trimSuffix "/" $model.mountPath) $model.card) -}}
 {{- end -}}
 {{- $_ = set $cfg "metrics.listen" (printf "0.0.0.0:%d" (int $v.metrics.port)) -}}
-{{- with $v.secrets.kafkaTls -}}
-{{- if .secretName -}}
-{{- $dir := trimSuffix "/" .mountPath -}}
-{{- $_ = set $cfg "kafka.ssl.ca.location" (printf "%s/%s" $dir .caKey) -}}
-{{- if .certKey -}}
-{{- $_ = set $cfg "kafka.ssl.certificate.location" (printf "%s/%s" $dir .certKey) -}}
-{{- $_ = set $cfg "kafka.ssl.key.location" (printf "%s/%s" $dir .keyKey) -}}
-{{- end -}}
-{{- end -}}
-{{- end -}}
+{{- $cfg = mergeOverwrite $cfg (include "streamscore.tlsLocations" (dict "tls" $v.secrets.kafkaTls "prefix" "kafka.ssl") | fromJson) -}}
+{{- $cfg = mergeOverwrite $cfg (include "streamscore.tlsLocations" (dict "tls" $v.secrets.schemaRegistryTls "prefix" "schema.registry.ssl") | fromJson) -}}
 {{- toJson $cfg -}}
 {{- end -}}
 
@@ -181,29 +194,77 @@ Largest replica count of the autoscalers: min(autoscaling.maxReplicas, partition
 {{- end -}}
 {{- end -}}
 
+{{/*
+The Schema Registry's Secrets need its URL: a component with secrets.schemaRegistryAuth or
+secrets.schemaRegistryTls but no schema.registry.url would never use them, and with
+schemaRegistryTls the URL must be https://. Argument: the root context.
+*/}}
+{{- define "streamscore.checkRegistry" -}}
+{{- $sr := .Values.secrets -}}
+{{- $used := list -}}
+{{- if $sr.schemaRegistryAuth.name -}}{{- $used = append $used "secrets.schemaRegistryAuth" -}}{{- end -}}
+{{- if $sr.schemaRegistryTls.secretName -}}{{- $used = append $used "secrets.schemaRegistryTls" -}}{{- end -}}
+{{- if $used -}}
+{{- $components := list "primary" -}}
+{{- if .Values.shadow.enabled -}}{{- $components = append $components "shadow" -}}{{- end -}}
+{{- $urls := 0 -}}
+{{- range $c := $components -}}
+{{- $url := toString (default "" (get (include "streamscore.configDict" (dict "root" $ "component" $c) | fromJson) "schema.registry.url")) -}}
+{{- if $url -}}
+{{- $urls = add1 $urls -}}
+{{- if and $sr.schemaRegistryTls.secretName (not (hasPrefix "https://" $url)) -}}
+{{- fail (printf "secrets.schemaRegistryTls is set, but the %s's schema.registry.url (%s) is not https://: its TLS files would go unused" $c $url) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if eq $urls 0 -}}
+{{- fail (printf "%s set, but no schema.registry.url: set config.\"schema.registry.url\" (e.g. https://schema-registry:8081)" (join " and " $used)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
 {{/* Checks of values the schema cannot express; fails rendering with a message naming the value. */}}
 {{- define "streamscore.validate" -}}
 {{- $v := .Values -}}
 {{- $reserved := dict "mode" "it is the component's (primary, or shadow for the shadow Deployment)" "model.path" "set model (or shadow.model) instead" "model.card" "set model.card (or shadow.model.card) instead" "metrics.listen" "the chart sets 0.0.0.0:<metrics.port>" -}}
+{{- /* keys holding a secret, and the values that set them; any other *password* key: extraEnv */ -}}
+{{- $secretFrom := dict "kafka.sasl.password" "secrets.kafkaSaslPassword" "redis.password" "secrets.redisPassword" "schema.registry.basic.auth.user.info" "secrets.schemaRegistryAuth" -}}
+{{- /* the mounted TLS Secrets and the prefix of the *.location keys the chart sets from them */ -}}
+{{- $tlsPrefix := dict "kafkaTls" "kafka.ssl." "schemaRegistryTls" "schema.registry.ssl." -}}
 {{- range $where, $cfg := dict "config" $v.config "shadow.config" $v.shadow.config -}}
 {{- range $k, $val := $cfg -}}
 {{- if hasKey $reserved $k -}}
 {{- fail (printf "%s: key %s is set by the chart: %s" $where $k (get $reserved $k)) -}}
 {{- end -}}
-{{- if regexMatch "password" $k -}}
-{{- fail (printf "%s: key %s holds a secret: set it from a Secret (secrets.kafkaSaslPassword, secrets.redisPassword or extraEnv)" $where $k) -}}
+{{- if or (hasKey $secretFrom $k) (regexMatch "password" $k) -}}
+{{- $env := printf "STREAMSCORE_%s" (upper (replace "." "_" $k)) -}}
+{{- fail (printf "%s: key %s holds a secret: set it from a Secret (%s)" $where $k (default (printf "extraEnv: %s from a secretKeyRef" $env) (get $secretFrom $k))) -}}
 {{- end -}}
-{{- if and $v.secrets.kafkaTls.secretName (hasPrefix "kafka.ssl." $k) (hasSuffix ".location" $k) -}}
-{{- fail (printf "%s: key %s is set by the chart from secrets.kafkaTls" $where $k) -}}
+{{- range $tls, $prefix := $tlsPrefix -}}
+{{- if and (get $v.secrets $tls).secretName (hasPrefix $prefix $k) (hasSuffix ".location" $k) -}}
+{{- fail (printf "%s: key %s is set by the chart from secrets.%s" $where $k $tls) -}}
+{{- end -}}
 {{- end -}}
 {{- if regexMatch "[\\n\\r]|\\\\$" (toString $val) -}}
 {{- fail (printf "%s: the value of %s must be one line, not ending in a backslash" $where $k) -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
-{{- if and $v.secrets.kafkaTls.secretName (ne (not $v.secrets.kafkaTls.certKey) (not $v.secrets.kafkaTls.keyKey)) -}}
-{{- fail "secrets.kafkaTls: set both certKey and keyKey (mutual TLS) or neither" -}}
+{{- range $tls, $_ := $tlsPrefix -}}
+{{- with get $v.secrets $tls -}}
+{{- if and .secretName (ne (not .certKey) (not .keyKey)) -}}
+{{- fail (printf "secrets.%s: set both certKey and keyKey (mutual TLS) or neither" $tls) -}}
 {{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if and $v.secrets.kafkaTls.secretName $v.secrets.schemaRegistryTls.secretName -}}
+{{- $kdir := trimSuffix "/" $v.secrets.kafkaTls.mountPath -}}
+{{- $rdir := trimSuffix "/" $v.secrets.schemaRegistryTls.mountPath -}}
+{{- if or (eq $kdir $rdir) (hasPrefix (printf "%s/" $kdir) $rdir) (hasPrefix (printf "%s/" $rdir) $kdir) -}}
+{{- fail (printf "secrets.schemaRegistryTls.mountPath (%s) and secrets.kafkaTls.mountPath (%s) must be separate folders, neither inside the other" $rdir $kdir) -}}
+{{- end -}}
+{{- end -}}
+{{- include "streamscore.checkRegistry" . -}}
 {{- include "streamscore.checkModel" (dict "model" $v.model "where" "model") -}}
 {{- if and $v.autoscaling.keda.enabled $v.autoscaling.hpa.enabled -}}
 {{- fail "autoscaling: keda.enabled and hpa.enabled are both true; enable one autoscaler, never both" -}}
