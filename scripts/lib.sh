@@ -7,6 +7,7 @@ SS_DEPS=$SS_ROOT/.deps
 SS_VENV=$SS_DEPS/venv
 SS_XGBOOST=$SS_DEPS/xgboost
 SS_KAFKA=$SS_DEPS/kafka
+SS_REGISTRY=$SS_DEPS/apicurio-registry # Apicurio Registry server (scripts/setup)
 
 # Local stack (scripts/dev-stack); every value can be overridden from the environment.
 : "${STACK_DIR:=.stack}"
