@@ -261,7 +261,7 @@ func TestDockerfileMatchesChart(t *testing.T) {
 	}
 	// the runtime libraries
 	install := strings.Join(runs, "\n")
-	for _, pkg := range []string{"librdkafka1", "libavro23", "libhiredis0.14", "libmicrohttpd12", "libjansson4", "ca-certificates"} {
+	for _, pkg := range []string{"librdkafka1", "libavro23", "libhiredis0.14", "libmicrohttpd12", "libjansson4", "libcurl4", "ca-certificates"} {
 		if !regexp.MustCompile(`\s` + regexp.QuoteMeta(pkg) + `(\s|$)`).MatchString(install) {
 			t.Errorf("the runtime stage does not install %s", pkg)
 		}
