@@ -15,9 +15,11 @@ SS_REGISTRY=$SS_DEPS/apicurio-registry # Apicurio Registry server (scripts/setup
 : "${KAFKA_CONTROLLER_PORT:=19093}"
 : "${KAFKA_BROKERS:=1}" # 1, or 3 for a three-node cluster (see scripts/dev-stack)
 : "${REDIS_PORT:=16379}"
+: "${REGISTRY:=0}" # 1: also a Confluent-compatible schema registry (see scripts/dev-stack)
+: "${REGISTRY_PORT:=18081}"
 : "${TOPICS:=customer-events:6,predictions:6,predictions.shadow:6,customer-events.dlq:1,predictions.shadow.dlq:1}"
 case $STACK_DIR in /*) ;; *) STACK_DIR=$SS_ROOT/$STACK_DIR ;; esac
-export STACK_DIR KAFKA_PORT KAFKA_CONTROLLER_PORT KAFKA_BROKERS REDIS_PORT TOPICS
+export STACK_DIR KAFKA_PORT KAFKA_CONTROLLER_PORT KAFKA_BROKERS REDIS_PORT REGISTRY REGISTRY_PORT TOPICS
 
 SS_PROG=${SS_PROG:-$(basename "$0")}
 
