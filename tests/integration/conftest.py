@@ -33,6 +33,8 @@ def _stack_env():
         "REDIS_PORT": str(h.REDIS_PORT),
         "KAFKA_BROKERS": str(h.KAFKA_BROKERS),
         "TOPICS": "it-stack-ready:1",
+        "REGISTRY": "1" if h.REGISTRY else "0",
+        "REGISTRY_PORT": str(h.REGISTRY_PORT),
     })
     return env
 
@@ -160,6 +162,33 @@ class RedisOutage:
                 assert time.monotonic() < deadline, "Redis not answering 30s after start-redis"
                 time.sleep(0.2)
         self.down = False
+
+
+class _Registry:
+    """The stack's schema registry; stop() and start() for outage tests (a restarted
+    registry is empty: its storage is in memory)."""
+
+    url = h.REGISTRY_URL
+
+    def stop(self):
+        r = _dev_stack("stop-registry", 60)
+        assert r.returncode == 0, f"dev-stack stop-registry failed:\n{r.stdout}\n{r.stderr}"
+
+    def start(self):
+        r = _dev_stack("start-registry", 180)
+        assert r.returncode == 0, f"dev-stack start-registry failed:\n{r.stdout}\n{r.stderr}"
+
+
+@pytest.fixture
+def schema_registry(stack):
+    """The schema registry of the stack (Confluent-compatible API at .url); running again
+    after the test, whatever the test did to it."""
+    if not h.REGISTRY:
+        pytest.fail("this test needs the stack's schema registry (SS_IT_REGISTRY=1)")
+    reg = _Registry()
+    yield reg
+    if not _port_open(h.REGISTRY_PORT):
+        reg.start()
 
 
 @pytest.fixture

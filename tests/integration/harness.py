@@ -35,9 +35,14 @@ KAFKA_PORT = int(os.environ.get("SS_IT_KAFKA_PORT", "39092"))
 KAFKA_CONTROLLER_PORT = int(os.environ.get("SS_IT_KAFKA_CONTROLLER_PORT", "39093"))
 REDIS_PORT = int(os.environ.get("SS_IT_REDIS_PORT", "36379"))
 STACK_DIR = Path(os.environ.get("SS_IT_STACK_DIR") or ROOT / "build" / "test-stack")
+# The schema registry (Apicurio, Confluent-compatible API) runs beside the single-broker
+# stack of the main session; the fault session (three nodes) has none.
+REGISTRY = os.environ.get("SS_IT_REGISTRY", "1" if KAFKA_BROKERS == 1 else "0") == "1"
+REGISTRY_PORT = int(os.environ.get("SS_IT_REGISTRY_PORT", "38081"))
+REGISTRY_URL = f"http://127.0.0.1:{REGISTRY_PORT}/apis/ccompat/v7"
 BROKER_PORTS = [KAFKA_PORT + n for n in range(KAFKA_BROKERS)]
 STACK_PORTS = (BROKER_PORTS + [KAFKA_CONTROLLER_PORT + n for n in range(KAFKA_BROKERS)]
-               + [REDIS_PORT])
+               + [REDIS_PORT] + ([REGISTRY_PORT] if REGISTRY else []))
 BOOTSTRAP = ",".join(f"127.0.0.1:{port}" for port in BROKER_PORTS)
 
 EVENT_SCHEMA_PATH = ROOT / "schemas" / "customer_event.avsc"
@@ -404,6 +409,8 @@ class TopicReader:
                 rec.update(decode_prediction(raw))
             elif self.decode == "json":
                 rec.update(json.loads(raw.decode("utf-8")))
+            elif callable(self.decode):  # e.g. a schema registry deserializer
+                rec.update(self.decode(raw, msg.topic()))
         except Exception as e:  # noqa: BLE001 - recorded, the test asserts on it
             self.undecodable.append((msg.partition(), msg.offset(), repr(e), raw[:80]))
         self.records.append(rec)

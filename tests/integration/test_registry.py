@@ -1,0 +1,233 @@
+"""The worker against a real schema registry (Apicurio Registry, Confluent-compatible API):
+events serialized by an independent client with the registry serializer are scored, a schema
+evolved and registered mid-stream is picked up, predictions read back with the registry
+deserializer, unknown ids and a registry outage dead-letter (never lose) records, and the
+registry being stopped mid-stream loses nothing."""
+
+import json
+import struct
+
+import numpy as np
+
+import harness as h
+import registry
+
+REMOVED = "support_calls_30d"
+CONNECT = "__connect.errors."
+
+
+def _encoder(reg, topic, schema_path):
+    """Events as an upstream producer with the Confluent serializer writes them: the schema
+    registered under <topic>-value on first use, each value framed with its id."""
+    ser = registry.serializer(reg.url, schema_path, f"{topic}-value")
+    return lambda ev: ser(h.record_for_schema(ev, schema_path))
+
+
+def _deserializer(reg):
+    """The Confluent deserializer, for TopicReader."""
+    de = registry.deserializer(reg.url)
+    return lambda raw, topic: de(raw)
+
+
+def _schema_id(raw):
+    assert raw[:1] == b"\x00", f"not the Confluent wire format: {raw[:8]!r}"
+    return struct.unpack(">I", raw[1:5])[0]
+
+
+def _registry_props(ctx, registry, extra=None):
+    p = ctx.props({"input.framing": "confluent", "schema.registry.url": registry.url,
+                   "schema.registry.retry.backoff.ms": 50,
+                   "schema.registry.retry.backoff.max.ms": 200})
+    p.update(extra or {})
+    return p
+
+
+def _headers(rec):
+    return {k: v.decode() for k, v in rec["_headers"]}
+
+
+def _events(ctx, rng, n_customers, n):
+    customers = [f"cust-{ctx.uid}-{i:03d}" for i in range(n_customers)]
+    events = h.random_events(rng, customers, n)
+    for ev in events:
+        ev["referral_channel"] = ["web", "shop", None][int(rng.integers(0, 3))]
+    return events
+
+
+def _check_scores(records, expected):
+    assert set(h.index_by_source(records)) == set(expected), \
+        f"{len(records)} predictions for {len(expected)} events"
+    first, n_bad = h.score_mismatches(records, expected)
+    assert n_bad == 0, f"{n_bad} of {len(records)} predictions differ from the reference: {first}"
+
+
+def test_registry_serialized_events_are_scored_and_predictions_read_with_the_registry_deserializer(
+        ctx, schema_registry):
+    client = registry.client(schema_registry.url)
+    rng = np.random.default_rng(7001)
+    events = _events(ctx, rng, 50, 300)
+    placed = h.produce(ctx.input_topic, events,
+                       _encoder(schema_registry, ctx.input_topic, h.EVENT_SCHEMA_PATH))
+    input_id = client.get_latest_version(f"{ctx.input_topic}-value").schema_id
+    expected, _ = h.expected_predictions(events, placed, h.PRIMARY_MODEL)
+
+    w = ctx.start_worker(_registry_props(ctx, schema_registry))
+    reader = h.TopicReader(ctx.output_topic, decode=_deserializer(schema_registry))
+    try:
+        reader.wait_for(len(events), 90, worker=w, what="predictions")
+        w.stop()
+        reader.drain()
+    finally:
+        reader.close()
+    assert not reader.undecodable, f"the registry deserializer failed: {reader.undecodable[:3]}"
+    _check_scores(reader.records, expected)
+    # Every value is framed with the id of the prediction schema under <topic>-value.
+    out = client.get_latest_version(f"{ctx.output_topic}-value")
+    assert out.schema.schema_type in (None, "AVRO")
+    assert json.loads(out.schema.schema_str)["name"] == "Prediction"
+    assert {_schema_id(r["_raw"]) for r in reader.records} == {out.schema_id}
+    assert out.schema_id != input_id
+    assert not ctx.dead_letters()
+    fetched = [line for line in w.log_lines()
+               if line.get("msg", "").startswith(f"writer schema {input_id} fetched")]
+    assert len(fetched) == 1, "the writer schema must be fetched once and cached" + w.describe()
+
+
+def test_a_schema_evolved_and_registered_mid_stream_is_picked_up(ctx, schema_registry):
+    client = registry.client(schema_registry.url)
+    rng = np.random.default_rng(7002)
+    evolved = h.write_evolved_schema(ctx.tmp / "customer_event_v2.avsc", remove_field=REMOVED)
+    first = _events(ctx, rng, 40, 200)
+    for ev in first:  # every customer has a support_calls_30d value cached by the first part
+        ev[REMOVED] = h.random_feature_value(rng, REMOVED)
+    enc1 = _encoder(schema_registry, ctx.input_topic, h.EVENT_SCHEMA_PATH)
+    placed1 = h.produce(ctx.input_topic, first, enc1)
+
+    w = ctx.start_worker(_registry_props(ctx, schema_registry))
+    reader = h.TopicReader(ctx.output_topic, decode=_deserializer(schema_registry))
+    try:
+        reader.wait_for(len(first), 90, worker=w, what="predictions of the first schema")
+        # the upstream producer moves to the evolved schema: registered on its first record
+        second = _events(ctx, rng, 40, 200)
+        enc2 = _encoder(schema_registry, ctx.input_topic, evolved)
+        placed2 = h.produce(ctx.input_topic, second, enc2)
+        versions = client.get_versions(f"{ctx.input_topic}-value")
+        assert len(versions) == 2, f"subject versions {versions}: the evolved schema not registered"
+        reader.wait_for(len(first) + len(second), 90, worker=w, what="predictions")
+        w.stop()
+        reader.drain()
+    finally:
+        reader.close()
+    assert not reader.undecodable, reader.undecodable[:3]
+    assert not ctx.dead_letters()
+    # What the worker saw: the second part has no support_calls_30d (missing: the cached
+    # value of the first part applies).
+    seen = first + [dict(ev, **{REMOVED: None}) for ev in second]
+    expected, _ = h.expected_predictions(seen, placed1 + placed2, h.PRIMARY_MODEL)
+    _check_scores(reader.records, expected)
+    ids = {_schema_id(enc1(first[0])), _schema_id(enc2(second[0]))}
+    assert len(ids) == 2
+    fetched = {line.get("schema_id") for line in w.log_lines()
+               if "fetched from the schema registry" in line.get("msg", "")}
+    assert fetched == ids, f"fetched {fetched}, expected {ids}" + w.describe()
+
+
+def test_unknown_schema_id_is_dead_lettered_with_the_reason_and_the_rest_scored(
+        ctx, schema_registry):
+    rng = np.random.default_rng(7003)
+    events = _events(ctx, rng, 20, 60)
+    enc = _encoder(schema_registry, ctx.input_topic, h.EVENT_SCHEMA_PATH)
+    good = [enc(ev) for ev in events]
+    unknown = h.encode_confluent(987654, h.EVENT_SCHEMA_PATH, h.record_for_schema(
+        events[0], h.EVENT_SCHEMA_PATH))
+    messages = [{"key": ev["customer_id"].encode(), "value": v} for ev, v in zip(events, good)]
+    messages.insert(30, {"key": b"k-unknown", "value": unknown,
+                         "headers": [("origin", b"upstream")]})
+    placed = h.produce_raw(ctx.input_topic, messages)
+
+    records, undecodable = ctx.run_until(
+        _registry_props(ctx, schema_registry, {"schema.registry.miss.ttl.ms": 60000}),
+        len(events), decode=_deserializer(schema_registry))
+    assert not undecodable
+    assert len(records) == len(events)
+    dead = ctx.dead_letters()
+    assert len(dead) == 1, f"{len(dead)} dead letters"
+    d = dead[0]
+    hd = _headers(d)
+    assert d["_raw"] == unknown and d["_key"] == b"k-unknown"
+    assert hd["origin"] == "upstream"
+    assert hd[CONNECT + "exception.class.name"] == "unknown_schema"
+    assert "987654" in hd[CONNECT + "exception.message"]
+    assert (int(hd[CONNECT + "partition"]), int(hd[CONNECT + "offset"])) == placed[30]
+
+
+def test_registry_stopped_mid_stream_loses_nothing(ctx, schema_registry):
+    rng = np.random.default_rng(7004)
+    first = _events(ctx, rng, 30, 150)
+    enc = _encoder(schema_registry, ctx.input_topic, h.EVENT_SCHEMA_PATH)
+    placed1 = h.produce(ctx.input_topic, first, enc)
+    props = _registry_props(ctx, schema_registry, {"schema.registry.retries": 2,
+                                                   "schema.registry.miss.ttl.ms": 1000})
+    w = ctx.start_worker(props)
+    reader = h.TopicReader(ctx.output_topic)  # plain Avro after the 5-byte header
+    reader.decode = lambda raw, topic: h.decode_prediction(raw[5:])
+    try:
+        reader.wait_for(len(first), 90, worker=w, what="predictions before the outage")
+        schema_registry.stop()
+        # known id: decoded from the worker's cache; a never-seen id: dead-lettered
+        second = _events(ctx, rng, 30, 150)
+        placed2 = h.produce(ctx.input_topic, second, enc)
+        stray = h.encode_confluent(4242, h.EVENT_SCHEMA_PATH,
+                                   h.record_for_schema(second[0], h.EVENT_SCHEMA_PATH))
+        placed3 = h.produce_raw(ctx.input_topic, [{"key": b"stray", "value": stray}])
+        reader.wait_for(len(first) + len(second), 90, worker=w, what="predictions")
+        dlq = h.TopicReader(ctx.dlq_topic, decode=None)
+        try:
+            dlq.wait_for(1, 60, worker=w, what="dead letters")
+        finally:
+            dlq.close()
+        assert w.alive(), "the worker stopped while the registry was down" + w.describe()
+        schema_registry.start()
+        w.stop()
+        reader.drain()
+    finally:
+        reader.close()
+    placed = placed1 + placed2 + placed3
+    preds = h.index_by_source(reader.records)
+    dead = ctx.dead_letters()
+    dead_at = {(int(_headers(d)[CONNECT + "partition"]), int(_headers(d)[CONNECT + "offset"])):
+               _headers(d) for d in dead}
+    assert set(preds) | set(dead_at) == set(placed), "input offsets without an output"
+    assert all(len(v) == 1 for v in preds.values()), "duplicate predictions"
+    assert set(dead_at) == set(placed3)
+    assert dead_at[placed3[0]][CONNECT + "exception.class.name"] == "registry_unavailable"
+    expected, _ = h.expected_predictions(first + second, placed1 + placed2, h.PRIMARY_MODEL)
+    _check_scores(reader.records, expected)
+    retries = [line for line in w.log_lines() if line.get("component") == "schema-registry"]
+    assert retries, "no retry was logged while the registry was down" + w.describe()
+
+
+def test_output_schema_id_from_config_frames_outputs_without_a_registry(ctx):
+    rng = np.random.default_rng(7005)
+    events = h.random_events(rng, [f"c-{ctx.uid}-{i}" for i in range(10)], 40)
+    h.produce(ctx.input_topic, events, lambda ev: h.encode_avro(h.EVENT_SCHEMA_PATH, ev))
+    w = ctx.start_worker(ctx.props({"output.schema.id": 4711}))
+    reader = h.TopicReader(ctx.output_topic, decode=None)
+    try:
+        reader.wait_for(len(events), 60, worker=w, what="predictions")
+        w.stop()
+    finally:
+        reader.close()
+    for r in reader.records:
+        assert _schema_id(r["_raw"]) == 4711
+        assert h.decode_prediction(r["_raw"][5:])["customer_id"].startswith(f"c-{ctx.uid}-")
+
+
+def test_unreachable_registry_at_start_exits_1_naming_it(ctx):
+    props = ctx.props({"schema.registry.url": "http://127.0.0.1:9/apis/ccompat/v7",
+                       "schema.registry.retries": 1, "schema.registry.retry.backoff.ms": 10})
+    w = ctx.start_worker(props)
+    assert w.proc.wait(60) == 1, w.describe()
+    errors = [line["msg"] for line in w.log_lines() if line.get("level") == "error"]
+    assert any("schema registry http://127.0.0.1:9/apis/ccompat/v7" in m and
+               f"{ctx.output_topic}-value" in m for m in errors), errors
