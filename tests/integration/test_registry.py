@@ -166,8 +166,10 @@ def test_registry_stopped_mid_stream_loses_nothing(ctx, schema_registry):
     first = _events(ctx, rng, 30, 150)
     enc = _encoder(schema_registry, ctx.input_topic, h.EVENT_SCHEMA_PATH)
     placed1 = h.produce(ctx.input_topic, first, enc)
+    port = h.free_port()
     props = _registry_props(ctx, schema_registry, {"schema.registry.retries": 2,
-                                                   "schema.registry.miss.ttl.ms": 1000})
+                                                   "schema.registry.miss.ttl.ms": 1000,
+                                                   "metrics.listen": f"127.0.0.1:{port}"})
     w = ctx.start_worker(props)
     reader = h.TopicReader(ctx.output_topic)  # plain Avro after the 5-byte header
     reader.decode = lambda raw, topic: h.decode_prediction(raw[5:])
@@ -187,6 +189,12 @@ def test_registry_stopped_mid_stream_loses_nothing(ctx, schema_registry):
         finally:
             dlq.close()
         assert w.alive(), "the worker stopped while the registry was down" + w.describe()
+        m = h.wait_metrics(port, lambda s: h.metric(
+            s, "streamscore_records_dead_lettered_total", reason="registry_unavailable") == 1,
+            timeout=30, worker=w, what="the dead letter counted")
+        assert h.metric(m, "streamscore_schema_registry_retries_total") >= 2
+        assert h.metric(m, "streamscore_schema_registry_requests_total", result="error") >= 1
+        assert h.metric(m, "streamscore_writer_schemas") == 1
         schema_registry.start()
         w.stop()
         reader.drain()
@@ -231,3 +239,35 @@ def test_unreachable_registry_at_start_exits_1_naming_it(ctx):
     errors = [line["msg"] for line in w.log_lines() if line.get("level") == "error"]
     assert any("schema registry http://127.0.0.1:9/apis/ccompat/v7" in m and
                f"{ctx.output_topic}-value" in m for m in errors), errors
+
+
+def test_a_registered_schema_that_does_not_resolve_is_dead_lettered_as_unresolvable(
+        ctx, schema_registry):
+    rng = np.random.default_rng(7006)
+    # upstream changed a feature field's type: tenure_months became a string
+    schema = h.load_schema_json(h.EVENT_SCHEMA_PATH)
+    for f in schema["fields"]:
+        if f["name"] == "tenure_months":
+            f["type"] = ["null", "string"]
+    bad_path = ctx.tmp / "customer_event_bad.avsc"
+    bad_path.write_text(json.dumps(schema), encoding="utf-8")
+    events = _events(ctx, rng, 10, 40)
+    enc = _encoder(schema_registry, ctx.input_topic, h.EVENT_SCHEMA_PATH)
+    bad_enc = _encoder(schema_registry, ctx.input_topic, bad_path)
+    good = [enc(ev) for ev in events]
+    bads = [bad_enc(dict(ev, tenure_months="twelve")) for ev in events[:3]]
+    messages = [{"key": ev["customer_id"].encode(), "value": v} for ev, v in zip(events, good)]
+    messages[10:10] = [{"key": b"bad", "value": v} for v in bads]
+    placed = h.produce_raw(ctx.input_topic, messages)
+
+    records, undecodable = ctx.run_until(_registry_props(ctx, schema_registry), len(events),
+                                         decode=_deserializer(schema_registry))
+    assert not undecodable and len(records) == len(events)
+    dead = ctx.dead_letters()
+    assert sorted(d["_raw"] for d in dead) == sorted(bads)
+    for d in dead:
+        hd = _headers(d)
+        assert hd[CONNECT + "exception.class.name"] == "unresolvable_schema"
+        assert "tenure_months" in hd[CONNECT + "exception.message"]
+    assert {(int(_headers(d)[CONNECT + "partition"]), int(_headers(d)[CONNECT + "offset"]))
+            for d in dead} == set(placed[10:13])
