@@ -534,6 +534,7 @@ struct pdec {
     avro_value_t value;
     avro_reader_t reader;
     int idx[F_COUNT];
+    int framed; /* Avro values in the Confluent wire format (a registry, or output.schema.id) */
     char *scratch;
     size_t scratch_cap;
 };
@@ -596,6 +597,7 @@ static pdec_t *pdec_new(const ss_config_t *cfg, int avro, char *errstr, size_t e
     }
     if (!avro)
         return d;
+    d->framed = *cfg->registry_url || cfg->output_schema_id >= 0;
     if (!(d->schema = ss_schema_load(cfg->output_schema, "output.schema", errstr, errlen)))
         goto fail;
     for (int i = 0; i < F_COUNT; i++)
@@ -742,6 +744,12 @@ static int pdec_decode(pdec_t *d, int json, const void *buf, size_t len, pred_t 
         return -1;
     if (!d->value.self)
         return -1;
+    if (d->framed) { /* magic byte 0 and the schema id: the body follows */
+        if (len < 5 || ((const unsigned char *)buf)[0] != 0)
+            return -1;
+        buf = (const unsigned char *)buf + 5;
+        len -= 5;
+    }
     avro_value_reset(&d->value);
     avro_reader_memory_set_source(d->reader, buf, (int64_t)len);
     av.cap = 65536 + 32 * len, av.on = 1, av.n = 0;

@@ -271,3 +271,32 @@ def test_a_registered_schema_that_does_not_resolve_is_dead_lettered_as_unresolva
         assert "tenure_months" in hd[CONNECT + "exception.message"]
     assert {(int(_headers(d)[CONNECT + "partition"]), int(_headers(d)[CONNECT + "offset"]))
             for d in dead} == set(placed[10:13])
+
+
+def test_compare_reads_registry_framed_primary_and_shadow_outputs(ctx, schema_registry):
+    rng = np.random.default_rng(7007)
+    ctx.add_topics(ctx.shadow_topic)
+    events = _events(ctx, rng, 30, 120)
+    h.produce(ctx.input_topic, events,
+              _encoder(schema_registry, ctx.input_topic, h.EVENT_SCHEMA_PATH))
+    primary = ctx.start_worker(_registry_props(ctx, schema_registry))
+    shadow = ctx.start_worker(ctx.shadow_props({"input.framing": "confluent",
+                                                "schema.registry.url": schema_registry.url}))
+    for topic, w in ((ctx.output_topic, primary), (ctx.shadow_topic, shadow)):
+        reader = h.TopicReader(topic, decode=_deserializer(schema_registry))
+        try:
+            reader.wait_for(len(events), 90, worker=w, what=f"records on {topic}")
+        finally:
+            reader.close()
+        assert not reader.undecodable
+    primary.stop()
+    shadow.stop()
+    client = registry.client(schema_registry.url)
+    assert client.get_latest_version(f"{ctx.shadow_topic}-value").schema_id >= 1
+    out = ctx.tmp / "compare"
+    cfg = h.compare_config(ctx.tmp / "compare.properties", ctx.output_topic, ctx.shadow_topic,
+                           out, extra={"schema.registry.url": schema_registry.url})
+    r = h.run_cli(["compare", "-c", str(cfg)], timeout=60)
+    assert r.returncode in (0, 3), r.stderr[-800:]
+    report = json.loads((out / "compare.json").read_text(encoding="utf-8"))
+    assert report["counts"]["matched"] == len(events), report["counts"]
