@@ -300,3 +300,111 @@ def test_compare_reads_registry_framed_primary_and_shadow_outputs(ctx, schema_re
     assert r.returncode in (0, 3), r.stderr[-800:]
     report = json.loads((out / "compare.json").read_text(encoding="utf-8"))
     assert report["counts"]["matched"] == len(events), report["counts"]
+
+
+class _Gateway:
+    """An HTTPS gateway with basic authentication in front of the stack's registry, as a
+    registry is often exposed: TLS with a certificate of a private CA, USER:PASSWORD checked,
+    requests passed on to the real registry unchanged."""
+
+    USER, PASSWORD = "scorer", "s3cret:with-colon"
+
+    def __init__(self, tmp, upstream):
+        import base64
+        import http.server
+        import ssl
+        import subprocess
+        import threading
+        import urllib.error
+        import urllib.request
+
+        self.cert = tmp / "gateway.pem"
+        key = tmp / "gateway.key"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                        "-keyout", str(key), "-out", str(self.cert)],
+                       check=True, capture_output=True, timeout=60)
+        want = "Basic " + base64.b64encode(f"{self.USER}:{self.PASSWORD}".encode()).decode()
+        base = upstream.rsplit("/apis/", 1)[0]
+        self.requests = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _forward(gw_self):
+                gw = gw_self.server.gateway
+                body = gw_self.rfile.read(int(gw_self.headers.get("Content-Length") or 0))
+                auth_ok = gw_self.headers.get("Authorization") == want
+                gw.requests.append((gw_self.command, gw_self.path, auth_ok))
+                if not auth_ok:
+                    out, status = b'{"error_code":401,"message":"Unauthorized"}', 401
+                else:
+                    req = urllib.request.Request(base + gw_self.path, data=body or None,
+                                                 method=gw_self.command)
+                    for k in ("Content-Type", "Accept"):
+                        if gw_self.headers.get(k):
+                            req.add_header(k, gw_self.headers[k])
+                    try:
+                        with urllib.request.urlopen(req, timeout=10) as r:
+                            out, status = r.read(), r.status
+                    except urllib.error.HTTPError as e:
+                        out, status = e.read(), e.code
+                gw_self.send_response(status)
+                gw_self.send_header("Content-Type", "application/vnd.schemaregistry.v1+json")
+                gw_self.send_header("Content-Length", str(len(out)))
+                gw_self.end_headers()
+                gw_self.wfile.write(out)
+
+            do_GET = do_POST = _forward
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.gateway = self
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(str(self.cert), str(key))
+        self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        self.url = (f"https://127.0.0.1:{self.server.server_address[1]}"
+                    + upstream[len(base):])
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_registry_behind_https_and_basic_auth_is_used_with_the_ca_and_credentials(
+        ctx, schema_registry):
+    gw = _Gateway(ctx.tmp, schema_registry.url)
+    try:
+        rng = np.random.default_rng(7008)
+        events = _events(ctx, rng, 10, 40)
+        h.produce(ctx.input_topic, events,
+                  _encoder(schema_registry, ctx.input_topic, h.EVENT_SCHEMA_PATH))
+        tls = {"schema.registry.url": gw.url, "schema.registry.ssl.ca.location": gw.cert,
+               "schema.registry.retries": 0}
+        # wrong password: refused at start-up (the output schema's registration), exit 2
+        bad = ctx.start_worker(_registry_props(ctx, schema_registry, {
+            **tls, "schema.registry.basic.auth.user.info": f"{gw.USER}:wrong"}))
+        assert bad.proc.wait(60) == 2, bad.describe()
+        assert any("HTTP 401" in line.get("msg", "") for line in bad.log_lines()), bad.describe()
+        # no CA: the gateway's certificate is not trusted, nothing is sent in the clear
+        untrusted = ctx.start_worker(_registry_props(ctx, schema_registry, {
+            **tls, "schema.registry.ssl.ca.location": None,
+            "schema.registry.basic.auth.user.info": f"{gw.USER}:{gw.PASSWORD}"}))
+        assert untrusted.proc.wait(60) == 1, untrusted.describe()
+        assert any("certificate" in line.get("msg", "").lower()
+                   for line in untrusted.log_lines()), untrusted.describe()
+        seen = len(gw.requests)
+        # the CA and the credentials: every event scored, through the gateway
+        records, undecodable = ctx.run_until(_registry_props(ctx, schema_registry, {
+            **tls, "schema.registry.basic.auth.user.info": f"{gw.USER}:{gw.PASSWORD}"}),
+            len(events), decode=_deserializer(schema_registry))
+        assert not undecodable and len(records) == len(events)
+        made = gw.requests[seen:]
+        assert ("POST", f"/apis/ccompat/v7/subjects/{ctx.output_topic}-value/versions", True) \
+            in made, made
+        assert any(m == "GET" and p.startswith("/apis/ccompat/v7/schemas/ids/") and ok
+                   for m, p, ok in made), made
+    finally:
+        gw.close()
