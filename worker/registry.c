@@ -29,10 +29,11 @@ struct ss_registry {
     int body_overflow;
 };
 
-static void count(ss_registry_t *r, long *c) {
-    if (r->stats)
-        __atomic_add_fetch(c, 1, __ATOMIC_RELAXED);
-}
+#define COUNT(r, field)                                                                    \
+    do {                                                                                   \
+        if ((r)->stats)                                                                    \
+            __atomic_add_fetch(&(r)->stats->field, 1, __ATOMIC_RELAXED);                   \
+    } while (0)
 
 static size_t on_body(char *data, size_t size, size_t n, void *opaque) {
     ss_registry_t *r = opaque;
@@ -168,7 +169,7 @@ static int exchange(ss_registry_t *r, const char *url, const char *post, const c
         curl_easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, &status);
         int retriable = 0;
         if (cc == CURLE_OK && status >= 200 && status < 300) {
-            count(r, &r->stats->registry_ok);
+            COUNT(r, registry_ok);
             return SS_REGISTRY_OK;
         }
         if (cc != CURLE_OK) {
@@ -181,18 +182,18 @@ static int exchange(ss_registry_t *r, const char *url, const char *post, const c
             snprintf(detail, sizeof(detail), "HTTP %ld: %s", status, words);
             retriable = status >= 500 || status == 429 || status == 408;
             if (status == 404) {
-                count(r, &r->stats->registry_not_found);
+                COUNT(r, registry_not_found);
                 snprintf(errstr, errlen, "schema registry: %s: %s", what, detail);
                 return SS_REGISTRY_NOT_FOUND;
             }
         }
         if (!retriable || attempt >= r->retries) {
-            count(r, &r->stats->registry_failed);
+            COUNT(r, registry_failed);
             snprintf(errstr, errlen, "schema registry %s: %s: %s%s", r->base, what, detail,
                      retriable ? " (retries exhausted)" : "");
             return retriable ? SS_REGISTRY_UNAVAILABLE : SS_REGISTRY_REFUSED;
         }
-        count(r, &r->stats->registry_retries);
+        COUNT(r, registry_retries);
         char fields[96];
         snprintf(fields, sizeof(fields), "\"component\":\"schema-registry\",\"attempt\":%ld",
                  attempt + 1);
