@@ -12,8 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "log.h"
 #include "registry.h"
 
@@ -799,12 +799,6 @@ static int check_body(avro_schema_t schema, const unsigned char *p, size_t len) 
 static int extract(ss_decoder_t *d, const writer_plan_t *wp, avro_value_t *rec, ss_event_t *ev,
                    float *features, char *errstr, size_t errlen);
 
-static int64_t mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* @locks c->lock held by the caller */
 static writer_plan_t *find_plan(const ss_codec_t *c, int32_t id) {
     for (size_t i = 0; i < c->n_writers; i++)
@@ -833,7 +827,7 @@ static void remember_miss(ss_codec_t *c, int32_t id, int rc, const char *msg) {
         m->id = id;
     }
     m->rc = rc;
-    m->until = mono_ms() + c->miss_ttl_ms;
+    m->until = ss_mono_ms() + c->miss_ttl_ms;
     snprintf(m->msg, sizeof(m->msg), "%s", msg);
 }
 
@@ -855,7 +849,7 @@ static const writer_plan_t *fetch_plan(ss_codec_t *c, int32_t id, int *rc, char 
     pthread_mutex_lock(&c->lock);
     const writer_plan_t *wp = find_plan(c, id); /* fetched meanwhile by another thread? */
     miss_t *m = wp ? NULL : find_miss(c, id);
-    if (m && m->until > mono_ms()) {
+    if (m && m->until > ss_mono_ms()) {
         *rc = m->rc;
         snprintf(errstr, errlen, "%s", m->msg);
         pthread_mutex_unlock(&c->lock);

@@ -74,6 +74,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "codec.h"
 #include "log.h"
 #include "producer.h"
@@ -167,12 +168,6 @@ typedef struct cmp {
     char tmp[512];
     char err[1024]; /* first fatal error raised inside a callback */
 } cmp_t;
-
-static int64_t now_ms(int monotonic) {
-    struct timespec ts;
-    clock_gettime(monotonic ? CLOCK_MONOTONIC : CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static uint64_t fnv1a(const char *p, size_t n) {
     uint64_t h = 0xcbf29ce484222325ull;
@@ -1051,7 +1046,7 @@ static kreader_t *kreader_new(const ss_config_t *cfg, const char *const *names,
         goto fail;
     }
     /* a read-only pass: a group of its own that never commits */
-    snprintf(gid, sizeof(gid), "streamscore-compare-%ld-%" PRId64, (long)getpid(), now_ms(0));
+    snprintf(gid, sizeof(gid), "streamscore-compare-%ld-%" PRId64, (long)getpid(), ss_wall_ms());
     if (rd_kafka_conf_set(conf, "group.id", gid, err, sizeof(err)) ||
         rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err)) ||
         rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", err, sizeof(err)) ||
@@ -1171,11 +1166,11 @@ static int kreader_run(kreader_t *kr, kmsg_cb cb, void *opaque, char *errstr, si
         snprintf(errstr, errlen, "kafka: cannot assign partitions: %s", rd_kafka_err2str(e));
         return -1;
     }
-    int64_t last = now_ms(1);
+    int64_t last = ss_mono_ms();
     while (pending > 0 && rc == 0) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(kr->rk, 100);
         if (!m) {
-            if (now_ms(1) - last <= kr->timeout_ms)
+            if (ss_mono_ms() - last <= kr->timeout_ms)
                 continue;
             for (int t = 0; t < kr->n_topics; t++)
                 for (int p = 0; p < kr->n_parts[t]; p++)
@@ -1195,7 +1190,7 @@ static int kreader_run(kreader_t *kr, kmsg_cb cb, void *opaque, char *errstr, si
                 ? &kr->parts[t][m->partition]
                 : NULL;
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            last = now_ms(1);
+            last = ss_mono_ms();
             if (kp && !kp->done)
                 kp->done = 1, pending--;
         } else if (m->err) {
@@ -1211,7 +1206,7 @@ static int kreader_run(kreader_t *kr, kmsg_cb cb, void *opaque, char *errstr, si
                 ss_warn("kafka: %s", rd_kafka_message_errstr(m));
             }
         } else if (kp && !kp->done) {
-            last = now_ms(1);
+            last = ss_mono_ms();
             if (m->offset < kp->end && cb(opaque, t, m) < 0)
                 rc = -1;
             kp->next = m->offset + 1;

@@ -15,10 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/time.h>
 #include <time.h>
 
 #include "cache.h"
+#include "clock.h"
 #include "codec.h"
 #include "consumer.h"
 #include "drift.h"
@@ -98,12 +98,6 @@ struct worker {
     int rc;
 };
 
-static int64_t now_ms(void) {
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
 static void stat_add(long *c, long n) { __atomic_add_fetch(c, n, __ATOMIC_RELAXED); }
 
 static double seconds_since(const struct timespec *t0) {
@@ -123,11 +117,6 @@ static ss_model_t *model_acquire(runtime_t *rt) {
 
 static int stopping(const worker_t *w) {
     return *w->rt->stop || __atomic_load_n(&w->rt->failed, __ATOMIC_ACQUIRE);
-}
-
-static void sleep_ms(long ms) {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
 }
 
 /* Copy bytes into the batch arena; returns the offset or (size_t)-1. */
@@ -253,7 +242,7 @@ static size_t collect(worker_t *w) {
     while (w->n_msgs < w->max && !stopping(w)) {
         int timeout = 100;
         if (w->n_msgs) {
-            int64_t left = deadline - now_ms();
+            int64_t left = deadline - ss_mono_ms();
             if (left <= 0)
                 break;
             timeout = (int)left;
@@ -273,7 +262,7 @@ static size_t collect(worker_t *w) {
             continue;
         }
         if (w->n_msgs == 0)
-            deadline = now_ms() + cfg->batch_max_wait_ms;
+            deadline = ss_mono_ms() + cfg->batch_max_wait_ms;
         w->msgs[w->n_msgs++] = m;
     }
     return w->n_msgs;
@@ -300,7 +289,7 @@ static int cache_call(worker_t *w, int write) {
     const ss_config_t *cfg = w->rt->cfg;
     long backoff = 50;
     char err[512];
-    if (cfg->redis_on_error == SS_REDIS_DEGRADE && now_ms() < w->redis_retry_at) {
+    if (cfg->redis_on_error == SS_REDIS_DEGRADE && ss_mono_ms() < w->redis_retry_at) {
         if (!write)
             fill_missing(w);
         return 1;
@@ -325,7 +314,7 @@ static int cache_call(worker_t *w, int write) {
             w->redis_backoff = w->redis_backoff ? w->redis_backoff * 2 : 250;
             if (w->redis_backoff > 5000)
                 w->redis_backoff = 5000;
-            w->redis_retry_at = now_ms() + w->redis_backoff;
+            w->redis_retry_at = ss_mono_ms() + w->redis_backoff;
             ss_log(SS_LOG_WARN, "\"component\":\"redis\",\"policy\":\"degrade\"",
                    "%s; scoring with the events' own features, next attempt in %ld ms", err,
                    w->redis_backoff);
@@ -337,7 +326,7 @@ static int cache_call(worker_t *w, int write) {
                "%s; retrying in %ld ms (consumption paused)", err, backoff);
         if (stopping(w))
             return -1;
-        sleep_ms(backoff);
+        ss_sleep_ms(backoff);
         backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
     }
 }
@@ -592,7 +581,7 @@ static int process_batch(worker_t *w) {
     ss_hist_observe(&rt->stats->batch_size, (double)w->n_msgs);
 
     /* 5. one prediction (or dead letter) per record */
-    int64_t scored_at = now_ms();
+    int64_t scored_at = ss_wall_ms();
     ss_prediction_t p;
     memset(&p, 0, sizeof(p));
     p.threshold = ss_model_threshold(model, cfg->model_threshold);
@@ -670,7 +659,7 @@ static int process_batch(worker_t *w) {
     stat_add(&rt->stats->produced, produced);
     stat_add(&rt->stats->batches, 1);
     {
-        int64_t acked = now_ms();
+        int64_t acked = ss_wall_ms();
         ss_hist_tally_t latency = {{0}, 0};
         for (size_t i = 0; i < w->n_msgs; i++) {
             rd_kafka_timestamp_type_t tstype;
@@ -1019,7 +1008,7 @@ int ss_pipeline_run(const ss_config_t *cfg, ss_model_t *model, volatile int *sto
     file_sig_t seen, pending;
     file_sig(cfg, &seen);
     int changed = 0;
-    int64_t next_check = now_ms() + cfg->model_reload_interval_ms;
+    int64_t next_check = ss_mono_ms() + cfg->model_reload_interval_ms;
     for (;;) {
         size_t finished = 0;
         for (size_t i = 0; i < started; i++)
@@ -1031,8 +1020,8 @@ int ss_pipeline_run(const ss_config_t *cfg, ss_model_t *model, volatile int *sto
             file_sig(cfg, &seen);
             changed = 0;
             reload_model(&rt, "SIGHUP");
-        } else if (cfg->model_reload && now_ms() >= next_check && !*stop) {
-            next_check = now_ms() + cfg->model_reload_interval_ms;
+        } else if (cfg->model_reload && ss_mono_ms() >= next_check && !*stop) {
+            next_check = ss_mono_ms() + cfg->model_reload_interval_ms;
             file_sig_t now;
             file_sig(cfg, &now);
             if (changed && memcmp(&now, &pending, sizeof(now)) == 0) {
@@ -1046,7 +1035,7 @@ int ss_pipeline_run(const ss_config_t *cfg, ss_model_t *model, volatile int *sto
                 changed = 0;
             }
         }
-        sleep_ms(50);
+        ss_sleep_ms(50);
     }
     for (size_t i = 0; i < started; i++) {
         pthread_join(workers[i].tid, NULL);

@@ -11,8 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "log.h"
 
 #define MAX_BODY (4u << 20) /* a larger answer is not a schema */
@@ -142,11 +142,6 @@ static void error_detail(const ss_registry_t *r, char *out, size_t outlen) {
     json_decref(j);
 }
 
-static void sleep_ms(long ms) {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* One request with retries. 0 with the answer in r->body, or a negative ss_registry_rc_t.
  * `what` names the request in messages. @locks r->lock held by the caller */
 static int exchange(ss_registry_t *r, const char *url, const char *post, const char *what,
@@ -199,7 +194,7 @@ static int exchange(ss_registry_t *r, const char *url, const char *post, const c
                  attempt + 1);
         ss_log(SS_LOG_WARN, fields, "schema registry %s: %s: %s; retrying in %ld ms", r->base,
                what, detail, backoff);
-        sleep_ms(backoff);
+        ss_sleep_ms(backoff);
         backoff = backoff * 2 > r->backoff_max_ms ? r->backoff_max_ms : backoff * 2;
     }
 }
