@@ -31,6 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchlib.h"
+
 static const char *bootstrap = "127.0.0.1:19092";
 static const char *in_topic, *out_topic, *group;
 static int n_threads = 1;
@@ -64,11 +66,7 @@ typedef struct worker {
     int rc;
 } worker_t;
 
-static int64_t mono_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
+static int64_t mono_ns(void) { return bench_mono_ns(); }
 
 static int stopping(void) {
     return sig_stop || __atomic_load_n(&stop_now, __ATOMIC_ACQUIRE);
@@ -112,12 +110,7 @@ static void *producer_poll_main(void *arg) {
 }
 
 static int conf_set(rd_kafka_conf_t *conf, const char *k, const char *v) {
-    char err[256];
-    if (rd_kafka_conf_set(conf, k, v, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
-        fprintf(stderr, "passthrough: %s=%s: %s\n", k, v, err);
-        return -1;
-    }
-    return 0;
+    return bench_conf_set("passthrough", conf, k, v);
 }
 
 static rd_kafka_t *producer_new(void) {
