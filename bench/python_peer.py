@@ -9,7 +9,8 @@ Per batch (consume(num_messages=B), then up to --batch-wait-ms more to fill it):
      (or a double beyond float32 range) -> NaN;
   3. read the batch's customers' cached features from Redis in one pipeline (HMGET
      <prefix><customer id> <feature names>; RESP packed and parsed here over one socket,
-     redis-py's pure-Python packing and parsing being the slowest part otherwise), then
+     redis-py's pure-Python packing and parsing being the slowest part otherwise:
+     --redis-client redis-py uses redis-py pipelines instead, for comparison), then
      merge in batch (partition) order: an event's non-NaN value overrides the cached one,
      NaN keeps it, a customer's second event in the batch sees the first (vectorised: a
      per-customer forward fill);
@@ -290,8 +291,15 @@ class Peer:
         self.event_schema = load_schema(a.schema)
         self.pred_schema = load_schema(a.prediction_schema)
         self.prefix = a.prefix
-        self.redis = Resp(a.redis_host, a.redis_port, a.redis_timeout)
-        self.redis.pipeline(b"*1\r\n$4\r\nPING\r\n", 1)
+        self.rpy = None
+        if a.redis_client == "redis-py":
+            self.rpy = redis.Redis(host=a.redis_host, port=a.redis_port,
+                                   socket_timeout=a.redis_timeout,
+                                   socket_connect_timeout=a.redis_timeout)
+            self.rpy.ping()
+        else:
+            self.redis = Resp(a.redis_host, a.redis_port, a.redis_timeout)
+            self.redis.pipeline(b"*1\r\n$4\r\nPING\r\n", 1)
         self.names_b = [n.encode() for n in self.names]
         self.hmget_head = b"*%d\r\n$5\r\nHMGET\r\n" % (2 + self.nf)
         self.hmget_tail = b"".join(bulk(n) for n in self.names_b)
@@ -407,10 +415,16 @@ class Peer:
             keys = [self.prefix + c for c in cids]
 
             # 3. cached features, one pipeline; merge in order
-            kb = [bulk(k.encode()) for k in keys]
-            head, tail = self.hmget_head, self.hmget_tail
-            self.redis.sock.sendall(b"".join([head + k + tail for k in kb]))
-            replies = self.redis.arrays(len(kb))
+            if self.rpy is not None:  # redis-py: its own packing and reply parsing
+                pipe = self.rpy.pipeline(transaction=False)
+                for k in keys:
+                    pipe.hmget(k, self.names)
+                replies = pipe.execute()
+            else:
+                kb = [bulk(k.encode()) for k in keys]
+                head, tail = self.hmget_head, self.hmget_tail
+                self.redis.sock.sendall(b"".join([head + k + tail for k in kb]))
+                replies = self.redis.arrays(len(kb))
             try:  # the common case: every value is None or a number
                 cached = to_float32([[NAN if v is None else float(v) for v in r]
                                      for r in replies])
@@ -462,25 +476,35 @@ class Peer:
             self.producer.poll(0)
 
             # 6. merged vectors back to Redis while the deliveries are in flight
-            # (text built as str: keys and field names as bulk strings, values repr(float))
-            fb = self.field_bulks_s
-            exp_tail = self.expire_tail.decode()
-            parts = []
-            n_cmds = 0
-            for k, vec in zip(kb, final.tolist()):
-                k = k.decode()
-                fields = []
-                for j, x in enumerate(vec):
-                    if x == x:
-                        r = repr(x)
-                        fields.append(f"{fb[j]}${len(r)}\r\n{r}\r\n")
-                if fields:  # nothing known about this customer yet: nothing to write
-                    parts.append(f"*{2 + 2 * len(fields)}\r\n$4\r\nHSET\r\n{k}"
-                                 f"{''.join(fields)}*3\r\n$6\r\nEXPIRE\r\n{k}{exp_tail}")
-                    n_cmds += 2
-            if n_cmds:
-                self.redis.sock.sendall("".join(parts).encode())
-                self.redis.lines(n_cmds)
+            if self.rpy is not None:
+                pipe = self.rpy.pipeline(transaction=False)
+                names = self.names
+                for k, vec in zip(keys, final.tolist()):
+                    mapping = {names[j]: repr(x) for j, x in enumerate(vec) if x == x}
+                    if mapping:  # nothing known about this customer yet: nothing to write
+                        pipe.hset(k, mapping=mapping)
+                        pipe.expire(k, self.a.ttl)
+                pipe.execute()
+            else:
+                # text built as str: keys and field names as bulk strings, values repr(float)
+                fb = self.field_bulks_s
+                exp_tail = self.expire_tail.decode()
+                parts = []
+                n_cmds = 0
+                for k, vec in zip(kb, final.tolist()):
+                    k = k.decode()
+                    fields = []
+                    for j, x in enumerate(vec):
+                        if x == x:
+                            r = repr(x)
+                            fields.append(f"{fb[j]}${len(r)}\r\n{r}\r\n")
+                    if fields:  # nothing known about this customer yet: nothing to write
+                        parts.append(f"*{2 + 2 * len(fields)}\r\n$4\r\nHSET\r\n{k}"
+                                     f"{''.join(fields)}*3\r\n$6\r\nEXPIRE\r\n{k}{exp_tail}")
+                        n_cmds += 2
+                if n_cmds:
+                    self.redis.sock.sendall("".join(parts).encode())
+                    self.redis.lines(n_cmds)
 
         # 7. every delivery acknowledged before the offsets are stored
         while self.producer.flush(1.0) > 0:
@@ -512,7 +536,7 @@ class Peer:
                     self.process(msgs)
                     if a.stop_after and self.settled >= a.stop_after:
                         break
-        except (RuntimeError, RedisError, OSError, KafkaException) as e:
+        except (RuntimeError, RedisError, redis.RedisError, OSError, KafkaException) as e:
             log(str(e))
             rc = 1
         finally:
@@ -591,7 +615,8 @@ def verify(a):
     def index(recs):
         out, dup = {}, 0
         for key, v in recs:
-            k = (v["source_topic"], v["source_partition"], v["source_offset"])
+            k = ((v["source_partition"], v["source_offset"]) if a.by_offset
+                 else (v["source_topic"], v["source_partition"], v["source_offset"]))
             if k in out:
                 dup += 1
             else:
@@ -657,6 +682,9 @@ def main(argv=None):
     ap.add_argument("--redis-host", default="127.0.0.1")
     ap.add_argument("--redis-port", type=int, default=16379)
     ap.add_argument("--redis-timeout", type=float, default=2.0, help="seconds")
+    ap.add_argument("--redis-client", choices=("resp", "redis-py"), default="resp",
+                    help="resp: the peer's own RESP packing and parsing over one socket "
+                         "(the faster); redis-py: redis-py pipelines")
     ap.add_argument("--prefix", default="python-peer:features:",
                     help="Redis key prefix of the feature hashes")
     ap.add_argument("--ttl", type=int, default=604800, help="TTL of a feature hash, seconds")
@@ -677,6 +705,10 @@ def main(argv=None):
                     help="with --verify-against: also compare the Redis hashes under --prefix "
                          "with those under PREFIX (as float32 values)")
     ap.add_argument("--verify-timeout", type=float, default=120)
+    ap.add_argument("--by-offset", action="store_true",
+                    help="with --verify-against: pair predictions by source partition and "
+                         "offset only, for two input topics holding the same records at the "
+                         "same offsets (as make bench stages them)")
     a = ap.parse_args(argv)
     if a.card is None:
         a.card = a.model.rsplit(".", 1)[0] + ".card.json"
