@@ -7,9 +7,11 @@
  * output topic, each to the partition of the same number and with the same key and value,
  * at -r records/s (paced every millisecond), cycling through them until -d seconds passed
  * or -N records were produced. Each partition's records keep their order and the partitions
- * are interleaved evenly (records.h): replayed in the runs a consumer returns them in, they
+ * are interleaved evenly (benchlib.h): replayed in the runs a consumer returns them in, they
  * would load one partition, and one worker thread, at a time. Idempotent producer,
- * acks=all, linger.ms -l. The records carry no timestamp of their own: Kafka stamps them.
+ * acks=all, linger.ms -l (5, librdkafka's default, as an upstream producer would have it:
+ * the broker's CPU per record, shared with the worker here, grows fast with shorter
+ * lingers). The records carry no timestamp of their own: Kafka stamps them.
  *
  * With -x GO_FILE it stages a backlog instead: every record read (or -N of them) produced
  * unpaced in one Kafka transaction and flushed, then GO_FILE.staged is created; the
@@ -21,7 +23,8 @@
  *   bench-loadgen -b 127.0.0.1:49092 -s bench-events -o w1-events -x build/bench/w1.go
  *
  * Prints one JSON line on stdout at exit: records (produced), delivered, failed, and
- * seconds (first to last produce call) with events_per_s (offered), or with -x staged_s and
+ * seconds (first to last produce call) with events_per_s (offered) and cpu_s (of the paced
+ * part), or with -x staged_s and
  * committed_ms (wall clock of the commit). Exit 0 when every record was delivered (and
  * committed), 1 on a delivery failure or a Kafka error, 2 on bad usage. SIGTERM/SIGINT stop
  * producing; what was produced is flushed first (a staged transaction is aborted).
@@ -34,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,6 +49,14 @@ static long delivered, failed; /* served by rd_kafka_poll in the main thread onl
 static void on_signal(int sig) {
     (void)sig;
     sig_stop = 1;
+}
+
+/* CPU seconds (user + system) of this process so far. */
+static double cpu_s(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 static int64_t mono_ns(void) { return bench_mono_ns(); }
@@ -109,6 +121,7 @@ static int paced(rd_kafka_t *rk, rd_kafka_topic_t *rkt, const bench_records_t *s
                  double seconds, long count) {
     long sent = 0;
     int rc = 0;
+    double cpu0 = cpu_s();
     int64_t t0 = mono_ns(), last = t0;
     int64_t stop_at = seconds > 0 ? t0 + (int64_t)(seconds * 1e9) : INT64_MAX;
     while (!sig_stop && (count == 0 || sent < count) && mono_ns() < stop_at) {
@@ -136,8 +149,8 @@ done:
         rc = 1;
     double secs = (double)(last - t0) / 1e9;
     printf("{\"records\": %ld, \"delivered\": %ld, \"failed\": %ld, \"seconds\": %.3f, "
-           "\"events_per_s\": %.1f}\n",
-           sent, delivered, failed, secs, secs > 0 ? (double)sent / secs : 0.0);
+           "\"events_per_s\": %.1f, \"cpu_s\": %.2f}\n",
+           sent, delivered, failed, secs, secs > 0 ? (double)sent / secs : 0.0, cpu_s() - cpu0);
     return rc;
 }
 
@@ -208,14 +221,14 @@ static void usage(FILE *f) {
             "  -b  bootstrap servers (127.0.0.1:19092)\n"
             "  -s  topic whose records are replayed   -o  topic they are produced to\n"
             "  -r  records per second (> 0)           -d  seconds of load   -N  records\n"
-            "  -l  the producer's linger.ms (1)       -M  read at most this many (0: all)\n"
+            "  -l  the producer's linger.ms (5)       -M  read at most this many (0: all)\n"
             "  -x  stage the records (-N, default all) in one transaction, commit it once\n"
             "      GO_FILE exists\n"
             "Prints one JSON line at exit (records, delivered, failed, ...).\n");
 }
 
 int main(int argc, char **argv) {
-    const char *bootstrap = "127.0.0.1:19092", *src = NULL, *dst = NULL, *linger = "1";
+    const char *bootstrap = "127.0.0.1:19092", *src = NULL, *dst = NULL, *linger = "5";
     const char *go = NULL;
     double rate = 0, seconds = 0;
     long count = 0, max = 0;
