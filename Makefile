@@ -6,7 +6,10 @@
 #                   3. build-fuzz/  libFuzzer targets (clang): seed corpora + 30 s of fuzzing each
 #   make test-fast  stage 1 only
 #   make test-asan  stage 2 only;  make test-fuzz  stage 3 only (docs/fuzzing.md)
-#   make bench      throughput and latency on the real local stack
+#   make bench      throughput, latency, CPU and memory on a local stack of its own, beside the
+#                   Kafka ceiling (C pass-through) and a Python peer on the same records, plus
+#                   component timings; build/bench/results.json, docs/performance.md
+#                   (BENCH_SOAK_SECONDS=600 make bench adds the 10-minute memory soak)
 #   make reliability  the fault-injection tests alone (three-node cluster), rewriting
 #                   docs/reliability.md from what they measured
 #   make build      configure and build only

@@ -1,31 +1,40 @@
 #!/usr/bin/env python3
-"""Measurements of scripts/bench: reads the bench's topics back and turns them into numbers.
+"""Measurements of scripts/bench: prepares the bench's topics, waits on consumer groups, reads
+the outputs back and turns them into the table and build/bench/results.json.
 
+  topics   create topics (LogAppendTime timestamps: the broker's clock on both sides)
   ready    wait until a consumer group is stable with every input partition assigned
   drained  wait until a consumer group committed every record of its input topic
-  collect  read every prediction of the output topic (after the worker stopped)
-  proc     CPU seconds (utime + stime) and peak RSS (VmHWM) of a running process, as JSON
-  report   match events with predictions, print the table, write results.json; exit 1 when
-           any produced event has no prediction
+  collect  read a topic's records: partition, offset, timestamp (and, of predictions, the
+           source partition and offset) into a .npy file
+  offsets  the end offset of every partition of a topic, as JSON
+  proc     CPU seconds (utime + stime) and peak RSS (VmHWM) of running processes, as JSON
+  scrape   the worker's /metrics counters and histogram sums, as JSON
+  sample   VmRSS and CPU of a process every few seconds while it runs (the soak), as JSON lines
+  report   the table, the ratios, the goals; writes results.json; exit 1 when a run lost
+           records or a process failed
 
-Events come from produce_events.py --out-jsonl (partition, offset, Kafka timestamp per
-event); predictions are matched to them by (source_partition, source_offset). All times
-are Kafka record timestamps (CreateTime, ms): the produce time of an event and the time
-the worker produced its prediction.
+Timestamps: every topic of the bench is created with message.timestamp.type=LogAppendTime,
+so a record's timestamp is when the broker appended it. Throughput is records over the span
+between the first and the last output record; latency is, per event, the append time of its
+prediction minus the append time of the event.
 """
 import argparse
 import io
 import json
 import math
 import os
+import platform
 import re
 import subprocess
 import sys
 import time
+import urllib.request
 
 import fastavro
+import numpy as np
 from confluent_kafka import Consumer, ConsumerGroupState, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, NewTopic
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -43,15 +52,36 @@ def alive(pid):
         return False
 
 
-def load_events(paths):
-    """{(partition, offset): Kafka timestamp} of every event in the JSON-lines files."""
-    events = {}
-    for path in paths:
+def read_json(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def last_json_line(path):
+    """A tool's summary: the last JSON line of its stdout (None when there is none)."""
+    try:
         with open(path, encoding="utf-8") as f:
-            for line in f:
-                e = json.loads(line)
-                events[(e["partition"], e["offset"])] = e["timestamp"]
-    return events
+            lines = [ln for ln in f.read().splitlines() if ln.strip().startswith("{")]
+        return json.loads(lines[-1]) if lines else None
+    except (OSError, ValueError):
+        return None
+
+
+# ---------------------------------------------------------------------------- topics
+def cmd_topics(a):
+    admin = AdminClient({"bootstrap.servers": a.bootstrap})
+    cfg = {"message.timestamp.type": "LogAppendTime"}
+    new = [NewTopic(t, num_partitions=a.partitions if not t.endswith(".dlq") else 1,
+                    replication_factor=1, config=cfg) for t in a.names]
+    rc = 0
+    for t, f in admin.create_topics(new, request_timeout=30).items():
+        try:
+            f.result()
+        except KafkaException as e:
+            if e.args[0].name() != "TOPIC_ALREADY_EXISTS":
+                log("creating topic %s: %s" % (t, e))
+                rc = 1
+    return rc
 
 
 # ---------------------------------------------------------------------------- ready
@@ -81,6 +111,9 @@ def cmd_ready(a):
                 return 0
         else:
             stable_since = None
+        if a.pid and not any(alive(p) for p in a.pid):
+            log("group %s: the process(es) under test exited" % a.group)
+            return 1
         time.sleep(0.2)
     log("group %s not ready after %.0f s: %s" % (a.group, a.timeout, last))
     return 1
@@ -89,8 +122,8 @@ def cmd_ready(a):
 # ---------------------------------------------------------------------------- drained
 def cmd_drained(a):
     """Waits until the group committed every input record: offsets are committed only
-    after the predictions are acknowledged, so then the worker has scored everything.
-    Cheap (no record is read), so it does not compete with the worker for the CPU."""
+    after the outputs are acknowledged, so then everything was processed. Cheap (no record
+    is read), so it does not compete with the process under test for the CPU."""
     c = Consumer({"bootstrap.servers": a.bootstrap, "group.id": a.group,
                   "enable.auto.commit": False})
     parts = sorted(c.list_topics(a.topic, timeout=10).topics[a.topic].partitions)
@@ -99,12 +132,15 @@ def cmd_drained(a):
     last_report = time.monotonic()
     rc = 1
     left = None
+    end = {}
     while True:
         try:
             end = {p: c.get_watermark_offsets(TopicPartition(a.topic, p), timeout=10)[1]
                    for p in parts}
+            if a.txn:  # the last offset of each written partition: the commit marker
+                end = {p: e - 1 if e > 0 else e for p, e in end.items()}
             done = {tp.partition: max(tp.offset, 0) for tp in c.committed(tps, timeout=10)}
-            left = sum(end[p] - done[p] for p in parts)
+            left = sum(max(0, end[p] - done[p]) for p in parts)
         except KafkaException as e:  # e.g. the group coordinator still loading: ask again
             if time.monotonic() - last_report >= 5:
                 log("%s: %s (asking again)" % (a.group, e.args[0].str()))
@@ -113,223 +149,670 @@ def cmd_drained(a):
             log("group %s committed all %d record(s) of %s" % (a.group, sum(end.values()), a.topic))
             rc = 0
             break
-        if a.pid is not None and not alive(a.pid):
-            log("the worker (pid %d) exited with %s record(s) of %s not committed"
-                % (a.pid, left, a.topic))
+        if a.pid and not any(alive(p) for p in a.pid):
+            log("the process(es) under test exited with %s record(s) of %s not committed"
+                % (left, a.topic))
             break
         if time.monotonic() > deadline:
             log("timed out after %.0f s with %s record(s) of %s not committed by group %s"
                 % (a.timeout, left, a.topic, a.group))
             break
-        if left is not None and time.monotonic() - last_report >= 5:
+        if left is not None and time.monotonic() - last_report >= 10:
             log("%s: %d record(s) not committed yet" % (a.topic, left))
             last_report = time.monotonic()
-        time.sleep(0.2)
+        time.sleep(0.1)
     c.close()
     return rc
 
 
 # ---------------------------------------------------------------------------- collect
 def cmd_collect(a):
-    """Reads the whole output topic, up to its current end (the worker has stopped, so
-    late duplicates count too), into a JSON list of [partition, offset, Kafka timestamp,
-    source_partition, source_offset]."""
-    schema = fastavro.parse_schema(json.load(open(os.path.join(ROOT, "schemas/prediction.avsc"))))
+    """Reads a topic up to its current end into an int64 array of rows [partition, offset,
+    timestamp] (raw), or [partition, offset, timestamp, source_partition, source_offset]
+    (predictions, decoded with schemas/prediction.avsc)."""
+    schema = None
+    if a.predictions:
+        with open(os.path.join(ROOT, "schemas/prediction.avsc"), encoding="utf-8") as f:
+            schema = fastavro.parse_schema(json.load(f))
     c = Consumer({"bootstrap.servers": a.bootstrap, "group.id": "streamscore-bench-reader",
-                  "enable.auto.commit": False, "fetch.wait.max.ms": 50})
+                  "enable.auto.commit": False, "fetch.wait.max.ms": 50,
+                  "isolation.level": "read_uncommitted"})
     parts = sorted(c.list_topics(a.topic, timeout=10).topics[a.topic].partitions)
     end = {p: c.get_watermark_offsets(TopicPartition(a.topic, p), timeout=10)[1] for p in parts}
     c.assign([TopicPartition(a.topic, p, 0) for p in parts if end[p] > 0])
     pos = {p: 0 for p in parts}
-    records = []
+    rows = []
     deadline = time.monotonic() + a.timeout
     reader = fastavro.schemaless_reader
-    while any(pos[p] < end[p] for p in parts) and time.monotonic() < deadline:
-        for m in c.consume(5000, timeout=0.2):
+    while any(pos[p] < end[p] - (1 if a.txn else 0) for p in parts) and time.monotonic() < deadline:
+        for m in c.consume(10000, timeout=0.2):
             if m.error():
                 continue
-            v = reader(io.BytesIO(m.value()), schema)
-            records.append([m.partition(), m.offset(), m.timestamp()[1],
-                            v["source_partition"], v["source_offset"]])
-            pos[m.partition()] = m.offset() + 1
+            p, o = m.partition(), m.offset()
+            if schema is not None:
+                v = reader(io.BytesIO(m.value()), schema)
+                rows.append((p, o, m.timestamp()[1], v["source_partition"], v["source_offset"]))
+            else:
+                rows.append((p, o, m.timestamp()[1]))
+            pos[p] = o + 1
     c.close()
-    with open(a.out, "w", encoding="utf-8") as f:
-        json.dump(records, f, separators=(",", ":"))
-    short = sum(max(0, end[p] - pos[p]) for p in parts)
+    width = 5 if schema is not None else 3
+    arr = np.array(rows, dtype=np.int64).reshape(-1, width)
+    np.save(a.out, arr)
+    short = sum(max(0, end[p] - (1 if a.txn and end[p] else 0) - pos[p]) for p in parts)
     if short:
         log("%s: timed out after %.0f s, %d record(s) not read" % (a.topic, a.timeout, short))
         return 1
-    log("%s: %d prediction record(s) read" % (a.topic, len(records)))
+    log("%s: %d record(s) read" % (a.topic, len(arr)))
+    return 0
+
+
+# ---------------------------------------------------------------------------- offsets
+def cmd_offsets(a):
+    c = Consumer({"bootstrap.servers": a.bootstrap, "group.id": "streamscore-bench-offsets"})
+    parts = sorted(c.list_topics(a.topic, timeout=10).topics[a.topic].partitions)
+    end = {p: c.get_watermark_offsets(TopicPartition(a.topic, p), timeout=10, cached=False)[1]
+           for p in parts}
+    c.close()
+    print(json.dumps({"time_ms": int(time.time() * 1000), "end": end}))
     return 0
 
 
 # ---------------------------------------------------------------------------- proc
-def cmd_proc(a):
-    if not alive(a.pid):
-        log("process %d is not running: no CPU or RSS figures" % a.pid)
-        print(json.dumps({"cpu_s": None, "rss_mb": None}))
-        return 1
-    with open("/proc/%d/stat" % a.pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
+def proc_figures(pid):
+    """(CPU seconds, peak RSS MB, current RSS MB) of a running process, or None."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        hwm = rss = None
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    hwm = int(line.split()[1]) / 1024
+                elif line.startswith("VmRSS:"):
+                    rss = int(line.split()[1]) / 1024
+    except (OSError, IndexError, ValueError):
+        return None
     ticks = os.sysconf("SC_CLK_TCK")
-    cpu_s = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime (fields 14, 15)
-    rss_kb = None
-    with open("/proc/%d/status" % a.pid) as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                rss_kb = int(line.split()[1])
-    print(json.dumps({"cpu_s": round(cpu_s, 2), "rss_mb": round(rss_kb / 1024, 1)}))
+    return (int(fields[11]) + int(fields[12])) / ticks, hwm, rss  # utime, stime
+
+
+def cmd_proc(a):
+    figs = [proc_figures(p) for p in a.pids]
+    if any(f is None for f in figs):
+        log("process(es) %s not running: no CPU or RSS figures"
+            % [p for p, f in zip(a.pids, figs) if f is None])
+        print(json.dumps({"cpu_s": None, "rss_mb": None, "processes": len(a.pids)}))
+        return 1
+    out = {"cpu_s": round(sum(f[0] for f in figs), 2),
+           "rss_mb": round(max(f[1] for f in figs), 1),
+           "rss_mb_sum": round(sum(f[1] for f in figs), 1),
+           "processes": len(a.pids)}
+    if a.names:  # one figure per named process too
+        if len(a.names) != len(figs):
+            log("proc: %d names for %d pids" % (len(a.names), len(figs)))
+            return 2
+        out.update({"%s_cpu_s" % n: round(f[0], 2) for n, f in zip(a.names, figs)})
+    print(json.dumps(out))
+    return 0
+
+
+# ---------------------------------------------------------------------------- scrape
+def cmd_scrape(a):
+    """The worker's counters and histogram sums and counts from /metrics."""
+    try:
+        text = urllib.request.urlopen("http://%s/metrics" % a.listen, timeout=5).read().decode()
+    except OSError as e:
+        log("metrics at %s: %s" % (a.listen, e))
+        print("{}")
+        return 1
+    out = {}
+    for line in text.splitlines():
+        m = re.match(r"^(streamscore_[a-z_]+(?:_sum|_count|_total))(?:\{\})? ([0-9.eE+-]+)$",
+                     line)
+        if m:
+            out[m.group(1)] = float(m.group(2))
+    print(json.dumps(out))
+    return 0
+
+
+# ---------------------------------------------------------------------------- sample
+def cmd_sample(a):
+    """Every --interval s while pid runs (and --until-file does not exist): one JSON line
+    {t, rss_mb, cpu_s}."""
+    t0 = time.monotonic()
+    with open(a.out, "w", encoding="utf-8") as f:
+        while alive(a.pid) and not (a.until_file and os.path.exists(a.until_file)):
+            fig = proc_figures(a.pid)
+            if fig is None:
+                break
+            f.write(json.dumps({"t": round(time.monotonic() - t0, 2), "cpu_s": fig[0],
+                                "rss_mb": round(fig[2], 2), "hwm_mb": round(fig[1], 2)}) + "\n")
+            f.flush()
+            time.sleep(a.interval)
     return 0
 
 
 # ---------------------------------------------------------------------------- report
 def quantile(sorted_values, q):
-    """Nearest-rank quantile of an ascending list."""
-    if not sorted_values:
+    """Nearest-rank quantile of an ascending array."""
+    n = len(sorted_values)
+    if not n:
         return None
-    return sorted_values[max(0, math.ceil(q * len(sorted_values)) - 1)]
+    return int(sorted_values[max(0, math.ceil(q * n) - 1)])
 
 
-def match(events, records):
-    """Per event the first prediction's output timestamp, plus duplicate and missing counts."""
-    out_ts, dup, foreign = {}, 0, 0
-    for _part, _off, ts, sp, so in sorted(records, key=lambda r: r[2]):
-        key = (sp, so)
-        if key not in events:
-            foreign += 1
-        elif key in out_ts:
-            dup += 1
-        else:
-            out_ts[key] = ts
-    return out_ts, dup, len(events) - len(out_ts), foreign
+def span_rate(ts):
+    """(records/s from the first to the last timestamp, span s, records/s over p10..p90)."""
+    ts = np.sort(ts)
+    n = len(ts)
+    if n < 2 or ts[-1] == ts[0]:
+        return None, 0.0, None
+    span = float(ts[-1] - ts[0]) / 1000
+    lo, hi = int(ts[n // 10]), int(ts[(9 * n) // 10])
+    mid = (0.8 * n) / ((hi - lo) / 1000) if hi > lo else None
+    return n / span, span, mid
 
 
-def read_json(path):
+def median(xs):
+    xs = sorted(x for x in xs if x is not None)
+    if not xs:
+        return None
+    m = len(xs) // 2
+    return xs[m] if len(xs) % 2 else (xs[m - 1] + xs[m]) / 2
+
+
+def spread(xs, nd=1):
+    """{median, min, max, runs} of figures from repeated runs."""
+    v = [x for x in xs if x is not None]
+    return {"median": round(median(v), nd) if v else None, "min": round(min(v), nd) if v else None,
+            "max": round(max(v), nd) if v else None, "runs": [None if x is None else round(x, nd)
+                                                            for x in xs]}
+
+
+def stack_cpu(before, after, events):
+    """CPU s per million events of the broker and of Redis between two stack samples."""
+    b, e = last_json_line(before) or {}, last_json_line(after) or {}
+    out = {}
+    for k in ("kafka", "redis"):
+        x, y = b.get(k + "_cpu_s"), e.get(k + "_cpu_s")
+        out[k + "_cpu_s_per_million"] = (round((y - x) / events * 1e6, 2)
+                                         if x is not None and y is not None and events else None)
+    return out
+
+
+def throughput_run(d, name, kind, events):
+    """The figures of one throughput measurement (stage -> tool -> drained -> stop)."""
+    out = {"kind": kind, "name": name}
+    problems = []
+    try:
+        arr = np.load(os.path.join(d, name + "-out.npy"))
+    except OSError:
+        arr = np.zeros((0, 3), dtype=np.int64)
+        problems.append("%s: its output was not read" % name)
+    eps, span, mid = span_rate(arr[:, 2]) if len(arr) else (None, 0.0, None)
+    out["records_out"] = int(len(arr))
+    out["events_per_s"] = round(eps, 1) if eps else None
+    out["p10_p90_events_per_s"] = round(mid, 1) if mid else None
+    out["span_s"] = round(span, 3)
+    stage = last_json_line(os.path.join(d, name + "-stage.json")) or {}
+    if len(arr) and stage.get("committed_ms"):
+        out["commit_to_first_output_s"] = round((int(arr[:, 2].min()) - stage["committed_ms"])
+                                                / 1000, 3)
+    # CPU from the release of the backlog to the last commit (start-up, e.g. Python's
+    # imports, and the wait for the group left out); peak RSS over the whole life
+    proc = last_json_line(os.path.join(d, name + "-proc.json")) or {}
+    proc0 = last_json_line(os.path.join(d, name + "-proc0.json")) or {}
+    cpu = (proc["cpu_s"] - proc0["cpu_s"]) if proc.get("cpu_s") is not None and proc0.get(
+        "cpu_s") is not None else None
+    out["cpu_s"] = round(cpu, 2) if cpu is not None else None
+    out["cpu_s_whole_life"] = proc.get("cpu_s")
+    out["rss_mb"] = proc.get("rss_mb")
+    out["processes"] = proc.get("processes")
+    out["cpu_s_per_million"] = round(cpu / events * 1e6, 2) if cpu is not None and events else None
+    out.update(stack_cpu(os.path.join(d, name + "-stack0.json"),
+                         os.path.join(d, name + "-stack.json"), events))
+    if arr.shape[1] == 5:  # predictions: every source offset once
+        keys = arr[:, 3] * (1 << 40) + arr[:, 4]
+        uniq = np.unique(keys)
+        out["duplicates"] = int(len(keys) - len(uniq))
+        out["missing"] = int(events - len(uniq))
+    else:
+        out["duplicates"] = max(0, int(len(arr) - events))
+        out["missing"] = max(0, int(events - len(arr)))
+    if out["missing"]:
+        problems.append("%s: %d of %d events have no output" % (name, out["missing"], events))
+    exits = read_json(os.path.join(d, name + "-exit.json")) if os.path.exists(
+        os.path.join(d, name + "-exit.json")) else {"codes": []}
+    out["exit"] = exits["codes"]
+    if any(c != 0 for c in exits["codes"]):
+        problems.append("%s: exit status %s after SIGTERM" % (name, exits["codes"]))
+    summaries = [last_json_line(os.path.join(d, "%s-%d.out" % (name, i)))
+                 for i in range(out["processes"] or 0)]
+    if any(summaries):
+        out["own_events_per_s"] = [s.get("events_per_s") if s else None for s in summaries]
+    metrics_path = os.path.join(d, name + "-metrics.json")
+    if os.path.exists(metrics_path):
+        m = read_json(metrics_path)
+        b = m.get("streamscore_batches_total") or 0
+        if b:
+            out["stages_ms_per_batch"] = {
+                "redis_read_and_write": round(m.get("streamscore_redis_seconds_sum", 0) / b * 1e3, 3),
+                "predict": round(m.get("streamscore_predict_seconds_sum", 0) / b * 1e3, 3),
+            }
+            out["mean_batch"] = round(m.get("streamscore_batch_size_sum", 0) / b, 1)
+            out["batches"] = int(b)
+    return out, problems
+
+
+def latency_phases(d, phases, problems):
+    """Per offered rate: the latency of each event paced in that phase."""
+    try:
+        ins = np.load(os.path.join(d, "lat-in.npy"))
+        outs = np.load(os.path.join(d, "lat-out.npy"))
+    except OSError:
+        problems.append("latency: the topics were not read")
+        return {}, None
+    # event append time by (partition, offset); the first prediction of each source offset
+    ik = ins[:, 0] * (1 << 40) + ins[:, 1]
+    order = np.argsort(outs[:, 2], kind="stable")
+    ok = outs[order, 3] * (1 << 40) + outs[order, 4]
+    uk, first = np.unique(ok, return_index=True)
+    out_ts = outs[order][first, 2]
+    dup = int(len(ok) - len(uk))
+    pos = np.searchsorted(uk, ik)
+    pos[pos >= len(uk)] = 0
+    has = (uk[pos] == ik) if len(uk) else np.zeros(len(ik), dtype=bool)
+    latency = np.where(has, out_ts[pos] - ins[:, 2], -1) if len(uk) else np.full(len(ik), -1)
+    result = {}
+    for ph in phases:
+        k = ph["k"]
+        begin = read_json(os.path.join(d, "lat-%d-begin.json" % k))["end"]
+        end = read_json(os.path.join(d, "lat-%d-end.json" % k))["end"]
+        sel = np.zeros(len(ins), dtype=bool)
+        for p, e in end.items():
+            b = begin.get(p, 0)
+            sel |= (ins[:, 0] == int(p)) & (ins[:, 1] >= b) & (ins[:, 1] < e)
+        lats = np.sort(latency[sel & has])
+        n = int(sel.sum())
+        miss = int((sel & ~has).sum())
+        load = last_json_line(os.path.join(d, "lat-%d-load.json" % k)) or {}
+        p0 = last_json_line(os.path.join(d, "lat-%d-proc0.json" % k)) or {}
+        p1 = last_json_line(os.path.join(d, "lat-%d-proc1.json" % k)) or {}
+        cpu = (p1["cpu_s"] - p0["cpu_s"]) if p0.get("cpu_s") is not None and p1.get(
+            "cpu_s") is not None else None
+        stack = stack_cpu(os.path.join(d, "lat-%d-stack0.json" % k),
+                          os.path.join(d, "lat-%d-stack1.json" % k), n)
+        key = format(round(ph["rate"]), "d")
+        result[key] = {
+            "share_of_max": ph["share"],
+            "offered_events_per_s": load.get("events_per_s"),
+            "p50": quantile(lats, 0.50), "p95": quantile(lats, 0.95),
+            "p99": quantile(lats, 0.99), "max": int(lats[-1]) if len(lats) else None,
+            "events": n, "missing": miss,
+            "drain_after_load_s": ph.get("drain_s"),
+            "cpu_s_per_million": round(cpu / n * 1e6, 2) if cpu is not None and n else None,
+            "load_generator_cpu_s_per_million": (round(load["cpu_s"] / n * 1e6, 2)
+                                                 if load.get("cpu_s") is not None and n else None),
+            **stack,
+        }
+        if miss:
+            problems.append("latency at %s/s: %d of %d events have no prediction"
+                            % (key, miss, n))
+    return result, {"events": int(len(ins)), "missing": int((~has).sum()), "duplicates": dup}
+
+
+def soak_figures(d, entry, problems):
+    path = os.path.join(d, "soak-samples.jsonl")
+    if entry is None or not os.path.exists(path):
+        return None
     with open(path, encoding="utf-8") as f:
-        return json.load(f)
+        s = [json.loads(ln) for ln in f if ln.strip()]
+    load = last_json_line(os.path.join(d, "soak-load.json")) or {}
+    meta = {"rate": entry["rate"], "share_of_max": entry["share"],
+            "offered_events_per_s": load.get("events_per_s"), "events": load.get("records")}
+    codes = (last_json_line(os.path.join(d, "soak-exit.json")) or {}).get("codes", [])
+    if any(c != 0 for c in codes):
+        problems.append("soak: the worker exited with %s on SIGTERM" % codes)
+    if len(s) < 4:
+        problems.append("soak: fewer than 4 RSS samples")
+        return {"samples": len(s), **meta}
+    t = np.array([x["t"] for x in s])
+    rss = np.array([x["rss_mb"] for x in s])
+
+    def slope(tt, rr):  # MB per minute, least squares
+        return float(np.polyfit(tt / 60, rr, 1)[0]) if len(tt) >= 2 else None
+
+    half = t >= t[-1] / 2
+    return {
+        **meta,
+        "samples": len(s),
+        "seconds": round(float(t[-1]), 1),
+        "rss_mb_first": round(float(rss[0]), 1), "rss_mb_last": round(float(rss[-1]), 1),
+        "rss_mb_max": round(float(rss.max()), 1),
+        "rss_mb_at_half": round(float(rss[half][0]), 1),
+        "slope_mb_per_min": round(slope(t, rss), 4),
+        "slope_mb_per_min_second_half": round(slope(t[half], rss[half]), 4),
+        "growth_mb_second_half": round(float(rss[half][-1] - rss[half][0]), 2),
+    }
 
 
-def last_json_line(path):
-    """The producer's summary: the last line of its stdout."""
-    with open(path, encoding="utf-8") as f:
-        lines = [ln for ln in f.read().splitlines() if ln.strip()]
-    return json.loads(lines[-1])
-
-
-def conditions(a):
-    """What the numbers depend on: load, machine, versions, commit, date."""
+def conditions(a, d):
     ver = subprocess.run([a.bin, "--version"], capture_output=True, text=True).stdout.strip()
     m = re.search(r"streamscore (\S+) \(librdkafka (\S+), XGBoost (\S+)\)", ver)
-    git = lambda *args: subprocess.run(["git", "-C", ROOT] + list(args), capture_output=True,
-                                       text=True).stdout.strip()
+
+    def git(*args):
+        return subprocess.run(["git", "-C", ROOT] + list(args), capture_output=True,
+                              text=True).stdout.strip()
+
+    model = ""
+    mem_mb = None
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
+        with open("/proc/meminfo") as f:
+            mem_mb = int(next(ln for ln in f if ln.startswith("MemTotal")).split()[1]) // 1024
+    except (OSError, StopIteration):
+        pass
+    py = {}
+    try:
+        import confluent_kafka
+        import redis
+        import xgboost
+        py = {"python": platform.python_version(), "confluent_kafka": confluent_kafka.version()[0],
+              "librdkafka_python": confluent_kafka.libversion()[0],
+              "fastavro": fastavro.__version__, "xgboost": xgboost.__version__,
+              "redis_py": redis.__version__, "numpy": np.__version__}
+    except ImportError:
+        pass
+    kafka = ""
+    libs = os.path.join(ROOT, ".deps/kafka/libs")
+    if os.path.isdir(libs):
+        kafka = next((re.sub(r"^kafka_[0-9.]+-|\.jar$", "", f) for f in sorted(os.listdir(libs))
+                      if re.match(r"kafka_[0-9.]+-[0-9.]+\.jar$", f)), "")
+    redis_v = subprocess.run(["redis-server", "--version"], capture_output=True,
+                             text=True).stdout.strip()
     return {
-        "events": a.events, "customers": a.customers, "threads": a.threads,
+        "events": a.events, "customers": a.customers, "partitions": a.partitions,
+        "threads": a.threads, "python_peer_processes": a.threads,
         "batch_max_messages": a.batch, "batch_max_wait_ms": a.batch_wait_ms,
-        "rate": a.rate, "latency_seconds": a.latency_seconds,
-        "nproc": os.cpu_count(), "loadavg_at_start": a.loadavg,
+        "python_peer_batch": a.peer_batch, "repeats": a.repeat,
+        "latency_seconds_per_rate": a.latency_seconds,
+        "nproc": os.cpu_count(), "cpu_model": model, "mem_total_mb": mem_mb,
+        "kernel": platform.release(),
+        "loadavg_at_start": a.loadavg, "loadavg_at_end": " ".join(
+            open("/proc/loadavg").read().split()[:3]),
         "version": ver,
         "streamscore": m.group(1) if m else None,
         "librdkafka": m.group(2) if m else None,
         "xgboost": m.group(3) if m else None,
+        "kafka": kafka, "redis_server": redis_v,
+        "python_side": py,
         "git_commit": git("rev-parse", "HEAD"),
         "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
         "date": a.started,
+        "timestamps": "LogAppendTime on every bench topic",
     }
+
+
+def stage_budget(results, runs, a):
+    """Where a batch's time goes: each stage from the component timings at the worker's batch
+    size, beside the time per batch and thread that the worker and the pass-through took."""
+    comp = results.get("components")
+    if not comp:
+        return None
+    b = a.batch
+
+    def at(table, key):  # the figure at batch size b, else interpolated per record
+        if str(b) in table:
+            return table[str(b)][key]
+        sizes = sorted(int(k) for k in table)
+        lo = max((x for x in sizes if x <= b), default=sizes[0])
+        hi = min((x for x in sizes if x >= b), default=sizes[-1])
+        if lo == hi:
+            return table[str(lo)][key] * b / lo
+        f = (b - lo) / (hi - lo)
+        return table[str(lo)][key] + f * (table[str(hi)][key] - table[str(lo)][key])
+
+    pr = comp["predict"]
+    c = {
+        "decode": comp["decode"]["ns_per_event"] * b / 1e6,
+        "merge_and_hash": (comp["merge"]["ns_per_event"] + comp["merge"]["hash_ns_per_event"])
+        * b / 1e6,
+        "redis_read": at(comp["redis"], "read_ms"),
+        "predict": at(pr, "us_per_batch") / 1e3,
+        "encode": comp["encode"]["ns_per_event"] * b / 1e6,
+        "redis_write": at(comp["redis"], "write_ms"),
+        "produce_and_acks": at(comp["produce"], "ms_per_batch"),
+    }
+    c = {k: round(v, 3) for k, v in c.items()}
+    per = {}
+    for kind in ("worker", "passthrough"):
+        e = results["events_per_s_runs"][kind]["median"]
+        per[kind] = round(a.threads * b / e * 1e3, 3) if e else None
+    wr = {}
+    for key in ("redis_read_and_write", "predict"):
+        vals = [r["worker"].get("stages_ms_per_batch", {}).get(key) for r in runs if "worker" in r]
+        wr[key] = median(vals)
+    return {"components": c, "components_sum": round(sum(c.values()), 3),
+            "work_beyond_kafka": round(sum(v for k, v in c.items() if k != "produce_and_acks"), 3),
+            "worker_measured": per["worker"], "passthrough_measured": per["passthrough"],
+            "worker_run": wr,
+            "note": "components: one thread alone; measured: threads x batch / events per s"}
+
+
+def fmt(x, nd=0):
+    if x is None:
+        return "-"
+    return ("{:,.%df}" % nd).format(x)
 
 
 def cmd_report(a):
     d = a.dir
-    cond = conditions(a)
     problems = []
+    with open(os.path.join(d, "plan.jsonl"), encoding="utf-8") as f:
+        plan = [json.loads(ln) for ln in f if ln.strip()]
+    cond = conditions(a, d)
+    runs = []
+    for rep in sorted({e["repeat"] for e in plan if e["type"] == "throughput"}):
+        entry = {"repeat": rep, "order": []}
+        for e in plan:
+            if e["type"] == "throughput" and e["repeat"] == rep:
+                fig, pr = throughput_run(d, e["name"], e["kind"], a.events)
+                entry[e["kind"]] = fig
+                entry["order"].append(e["kind"])
+                problems += pr
+        w, p, y = (entry.get(k, {}).get("events_per_s") for k in ("worker", "passthrough", "python"))
+        entry["worker_to_passthrough"] = round(w / p, 3) if w and p else None
+        entry["worker_to_python"] = round(w / y, 2) if w and y else None
+        wc = entry.get("worker", {}).get("cpu_s_per_million")
+        yc = entry.get("python", {}).get("cpu_s_per_million")
+        entry["worker_to_python_per_cpu_s"] = round(yc / wc, 2) if wc and yc else None
+        runs.append(entry)
 
-    # throughput: the backlog
-    t_events = load_events([os.path.join(d, "tput-events.jsonl")])
-    t_out, t_dup, t_miss, t_foreign = match(t_events, read_json(os.path.join(d, "tput-out.json")))
-    t_proc = read_json(os.path.join(d, "tput-proc.json"))
-    ts = sorted(t_out.values())
-    span_s = (ts[-1] - ts[0]) / 1000 if len(ts) > 1 else 0.0
-    eps = round(len(ts) / span_s, 1) if span_s > 0 else None
-    start_ms = int(open(os.path.join(d, "tput-worker.start_ms")).read())
-    backlog = last_json_line(os.path.join(d, "tput-producer.out"))
+    def col(kind, key):
+        return [r.get(kind, {}).get(key) for r in runs]
 
-    # latency: paced events to a caught-up worker (the warm-up events only count for correctness)
-    l_events = load_events([os.path.join(d, "lat-events.jsonl")])
-    l_warm = load_events([os.path.join(d, "lat-warmup.jsonl")])
-    l_out, l_dup, l_miss, l_foreign = match({**l_warm, **l_events},
-                                            read_json(os.path.join(d, "lat-out.json")))
-    lat = sorted(l_out[k] - l_events[k] for k in l_events if k in l_out)
-    paced = last_json_line(os.path.join(d, "lat-producer.out"))
-    l_proc = read_json(os.path.join(d, "lat-proc.json"))
-    rate_key = format(a.rate, "g")
-    latency = {rate_key: {"p50": quantile(lat, 0.50), "p95": quantile(lat, 0.95),
-                          "p99": quantile(lat, 0.99), "max": lat[-1] if lat else None,
-                          "events": len(lat),
-                          "offered_events_per_s": paced.get("events_per_s")}}
-
-    correctness = {
-        "throughput": {"events": len(t_events), "missing": t_miss, "duplicates": t_dup,
-                       "unexpected": t_foreign},
-        "latency": {"events": len(l_events) + len(l_warm), "missing": l_miss,
-                    "duplicates": l_dup, "unexpected": l_foreign},
-    }
-    for phase, c in correctness.items():
-        if c["missing"]:
-            problems.append("%s: %d of %d events have no prediction" % (phase, c["missing"], c["events"]))
-    for phase, rc in (("throughput", a.tput_exit), ("latency", a.lat_exit)):
-        if rc != 0:
-            problems.append("%s: the worker exited with %s on SIGTERM" % (phase, rc))
-
-    n = len(t_events)
     results = {
-        "events_per_s": eps,
-        "latency_ms": latency,
-        "cpu_s_per_million": round(t_proc["cpu_s"] / n * 1e6, 1)
-        if n and t_proc["cpu_s"] is not None else None,
-        "rss_mb": t_proc["rss_mb"],
-        "throughput": {
-            "scored": len(ts),
-            "first_to_last_prediction_s": round(span_s, 3),
-            "worker_start_to_first_prediction_s": round((ts[0] - start_ms) / 1000, 3) if ts else None,
-            "worker_cpu_s": t_proc["cpu_s"],
-            "backlog_produced_events_per_s": backlog.get("events_per_s"),
-        },
-        "latency_worker": {"cpu_s": l_proc["cpu_s"], "rss_mb": l_proc["rss_mb"]},
-        "correctness": correctness,
-        "conditions": cond,
-        "worker_exit": {"throughput": a.tput_exit, "latency": a.lat_exit},
-        "ok": not problems,
-        "problems": problems,
+        "events_per_s": median(col("worker", "events_per_s")),
+        "passthrough_events_per_s": median(col("passthrough", "events_per_s")),
+        "python_events_per_s": median(col("python", "events_per_s")),
     }
+    results["ratios"] = {
+        "worker_to_passthrough": spread([r["worker_to_passthrough"] for r in runs], 3),
+        "worker_to_python": spread([r["worker_to_python"] for r in runs], 2),
+        "worker_to_python_per_cpu_s": spread([r["worker_to_python_per_cpu_s"] for r in runs], 2),
+    }
+    results["events_per_s_runs"] = {k: spread(col(k, "events_per_s"))
+                                    for k in ("worker", "passthrough", "python")}
+
+    phases = [e for e in plan if e["type"] == "latency"]
+    latency, lat_correct, lat = {}, None, {}
+    if phases:
+        latency, lat_correct = latency_phases(d, phases, problems)
+        lat = last_json_line(os.path.join(d, "lat-proc.json")) or {}
+        codes = (last_json_line(os.path.join(d, "lat-exit.json")) or {}).get("codes", [])
+        if any(c != 0 for c in codes):
+            problems.append("latency: the worker exited with %s on SIGTERM" % codes)
+    results["latency_ms"] = latency
+    results["cpu_s_per_million"] = {k: median(col(k, "cpu_s_per_million"))
+                                    for k in ("worker", "passthrough", "python")}
+    results["stack_cpu_s_per_million"] = {
+        k: {"kafka": median(col(k, "kafka_cpu_s_per_million")),
+            "redis": median(col(k, "redis_cpu_s_per_million"))}
+        for k in ("worker", "passthrough", "python")}
+    results["rss_mb"] = max((x for x in col("worker", "rss_mb") if x is not None), default=None)
+    results["rss_mb_by_tool"] = {k: max((x for x in col(k, "rss_mb") if x is not None),
+                                        default=None) for k in ("worker", "passthrough", "python")}
+    comp_path = os.path.join(d, "components.json")
+    results["components"] = read_json(comp_path) if os.path.exists(comp_path) else None
+    extra = {}
+    if os.path.exists(os.path.join(d, "pyredis-out.npy")):
+        fig, pr = throughput_run(d, "pyredis", "python", a.events)
+        extra["python_redis_py"] = fig
+        problems += pr
+    results["python_redis_client"] = extra.get("python_redis_py")
+    vpath = os.path.join(d, "verify.json")
+    if os.path.exists(vpath):
+        try:
+            v = read_json(vpath)
+        except ValueError:
+            v = {}
+        results["python_matches_worker"] = {
+            k: v.get(k) for k in ("ok", "compared", "only_peer", "only_worker",
+                                  "mismatched_predictions", "max_abs_score_diff", "redis")}
+        if not v.get("ok"):
+            problems.append("the Python peer's predictions differ from the worker's "
+                            "(build/bench/verify.json)")
+    results["soak"] = soak_figures(d, next((e for e in plan if e["type"] == "soak"), None),
+                                   problems)
+    results["correctness"] = {
+        "throughput": {r["repeat"]: {k: {"missing": r[k]["missing"],
+                                         "duplicates": r[k]["duplicates"]}
+                                     for k in ("worker", "passthrough", "python") if k in r}
+                       for r in runs},
+        "latency": lat_correct,
+    }
+    results["runs"] = runs
+    results["latency_worker"] = {k: lat.get(k) for k in ("rss_mb", "cpu_s")} if lat else None
+    results["stage_budget_ms_per_batch"] = stage_budget(results, runs, a)
+
+    # goals
+    goals = {}
+    rp = results["ratios"]["worker_to_passthrough"]["median"]
+    ry = results["ratios"]["worker_to_python"]["median"]
+    goals["worker_at_least_0.8_of_passthrough"] = {"value": rp, "met": rp is not None and rp >= 0.8}
+    goals["worker_at_least_10x_python"] = {"value": ry, "met": ry is not None and ry >= 10}
+    half = next((v for v in latency.values() if v["share_of_max"] == 0.5), None)
+    goals["p99_under_10_ms_at_half_max"] = {
+        "value": half["p99"] if half else None,
+        "met": bool(half and half["p99"] is not None and half["p99"] < 10)}
+    soak = results["soak"]
+    if soak and soak.get("slope_mb_per_min_second_half") is not None:
+        growth = soak["growth_mb_second_half"]
+        goals["memory_flat_over_soak"] = {
+            "value": soak["slope_mb_per_min_second_half"], "unit": "MB/min, second half",
+            "seconds": soak["seconds"], "met": abs(growth) < 2.0}
+    else:
+        goals["memory_flat_over_soak"] = {"value": None, "met": None,
+                                          "note": "not run (BENCH_SOAK_SECONDS=600 make bench)"}
+    results["goals"] = goals
+    results["conditions"] = cond
+    results["ok"] = not problems
+    results["problems"] = problems
     with open(os.path.join(d, "results.json"), "w", encoding="utf-8") as f:
-        json.dump(results, f, indent=2)
+        json.dump(results, f, indent=2,
+                  default=lambda v: v.item() if isinstance(v, np.generic) else str(v))
         f.write("\n")
 
+    # the table
     c = cond
-    L = latency[rate_key]
-    rows = [
-        ("throughput (backlog)", "%s events/s" % eps,
-         "%d events in %.2f s, first to last prediction" % (len(ts), span_s)),
-        ("worker CPU", "%s s / million events" % results["cpu_s_per_million"],
-         "%s CPU s over the backlog worker's whole life" % t_proc["cpu_s"]),
-        ("worker peak RSS", "%s MB" % t_proc["rss_mb"], "VmHWM of the backlog worker"),
-        ("latency @ %s/s" % rate_key,
-         "p50 %s  p95 %s  p99 %s  max %s ms" % (L["p50"], L["p95"], L["p99"], L["max"]),
-         "%d events over %s s, offered %s/s" % (len(lat), c["latency_seconds"],
-                                               paced.get("events_per_s"))),
-        ("correctness", "missing %d  duplicates %d" % (t_miss + l_miss, t_dup + l_dup),
-         "over %d events (both phases)" % (len(t_events) + len(l_events) + len(l_warm))),
-    ]
-    w0 = max(len(r[0]) for r in rows)
-    w1 = max(len(r[1]) for r in rows)
+    ew = results["events_per_s_runs"]
     print()
-    print("streamscore bench  %s  commit %s  %s" % (c["date"], c["git_commit"][:12], c["version"]))
-    print("  %d events, %d customers, worker.threads %d, batch.max.messages %d, "
-          "nproc %d, load %s" % (c["events"], c["customers"], c["threads"], c["batch_max_messages"],
-                                 c["nproc"], c["loadavg_at_start"]))
-    print("  " + "-" * (w0 + w1 + 40))
-    for r in rows:
-        print("  %-*s  %-*s  %s" % (w0, r[0], w1, r[1], r[2]))
-    print("  " + "-" * (w0 + w1 + 40))
+    print("streamscore bench  %s  commit %s%s  %s" % (c["date"], c["git_commit"][:12],
+                                                     " (dirty)" if c["git_dirty"] else "",
+                                                     c["version"]))
+    print("  %s, nproc %d, %s MB; load %s at start, %s at end" % (
+        c["cpu_model"], c["nproc"], c["mem_total_mb"], c["loadavg_at_start"], c["loadavg_at_end"]))
+    print("  %d events (%d customers, %d partitions), %d thread(s) = %d peer process(es), "
+          "batch %d (peer %d), wait %d ms, %d repeat(s)" % (
+              c["events"], c["customers"], c["partitions"], c["threads"], c["threads"],
+              c["batch_max_messages"], c["python_peer_batch"], c["batch_max_wait_ms"],
+              c["repeats"]))
+    line = "  " + "-" * 92
+    print(line)
+    row = "  %-24s %10s %20s %9s %10s %8s %8s"
+    print(row % ("throughput (backlog)", "events/s", "range over runs", "CPU s/M", "peak RSS",
+                 "Kafka", "Redis"))
+    sc = results["stack_cpu_s_per_million"]
+    for k, label in (("worker", "streamscore worker"), ("passthrough", "Kafka pass-through (C)"),
+                     ("python", "Python peer")):
+        e = ew[k]
+        print(row % (label, fmt(e["median"]), "%s .. %s" % (fmt(e["min"]), fmt(e["max"])),
+                     fmt(results["cpu_s_per_million"][k], 2),
+                     "%s MB" % fmt(results["rss_mb_by_tool"][k], 1),
+                     fmt(sc[k]["kafka"], 2), fmt(sc[k]["redis"], 2)))
+    if results["python_redis_client"]:
+        x = results["python_redis_client"]
+        print(row % ("Python peer, redis-py", fmt(x["events_per_s"]), "(one run)",
+                     fmt(x["cpu_s_per_million"], 2), "%s MB" % fmt(x["rss_mb"], 1),
+                     fmt(x["kafka_cpu_s_per_million"], 2), fmt(x["redis_cpu_s_per_million"], 2)))
+    print("  %-24s %s" % ("", "(CPU s/M: CPU seconds per million events of the process(es); "
+                              "Kafka, Redis: of the broker and redis-server meanwhile)"))
+    for k, label in (("worker_to_passthrough", "worker / pass-through"),
+                     ("worker_to_python", "worker / Python peer"),
+                     ("worker_to_python_per_cpu_s", "per CPU second: w / peer")):
+        r = results["ratios"][k]
+        print("  %-24s %10s %20s" % (label, r["median"], "%s .. %s" % (r["min"], r["max"])))
+    print(line)
+    row = "  %-26s %7s %7s %7s %7s %9s %8s %7s %7s %7s"
+    print(row % ("latency (append to append)", "p50 ms", "p95 ms", "p99 ms", "max ms", "events",
+                 "CPU s/M", "load", "Kafka", "Redis"))
+    for key, v in latency.items():
+        print(row % ("%s/s (%d%% of max)" % (key, round(v["share_of_max"] * 100)), v["p50"],
+                     v["p95"], v["p99"], v["max"], v["events"], fmt(v["cpu_s_per_million"], 2),
+                     fmt(v["load_generator_cpu_s_per_million"], 2),
+                     fmt(v["kafka_cpu_s_per_million"], 2), fmt(v["redis_cpu_s_per_million"], 2)))
+    comp = results["components"]
+    if comp:
+        print(line)
+        pr = comp.get("predict", {})
+        rd = comp.get("redis", {})
+        pd = comp.get("produce", {})
+        b = str(c["batch_max_messages"])
+        print("  components (one thread): decode %s ns/event, merge %s ns, hash %s ns, "
+              "encode %s ns" % (comp["decode"]["ns_per_event"], comp["merge"]["ns_per_event"],
+                                comp["merge"]["hash_ns_per_event"],
+                                comp["encode"]["ns_per_event"]))
+        print("    predict ns/row by batch: " + ", ".join(
+            "%s: %s" % (k, fmt(v["ns_per_row"])) for k, v in pr.items()))
+        print("    redis read+write ms/batch: " + ", ".join(
+            "%s: %s" % (k, v["round_trip_ms"]) for k, v in rd.items()))
+        print("    produce+acks ms/batch: " + ", ".join(
+            "%s: %s" % (k, v["ms_per_batch"]) for k, v in pd.items()))
+    sb = results["stage_budget_ms_per_batch"]
+    if sb:
+        print("  per batch of %d, one thread (ms): %s" % (a.batch, ", ".join(
+            "%s %s" % (k, v) for k, v in sb["components"].items())))
+        print("    sum %s (work beyond Kafka %s); measured per batch and thread: worker %s, "
+              "pass-through %s; in the worker run: redis %s, predict %s" % (
+                  sb["components_sum"], sb["work_beyond_kafka"], sb["worker_measured"],
+                  sb["passthrough_measured"], sb["worker_run"].get("redis_read_and_write"),
+                  sb["worker_run"].get("predict")))
+    if soak and soak.get("slope_mb_per_min") is not None:
+        print(line)
+        print("  soak %s s at %s/s: RSS %s -> %s MB (max %s), slope %s MB/min, second half %s "
+              "MB/min" % (soak["seconds"], fmt(soak.get("rate")), soak["rss_mb_first"],
+                          soak["rss_mb_last"], soak["rss_mb_max"], soak["slope_mb_per_min"],
+                          soak["slope_mb_per_min_second_half"]))
+    print(line)
+    for k, g in goals.items():
+        state = "met" if g["met"] else ("not run" if g["met"] is None else "MISSED")
+        print("  goal %-40s %-8s %s" % (k, state, g["value"]))
+    if "python_matches_worker" in results:
+        v = results["python_matches_worker"]
+        print("  Python peer vs worker: %s predictions compared, %s mismatched, %s" % (
+            v.get("compared"), v.get("mismatched_predictions"), "ok" if v.get("ok") else "DIFFER"))
     print("  results: %s" % os.path.relpath(os.path.join(d, "results.json"), ROOT))
     for p in problems:
         print("  FAILED: " + p)
@@ -339,6 +822,10 @@ def cmd_report(a):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("topics")
+    t.add_argument("--bootstrap", required=True)
+    t.add_argument("--partitions", type=int, required=True)
+    t.add_argument("names", nargs="+", help="topics; a name ending in .dlq gets one partition")
     r = sub.add_parser("ready")
     r.add_argument("--bootstrap", required=True)
     r.add_argument("--group", required=True)
@@ -346,31 +833,50 @@ def main(argv=None):
     r.add_argument("--members", type=int, required=True)
     r.add_argument("--settle", type=float, default=1.0, help="seconds it must stay ready")
     r.add_argument("--timeout", type=float, default=60)
+    r.add_argument("--pid", type=int, action="append", help="stop waiting when these exit")
     dr = sub.add_parser("drained")
     dr.add_argument("--bootstrap", required=True)
     dr.add_argument("--group", required=True)
     dr.add_argument("--topic", required=True)
-    dr.add_argument("--pid", type=int, help="stop waiting when this process (the worker) exits")
+    dr.add_argument("--pid", type=int, action="append", help="stop waiting when these exit")
     dr.add_argument("--timeout", type=float, default=120)
+    dr.add_argument("--txn", action="store_true",
+                    help="the topic was written in one transaction: the last offset of each "
+                         "partition is its commit marker, never consumed")
     c = sub.add_parser("collect")
     c.add_argument("--bootstrap", required=True)
     c.add_argument("--topic", required=True)
-    c.add_argument("--out", required=True, help="JSON file of the records read")
-    c.add_argument("--timeout", type=float, default=60)
+    c.add_argument("--out", required=True, help=".npy file of the records read")
+    c.add_argument("--predictions", action="store_true", help="decode source partition/offset")
+    c.add_argument("--txn", action="store_true", help="as drained --txn")
+    c.add_argument("--timeout", type=float, default=120)
+    o = sub.add_parser("offsets")
+    o.add_argument("--bootstrap", required=True)
+    o.add_argument("--topic", required=True)
     p = sub.add_parser("proc")
-    p.add_argument("pid", type=int)
+    p.add_argument("--names", type=lambda v: v.split(","),
+                   help="comma-separated names of the processes, in order")
+    p.add_argument("pids", type=int, nargs="+")
+    sc = sub.add_parser("scrape")
+    sc.add_argument("--listen", required=True, help="host:port of the worker's metrics.listen")
+    sa = sub.add_parser("sample")
+    sa.add_argument("--pid", type=int, required=True)
+    sa.add_argument("--interval", type=float, default=5)
+    sa.add_argument("--out", required=True)
+    sa.add_argument("--until-file", help="stop once this file exists")
     rp = sub.add_parser("report")
     rp.add_argument("--dir", required=True)
     rp.add_argument("--bin", required=True, help="the streamscore binary (for --version)")
-    for k in ("events", "customers", "threads", "batch", "batch-wait-ms", "latency-seconds",
-              "tput-exit", "lat-exit"):
+    for k in ("events", "customers", "partitions", "threads", "batch", "batch-wait-ms",
+              "peer-batch", "repeat"):
         rp.add_argument("--" + k, type=int, required=True)
-    rp.add_argument("--rate", type=float, required=True)
+    rp.add_argument("--latency-seconds", type=float, required=True)
     rp.add_argument("--loadavg", required=True)
     rp.add_argument("--started", required=True, help="UTC date and time of the start")
     a = ap.parse_args(argv)
-    return {"ready": cmd_ready, "drained": cmd_drained, "collect": cmd_collect, "proc": cmd_proc,
-            "report": cmd_report}[a.cmd](a)
+    return {"topics": cmd_topics, "ready": cmd_ready, "drained": cmd_drained,
+            "collect": cmd_collect, "offsets": cmd_offsets, "proc": cmd_proc,
+            "scrape": cmd_scrape, "sample": cmd_sample, "report": cmd_report}[a.cmd](a)
 
 
 if __name__ == "__main__":
