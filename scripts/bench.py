@@ -13,6 +13,9 @@ the outputs back and turns them into the table and build/bench/results.json.
   sample   VmRSS and CPU of a process every few seconds while it runs (the soak), as JSON lines
   report   the table, the ratios, the goals; writes results.json; exit 1 when a run lost
            records or a process failed
+  markdown results.json as the Markdown tables of docs/performance.md
+  calibrate  milliseconds a fixed single-threaded Python workload takes: how fast the machine
+           runs now (a virtual machine's share of its host moves, and every figure with it)
 
 Timestamps: every topic of the bench is created with message.timestamp.type=LogAppendTime,
 so a record's timestamp is when the broker appended it. Throughput is records over the span
@@ -293,6 +296,26 @@ def cmd_sample(a):
     return 0
 
 
+# ---------------------------------------------------------------------------- calibrate
+def calibration_ms():
+    """Best of three: a fixed loop of integer arithmetic, in ms."""
+    best = None
+    for _ in range(3):
+        t0 = time.perf_counter()
+        x = 0
+        for i in range(1_000_000):
+            x = (x * 31 + i) & 0xFFFFFFFF
+        dt = (time.perf_counter() - t0) * 1000
+        best = dt if best is None or dt < best else best
+    return round(best, 1)
+
+
+def cmd_calibrate(a):
+    print(json.dumps({"calibration_ms": calibration_ms(),
+                      "loadavg": " ".join(open("/proc/loadavg").read().split()[:3])}))
+    return 0
+
+
 # ---------------------------------------------------------------------------- report
 def quantile(sorted_values, q):
     """Nearest-rank quantile of an ascending array."""
@@ -542,6 +565,11 @@ def conditions(a, d):
         "kernel": platform.release(),
         "loadavg_at_start": a.loadavg, "loadavg_at_end": " ".join(
             open("/proc/loadavg").read().split()[:3]),
+        "calibration_ms_at_start": (last_json_line(os.path.join(d, "calibrate.json")) or {}).get(
+            "calibration_ms"),
+        "calibration_ms_at_end": calibration_ms(),
+        "calibration": "best of 3 runs of a fixed single-threaded Python loop: larger is a "
+                       "slower machine",
         "version": ver,
         "streamscore": m.group(1) if m else None,
         "librdkafka": m.group(2) if m else None,
@@ -732,8 +760,10 @@ def cmd_report(a):
     print("streamscore bench  %s  commit %s%s  %s" % (c["date"], c["git_commit"][:12],
                                                      " (dirty)" if c["git_dirty"] else "",
                                                      c["version"]))
-    print("  %s, nproc %d, %s MB; load %s at start, %s at end" % (
-        c["cpu_model"], c["nproc"], c["mem_total_mb"], c["loadavg_at_start"], c["loadavg_at_end"]))
+    print("  %s, nproc %d, %s MB; load %s at start, %s at end; calibration %s ms at start, "
+          "%s ms at end" % (c["cpu_model"], c["nproc"], c["mem_total_mb"], c["loadavg_at_start"],
+                            c["loadavg_at_end"], c["calibration_ms_at_start"],
+                            c["calibration_ms_at_end"]))
     print("  %d events (%d customers, %d partitions), %d thread(s) = %d peer process(es), "
           "batch %d (peer %d), wait %d ms, %d repeat(s)" % (
               c["events"], c["customers"], c["partitions"], c["threads"], c["threads"],
@@ -819,6 +849,95 @@ def cmd_report(a):
     return 1 if problems else 0
 
 
+def cmd_markdown(a):
+    r = read_json(a.results)
+    c = r["conditions"]
+    ew, sc = r["events_per_s_runs"], r["stack_cpu_s_per_million"]
+    out = []
+    out.append("Run %s, commit `%s`%s, `%s`; load average %s at start, %s at end; calibration "
+               "%s ms at start, %s ms at end." % (
+                   c["date"], c["git_commit"][:12],
+                   " (uncommitted changes)" if c["git_dirty"] else "", c["version"],
+                   c["loadavg_at_start"], c["loadavg_at_end"], c.get("calibration_ms_at_start"),
+                   c.get("calibration_ms_at_end")))
+    out.append("")
+    out.append("| throughput on a backlog | events/s (median) | range over %d rounds | CPU s per "
+               "million events | broker CPU s/M | Redis CPU s/M | peak RSS |" % c["repeats"])
+    out.append("|---|---:|---:|---:|---:|---:|---:|")
+    for k, label in (("worker", "streamscore worker, %d threads" % c["threads"]),
+                     ("passthrough", "Kafka pass-through (C), %d threads" % c["threads"]),
+                     ("python", "Python peer, %d processes" % c["threads"])):
+        e = ew[k]
+        out.append("| %s | %s | %s – %s | %s | %s | %s | %s MB |" % (
+            label, fmt(e["median"]), fmt(e["min"]), fmt(e["max"]),
+            fmt(r["cpu_s_per_million"][k], 1), fmt(sc[k]["kafka"], 1), fmt(sc[k]["redis"], 1),
+            fmt(r["rss_mb_by_tool"][k], 1)))
+    x = r.get("python_redis_client")
+    if x:
+        out.append("| Python peer with redis-py, %d processes (one run) | %s | | %s | %s | %s | "
+                   "%s MB |" % (c["threads"], fmt(x["events_per_s"]),
+                                fmt(x["cpu_s_per_million"], 1),
+                                fmt(x["kafka_cpu_s_per_million"], 1),
+                                fmt(x["redis_cpu_s_per_million"], 1), fmt(x["rss_mb"], 1)))
+    out.append("")
+    out.append("| ratio (within a round) | median | range |")
+    out.append("|---|---:|---:|")
+    for k, label in (("worker_to_passthrough", "worker / pass-through"),
+                     ("worker_to_python", "worker / Python peer"),
+                     ("worker_to_python_per_cpu_s", "worker / Python peer, per CPU second")):
+        q = r["ratios"][k]
+        out.append("| %s | %s | %s – %s |" % (label, q["median"], q["min"], q["max"]))
+    out.append("")
+    out.append("| offered rate (share of the worker's maximum) | p50 ms | p95 ms | p99 ms | max ms "
+               "| events | worker CPU s/M | load generator CPU s/M | broker CPU s/M | "
+               "Redis CPU s/M |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for key, v in r["latency_ms"].items():
+        out.append("| %s/s (%d%%) | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            fmt(int(key)), round(v["share_of_max"] * 100), v["p50"], v["p95"], v["p99"],
+            v["max"], fmt(v["events"]), fmt(v["cpu_s_per_million"], 1),
+            fmt(v["load_generator_cpu_s_per_million"], 1), fmt(v["kafka_cpu_s_per_million"], 1),
+            fmt(v["redis_cpu_s_per_million"], 1)))
+    comp = r.get("components")
+    if comp:
+        out.append("")
+        out.append("| component (one thread) | figure |")
+        out.append("|---|---|")
+        out.append("| decode (`ss_decoder_decode`) | %s ns/event |" % comp["decode"]["ns_per_event"])
+        out.append("| merge into the customer's state, row copy | %s ns/event |"
+                   % comp["merge"]["ns_per_event"])
+        out.append("| feature hash | %s ns/event |" % comp["merge"]["hash_ns_per_event"])
+        out.append("| encode the prediction (Avro) | %s ns/event, %s bytes |" % (
+            comp["encode"]["ns_per_event"], comp["encode"]["mean_bytes"]))
+        out.append("| predict, µs per batch (ns per row) | %s |" % ", ".join(
+            "%s: %s (%s)" % (k, v["us_per_batch"], fmt(v["ns_per_row"]))
+            for k, v in comp["predict"].items()))
+        out.append("| Redis read + write pipelines, ms per batch | %s |" % ", ".join(
+            "%s: %s + %s" % (k, v["read_ms"], v["write_ms"]) for k, v in comp["redis"].items()))
+        out.append("| produce a batch and wait for every ack, ms per batch | %s |" % ", ".join(
+            "%s: %s" % (k, v["ms_per_batch"]) for k, v in comp["produce"].items()))
+    sb = r.get("stage_budget_ms_per_batch")
+    if sb:
+        out.append("")
+        out.append("Per batch of %d, from the components: %s; sum %s ms. Measured per batch and "
+                   "thread: worker %s ms, pass-through %s ms." % (
+                       c["batch_max_messages"], ", ".join("%s %s ms" % (k.replace("_", " "), v)
+                                                          for k, v in sb["components"].items()),
+                       sb["components_sum"], sb["worker_measured"], sb["passthrough_measured"]))
+    s = r.get("soak")
+    if s and s.get("slope_mb_per_min") is not None:
+        out.append("")
+        out.append("Soak: %s s at %s events/s (%s events): RSS %s MB at the first sample, %s MB "
+                   "at half time, %s MB at the end (max %s MB); slope %s MB/min overall, %s "
+                   "MB/min over the second half (growth %s MB)." % (
+                       s["seconds"], fmt(s.get("offered_events_per_s")), fmt(s.get("events")),
+                       s["rss_mb_first"], s["rss_mb_at_half"], s["rss_mb_last"], s["rss_mb_max"],
+                       s["slope_mb_per_min"], s["slope_mb_per_min_second_half"],
+                       s["growth_mb_second_half"]))
+    print("\n".join(out))
+    return 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -873,10 +992,14 @@ def main(argv=None):
     rp.add_argument("--latency-seconds", type=float, required=True)
     rp.add_argument("--loadavg", required=True)
     rp.add_argument("--started", required=True, help="UTC date and time of the start")
+    sub.add_parser("calibrate")
+    md = sub.add_parser("markdown")
+    md.add_argument("results", help="a results.json of make bench")
     a = ap.parse_args(argv)
     return {"topics": cmd_topics, "ready": cmd_ready, "drained": cmd_drained,
             "collect": cmd_collect, "offsets": cmd_offsets, "proc": cmd_proc,
-            "scrape": cmd_scrape, "sample": cmd_sample, "report": cmd_report}[a.cmd](a)
+            "scrape": cmd_scrape, "sample": cmd_sample, "report": cmd_report,
+            "markdown": cmd_markdown, "calibrate": cmd_calibrate}[a.cmd](a)
 
 
 if __name__ == "__main__":
