@@ -378,8 +378,9 @@ int main(int argc, char **argv) {
             series_take(&first, &mr, &pr);
             series_take(&second, &mw, &pw);
             series_take(&total, &mt, &pt);
-            printf("%s\n  \"%zu\": {\"read_ms\": %.3f, \"write_ms\": %.3f, \"round_trip_ms\": %.3f, "
-                   "\"p90_round_trip_ms\": %.3f, \"us_per_customer\": %.2f, \"batches\": %zu}",
+            printf("%s\n  \"%zu\": {\"read_ms\": %.3f, \"write_ms\": %.3f, "
+                   "\"round_trip_ms\": %.3f, \"p90_round_trip_ms\": %.3f, "
+                   "\"us_per_customer\": %.2f, \"batches\": %zu}",
                    s ? "," : "", B, mr * 1e3, mw * 1e3, mt * 1e3, pt * 1e3,
                    mt / (double)B * 1e6, reps);
         }
