@@ -844,7 +844,8 @@ def cmd_report(a):
                           soak["slope_mb_per_min_second_half"]))
     print(line)
     for k, g in goals.items():
-        state = "met" if g["met"] else ("not run" if g["met"] is None else "MISSED")
+        state = "met" if g["met"] else ("MISSED" if g["met"] is not None else
+                                        "not run" if g["value"] is None else "too short")
         print("  goal %-40s %-8s %s" % (k, state, g["value"]))
     if "python_matches_worker" in results:
         v = results["python_matches_worker"]
