@@ -68,6 +68,7 @@ struct worker {
     int index;
     int done; /* atomic: its thread has finished */
     ss_consumer_ctx_t cctx;
+    int64_t collected_at; /* monotonic ms when the previous batch's collection ended */
     pthread_t tid;
     runtime_t *rt;
     rd_kafka_t *consumer;
@@ -234,23 +235,28 @@ static int worker_init(worker_t *w, runtime_t *rt, int index, char *errstr, size
     return 0;
 }
 
-/* Poll until the batch is full or batch.max.wait.ms after its first record. */
+/* Poll until the batch is full or batch.max.wait.ms after its first record arrived, then take
+ * whatever else is already queued (up to the batch's size) without waiting. A record that
+ * was queued while the previous batch was being processed arrived no earlier than that
+ * batch's collection ended: its wait is counted from then, so that under load batches are
+ * what accumulated meanwhile rather than waiting the full time again. */
 static size_t collect(worker_t *w) {
     const ss_config_t *cfg = w->rt->cfg;
     w->n_msgs = 0;
     int64_t deadline = 0;
+    int blocked = 0; /* polled with a timeout while the batch was empty */
     while (w->n_msgs < w->max && !stopping(w)) {
-        int timeout = 100;
+        int timeout = blocked ? 100 : 0;
         if (w->n_msgs) {
             int64_t left = deadline - ss_mono_ms();
-            if (left <= 0)
-                break;
-            timeout = (int)left;
+            timeout = left > 0 ? (int)left : 0;
         }
         rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, timeout);
         if (!m) {
-            if (w->n_msgs)
+            if (w->n_msgs && timeout == 0)
                 break;
+            if (!w->n_msgs)
+                blocked = 1;
             continue;
         }
         if (m->err) {
@@ -262,9 +268,11 @@ static size_t collect(worker_t *w) {
             continue;
         }
         if (w->n_msgs == 0)
-            deadline = ss_mono_ms() + cfg->batch_max_wait_ms;
+            deadline = (blocked || !w->collected_at ? ss_mono_ms() : w->collected_at) +
+                       cfg->batch_max_wait_ms;
         w->msgs[w->n_msgs++] = m;
     }
+    w->collected_at = ss_mono_ms();
     return w->n_msgs;
 }
 
