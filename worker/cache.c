@@ -20,13 +20,19 @@ struct ss_cache {
     long ttl, timeout_ms;
     char *const *features;
     size_t n_features, prefix_len;
-    /* per-batch scratch, grown as needed and reused */
-    const char **argv;
-    size_t *argvlen;
-    char *keybuf;
-    size_t keycap;
-    char *valbuf; /* n_features * 32 */
+    /* the feature names as RESP bulk strings, "$<len>\r\n<name>\r\n", one after another */
+    char *names;
+    size_t names_len, *name_off;
+    /* the batch's commands in RESP, grown as needed and reused */
+    char *cmd;
+    size_t cmd_len, cmd_cap;
+    int oom;
     char ttlbuf[32];
+    size_t ttl_len;
+    /* reading replies: the row being filled, and the first error reply of the pipeline */
+    float *row;
+    int error_replies;
+    char error[256];
 };
 
 static void drop(ss_cache_t *c) {
@@ -75,6 +81,120 @@ static int ensure(ss_cache_t *c, char *errstr, size_t errlen) {
     return 0;
 }
 
+/* ---- RESP written directly: one buffer per pipeline, one append to hiredis */
+
+static char *reserve(ss_cache_t *c, size_t n) {
+    if (c->cmd_len + n > c->cmd_cap) {
+        size_t cap = c->cmd_cap ? c->cmd_cap : 4096;
+        while (cap < c->cmd_len + n)
+            cap *= 2;
+        char *g = realloc(c->cmd, cap);
+        if (!g) {
+            c->oom = 1;
+            return NULL;
+        }
+        c->cmd = g;
+        c->cmd_cap = cap;
+    }
+    return c->cmd + c->cmd_len;
+}
+
+static void put(ss_cache_t *c, const void *p, size_t n) {
+    char *d = reserve(c, n);
+    if (d) {
+        memcpy(d, p, n);
+        c->cmd_len += n;
+    }
+}
+
+/* "<tag><n>\r\n", e.g. "*3\r\n" or "$12\r\n" */
+static void put_len(ss_cache_t *c, char tag, size_t n) {
+    char tmp[24], *e = tmp + sizeof(tmp), *b = e;
+    *--b = '\n';
+    *--b = '\r';
+    do
+        *--b = (char)('0' + n % 10);
+    while ((n /= 10) != 0);
+    *--b = tag;
+    put(c, b, (size_t)(e - b));
+}
+
+static void put_bulk(ss_cache_t *c, const char *s, size_t n) {
+    put_len(c, '$', n);
+    put(c, s, n);
+    put(c, "\r\n", 2);
+}
+
+static void put_name(ss_cache_t *c, size_t f) {
+    put(c, c->names + c->name_off[f], c->name_off[f + 1] - c->name_off[f]);
+}
+
+/* ---- replies read without reply objects: HMGET's values are parsed into c->row as they
+ * are read; other replies are only counted. The reader's objects are markers, never used. */
+
+static char marker;
+
+static void *reply_string(const redisReadTask *t, char *str, size_t len) {
+    ss_cache_t *c = t->privdata;
+    if (t->type == REDIS_REPLY_ERROR) {
+        if (c->error_replies++ == 0)
+            snprintf(c->error, sizeof(c->error), "%.*s", (int)len, str);
+    } else if (c->row && t->parent && !t->parent->parent && t->idx >= 0 &&
+               (size_t)t->idx < c->n_features && t->type == REDIS_REPLY_STRING) {
+        c->row[t->idx] = ss_feature_parse(str, len);
+    }
+    return &marker;
+}
+
+#if HIREDIS_MAJOR >= 1
+static void *reply_array(const redisReadTask *t, size_t n) {
+#else
+static void *reply_array(const redisReadTask *t, int n) {
+#endif
+    (void)t;
+    (void)n;
+    return &marker;
+}
+
+static void *reply_integer(const redisReadTask *t, long long v) {
+    (void)t;
+    (void)v;
+    return &marker;
+}
+
+static void *reply_nil(const redisReadTask *t) {
+    (void)t;
+    return &marker;
+}
+
+#if HIREDIS_MAJOR >= 1
+static void *reply_double(const redisReadTask *t, double v, char *s, size_t n) {
+    (void)t, (void)v, (void)s, (void)n;
+    return &marker;
+}
+
+static void *reply_bool(const redisReadTask *t, int v) {
+    (void)t, (void)v;
+    return &marker;
+}
+#endif
+
+static void reply_free(void *p) {
+    (void)p;
+}
+
+static redisReplyObjectFunctions marker_replies = {
+    .createString = reply_string,
+    .createArray = reply_array,
+    .createInteger = reply_integer,
+    .createNil = reply_nil,
+#if HIREDIS_MAJOR >= 1
+    .createDouble = reply_double,
+    .createBool = reply_bool,
+#endif
+    .freeObject = reply_free,
+};
+
 ss_cache_t *ss_cache_new(const ss_config_t *cfg, char *const *features, size_t n_features,
                          char *errstr, size_t errlen) {
     ss_cache_t *c = calloc(1, sizeof(*c));
@@ -90,12 +210,23 @@ ss_cache_t *ss_cache_new(const ss_config_t *cfg, char *const *features, size_t n
     c->features = features;
     c->n_features = n_features;
     c->prefix_len = strlen(c->prefix);
-    c->argv = calloc(2 + 2 * n_features, sizeof(char *));
-    c->argvlen = calloc(2 + 2 * n_features, sizeof(size_t));
-    c->valbuf = malloc(n_features * 32);
-    snprintf(c->ttlbuf, sizeof(c->ttlbuf), "%ld", c->ttl);
-    if (!c->host || !c->password || !c->prefix || !c->argv || !c->argvlen || !c->valbuf)
+    c->name_off = calloc(n_features + 1, sizeof(size_t));
+    for (size_t f = 0; f < n_features; f++)
+        c->names_len += strlen(features[f]) + 32;
+    c->names = malloc(c->names_len + 1);
+    c->ttl_len = (size_t)snprintf(c->ttlbuf, sizeof(c->ttlbuf), "%ld", c->ttl);
+    if (!c->host || !c->password || !c->prefix || !c->name_off || !c->names)
         goto oom;
+    size_t off = 0;
+    for (size_t f = 0; f < n_features; f++) {
+        c->name_off[f] = off;
+        size_t len = strlen(features[f]);
+        off += (size_t)sprintf(c->names + off, "$%zu\r\n", len);
+        memcpy(c->names + off, features[f], len);
+        memcpy(c->names + off + len, "\r\n", 2);
+        off += len + 2;
+    }
+    c->name_off[n_features] = off;
     if (ensure(c, errstr, errlen) < 0) {
         if (cfg->redis_on_error != SS_REDIS_DEGRADE) {
             ss_cache_destroy(c);
@@ -119,141 +250,110 @@ void ss_cache_destroy(ss_cache_t *c) {
     free(c->host);
     free(c->password);
     free(c->prefix);
-    free(c->argv);
-    free(c->argvlen);
-    free(c->keybuf);
-    free(c->valbuf);
+    free(c->names);
+    free(c->name_off);
+    free(c->cmd);
     free(c);
 }
 
-/* Keys of the batch, laid out in one buffer: key i at offs[i]. */
-static int build_keys(ss_cache_t *c, const char *const *ids, const size_t *lens, size_t n) {
-    size_t need = 0;
-    for (size_t i = 0; i < n; i++)
-        need += c->prefix_len + lens[i];
-    if (need > c->keycap) {
-        char *g = realloc(c->keybuf, need * 2);
-        if (!g)
-            return -1;
-        c->keybuf = g;
-        c->keycap = need * 2;
-    }
-    size_t off = 0;
-    for (size_t i = 0; i < n; i++) {
-        memcpy(c->keybuf + off, c->prefix, c->prefix_len);
-        memcpy(c->keybuf + off + c->prefix_len, ids[i], lens[i]);
-        off += c->prefix_len + lens[i];
-    }
-    return 0;
+static void put_key(ss_cache_t *c, const char *id, size_t len) {
+    put_len(c, '$', c->prefix_len + len);
+    put(c, c->prefix, c->prefix_len);
+    put(c, id, len);
+    put(c, "\r\n", 2);
 }
 
-/* A live connection and the batch's keys, before either pipeline. */
-static int prepare(ss_cache_t *c, const char *const *ids, const size_t *lens, size_t n,
-                   char *errstr, size_t errlen) {
-    if (ensure(c, errstr, errlen) < 0)
-        return -1;
-    if (build_keys(c, ids, lens, n) < 0) {
+/* Send the pipeline in c->cmd and read its `n` replies; HMGET's values go to out (rows of
+ * n_features, NaN where absent). The first error reply is reported, all are consumed. */
+static int roundtrip(ss_cache_t *c, size_t n, const char *what, float *out, char *errstr,
+                     size_t errlen) {
+    if (c->oom) {
+        c->oom = 0;
         snprintf(errstr, errlen, "cache: out of memory");
         return -1;
     }
-    return 0;
-}
-
-/* Read `n` replies; the first error is reported, all replies are consumed. */
-static int drain(ss_cache_t *c, size_t n, const char *what, float *out, char *errstr,
-                 size_t errlen) {
+    if (ensure(c, errstr, errlen) < 0)
+        return -1;
+    if (redisAppendFormattedCommand(c->ctx, c->cmd, c->cmd_len) != REDIS_OK) {
+        snprintf(errstr, errlen, "redis %s: %s", what, c->ctx->errstr);
+        drop(c);
+        return -1;
+    }
+    redisReplyObjectFunctions *fn = c->ctx->reader->fn;
+    void *priv = c->ctx->reader->privdata;
+    c->ctx->reader->fn = &marker_replies;
+    redisReaderSetPrivdata(c->ctx->reader, c);
+    c->error_replies = 0;
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
-        redisReply *r = NULL;
-        if (redisGetReply(c->ctx, (void **)&r) != REDIS_OK || !r) {
+        c->row = out ? out + i * c->n_features : NULL;
+        if (c->row)
+            for (size_t f = 0; f < c->n_features; f++)
+                c->row[f] = NAN;
+        void *r = NULL;
+        if (redisGetReply(c->ctx, &r) != REDIS_OK || !r) {
             snprintf(errstr, errlen, "redis %s: %s", what,
                      c->ctx->err ? c->ctx->errstr : "connection lost");
-            drop(c);
-            return -1;
+            rc = -2;
+            break;
         }
-        if (r->type == REDIS_REPLY_ERROR) {
-            if (rc == 0)
-                snprintf(errstr, errlen, "redis %s: %s", what, r->str);
-            rc = -1;
-        } else if (out) {
-            float *row = out + i * c->n_features;
-            for (size_t f = 0; f < c->n_features; f++) {
-                redisReply *e = (r->type == REDIS_REPLY_ARRAY && f < r->elements) ? r->element[f]
-                                                                                   : NULL;
-                row[f] = (e && e->type == REDIS_REPLY_STRING) ? ss_feature_parse(e->str, (size_t)e->len)
-                                                              : NAN;
-            }
-        }
-        freeReplyObject(r);
     }
-    return rc;
+    c->row = NULL;
+    c->ctx->reader->fn = fn;
+    redisReaderSetPrivdata(c->ctx->reader, priv);
+    if (rc == -2) {
+        drop(c);
+        return -1;
+    }
+    if (c->error_replies) {
+        snprintf(errstr, errlen, "redis %s: %s", what, c->error);
+        return -1;
+    }
+    return 0;
 }
 
 int ss_cache_read(ss_cache_t *c, const char *const *ids, const size_t *lens, size_t n, float *out,
                   char *errstr, size_t errlen) {
     if (n == 0)
         return 0;
-    if (prepare(c, ids, lens, n, errstr, errlen) < 0)
-        return -1;
-    c->argv[0] = "HMGET";
-    c->argvlen[0] = 5;
-    for (size_t f = 0; f < c->n_features; f++) {
-        c->argv[2 + f] = c->features[f];
-        c->argvlen[2 + f] = strlen(c->features[f]);
-    }
-    size_t off = 0;
+    c->cmd_len = 0;
     for (size_t i = 0; i < n; i++) {
-        c->argv[1] = c->keybuf + off;
-        c->argvlen[1] = c->prefix_len + lens[i];
-        off += c->argvlen[1];
-        if (redisAppendCommandArgv(c->ctx, (int)(2 + c->n_features), c->argv, c->argvlen) !=
-            REDIS_OK) {
-            snprintf(errstr, errlen, "redis HMGET: %s", c->ctx->errstr);
-            drop(c);
-            return -1;
-        }
+        put_len(c, '*', 2 + c->n_features);
+        put(c, "$5\r\nHMGET\r\n", 11);
+        put_key(c, ids[i], lens[i]);
+        put(c, c->names, c->name_off[c->n_features]);
     }
-    return drain(c, n, "HMGET", out, errstr, errlen);
+    return roundtrip(c, n, "HMGET", out, errstr, errlen);
 }
 
 int ss_cache_write(ss_cache_t *c, const char *const *ids, const size_t *lens, size_t n,
                    const float *vecs, char *errstr, size_t errlen) {
-    if (n == 0)
-        return 0;
-    if (prepare(c, ids, lens, n, errstr, errlen) < 0)
-        return -1;
-    size_t off = 0, sent = 0;
+    c->cmd_len = 0;
+    size_t sent = 0;
     for (size_t i = 0; i < n; i++) {
         const float *row = vecs + i * c->n_features;
-        const char *key = c->keybuf + off;
-        size_t keylen = c->prefix_len + lens[i];
-        off += keylen;
-        int argc = 2;
-        c->argv[0] = "HSET";
-        c->argvlen[0] = 4;
-        c->argv[1] = key;
-        c->argvlen[1] = keylen;
+        size_t known = 0;
+        for (size_t f = 0; f < c->n_features; f++)
+            known += !isnan(row[f]);
+        if (known == 0)
+            continue; /* nothing known about this customer yet */
+        put_len(c, '*', 2 + 2 * known);
+        put(c, "$4\r\nHSET\r\n", 10);
+        put_key(c, ids[i], lens[i]);
         for (size_t f = 0; f < c->n_features; f++) {
             if (isnan(row[f]))
                 continue;
-            char *val = c->valbuf + f * 32;
-            int len = ss_feature_format(row[f], val, 32);
-            c->argv[argc] = c->features[f];
-            c->argvlen[argc++] = strlen(c->features[f]);
-            c->argv[argc] = val;
-            c->argvlen[argc++] = (size_t)len;
+            char val[32];
+            int len = ss_feature_format(row[f], val, sizeof(val));
+            put_name(c, f);
+            put_bulk(c, val, (size_t)len);
         }
-        if (argc == 2)
-            continue; /* nothing known about this customer yet */
-        const char *exp[3] = {"EXPIRE", key, c->ttlbuf};
-        size_t explen[3] = {6, keylen, strlen(c->ttlbuf)};
-        if (redisAppendCommandArgv(c->ctx, argc, c->argv, c->argvlen) != REDIS_OK ||
-            redisAppendCommandArgv(c->ctx, 3, exp, explen) != REDIS_OK) {
-            snprintf(errstr, errlen, "redis HSET: %s", c->ctx->errstr);
-            drop(c);
-            return -1;
-        }
+        put(c, "*3\r\n$6\r\nEXPIRE\r\n", 16);
+        put_key(c, ids[i], lens[i]);
+        put_bulk(c, c->ttlbuf, c->ttl_len);
         sent += 2;
     }
-    return drain(c, sent, "HSET/EXPIRE", NULL, errstr, errlen);
+    if (sent == 0)
+        return 0;
+    return roundtrip(c, sent, "HSET/EXPIRE", NULL, errstr, errlen);
 }
