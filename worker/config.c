@@ -166,7 +166,8 @@ static const conf_def_t defs[] = {
     {"batch.max.messages", CT_INT, "256", 1, 100000, NULL, OFF(batch_max_messages), 0,
      "Most records scored in one batch."},
     {"batch.max.wait.ms", CT_INT, "5", 0, 60000, NULL, OFF(batch_max_wait_ms), 0,
-     "Longest wait to fill a batch once its first record arrived."},
+     "Longest wait to fill a batch once its first record arrived; under load a batch is what "
+     "was queued meanwhile."},
     {"metrics.listen", CT_STRING, "", 0, 0, NULL, OFF(metrics_listen), 0,
      "host:port of the HTTP endpoints /metrics (Prometheus), /healthz and /readyz, e.g. "
      "0.0.0.0:9464; empty: no HTTP endpoints."},
