@@ -41,9 +41,36 @@ struct ss_encoder {
     avro_value_t value;
     int index[P_COUNT]; /* field index in the output schema, -1 if absent */
     int32_t schema_id; /* >= 0: values framed in the Confluent wire format with this id */
+    /* the schema's fields in order, when each has the type streamscore writes: then values
+     * are written directly, else through Avro C's generic value */
+    int direct;
+    int order[P_COUNT];
+    size_t n_order;
     char *buf;
     size_t cap;
 };
+
+/* The Avro type of each field as streamscore writes it (contributions: a union, null first). */
+static avro_type_t direct_type(int which) {
+    switch (which) {
+    case P_SCORE:
+    case P_THRESHOLD:
+        return AVRO_DOUBLE;
+    case P_DECISION:
+    case P_DEGRADED:
+        return AVRO_BOOLEAN;
+    case P_SOURCE_PARTITION:
+        return AVRO_INT32;
+    case P_SOURCE_OFFSET:
+    case P_EVENT_TIME:
+    case P_SCORED_AT:
+        return AVRO_INT64;
+    case P_CONTRIBUTIONS:
+        return AVRO_UNION;
+    default:
+        return AVRO_STRING;
+    }
+}
 
 ss_encoder_t *ss_encoder_new(const ss_config_t *cfg, char *errstr, size_t errlen) {
     return ss_encoder_new_format(cfg, cfg->output_format, errstr, errlen);
@@ -77,6 +104,18 @@ ss_encoder_t *ss_encoder_new_format(const ss_config_t *cfg, int format, char *er
             goto fail;
         }
     }
+    e->direct = 1;
+    for (size_t i = 0; i < nf && e->direct; i++) {
+        const char *name = avro_schema_record_field_name(e->schema, (int)i);
+        int k = 0;
+        while (strcmp(name, field_names[k]) != 0)
+            k++;
+        e->order[e->n_order++] = k;
+        avro_schema_t t = avro_schema_record_field_get_by_index(e->schema, (int)i);
+        e->direct = avro_typeof(t) == direct_type(k) &&
+                    (k != P_CONTRIBUTIONS || (avro_schema_union_size(t) > 0 &&
+                                              is_avro_null(avro_schema_union_branch(t, 0))));
+    }
     e->iface = avro_generic_class_from_schema(e->schema);
     if (!e->iface || avro_generic_value_new(e->iface, &e->value) != 0) {
         snprintf(errstr, errlen, "encoder: %s", avro_strerror());
@@ -108,7 +147,109 @@ static avro_value_t *field(ss_encoder_t *e, int which, avro_value_t *tmp) {
     return tmp;
 }
 
+/* Avro binary, written directly: zig-zag varints, little-endian doubles, length-prefixed
+ * strings; the same bytes as Avro C's writer. */
+static unsigned char *put_long(unsigned char *d, int64_t v) {
+    uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+    while (z > 0x7f) {
+        *d++ = (unsigned char)(z | 0x80);
+        z >>= 7;
+    }
+    *d++ = (unsigned char)z;
+    return d;
+}
+
+static unsigned char *put_double(unsigned char *d, double v) {
+    uint64_t u;
+    memcpy(&u, &v, sizeof(u));
+    for (int i = 0; i < 8; i++)
+        *d++ = (unsigned char)(u >> (8 * i));
+    return d;
+}
+
+static unsigned char *put_string(unsigned char *d, const char *s, size_t n) {
+    d = put_long(d, (int64_t)n);
+    memcpy(d, s, n);
+    return d + n;
+}
+
+/* e->buf of at least `need` bytes; -1 out of memory. */
+static int reserve(ss_encoder_t *e, size_t need) {
+    if (need > e->cap) {
+        char *g = realloc(e->buf, need);
+        if (!g)
+            return -1;
+        e->buf = g;
+        e->cap = need;
+    }
+    return 0;
+}
+
+/* The wire-format header at the start of e->buf, when framed; returns its size. */
+static size_t put_frame(ss_encoder_t *e) {
+    if (e->schema_id < 0)
+        return 0;
+    uint32_t id = (uint32_t)e->schema_id; /* magic byte 0, the schema id big-endian */
+    unsigned char h[5] = {0, (unsigned char)(id >> 24), (unsigned char)(id >> 16),
+                          (unsigned char)(id >> 8), (unsigned char)id};
+    memcpy(e->buf, h, 5);
+    return 5;
+}
+
+static int encode_direct(ss_encoder_t *e, const ss_prediction_t *p, size_t *len) {
+    const char *str[P_COUNT] = {0};
+    size_t slen[P_COUNT] = {0};
+    int64_t num[P_COUNT] = {0};
+    str[P_EVENT_ID] = p->event_id ? p->event_id : "";
+    slen[P_EVENT_ID] = p->event_id ? p->event_id_len : 0;
+    str[P_CUSTOMER_ID] = p->customer_id;
+    slen[P_CUSTOMER_ID] = p->customer_id_len;
+    str[P_MODEL_NAME] = p->model_name;
+    str[P_MODEL_VERSION] = p->model_version;
+    str[P_SOURCE_TOPIC] = p->source_topic;
+    str[P_FEATURE_HASH] = p->feature_hash;
+    for (int k = P_MODEL_NAME; k <= P_FEATURE_HASH; k++)
+        if (str[k])
+            slen[k] = strlen(str[k]);
+    num[P_DECISION] = p->decision != 0;
+    num[P_DEGRADED] = p->degraded != 0;
+    num[P_SOURCE_PARTITION] = p->source_partition;
+    num[P_SOURCE_OFFSET] = p->source_offset;
+    num[P_EVENT_TIME] = p->event_time;
+    num[P_SCORED_AT] = p->scored_at;
+    size_t need = 5 + 16 * P_COUNT;
+    for (int k = 0; k < P_COUNT; k++)
+        need += slen[k];
+    if (reserve(e, need) < 0)
+        return -1;
+    unsigned char *d = (unsigned char *)e->buf + put_frame(e);
+    for (size_t i = 0; i < e->n_order; i++) {
+        int k = e->order[i];
+        switch (direct_type(k)) {
+        case AVRO_STRING:
+            d = put_string(d, str[k], slen[k]);
+            break;
+        case AVRO_DOUBLE:
+            d = put_double(d, k == P_SCORE ? p->score : p->threshold);
+            break;
+        case AVRO_BOOLEAN:
+            *d++ = (unsigned char)num[k];
+            break;
+        case AVRO_UNION: /* contributions: the null branch, not requested */
+            *d++ = 0;
+            break;
+        default: /* int and long */
+            d = put_long(d, num[k]);
+            break;
+        }
+    }
+    *len = (size_t)((char *)d - e->buf);
+    return 0;
+}
+
 static int encode_avro(ss_encoder_t *e, const ss_prediction_t *p, size_t *len) {
+    if (e->direct)
+        return encode_direct(e, p, len);
     avro_value_t f;
     avro_value_t *v;
     if ((v = field(e, P_EVENT_ID, &f)))
@@ -144,13 +285,7 @@ static int encode_avro(ss_encoder_t *e, const ss_prediction_t *p, size_t *len) {
         avro_value_set_branch(v, 0, &branch); /* null: contributions not requested */
         avro_value_set_null(&branch);
     }
-    size_t hdr = e->schema_id >= 0 ? 5 : 0;
-    if (hdr) { /* magic byte 0, the schema id big-endian */
-        uint32_t id = (uint32_t)e->schema_id;
-        unsigned char h[5] = {0, (unsigned char)(id >> 24), (unsigned char)(id >> 16),
-                              (unsigned char)(id >> 8), (unsigned char)id};
-        memcpy(e->buf, h, 5);
-    }
+    size_t hdr = put_frame(e);
     for (;;) {
         avro_writer_t w = avro_writer_memory(e->buf + hdr, (int64_t)(e->cap - hdr));
         int rc = avro_value_write(w, &e->value);
@@ -188,13 +323,8 @@ static void put_str(char *dst, size_t cap, size_t *n, const char *k, const char 
 static int encode_json(ss_encoder_t *e, const ss_prediction_t *p, size_t *len) {
     size_t need = 1024 + 6 * (p->event_id_len + p->customer_id_len + strlen(p->source_topic) +
                               strlen(p->model_name) + strlen(p->model_version));
-    if (need > e->cap) {
-        char *g = realloc(e->buf, need);
-        if (!g)
-            return -1;
-        e->buf = g;
-        e->cap = need;
-    }
+    if (reserve(e, need) < 0)
+        return -1;
     char *b = e->buf;
     size_t n = 1;
     b[0] = '{';

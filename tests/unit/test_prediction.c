@@ -96,6 +96,144 @@ static void avro_encoding_reads_back_with_the_schema(void) {
     ss_config_destroy(cfg);
 }
 
+
+/* The reference: the same record through Avro C's generic value and writer. */
+static size_t avro_c_encode(avro_schema_t s, const ss_prediction_t *p, char *buf, size_t cap) {
+    avro_value_iface_t *iface = avro_generic_class_from_schema(s);
+    avro_value_t rec, f, br;
+    avro_generic_value_new(iface, &rec);
+    if (!avro_value_get_by_name(&rec, "event_id", &f, NULL))
+        avro_value_set_string_len(&f, p->event_id, p->event_id_len + 1);
+    if (!avro_value_get_by_name(&rec, "customer_id", &f, NULL))
+        avro_value_set_string_len(&f, p->customer_id, p->customer_id_len + 1);
+    if (!avro_value_get_by_name(&rec, "score", &f, NULL))
+        avro_value_set_double(&f, p->score);
+    if (!avro_value_get_by_name(&rec, "decision", &f, NULL))
+        avro_value_set_boolean(&f, p->decision);
+    if (!avro_value_get_by_name(&rec, "threshold", &f, NULL))
+        avro_value_set_double(&f, p->threshold);
+    if (!avro_value_get_by_name(&rec, "model_name", &f, NULL))
+        avro_value_set_string(&f, p->model_name);
+    if (!avro_value_get_by_name(&rec, "model_version", &f, NULL))
+        avro_value_set_string(&f, p->model_version);
+    if (!avro_value_get_by_name(&rec, "source_topic", &f, NULL))
+        avro_value_set_string(&f, p->source_topic);
+    if (!avro_value_get_by_name(&rec, "source_partition", &f, NULL))
+        avro_value_set_int(&f, p->source_partition);
+    if (!avro_value_get_by_name(&rec, "source_offset", &f, NULL))
+        avro_value_set_long(&f, p->source_offset);
+    if (!avro_value_get_by_name(&rec, "event_time", &f, NULL))
+        avro_value_set_long(&f, p->event_time);
+    if (!avro_value_get_by_name(&rec, "scored_at", &f, NULL))
+        avro_value_set_long(&f, p->scored_at);
+    if (!avro_value_get_by_name(&rec, "feature_hash", &f, NULL))
+        avro_value_set_string(&f, p->feature_hash);
+    if (!avro_value_get_by_name(&rec, "contributions", &f, NULL)) {
+        avro_value_set_branch(&f, 0, &br);
+        avro_value_set_null(&br);
+    }
+    if (!avro_value_get_by_name(&rec, "degraded", &f, NULL))
+        avro_value_set_boolean(&f, p->degraded);
+    avro_writer_t w = avro_writer_memory(buf, (int64_t)cap);
+    size_t n = avro_value_write(w, &rec) == 0 ? (size_t)avro_writer_tell(w) : 0;
+    avro_writer_free(w);
+    avro_value_decref(&rec);
+    avro_value_iface_decref(iface);
+    return n;
+}
+
+static uint64_t rnd_state = 88172645463325252ULL;
+static uint64_t rnd(void) { /* xorshift64 */
+    rnd_state ^= rnd_state << 13;
+    rnd_state ^= rnd_state >> 7;
+    rnd_state ^= rnd_state << 17;
+    return rnd_state;
+}
+
+static int64_t rnd_long(void) {
+    static const int64_t edges[] = {0, 1, -1, 63, 64, -64, -65, 8191, 8192, INT32_MAX, INT32_MIN,
+                                    INT64_MAX, INT64_MIN, 1700000000000LL};
+    return rnd() % 3 == 0 ? edges[rnd() % (sizeof(edges) / sizeof(edges[0]))]
+                          : (int64_t)(rnd() >> (rnd() % 64));
+}
+
+static double rnd_double(void) {
+    static const double edges[] = {0.0, -0.0, 1.0, 0.5, INFINITY, -INFINITY, NAN, 1e-310};
+    if (rnd() % 4 == 0)
+        return edges[rnd() % (sizeof(edges) / sizeof(edges[0]))];
+    uint64_t u = rnd();
+    double d;
+    memcpy(&d, &u, sizeof(d));
+    return d;
+}
+
+/* Each record of `schema_path` encoded by the encoder and by Avro C: the same bytes. */
+static void same_bytes_as_avro_c(const char *schema_path, const char *extra) {
+    ss_config_t *cfg = config(extra);
+    ss_encoder_t *e = ss_encoder_new(cfg, err, sizeof(err));
+    avro_schema_t s = ss_schema_load(schema_path, "t", err, sizeof(err));
+    CHECK(e != NULL && s != NULL);
+    if (!e || !s)
+        return;
+    static char strs[4][400];
+    static char ref[4096];
+    int mismatches = 0;
+    for (int n = 0; n < 3000; n++) {
+        size_t lens[4];
+        for (int k = 0; k < 4; k++) {
+            lens[k] = (size_t)(rnd() % (n % 10 == 0 ? 400 : 20));
+            for (size_t c = 0; c < lens[k]; c++)
+                strs[k][c] = (char)(1 + rnd() % 255); /* any byte but NUL */
+            strs[k][lens[k]] = '\0';
+        }
+        ss_prediction_t p = sample();
+        p.event_id = strs[0];
+        p.event_id_len = lens[0];
+        p.customer_id = strs[1];
+        p.customer_id_len = lens[1];
+        p.model_version = strs[2];
+        p.source_topic = strs[3];
+        p.score = rnd_double();
+        p.threshold = rnd_double();
+        p.decision = (int)(rnd() & 1);
+        p.degraded = (int)(rnd() & 1);
+        p.source_partition = (int32_t)rnd_long();
+        p.source_offset = rnd_long();
+        p.event_time = rnd_long();
+        p.scored_at = rnd_long();
+        const void *out = NULL;
+        size_t len = 0;
+        CHECK(ss_encoder_encode(e, &p, &out, &len, err, sizeof(err)) == 0);
+        size_t rlen = avro_c_encode(s, &p, ref, sizeof(ref));
+        mismatches += rlen == 0 || rlen != len || memcmp(out, ref, len) != 0;
+    }
+    CHECK(mismatches == 0);
+    avro_schema_decref(s);
+    ss_encoder_destroy(e);
+    ss_config_destroy(cfg);
+}
+
+static void avro_encoding_is_byte_for_byte_avro_c(void) {
+    same_bytes_as_avro_c("schemas/prediction.avsc", "");
+    /* a schema of its own: some fields, in another order */
+    const char *path = "/tmp/test_prediction_subset.avsc";
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    fputs("{\"type\":\"record\",\"name\":\"P\",\"fields\":[{\"name\":\"scored_at\",\"type\":\"long\"},"
+          "{\"name\":\"customer_id\",\"type\":\"string\"},{\"name\":\"degraded\",\"type\":"
+          "\"boolean\"},{\"name\":\"score\",\"type\":\"double\"},{\"name\":\"source_partition\","
+          "\"type\":\"int\"},{\"name\":\"contributions\",\"type\":[\"null\",{\"type\":\"array\","
+          "\"items\":\"double\"}]},{\"name\":\"event_id\",\"type\":\"string\"}]}",
+          f);
+    fclose(f);
+    char extra[256];
+    snprintf(extra, sizeof(extra), "output.schema = %s\n", path);
+    same_bytes_as_avro_c(path, extra);
+    unlink(path);
+}
+
 static void json_encoding_is_valid_json_with_the_same_fields(void) {
     ss_config_t *cfg = config("output.format = json\n");
     ss_encoder_t *e = ss_encoder_new(cfg, err, sizeof(err));
@@ -188,6 +326,7 @@ static void output_schema_with_unknown_field_is_a_config_error(void) {
 
 static const check_test_t tests[] = {
     {"avro_encoding_reads_back_with_the_schema", avro_encoding_reads_back_with_the_schema},
+    {"avro_encoding_is_byte_for_byte_avro_c", avro_encoding_is_byte_for_byte_avro_c},
     {"json_encoding_is_valid_json_with_the_same_fields",
      json_encoding_is_valid_json_with_the_same_fields},
     {"framed_avro_starts_with_magic_byte_and_schema_id_then_the_same_body",
