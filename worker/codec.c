@@ -40,9 +40,17 @@ typedef struct writer_plan {
     int cust_index, event_id_index, time_index;
     int cust_union, event_id_union, time_union; /* field is a union (nullable) */
     field_plan_t *features;
+    /* per writer field, what it is to the reader: the direct read of a body walks these */
+    size_t n_fields;
+    avro_schema_t *ftypes; /* the field's type, links followed */
+    unsigned char *froles; /* ROLE_* bits */
+    int *ffirst;           /* first feature read from the field, -1 none */
+    int *fnext;            /* per feature: the next feature read from the same field, -1 */
     int error;      /* the writer cannot be resolved against the reader */
     char errmsg[256];
 } writer_plan_t;
+
+enum { ROLE_CUST = 1, ROLE_EVENT_ID = 2, ROLE_TIME = 4 };
 
 /* What the reader schema says of a feature field. */
 typedef struct reader_field {
@@ -94,6 +102,9 @@ typedef struct writer_state {
 struct ss_decoder {
     ss_codec_t *codec;
     avro_reader_t reader;
+    int direct; /* bodies read directly (default), else through Avro C's generic reader */
+    char *ids;  /* the last record's customer and event ids, NUL-terminated */
+    size_t ids_cap;
     writer_state_t *states; /* the plans this decoder has used, in order of first use */
     size_t n_states, cap_states, last;
 };
@@ -245,8 +256,47 @@ static void plan_free(writer_plan_t *wp, size_t n_features) {
         }
         free(wp->features);
     }
+    free(wp->ftypes);
+    free(wp->froles);
+    free(wp->ffirst);
+    free(wp->fnext);
     if (wp->schema)
         avro_schema_decref(wp->schema);
+}
+
+static avro_schema_t follow(avro_schema_t t) {
+    while (t && avro_typeof(t) == AVRO_LINK)
+        t = avro_schema_link_target(t);
+    return t;
+}
+
+/* Each writer field's role, for reading bodies directly (plan_writer succeeded). */
+static int plan_fields(ss_codec_t *c, writer_plan_t *wp) {
+    size_t n = avro_schema_record_size(wp->schema);
+    wp->n_fields = n;
+    wp->ftypes = calloc(n ? n : 1, sizeof(*wp->ftypes));
+    wp->froles = calloc(n ? n : 1, 1);
+    wp->ffirst = malloc((n ? n : 1) * sizeof(int));
+    wp->fnext = malloc((c->n_features ? c->n_features : 1) * sizeof(int));
+    if (!wp->ftypes || !wp->froles || !wp->ffirst || !wp->fnext)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        wp->ftypes[i] = follow(avro_schema_record_field_get_by_index(wp->schema, (int)i));
+        wp->ffirst[i] = -1;
+    }
+    if (wp->cust_index >= 0)
+        wp->froles[wp->cust_index] |= ROLE_CUST;
+    if (wp->event_id_index >= 0)
+        wp->froles[wp->event_id_index] |= ROLE_EVENT_ID;
+    if (wp->time_index >= 0)
+        wp->froles[wp->time_index] |= ROLE_TIME;
+    for (size_t f = c->n_features; f-- > 0;) {
+        int wi = wp->features[f].windex;
+        wp->fnext[f] = wi >= 0 ? wp->ffirst[wi] : -1;
+        if (wi >= 0)
+            wp->ffirst[wi] = (int)f;
+    }
+    return 0;
 }
 
 static int plan_writer(ss_codec_t *c, writer_plan_t *wp) {
@@ -278,7 +328,7 @@ static int plan_writer(ss_codec_t *c, writer_plan_t *wp) {
             }
         }
     }
-    return 0;
+    return wp->error ? 0 : plan_fields(c, wp);
 }
 
 static int add_writer_schema(ss_codec_t *c, int32_t id, avro_schema_t s, const char *key,
@@ -564,6 +614,7 @@ ss_decoder_t *ss_decoder_new(ss_codec_t *c, char *errstr, size_t errlen) {
     if (!d)
         goto oom;
     d->codec = c;
+    d->direct = 1;
     d->reader = avro_reader_memory("", 0);
     if (!d->reader)
         goto oom;
@@ -585,6 +636,8 @@ oom:
     return NULL;
 }
 
+void ss_decoder_set_direct(ss_decoder_t *d, int direct) { d->direct = direct; }
+
 void ss_decoder_destroy(ss_decoder_t *d) {
     if (!d)
         return;
@@ -594,6 +647,7 @@ void ss_decoder_destroy(ss_decoder_t *d) {
         avro_value_iface_decref(d->states[i].iface);
     }
     free(d->states);
+    free(d->ids);
     if (d->reader)
         avro_reader_free(d->reader);
     free(d);
@@ -799,6 +853,163 @@ static int check_body(avro_schema_t schema, const unsigned char *p, size_t len) 
 static int extract(ss_decoder_t *d, const writer_plan_t *wp, avro_value_t *rec, ss_event_t *ev,
                    float *features, char *errstr, size_t errlen);
 
+/* ---- a body read directly, field by field, after check_body accepted it: the same event
+ * and features as Avro C's reader followed by extract(), without building a value. */
+
+typedef struct raw {
+    kind_t kind; /* K_NULL for null; K_BAD for a type that holds no number */
+    int64_t i;   /* K_INT, K_LONG, K_BOOL, K_ENUM */
+    double d;    /* K_DOUBLE */
+    float f;     /* K_FLOAT (kept as read: a NaN's bits survive) */
+    const char *s; /* AVRO_STRING */
+    size_t slen;
+} raw_t;
+
+static uint64_t load_le(const unsigned char *p, int n) {
+    uint64_t u = 0;
+    for (int i = n - 1; i >= 0; i--)
+        u = (u << 8) | p[i];
+    return u;
+}
+
+/* Read one value of type t at *p (already checked); strings and numbers are kept. */
+static int read_raw(avro_schema_t t, const unsigned char **p, const unsigned char *end, raw_t *r) {
+    memset(r, 0, sizeof(*r));
+    r->kind = kind_of(avro_typeof(t));
+    switch (avro_typeof(t)) {
+    case AVRO_NULL:
+        return 0;
+    case AVRO_BOOLEAN:
+        r->i = *(*p)++;
+        return 0;
+    case AVRO_INT32: /* as Avro C: a varint beyond 32 bits is not an int */
+        return read_varint(p, end, &r->i) < 0 || r->i < INT32_MIN || r->i > INT32_MAX ? -1 : 0;
+    case AVRO_INT64:
+    case AVRO_ENUM:
+        return read_varint(p, end, &r->i);
+    case AVRO_FLOAT: {
+        uint32_t u = (uint32_t)load_le(*p, 4);
+        memcpy(&r->f, &u, 4);
+        *p += 4;
+        return 0;
+    }
+    case AVRO_DOUBLE: {
+        uint64_t u = load_le(*p, 8);
+        memcpy(&r->d, &u, 8);
+        *p += 8;
+        return 0;
+    }
+    case AVRO_STRING: {
+        int64_t n;
+        if (read_varint(p, end, &n) < 0 || n < 0 || n > end - *p)
+            return -1;
+        r->s = (const char *)*p;
+        r->slen = (size_t)n;
+        *p += n;
+        return 0;
+    }
+    default:
+        r->kind = K_BAD;
+        return check_value(t, p, end, 1); /* skipped */
+    }
+}
+
+static float raw_feature(const raw_t *r, const branch_plan_t *bp) {
+    switch (bp->kind) {
+    case K_INT:
+        return (float)(int32_t)r->i;
+    case K_LONG:
+        return (float)r->i;
+    case K_FLOAT:
+        return r->f;
+    case K_DOUBLE:
+        return (float)r->d;
+    case K_BOOL:
+        return r->i ? 1.0f : 0.0f;
+    case K_ENUM:
+        if (r->i < 0 || r->i >= bp->n_symbols || bp->symmap[r->i] < 0)
+            return NAN;
+        return (float)bp->symmap[r->i];
+    default:
+        return NAN;
+    }
+}
+
+static int keep_ids(ss_decoder_t *d, ss_event_t *ev, const raw_t *cust, const raw_t *evid) {
+    size_t need = cust->slen + evid->slen + 2;
+    if (need > d->ids_cap) {
+        char *g = realloc(d->ids, need * 2);
+        if (!g)
+            return -1;
+        d->ids = g;
+        d->ids_cap = need * 2;
+    }
+    if (cust->s) {
+        memcpy(d->ids, cust->s, cust->slen);
+        d->ids[cust->slen] = '\0';
+        ev->customer_id = d->ids;
+        ev->customer_id_len = cust->slen;
+    }
+    if (evid->s) {
+        char *e = d->ids + cust->slen + 1;
+        memcpy(e, evid->s, evid->slen);
+        e[evid->slen] = '\0';
+        ev->event_id = e;
+        ev->event_id_len = evid->slen;
+    }
+    return 0;
+}
+
+static int decode_direct(ss_decoder_t *d, const writer_plan_t *wp, const unsigned char *p,
+                         size_t len, ss_event_t *ev, float *features, char *errstr,
+                         size_t errlen) {
+    const ss_codec_t *c = d->codec;
+    const unsigned char *end = p + len;
+    raw_t cust = {0}, evid = {0};
+    for (size_t f = 0; f < c->n_features; f++)
+        features[f] = wp->features[f].windex < 0 ? wp->features[f].absent : NAN;
+    for (size_t i = 0; i < wp->n_fields; i++) {
+        avro_schema_t t = wp->ftypes[i];
+        int64_t branch = 0;
+        if (avro_typeof(t) == AVRO_UNION) {
+            if (read_varint(&p, end, &branch) < 0)
+                goto bad;
+            t = follow(avro_schema_union_branch(t, (int)branch));
+        }
+        raw_t r;
+        if (read_raw(t, &p, end, &r) < 0)
+            goto bad;
+        unsigned char role = wp->froles[i];
+        if (role & ROLE_CUST)
+            cust = r;
+        if (role & ROLE_EVENT_ID)
+            evid = r;
+        if ((role & ROLE_TIME) && r.kind != K_NULL)
+            ev->event_time = r.i;
+        for (int f = wp->ffirst[i]; f >= 0; f = wp->fnext[f]) {
+            const field_plan_t *fp = &wp->features[f];
+            if (branch < 0 || branch >= fp->n_branches) {
+                snprintf(errstr, errlen, "cannot read feature field '%s'", c->rfields[f].name);
+                return SS_DECODE_BAD_AVRO;
+            }
+            float v = r.kind == K_NULL ? NAN : raw_feature(&r, &fp->branches[branch]);
+            features[f] = isinf(v) ? NAN : v; /* +-inf, or beyond float range: not usable */
+        }
+    }
+    if (keep_ids(d, ev, &cust, &evid) < 0) {
+        snprintf(errstr, errlen, "decoder: out of memory");
+        return SS_DECODE_BAD_AVRO;
+    }
+    if (!ev->customer_id || ev->customer_id_len == 0) {
+        snprintf(errstr, errlen, "customer id field '%s' is null or empty", c->cust_field);
+        return SS_DECODE_NO_CUSTOMER_ID;
+    }
+    return SS_DECODE_OK;
+bad:
+    snprintf(errstr, errlen, "Avro body does not match the writer schema");
+    return SS_DECODE_BAD_AVRO;
+}
+
 /* @locks c->lock held by the caller */
 static writer_plan_t *find_plan(const ss_codec_t *c, int32_t id) {
     for (size_t i = 0; i < c->n_writers; i++)
@@ -990,6 +1201,8 @@ int ss_decoder_decode(ss_decoder_t *d, const void *value, size_t len, ss_event_t
                  "length, union branch or enum index out of range)");
         return SS_DECODE_BAD_AVRO;
     }
+    if (d->direct)
+        return decode_direct(d, wp, p, len, ev, features, errstr, errlen);
     avro_value_reset(rec);
     avro_reader_memory_set_source(d->reader, (const char *)p, (int64_t)len);
     if (avro_value_read(d->reader, rec) != 0) {

@@ -72,6 +72,10 @@ void ss_decoder_destroy(ss_decoder_t *d);
 int ss_decoder_decode(ss_decoder_t *d, const void *value, size_t len, ss_event_t *ev,
                       float *features, char *errstr, size_t errlen);
 
+/* Bodies are read directly by default; 0 reads them through Avro C's generic reader
+ * instead (the same results, slower: for tests). */
+void ss_decoder_set_direct(ss_decoder_t *d, int direct);
+
 /* Like ss_decoder_decode, for a record already read as a value of the codec's single
  * writer schema (ss_codec_new_for_writer). */
 struct avro_value;

@@ -6,7 +6,8 @@
  * Input: byte 0 picks the framing (even: raw, writer = reader schema; odd: confluent, schema
  * ids 1 = schemas/customer_event.avsc and 2 = tests/data/customer_event_v2.avsc); the rest is
  * the Kafka value. Schema files are found under $STREAMSCORE_ROOT, else the source directory
- * this target was built from. */
+ * this target was built from. Every value is also decoded by a second decoder reading
+ * bodies through Avro C's generic reader: both must agree, bit for bit. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -31,6 +32,7 @@ typedef struct target {
     ss_config_t *cfg;
     ss_codec_t *codec;
     ss_decoder_t *dec;
+    ss_decoder_t *generic; /* bodies through Avro C's reader */
 } target_t;
 
 static target_t raw, confluent;
@@ -68,12 +70,15 @@ static void target_init(target_t *t, const char *root, int framing) {
     if (!t->codec)
         die("codec (set STREAMSCORE_ROOT to the source tree)", err);
     t->dec = ss_decoder_new(t->codec, err, sizeof(err));
-    if (!t->dec)
+    t->generic = ss_decoder_new(t->codec, err, sizeof(err));
+    if (!t->dec || !t->generic)
         die("decoder", err);
+    ss_decoder_set_direct(t->generic, 0);
 }
 
 static void target_destroy(target_t *t) {
     ss_decoder_destroy(t->dec);
+    ss_decoder_destroy(t->generic);
     ss_codec_destroy(t->codec);
     ss_config_destroy(t->cfg);
 }
@@ -119,6 +124,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int rc = ss_decoder_decode(t->dec, copy, len, &ev, fv, err, sizeof(err));
     if (strcmp(ss_decode_reason(rc), "unknown") == 0)
         die("ss_decoder_decode returned a code with no reason", err);
+    {
+        ss_event_t gev;
+        float gfv[NF];
+        char gerr[512];
+        int grc = ss_decoder_decode(t->generic, copy, len, &gev, gfv, gerr, sizeof(gerr));
+        if (grc != rc)
+            die("the direct and the generic reader disagree on the outcome", ss_decode_reason(rc));
+        if (rc == SS_DECODE_OK &&
+            (!same_vector(fv, gfv) || gev.event_time != ev.event_time ||
+             gev.customer_id_len != ev.customer_id_len ||
+             memcmp(gev.customer_id, ev.customer_id, ev.customer_id_len) != 0 ||
+             gev.event_id_len != ev.event_id_len || (gev.event_id == NULL) != (ev.event_id == NULL) ||
+             (ev.event_id_len && memcmp(gev.event_id, ev.event_id, ev.event_id_len) != 0)))
+            die("the direct and the generic reader disagree on the event", "");
+    }
     if (rc != SS_DECODE_OK) {
         if (!err[0] || !memchr(err, '\0', sizeof(err)))
             die("a failed decode must say why", ss_decode_reason(rc));
