@@ -282,7 +282,7 @@ static int roundtrip(ss_cache_t *c, size_t n, const char *what, float *out, char
     redisReplyObjectFunctions *fn = c->ctx->reader->fn;
     void *priv = c->ctx->reader->privdata;
     c->ctx->reader->fn = &marker_replies;
-    redisReaderSetPrivdata(c->ctx->reader, c);
+    c->ctx->reader->privdata = c;
     c->error_replies = 0;
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
@@ -300,7 +300,7 @@ static int roundtrip(ss_cache_t *c, size_t n, const char *what, float *out, char
     }
     c->row = NULL;
     c->ctx->reader->fn = fn;
-    redisReaderSetPrivdata(c->ctx->reader, priv);
+    c->ctx->reader->privdata = priv;
     if (rc == -2) {
         drop(c);
         return -1;
