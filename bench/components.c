@@ -10,7 +10,8 @@
  *   predict   ss_model_predict by batch size (1, 16, 64, 256, 512, 1024 rows)
  *   encode    ss_encoder_encode of one prediction per record
  *   redis     ss_cache_read + ss_cache_write of a batch's customers (one pipeline each),
- *             against the configured Redis, by batch size
+ *             against the configured Redis, by batch size (every known feature written: an
+ *             upper bound, the worker writes only those its events carried)
  *   produce   ss_producer_send of a batch's predictions and the wait for every
  *             acknowledgement (ss_ack_wait), against the configured Kafka, by batch size
  * and prints one JSON object on stdout. Times are wall-clock (CLOCK_MONOTONIC); per-batch
@@ -344,7 +345,7 @@ int main(int argc, char **argv) {
             return 1;
         }
         float *got = malloc(n * nf * sizeof(float));
-        if (ss_cache_write(cache, (const char *const *)cust, cust_len, n, rows, err,
+        if (ss_cache_write(cache, (const char *const *)cust, cust_len, n, rows, NULL, err,
                            sizeof(err))) {
             fprintf(stderr, "components: redis: %s\n", err);
             return 1;
@@ -365,7 +366,7 @@ int main(int argc, char **argv) {
                 }
                 double t1 = now_s();
                 if (ss_cache_write(cache, (const char *const *)cust + b0, cust_len + b0, B,
-                                   rows + b0 * nf, err, sizeof(err))) {
+                                   rows + b0 * nf, NULL, err, sizeof(err))) {
                     fprintf(stderr, "components: redis write: %s\n", err);
                     return 1;
                 }

@@ -327,21 +327,28 @@ int ss_cache_read(ss_cache_t *c, const char *const *ids, const size_t *lens, siz
 }
 
 int ss_cache_write(ss_cache_t *c, const char *const *ids, const size_t *lens, size_t n,
-                   const float *vecs, char *errstr, size_t errlen) {
+                   const float *vecs, const unsigned char *changed, char *errstr,
+                   size_t errlen) {
     c->cmd_len = 0;
     size_t sent = 0;
     for (size_t i = 0; i < n; i++) {
         const float *row = vecs + i * c->n_features;
-        size_t known = 0;
-        for (size_t f = 0; f < c->n_features; f++)
+        const unsigned char *ch = changed ? changed + i * c->n_features : NULL;
+        size_t known = 0, set = 0;
+        for (size_t f = 0; f < c->n_features; f++) {
             known += !isnan(row[f]);
+            set += !isnan(row[f]) && (!ch || ch[f]);
+        }
         if (known == 0)
             continue; /* nothing known about this customer yet */
-        put_len(c, '*', 2 + 2 * known);
-        put(c, "$4\r\nHSET\r\n", 10);
-        put_key(c, ids[i], lens[i]);
-        for (size_t f = 0; f < c->n_features; f++) {
-            if (isnan(row[f]))
+        if (set > 0) {
+            put_len(c, '*', 2 + 2 * set);
+            put(c, "$4\r\nHSET\r\n", 10);
+            put_key(c, ids[i], lens[i]);
+            sent++;
+        }
+        for (size_t f = 0; f < c->n_features && set > 0; f++) {
+            if (isnan(row[f]) || (ch && !ch[f]))
                 continue;
             char val[32];
             int len = ss_feature_format(row[f], val, sizeof(val));
@@ -351,7 +358,7 @@ int ss_cache_write(ss_cache_t *c, const char *const *ids, const size_t *lens, si
         put(c, "*3\r\n$6\r\nEXPIRE\r\n", 16);
         put_key(c, ids[i], lens[i]);
         put_bulk(c, c->ttlbuf, c->ttl_len);
-        sent += 2;
+        sent++;
     }
     if (sent == 0)
         return 0;

@@ -21,9 +21,13 @@ void ss_cache_destroy(ss_cache_t *c);
 int ss_cache_read(ss_cache_t *c, const char *const *ids, const size_t *lens, size_t n, float *out,
                   char *errstr, size_t errlen);
 
-/* Write the vectors of `n` customers (HSET of the non-missing features, then EXPIRE).
- * Returns 0 or -1 with errstr. */
+/* Write the vectors of `n` customers: HSET of their non-missing features, then EXPIRE.
+ * With `changed` (n * n_features flags), only the features flagged are set (those the
+ * batch's events carried: the others are what was just read), and a customer with none
+ * only has its TTL refreshed; NULL sets every non-missing feature. Returns 0 or -1 with
+ * errstr. */
 int ss_cache_write(ss_cache_t *c, const char *const *ids, const size_t *lens, size_t n,
-                   const float *vecs, char *errstr, size_t errlen);
+                   const float *vecs, const unsigned char *changed, char *errstr,
+                   size_t errlen);
 
 #endif

@@ -84,6 +84,7 @@ struct worker {
     size_t n_msgs;
     rec_t *recs;
     float *ev_feat, *rows, *state;
+    unsigned char *changed; /* per unique customer and feature: carried by an event */
     double *scores;
     const char **u_ids;
     size_t *u_lens, *u_off, n_u;
@@ -150,6 +151,7 @@ static int slot_of(worker_t *w, size_t off, size_t len) {
             w->table_used[s] = t;
             w->u_off[s] = off;
             w->u_lens[s] = len;
+            memset(w->changed + (size_t)s * w->nf, 0, w->nf);
             return s;
         }
         if (w->u_lens[s] == len && memcmp(w->arena + w->u_off[s], w->arena + off, len) == 0)
@@ -170,6 +172,7 @@ static void worker_free(worker_t *w) {
     free(w->ev_feat);
     free(w->rows);
     free(w->state);
+    free(w->changed);
     free(w->scores);
     free(w->u_ids);
     free(w->u_lens);
@@ -199,6 +202,7 @@ static int worker_init(worker_t *w, runtime_t *rt, int index, char *errstr, size
     w->ev_feat = malloc(w->max * w->nf * sizeof(float));
     w->rows = malloc(w->max * w->nf * sizeof(float));
     w->state = malloc(w->max * w->nf * sizeof(float));
+    w->changed = malloc(w->max * (w->nf ? w->nf : 1));
     w->scores = malloc(w->max * sizeof(double));
     w->u_ids = calloc(w->max, sizeof(char *));
     w->u_lens = calloc(w->max, sizeof(size_t));
@@ -207,7 +211,7 @@ static int worker_init(worker_t *w, runtime_t *rt, int index, char *errstr, size
     w->table_used = calloc(w->max, sizeof(size_t));
     w->arena_cap = w->max * 96;
     w->arena = malloc(w->arena_cap);
-    if (!w->msgs || !w->recs || !w->ev_feat || !w->rows || !w->state || !w->scores ||
+    if (!w->msgs || !w->recs || !w->ev_feat || !w->rows || !w->state || !w->changed || !w->scores ||
         !w->u_ids || !w->u_lens || !w->u_off || !w->table || !w->table_used || !w->arena) {
         snprintf(errstr, errlen, "worker: out of memory for batch buffers");
         return -1;
@@ -305,8 +309,8 @@ static int cache_call(worker_t *w, int write) {
     for (;;) {
         struct timespec t0;
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        int rc = write ? ss_cache_write(w->cache, w->u_ids, w->u_lens, w->n_u, w->state, err,
-                                        sizeof(err))
+        int rc = write ? ss_cache_write(w->cache, w->u_ids, w->u_lens, w->n_u, w->state,
+                                        w->changed, err, sizeof(err))
                        : ss_cache_read(w->cache, w->u_ids, w->u_lens, w->n_u, w->state, err,
                                        sizeof(err));
         ss_hist_observe(&w->rt->stats->redis_seconds, seconds_since(&t0));
@@ -573,7 +577,11 @@ static int process_batch(worker_t *w) {
         if (r->dlq)
             continue;
         float *st = w->state + (size_t)r->slot * nf;
-        ss_features_merge(st, w->ev_feat + i * nf, nf);
+        const float *ef = w->ev_feat + i * nf;
+        unsigned char *ch = w->changed + (size_t)r->slot * nf;
+        for (size_t f = 0; f < nf; f++)
+            ch[f] |= !isnan(ef[f]);
+        ss_features_merge(st, ef, nf);
         memcpy(w->rows + k * nf, st, nf * sizeof(float));
         r->row = (int)k++;
     }

@@ -85,3 +85,30 @@ def test_partial_events_merge_with_cached_features_and_write_back_with_ttl(ctx):
         if not 0 < ttl <= TTL:
             problems.append(f"{key}: TTL {ttl} not in (0, {TTL}]")
     assert len(problems) == 0, f"{len(problems)} cache problems: {problems[:10]}"
+
+
+def test_only_the_features_an_event_carries_are_written_back_and_every_ttl_is_refreshed(ctx):
+    # Cached text the worker would never write itself ("24.0", "070.35"): a rewrite of a
+    # field the events did not carry would show as its canonical form ("24", "70.35").
+    t = 1_700_000_000_000
+    rng = np.random.default_rng(404)
+    carried = f"carried-{ctx.uid}"
+    silent = f"silent-{ctx.uid}"
+    cached = {"tenure_months": "24.0", "monthly_charges": "070.35", "logins_30d": "3"}
+    for cid in (carried, silent):
+        ctx.redis.hset(ctx.redis_key(cid), mapping=cached)
+        ctx.redis.expire(ctx.redis_key(cid), 50)
+    events = [h.make_event(carried, t, rng, logins_30d=9, support_calls_30d=2),
+              h.make_event(silent, t + 1, rng)]
+    h.produce(ctx.input_topic, events, lambda e: h.encode_avro(h.EVENT_SCHEMA_PATH, e))
+    props = ctx.props({"redis.ttl.seconds": TTL})
+    records, undecodable = ctx.run_until(props, len(events))
+    assert not undecodable and len(records) == len(events)
+
+    got = ctx.redis.hgetall(ctx.redis_key(carried))
+    assert got == {"tenure_months": "24.0", "monthly_charges": "070.35", "logins_30d": "9",
+                   "support_calls_30d": "2"}, got
+    assert ctx.redis.hgetall(ctx.redis_key(silent)) == cached
+    for cid in (carried, silent):
+        ttl = ctx.redis.ttl(ctx.redis_key(cid))
+        assert 50 < ttl <= TTL, f"{cid}: TTL {ttl} was not refreshed to {TTL}"
