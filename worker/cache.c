@@ -299,12 +299,14 @@ static int roundtrip(ss_cache_t *c, size_t n, const char *what, float *out, char
         }
     }
     c->row = NULL;
-    c->ctx->reader->fn = fn;
-    c->ctx->reader->privdata = priv;
     if (rc == -2) {
+        /* freed with the marker functions still in place: a reply cut off mid-way is held by
+         * the reader, and must not reach hiredis' own freeReplyObject */
         drop(c);
         return -1;
     }
+    c->ctx->reader->fn = fn;
+    c->ctx->reader->privdata = priv;
     if (c->error_replies) {
         snprintf(errstr, errlen, "redis %s: %s", what, c->error);
         return -1;

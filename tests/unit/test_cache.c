@@ -1,0 +1,117 @@
+/* test_cache.c - the Redis cache's own RESP reading against a scripted server on loopback:
+ * values parsed into rows, error replies reported, and a reply cut off by the timeout is an
+ * error on a dropped connection, never a crash; the next call connects again. */
+#include <arpa/inet.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "cache.h"
+#include "check.h"
+#include "config.h"
+
+static char err[1024];
+static char *features[] = {"a", "b", "c"};
+
+/* One scripted connection per entry: what the server answers to the first request read on
+ * it, then how long it keeps the connection open without a word. */
+typedef struct script {
+    const char *reply[3];
+    int hold_ms[3];
+    int n;
+    int listen_fd;
+} script_t;
+
+static void *serve(void *arg) {
+    script_t *s = arg;
+    for (int i = 0; i < s->n; i++) {
+        int fd = accept(s->listen_fd, NULL, NULL);
+        if (fd < 0)
+            return NULL;
+        char buf[4096];
+        if (read(fd, buf, sizeof(buf)) > 0 && write(fd, s->reply[i], strlen(s->reply[i])) < 0)
+            break;
+        usleep((useconds_t)s->hold_ms[i] * 1000);
+        close(fd);
+    }
+    return NULL;
+}
+
+static int listen_loopback(int *port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(fd, 4) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) != 0)
+        return -1;
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+static ss_cache_t *cache_for(int port, ss_config_t **cfg) {
+    char text[512];
+    snprintf(text, sizeof(text),
+             "model.path = m.json\nkafka.bootstrap.servers = x:1\nredis.port = %d\n"
+             "redis.timeout.ms = 200\nredis.on.error = degrade\n",
+             port);
+    *cfg = ss_config_new();
+    if (ss_config_load_string(*cfg, text, strlen(text), "t", err, sizeof(err)) < 0 ||
+        ss_config_finalize(*cfg, err, sizeof(err)) < 0)
+        return NULL;
+    return ss_cache_new(*cfg, features, 3, err, sizeof(err));
+}
+
+static void replies_cut_off_error_replies_and_values(void) {
+    script_t s = {
+        .reply = {"*3\r\n$1\r\n1\r\n",                       /* cut off after one value */
+                  "-ERR boom\r\n",                            /* an error reply */
+                  "*3\r\n$-1\r\n$3\r\n2.5\r\n$4\r\n-7.0\r\n"}, /* nil, 2.5, -7 */
+        .hold_ms = {300, 0, 200},
+        .n = 3,
+    };
+    int port = 0;
+    s.listen_fd = listen_loopback(&port);
+    CHECK(s.listen_fd >= 0);
+    if (s.listen_fd < 0)
+        return;
+    pthread_t th;
+    pthread_create(&th, NULL, serve, &s);
+    ss_config_t *cfg = NULL;
+    ss_cache_t *c = cache_for(port, &cfg);
+    CHECK(c != NULL);
+    const char *ids[1] = {"C1"};
+    size_t lens[1] = {2};
+    float row[3] = {0, 0, 0};
+    if (c) {
+        /* the first connection: the reply stops mid-array, the read times out */
+        CHECK(ss_cache_read(c, ids, lens, 1, row, err, sizeof(err)) == -1);
+        CHECK_STR_CONTAINS(err, "redis HMGET");
+        /* the second: connected again, an error reply */
+        CHECK(ss_cache_read(c, ids, lens, 1, row, err, sizeof(err)) == -1);
+        CHECK_STR_CONTAINS(err, "boom");
+        /* the server closes the second connection after its error reply: the next call may
+         * find it closed (an error, and a new connection the call after); the third
+         * connection answers with values */
+        int rc = ss_cache_read(c, ids, lens, 1, row, err, sizeof(err));
+        if (rc != 0)
+            rc = ss_cache_read(c, ids, lens, 1, row, err, sizeof(err));
+        CHECK(rc == 0);
+        CHECK(isnan(row[0]) && row[1] == 2.5f && row[2] == -7.0f);
+        ss_cache_destroy(c);
+    }
+    pthread_join(th, NULL);
+    close(s.listen_fd);
+    ss_config_destroy(cfg);
+}
+
+static const check_test_t tests[] = {
+    {"replies_cut_off_error_replies_and_values", replies_cut_off_error_replies_and_values},
+    {NULL, NULL}};
+
+int main(void) { return check_run_all(tests); }
