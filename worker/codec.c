@@ -693,45 +693,89 @@ static int get_string(avro_value_t *rec, int index, int is_union, const char **s
     return 0;
 }
 
-static float feature_value(avro_value_t *v, const branch_plan_t *bp) {
+typedef struct raw {
+    kind_t kind; /* K_NULL for null; K_BAD for a type that holds no number */
+    int64_t i;   /* K_INT, K_LONG, K_BOOL, K_ENUM */
+    double d;    /* K_DOUBLE */
+    float f;     /* K_FLOAT (kept as read: a NaN's bits survive) */
+    const char *s; /* AVRO_STRING */
+    size_t slen;
+} raw_t;
+
+/* A writer value as a feature: ints, longs, floats, doubles and booleans as numbers, an enum
+ * as its reader symbol's index (NaN for a symbol the reader lacks); +-inf, or a double beyond
+ * float range, is not a usable value (NaN). */
+static float raw_feature(const raw_t *r, const branch_plan_t *bp) {
+    float v;
     switch (bp->kind) {
-    case K_INT: {
-        int32_t x = 0;
-        avro_value_get_int(v, &x);
-        return (float)x;
-    }
-    case K_LONG: {
-        int64_t x = 0;
-        avro_value_get_long(v, &x);
-        return (float)x;
-    }
-    case K_FLOAT: {
-        float x = 0;
-        avro_value_get_float(v, &x);
-        return x;
-    }
-    case K_DOUBLE: {
-        double x = 0;
-        avro_value_get_double(v, &x);
-        return (float)x;
-    }
-    case K_BOOL: {
-        int x = 0;
-        avro_value_get_boolean(v, &x);
-        return x ? 1.0f : 0.0f;
-    }
-    case K_ENUM: {
-        int x = -1;
-        avro_value_get_enum(v, &x);
-        if (x < 0 || x >= bp->n_symbols || bp->symmap[x] < 0)
-            return NAN;
-        return (float)bp->symmap[x];
-    }
+    case K_INT:
+        v = (float)(int32_t)r->i;
+        break;
+    case K_LONG:
+        v = (float)r->i;
+        break;
+    case K_FLOAT:
+        v = r->f;
+        break;
+    case K_DOUBLE:
+        v = (float)r->d;
+        break;
+    case K_BOOL:
+        v = r->i ? 1.0f : 0.0f;
+        break;
+    case K_ENUM:
+        v = r->i < 0 || r->i >= bp->n_symbols || bp->symmap[r->i] < 0 ? NAN
+                                                                      : (float)bp->symmap[r->i];
+        break;
     default:
-        return NAN;
+        v = NAN;
     }
+    return isinf(v) ? NAN : v;
 }
 
+/* One writer value (read by Avro C) as a feature, as raw_feature. */
+static float feature_value(avro_value_t *v, const branch_plan_t *bp) {
+    raw_t r;
+    memset(&r, 0, sizeof(r));
+    r.kind = bp->kind;
+    int32_t i32 = 0;
+    int b = 0;
+    switch (bp->kind) {
+    case K_INT:
+        avro_value_get_int(v, &i32);
+        r.i = i32;
+        break;
+    case K_LONG:
+        avro_value_get_long(v, &r.i);
+        break;
+    case K_FLOAT:
+        avro_value_get_float(v, &r.f);
+        break;
+    case K_DOUBLE:
+        avro_value_get_double(v, &r.d);
+        break;
+    case K_BOOL:
+        avro_value_get_boolean(v, &b);
+        r.i = b;
+        break;
+    case K_ENUM:
+        b = -1;
+        avro_value_get_enum(v, &b);
+        r.i = b;
+        break;
+    default:
+        break;
+    }
+    return raw_feature(&r, bp);
+}
+
+/* SS_DECODE_OK when the event has a customer id, else why not. */
+static int need_customer(const ss_codec_t *c, const ss_event_t *ev, char *errstr, size_t errlen) {
+    if (ev->customer_id && ev->customer_id_len > 0)
+        return SS_DECODE_OK;
+    snprintf(errstr, errlen, "customer id field '%s' is null or empty", c->cust_field);
+    return SS_DECODE_NO_CUSTOMER_ID;
+}
 
 /* ---- structural check of an Avro body before avro-c reads it ---------------------------
  * avro-c allocates whatever length a string, bytes or array claims before reading it, and
@@ -856,15 +900,6 @@ static int extract(ss_decoder_t *d, const writer_plan_t *wp, avro_value_t *rec, 
 /* ---- a body read directly, field by field, after check_body accepted it: the same event
  * and features as Avro C's reader followed by extract(), without building a value. */
 
-typedef struct raw {
-    kind_t kind; /* K_NULL for null; K_BAD for a type that holds no number */
-    int64_t i;   /* K_INT, K_LONG, K_BOOL, K_ENUM */
-    double d;    /* K_DOUBLE */
-    float f;     /* K_FLOAT (kept as read: a NaN's bits survive) */
-    const char *s; /* AVRO_STRING */
-    size_t slen;
-} raw_t;
-
 static uint64_t load_le(const unsigned char *p, int n) {
     uint64_t u = 0;
     for (int i = n - 1; i >= 0; i--)
@@ -911,27 +946,6 @@ static int read_raw(avro_schema_t t, const unsigned char **p, const unsigned cha
     default:
         r->kind = K_BAD;
         return check_value(t, p, end, 1); /* skipped */
-    }
-}
-
-static float raw_feature(const raw_t *r, const branch_plan_t *bp) {
-    switch (bp->kind) {
-    case K_INT:
-        return (float)(int32_t)r->i;
-    case K_LONG:
-        return (float)r->i;
-    case K_FLOAT:
-        return r->f;
-    case K_DOUBLE:
-        return (float)r->d;
-    case K_BOOL:
-        return r->i ? 1.0f : 0.0f;
-    case K_ENUM:
-        if (r->i < 0 || r->i >= bp->n_symbols || bp->symmap[r->i] < 0)
-            return NAN;
-        return (float)bp->symmap[r->i];
-    default:
-        return NAN;
     }
 }
 
@@ -992,19 +1006,14 @@ static int decode_direct(ss_decoder_t *d, const writer_plan_t *wp, const unsigne
                 snprintf(errstr, errlen, "cannot read feature field '%s'", c->rfields[f].name);
                 return SS_DECODE_BAD_AVRO;
             }
-            float v = r.kind == K_NULL ? NAN : raw_feature(&r, &fp->branches[branch]);
-            features[f] = isinf(v) ? NAN : v; /* +-inf, or beyond float range: not usable */
+            features[f] = r.kind == K_NULL ? NAN : raw_feature(&r, &fp->branches[branch]);
         }
     }
     if (keep_ids(d, ev, &cust, &evid) < 0) {
         snprintf(errstr, errlen, "decoder: out of memory");
         return SS_DECODE_BAD_AVRO;
     }
-    if (!ev->customer_id || ev->customer_id_len == 0) {
-        snprintf(errstr, errlen, "customer id field '%s' is null or empty", c->cust_field);
-        return SS_DECODE_NO_CUSTOMER_ID;
-    }
-    return SS_DECODE_OK;
+    return need_customer(c, ev, errstr, errlen);
 bad:
     snprintf(errstr, errlen, "Avro body does not match the writer schema");
     return SS_DECODE_BAD_AVRO;
@@ -1231,10 +1240,9 @@ static int extract(ss_decoder_t *d, const writer_plan_t *wp, avro_value_t *rec, 
         snprintf(errstr, errlen, "cannot read the id fields");
         return SS_DECODE_BAD_AVRO;
     }
-    if (!ev->customer_id || ev->customer_id_len == 0) {
-        snprintf(errstr, errlen, "customer id field '%s' is null or empty", c->cust_field);
-        return SS_DECODE_NO_CUSTOMER_ID;
-    }
+    int rc = need_customer(c, ev, errstr, errlen);
+    if (rc != SS_DECODE_OK)
+        return rc;
     if (wp->time_index >= 0) {
         avro_value_t v;
         int branch, is_null;
@@ -1263,8 +1271,6 @@ static int extract(ss_decoder_t *d, const writer_plan_t *wp, avro_value_t *rec, 
             return SS_DECODE_BAD_AVRO;
         }
         features[f] = is_null ? NAN : feature_value(&v, &fp->branches[branch]);
-        if (isinf(features[f])) /* +-inf, or a double beyond float range: not a usable value */
-            features[f] = NAN;
     }
     return SS_DECODE_OK;
 }
