@@ -26,10 +26,11 @@ FROM debian:bookworm-slim
 # Pinned by release (bookworm); versions seen on Debian 12.11: librdkafka1 2.0.2-1,
 # libavro23 1.11.1-1, libhiredis0.14 0.14.1-3, libmicrohttpd12 0.9.75-6, libjansson4 2.14-2,
 # libcurl4 7.88.1-10+deb12u15 (the schema registry client; the runtime of the build's
-# libcurl4-openssl-dev), libstdc++6 12.2.0-14+deb12u1 (for libxgboost.so).
+# libcurl4-openssl-dev), libssl3 (libcrypto: SHA-256), libstdc++6 12.2.0-14+deb12u1
+# (for libxgboost.so).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      librdkafka1 libavro23 libhiredis0.14 libmicrohttpd12 libjansson4 libcurl4 libstdc++6 \
+      librdkafka1 libavro23 libhiredis0.14 libmicrohttpd12 libjansson4 libcurl4 libssl3 libstdc++6 \
       ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/build/streamscore /usr/local/bin/streamscore

@@ -38,6 +38,7 @@
 #include "features.h"
 #include "model.h"
 #include "prediction.h"
+#include "kafka.h"
 #include "producer.h"
 #include "benchlib.h"
 

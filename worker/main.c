@@ -72,9 +72,7 @@ static void usage(FILE *out) {
 }
 
 static void warn_unknown_env(const char *name) {
-    char fields[300];
-    snprintf(fields, sizeof(fields), "\"variable\":\"%.200s\"", name);
-    ss_log(SS_LOG_WARN, fields, "config: environment variable %s names no key; ignored", name);
+    ss_log(SS_LOG_WARN, SS_FIELDS(SSF_STR("variable", name)), "config: environment variable %s names no key; ignored", name);
 }
 
 /* Configuration from -c FILE, the environment and -X key=value, in that order of
@@ -158,11 +156,10 @@ static int cmd_run(int argc, char **argv) {
         fprintf(stderr, "streamscore: %s\n", err);
         goto out;
     }
-    char fields[512];
-    snprintf(fields, sizeof(fields),
-             "\"model\":\"%s\",\"version\":\"%s\",\"features\":%zu,\"xgboost\":\"%s\"",
-             model->name, model->version, model->n_features, ss_model_xgboost_version());
-    ss_log(SS_LOG_INFO, fields, "model loaded from %s", cfg->model_path);
+    ss_log(SS_LOG_INFO,
+           SS_FIELDS(SSF_STR("model", model->name), SSF_STR("version", model->version),
+                     SSF_INT("features", model->n_features),
+                     SSF_STR("xgboost", ss_model_xgboost_version())), "model loaded from %s", cfg->model_path);
     if (ss_model_enable_drift(model, cfg->drift_window, cfg->drift_threshold, err,
                               sizeof(err)) < 0) {
         ss_log(SS_LOG_ERROR, NULL, "%s (key model.card)", err);
@@ -185,12 +182,14 @@ static int cmd_run(int argc, char **argv) {
     curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread: it is not thread-safe */
     rc = ss_pipeline_run(cfg, model, &stop_requested, &reload_requested, &stats);
     curl_global_cleanup();
-    snprintf(fields, sizeof(fields),
-             "\"consumed\":%ld,\"scored\":%ld,\"produced\":%ld,\"dead_lettered\":%ld,"
-             "\"cache_errors\":%ld,\"degraded\":%ld,\"batches\":%ld,\"exit\":%d",
-             stats.consumed, stats.scored, stats.produced, stats.dead_lettered, stats.cache_errors,
-             stats.degraded, stats.batches, rc);
-    ss_log(rc ? SS_LOG_ERROR : SS_LOG_INFO, fields, "worker stopped");
+    ss_log(rc ? SS_LOG_ERROR : SS_LOG_INFO,
+           SS_FIELDS(SSF_INT("consumed", stats.consumed), SSF_INT("scored", stats.scored),
+                     SSF_INT("produced", stats.produced),
+                     SSF_INT("dead_lettered", stats.dead_lettered),
+                     SSF_INT("cache_errors", stats.cache_errors),
+                     SSF_INT("degraded", stats.degraded), SSF_INT("batches", stats.batches),
+                     SSF_INT("exit", rc)),
+           "worker stopped");
     ss_metrics_destroy(&stats);
 out:
     ss_model_unref(model);

@@ -52,12 +52,4 @@ int ss_producer_send(ss_producer_t *p, const char *topic, const void *key, size_
 
 rd_kafka_t *ss_producer_handle(ss_producer_t *p);
 
-/* Apply pass-through kafka.* properties of `scope` (and of both sides) to `conf`.
- * Returns 0 or -1 with errstr naming the key. */
-int ss_kafka_conf_apply(rd_kafka_conf_t *conf, const ss_config_t *cfg, int scope, char *errstr,
-                        size_t errlen);
-
-/* librdkafka's own log lines, as structured logs. Set on every client's conf. */
-void ss_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
-
 #endif

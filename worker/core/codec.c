@@ -1113,10 +1113,8 @@ static const writer_plan_t *fetch_plan(ss_codec_t *c, int32_t id, int *rc, char 
             snprintf(errstr, errlen, "schema id %d: out of memory", id);
             rrc = SS_REGISTRY_UNAVAILABLE;
         } else {
-            char fields[64];
-            snprintf(fields, sizeof(fields), "\"schema_id\":%d,\"resolves\":%s", id,
-                     plan->error ? "false" : "true");
-            ss_log(plan->error ? SS_LOG_WARN : SS_LOG_INFO, fields,
+            ss_log(plan->error ? SS_LOG_WARN : SS_LOG_INFO,
+                   SS_FIELDS(SSF_INT("schema_id", id), SSF_BOOL("resolves", !plan->error)),
                    "writer schema %d fetched from the schema registry%s%s", id,
                    plan->error ? ": it does not resolve against input.schema: " : "",
                    plan->error ? plan->errmsg : "");

@@ -1109,16 +1109,10 @@ int ss_validate_main(const ss_config_t *cfg, int argc, char **argv) {
         rc = record_result(&r);
     }
     if (rc == 0) {
-        char fields[512], name[128], version[128];
-        size_t nl = 0, vl = 0;
-        ss_json_escape(name, sizeof(name), &nl, r.model->name, strlen(r.model->name));
-        ss_json_escape(version, sizeof(version), &vl, r.model->version, strlen(r.model->version));
-        snprintf(fields, sizeof(fields),
-                 "\"model\":\"%s\",\"version\":\"%s\",\"n\":%zu,\"roc_auc\":%.4f,\"f1\":%.4f,"
-                 "\"passed\":%s",
-                 name, version, r.ds.n, isnan(r.m.roc_auc) ? -1.0 : r.m.roc_auc, r.m.f1,
-                 r.passed ? "true" : "false");
-        ss_log(r.passed ? SS_LOG_INFO : SS_LOG_WARN, fields, "validate-model: %s",
+        ss_log(r.passed ? SS_LOG_INFO : SS_LOG_WARN,
+               SS_FIELDS(SSF_STR("model", r.model->name), SSF_STR("version", r.model->version),
+                         SSF_INT("n", r.ds.n), SSF_REAL("roc_auc", isnan(r.m.roc_auc) ? -1.0 : r.m.roc_auc),
+                         SSF_REAL("f1", r.m.f1), SSF_BOOL("passed", r.passed)), "validate-model: %s",
                r.passed ? "every gate passed" : "a gate failed");
         rc = r.passed ? EXIT_PASS : EXIT_GATE;
     } else {

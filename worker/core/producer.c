@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "kafka.h"
 #include "log.h"
 
 struct ss_producer {
@@ -63,81 +64,11 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     pthread_mutex_unlock(&a->lock);
 }
 
-static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
-    (void)rk;
-    (void)opaque;
-    char fields[600];
-    size_t n = (size_t)snprintf(fields, sizeof(fields), "\"side\":\"producer\",\"error\":\"");
-    ss_json_escape(fields, sizeof(fields) - 2, &n, rd_kafka_err2name(err), strlen(rd_kafka_err2name(err)));
-    snprintf(fields + n, sizeof(fields) - n, "\"");
-    ss_log(err == RD_KAFKA_RESP_ERR__FATAL ? SS_LOG_ERROR : SS_LOG_WARN, fields, "kafka: %s", reason);
-}
-
-void ss_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-    /* syslog levels: 0-3 error, 4 warning, 5-6 info, 7 debug */
-    ss_log_level_t l = level <= 3 ? SS_LOG_ERROR : level == 4 ? SS_LOG_WARN
-                       : level <= 6 ? SS_LOG_INFO : SS_LOG_DEBUG;
-    char fields[300];
-    size_t n = (size_t)snprintf(fields, sizeof(fields), "\"component\":\"librdkafka\",\"client\":\"");
-    ss_json_escape(fields, sizeof(fields) - 40, &n, rd_kafka_name(rk), strlen(rd_kafka_name(rk)));
-    n += (size_t)snprintf(fields + n, sizeof(fields) - n, "\",\"facility\":\"");
-    ss_json_escape(fields, sizeof(fields) - 4, &n, fac, strlen(fac));
-    snprintf(fields + n, sizeof(fields) - n, "\"");
-    ss_log(l, fields, "%s", buf);
-}
-
 static void *poll_main(void *arg) {
     ss_producer_t *p = arg;
     while (!__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE))
         rd_kafka_poll(p->rk, 50);
     return NULL;
-}
-
-/* Consumer-only properties commonly given as kafka.*: not passed to the producer, which
- * would warn that it ignores them. */
-static const char *consumer_only[] = {
-    "group.id", "group.instance.id", "group.protocol.type", "auto.offset.reset",
-    "enable.auto.commit", "auto.commit.interval.ms", "enable.auto.offset.store",
-    "session.timeout.ms", "heartbeat.interval.ms", "max.poll.interval.ms",
-    "partition.assignment.strategy", "isolation.level", "fetch.wait.max.ms", "fetch.min.bytes",
-    "fetch.max.bytes", "fetch.message.max.bytes", "queued.min.messages",
-    "queued.max.messages.kbytes", "check.crcs", "enable.partition.eof", NULL};
-
-static int is_consumer_only(const char *key) {
-    for (const char **k = consumer_only; *k; k++)
-        if (strcmp(*k, key) == 0)
-            return 1;
-    return 0;
-}
-
-int ss_kafka_conf_apply(rd_kafka_conf_t *conf, const ss_config_t *cfg, int scope, char *errstr,
-                        size_t errlen) {
-    /* both sides first, then the side's own, so kafka.producer.x beats kafka.x */
-    for (int pass = 0; pass < 2; pass++) {
-        for (size_t i = 0; i < cfg->n_kafka; i++) {
-            const ss_kv_t *kv = &cfg->kafka[i];
-            if (kv->scope != (pass == 0 ? SS_KAFKA_BOTH : scope))
-                continue;
-            if (kv->scope == SS_KAFKA_BOTH && scope == SS_KAFKA_PRODUCER &&
-                is_consumer_only(kv->key))
-                continue;
-            char err[256];
-            if (rd_kafka_conf_set(conf, kv->key, kv->value, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
-                snprintf(errstr, errlen, "config: key 'kafka.%s%s': %s",
-                         kv->scope == SS_KAFKA_CONSUMER   ? "consumer."
-                         : kv->scope == SS_KAFKA_PRODUCER ? "producer."
-                                                          : "",
-                         kv->key, err);
-                return -1;
-            }
-        }
-    }
-    return 0;
-}
-
-static int set_default(rd_kafka_conf_t *conf, const char *k, const char *v) {
-    char err[256];
-    return rd_kafka_conf_set(conf, k, v, err, sizeof(err)) == RD_KAFKA_CONF_OK ? 0 : -1;
 }
 
 ss_producer_t *ss_producer_new(const ss_config_t *cfg, const char *transactional_id,
@@ -149,8 +80,8 @@ ss_producer_t *ss_producer_new(const ss_config_t *cfg, const char *transactional
         goto fail;
     }
     /* Defaults a user may override; delivery guarantees are not among them. */
-    set_default(conf, "linger.ms", "2");
-    set_default(conf, "client.id", "streamscore");
+    ss_kafka_conf_default(conf, "linger.ms", "2");
+    ss_kafka_conf_default(conf, "client.id", "streamscore");
     if (ss_kafka_conf_apply(conf, cfg, SS_KAFKA_PRODUCER, errstr, errlen) < 0)
         goto fail;
     /* group.id and other consumer-only properties are harmless here but noisy */
@@ -166,8 +97,7 @@ ss_producer_t *ss_producer_new(const ss_config_t *cfg, const char *transactional
         goto fail;
     }
     rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
-    rd_kafka_conf_set_error_cb(conf, error_cb);
-    rd_kafka_conf_set_log_cb(conf, ss_kafka_log_cb);
+    ss_kafka_conf_logging(conf);
     p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
     if (!p->rk) {
         snprintf(errstr, errlen, "producer: %s", err);

@@ -189,10 +189,8 @@ static int exchange(ss_registry_t *r, const char *url, const char *post, const c
             return retriable ? SS_REGISTRY_UNAVAILABLE : SS_REGISTRY_REFUSED;
         }
         COUNT(r, registry_retries);
-        char fields[96];
-        snprintf(fields, sizeof(fields), "\"component\":\"schema-registry\",\"attempt\":%ld",
-                 attempt + 1);
-        ss_log(SS_LOG_WARN, fields, "schema registry %s: %s: %s; retrying in %ld ms", r->base,
+        ss_log(SS_LOG_WARN,
+               SS_FIELDS(SSF_STR("component", "schema-registry"), SSF_INT("attempt", attempt + 1)), "schema registry %s: %s: %s; retrying in %ld ms", r->base,
                what, detail, backoff);
         ss_sleep_ms(backoff);
         backoff = backoff * 2 > r->backoff_max_ms ? r->backoff_max_ms : backoff * 2;

@@ -316,7 +316,7 @@ static int cache_call(worker_t *w, int write) {
         ss_hist_observe(&w->rt->stats->redis_seconds, seconds_since(&t0));
         if (rc == 0) {
             if (w->redis_backoff) {
-                ss_log(SS_LOG_INFO, "\"component\":\"redis\"", "redis is back: leaving degraded mode");
+                ss_log(SS_LOG_INFO, SS_FIELDS(SSF_STR("component", "redis")), "redis is back: leaving degraded mode");
                 w->redis_backoff = 0;
             }
             return 0;
@@ -327,14 +327,14 @@ static int cache_call(worker_t *w, int write) {
             if (w->redis_backoff > 5000)
                 w->redis_backoff = 5000;
             w->redis_retry_at = ss_mono_ms() + w->redis_backoff;
-            ss_log(SS_LOG_WARN, "\"component\":\"redis\",\"policy\":\"degrade\"",
+            ss_log(SS_LOG_WARN, SS_FIELDS(SSF_STR("component", "redis"), SSF_STR("policy", "degrade")),
                    "%s; scoring with the events' own features, next attempt in %ld ms", err,
                    w->redis_backoff);
             if (!write)
                 fill_missing(w);
             return 1;
         }
-        ss_log(SS_LOG_WARN, "\"component\":\"redis\",\"policy\":\"block\"",
+        ss_log(SS_LOG_WARN, SS_FIELDS(SSF_STR("component", "redis"), SSF_STR("policy", "block")),
                "%s; retrying in %ld ms (consumption paused)", err, backoff);
         if (stopping(w))
             return -1;
@@ -368,10 +368,9 @@ static int send_dlq(worker_t *w, const rd_kafka_message_t *m, const rec_t *r) {
         ss_error("dead letter: %s", err);
         return -1;
     }
-    char fields[256];
-    snprintf(fields, sizeof(fields), "\"reason\":\"%s\",\"partition\":%d,\"offset\":%lld",
-             r->reason, m->partition, (long long)m->offset);
-    ss_log(SS_LOG_WARN, fields, "record dead-lettered: %s", detail);
+    ss_log(SS_LOG_WARN,
+           SS_FIELDS(SSF_STR("reason", r->reason), SSF_INT("partition", m->partition),
+                     SSF_INT("offset", m->offset)), "record dead-lettered: %s", detail);
     ss_metrics_dead_letter(w->rt->stats, r->reason);
     return 0;
 }
@@ -792,20 +791,15 @@ static void reload_model(runtime_t *rt, const char *why) {
         ss_model_t *old = rt->model;
         rt->model = m;
         pthread_mutex_unlock(&rt->model_lock);
-        char fields[512];
-        snprintf(fields, sizeof(fields),
-                 "\"model\":\"%s\",\"version\":\"%s\",\"previous\":\"%s\",\"trigger\":\"%s\"",
-                 m->name, m->version, old->version, why);
-        ss_log(SS_LOG_INFO, fields, "model reloaded from %s", cfg->model_path);
+        ss_log(SS_LOG_INFO,
+               SS_FIELDS(SSF_STR("model", m->name), SSF_STR("version", m->version),
+                         SSF_STR("previous", old->version), SSF_STR("trigger", why)), "model reloaded from %s", cfg->model_path);
         stat_add(&rt->stats->reloads_ok, 1);
         ss_model_unref(old);
         ss_model_unref(cur);
         return;
     }
-    char fields[128];
-    snprintf(fields, sizeof(fields), "\"trigger\":\"%s\",\"running\":\"%s\"", why,
-             cur->version);
-    ss_log(SS_LOG_ERROR, fields, "model reload failed, keeping the running model: %s", err);
+    ss_log(SS_LOG_ERROR, SS_FIELDS(SSF_STR("trigger", why), SSF_STR("running", cur->version)), "model reload failed, keeping the running model: %s", err);
     stat_add(&rt->stats->reloads_failed, 1);
     ss_model_unref(m);
     ss_model_unref(cur);
@@ -854,9 +848,7 @@ static int output_schema_id(runtime_t *rt, char *errstr, size_t errlen) {
     if (rrc != SS_REGISTRY_OK)
         return rrc == SS_REGISTRY_UNAVAILABLE ? 1 : 2;
     rt->out_schema_id = id;
-    char fields[1200];
-    snprintf(fields, sizeof(fields), "\"subject\":\"%s\",\"schema_id\":%d", subject, id);
-    ss_log(SS_LOG_INFO, fields, "output schema %s registered under subject %s: id %d", fullname,
+    ss_log(SS_LOG_INFO, SS_FIELDS(SSF_STR("subject", subject), SSF_INT("schema_id", id)), "output schema %s registered under subject %s: id %d", fullname,
            subject, id);
     return 0;
 }
@@ -1004,13 +996,12 @@ int ss_pipeline_run(const ss_config_t *cfg, ss_model_t *model, volatile int *sto
         }
         ss_info("metrics: http://%s/metrics, /healthz, /readyz", cfg->metrics_listen);
     }
-    char fields[512];
-    snprintf(fields, sizeof(fields),
-             "\"mode\":\"%s\",\"threads\":%zu,\"input\":\"%s\",\"output\":\"%s\","
-             "\"model\":\"%s\",\"version\":\"%s\",\"features\":%zu",
-             ss_mode_name(cfg->mode), n, cfg->input_topic, rt.out_topic, model->name,
-             model->version, model->n_features);
-    ss_log(SS_LOG_INFO, fields, "worker started");
+    ss_log(SS_LOG_INFO,
+           SS_FIELDS(SSF_STR("mode", ss_mode_name(cfg->mode)), SSF_INT("threads", n),
+                     SSF_STR("input", cfg->input_topic), SSF_STR("output", rt.out_topic),
+                     SSF_STR("model", model->name), SSF_STR("version", model->version),
+                     SSF_INT("features", model->n_features)),
+           "worker started");
     for (; started < n; started++) {
         if (pthread_create(&workers[started].tid, NULL, worker_main, &workers[started]) != 0) {
             ss_error("worker: cannot start thread %zu", started);

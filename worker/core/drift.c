@@ -213,10 +213,8 @@ void ss_drift_observe(ss_drift_t *d, const float *rows, const double *scores, si
             if (isnan(psi) || above == d->dists[j].above)
                 continue;
             d->dists[j].above = above;
-            char fields[300];
-            snprintf(fields, sizeof(fields), "\"feature\":\"%.200s\",\"psi\":%.4f", d->names[j],
-                     psi);
-            ss_log(above ? SS_LOG_WARN : SS_LOG_INFO, fields,
+            ss_log(above ? SS_LOG_WARN : SS_LOG_INFO,
+                   SS_FIELDS(SSF_STR("feature", d->names[j]), SSF_REAL("psi", psi)),
                    "drift: %s %s the threshold %.3g over the last %ld records", d->names[j],
                    above ? "above" : "back below", d->threshold, d->window);
         }

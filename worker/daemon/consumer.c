@@ -7,16 +7,15 @@
 #include <string.h>
 
 #include "log.h"
-#include "producer.h"
+#include "kafka.h"
 
 static void log_partitions(const char *what, const rd_kafka_topic_partition_list_t *parts) {
-    char fields[1024];
-    size_t n = (size_t)snprintf(fields, sizeof(fields), "\"partitions\":[");
-    for (int i = 0; i < parts->cnt && n + 16 < sizeof(fields); i++)
-        n += (size_t)snprintf(fields + n, sizeof(fields) - n, "%s%d", i ? "," : "",
-                              parts->elems[i].partition);
-    snprintf(fields + n, sizeof(fields) - n, "]");
-    ss_log(SS_LOG_INFO, fields, "consumer: %s %d partition(s)", what, parts->cnt);
+    int ids[256];
+    int n = parts->cnt < 256 ? parts->cnt : 256;
+    for (int i = 0; i < n; i++)
+        ids[i] = parts->elems[i].partition;
+    ss_log(SS_LOG_INFO, SS_FIELDS(SSF_INTS("partitions", ids, n)), "consumer: %s %d partition(s)",
+           what, parts->cnt);
 }
 
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -73,13 +72,6 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
     return 0; /* librdkafka frees json */
 }
 
-static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
-    (void)rk;
-    (void)opaque;
-    ss_log(err == RD_KAFKA_RESP_ERR__FATAL ? SS_LOG_ERROR : SS_LOG_WARN,
-           "\"side\":\"consumer\"", "kafka: %s: %s", rd_kafka_err2name(err), reason);
-}
-
 rd_kafka_t *ss_consumer_new(const ss_config_t *cfg, int thread_index, ss_consumer_ctx_t *ctx,
                             ss_metrics_t *metrics, char *errstr, size_t errlen) {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -115,8 +107,7 @@ rd_kafka_t *ss_consumer_new(const ss_config_t *cfg, int thread_index, ss_consume
     }
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_opaque(conf, ctx);
-    rd_kafka_conf_set_error_cb(conf, error_cb);
-    rd_kafka_conf_set_log_cb(conf, ss_kafka_log_cb);
+    ss_kafka_conf_logging(conf);
     rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
     if (!rk) {
         snprintf(errstr, errlen, "consumer: %s", err);

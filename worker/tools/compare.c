@@ -77,7 +77,7 @@
 #include "clock.h"
 #include "codec.h"
 #include "log.h"
-#include "producer.h"
+#include "kafka.h"
 #include "report.h"
 
 #define BUCKET_TARGET 262144
@@ -976,11 +976,6 @@ typedef struct kreader {
 
 typedef int (*kmsg_cb)(void *opaque, int topic_index, const rd_kafka_message_t *m);
 
-static void k_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
-    (void)rk, (void)opaque;
-    ss_log(SS_LOG_WARN, "\"side\":\"compare\"", "kafka: %s: %s", rd_kafka_err2name(err), reason);
-}
-
 static void kreader_destroy(kreader_t *kr) {
     if (!kr)
         return;
@@ -1055,8 +1050,7 @@ static kreader_t *kreader_new(const ss_config_t *cfg, const char *const *names,
         snprintf(errstr, errlen, "kafka consumer: %s", err);
         goto fail;
     }
-    rd_kafka_conf_set_log_cb(conf, ss_kafka_log_cb);
-    rd_kafka_conf_set_error_cb(conf, k_error_cb);
+    ss_kafka_conf_logging(conf);
     if (!(kr->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err)))) {
         snprintf(errstr, errlen, "kafka consumer: %s", err);
         *rc = 2;

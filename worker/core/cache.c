@@ -233,7 +233,7 @@ ss_cache_t *ss_cache_new(const ss_config_t *cfg, char *const *features, size_t n
             return NULL;
         }
         /* degrade: start without Redis; every call tries to connect again */
-        ss_log(SS_LOG_WARN, "\"component\":\"redis\",\"policy\":\"degrade\"",
+        ss_log(SS_LOG_WARN, SS_FIELDS(SSF_STR("component", "redis"), SSF_STR("policy", "degrade")),
                "%s; starting degraded", errstr);
     }
     return c;

@@ -1,0 +1,23 @@
+/* error.c - names of the SS_ERR_* codes, for logs and messages. */
+#include "error.h"
+
+const char *ss_strerror(int err) {
+    switch (err) {
+    case SS_OK:
+        return "ok";
+    case SS_ERR_FAIL:
+        return "failure";
+    case SS_ERR_CONFIG:
+        return "configuration";
+    case SS_ERR_NOMEM:
+        return "out of memory";
+    case SS_ERR_UNAVAILABLE:
+        return "unavailable";
+    case SS_ERR_VERDICT:
+        return "verdict against";
+    case SS_ERR_STOPPED:
+        return "stopped";
+    default:
+        return "unknown error";
+    }
+}
