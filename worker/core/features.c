@@ -2,6 +2,8 @@
  * every consumer of our outputs must agree on: merge, hash and text form. */
 #include "features.h"
 
+#include "hash.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,17 +16,17 @@ void ss_features_merge(float *state, const float *event, size_t n) {
 }
 
 uint64_t ss_features_hash(const float *v, size_t n) {
-    uint64_t h = 0xcbf29ce484222325ULL;
+    uint64_t h = SS_FNV1A_INIT;
     for (size_t i = 0; i < n; i++) {
         uint32_t bits;
         if (isnan(v[i]))
             bits = 0x7fc00000u;
         else
             memcpy(&bits, &v[i], 4);
-        for (int b = 0; b < 4; b++) {
-            h ^= (bits >> (8 * b)) & 0xffu;
-            h *= 0x100000001b3ULL;
-        }
+        /* little-endian bytes of the float32, whatever the machine's order */
+        unsigned char le[4] = {(unsigned char)bits, (unsigned char)(bits >> 8),
+                               (unsigned char)(bits >> 16), (unsigned char)(bits >> 24)};
+        h = ss_fnv1a(h, le, 4);
     }
     return h;
 }

@@ -23,6 +23,7 @@
 #include "consumer.h"
 #include "drift.h"
 #include "features.h"
+#include "hash.h"
 #include "http.h"
 #include "log.h"
 #include "prediction.h"
@@ -140,9 +141,7 @@ static size_t arena_put(worker_t *w, const char *s, size_t len) {
 }
 
 static int slot_of(worker_t *w, size_t off, size_t len) {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)w->arena[off + i]) * 0x100000001b3ULL;
+    uint64_t h = ss_fnv1a(SS_FNV1A_INIT, w->arena + off, len);
     for (size_t t = h & w->table_mask;; t = (t + 1) & w->table_mask) {
         int s = w->table[t];
         if (s < 0) {

@@ -77,6 +77,7 @@
 #include "clock.h"
 #include "codec.h"
 #include "log.h"
+#include "hash.h"
 #include "kafka.h"
 #include "report.h"
 
@@ -168,13 +169,6 @@ typedef struct cmp {
     char tmp[512];
     char err[1024]; /* first fatal error raised inside a callback */
 } cmp_t;
-
-static uint64_t fnv1a(const char *p, size_t n) {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)p[i]) * 0x100000001b3ull;
-    return h;
-}
 
 static uint64_t mix64(uint64_t x) {
     x ^= x >> 30;
@@ -780,7 +774,7 @@ static int labels_add(cmp_t *c, const char *cid, size_t n, int label, int64_t ti
             return -1;
         c->labels = g, c->cap_labels = cap;
     }
-    c->labels[c->n_labels++] = (label_t){fnv1a(cid, n), time, label};
+    c->labels[c->n_labels++] = (label_t){ss_fnv1a(SS_FNV1A_INIT, cid, n), time, label};
     c->r.labels_rows++;
     return 0;
 }
@@ -797,7 +791,7 @@ static int label_cmp(const void *a, const void *b) {
 static int label_of(const cmp_t *c, const str_t *cid, int64_t event_time) {
     if (!c->n_labels || event_time == NO_TIME)
         return -1;
-    label_t key = {fnv1a(cid->p, cid->n), event_time, 0};
+    label_t key = {ss_fnv1a(SS_FNV1A_INIT, cid->p, cid->n), event_time, 0};
     size_t lo = 0, hi = c->n_labels;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
