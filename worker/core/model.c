@@ -13,6 +13,7 @@
 #include <xgboost/c_api.h>
 
 #include "drift.h"
+#include "error.h"
 #include "log.h"
 
 static const char predict_config[] =
@@ -331,4 +332,67 @@ int ss_model_predict(ss_model_t *m, ss_predictor_t *p, const float *data, size_t
     for (size_t i = 0; i < rows; i++)
         out[i] = result[i];
     return 0;
+}
+
+static int same_features(const ss_model_t *a, const ss_model_t *b) {
+    if (a->n_features != b->n_features)
+        return 0;
+    for (size_t i = 0; i < a->n_features; i++)
+        if (strcmp(a->feature_names[i], b->feature_names[i]) != 0)
+            return 0;
+    return 1;
+}
+
+int ss_model_open(const ss_config_t *cfg, const ss_model_t *running, ss_model_t **out,
+                  char *errstr, size_t errlen) {
+    *out = NULL;
+    ss_model_t *m = ss_model_load(cfg->model_path, cfg->model_card, cfg->model_name,
+                                  cfg->model_version, errstr, errlen);
+    if (!m)
+        return SS_ERR_CONFIG;
+    if (running && !same_features(running, m)) {
+        snprintf(errstr, errlen,
+                 "model '%s' (version %s) has other feature names than the running model "
+                 "(%zu vs %zu features, mapped by name): a new feature mapping needs a restart",
+                 cfg->model_path, m->version, m->n_features, running->n_features);
+        goto fail;
+    }
+    if (ss_model_check(m, errstr, errlen) < 0)
+        goto fail;
+    if (ss_model_enable_drift(m, cfg->drift_window, cfg->drift_threshold, errstr, errlen) < 0) {
+        size_t n = strlen(errstr);
+        snprintf(errstr + n, errlen > n ? errlen - n : 0, " (key model.card)");
+        goto fail;
+    }
+    *out = m;
+    return 0;
+fail:
+    ss_model_unref(m);
+    return SS_ERR_CONFIG;
+}
+
+void ss_model_slot_init(ss_model_slot_t *s, ss_model_t *m) {
+    pthread_mutex_init(&s->lock, NULL);
+    s->model = ss_model_ref(m);
+}
+
+void ss_model_slot_destroy(ss_model_slot_t *s) {
+    ss_model_unref(s->model);
+    s->model = NULL;
+    pthread_mutex_destroy(&s->lock);
+}
+
+ss_model_t *ss_model_slot_acquire(ss_model_slot_t *s) {
+    pthread_mutex_lock(&s->lock);
+    ss_model_t *m = ss_model_ref(s->model);
+    pthread_mutex_unlock(&s->lock);
+    return m;
+}
+
+ss_model_t *ss_model_slot_swap(ss_model_slot_t *s, ss_model_t *m) {
+    pthread_mutex_lock(&s->lock);
+    ss_model_t *old = s->model;
+    s->model = m;
+    pthread_mutex_unlock(&s->lock);
+    return old;
 }

@@ -4,8 +4,11 @@
 #ifndef SS_MODEL_H
 #define SS_MODEL_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "config.h"
 
 typedef struct ss_model {
     void *booster;         /* BoosterHandle; immutable after load */
@@ -58,6 +61,32 @@ void ss_predictor_destroy(ss_predictor_t *p);
  * @locality the thread that owns `p` */
 int ss_model_predict(ss_model_t *m, ss_predictor_t *p, const float *data, size_t rows,
                      double *out, char *errstr, size_t errlen);
+
+/* The one way a model comes into service, at start-up, on reload and in validate-model:
+ * load model.path with model.card (model.name / model.version override the card's), score a
+ * probe batch (every score finite), require the feature names of `running` when one is given
+ * (a reload cannot change the feature mapping), and enable drift (drift.window,
+ * drift.threshold). Stores a model with one reference in *out. Returns 0, or SS_ERR_CONFIG
+ * with errstr saying which check failed. */
+int ss_model_open(const ss_config_t *cfg, const ss_model_t *running, ss_model_t **out,
+                  char *errstr, size_t errlen);
+
+/* Where the running model lives: swapped whole on reload, while batches in flight keep the
+ * reference they took. @locks lock guards model; taken only to take a reference or to swap. */
+typedef struct ss_model_slot {
+    pthread_mutex_t lock;
+    ss_model_t *model;
+} ss_model_slot_t;
+
+/* Takes a reference to `m`. */
+void ss_model_slot_init(ss_model_slot_t *s, ss_model_t *m);
+/* Drops the slot's reference. */
+void ss_model_slot_destroy(ss_model_slot_t *s);
+/* A reference to the model in the slot now; the caller unrefs it. @locality any thread */
+ss_model_t *ss_model_slot_acquire(ss_model_slot_t *s);
+/* Put `m` in the slot (takes the caller's reference); returns the previous model with the
+ * slot's reference, for the caller to unref. @locality any thread */
+ss_model_t *ss_model_slot_swap(ss_model_slot_t *s, ss_model_t *m);
 
 /* The version string of the linked XGBoost library, e.g. "3.2.0". */
 const char *ss_model_xgboost_version(void);
