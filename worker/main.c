@@ -1,6 +1,7 @@
-/* main.c - the streamscore command line: run the worker, print the configuration
- * reference, version and help. Exit codes: 0 success, 1 runtime failure, 2 bad usage
- * or configuration (with a message naming the key). */
+/* main.c - the streamscore command line: run the worker, the offline tools, the
+ * configuration reference, version and help. The one place where exit codes are decided:
+ * 0 success, 1 runtime failure, 2 bad usage or configuration (with a message naming the
+ * key), 3 a verdict against (compare says hold, validate-model failed a gate). */
 #include <avro.h>
 #include <curl/curl.h>
 #include <librdkafka/rdkafka.h>
@@ -14,7 +15,8 @@
 #include "log.h"
 #include "model.h"
 #include "metrics.h"
-#include "pipeline.h"
+#include "error.h"
+#include "run.h"
 #include "compare.h"
 #include "validate.h"
 
@@ -23,6 +25,20 @@
 #endif
 
 extern char **environ;
+
+/* The exit status of a command's SS_ERR_* result. */
+static int exit_code(int rc) {
+    switch (rc) {
+    case SS_OK:
+        return 0;
+    case SS_ERR_CONFIG:
+        return 2;
+    case SS_ERR_VERDICT:
+        return 3;
+    default:
+        return rc > 0 ? rc : 1; /* commands not yet on SS_ERR_* codes return a status */
+    }
+}
 
 static volatile int stop_requested = 0;
 
@@ -149,9 +165,7 @@ static int cmd_run(int argc, char **argv) {
         fprintf(stderr, "streamscore run: unknown argument '%s'\n", rest[0]);
         goto out;
     }
-    model = ss_model_load(cfg->model_path, cfg->model_card, cfg->model_name, cfg->model_version,
-                          err, sizeof(err));
-    if (!model) {
+    if (ss_model_open(cfg, NULL, &model, err, sizeof(err)) < 0) {
         ss_log(SS_LOG_ERROR, NULL, "%s", err);
         fprintf(stderr, "streamscore: %s\n", err);
         goto out;
@@ -160,12 +174,6 @@ static int cmd_run(int argc, char **argv) {
            SS_FIELDS(SSF_STR("model", model->name), SSF_STR("version", model->version),
                      SSF_INT("features", model->n_features),
                      SSF_STR("xgboost", ss_model_xgboost_version())), "model loaded from %s", cfg->model_path);
-    if (ss_model_enable_drift(model, cfg->drift_window, cfg->drift_threshold, err,
-                              sizeof(err)) < 0) {
-        ss_log(SS_LOG_ERROR, NULL, "%s (key model.card)", err);
-        fprintf(stderr, "streamscore: %s (key model.card)\n", err);
-        goto out;
-    }
 
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
@@ -180,7 +188,7 @@ static int cmd_run(int argc, char **argv) {
     memset(&stats, 0, sizeof(stats));
     ss_metrics_init(&stats);
     curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread: it is not thread-safe */
-    rc = ss_pipeline_run(cfg, model, &stop_requested, &reload_requested, &stats);
+    rc = exit_code(ss_run(cfg, model, &stop_requested, &reload_requested, &stats));
     curl_global_cleanup();
     ss_log(rc ? SS_LOG_ERROR : SS_LOG_INFO,
            SS_FIELDS(SSF_INT("consumed", stats.consumed), SSF_INT("scored", stats.scored),
@@ -226,11 +234,11 @@ static int cmd_with_config(const char *cmd, int needs,
                            int (*fn)(const ss_config_t *, int, char **), int argc, char **argv) {
     for (int i = 0; i < argc; i++)
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
-            return fn(NULL, argc, argv); /* usage on stdout, exit 0 */
+            return exit_code(fn(NULL, argc, argv)); /* usage on stdout, exit 0 */
     int n_rest;
     char **rest = calloc((size_t)argc + 1, sizeof(char *));
     ss_config_t *cfg = rest ? load_config(cmd, argc, argv, needs, &n_rest, rest) : NULL;
-    int rc = cfg ? fn(cfg, n_rest, rest) : 2;
+    int rc = cfg ? exit_code(fn(cfg, n_rest, rest)) : 2;
     ss_config_destroy(cfg);
     free(rest);
     return rc;

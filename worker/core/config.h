@@ -11,7 +11,7 @@ typedef enum { SS_FORMAT_AVRO = 0, SS_FORMAT_JSON = 1 } ss_format_t;
 typedef enum { SS_SHADOW_TOPIC = 0, SS_SHADOW_FILE = 1 } ss_shadow_output_t;
 typedef enum { SS_REDIS_BLOCK = 0, SS_REDIS_DEGRADE = 1 } ss_redis_policy_t;
 typedef enum { SS_SUBJECT_TOPIC = 0, SS_SUBJECT_RECORD = 1, SS_SUBJECT_TOPIC_RECORD = 2 } ss_subject_t;
-typedef enum { SS_DELIVERY_AT_LEAST_ONCE = 0, SS_DELIVERY_EXACTLY_ONCE = 1 } ss_delivery_t;
+typedef enum { SS_DELIVERY_AT_LEAST_ONCE = 0, SS_DELIVERY_EXACTLY_ONCE = 1 } ss_delivery_mode_t;
 
 /* A key=value pair passed through to librdkafka. */
 typedef struct ss_kv {

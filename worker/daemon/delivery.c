@@ -1,0 +1,88 @@
+/* delivery.c - the delivery interface: picks the implementation for the key `delivery` and
+ * holds what both share (the batch's offsets, waiting for acknowledgements). */
+#include "delivery_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "error.h"
+#include "log.h"
+
+ss_delivery_t *ss_delivery_new(const ss_config_t *cfg, int index, ss_producer_t *shared,
+                               ss_ack_t *ack, char *errstr, size_t errlen) {
+    ss_delivery_t *d = calloc(1, sizeof(*d));
+    if (!d) {
+        snprintf(errstr, errlen, "delivery: out of memory");
+        return NULL;
+    }
+    d->cfg = cfg;
+    d->ack = ack;
+    if (cfg->delivery == SS_DELIVERY_EXACTLY_ONCE) {
+        char tid[512];
+        snprintf(tid, sizeof(tid), "%s-%d", cfg->transactional_id, index);
+        if (!(d->own = ss_producer_new(cfg, tid, errstr, errlen))) {
+            free(d);
+            return NULL;
+        }
+        d->ops = &ss_delivery_exactly_once;
+        d->producer = d->own;
+    } else {
+        d->ops = &ss_delivery_at_least_once;
+        d->producer = shared;
+    }
+    return d;
+}
+
+void ss_delivery_destroy(ss_delivery_t *d) {
+    if (!d)
+        return;
+    ss_producer_destroy(d->own, d->cfg->shutdown_timeout_ms);
+    free(d);
+}
+
+ss_producer_t *ss_delivery_producer(const ss_delivery_t *d) { return d->producer; }
+
+int ss_delivery_begin(ss_delivery_t *d) { return d->ops->begin(d); }
+
+int ss_delivery_commit(ss_delivery_t *d, rd_kafka_t *consumer, const ss_batch_t *b,
+                       ss_delivery_state_fn state, void *arg, int *aborted) {
+    *aborted = 0;
+    return d->ops->commit(d, consumer, b, state, arg, aborted);
+}
+
+void ss_delivery_abort(ss_delivery_t *d) {
+    while (ss_ack_wait(d->ack, 1000) > 0)
+        ;
+    d->ops->abort(d);
+    d->ack->failed = 0;
+    d->ack->first_err = 0;
+}
+
+rd_kafka_topic_partition_list_t *ss_delivery_offsets(const ss_batch_t *b) {
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+    for (size_t i = 0; i < b->n_msgs; i++) {
+        const rd_kafka_message_t *m = b->msgs[i];
+        const char *topic = rd_kafka_topic_name(m->rkt);
+        rd_kafka_topic_partition_t *p = rd_kafka_topic_partition_list_find(l, topic, m->partition);
+        if (!p)
+            p = rd_kafka_topic_partition_list_add(l, topic, m->partition);
+        if (p->offset < m->offset + 1)
+            p->offset = m->offset + 1;
+    }
+    return l;
+}
+
+int ss_delivery_settle(ss_delivery_t *d) {
+    while (ss_ack_wait(d->ack, 1000) > 0)
+        ;
+    long failed = d->ack->failed;
+    rd_kafka_resp_err_t first = d->ack->first_err;
+    d->ack->failed = 0;
+    d->ack->first_err = 0;
+    if (failed) {
+        ss_error("producer: %ld record(s) of a batch not delivered: %s; offsets not committed",
+                 failed, rd_kafka_err2str(first));
+        return SS_ERR_FAIL;
+    }
+    return 0;
+}

@@ -1,0 +1,33 @@
+/* delivery_int.h - what the two delivery implementations share (internal to worker/daemon). */
+#ifndef SS_DELIVERY_INT_H
+#define SS_DELIVERY_INT_H
+
+#include "delivery.h"
+
+typedef struct ss_delivery_ops {
+    const char *name;
+    int (*begin)(ss_delivery_t *d);
+    int (*commit)(ss_delivery_t *d, rd_kafka_t *consumer, const ss_batch_t *b,
+                  ss_delivery_state_fn state, void *arg, int *aborted);
+    void (*abort)(ss_delivery_t *d);
+} ss_delivery_ops_t;
+
+struct ss_delivery {
+    const ss_delivery_ops_t *ops;
+    const ss_config_t *cfg;
+    ss_producer_t *producer; /* where outputs go */
+    ss_producer_t *own;      /* exactly-once: the thread's transactional producer */
+    ss_ack_t *ack;
+};
+
+extern const ss_delivery_ops_t ss_delivery_at_least_once;
+extern const ss_delivery_ops_t ss_delivery_exactly_once;
+
+/* The next offset of every partition in the batch. The caller destroys the list. */
+rd_kafka_topic_partition_list_t *ss_delivery_offsets(const ss_batch_t *b);
+
+/* Wait until every delivery of the batch is acknowledged. Returns 0, or SS_ERR_FAIL (logged)
+ * when one failed. Resets the failure count for the next batch. */
+int ss_delivery_settle(ss_delivery_t *d);
+
+#endif

@@ -1,0 +1,61 @@
+/* output.h - where a batch's records go: predictions to the output topic (the shadow's to
+ * shadow.topic), or for a shadow with shadow.output = file to JSON lines appended to
+ * shadow.file and made durable before the batch commits; dead letters to dlq.topic with
+ * __connect.errors.* headers. The output is shared by the worker threads; each thread writes
+ * through a writer of its own (encoder, line buffer, producer, acknowledgements). */
+#ifndef SS_OUTPUT_H
+#define SS_OUTPUT_H
+
+#include <librdkafka/rdkafka.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "metrics.h"
+#include "prediction.h"
+#include "producer.h"
+#include "registry.h"
+
+typedef struct ss_output ss_output_t;
+
+/* Opens shadow.file for appending when the shadow writes a file. Returns NULL with errstr
+ * when it cannot be opened. */
+ss_output_t *ss_output_new(const ss_config_t *cfg, ss_metrics_t *metrics, char *errstr,
+                           size_t errlen);
+void ss_output_destroy(ss_output_t *o);
+
+/* The output topic, or the shadow's file. */
+const char *ss_output_name(const ss_output_t *o);
+
+/* The schema id predictions are framed with (Confluent wire format): output.schema.id, or
+ * output.schema registered under its subject with `registry` (may be NULL: none). JSON and
+ * the shadow's file are never framed. Returns 0, SS_ERR_UNAVAILABLE when the registry did not
+ * answer, SS_ERR_CONFIG when it refused the schema or output.schema cannot be read. */
+int ss_output_register_schema(ss_output_t *o, ss_registry_t *registry, char *errstr,
+                              size_t errlen);
+
+typedef struct ss_output_writer ss_output_writer_t;
+
+/* A thread's writer, with deliveries counted in `ack` (the caller's, outliving the writer).
+ * Returns NULL with errstr; SS_ERR_CONFIG in *why when output.schema does not fit, else
+ * SS_ERR_NOMEM. @locality the worker thread */
+ss_output_writer_t *ss_output_writer_new(ss_output_t *o, ss_ack_t *ack, int *why, char *errstr,
+                                         size_t errlen);
+/* The producer it sends through (the caller's, outliving the writer); set before the first
+ * record. */
+void ss_output_writer_use(ss_output_writer_t *w, ss_producer_t *producer);
+void ss_output_writer_destroy(ss_output_writer_t *w);
+
+/* Encode and send one prediction, keyed by its customer id. Returns 0 or SS_ERR_FAIL. */
+int ss_output_prediction(ss_output_writer_t *w, const ss_prediction_t *p, char *errstr,
+                         size_t errlen);
+
+/* Send message `m` to the dead-letter topic with its headers and the error's; logged and
+ * counted by reason. Returns 0 or SS_ERR_FAIL. */
+int ss_output_dead_letter(ss_output_writer_t *w, const rd_kafka_message_t *m, const char *stage,
+                          const char *reason, const char *detail, char *errstr, size_t errlen);
+
+/* The batch's lines on disk (written and fsynced) when the output is a file; nothing for a
+ * topic, whose deliveries the batch's acknowledgements cover. Returns 0 or SS_ERR_FAIL. */
+int ss_output_flush(ss_output_writer_t *w, char *errstr, size_t errlen);
+
+#endif

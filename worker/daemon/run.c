@@ -1,0 +1,137 @@
+/* run.c - `streamscore run`: the shared runtime (codec, registry, producer, output), the
+ * worker threads, the HTTP endpoints and the reload watch, started in that order and stopped
+ * in the reverse one. What each thread does with a batch is worker.c. */
+#include "run.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "clock.h"
+#include "endpoints.h"
+#include "error.h"
+#include "log.h"
+#include "reload.h"
+#include "worker.h"
+
+/* The parts every thread shares. Returns 0 or an SS_ERR_* code (logged). */
+static int runtime_open(ss_runtime_t *rt, const ss_model_t *model) {
+    const ss_config_t *cfg = rt->cfg;
+    char err[1024];
+    int rc;
+    if (!(rt->output = ss_output_new(cfg, rt->stats, err, sizeof(err)))) {
+        rc = SS_ERR_FAIL;
+        goto fail;
+    }
+    rt->codec = ss_codec_new(cfg, model->feature_names, model->n_features, err, sizeof(err));
+    if (!rt->codec) {
+        rc = SS_ERR_CONFIG;
+        goto fail;
+    }
+    if (*cfg->registry_url &&
+        !(rt->registry = ss_registry_new(cfg, rt->stats, err, sizeof(err)))) {
+        rc = SS_ERR_FAIL;
+        goto fail;
+    }
+    ss_codec_attach_registry(rt->codec,
+                             cfg->input_framing == SS_FRAMING_CONFLUENT ? rt->registry : NULL,
+                             cfg->registry_miss_ttl_ms, rt->stats);
+    if ((rc = ss_output_register_schema(rt->output, rt->registry, err, sizeof(err))) < 0)
+        goto fail;
+    /* exactly-once: each thread has its own transactional producer instead */
+    if (cfg->delivery == SS_DELIVERY_AT_LEAST_ONCE &&
+        !(rt->producer = ss_producer_new(cfg, NULL, err, sizeof(err)))) {
+        rc = SS_ERR_CONFIG;
+        goto fail;
+    }
+    return 0;
+fail:
+    ss_error("%s", err);
+    return rc;
+}
+
+static void runtime_close(ss_runtime_t *rt) {
+    for (size_t i = 0; i < rt->n_workers; i++)
+        ss_worker_destroy(rt->workers[i]); /* commits stored offsets and leaves the group */
+    free(rt->workers);
+    ss_producer_destroy(rt->producer, rt->cfg->shutdown_timeout_ms);
+    ss_codec_destroy(rt->codec);
+    ss_registry_destroy(rt->registry); /* after the codec that uses it */
+    ss_output_destroy(rt->output);
+    ss_model_slot_destroy(&rt->model);
+}
+
+static int workers_create(ss_runtime_t *rt, size_t n) {
+    char err[1024];
+    if (!(rt->workers = calloc(n, sizeof(*rt->workers)))) {
+        ss_error("worker: out of memory");
+        return SS_ERR_NOMEM;
+    }
+    for (; rt->n_workers < n; rt->n_workers++) {
+        int rc = ss_worker_new(rt, (int)rt->n_workers, &rt->workers[rt->n_workers], err,
+                               sizeof(err));
+        if (rc < 0) {
+            ss_error("%s", err);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* While the threads work: reload the model when asked; return once every thread finished. */
+static void watch(ss_runtime_t *rt, size_t started) {
+    ss_reload_t reload;
+    ss_reload_init(&reload, rt->cfg);
+    for (;;) {
+        size_t finished = 0;
+        for (size_t i = 0; i < started; i++)
+            finished += ss_worker_done(rt->workers[i]);
+        if (finished == started)
+            return;
+        ss_reload_tick(&reload, rt);
+        ss_sleep_ms(50);
+    }
+}
+
+int ss_run(const ss_config_t *cfg, ss_model_t *model, volatile int *stop, volatile int *reload,
+           ss_metrics_t *stats) {
+    char err[1024];
+    size_t n = (size_t)cfg->worker_threads, started = 0;
+    ss_runtime_t rt = {.cfg = cfg, .stop = stop, .reload = reload, .stats = stats};
+    ss_http_t *http = NULL;
+    ss_model_slot_init(&rt.model, model);
+    int rc = runtime_open(&rt, model);
+    if (rc < 0 || (rc = workers_create(&rt, n)) < 0)
+        goto done;
+    if (*cfg->metrics_listen) {
+        if (!(http = ss_endpoints_start(&rt, err, sizeof(err)))) {
+            ss_error("%s", err);
+            rc = SS_ERR_FAIL;
+            goto done;
+        }
+        ss_info("metrics: http://%s/metrics, /healthz, /readyz", cfg->metrics_listen);
+    }
+    ss_log(SS_LOG_INFO,
+           SS_FIELDS(SSF_STR("mode", ss_mode_name(cfg->mode)), SSF_INT("threads", n),
+                     SSF_STR("input", cfg->input_topic),
+                     SSF_STR("output", ss_output_name(rt.output)), SSF_STR("model", model->name),
+                     SSF_STR("version", model->version), SSF_INT("features", model->n_features)),
+           "worker started");
+    for (; started < n; started++) {
+        if (ss_worker_start(rt.workers[started]) < 0) {
+            ss_error("worker: cannot start thread %zu", started);
+            __atomic_store_n(&rt.failed, 1, __ATOMIC_RELEASE);
+            rc = SS_ERR_FAIL;
+            break;
+        }
+    }
+    watch(&rt, started);
+    for (size_t i = 0; i < started; i++)
+        if (ss_worker_join(rt.workers[i]) < 0)
+            rc = SS_ERR_FAIL;
+    if (__atomic_load_n(&rt.failed, __ATOMIC_ACQUIRE))
+        rc = SS_ERR_FAIL;
+done:
+    ss_http_stop(http); /* before the workers it reports on go away */
+    runtime_close(&rt);
+    return rc;
+}

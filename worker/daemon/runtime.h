@@ -1,0 +1,40 @@
+/* runtime.h - what the worker threads of one `streamscore run` share (internal to
+ * worker/daemon). Immutable after start-up unless marked: the model slot is swapped under its
+ * own lock, the codec's writer plans and the registry lock themselves, the metrics are atomic,
+ * the shared producer and the output are thread-safe. */
+#ifndef SS_RUNTIME_H
+#define SS_RUNTIME_H
+
+#include <stddef.h>
+
+#include "codec.h"
+#include "config.h"
+#include "metrics.h"
+#include "model.h"
+#include "output.h"
+#include "producer.h"
+#include "registry.h"
+
+typedef struct ss_worker ss_worker_t;
+
+typedef struct ss_runtime {
+    const ss_config_t *cfg;
+    ss_model_slot_t model;   /* swapped by a reload */
+    ss_codec_t *codec;       /* writer plans: append-only, internally locked */
+    ss_registry_t *registry; /* schema.registry.url set, else NULL; internally locked */
+    ss_producer_t *producer; /* at-least-once: shared by the threads; exactly-once: NULL */
+    ss_output_t *output;
+    ss_metrics_t *stats;     /* atomic counters */
+    volatile int *stop;      /* set by the signal handler */
+    volatile int *reload;    /* set by SIGHUP, reset by the reload watch */
+    int failed;              /* atomic: a worker hit a fatal error */
+    ss_worker_t **workers;   /* set once every worker exists; read by the endpoints */
+    size_t n_workers;
+} ss_runtime_t;
+
+/* A stop was asked for, or a worker failed. @locality any thread */
+static inline int ss_runtime_stopping(const ss_runtime_t *rt) {
+    return *rt->stop || __atomic_load_n(&rt->failed, __ATOMIC_ACQUIRE);
+}
+
+#endif

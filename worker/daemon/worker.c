@@ -1,0 +1,367 @@
+/* worker.c - a worker thread's loop: collect a batch, then decode -> merge with the known
+ * features -> score -> produce -> commit, each step a function of its own. The thread owns its
+ * consumer, batch, decoder, predictor, state and output writer (allocated once, reused for
+ * every batch); it shares the model slot, the codec, the producer and the metrics.
+ * A batch's offsets are committed only once every record of it is acknowledged: its
+ * prediction (or dead letter) delivered and its features written (delivery.h). */
+#include "worker.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "batch.h"
+#include "clock.h"
+#include "consumer.h"
+#include "delivery.h"
+#include "drift.h"
+#include "error.h"
+#include "features.h"
+#include "log.h"
+#include "state.h"
+
+struct ss_worker {
+    int index;
+    int done; /* atomic: its thread has finished */
+    int rc;
+    pthread_t tid;
+    ss_runtime_t *rt;
+    ss_consumer_ctx_t cctx;
+    rd_kafka_t *consumer;
+    int64_t collected_at; /* monotonic ms when the previous batch's collection ended */
+    ss_batch_t *batch;
+    ss_decoder_t *dec;
+    ss_predictor_t *pred;
+    ss_state_t *state;
+    ss_ack_t ack;
+    ss_delivery_t *delivery;
+    ss_output_writer_t *out;
+    long predicted; /* predictions of the batch in hand (its dead letters not counted) */
+};
+
+static void count(long *c, long n) { __atomic_add_fetch(c, n, __ATOMIC_RELAXED); }
+
+static int stopping(void *arg) { return ss_runtime_stopping(((ss_worker_t *)arg)->rt); }
+
+/* ------------------------------------------------------------------ collecting a batch */
+
+/* Poll until the batch is full or batch.max.wait.ms after its first record arrived, then take
+ * whatever else is already queued (up to the batch's size) without waiting. A record that
+ * was queued while the previous batch was being processed arrived no earlier than that
+ * batch's collection ended: its wait is counted from then, so that under load batches are
+ * what accumulated meanwhile rather than waiting the full time again. */
+static size_t collect(ss_worker_t *w) {
+    ss_batch_t *b = w->batch;
+    int64_t deadline = 0;
+    int blocked = 0; /* polled with a timeout while the batch was empty */
+    b->n_msgs = 0;
+    while (b->n_msgs < b->max && !stopping(w)) {
+        int timeout = blocked ? 100 : 0;
+        if (b->n_msgs) {
+            int64_t left = deadline - ss_mono_ms();
+            timeout = left > 0 ? (int)left : 0;
+        }
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, timeout);
+        if (!m) {
+            if (b->n_msgs && timeout == 0)
+                break;
+            blocked |= !b->n_msgs;
+            continue;
+        }
+        if (m->err) {
+            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                count(&w->rt->stats->kafka_errors, 1);
+                ss_warn("consumer: %s", rd_kafka_message_errstr(m));
+            }
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        if (b->n_msgs == 0)
+            deadline = (blocked || !w->collected_at ? ss_mono_ms() : w->collected_at) +
+                       w->rt->cfg->batch_max_wait_ms;
+        b->msgs[b->n_msgs++] = m;
+    }
+    w->collected_at = ss_mono_ms();
+    return b->n_msgs;
+}
+
+/* Keep only records of partitions still assigned. A partition revoked while the batch was
+ * collected belongs to another member now, which reads it from the offsets committed at the
+ * hand-over: scoring those records here too would only duplicate them (and, exactly-once,
+ * committing their offsets in our transaction would let both members process them). */
+static void drop_revoked(ss_worker_t *w) {
+    ss_batch_t *b = w->batch;
+    rd_kafka_topic_partition_list_t *a = NULL;
+    if (rd_kafka_assignment(w->consumer, &a) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return;
+    size_t kept = 0;
+    for (size_t i = 0; i < b->n_msgs; i++) {
+        rd_kafka_message_t *m = b->msgs[i];
+        if (rd_kafka_topic_partition_list_find(a, rd_kafka_topic_name(m->rkt), m->partition))
+            b->msgs[kept++] = m;
+        else
+            rd_kafka_message_destroy(m);
+    }
+    b->n_msgs = kept;
+    rd_kafka_topic_partition_list_destroy(a);
+}
+
+static void release(ss_worker_t *w) {
+    ss_batch_t *b = w->batch;
+    for (size_t i = 0; i < b->n_msgs; i++)
+        rd_kafka_message_destroy(b->msgs[i]);
+    b->n_msgs = 0;
+}
+
+/* ------------------------------------------------------------------ the steps of a batch */
+
+/* Decode every record into the batch: a row of its own features, or a dead letter. */
+static int decode(ss_worker_t *w) {
+    ss_batch_t *b = w->batch;
+    char err[512];
+    ss_event_t ev;
+    for (size_t i = 0; i < b->n_msgs; i++) {
+        rd_kafka_message_t *m = b->msgs[i];
+        int drc = ss_decoder_decode(w->dec, m->payload, m->len, &ev, ss_batch_event_row(b, i),
+                                    err, sizeof(err));
+        if (drc != SS_DECODE_OK) {
+            ss_batch_dead_letter(b, i, "decode", ss_decode_reason(drc), err);
+            continue;
+        }
+        rd_kafka_timestamp_type_t tstype;
+        if (ss_batch_add(b, i, &ev, rd_kafka_message_timestamp(m, &tstype)) < 0) {
+            ss_error("worker: out of memory in the batch arena");
+            return SS_ERR_NOMEM;
+        }
+    }
+    return 0;
+}
+
+/* Score the batch's rows in one call; a non-finite score makes its record a dead letter. */
+static int score(ss_worker_t *w, ss_model_t *model) {
+    ss_batch_t *b = w->batch;
+    char err[512];
+    int64_t t0 = ss_mono_ns();
+    if (ss_model_predict(model, w->pred, b->rows, b->n_rows, b->scores, err, sizeof(err)) < 0) {
+        ss_error("%s", err);
+        return SS_ERR_FAIL;
+    }
+    ss_hist_observe(&w->rt->stats->predict_seconds, (double)(ss_mono_ns() - t0) / 1e9);
+    ss_hist_observe(&w->rt->stats->batch_size, (double)b->n_msgs);
+    for (size_t i = 0; i < b->n_msgs; i++) {
+        ss_batch_rec_t *r = &b->recs[i];
+        if (!r->dlq && !isfinite(b->scores[r->row]))
+            ss_batch_dead_letter(b, i, "score", "non_finite_score",
+                                 "the model returned a non-finite score");
+    }
+    return 0;
+}
+
+static void fill_prediction(const ss_batch_t *b, size_t i, ss_prediction_t *p) {
+    const rd_kafka_message_t *m = b->msgs[i];
+    const ss_batch_rec_t *r = &b->recs[i];
+    p->event_id = b->arena + r->evid_off;
+    p->event_id_len = r->evid_len;
+    p->customer_id = b->arena + r->cust_off;
+    p->customer_id_len = r->cust_len;
+    p->score = b->scores[r->row];
+    p->decision = p->score >= p->threshold;
+    p->source_topic = rd_kafka_topic_name(m->rkt);
+    p->source_partition = m->partition;
+    p->source_offset = m->offset;
+    p->event_time = r->event_time;
+    ss_features_hash_hex(ss_features_hash(b->rows + (size_t)r->row * b->nf, b->nf),
+                         p->feature_hash);
+}
+
+/* One prediction or dead letter per record. */
+static int emit(ss_worker_t *w, const ss_model_t *model, int degraded) {
+    ss_batch_t *b = w->batch;
+    char err[512];
+    ss_prediction_t p = {.threshold = ss_model_threshold(model, w->rt->cfg->model_threshold),
+                         .model_name = model->name,
+                         .model_version = model->version,
+                         .scored_at = ss_wall_ms(),
+                         .degraded = degraded};
+    w->predicted = 0;
+    for (size_t i = 0; i < b->n_msgs; i++) {
+        const ss_batch_rec_t *r = &b->recs[i];
+        int rc;
+        w->predicted += !r->dlq;
+        if (r->dlq) {
+            rc = ss_output_dead_letter(w->out, b->msgs[i], r->stage, r->reason,
+                                       ss_batch_detail(b, i), err, sizeof(err));
+        } else {
+            fill_prediction(b, i, &p);
+            rc = ss_output_prediction(w->out, &p, err, sizeof(err));
+        }
+        if (rc < 0) {
+            ss_error("%s", err);
+            return rc;
+        }
+    }
+    count(&w->rt->stats->scored, (long)b->n_rows);
+    if (degraded)
+        count(&w->rt->stats->degraded, (long)b->n_rows);
+    return 0;
+}
+
+/* The features the batch's events carried, back to Redis (the primary only: a shadow never
+ * writes them). */
+static int write_state(void *arg) {
+    ss_worker_t *w = arg;
+    if (w->rt->cfg->mode != SS_MODE_PRIMARY)
+        return 0;
+    return ss_state_write(w->state, w->batch);
+}
+
+/* A committed batch: its counters, its events' end-to-end latency, and drift. */
+static void account(ss_worker_t *w, ss_model_t *model) {
+    ss_batch_t *b = w->batch;
+    ss_metrics_t *stats = w->rt->stats;
+    count(&stats->produced, w->predicted);
+    count(&stats->batches, 1);
+    int64_t acked = ss_wall_ms();
+    ss_hist_tally_t latency = {{0}, 0};
+    for (size_t i = 0; i < b->n_msgs; i++) {
+        rd_kafka_timestamp_type_t tstype;
+        int64_t ts = rd_kafka_message_timestamp(b->msgs[i], &tstype);
+        if (ts > 0)
+            ss_hist_tally(&stats->event_latency_seconds, &latency,
+                          (double)(acked > ts ? acked - ts : 0) / 1000.0);
+    }
+    ss_hist_add_tally(&stats->event_latency_seconds, &latency);
+    if (model->drift && b->n_rows > 0)
+        ss_drift_observe(model->drift, b->rows, b->scores, b->n_rows);
+}
+
+static int process_batch(ss_worker_t *w) {
+    ss_batch_t *b = w->batch;
+    drop_revoked(w);
+    if (b->n_msgs == 0)
+        return 0;
+    ss_model_t *model = ss_model_slot_acquire(&w->rt->model);
+    char err[512];
+    int rc, degraded, aborted = 0;
+    ss_batch_reset(b);
+    count(&w->rt->stats->consumed, (long)b->n_msgs);
+    if ((rc = ss_delivery_begin(w->delivery)) < 0 || (rc = decode(w)) < 0)
+        goto out;
+    if ((rc = degraded = ss_state_read(w->state, b)) < 0)
+        goto out;
+    ss_batch_merge(b);
+    if ((rc = score(w, model)) < 0 || (rc = emit(w, model, degraded)) < 0)
+        goto out;
+    if ((rc = ss_output_flush(w->out, err, sizeof(err))) < 0) {
+        ss_error("%s", err);
+        goto out;
+    }
+    rc = ss_delivery_commit(w->delivery, w->consumer, b, write_state, w, &aborted);
+    if (rc == 0 && !aborted)
+        account(w, model);
+out:
+    if (rc < 0)
+        ss_delivery_abort(w->delivery);
+    release(w);
+    ss_model_unref(model);
+    return rc < 0 ? rc : 0;
+}
+
+static void *worker_main(void *arg) {
+    ss_worker_t *w = arg;
+    while (!stopping(w)) {
+        if (collect(w) == 0)
+            continue;
+        if (process_batch(w) < 0) {
+            w->rc = SS_ERR_FAIL;
+            if (!*w->rt->stop)
+                ss_error("worker %d: stopping after a failed batch; its offsets are not committed",
+                         w->index);
+            __atomic_store_n(&w->rt->failed, 1, __ATOMIC_RELEASE);
+            break;
+        }
+    }
+    release(w); /* a batch abandoned because of a stop request is simply not committed */
+    /* Close here, in the thread that polls this consumer, while the other threads close
+     * theirs: leaving the group triggers rebalances that every member must serve. */
+    ss_consumer_destroy(w->consumer);
+    w->consumer = NULL;
+    __atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ life of a worker */
+
+int ss_worker_new(ss_runtime_t *rt, int index, ss_worker_t **out, char *errstr, size_t errlen) {
+    const ss_config_t *cfg = rt->cfg;
+    ss_worker_t *w = calloc(1, sizeof(*w));
+    int rc = SS_ERR_FAIL, why = 0;
+    *out = NULL;
+    if (!w) {
+        snprintf(errstr, errlen, "worker: out of memory");
+        return SS_ERR_NOMEM;
+    }
+    w->index = index;
+    w->rt = rt;
+    ss_ack_init(&w->ack);
+    ss_model_t *model = rt->model.model; /* before any thread: no lock needed */
+    if (!(w->batch = ss_batch_new((size_t)cfg->batch_max_messages, model->n_features))) {
+        snprintf(errstr, errlen, "worker: out of memory for batch buffers");
+        goto fail;
+    }
+    if (!(w->dec = ss_decoder_new(rt->codec, errstr, errlen)) ||
+        !(w->pred = ss_predictor_new(errstr, errlen)))
+        goto fail;
+    if (!(w->out = ss_output_writer_new(rt->output, &w->ack, &why, errstr, errlen))) {
+        rc = why;
+        goto fail;
+    }
+    if (!(w->state = ss_state_new(cfg, model->feature_names, model->n_features, rt->stats,
+                                  stopping, w, errstr, errlen)))
+        goto fail;
+    if (!(w->consumer = ss_consumer_new(cfg, index, &w->cctx, rt->stats, errstr, errlen))) {
+        rc = SS_ERR_CONFIG;
+        goto fail;
+    }
+    if (!(w->delivery = ss_delivery_new(cfg, index, rt->producer, &w->ack, errstr, errlen)))
+        goto fail;
+    ss_output_writer_use(w->out, ss_delivery_producer(w->delivery));
+    *out = w;
+    return 0;
+fail:
+    ss_worker_destroy(w);
+    return rc;
+}
+
+void ss_worker_destroy(ss_worker_t *w) {
+    if (!w)
+        return;
+    ss_consumer_destroy(w->consumer);
+    ss_delivery_destroy(w->delivery);
+    ss_output_writer_destroy(w->out);
+    ss_decoder_destroy(w->dec);
+    ss_state_destroy(w->state);
+    ss_predictor_destroy(w->pred);
+    ss_batch_destroy(w->batch);
+    ss_ack_destroy(&w->ack);
+    free(w);
+}
+
+int ss_worker_start(ss_worker_t *w) {
+    return pthread_create(&w->tid, NULL, worker_main, w) == 0 ? 0 : SS_ERR_FAIL;
+}
+
+int ss_worker_join(ss_worker_t *w) {
+    pthread_join(w->tid, NULL);
+    return w->rc;
+}
+
+int ss_worker_done(ss_worker_t *w) { return __atomic_load_n(&w->done, __ATOMIC_ACQUIRE) != 0; }
+
+int ss_worker_joined(ss_worker_t *w) {
+    return __atomic_load_n(&w->cctx.joined, __ATOMIC_ACQUIRE) != 0;
+}
+
+ss_producer_t *ss_worker_producer(ss_worker_t *w) { return ss_delivery_producer(w->delivery); }
