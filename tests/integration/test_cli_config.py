@@ -96,3 +96,41 @@ def test_check_config_accepts_a_valid_config_without_opening_its_files(tmp_path)
     r = h.run_cli(["check-config", "-c", str(cfg)])
     assert r.returncode == 0, f"exit {r.returncode}; stderr: {r.stderr[-2000:]}"
     assert "configuration ok" in r.stdout and "/nonexistent/model.json" in r.stdout, r.stdout
+
+
+def _model_scoring_infinity(path):
+    """A regression model over the worker's features whose every leaf is 3e38: two trees sum
+    to more than the largest float32, so every score, the probe rows' included, is +inf."""
+    import json
+
+    import numpy as np
+    import xgboost as xgb
+
+    rng = np.random.default_rng(7)
+    x = rng.random((64, len(h.FEATURES)))
+    d = xgb.DMatrix(x, label=rng.random(64), feature_names=list(h.FEATURES))
+    bst = xgb.train({"objective": "reg:squarederror", "max_depth": 1, "base_score": 0.5}, d,
+                    num_boost_round=2)
+    bst.save_model(str(path))
+    doc = json.loads(path.read_text())
+    for tree in doc["learner"]["gradient_booster"]["model"]["trees"]:
+        for nid, left in enumerate(tree["left_children"]):
+            if left == -1:
+                tree["split_conditions"][nid] = 3e38
+                tree["base_weights"][nid] = 3e38
+    path.write_text(json.dumps(doc))
+    assert not np.isfinite(xgb.Booster(model_file=str(path)).predict(d)).any()
+    return path
+
+
+def test_a_model_scoring_non_finite_is_refused_at_start_up(tmp_path):
+    """Start-up runs the same check as a reload: the probe rows must score finite numbers,
+    else the worker exits 2 naming the model before it consumes anything."""
+    model = _model_scoring_infinity(tmp_path / "inf-model.json")
+    cfg = _config(tmp_path, {"model.path": str(model), "model.name": "inf",
+                             "model.version": "1", "kafka.bootstrap.servers": "127.0.0.1:1"})
+
+    r = h.run_cli(["run", "-c", str(cfg)], timeout=30.0)
+
+    assert r.returncode == 2, f"exit {r.returncode}, expected 2; stderr: {r.stderr[-2000:]}"
+    assert "not a finite number" in r.stderr and str(model) in r.stderr, r.stderr[-2000:]
