@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "error.h"
 #include "log.h"
 
 typedef enum { CT_STRING, CT_INT, CT_DOUBLE, CT_ENUM, CT_LOGLEVEL } conf_type_t;
@@ -235,7 +236,7 @@ static int enum_index(const char *enums, const char *value) {
         if (len == vlen && strncmp(p, value, len) == 0)
             return idx;
         if (!bar)
-            return -1;
+            return SS_ERR_CONFIG;
         p = bar + 1;
     }
 }
@@ -250,7 +251,7 @@ static int set_kafka(ss_config_t *cfg, const char *key, const char *value, char 
         if (!*name) {
             snprintf(errstr, errlen, "key '%s': a librdkafka property name must follow the prefix",
                      key);
-            return -1;
+            return SS_ERR_CONFIG;
         }
         /* Let librdkafka judge the name and value now, so a typo is a config error. */
         rd_kafka_conf_t *probe = rd_kafka_conf_new();
@@ -259,7 +260,7 @@ static int set_kafka(ss_config_t *cfg, const char *key, const char *value, char 
         rd_kafka_conf_destroy(probe);
         if (res != RD_KAFKA_CONF_OK) {
             snprintf(errstr, errlen, "key '%s': %s", key, rderr);
-            return -1;
+            return SS_ERR_CONFIG;
         }
         for (size_t j = 0; j < cfg->n_kafka; j++) {
             if (cfg->kafka[j].scope == kafka_scopes[i] && strcmp(cfg->kafka[j].key, name) == 0) {
@@ -270,7 +271,7 @@ static int set_kafka(ss_config_t *cfg, const char *key, const char *value, char 
         }
         ss_kv_t *kv = realloc(cfg->kafka, (cfg->n_kafka + 1) * sizeof(*kv));
         if (!kv)
-            return -1;
+            return SS_ERR_NOMEM;
         cfg->kafka = kv;
         kv[cfg->n_kafka].key = strdup(name);
         kv[cfg->n_kafka].value = strdup(value);
@@ -286,7 +287,7 @@ static int parse_long(const char *s, long *out) {
     errno = 0;
     long v = strtol(s, &end, 10);
     if (errno || end == s || *end)
-        return -1;
+        return SS_ERR_CONFIG;
     *out = v;
     return 0;
 }
@@ -298,14 +299,15 @@ int ss_config_set(ss_config_t *cfg, const char *key, const char *value, const ch
     if (rc == 0)
         return 0;
     if (rc < 0) {
-        snprintf(errstr, errlen, "config (%s): %s", origin, err);
-        return -1;
+        snprintf(errstr, errlen, "config (%s): %s", origin,
+                 rc == SS_ERR_NOMEM ? "out of memory" : err);
+        return rc;
     }
     const conf_def_t *d = find_def(key);
     if (!d) {
         snprintf(errstr, errlen, "config (%s): unknown key '%s' (see 'streamscore --help')", origin,
                  key);
-        return -1;
+        return SS_ERR_CONFIG;
     }
     char *field = (char *)cfg + d->offset;
     switch (d->type) {
@@ -320,12 +322,12 @@ int ss_config_set(ss_config_t *cfg, const char *key, const char *value, const ch
         if (parse_long(value, &v) < 0) {
             snprintf(errstr, errlen, "config (%s): key '%s': expected an integer, got '%s'", origin,
                      key, value);
-            return -1;
+            return SS_ERR_CONFIG;
         }
         if (v < (long)d->min || v > (long)d->max) {
             snprintf(errstr, errlen, "config (%s): key '%s': %ld is out of range [%.0f, %.0f]",
                      origin, key, v, d->min, d->max);
-            return -1;
+            return SS_ERR_CONFIG;
         }
         *(long *)field = v;
         return 0;
@@ -337,12 +339,12 @@ int ss_config_set(ss_config_t *cfg, const char *key, const char *value, const ch
         if (errno || end == value || *end || !isfinite(v)) {
             snprintf(errstr, errlen, "config (%s): key '%s': expected a number, got '%s'", origin,
                      key, value);
-            return -1;
+            return SS_ERR_CONFIG;
         }
         if (v < d->min || v > d->max) {
             snprintf(errstr, errlen, "config (%s): key '%s': %g is out of range [%g, %g]", origin,
                      key, v, d->min, d->max);
-            return -1;
+            return SS_ERR_CONFIG;
         }
         *(double *)field = v;
         return 0;
@@ -353,13 +355,13 @@ int ss_config_set(ss_config_t *cfg, const char *key, const char *value, const ch
         if (idx < 0) {
             snprintf(errstr, errlen, "config (%s): key '%s': '%s' is not one of %s", origin, key,
                      value, d->enums);
-            return -1;
+            return SS_ERR_CONFIG;
         }
         *(int *)field = idx;
         return 0;
     }
     }
-    return -1;
+    return SS_ERR_CONFIG;
 }
 
 ss_config_t *ss_config_new(void) {
@@ -406,14 +408,14 @@ int ss_config_load_string(ss_config_t *cfg, const char *text, size_t len, const 
     char *buf = malloc(len + 1);
     if (!buf) {
         snprintf(errstr, errlen, "config: out of memory");
-        return -1;
+        return SS_ERR_NOMEM;
     }
     memcpy(buf, text, len);
     buf[len] = '\0';
     if (memchr(buf, '\0', len)) {
         snprintf(errstr, errlen, "config (%s): contains a NUL byte", name);
         free(buf);
-        return -1;
+        return SS_ERR_CONFIG;
     }
     int rc = 0, lineno = 0;
     char *logical = NULL, *next = buf;
@@ -435,7 +437,7 @@ int ss_config_load_string(ss_config_t *cfg, const char *text, size_t len, const 
             t[--tl] = '\0';
         char *grown = realloc(logical, loglen + tl + 1);
         if (!grown) {
-            rc = -1;
+            rc = SS_ERR_NOMEM;
             snprintf(errstr, errlen, "config: out of memory");
             break;
         }
@@ -453,20 +455,18 @@ int ss_config_load_string(ss_config_t *cfg, const char *text, size_t len, const 
         if (*sep == '\0') {
             snprintf(errstr, errlen, "config (%s): expected 'key = value', got '%.80s'", origin,
                      logical);
-            rc = -1;
+            rc = SS_ERR_CONFIG;
             break;
         }
         *sep = '\0';
         char *key = trim(logical), *value = trim(sep + 1);
         if (!*key) {
             snprintf(errstr, errlen, "config (%s): empty key", origin);
-            rc = -1;
+            rc = SS_ERR_CONFIG;
             break;
         }
-        if (ss_config_set(cfg, key, value, origin, errstr, errlen) < 0) {
-            rc = -1;
+        if ((rc = ss_config_set(cfg, key, value, origin, errstr, errlen)) < 0)
             break;
-        }
         free(logical);
         logical = NULL;
         loglen = 0;
@@ -480,7 +480,7 @@ int ss_config_load_file(ss_config_t *cfg, const char *path, char *errstr, size_t
     FILE *f = fopen(path, "rb");
     if (!f) {
         snprintf(errstr, errlen, "config: cannot open '%s': %s", path, strerror(errno));
-        return -1;
+        return SS_ERR_CONFIG;
     }
     char *text = NULL;
     size_t len = 0, cap = 0;
@@ -492,7 +492,7 @@ int ss_config_load_file(ss_config_t *cfg, const char *path, char *errstr, size_t
             cap = (len + n) * 2;
             char *g = realloc(text, cap);
             if (!g) {
-                rc = -1;
+                rc = SS_ERR_NOMEM;
                 break;
             }
             text = g;
@@ -542,8 +542,9 @@ int ss_config_apply_env(ss_config_t *cfg, char **envp, void (*unknown_cb)(const 
                 unknown_cb(name);
             continue;
         }
-        if (ss_config_set(cfg, key, eq + 1, origin, errstr, errlen) < 0)
-            return -1;
+        int rc = ss_config_set(cfg, key, eq + 1, origin, errstr, errlen);
+        if (rc < 0)
+            return rc;
     }
     return 0;
 }
@@ -553,8 +554,10 @@ int ss_config_parse_pairs(const char *list, const char *key,
                                     size_t errlen),
                           void *opaque, char *errstr, size_t errlen) {
     char *copy = strdup(list ? list : "");
-    if (!copy)
-        return -1;
+    if (!copy) {
+        snprintf(errstr, errlen, "config: key '%s': out of memory", key);
+        return SS_ERR_NOMEM;
+    }
     int rc = 0;
     char *save = NULL;
     for (char *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
@@ -564,20 +567,20 @@ int ss_config_parse_pairs(const char *list, const char *key,
         char *eq = strchr(t, '=');
         if (!eq) {
             snprintf(errstr, errlen, "config: key '%s': expected NAME=VALUE, got '%s'", key, t);
-            rc = -1;
+            rc = SS_ERR_CONFIG;
             break;
         }
         *eq = '\0';
         char *k = trim(t), *v = trim(eq + 1);
         if (!*k || !*v) {
             snprintf(errstr, errlen, "config: key '%s': empty name or value in '%s=%s'", key, k, v);
-            rc = -1;
+            rc = SS_ERR_CONFIG;
             break;
         }
         char err[400];
         if (cb(opaque, k, v, err, sizeof(err)) < 0) {
             snprintf(errstr, errlen, "config: key '%s': %s", key, err);
-            rc = -1;
+            rc = SS_ERR_CONFIG;
             break;
         }
     }
@@ -602,7 +605,7 @@ static int check_schema_id(void *opaque, const char *k, const char *v, char *err
     long id;
     if (parse_long(k, &id) < 0 || id < 0 || id > 0x7fffffffL) {
         snprintf(errstr, errlen, "'%s' is not a schema id (0 to 2147483647)", k);
-        return -1;
+        return SS_ERR_CONFIG;
     }
     return 0;
 }
@@ -643,17 +646,17 @@ int ss_config_finalize_for(ss_config_t *cfg, int needs, char *errstr, size_t err
             ss_config_env_name(defs[i].key, env, sizeof(env));
             snprintf(errstr, errlen, "config: key '%s' is required (set it in the file or %s)",
                      defs[i].key, env);
-            return -1;
+            return SS_ERR_CONFIG;
         }
     }
     if (!*cfg->input_topic || !*cfg->output_topic) {
         snprintf(errstr, errlen, "config: key '%s' must not be empty",
                  !*cfg->input_topic ? "input.topic" : "output.topic");
-        return -1;
+        return SS_ERR_CONFIG;
     }
     if (!*cfg->customer_id_field) {
         snprintf(errstr, errlen, "config: key 'input.customer.id.field' must not be empty");
-        return -1;
+        return SS_ERR_CONFIG;
     }
     if (!cfg->input_writer_schema || !*cfg->input_writer_schema) {
         free(cfg->input_writer_schema);
@@ -667,25 +670,25 @@ int ss_config_finalize_for(ss_config_t *cfg, int needs, char *errstr, size_t err
         !*cfg->registry_url) {
         snprintf(errstr, errlen, "config: key 'input.schema.map' (or schema.registry.url) is "
                                  "required when input.framing = confluent");
-        return -1;
+        return SS_ERR_CONFIG;
     }
     if (ss_config_parse_pairs(cfg->input_schema_map, "input.schema.map", check_schema_id, NULL,
                               errstr, errlen) < 0)
-        return -1;
+        return SS_ERR_CONFIG;
     if (*cfg->registry_url && strncmp(cfg->registry_url, "http://", 7) != 0 &&
         strncmp(cfg->registry_url, "https://", 8) != 0) {
         snprintf(errstr, errlen, "config: key 'schema.registry.url': '%s' is not an http:// or "
                  "https:// URL", cfg->registry_url);
-        return -1;
+        return SS_ERR_CONFIG;
     }
     if (*cfg->registry_user_info && !strchr(cfg->registry_user_info, ':')) {
         snprintf(errstr, errlen, "config: key 'schema.registry.basic.auth.user.info' must be "
                                  "USER:PASSWORD");
-        return -1;
+        return SS_ERR_CONFIG;
     }
     if (ss_config_parse_pairs(cfg->features_rename, "features.rename", check_pair_nonempty, NULL,
                               errstr, errlen) < 0)
-        return -1;
+        return SS_ERR_CONFIG;
     if (*cfg->metrics_listen) {
         char host[256];
         int port;
@@ -693,17 +696,17 @@ int ss_config_finalize_for(ss_config_t *cfg, int needs, char *errstr, size_t err
             snprintf(errstr, errlen,
                      "config: key 'metrics.listen': '%s' is not host:port (e.g. 0.0.0.0:9464, "
                      "port 1..65535)", cfg->metrics_listen);
-            return -1;
+            return SS_ERR_CONFIG;
         }
     }
     if (cfg->shadow_output == SS_SHADOW_FILE && !*cfg->shadow_file) {
         snprintf(errstr, errlen, "config: key 'shadow.file' is required when shadow.output = file");
-        return -1;
+        return SS_ERR_CONFIG;
     }
     if ((needs & SS_NEED_KAFKA) && !has_kafka(cfg, "bootstrap.servers")) {
         snprintf(errstr, errlen,
                  "config: key 'kafka.bootstrap.servers' is required (or STREAMSCORE_KAFKA_BOOTSTRAP_SERVERS)");
-        return -1;
+        return SS_ERR_CONFIG;
     }
     if (!cfg->shadow_topic || !*cfg->shadow_topic) {
         free(cfg->shadow_topic);
@@ -724,17 +727,17 @@ int ss_config_finalize_for(ss_config_t *cfg, int needs, char *errstr, size_t err
     }
     if (!cfg->dlq_topic || !cfg->shadow_topic || !cfg->model_card || !cfg->input_writer_schema) {
         snprintf(errstr, errlen, "config: out of memory");
-        return -1;
+        return SS_ERR_NOMEM;
     }
     if (strcmp(cfg->dlq_topic, cfg->output_topic) == 0 || strcmp(cfg->dlq_topic, cfg->input_topic) == 0) {
         snprintf(errstr, errlen, "config: key 'dlq.topic' must differ from input.topic and output.topic");
-        return -1;
+        return SS_ERR_CONFIG;
     }
     if (strcmp(cfg->shadow_topic, cfg->output_topic) == 0) {
         /* a shadow must never write to the primary's topic */
         snprintf(errstr, errlen, "config: key 'shadow.topic' must differ from output.topic ('%s')",
                  cfg->output_topic);
-        return -1;
+        return SS_ERR_CONFIG;
     }
     if (!has_kafka(cfg, "group.id")) {
         char err[256];
@@ -742,7 +745,7 @@ int ss_config_finalize_for(ss_config_t *cfg, int needs, char *errstr, size_t err
                           cfg->mode == SS_MODE_SHADOW ? "streamscore-shadow" : "streamscore",
                           "default", err, sizeof(err)) < 0) {
             snprintf(errstr, errlen, "%s", err);
-            return -1;
+            return SS_ERR_CONFIG;
         }
     }
     if (!cfg->transactional_id || !*cfg->transactional_id) {
@@ -763,12 +766,12 @@ int ss_config_finalize_for(ss_config_t *cfg, int needs, char *errstr, size_t err
 int ss_config_parse_listen(const char *s, char *host, size_t hostlen, int *port) {
     const char *colon = strrchr(s, ':');
     if (!colon || colon == s || (size_t)(colon - s) >= hostlen)
-        return -1;
+        return SS_ERR_CONFIG;
     char *end;
     errno = 0;
     long p = strtol(colon + 1, &end, 10);
     if (errno || end == colon + 1 || *end || p < 1 || p > 65535)
-        return -1;
+        return SS_ERR_CONFIG;
     memcpy(host, s, (size_t)(colon - s));
     host[colon - s] = '\0';
     *port = (int)p;

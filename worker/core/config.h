@@ -1,5 +1,6 @@
 /* config.h - the worker's configuration: one table of keys (type, default, bounds, doc)
- * drives parsing, validation, environment overrides, --help and the docs. */
+ * drives parsing, validation, environment overrides, --help and the docs. Functions return
+ * 0 or a negative SS_ERR_* code (error.h) with the message, naming the key, in errstr. */
 #ifndef SS_CONFIG_H
 #define SS_CONFIG_H
 
@@ -91,20 +92,20 @@ typedef struct ss_config {
     size_t n_kafka;
 } ss_config_t;
 
-/* Split "host:port" (metrics.listen). Returns 0, or -1 if it is not host:port with a port
- * in 1..65535. */
+/* Split "host:port" (metrics.listen). Returns 0, or SS_ERR_CONFIG if it is not host:port
+ * with a port in 1..65535. */
 int ss_config_parse_listen(const char *s, char *host, size_t hostlen, int *port);
 
 ss_config_t *ss_config_new(void);
 void ss_config_destroy(ss_config_t *cfg);
 
 /* Set one key from `origin` (used in messages: "file x:3", "env NAME", "-X").
- * Returns 0, or -1 with a message naming the key in errstr. */
+ * Returns 0, or SS_ERR_CONFIG (SS_ERR_NOMEM) with a message naming the key in errstr. */
 int ss_config_set(ss_config_t *cfg, const char *key, const char *value, const char *origin,
                   char *errstr, size_t errlen);
 
 /* Parse a Java-style .properties file (key = value, key: value, # and ! comments,
- * backslash line continuation). Returns 0 or -1 with errstr. */
+ * backslash line continuation). Returns 0 or SS_ERR_CONFIG (SS_ERR_NOMEM) with errstr. */
 int ss_config_load_file(ss_config_t *cfg, const char *path, char *errstr, size_t errlen);
 
 /* Parse properties text from memory; `name` names it in messages. */
@@ -128,8 +129,9 @@ int ss_config_finalize(ss_config_t *cfg, char *errstr, size_t errlen);
 #define SS_NEED_KAFKA 2
 int ss_config_finalize_for(ss_config_t *cfg, int needs, char *errstr, size_t errlen);
 
-/* Parse "a=b,c=d" lists (features.rename, input.schema.map). Calls `cb` for each pair;
- * returns 0 or -1 with errstr naming `key`. */
+/* Parse "a=b,c=d" lists (features.rename, input.schema.map). Calls `cb` for each pair (a
+ * negative return is an error with cb's errstr); returns 0, or SS_ERR_CONFIG (SS_ERR_NOMEM)
+ * with errstr naming `key`. */
 int ss_config_parse_pairs(const char *list, const char *key,
                           int (*cb)(void *opaque, const char *k, const char *v, char *errstr,
                                     size_t errlen),
