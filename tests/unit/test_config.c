@@ -1,5 +1,6 @@
 /* test_config.c - the configuration table: parsing, types, bounds, environment
- * overrides, derived defaults and the errors that name the offending key. */
+ * overrides, derived defaults and the errors that name the offending key; each key's scope
+ * (the commands that read it, per-command references) and the table of cross-key rules. */
 #include <math.h>
 #include <stdlib.h>
 
@@ -204,6 +205,114 @@ static void nul_bytes_and_garbage_lines_are_errors_not_crashes(void) {
     ss_config_destroy(c);
 }
 
+/* The reference ss_config_write_reference writes for `commands` (freed by the caller). */
+static char *reference(unsigned commands, int markdown) {
+    FILE *f = tmpfile();
+    if (!f)
+        return NULL;
+    ss_config_write_reference(f, commands, markdown);
+    long n = ftell(f);
+    char *text = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    rewind(f);
+    if (text && fread(text, 1, (size_t)n, f) == (size_t)n)
+        text[n] = '\0';
+    else {
+        free(text);
+        text = NULL;
+    }
+    fclose(f);
+    return text;
+}
+
+/* Whether a plain reference has a row for `key` (a line "  KEY  type ..."). */
+static int lists(const char *ref, const char *key) {
+    char line[128];
+    snprintf(line, sizeof(line), "\n  %s ", key);
+    return ref && (strstr(ref, line) || (strncmp(ref, line + 1, strlen(line + 1)) == 0));
+}
+
+static void run_reference_lists_the_keys_run_reads_and_no_other(void) {
+    char *ref = reference(SS_CMD_RUN, 0);
+    CHECK(lists(ref, "input.topic"));
+    CHECK(lists(ref, "mode"));
+    CHECK(lists(ref, "redis.host"));
+    CHECK(lists(ref, "model.path"));
+    CHECK(lists(ref, "kafka.*") && lists(ref, "kafka.producer.*"));
+    CHECK(!lists(ref, "compare.labels"));
+    CHECK(!lists(ref, "promote.max.flip.rate"));
+    CHECK(!lists(ref, "validate.min.roc.auc"));
+    free(ref);
+}
+
+static void compare_reference_lists_compare_keys_and_what_compare_reads_of_the_worker(void) {
+    char *ref = reference(SS_CMD_COMPARE, 0);
+    CHECK(lists(ref, "compare.labels"));
+    CHECK(lists(ref, "promote.max.flip.rate"));
+    CHECK(lists(ref, "output.topic") && lists(ref, "shadow.file"));
+    CHECK(lists(ref, "kafka.*") && lists(ref, "kafka.consumer.*"));
+    CHECK(!lists(ref, "kafka.producer.*")); /* compare only reads */
+    CHECK(!lists(ref, "input.topic"));
+    CHECK(!lists(ref, "redis.host"));
+    CHECK(!lists(ref, "validate.min.roc.auc"));
+    free(ref);
+}
+
+static void validate_reference_lists_gates_model_and_input_schema_keys(void) {
+    char *ref = reference(SS_CMD_VALIDATE, 0);
+    CHECK(lists(ref, "validate.min.roc.auc"));
+    CHECK(lists(ref, "model.path") && lists(ref, "model.threshold"));
+    CHECK(lists(ref, "input.schema") && lists(ref, "features.rename"));
+    CHECK(lists(ref, "batch.max.messages"));
+    CHECK(!lists(ref, "compare.labels"));
+    CHECK(!lists(ref, "redis.host"));
+    CHECK(!lists(ref, "kafka.*"));
+    free(ref);
+}
+
+static void full_reference_is_every_commands_keys_each_with_its_scope(void) {
+    char *all = reference(SS_CMD_ALL, 1);
+    char *run = reference(SS_CMD_RUN, 1), *cmp = reference(SS_CMD_COMPARE, 1);
+    char *val = reference(SS_CMD_VALIDATE, 1);
+    CHECK(all && run && cmp && val);
+    if (!all || !run || !cmp || !val)
+        goto out;
+    CHECK_STR_CONTAINS(all, "| key | type | default | range / values | scope |");
+    CHECK_STR_CONTAINS(all, "| `compare.labels` |");
+    CHECK_STR_CONTAINS(all, "| `input.topic` | string | `customer-events` |  | run; consumer |");
+    CHECK_STR_CONTAINS(all, "| `output.topic` | string | `predictions` |  | run, compare; producer |");
+    CHECK_STR_CONTAINS(all, "| run, compare, validate-model |"); /* log.level */
+    /* every row of one command's reference is a row of the full one */
+    const char *refs[] = {run, cmp, val};
+    for (size_t r = 0; r < 3; r++)
+        for (char *line = strstr(refs[r], "\n| `"); line; line = strstr(line + 1, "\n| `")) {
+            char row[1024];
+            size_t n = strcspn(line + 1, "\n");
+            snprintf(row, sizeof(row), "%.*s", (int)(n < sizeof(row) ? n : sizeof(row) - 1),
+                     line + 1);
+            CHECK_STR_CONTAINS(all, row);
+        }
+out:
+    free(all);
+    free(run);
+    free(cmp);
+    free(val);
+}
+
+static void key_scope_names_commands_and_kafka_client(void) {
+    CHECK(ss_config_key_scope("input.topic") == (SS_CMD_RUN | SS_SCOPE_CONSUMER));
+    CHECK(ss_config_key_scope("output.topic") ==
+          (SS_CMD_RUN | SS_CMD_COMPARE | SS_SCOPE_PRODUCER));
+    CHECK(ss_config_key_scope("compare.labels") == SS_CMD_COMPARE);
+    CHECK(ss_config_key_scope("validate.min.f1") == SS_CMD_VALIDATE);
+    CHECK(ss_config_key_scope("log.level") == SS_CMD_ALL);
+    CHECK(ss_config_key_scope("kafka.producer.linger.ms") == (SS_CMD_RUN | SS_SCOPE_PRODUCER));
+    CHECK(ss_config_key_scope("kafka.consumer.session.timeout.ms") ==
+          (SS_CMD_RUN | SS_CMD_COMPARE | SS_SCOPE_CONSUMER));
+    CHECK(ss_config_key_scope("kafka.bootstrap.servers") & SS_CMD_COMPARE);
+    CHECK(ss_config_key_scope("no.such.key") == 0);
+    CHECK(ss_config_key_scope("kafka.") == 0);
+}
+
 static const check_test_t tests[] = {
     {"defaults_match_the_documented_values", defaults_match_the_documented_values},
     {"properties_syntax_comments_colons_and_continuations",
@@ -227,6 +336,15 @@ static const check_test_t tests[] = {
      a_registry_replaces_the_schema_map_and_its_url_and_credentials_are_checked},
     {"nul_bytes_and_garbage_lines_are_errors_not_crashes",
      nul_bytes_and_garbage_lines_are_errors_not_crashes},
+    {"run_reference_lists_the_keys_run_reads_and_no_other",
+     run_reference_lists_the_keys_run_reads_and_no_other},
+    {"compare_reference_lists_compare_keys_and_what_compare_reads_of_the_worker",
+     compare_reference_lists_compare_keys_and_what_compare_reads_of_the_worker},
+    {"validate_reference_lists_gates_model_and_input_schema_keys",
+     validate_reference_lists_gates_model_and_input_schema_keys},
+    {"full_reference_is_every_commands_keys_each_with_its_scope",
+     full_reference_is_every_commands_keys_each_with_its_scope},
+    {"key_scope_names_commands_and_kafka_client", key_scope_names_commands_and_kafka_client},
     {NULL, NULL}};
 
 int main(void) { return check_run_all(tests); }

@@ -1,24 +1,30 @@
-/* config.h - the worker's configuration: one table of keys (type, default, bounds, doc)
- * drives parsing, validation, environment overrides, --help and the docs. Functions return
- * 0 or a negative SS_ERR_* code (error.h) with the message, naming the key, in errstr. */
+/* config.h - the worker's configuration: one table of keys (type, default, bounds, scope,
+ * doc; config_keys.c) drives parsing, validation, environment overrides, --help per command
+ * and the docs. Functions return 0 or a negative SS_ERR_* code (error.h) with the message,
+ * naming the key, in errstr. */
 #ifndef SS_CONFIG_H
 #define SS_CONFIG_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 typedef enum { SS_MODE_PRIMARY = 0, SS_MODE_SHADOW = 1 } ss_mode_t;
 typedef enum { SS_FRAMING_RAW = 0, SS_FRAMING_CONFLUENT = 1 } ss_framing_t;
 typedef enum { SS_FORMAT_AVRO = 0, SS_FORMAT_JSON = 1 } ss_format_t;
 typedef enum { SS_SHADOW_TOPIC = 0, SS_SHADOW_FILE = 1 } ss_shadow_output_t;
 typedef enum { SS_REDIS_BLOCK = 0, SS_REDIS_DEGRADE = 1 } ss_redis_policy_t;
-typedef enum { SS_SUBJECT_TOPIC = 0, SS_SUBJECT_RECORD = 1, SS_SUBJECT_TOPIC_RECORD = 2 } ss_subject_t;
+typedef enum {
+    SS_SUBJECT_TOPIC = 0,
+    SS_SUBJECT_RECORD = 1,
+    SS_SUBJECT_TOPIC_RECORD = 2
+} ss_subject_t;
 typedef enum { SS_DELIVERY_AT_LEAST_ONCE = 0, SS_DELIVERY_EXACTLY_ONCE = 1 } ss_delivery_t;
 
 /* A key=value pair passed through to librdkafka. */
 typedef struct ss_kv {
-    char *key;   /* librdkafka name, prefix stripped */
+    char *key; /* librdkafka name, prefix stripped */
     char *value;
-    int scope;   /* SS_KAFKA_BOTH, SS_KAFKA_CONSUMER or SS_KAFKA_PRODUCER */
+    int scope; /* SS_KAFKA_BOTH, SS_KAFKA_CONSUMER or SS_KAFKA_PRODUCER */
 } ss_kv_t;
 
 #define SS_KAFKA_BOTH 0
@@ -70,7 +76,7 @@ typedef struct ss_config {
     long redis_ttl_seconds;
     long redis_timeout_ms;
     int redis_on_error; /* SS_REDIS_BLOCK or SS_REDIS_DEGRADE */
-    int delivery; /* SS_DELIVERY_AT_LEAST_ONCE or SS_DELIVERY_EXACTLY_ONCE */
+    int delivery;       /* SS_DELIVERY_AT_LEAST_ONCE or SS_DELIVERY_EXACTLY_ONCE */
     char *transactional_id;
     long worker_threads;
     long batch_max_messages;
@@ -91,6 +97,19 @@ typedef struct ss_config {
     ss_kv_t *kafka; /* pass-through, in the order given */
     size_t n_kafka;
 } ss_config_t;
+
+/* A key's scope (librdkafka's _RK_GLOBAL|_RK_CONSUMER bits): the commands that read it and,
+ * for a key of the worker's Kafka clients, the client it configures or names a topic of. */
+#define SS_CMD_RUN 0x01u      /* streamscore run; check-config checks what run reads */
+#define SS_CMD_COMPARE 0x02u  /* streamscore compare */
+#define SS_CMD_VALIDATE 0x04u /* streamscore validate-model */
+#define SS_CMD_ALL (SS_CMD_RUN | SS_CMD_COMPARE | SS_CMD_VALIDATE)
+#define SS_SCOPE_CONSUMER 0x10u
+#define SS_SCOPE_PRODUCER 0x20u
+
+/* The scope bits of `key` (a key of the table, or one passed through to librdkafka such as
+ * kafka.producer.linger.ms); 0 for a key that does not exist. */
+unsigned ss_config_key_scope(const char *key);
 
 /* Split "host:port" (metrics.listen). Returns 0, or SS_ERR_CONFIG if it is not host:port
  * with a port in 1..65535. */
@@ -137,7 +156,14 @@ int ss_config_parse_pairs(const char *list, const char *key,
                                     size_t errlen),
                           void *opaque, char *errstr, size_t errlen);
 
-/* Write the key reference as a Markdown table (for the README) or as plain --help text. */
+/* Write the reference of the keys `commands` (SS_CMD_* bits) read, as a Markdown table (for
+ * the README) or as plain --help text, to `out`. */
+void ss_config_write_reference(FILE *out, unsigned commands, int markdown);
+
+/* The same on stdout: the keys one command reads (`streamscore run --help`: SS_CMD_RUN). */
+void ss_config_print_reference_for(unsigned commands, int markdown);
+
+/* Every key on stdout (`streamscore config-reference`, the README's reference). */
 void ss_config_print_reference(int markdown);
 
 const char *ss_mode_name(int mode);
