@@ -6,6 +6,7 @@
 
 #include "check.h"
 #include "config.h"
+#include "error.h"
 
 static char err[1024];
 
@@ -279,7 +280,8 @@ static void full_reference_is_every_commands_keys_each_with_its_scope(void) {
     CHECK_STR_CONTAINS(all, "| key | type | default | range / values | scope |");
     CHECK_STR_CONTAINS(all, "| `compare.labels` |");
     CHECK_STR_CONTAINS(all, "| `input.topic` | string | `customer-events` |  | run; consumer |");
-    CHECK_STR_CONTAINS(all, "| `output.topic` | string | `predictions` |  | run, compare; producer |");
+    CHECK_STR_CONTAINS(all,
+                       "| `output.topic` | string | `predictions` |  | run, compare; producer |");
     CHECK_STR_CONTAINS(all, "| run, compare, validate-model |"); /* log.level */
     /* every row of one command's reference is a row of the full one */
     const char *refs[] = {run, cmp, val};
@@ -300,8 +302,7 @@ out:
 
 static void key_scope_names_commands_and_kafka_client(void) {
     CHECK(ss_config_key_scope("input.topic") == (SS_CMD_RUN | SS_SCOPE_CONSUMER));
-    CHECK(ss_config_key_scope("output.topic") ==
-          (SS_CMD_RUN | SS_CMD_COMPARE | SS_SCOPE_PRODUCER));
+    CHECK(ss_config_key_scope("output.topic") == (SS_CMD_RUN | SS_CMD_COMPARE | SS_SCOPE_PRODUCER));
     CHECK(ss_config_key_scope("compare.labels") == SS_CMD_COMPARE);
     CHECK(ss_config_key_scope("validate.min.f1") == SS_CMD_VALIDATE);
     CHECK(ss_config_key_scope("log.level") == SS_CMD_ALL);
@@ -313,11 +314,105 @@ static void key_scope_names_commands_and_kafka_client(void) {
     CHECK(ss_config_key_scope("kafka.") == 0);
 }
 
+static const ss_config_rule_t *rule_named(const char *name) {
+    size_t n;
+    const ss_config_rule_t *rules = ss_config_rules(&n);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(rules[i].name, name) == 0)
+            return &rules[i];
+    return NULL;
+}
+
+static void rules_are_named_once_each_with_commands_and_a_function(void) {
+    size_t n;
+    const ss_config_rule_t *rules = ss_config_rules(&n);
+    CHECK(n > 10);
+    for (size_t i = 0; i < n; i++) {
+        CHECK(rules[i].name && *rules[i].name && rules[i].apply);
+        CHECK(rules[i].commands && !(rules[i].commands & ~SS_CMD_ALL));
+        CHECK(rule_named(rules[i].name) == &rules[i]); /* no name twice */
+    }
+    const ss_config_rule_t *bootstrap = rule_named("bootstrap_servers_required");
+    CHECK(bootstrap && bootstrap->commands == (SS_CMD_RUN | SS_CMD_COMPARE));
+}
+
+static void a_rule_applies_only_to_its_commands(void) {
+    /* no kafka.bootstrap.servers: run and compare read Kafka, validate-model does not */
+    unsigned commands[] = {SS_CMD_RUN, SS_CMD_COMPARE, SS_CMD_VALIDATE};
+    for (size_t i = 0; i < 3; i++) {
+        ss_config_t *c = load("model.path = m.json\n");
+        int rc = ss_config_finalize_command(c, commands[i], err, sizeof(err));
+        if (commands[i] == SS_CMD_VALIDATE)
+            CHECK(rc == 0);
+        else {
+            CHECK(rc == SS_ERR_CONFIG);
+            CHECK_STR_CONTAINS(err, "'kafka.bootstrap.servers'");
+        }
+        ss_config_destroy(c);
+    }
+    /* a required key is required by the commands that read it: model.path not by compare */
+    for (size_t i = 0; i < 3; i++) {
+        ss_config_t *c = load("kafka.bootstrap.servers = x:1\n");
+        int rc = ss_config_finalize_command(c, commands[i], err, sizeof(err));
+        if (commands[i] == SS_CMD_COMPARE)
+            CHECK(rc == 0);
+        else {
+            CHECK(rc == SS_ERR_CONFIG);
+            CHECK_STR_CONTAINS(err, "'model.path'");
+        }
+        ss_config_destroy(c);
+    }
+}
+
+static void a_rule_for_every_command_applies_to_each(void) {
+    unsigned commands[] = {SS_CMD_RUN, SS_CMD_COMPARE, SS_CMD_VALIDATE};
+    const ss_config_rule_t *rule = rule_named("dlq_topic_differs");
+    CHECK(rule && rule->commands == SS_CMD_ALL);
+    for (size_t i = 0; i < 3; i++) {
+        ss_config_t *c = load("model.path = m.json\nkafka.bootstrap.servers = x:1\n"
+                              "dlq.topic = predictions\n");
+        CHECK(ss_config_finalize_command(c, commands[i], err, sizeof(err)) == SS_ERR_CONFIG);
+        CHECK_STR_CONTAINS(err, "'dlq.topic' must differ");
+        ss_config_destroy(c);
+    }
+}
+
+static void finalize_by_needs_is_finalize_by_command(void) {
+    /* SS_NEED_KAFKA (compare) does not require model.path; SS_NEED_MODEL (validate-model)
+     * does not require kafka.bootstrap.servers; both (run) require both */
+    ss_config_t *c = load("kafka.bootstrap.servers = x:1\n");
+    CHECK(ss_config_finalize_for(c, SS_NEED_KAFKA, err, sizeof(err)) == 0);
+    ss_config_destroy(c);
+    c = load("model.path = m.json\n");
+    CHECK(ss_config_finalize_for(c, SS_NEED_MODEL, err, sizeof(err)) == 0);
+    ss_config_destroy(c);
+    c = load("model.path = m.json\n");
+    CHECK(ss_config_finalize_for(c, SS_NEED_MODEL | SS_NEED_KAFKA, err, sizeof(err)) < 0);
+    CHECK_STR_CONTAINS(err, "'kafka.bootstrap.servers'");
+    ss_config_destroy(c);
+}
+
+static void errors_are_ss_err_config(void) {
+    ss_config_t *c = ss_config_new();
+    CHECK(ss_config_set(c, "no.such.key", "1", "-X", err, sizeof(err)) == SS_ERR_CONFIG);
+    CHECK(ss_config_set(c, "worker.threads", "0", "-X", err, sizeof(err)) == SS_ERR_CONFIG);
+    CHECK(ss_config_set(c, "kafka.no.such.property", "1", "-X", err, sizeof(err)) == SS_ERR_CONFIG);
+    CHECK(ss_config_load_string(c, "nonsense\n", 9, "t", err, sizeof(err)) == SS_ERR_CONFIG);
+    CHECK(ss_config_load_file(c, "/nonexistent/streamscore.properties", err, sizeof(err)) ==
+          SS_ERR_CONFIG);
+    CHECK(ss_config_finalize(c, err, sizeof(err)) == SS_ERR_CONFIG);
+    char host[64];
+    int port;
+    CHECK(ss_config_parse_listen("no-port", host, sizeof(host), &port) == SS_ERR_CONFIG);
+    ss_config_destroy(c);
+}
+
 static const check_test_t tests[] = {
     {"defaults_match_the_documented_values", defaults_match_the_documented_values},
     {"properties_syntax_comments_colons_and_continuations",
      properties_syntax_comments_colons_and_continuations},
-    {"unknown_key_is_an_error_naming_it_and_its_line", unknown_key_is_an_error_naming_it_and_its_line},
+    {"unknown_key_is_an_error_naming_it_and_its_line",
+     unknown_key_is_an_error_naming_it_and_its_line},
     {"bad_integer_names_the_key", bad_integer_names_the_key},
     {"out_of_range_names_the_key_and_bounds", out_of_range_names_the_key_and_bounds},
     {"enum_value_must_be_listed", enum_value_must_be_listed},
@@ -345,6 +440,14 @@ static const check_test_t tests[] = {
     {"full_reference_is_every_commands_keys_each_with_its_scope",
      full_reference_is_every_commands_keys_each_with_its_scope},
     {"key_scope_names_commands_and_kafka_client", key_scope_names_commands_and_kafka_client},
+    {"rules_are_named_once_each_with_commands_and_a_function",
+     rules_are_named_once_each_with_commands_and_a_function},
+    {"a_rule_applies_only_to_its_commands", a_rule_applies_only_to_its_commands},
+    {"a_rule_for_every_command_applies_to_each", a_rule_for_every_command_applies_to_each},
+    {"finalize_by_needs_is_finalize_by_command", finalize_by_needs_is_finalize_by_command},
+    {"errors_are_ss_err_config", errors_are_ss_err_config},
     {NULL, NULL}};
 
-int main(void) { return check_run_all(tests); }
+int main(void) {
+    return check_run_all(tests);
+}

@@ -10,17 +10,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "config_int.h"
 #include "error.h"
-#include "log.h"
 
 const char *ss_mode_name(int mode) {
     return mode == SS_MODE_SHADOW ? "shadow" : "primary";
 }
 
-static int parse_long(const char *s, long *out) {
+int ss_config__parse_long(const char *s, long *out) {
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
@@ -60,7 +58,7 @@ static int set_string(const ss_config__key_t *k, const char *value, void *field,
 static int set_int(const ss_config__key_t *k, const char *value, void *field, char *why,
                    size_t whylen) {
     long v;
-    if (parse_long(value, &v) < 0) {
+    if (ss_config__parse_long(value, &v) < 0) {
         snprintf(why, whylen, "expected an integer, got '%s'", value);
         return SS_ERR_CONFIG;
     }
@@ -131,26 +129,27 @@ static int set_kafka(ss_config_t *cfg, const ss_config__prefix_t *p, const char 
     ss_kv_t *kv = NULL;
     for (size_t j = 0; j < cfg->n_kafka && !kv; j++)
         if (cfg->kafka[j].scope == p->side && strcmp(cfg->kafka[j].key, name) == 0)
-            kv = &cfg->kafka[j];
-    char *v = strdup(value), *n = kv ? NULL : strdup(name);
-    ss_kv_t *grown = kv ? NULL : realloc(cfg->kafka, (cfg->n_kafka + 1) * sizeof(*kv));
-    if (grown)
-        cfg->kafka = grown;
-    if (!v || (!kv && (!n || !grown))) {
-        free(v);
-        free(n);
-        snprintf(why, whylen, "out of memory");
-        return SS_ERR_NOMEM;
-    }
+            kv = &cfg->kafka[j]; /* set again: the last value wins, in its first place */
+    char *v = strdup(value), *n = NULL;
+    if (!v)
+        goto oom;
     if (!kv) {
+        ss_kv_t *grown = realloc(cfg->kafka, (cfg->n_kafka + 1) * sizeof(*grown));
+        if (!grown || !(n = strdup(name))) {
+            cfg->kafka = grown ? grown : cfg->kafka;
+            goto oom;
+        }
+        cfg->kafka = grown;
         kv = &cfg->kafka[cfg->n_kafka++];
-        kv->key = n;
-        kv->value = NULL;
-        kv->scope = p->side;
+        *kv = (ss_kv_t){.key = n, .value = NULL, .scope = p->side};
     }
     free(kv->value);
     kv->value = v;
     return 0;
+oom:
+    free(v);
+    snprintf(why, whylen, "out of memory");
+    return SS_ERR_NOMEM;
 }
 
 int ss_config_set(ss_config_t *cfg, const char *key, const char *value, const char *origin,
@@ -403,188 +402,5 @@ int ss_config_parse_listen(const char *s, char *host, size_t hostlen, int *port)
     memcpy(host, s, (size_t)(colon - s));
     host[colon - s] = '\0';
     *port = (int)p;
-    return 0;
-}
-
-static int check_pair_nonempty(void *opaque, const char *k, const char *v, char *errstr,
-                               size_t errlen) {
-    (void)opaque;
-    (void)k;
-    (void)v;
-    (void)errstr;
-    (void)errlen;
-    return 0;
-}
-
-static int check_schema_id(void *opaque, const char *k, const char *v, char *errstr,
-                           size_t errlen) {
-    (void)opaque;
-    (void)v;
-    long id;
-    if (parse_long(k, &id) < 0 || id < 0 || id > 0x7fffffffL) {
-        snprintf(errstr, errlen, "'%s' is not a schema id (0 to 2147483647)", k);
-        return SS_ERR_CONFIG;
-    }
-    return 0;
-}
-
-static char *dup_replace_ext(const char *path, const char *ext) {
-    size_t n = strlen(path);
-    const char *dot = strrchr(path, '.');
-    const char *slash = strrchr(path, '/');
-    if (dot && (!slash || dot > slash) &&
-        (strcmp(dot, ".json") == 0 || strcmp(dot, ".ubj") == 0 || strcmp(dot, ".ubjson") == 0))
-        n = (size_t)(dot - path);
-    char *out = malloc(n + strlen(ext) + 1);
-    if (!out)
-        return NULL;
-    memcpy(out, path, n);
-    strcpy(out + n, ext);
-    return out;
-}
-
-static int has_kafka(const ss_config_t *cfg, const char *name) {
-    for (size_t i = 0; i < cfg->n_kafka; i++)
-        if (strcmp(cfg->kafka[i].key, name) == 0)
-            return 1;
-    return 0;
-}
-
-int ss_config_finalize(ss_config_t *cfg, char *errstr, size_t errlen) {
-    return ss_config_finalize_for(cfg, SS_NEED_MODEL | SS_NEED_KAFKA, errstr, errlen);
-}
-
-int ss_config_finalize_for(ss_config_t *cfg, int needs, char *errstr, size_t errlen) {
-    for (size_t i = 0; i < ss_config__n_keys; i++) {
-        if (!(ss_config__keys[i].flags & SS_KEY_REQUIRED) || !(needs & SS_NEED_MODEL))
-            continue;
-        char *v = *(char **)ss_config__field(cfg, &ss_config__keys[i]);
-        if (!v || !*v) {
-            char env[128];
-            ss_config_env_name(ss_config__keys[i].key, env, sizeof(env));
-            snprintf(errstr, errlen, "config: key '%s' is required (set it in the file or %s)",
-                     ss_config__keys[i].key, env);
-            return SS_ERR_CONFIG;
-        }
-    }
-    if (!*cfg->input_topic || !*cfg->output_topic) {
-        snprintf(errstr, errlen, "config: key '%s' must not be empty",
-                 !*cfg->input_topic ? "input.topic" : "output.topic");
-        return SS_ERR_CONFIG;
-    }
-    if (!*cfg->customer_id_field) {
-        snprintf(errstr, errlen, "config: key 'input.customer.id.field' must not be empty");
-        return SS_ERR_CONFIG;
-    }
-    if (!cfg->input_writer_schema || !*cfg->input_writer_schema) {
-        free(cfg->input_writer_schema);
-        cfg->input_writer_schema = strdup(cfg->input_schema);
-    }
-    if (!cfg->model_card || !*cfg->model_card) {
-        free(cfg->model_card);
-        cfg->model_card = dup_replace_ext(cfg->model_path ? cfg->model_path : "", ".card.json");
-    }
-    if (cfg->input_framing == SS_FRAMING_CONFLUENT && !*cfg->input_schema_map &&
-        !*cfg->registry_url) {
-        snprintf(errstr, errlen,
-                 "config: key 'input.schema.map' (or schema.registry.url) is "
-                 "required when input.framing = confluent");
-        return SS_ERR_CONFIG;
-    }
-    if (ss_config_parse_pairs(cfg->input_schema_map, "input.schema.map", check_schema_id, NULL,
-                              errstr, errlen) < 0)
-        return SS_ERR_CONFIG;
-    if (*cfg->registry_url && strncmp(cfg->registry_url, "http://", 7) != 0 &&
-        strncmp(cfg->registry_url, "https://", 8) != 0) {
-        snprintf(errstr, errlen,
-                 "config: key 'schema.registry.url': '%s' is not an http:// or "
-                 "https:// URL",
-                 cfg->registry_url);
-        return SS_ERR_CONFIG;
-    }
-    if (*cfg->registry_user_info && !strchr(cfg->registry_user_info, ':')) {
-        snprintf(errstr, errlen,
-                 "config: key 'schema.registry.basic.auth.user.info' must be "
-                 "USER:PASSWORD");
-        return SS_ERR_CONFIG;
-    }
-    if (ss_config_parse_pairs(cfg->features_rename, "features.rename", check_pair_nonempty, NULL,
-                              errstr, errlen) < 0)
-        return SS_ERR_CONFIG;
-    if (*cfg->metrics_listen) {
-        char host[256];
-        int port;
-        if (ss_config_parse_listen(cfg->metrics_listen, host, sizeof(host), &port) < 0) {
-            snprintf(errstr, errlen,
-                     "config: key 'metrics.listen': '%s' is not host:port (e.g. 0.0.0.0:9464, "
-                     "port 1..65535)",
-                     cfg->metrics_listen);
-            return SS_ERR_CONFIG;
-        }
-    }
-    if (cfg->shadow_output == SS_SHADOW_FILE && !*cfg->shadow_file) {
-        snprintf(errstr, errlen, "config: key 'shadow.file' is required when shadow.output = file");
-        return SS_ERR_CONFIG;
-    }
-    if ((needs & SS_NEED_KAFKA) && !has_kafka(cfg, "bootstrap.servers")) {
-        snprintf(errstr, errlen,
-                 "config: key 'kafka.bootstrap.servers' is required (or "
-                 "STREAMSCORE_KAFKA_BOOTSTRAP_SERVERS)");
-        return SS_ERR_CONFIG;
-    }
-    if (!cfg->shadow_topic || !*cfg->shadow_topic) {
-        free(cfg->shadow_topic);
-        size_t n = strlen(cfg->output_topic) + 8;
-        cfg->shadow_topic = malloc(n);
-        if (cfg->shadow_topic)
-            snprintf(cfg->shadow_topic, n, "%s.shadow", cfg->output_topic);
-    }
-    if (cfg->shadow_topic && (!cfg->dlq_topic || !*cfg->dlq_topic)) {
-        /* a shadow's dead letters are its own: the primary already dead-letters the same
-         * records to <input.topic>.dlq */
-        const char *base = cfg->mode == SS_MODE_SHADOW ? cfg->shadow_topic : cfg->input_topic;
-        free(cfg->dlq_topic);
-        size_t n = strlen(base) + 5;
-        cfg->dlq_topic = malloc(n);
-        if (cfg->dlq_topic)
-            snprintf(cfg->dlq_topic, n, "%s.dlq", base);
-    }
-    if (!cfg->dlq_topic || !cfg->shadow_topic || !cfg->model_card || !cfg->input_writer_schema) {
-        snprintf(errstr, errlen, "config: out of memory");
-        return SS_ERR_NOMEM;
-    }
-    if (strcmp(cfg->dlq_topic, cfg->output_topic) == 0 ||
-        strcmp(cfg->dlq_topic, cfg->input_topic) == 0) {
-        snprintf(errstr, errlen,
-                 "config: key 'dlq.topic' must differ from input.topic and output.topic");
-        return SS_ERR_CONFIG;
-    }
-    if (strcmp(cfg->shadow_topic, cfg->output_topic) == 0) {
-        /* a shadow must never write to the primary's topic */
-        snprintf(errstr, errlen, "config: key 'shadow.topic' must differ from output.topic ('%s')",
-                 cfg->output_topic);
-        return SS_ERR_CONFIG;
-    }
-    if (!has_kafka(cfg, "group.id")) {
-        char err[256];
-        if (ss_config_set(cfg, "kafka.consumer.group.id",
-                          cfg->mode == SS_MODE_SHADOW ? "streamscore-shadow" : "streamscore",
-                          "default", err, sizeof(err)) < 0) {
-            snprintf(errstr, errlen, "%s", err);
-            return SS_ERR_CONFIG;
-        }
-    }
-    if (!cfg->transactional_id || !*cfg->transactional_id) {
-        char host[256] = "localhost", tid[600];
-        gethostname(host, sizeof(host) - 1);
-        const char *group = "streamscore";
-        for (size_t i = 0; i < cfg->n_kafka; i++)
-            if (strcmp(cfg->kafka[i].key, "group.id") == 0)
-                group = cfg->kafka[i].value;
-        snprintf(tid, sizeof(tid), "%s-%s", group, host);
-        free(cfg->transactional_id);
-        cfg->transactional_id = strdup(tid);
-    }
-    ss_log_set_level((ss_log_level_t)cfg->log_level);
     return 0;
 }

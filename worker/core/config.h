@@ -1,7 +1,8 @@
 /* config.h - the worker's configuration: one table of keys (type, default, bounds, scope,
  * doc; config_keys.c) drives parsing, validation, environment overrides, --help per command
- * and the docs. Functions return 0 or a negative SS_ERR_* code (error.h) with the message,
- * naming the key, in errstr. */
+ * and the docs; a table of named rules (config_rules.c) derives defaults and checks keys
+ * against each other, per command. Functions return 0 or a negative SS_ERR_* code
+ * (error.h) with the message, naming the key, in errstr. */
 #ifndef SS_CONFIG_H
 #define SS_CONFIG_H
 
@@ -140,10 +141,28 @@ int ss_config_apply_env(ss_config_t *cfg, char **envp, void (*unknown_cb)(const 
 /* Map a key to its environment variable name (STREAMSCORE_ + upper, '.' -> '_'). */
 void ss_config_env_name(const char *key, char *out, size_t outlen);
 
-/* Derived defaults and cross-key checks. Call once after all sources are applied.
- * ss_config_finalize is for the worker (needs a model and Kafka); commands that need less
- * say which with SS_NEED_* flags. */
+/* A cross-key rule (config_rules.c): a derived default, or a check that spans keys.
+ * `commands` (SS_CMD_*) are those it applies to; `apply` gets the commands being finalized
+ * and returns 0 or a negative SS_ERR_* code with errstr. */
+typedef struct ss_config_rule {
+    const char *name;
+    unsigned commands;
+    int (*apply)(ss_config_t *cfg, unsigned commands, char *errstr, size_t errlen);
+} ss_config_rule_t;
+
+/* The rules, in the order finalize runs them; their number in *n. */
+const ss_config_rule_t *ss_config_rules(size_t *n);
+
+/* Derived defaults and cross-key checks for `commands` (SS_CMD_* bits): every rule that
+ * applies to one of them, in table order; the first that fails stops. Call once after all
+ * sources are applied. Returns 0 or SS_ERR_CONFIG (SS_ERR_NOMEM) with errstr. */
+int ss_config_finalize_command(ss_config_t *cfg, unsigned commands, char *errstr, size_t errlen);
+
+/* The worker's: ss_config_finalize_command(cfg, SS_CMD_RUN, ...). */
 int ss_config_finalize(ss_config_t *cfg, char *errstr, size_t errlen);
+
+/* The older form, by what a command needs: SS_NEED_MODEL | SS_NEED_KAFKA is run (and
+ * check-config), SS_NEED_KAFKA compare, SS_NEED_MODEL validate-model; anything else, run. */
 #define SS_NEED_MODEL 1
 #define SS_NEED_KAFKA 2
 int ss_config_finalize_for(ss_config_t *cfg, int needs, char *errstr, size_t errlen);

@@ -1,6 +1,7 @@
 /* config_int.h - internal to the configuration module (config.c, config_keys.c,
- * config_rules.c): the row type of the one key table and its lookups. Every other module
- * reads ss_config_t and config.h only (libuv's uv-common.h: x__ names stay inside). */
+ * config_rules.c): the row type of the one key table, its lookups and a shared helper.
+ * Every other module reads ss_config_t and config.h only (libuv's uv-common.h: x__ names
+ * stay inside). */
 #ifndef SS_CONFIG_INT_H
 #define SS_CONFIG_INT_H
 
@@ -49,6 +50,9 @@ const ss_config__key_t *ss_config__find(const char *key);
 
 /* The pass-through prefix `key` starts with (the longest), or NULL. */
 const ss_config__prefix_t *ss_config__find_prefix(const char *key);
+
+/* strtol of all of `s`: 0, or SS_ERR_CONFIG if it is not a whole decimal long. */
+int ss_config__parse_long(const char *s, long *out);
 
 /* The field of `k` in `cfg`. */
 static inline void *ss_config__field(ss_config_t *cfg, const ss_config__key_t *k) {
