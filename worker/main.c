@@ -94,8 +94,8 @@ static void warn_unknown_env(const char *name) {
 /* Configuration from -c FILE, the environment and -X key=value, in that order of
  * precedence (last wins). Arguments that are neither are left in rest[] for the command.
  * Returns the finalized config, or NULL after printing the error (exit 2). */
-static ss_config_t *load_config(const char *cmd, int argc, char **argv, int needs, int *n_rest,
-                                char **rest) {
+static ss_config_t *load_config(const char *cmd, int argc, char **argv, unsigned commands,
+                                int *n_rest, char **rest) {
     const char *file = NULL;
     char err[1024];
     ss_config_t *cfg = ss_config_new();
@@ -139,7 +139,7 @@ static ss_config_t *load_config(const char *cmd, int argc, char **argv, int need
         if (r < 0)
             goto bad;
     }
-    if (ss_config_finalize_for(cfg, needs, err, sizeof(err)) < 0)
+    if (ss_config_finalize_command(cfg, commands, err, sizeof(err)) < 0)
         goto bad;
     return cfg;
 bad:
@@ -150,13 +150,29 @@ fail:
     return NULL;
 }
 
+static int help_requested(int argc, char **argv) {
+    for (int i = 0; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return 1;
+    return 0;
+}
+
+/* `run --help`, `check-config --help`: the usage line, then the keys run reads. */
+static int help_run(const char *cmd) {
+    printf("Usage: streamscore %s -c FILE [-X key=value ...]\n\nKeys (run reads them; "
+           "check-config checks them):\n",
+           cmd);
+    ss_config_print_reference_for(SS_CMD_RUN, 0);
+    return 0;
+}
+
 static int cmd_run(int argc, char **argv) {
+    if (help_requested(argc, argv))
+        return help_run("run");
     char err[1024];
     int n_rest;
     char **rest = calloc((size_t)argc + 1, sizeof(char *));
-    ss_config_t *cfg = rest ? load_config("run", argc, argv, SS_NEED_MODEL | SS_NEED_KAFKA,
-                                          &n_rest, rest)
-                            : NULL;
+    ss_config_t *cfg = rest ? load_config("run", argc, argv, SS_CMD_RUN, &n_rest, rest) : NULL;
     ss_model_t *model = NULL;
     int rc = 2;
     if (!cfg)
@@ -209,11 +225,12 @@ out:
 /* Validate a run configuration without starting: keys, values, environment overrides; the
  * files it names are not opened (a deployment's model may not be on this machine). */
 static int cmd_check_config(int argc, char **argv) {
+    if (help_requested(argc, argv))
+        return help_run("check-config");
     int n_rest;
     char **rest = calloc((size_t)argc + 1, sizeof(char *));
-    ss_config_t *cfg = rest ? load_config("check-config", argc, argv,
-                                          SS_NEED_MODEL | SS_NEED_KAFKA, &n_rest, rest)
-                            : NULL;
+    ss_config_t *cfg =
+        rest ? load_config("check-config", argc, argv, SS_CMD_RUN, &n_rest, rest) : NULL;
     int rc = 2;
     if (cfg && n_rest > 0)
         fprintf(stderr, "streamscore check-config: unknown argument '%s'\n", rest[0]);
@@ -230,14 +247,17 @@ static int cmd_check_config(int argc, char **argv) {
 }
 
 /* Commands that take a config and arguments of their own. */
-static int cmd_with_config(const char *cmd, int needs,
+static int cmd_with_config(const char *cmd, unsigned commands,
                            int (*fn)(const ss_config_t *, int, char **), int argc, char **argv) {
-    for (int i = 0; i < argc; i++)
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
-            return exit_code(fn(NULL, argc, argv)); /* usage on stdout, exit 0 */
+    if (help_requested(argc, argv)) {
+        int rc = exit_code(fn(NULL, argc, argv)); /* usage on stdout, exit 0 */
+        printf("\nKeys (%s reads them):\n", cmd);
+        ss_config_print_reference_for(commands, 0);
+        return rc;
+    }
     int n_rest;
     char **rest = calloc((size_t)argc + 1, sizeof(char *));
-    ss_config_t *cfg = rest ? load_config(cmd, argc, argv, needs, &n_rest, rest) : NULL;
+    ss_config_t *cfg = rest ? load_config(cmd, argc, argv, commands, &n_rest, rest) : NULL;
     int rc = cfg ? exit_code(fn(cfg, n_rest, rest)) : 2;
     ss_config_destroy(cfg);
     free(rest);
@@ -268,9 +288,9 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "check-config") == 0)
         return cmd_check_config(argc - 2, argv + 2);
     if (strcmp(cmd, "compare") == 0)
-        return cmd_with_config(cmd, SS_NEED_KAFKA, ss_compare_main, argc - 2, argv + 2);
+        return cmd_with_config(cmd, SS_CMD_COMPARE, ss_compare_main, argc - 2, argv + 2);
     if (strcmp(cmd, "validate-model") == 0)
-        return cmd_with_config(cmd, SS_NEED_MODEL, ss_validate_main, argc - 2, argv + 2);
+        return cmd_with_config(cmd, SS_CMD_VALIDATE, ss_validate_main, argc - 2, argv + 2);
     fprintf(stderr, "streamscore: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;

@@ -1,8 +1,9 @@
 /* fuzz_config.c - libFuzzer target for configuration text: properties parsing
- * (ss_config_load_string), the derived defaults and cross-key checks (ss_config_finalize)
- * and the "a=b,c=d" list parser (ss_config_parse_pairs), on arbitrary bytes. Environment
- * overrides are left out on purpose: they read the process environment, not the input.
- * A bad file must be an error that names the problem, never a crash or a leak. */
+ * (ss_config_load_string), the derived defaults and cross-key rules of each command
+ * (ss_config_finalize_command) and the "a=b,c=d" list parser (ss_config_parse_pairs), on
+ * arbitrary bytes. Environment overrides are left out on purpose: they read the process
+ * environment, not the input. A bad file must be an error that names the problem, never a
+ * crash or a leak. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,38 +49,47 @@ static void parse_pairs(const char *list) {
         check_message("ss_config_parse_pairs", err, sizeof(err));
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+/* Load `text` and finalize it for `commands`: an error names the problem; a success keeps
+ * what finalize promises the rest of the program. */
+static void finalize_as(const char *text, size_t size, unsigned commands) {
     char err[1024];
-    /* exactly `size` bytes, so ASan sees any read past the text */
-    char *text = malloc(size ? size : 1);
-    if (!text)
-        return 0;
-    memcpy(text, data, size);
-
     ss_config_t *cfg = ss_config_new();
     if (!cfg)
         die("ss_config_new", "NULL");
     err[0] = '\0';
     if (ss_config_load_string(cfg, text, size, "fuzz", err, sizeof(err)) < 0) {
         check_message("ss_config_load_string", err, sizeof(err));
-    } else {
-        err[0] = '\0';
-        if (ss_config_finalize(cfg, err, sizeof(err)) < 0) {
-            check_message("ss_config_finalize", err, sizeof(err));
-        } else {
-            /* what finalize promises the rest of the worker */
-            if (!cfg->model_path || !*cfg->model_path || !cfg->model_card ||
-                !cfg->input_writer_schema || !cfg->dlq_topic || !cfg->shadow_topic)
-                die("ss_config_finalize", "succeeded with a required or derived key unset");
-            if (strcmp(cfg->dlq_topic, cfg->input_topic) == 0 ||
-                strcmp(cfg->dlq_topic, cfg->output_topic) == 0 ||
-                strcmp(cfg->shadow_topic, cfg->output_topic) == 0)
-                die("ss_config_finalize", "accepted colliding topics");
-            parse_pairs(cfg->input_schema_map);
-            parse_pairs(cfg->features_rename);
-        }
+        goto out;
     }
+    err[0] = '\0';
+    if (ss_config_finalize_command(cfg, commands, err, sizeof(err)) < 0) {
+        check_message("ss_config_finalize_command", err, sizeof(err));
+        goto out;
+    }
+    if ((commands & (SS_CMD_RUN | SS_CMD_VALIDATE)) && (!cfg->model_path || !*cfg->model_path))
+        die("ss_config_finalize_command", "succeeded without model.path");
+    if (!cfg->model_card || !cfg->input_writer_schema || !cfg->dlq_topic || !cfg->shadow_topic)
+        die("ss_config_finalize_command", "succeeded with a derived key unset");
+    if (strcmp(cfg->dlq_topic, cfg->input_topic) == 0 ||
+        strcmp(cfg->dlq_topic, cfg->output_topic) == 0 ||
+        strcmp(cfg->shadow_topic, cfg->output_topic) == 0)
+        die("ss_config_finalize_command", "accepted colliding topics");
+    parse_pairs(cfg->input_schema_map);
+    parse_pairs(cfg->features_rename);
+out:
     ss_config_destroy(cfg);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    /* exactly `size` bytes, so ASan sees any read past the text */
+    char *text = malloc(size ? size : 1);
+    if (!text)
+        return 0;
+    memcpy(text, data, size);
+    /* each command's rules: run (the worker, check-config), compare, validate-model */
+    finalize_as(text, size, SS_CMD_RUN);
+    finalize_as(text, size, SS_CMD_COMPARE);
+    finalize_as(text, size, SS_CMD_VALIDATE);
 
     /* the same bytes as one "a=b,c=d" list (up to the first NUL) */
     char *list = malloc(size + 1);

@@ -1,10 +1,12 @@
 /* test_config.c - the configuration table: parsing, types, bounds, environment
- * overrides, derived defaults and the errors that name the offending key. */
+ * overrides, derived defaults and the errors that name the offending key; each key's scope
+ * (the commands that read it, per-command references) and the table of cross-key rules. */
 #include <math.h>
 #include <stdlib.h>
 
 #include "check.h"
 #include "config.h"
+#include "error.h"
 
 static char err[1024];
 
@@ -204,11 +206,198 @@ static void nul_bytes_and_garbage_lines_are_errors_not_crashes(void) {
     ss_config_destroy(c);
 }
 
+/* The reference ss_config_write_reference writes for `commands` (freed by the caller). */
+static char *reference(unsigned commands, int markdown) {
+    FILE *f = tmpfile();
+    if (!f)
+        return NULL;
+    ss_config_write_reference(f, commands, markdown);
+    long n = ftell(f);
+    char *text = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    rewind(f);
+    if (text && fread(text, 1, (size_t)n, f) == (size_t)n)
+        text[n] = '\0';
+    else {
+        free(text);
+        text = NULL;
+    }
+    fclose(f);
+    return text;
+}
+
+/* Whether a plain reference has a row for `key` (a line "  KEY  type ..."). */
+static int lists(const char *ref, const char *key) {
+    char line[128];
+    snprintf(line, sizeof(line), "\n  %s ", key);
+    return ref && (strstr(ref, line) || (strncmp(ref, line + 1, strlen(line + 1)) == 0));
+}
+
+static void run_reference_lists_the_keys_run_reads_and_no_other(void) {
+    char *ref = reference(SS_CMD_RUN, 0);
+    CHECK(lists(ref, "input.topic"));
+    CHECK(lists(ref, "mode"));
+    CHECK(lists(ref, "redis.host"));
+    CHECK(lists(ref, "model.path"));
+    CHECK(lists(ref, "kafka.*") && lists(ref, "kafka.producer.*"));
+    CHECK(!lists(ref, "compare.labels"));
+    CHECK(!lists(ref, "promote.max.flip.rate"));
+    CHECK(!lists(ref, "validate.min.roc.auc"));
+    free(ref);
+}
+
+static void compare_reference_lists_compare_keys_and_what_compare_reads_of_the_worker(void) {
+    char *ref = reference(SS_CMD_COMPARE, 0);
+    CHECK(lists(ref, "compare.labels"));
+    CHECK(lists(ref, "promote.max.flip.rate"));
+    CHECK(lists(ref, "output.topic") && lists(ref, "shadow.file"));
+    CHECK(lists(ref, "kafka.*") && lists(ref, "kafka.consumer.*"));
+    CHECK(!lists(ref, "kafka.producer.*")); /* compare only reads */
+    CHECK(!lists(ref, "input.topic"));
+    CHECK(!lists(ref, "redis.host"));
+    CHECK(!lists(ref, "validate.min.roc.auc"));
+    free(ref);
+}
+
+static void validate_reference_lists_gates_model_and_input_schema_keys(void) {
+    char *ref = reference(SS_CMD_VALIDATE, 0);
+    CHECK(lists(ref, "validate.min.roc.auc"));
+    CHECK(lists(ref, "model.path") && lists(ref, "model.threshold"));
+    CHECK(lists(ref, "input.schema") && lists(ref, "features.rename"));
+    CHECK(lists(ref, "batch.max.messages"));
+    CHECK(!lists(ref, "compare.labels"));
+    CHECK(!lists(ref, "redis.host"));
+    CHECK(!lists(ref, "kafka.*"));
+    free(ref);
+}
+
+static void full_reference_is_every_commands_keys_each_with_its_scope(void) {
+    char *all = reference(SS_CMD_ALL, 1);
+    char *run = reference(SS_CMD_RUN, 1), *cmp = reference(SS_CMD_COMPARE, 1);
+    char *val = reference(SS_CMD_VALIDATE, 1);
+    CHECK(all && run && cmp && val);
+    if (!all || !run || !cmp || !val)
+        goto out;
+    CHECK_STR_CONTAINS(all, "| key | type | default | range / values | scope |");
+    CHECK_STR_CONTAINS(all, "| `compare.labels` |");
+    CHECK_STR_CONTAINS(all, "| `input.topic` | string | `customer-events` |  | run; consumer |");
+    CHECK_STR_CONTAINS(all,
+                       "| `output.topic` | string | `predictions` |  | run, compare; producer |");
+    CHECK_STR_CONTAINS(all, "| run, compare, validate-model |"); /* log.level */
+    /* every row of one command's reference is a row of the full one */
+    const char *refs[] = {run, cmp, val};
+    for (size_t r = 0; r < 3; r++)
+        for (char *line = strstr(refs[r], "\n| `"); line; line = strstr(line + 1, "\n| `")) {
+            char row[1024];
+            size_t n = strcspn(line + 1, "\n");
+            snprintf(row, sizeof(row), "%.*s", (int)(n < sizeof(row) ? n : sizeof(row) - 1),
+                     line + 1);
+            CHECK_STR_CONTAINS(all, row);
+        }
+out:
+    free(all);
+    free(run);
+    free(cmp);
+    free(val);
+}
+
+static void key_scope_names_commands_and_kafka_client(void) {
+    CHECK(ss_config_key_scope("input.topic") == (SS_CMD_RUN | SS_SCOPE_CONSUMER));
+    CHECK(ss_config_key_scope("output.topic") == (SS_CMD_RUN | SS_CMD_COMPARE | SS_SCOPE_PRODUCER));
+    CHECK(ss_config_key_scope("compare.labels") == SS_CMD_COMPARE);
+    CHECK(ss_config_key_scope("validate.min.f1") == SS_CMD_VALIDATE);
+    CHECK(ss_config_key_scope("log.level") == SS_CMD_ALL);
+    CHECK(ss_config_key_scope("kafka.producer.linger.ms") == (SS_CMD_RUN | SS_SCOPE_PRODUCER));
+    CHECK(ss_config_key_scope("kafka.consumer.session.timeout.ms") ==
+          (SS_CMD_RUN | SS_CMD_COMPARE | SS_SCOPE_CONSUMER));
+    CHECK(ss_config_key_scope("kafka.bootstrap.servers") & SS_CMD_COMPARE);
+    CHECK(ss_config_key_scope("no.such.key") == 0);
+    CHECK(ss_config_key_scope("kafka.") == 0);
+}
+
+static const ss_config_rule_t *rule_named(const char *name) {
+    size_t n;
+    const ss_config_rule_t *rules = ss_config_rules(&n);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(rules[i].name, name) == 0)
+            return &rules[i];
+    return NULL;
+}
+
+static void rules_are_named_once_each_with_commands_and_a_function(void) {
+    size_t n;
+    const ss_config_rule_t *rules = ss_config_rules(&n);
+    CHECK(n > 10);
+    for (size_t i = 0; i < n; i++) {
+        CHECK(rules[i].name && *rules[i].name && rules[i].apply);
+        CHECK(rules[i].commands && !(rules[i].commands & ~SS_CMD_ALL));
+        CHECK(rule_named(rules[i].name) == &rules[i]); /* no name twice */
+    }
+    const ss_config_rule_t *bootstrap = rule_named("bootstrap_servers_required");
+    CHECK(bootstrap && bootstrap->commands == (SS_CMD_RUN | SS_CMD_COMPARE));
+}
+
+static void a_rule_applies_only_to_its_commands(void) {
+    /* no kafka.bootstrap.servers: run and compare read Kafka, validate-model does not */
+    unsigned commands[] = {SS_CMD_RUN, SS_CMD_COMPARE, SS_CMD_VALIDATE};
+    for (size_t i = 0; i < 3; i++) {
+        ss_config_t *c = load("model.path = m.json\n");
+        int rc = ss_config_finalize_command(c, commands[i], err, sizeof(err));
+        if (commands[i] == SS_CMD_VALIDATE)
+            CHECK(rc == 0);
+        else {
+            CHECK(rc == SS_ERR_CONFIG);
+            CHECK_STR_CONTAINS(err, "'kafka.bootstrap.servers'");
+        }
+        ss_config_destroy(c);
+    }
+    /* a required key is required by the commands that read it: model.path not by compare */
+    for (size_t i = 0; i < 3; i++) {
+        ss_config_t *c = load("kafka.bootstrap.servers = x:1\n");
+        int rc = ss_config_finalize_command(c, commands[i], err, sizeof(err));
+        if (commands[i] == SS_CMD_COMPARE)
+            CHECK(rc == 0);
+        else {
+            CHECK(rc == SS_ERR_CONFIG);
+            CHECK_STR_CONTAINS(err, "'model.path'");
+        }
+        ss_config_destroy(c);
+    }
+}
+
+static void a_rule_for_every_command_applies_to_each(void) {
+    unsigned commands[] = {SS_CMD_RUN, SS_CMD_COMPARE, SS_CMD_VALIDATE};
+    const ss_config_rule_t *rule = rule_named("dlq_topic_differs");
+    CHECK(rule && rule->commands == SS_CMD_ALL);
+    for (size_t i = 0; i < 3; i++) {
+        ss_config_t *c = load("model.path = m.json\nkafka.bootstrap.servers = x:1\n"
+                              "dlq.topic = predictions\n");
+        CHECK(ss_config_finalize_command(c, commands[i], err, sizeof(err)) == SS_ERR_CONFIG);
+        CHECK_STR_CONTAINS(err, "'dlq.topic' must differ");
+        ss_config_destroy(c);
+    }
+}
+
+static void errors_are_ss_err_config(void) {
+    ss_config_t *c = ss_config_new();
+    CHECK(ss_config_set(c, "no.such.key", "1", "-X", err, sizeof(err)) == SS_ERR_CONFIG);
+    CHECK(ss_config_set(c, "worker.threads", "0", "-X", err, sizeof(err)) == SS_ERR_CONFIG);
+    CHECK(ss_config_set(c, "kafka.no.such.property", "1", "-X", err, sizeof(err)) == SS_ERR_CONFIG);
+    CHECK(ss_config_load_string(c, "nonsense\n", 9, "t", err, sizeof(err)) == SS_ERR_CONFIG);
+    CHECK(ss_config_load_file(c, "/nonexistent/streamscore.properties", err, sizeof(err)) ==
+          SS_ERR_CONFIG);
+    CHECK(ss_config_finalize(c, err, sizeof(err)) == SS_ERR_CONFIG);
+    char host[64];
+    int port;
+    CHECK(ss_config_parse_listen("no-port", host, sizeof(host), &port) == SS_ERR_CONFIG);
+    ss_config_destroy(c);
+}
+
 static const check_test_t tests[] = {
     {"defaults_match_the_documented_values", defaults_match_the_documented_values},
     {"properties_syntax_comments_colons_and_continuations",
      properties_syntax_comments_colons_and_continuations},
-    {"unknown_key_is_an_error_naming_it_and_its_line", unknown_key_is_an_error_naming_it_and_its_line},
+    {"unknown_key_is_an_error_naming_it_and_its_line",
+     unknown_key_is_an_error_naming_it_and_its_line},
     {"bad_integer_names_the_key", bad_integer_names_the_key},
     {"out_of_range_names_the_key_and_bounds", out_of_range_names_the_key_and_bounds},
     {"enum_value_must_be_listed", enum_value_must_be_listed},
@@ -227,6 +416,22 @@ static const check_test_t tests[] = {
      a_registry_replaces_the_schema_map_and_its_url_and_credentials_are_checked},
     {"nul_bytes_and_garbage_lines_are_errors_not_crashes",
      nul_bytes_and_garbage_lines_are_errors_not_crashes},
+    {"run_reference_lists_the_keys_run_reads_and_no_other",
+     run_reference_lists_the_keys_run_reads_and_no_other},
+    {"compare_reference_lists_compare_keys_and_what_compare_reads_of_the_worker",
+     compare_reference_lists_compare_keys_and_what_compare_reads_of_the_worker},
+    {"validate_reference_lists_gates_model_and_input_schema_keys",
+     validate_reference_lists_gates_model_and_input_schema_keys},
+    {"full_reference_is_every_commands_keys_each_with_its_scope",
+     full_reference_is_every_commands_keys_each_with_its_scope},
+    {"key_scope_names_commands_and_kafka_client", key_scope_names_commands_and_kafka_client},
+    {"rules_are_named_once_each_with_commands_and_a_function",
+     rules_are_named_once_each_with_commands_and_a_function},
+    {"a_rule_applies_only_to_its_commands", a_rule_applies_only_to_its_commands},
+    {"a_rule_for_every_command_applies_to_each", a_rule_for_every_command_applies_to_each},
+    {"errors_are_ss_err_config", errors_are_ss_err_config},
     {NULL, NULL}};
 
-int main(void) { return check_run_all(tests); }
+int main(void) {
+    return check_run_all(tests);
+}

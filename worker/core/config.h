@@ -1,23 +1,31 @@
-/* config.h - the worker's configuration: one table of keys (type, default, bounds, doc)
- * drives parsing, validation, environment overrides, --help and the docs. */
+/* config.h - the worker's configuration: one table of keys (type, default, bounds, scope,
+ * doc; config_keys.c) drives parsing, validation, environment overrides, --help per command
+ * and the docs; a table of named rules (config_rules.c) derives defaults and checks keys
+ * against each other, per command. Functions return 0 or a negative SS_ERR_* code
+ * (error.h) with the message, naming the key, in errstr. */
 #ifndef SS_CONFIG_H
 #define SS_CONFIG_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 typedef enum { SS_MODE_PRIMARY = 0, SS_MODE_SHADOW = 1 } ss_mode_t;
 typedef enum { SS_FRAMING_RAW = 0, SS_FRAMING_CONFLUENT = 1 } ss_framing_t;
 typedef enum { SS_FORMAT_AVRO = 0, SS_FORMAT_JSON = 1 } ss_format_t;
 typedef enum { SS_SHADOW_TOPIC = 0, SS_SHADOW_FILE = 1 } ss_shadow_output_t;
 typedef enum { SS_REDIS_BLOCK = 0, SS_REDIS_DEGRADE = 1 } ss_redis_policy_t;
-typedef enum { SS_SUBJECT_TOPIC = 0, SS_SUBJECT_RECORD = 1, SS_SUBJECT_TOPIC_RECORD = 2 } ss_subject_t;
+typedef enum {
+    SS_SUBJECT_TOPIC = 0,
+    SS_SUBJECT_RECORD = 1,
+    SS_SUBJECT_TOPIC_RECORD = 2
+} ss_subject_t;
 typedef enum { SS_DELIVERY_AT_LEAST_ONCE = 0, SS_DELIVERY_EXACTLY_ONCE = 1 } ss_delivery_mode_t;
 
 /* A key=value pair passed through to librdkafka. */
 typedef struct ss_kv {
-    char *key;   /* librdkafka name, prefix stripped */
+    char *key; /* librdkafka name, prefix stripped */
     char *value;
-    int scope;   /* SS_KAFKA_BOTH, SS_KAFKA_CONSUMER or SS_KAFKA_PRODUCER */
+    int scope; /* SS_KAFKA_BOTH, SS_KAFKA_CONSUMER or SS_KAFKA_PRODUCER */
 } ss_kv_t;
 
 #define SS_KAFKA_BOTH 0
@@ -69,7 +77,7 @@ typedef struct ss_config {
     long redis_ttl_seconds;
     long redis_timeout_ms;
     int redis_on_error; /* SS_REDIS_BLOCK or SS_REDIS_DEGRADE */
-    int delivery; /* SS_DELIVERY_AT_LEAST_ONCE or SS_DELIVERY_EXACTLY_ONCE */
+    int delivery;       /* SS_DELIVERY_AT_LEAST_ONCE or SS_DELIVERY_EXACTLY_ONCE */
     char *transactional_id;
     long worker_threads;
     long batch_max_messages;
@@ -91,20 +99,33 @@ typedef struct ss_config {
     size_t n_kafka;
 } ss_config_t;
 
-/* Split "host:port" (metrics.listen). Returns 0, or -1 if it is not host:port with a port
- * in 1..65535. */
+/* A key's scope (librdkafka's _RK_GLOBAL|_RK_CONSUMER bits): the commands that read it and,
+ * for a key of the worker's Kafka clients, the client it configures or names a topic of. */
+#define SS_CMD_RUN 0x01u      /* streamscore run; check-config checks what run reads */
+#define SS_CMD_COMPARE 0x02u  /* streamscore compare */
+#define SS_CMD_VALIDATE 0x04u /* streamscore validate-model */
+#define SS_CMD_ALL (SS_CMD_RUN | SS_CMD_COMPARE | SS_CMD_VALIDATE)
+#define SS_SCOPE_CONSUMER 0x10u
+#define SS_SCOPE_PRODUCER 0x20u
+
+/* The scope bits of `key` (a key of the table, or one passed through to librdkafka such as
+ * kafka.producer.linger.ms); 0 for a key that does not exist. */
+unsigned ss_config_key_scope(const char *key);
+
+/* Split "host:port" (metrics.listen). Returns 0, or SS_ERR_CONFIG if it is not host:port
+ * with a port in 1..65535. */
 int ss_config_parse_listen(const char *s, char *host, size_t hostlen, int *port);
 
 ss_config_t *ss_config_new(void);
 void ss_config_destroy(ss_config_t *cfg);
 
 /* Set one key from `origin` (used in messages: "file x:3", "env NAME", "-X").
- * Returns 0, or -1 with a message naming the key in errstr. */
+ * Returns 0, or SS_ERR_CONFIG (SS_ERR_NOMEM) with a message naming the key in errstr. */
 int ss_config_set(ss_config_t *cfg, const char *key, const char *value, const char *origin,
                   char *errstr, size_t errlen);
 
 /* Parse a Java-style .properties file (key = value, key: value, # and ! comments,
- * backslash line continuation). Returns 0 or -1 with errstr. */
+ * backslash line continuation). Returns 0 or SS_ERR_CONFIG (SS_ERR_NOMEM) with errstr. */
 int ss_config_load_file(ss_config_t *cfg, const char *path, char *errstr, size_t errlen);
 
 /* Parse properties text from memory; `name` names it in messages. */
@@ -120,22 +141,43 @@ int ss_config_apply_env(ss_config_t *cfg, char **envp, void (*unknown_cb)(const 
 /* Map a key to its environment variable name (STREAMSCORE_ + upper, '.' -> '_'). */
 void ss_config_env_name(const char *key, char *out, size_t outlen);
 
-/* Derived defaults and cross-key checks. Call once after all sources are applied.
- * ss_config_finalize is for the worker (needs a model and Kafka); commands that need less
- * say which with SS_NEED_* flags. */
-int ss_config_finalize(ss_config_t *cfg, char *errstr, size_t errlen);
-#define SS_NEED_MODEL 1
-#define SS_NEED_KAFKA 2
-int ss_config_finalize_for(ss_config_t *cfg, int needs, char *errstr, size_t errlen);
+/* A cross-key rule (config_rules.c): a derived default, or a check that spans keys.
+ * `commands` (SS_CMD_*) are those it applies to; `apply` gets the commands being finalized
+ * and returns 0 or a negative SS_ERR_* code with errstr. */
+typedef struct ss_config_rule {
+    const char *name;
+    unsigned commands;
+    int (*apply)(ss_config_t *cfg, unsigned commands, char *errstr, size_t errlen);
+} ss_config_rule_t;
 
-/* Parse "a=b,c=d" lists (features.rename, input.schema.map). Calls `cb` for each pair;
- * returns 0 or -1 with errstr naming `key`. */
+/* The rules, in the order finalize runs them; their number in *n. */
+const ss_config_rule_t *ss_config_rules(size_t *n);
+
+/* Derived defaults and cross-key checks for `commands` (SS_CMD_* bits): every rule that
+ * applies to one of them, in table order; the first that fails stops. Call once after all
+ * sources are applied. Returns 0 or SS_ERR_CONFIG (SS_ERR_NOMEM) with errstr. */
+int ss_config_finalize_command(ss_config_t *cfg, unsigned commands, char *errstr, size_t errlen);
+
+/* The worker's: ss_config_finalize_command(cfg, SS_CMD_RUN, ...). */
+int ss_config_finalize(ss_config_t *cfg, char *errstr, size_t errlen);
+
+
+/* Parse "a=b,c=d" lists (features.rename, input.schema.map). Calls `cb` for each pair (a
+ * negative return is an error with cb's errstr); returns 0, or SS_ERR_CONFIG (SS_ERR_NOMEM)
+ * with errstr naming `key`. */
 int ss_config_parse_pairs(const char *list, const char *key,
                           int (*cb)(void *opaque, const char *k, const char *v, char *errstr,
                                     size_t errlen),
                           void *opaque, char *errstr, size_t errlen);
 
-/* Write the key reference as a Markdown table (for the README) or as plain --help text. */
+/* Write the reference of the keys `commands` (SS_CMD_* bits) read, as a Markdown table (for
+ * the README) or as plain --help text, to `out`. */
+void ss_config_write_reference(FILE *out, unsigned commands, int markdown);
+
+/* The same on stdout: the keys one command reads (`streamscore run --help`: SS_CMD_RUN). */
+void ss_config_print_reference_for(unsigned commands, int markdown);
+
+/* Every key on stdout (`streamscore config-reference`, the README's reference). */
 void ss_config_print_reference(int markdown);
 
 const char *ss_mode_name(int mode);

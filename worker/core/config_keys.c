@@ -1,0 +1,262 @@
+/* config_keys.c - the one table of configuration keys: type, default, bounds, scope (the
+ * commands that read a key, and the Kafka client it concerns) and doc. Parsing, defaults,
+ * environment overrides, --help per command and the README's reference all read it. */
+#include "config_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* One key a line: KIND(key, field of ss_config_t, default, [min, max | values,] scope, doc).
+ * A NULL default: none; a rule derives the value, or the key is REQUIRED by the commands
+ * that read it. Defaults are text, parsed by the key's setter as any other source is; a
+ * BOOL's is true or false. */
+// clang-format off
+#define OFF(f) offsetof(ss_config_t, f)
+#define STR(key, f, def, scope, doc)          {key, SS_CT_STRING, def, 0, 0, NULL, OFF(f), scope, 0, doc}
+#define SECRET(key, f, scope, doc)            {key, SS_CT_STRING, "", 0, 0, NULL, OFF(f), scope, SS_KEY_SECRET, doc}
+#define REQUIRED(key, f, scope, doc)          {key, SS_CT_STRING, NULL, 0, 0, NULL, OFF(f), scope, SS_KEY_REQUIRED, doc}
+#define INT(key, f, def, lo, hi, scope, doc)  {key, SS_CT_INT, def, lo, hi, NULL, OFF(f), scope, 0, doc}
+#define NUM(key, f, def, lo, hi, scope, doc)  {key, SS_CT_DOUBLE, def, lo, hi, NULL, OFF(f), scope, 0, doc}
+#define ENUM(key, f, def, values, scope, doc) {key, SS_CT_ENUM, def, 0, 0, values, OFF(f), scope, 0, doc}
+#define BOOL(key, f, def, scope, doc)         ENUM(key, f, #def, "false|true", scope, doc)
+// clang-format on
+
+/* Scope: the commands that read a key (check-config checks what run reads) | the worker's
+ * Kafka client the key configures or names a topic of. */
+#define RUN SS_CMD_RUN
+#define COMPARE SS_CMD_COMPARE
+#define VALIDATE SS_CMD_VALIDATE
+#define ALL SS_CMD_ALL
+#define CONSUMER SS_SCOPE_CONSUMER
+#define PRODUCER SS_SCOPE_PRODUCER
+
+const ss_config__key_t ss_config__keys[] = {
+    // clang-format off
+    ENUM("mode", mode, "primary", "primary|shadow", RUN, "primary scores, produces to output.topic and writes features to Redis; shadow scores a candidate model and only records its results."),
+    STR("input.topic", input_topic, "customer-events", RUN | CONSUMER, "Topic of input events. Events should be keyed by customer id."),
+    ENUM("input.framing", input_framing, "raw", "raw|confluent", RUN | VALIDATE, "raw: the value is an Avro body written with input.writer.schema. confluent: magic byte 0, 4-byte big-endian schema id, Avro body (the Confluent serializers' wire format); ids resolved with input.schema.map, then schema.registry.url."),
+    STR("input.schema", input_schema, "schemas/customer_event.avsc", RUN | VALIDATE, "Reader schema of input events: writer schemas are resolved against it by field name."),
+    STR("input.writer.schema", input_writer_schema, NULL, RUN | VALIDATE, "Writer schema of raw-framed values. Default: input.schema."),
+    STR("input.schema.map", input_schema_map, "", RUN | VALIDATE, "Schema ids of confluent-framed values known locally: ID=PATH,ID=PATH. Other ids are fetched from schema.registry.url when it is set, else dead-lettered (unknown_schema)."),
+    INT("input.max.bytes", input_max_bytes, "1048576", 16, 67108864, RUN, "Largest input value accepted; a larger one is a dead letter."),
+    STR("input.customer.id.field", customer_id_field, "customer_id", RUN | VALIDATE, "Event field holding the customer id (string). Used as Redis key and output key."),
+    STR("input.event.id.field", event_id_field, "event_id", RUN | VALIDATE, "Event field holding the event id (string); empty if the schema has none."),
+    STR("input.event.time.field", event_time_field, "event_time", RUN | VALIDATE, "Event field holding the event time (long, ms); the Kafka timestamp if absent."),
+    REQUIRED("model.path", model_path, RUN | VALIDATE, "XGBoost model file (JSON or UBJSON) saved by XGBoost 1.7 or later."),
+    STR("model.card", model_card, NULL, RUN | VALIDATE, "Model card (JSON with name, version, feature_names). Default: model.path with its .json/.ubj extension replaced by .card.json."),
+    STR("model.name", model_name, NULL, RUN | VALIDATE, "Model name written into predictions. Default: the card's name."),
+    STR("model.version", model_version, NULL, RUN | VALIDATE, "Model version written into predictions. Default: the card's version."),
+    NUM("model.threshold", model_threshold, NULL, 0, 1, RUN | VALIDATE, "decision = score >= threshold. Default: the model card's threshold, else 0.5."),
+    BOOL("model.reload", model_reload, true, RUN, "Reload the model when model.path or model.card changes (checked every model.reload.interval.ms; a Kubernetes ConfigMap update is such a change). SIGHUP reloads in any case. A model whose feature names differ from the running one's, or that scores a probe batch non-finite, is refused and the running model kept."),
+    INT("model.reload.interval.ms", model_reload_interval_ms, "5000", 100, 3600000, RUN, "How often model.reload looks at the model files."),
+    INT("drift.window", drift_window, "10000", 100, 10000000, RUN, "Drift: the last this many scored records are compared with the model card's training baseline (population stability index per feature and of the score)."),
+    NUM("drift.threshold", drift_threshold, "0.2", 0, 100, RUN, "Drift: a population stability index above this is drift (logged when first crossed; exported as streamscore_drift_threshold for alerts)."),
+    STR("features.rename", features_rename, "", RUN | VALIDATE, "Model features read from differently named event fields: FEATURE=FIELD,..."),
+    STR("output.topic", output_topic, "predictions", RUN | COMPARE | PRODUCER, "Topic of predictions, keyed by customer id."),
+    ENUM("output.format", output_format, "avro", "avro|json", RUN | COMPARE, "Prediction value encoding: Avro binary of output.schema, or a JSON object."),
+    STR("output.schema", output_schema, "schemas/prediction.avsc", RUN | COMPARE, "Schema of prediction records."),
+    INT("output.schema.id", output_schema_id, "-1", -1, 2147483647, RUN | COMPARE, "Frame every Avro output value with this registry schema id (Confluent wire format) instead of registering output.schema at start-up; -1: register it when schema.registry.url is set, else raw Avro."),
+    ENUM("output.subject.name.strategy", output_subject_strategy, "topic", "topic|record|topic-record", RUN, "Subject the output schema is registered under: topic = <topic>-value (TopicNameStrategy), record = the record's full name, topic-record = <topic>-<full name>."),
+    STR("schema.registry.url", registry_url, "", RUN | COMPARE, "Base URL of a Confluent-compatible Schema Registry API (e.g. http://registry:8081, or Apicurio's http://HOST/apis/ccompat/v7). Set: writer schemas of confluent-framed input are fetched by id and cached for the life of the process, and Avro output is registered and framed with its id. Empty: no registry."),
+    SECRET("schema.registry.basic.auth.user.info", registry_user_info, RUN, "HTTP basic authentication as USER:PASSWORD; empty for none."),
+    STR("schema.registry.ssl.ca.location", registry_ssl_ca, "", RUN, "CA certificates (PEM file) to verify the registry with; empty: the system's."),
+    STR("schema.registry.ssl.certificate.location", registry_ssl_cert, "", RUN, "Client certificate (PEM) for mutual TLS; empty for none."),
+    STR("schema.registry.ssl.key.location", registry_ssl_key, "", RUN, "Private key (PEM) of the client certificate."),
+    SECRET("schema.registry.ssl.key.password", registry_ssl_key_password, RUN, "Password of the private key; empty for none."),
+    BOOL("schema.registry.ssl.verify", registry_ssl_verify, true, RUN, "Verify the registry's certificate and host name (https)."),
+    INT("schema.registry.request.timeout.ms", registry_timeout_ms, "5000", 100, 600000, RUN, "Connect and transfer timeout of one registry request."),
+    INT("schema.registry.retries", registry_retries, "3", 0, 100, RUN, "Retries of a registry request that got no usable answer (connection refused, timeout, 5xx), with backoff; then the record is dead-lettered (registry_unavailable), or, for the output schema at start-up, the worker exits 1."),
+    INT("schema.registry.retry.backoff.ms", registry_backoff_ms, "200", 1, 600000, RUN, "First backoff between registry retries; doubled each retry."),
+    INT("schema.registry.retry.backoff.max.ms", registry_backoff_max_ms, "2000", 1, 600000, RUN, "Longest backoff between registry retries."),
+    INT("schema.registry.miss.ttl.ms", registry_miss_ttl_ms, "10000", 0, 86400000, RUN, "After a schema id could not be fetched (unknown to the registry, or the registry unavailable), records with that id are dead-lettered at once for this long before the registry is asked again: a burst of such records costs one request, not one each."),
+    STR("shadow.topic", shadow_topic, NULL, RUN | COMPARE | PRODUCER, "Where a shadow (mode = shadow) writes its results; it never writes output.topic. Default: <output.topic>.shadow."),
+    ENUM("shadow.output", shadow_output, "topic", "topic|file", RUN | COMPARE, "Where a shadow writes its results: shadow.topic, or JSON lines appended to shadow.file."),
+    STR("shadow.file", shadow_file, "", RUN | COMPARE, "Shadow results file (JSON lines) when shadow.output = file."),
+    STR("dlq.topic", dlq_topic, NULL, RUN | PRODUCER, "Dead-letter topic for records that cannot be scored. Default: <input.topic>.dlq for a primary, <shadow.topic>.dlq for a shadow."),
+    STR("redis.host", redis_host, "127.0.0.1", RUN, "Redis host."),
+    INT("redis.port", redis_port, "6379", 1, 65535, RUN, "Redis port."),
+    SECRET("redis.password", redis_password, RUN, "Redis password (AUTH); empty for none."),
+    INT("redis.db", redis_db, "0", 0, 1024, RUN, "Redis database number."),
+    STR("redis.key.prefix", redis_key_prefix, "streamscore:features:", RUN, "Key of a customer's feature hash: prefix + customer id."),
+    INT("redis.ttl.seconds", redis_ttl_seconds, "604800", 1, 315360000, RUN, "TTL of a feature hash, refreshed on every write."),
+    ENUM("redis.on.error", redis_on_error, "block", "block|degrade", RUN, "When Redis fails: block pauses consumption and retries with backoff until it answers; degrade scores with the event's own features, marks the prediction degraded, skips the write-back, and retries Redis after a backoff."),
+    INT("redis.timeout.ms", redis_timeout_ms, "2000", 10, 600000, RUN, "Connect and command timeout."),
+    ENUM("delivery", delivery, "at-least-once", "at-least-once|exactly-once", RUN | CONSUMER | PRODUCER, "at-least-once: one idempotent producer; offsets stored once outputs are acknowledged (a crash may repeat outputs). exactly-once: a transactional producer per thread; each batch's outputs and offsets commit in one Kafka transaction (readers use isolation.level=read_committed); features are written to Redis after the commit."),
+    STR("delivery.transactional.id", transactional_id, NULL, RUN | PRODUCER, "exactly-once: transactional.id prefix, suffixed -<thread>; keep it stable per instance. Default: <group id>-<host name>."),
+    INT("worker.threads", worker_threads, "1", 1, 256, RUN, "Worker threads, each a consumer in the group with its own Redis connection."),
+    INT("batch.max.messages", batch_max_messages, "256", 1, 100000, RUN | VALIDATE, "Most records scored in one batch."),
+    INT("batch.max.wait.ms", batch_max_wait_ms, "5", 0, 60000, RUN, "Longest wait to fill a batch once its first record arrived; under load a batch is what was queued meanwhile."),
+    STR("metrics.listen", metrics_listen, "", RUN, "host:port of the HTTP endpoints /metrics (Prometheus), /healthz and /readyz, e.g. 0.0.0.0:9464; empty: no HTTP endpoints."),
+    INT("metrics.lag.interval.ms", metrics_lag_interval_ms, "5000", 100, 3600000, RUN | CONSUMER, "How often consumer lag is refreshed (librdkafka statistics.interval.ms of the consumers) when metrics.listen is set."),
+    INT("shutdown.timeout.ms", shutdown_timeout_ms, "30000", 100, 600000, RUN | PRODUCER, "On SIGTERM, longest wait for outstanding deliveries before exiting."),
+    STR("compare.labels", compare_labels, "", COMPARE, "streamscore compare: labels as a CSV file (customer_id,label,time) or topic:NAME (JSON values with the same fields); empty for none."),
+    STR("compare.output.dir", compare_output_dir, "streamscore-compare", COMPARE, "streamscore compare: folder for compare.json and compare.html."),
+    INT("compare.timeout.ms", compare_timeout_ms, "30000", 100, 3600000, COMPARE, "streamscore compare: longest wait for topic data."),
+    NUM("promote.max.flip.rate", promote_max_flip_rate, "-1", -1, 1, COMPARE, "Promotion: most decisions flipped (share of identical-feature pairs); negative: not checked."),
+    NUM("promote.max.score.diff.p99", promote_max_score_diff_p99, "-1", -1, 1, COMPARE, "Promotion: largest p99 of |candidate - primary| score; negative: not checked."),
+    NUM("promote.max.auc.drop", promote_max_auc_drop, "-1", -1, 1, COMPARE, "Promotion: candidate ROC-AUC no worse than primary's minus this (needs labels); negative: not checked."),
+    NUM("promote.max.latency.p99.ms", promote_max_latency_p99_ms, "-1", -1, 3600000, COMPARE, "Promotion: largest candidate p99 event-to-score latency; negative: not checked."),
+    NUM("promote.min.matched.share", promote_min_matched_share, "-1", -1, 1, COMPARE, "Promotion: least share of primary predictions with a shadow result; negative: not checked."),
+    STR("validate.label.field", validate_label_field, "churned", VALIDATE, "streamscore validate-model: boolean or int label field of the data set's records."),
+    NUM("validate.min.roc.auc", validate_min_roc_auc, "0.85", 0, 1, VALIDATE, "Gate: least ROC-AUC."),
+    NUM("validate.min.precision", validate_min_precision, "0.75", 0, 1, VALIDATE, "Gate: least precision at model.threshold."),
+    NUM("validate.min.recall", validate_min_recall, "0.70", 0, 1, VALIDATE, "Gate: least recall at model.threshold."),
+    NUM("validate.min.f1", validate_min_f1, "0.72", 0, 1, VALIDATE, "Gate: least F1 at model.threshold."),
+    NUM("validate.max.model.mb", validate_max_model_mb, "500", 0, 1000000, VALIDATE, "Gate: largest model file, in MB (10^6 bytes)."),
+    NUM("validate.max.batch.p99.ms", validate_max_batch_p99_ms, "-1", -1, 600000, VALIDATE, "Gate: largest p99 time to score one batch of batch.max.messages rows; negative: not checked."),
+    ENUM("log.level", log_level, "info", "debug|info|warn|error", ALL, "Least severe level logged."),
+    // clang-format on
+};
+
+const size_t ss_config__n_keys = sizeof(ss_config__keys) / sizeof(ss_config__keys[0]);
+
+const ss_config__prefix_t ss_config__prefixes[] = {
+    {"kafka.", SS_KAFKA_BOTH, RUN | COMPARE | CONSUMER | PRODUCER,
+     "kafka.<property> is passed to librdkafka for the consumer and the producer (properties "
+     "only a consumer has, such as group.id, reach the consumer only). kafka.bootstrap.servers "
+     "is required; kafka.group.id defaults to streamscore (primary) or streamscore-shadow "
+     "(shadow)."},
+    {"kafka.consumer.", SS_KAFKA_CONSUMER, RUN | COMPARE | CONSUMER,
+     "kafka.consumer.<property> is passed to librdkafka for the consumer only."},
+    {"kafka.producer.", SS_KAFKA_PRODUCER, RUN | PRODUCER,
+     "kafka.producer.<property> is passed to librdkafka for the producer only."},
+};
+
+const size_t ss_config__n_prefixes = sizeof(ss_config__prefixes) / sizeof(ss_config__prefixes[0]);
+
+const ss_config__key_t *ss_config__find(const char *key) {
+    for (size_t i = 0; i < ss_config__n_keys; i++)
+        if (strcmp(ss_config__keys[i].key, key) == 0)
+            return &ss_config__keys[i];
+    return NULL;
+}
+
+const ss_config__prefix_t *ss_config__find_prefix(const char *key) {
+    const ss_config__prefix_t *best = NULL;
+    for (size_t i = 0; i < ss_config__n_prefixes; i++) {
+        const ss_config__prefix_t *p = &ss_config__prefixes[i];
+        size_t n = strlen(p->prefix);
+        if (strncmp(key, p->prefix, n) == 0 && (!best || n > strlen(best->prefix)))
+            best = p;
+    }
+    return best;
+}
+
+unsigned ss_config_key_scope(const char *key) {
+    const ss_config__key_t *k = ss_config__find(key);
+    const ss_config__prefix_t *p = k ? NULL : ss_config__find_prefix(key);
+    return k ? k->scope : p && key[strlen(p->prefix)] ? p->scope : 0;
+}
+
+/* "run, compare; producer": the commands that read a key, then its Kafka client(s). */
+static void scope_text(unsigned scope, char *out, size_t outlen) {
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } names[] = {{SS_CMD_RUN, "run"},
+                 {SS_CMD_COMPARE, "compare"},
+                 {SS_CMD_VALIDATE, "validate-model"},
+                 {SS_SCOPE_CONSUMER, "consumer"},
+                 {SS_SCOPE_PRODUCER, "producer"}};
+    size_t n = 0;
+    int first_client = 1;
+    out[0] = '\0';
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]) && n < outlen; i++) {
+        if (!(scope & names[i].bit))
+            continue;
+        int client = names[i].bit & (SS_SCOPE_CONSUMER | SS_SCOPE_PRODUCER);
+        const char *sep = !n ? "" : client && first_client ? "; " : ", ";
+        first_client = first_client && !client;
+        n += (size_t)snprintf(out + n, outlen - n, "%s%s", sep, names[i].name);
+    }
+}
+
+/* One row of the reference, from the table or a pass-through prefix. */
+typedef struct ref_row {
+    const char *key, *type, *def, *range, *doc;
+    unsigned scope;
+} ref_row_t;
+
+static void write_row(FILE *out, const ref_row_t *r, int markdown) {
+    char env[128], scope[96];
+    ss_config_env_name(r->key, env, sizeof(env));
+    scope_text(r->scope, scope, sizeof(scope));
+    if (!markdown) {
+        fprintf(out, "  %-26s %-6s", r->key, r->type);
+        if (r->def)
+            fprintf(out, " default: %s", *r->def ? r->def : "(empty)");
+        if (*r->range)
+            fprintf(out, "  range: %s", r->range);
+        fprintf(out, "  scope: %s\n      %s\n", scope, r->doc);
+        return;
+    }
+    char range[80], shown[160];
+    size_t k = 0;
+    for (const char *p = r->range; *p && k + 2 < sizeof(range); p++) {
+        if (*p == '|')
+            range[k++] = '\\';
+        range[k++] = *p;
+    }
+    range[k] = '\0';
+    if (!r->def)
+        shown[0] = '\0'; /* a pass-through prefix */
+    else if (!*r->def)
+        snprintf(shown, sizeof(shown), "(empty)");
+    else if (*r->def == '(')
+        snprintf(shown, sizeof(shown), "%s", r->def);
+    else
+        snprintf(shown, sizeof(shown), "`%s`", r->def);
+    fprintf(out, "| `%s` | %s | %s | %s | %s | `%s` | %s |\n", r->key, r->type, shown, range, scope,
+            env, r->doc);
+}
+
+static void key_row(const ss_config__key_t *k, ref_row_t *r, char *range, size_t rangelen) {
+    static const char *type_names[] = {"string", "int", "number", "enum"};
+    r->key = k->key;
+    r->type = type_names[k->type];
+    r->def = k->def ? k->def : (k->flags & SS_KEY_REQUIRED) ? "(required)" : "(derived)";
+    r->doc = k->doc;
+    r->scope = k->scope;
+    range[0] = '\0';
+    if (k->type == SS_CT_INT)
+        snprintf(range, rangelen, "%.0f .. %.0f", k->min, k->max);
+    else if (k->type == SS_CT_DOUBLE)
+        snprintf(range, rangelen, "%g .. %g", k->min, k->max);
+    else if (k->values)
+        snprintf(range, rangelen, "%s", k->values);
+    r->range = range;
+}
+
+void ss_config_write_reference(FILE *out, unsigned commands, int markdown) {
+    if (markdown) {
+        fprintf(out, "Scope: the commands that read a key (`check-config` checks what `run` "
+                     "reads) and, where it applies, the worker's Kafka client it concerns.\n\n");
+        fprintf(out, "| key | type | default | range / values | scope | environment variable | "
+                     "description |\n");
+        fprintf(out, "| --- | --- | --- | --- | --- | --- | --- |\n");
+    }
+    for (size_t i = 0; i < ss_config__n_keys; i++) {
+        char range[64];
+        ref_row_t r;
+        if (!(ss_config__keys[i].scope & commands))
+            continue;
+        key_row(&ss_config__keys[i], &r, range, sizeof(range));
+        write_row(out, &r, markdown);
+    }
+    for (size_t i = 0; i < ss_config__n_prefixes; i++) {
+        const ss_config__prefix_t *p = &ss_config__prefixes[i];
+        char key[64];
+        snprintf(key, sizeof(key), "%s*", p->prefix);
+        ref_row_t r = {key, "string", NULL, "", p->doc, p->scope};
+        if (p->scope & commands)
+            write_row(out, &r, markdown);
+    }
+}
+
+void ss_config_print_reference_for(unsigned commands, int markdown) {
+    ss_config_write_reference(stdout, commands, markdown);
+}
+
+void ss_config_print_reference(int markdown) {
+    ss_config_write_reference(stdout, SS_CMD_ALL, markdown);
+}

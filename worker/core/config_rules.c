@@ -1,0 +1,278 @@
+/* config_rules.c - the cross-key rules: defaults derived from other keys and checks that
+ * span keys, each a named function with the commands it applies to, run in table order by
+ * ss_config_finalize_command once every source is applied. A key's own type and bounds are
+ * its row's business (config_keys.c); what needs two keys or more is here. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "config_int.h"
+#include "error.h"
+#include "log.h"
+
+static int out_of_memory(char *errstr, size_t errlen) {
+    snprintf(errstr, errlen, "config: out of memory");
+    return SS_ERR_NOMEM;
+}
+
+/* A check that failed: the message in errstr; returns SS_ERR_CONFIG. */
+static int fail(char *errstr, size_t errlen, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errstr, errlen, fmt, ap);
+    va_end(ap);
+    return SS_ERR_CONFIG;
+}
+
+/* The value of the last kafka.* pair named `name` (any side), or NULL. */
+static const char *kafka_value(const ss_config_t *cfg, const char *name) {
+    const char *v = NULL;
+    for (size_t i = 0; i < cfg->n_kafka; i++)
+        if (strcmp(cfg->kafka[i].key, name) == 0)
+            v = cfg->kafka[i].value;
+    return v;
+}
+
+/* *field = printf(fmt, ...) when it is unset or empty. */
+static int derive(char **field, char *errstr, size_t errlen, const char *fmt, ...) {
+    if (*field && **field)
+        return 0;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *v = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (!v)
+        return out_of_memory(errstr, errlen);
+    va_start(ap, fmt);
+    vsnprintf(v, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    free(*field);
+    *field = v;
+    return 0;
+}
+
+/* Every key marked REQUIRED, for the commands that read it (model.path: run, validate-model). */
+static int required_keys(ss_config_t *cfg, unsigned commands, char *errstr, size_t errlen) {
+    for (size_t i = 0; i < ss_config__n_keys; i++) {
+        const ss_config__key_t *k = &ss_config__keys[i];
+        if (!(k->flags & SS_KEY_REQUIRED) || !(k->scope & commands))
+            continue;
+        const char *v = *(char **)ss_config__field(cfg, k);
+        char env[128];
+        ss_config_env_name(k->key, env, sizeof(env));
+        if (!v || !*v)
+            return fail(errstr, errlen, "config: key '%s' is required (set it in the file or %s)",
+                        k->key, env);
+    }
+    return 0;
+}
+
+static int topics_not_empty(ss_config_t *cfg, unsigned commands, char *errstr, size_t errlen) {
+    if (!*cfg->input_topic || !*cfg->output_topic)
+        return fail(errstr, errlen, "config: key '%s' must not be empty",
+                    !*cfg->input_topic ? "input.topic" : "output.topic");
+    return 0;
+}
+
+static int customer_id_field_not_empty(ss_config_t *cfg, unsigned commands, char *errstr,
+                                       size_t errlen) {
+    if (!*cfg->customer_id_field)
+        return fail(errstr, errlen, "config: key 'input.customer.id.field' must not be empty");
+    return 0;
+}
+
+static int writer_schema_default(ss_config_t *cfg, unsigned commands, char *errstr, size_t errlen) {
+    return derive(&cfg->input_writer_schema, errstr, errlen, "%s", cfg->input_schema);
+}
+
+/* model.card: model.path with its .json/.ubj/.ubjson extension replaced by .card.json. */
+static int model_card_default(ss_config_t *cfg, unsigned commands, char *errstr, size_t errlen) {
+    const char *path = cfg->model_path ? cfg->model_path : "";
+    const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
+    size_t n = strlen(path);
+    if (dot && (!slash || dot > slash) &&
+        (strcmp(dot, ".json") == 0 || strcmp(dot, ".ubj") == 0 || strcmp(dot, ".ubjson") == 0))
+        n = (size_t)(dot - path);
+    return derive(&cfg->model_card, errstr, errlen, "%.*s.card.json", (int)n, path);
+}
+
+static int confluent_needs_schema_source(ss_config_t *cfg, unsigned commands, char *errstr,
+                                         size_t errlen) {
+    if (cfg->input_framing == SS_FRAMING_CONFLUENT && !*cfg->input_schema_map &&
+        !*cfg->registry_url)
+        return fail(errstr, errlen,
+                    "config: key 'input.schema.map' (or schema.registry.url) is required when "
+                    "input.framing = confluent");
+    return 0;
+}
+
+static int check_schema_id(void *opaque, const char *k, const char *v, char *errstr,
+                           size_t errlen) {
+    long id;
+    if (ss_config__parse_long(k, &id) < 0 || id < 0 || id > 0x7fffffffL)
+        return fail(errstr, errlen, "'%s' is not a schema id (0 to 2147483647)", k);
+    return 0;
+}
+
+static int schema_map_ids(ss_config_t *cfg, unsigned commands, char *errstr, size_t errlen) {
+    return ss_config_parse_pairs(cfg->input_schema_map, "input.schema.map", check_schema_id, NULL,
+                                 errstr, errlen);
+}
+
+static int registry_url_is_http(ss_config_t *cfg, unsigned commands, char *errstr, size_t errlen) {
+    if (*cfg->registry_url && strncmp(cfg->registry_url, "http://", 7) != 0 &&
+        strncmp(cfg->registry_url, "https://", 8) != 0)
+        return fail(errstr, errlen,
+                    "config: key 'schema.registry.url': '%s' is not an http:// or https:// URL",
+                    cfg->registry_url);
+    return 0;
+}
+
+static int registry_user_info_has_password(ss_config_t *cfg, unsigned commands, char *errstr,
+                                           size_t errlen) {
+    if (*cfg->registry_user_info && !strchr(cfg->registry_user_info, ':'))
+        return fail(errstr, errlen,
+                    "config: key 'schema.registry.basic.auth.user.info' must be USER:PASSWORD");
+    return 0;
+}
+
+static int any_pair(void *opaque, const char *k, const char *v, char *errstr, size_t errlen) {
+    return 0; /* ss_config_parse_pairs itself rejects what is not NAME=VALUE */
+}
+
+static int features_rename_pairs(ss_config_t *cfg, unsigned commands, char *errstr, size_t errlen) {
+    return ss_config_parse_pairs(cfg->features_rename, "features.rename", any_pair, NULL, errstr,
+                                 errlen);
+}
+
+static int metrics_listen_host_port(ss_config_t *cfg, unsigned commands, char *errstr,
+                                    size_t errlen) {
+    char host[256];
+    int port;
+    if (*cfg->metrics_listen &&
+        ss_config_parse_listen(cfg->metrics_listen, host, sizeof(host), &port) < 0)
+        return fail(errstr, errlen,
+                    "config: key 'metrics.listen': '%s' is not host:port (e.g. 0.0.0.0:9464, port "
+                    "1..65535)",
+                    cfg->metrics_listen);
+    return 0;
+}
+
+static int shadow_file_for_file_output(ss_config_t *cfg, unsigned commands, char *errstr,
+                                       size_t errlen) {
+    if (cfg->shadow_output == SS_SHADOW_FILE && !*cfg->shadow_file)
+        return fail(errstr, errlen,
+                    "config: key 'shadow.file' is required when shadow.output = file");
+    return 0;
+}
+
+static int bootstrap_servers_required(ss_config_t *cfg, unsigned commands, char *errstr,
+                                      size_t errlen) {
+    if (!kafka_value(cfg, "bootstrap.servers"))
+        return fail(errstr, errlen,
+                    "config: key 'kafka.bootstrap.servers' is required (or "
+                    "STREAMSCORE_KAFKA_BOOTSTRAP_SERVERS)");
+    return 0;
+}
+
+static int shadow_topic_default(ss_config_t *cfg, unsigned commands, char *errstr, size_t errlen) {
+    return derive(&cfg->shadow_topic, errstr, errlen, "%s.shadow", cfg->output_topic);
+}
+
+/* After shadow_topic_default. A shadow's dead letters are its own: the primary already
+ * dead-letters the same records to <input.topic>.dlq. */
+static int dlq_topic_default(ss_config_t *cfg, unsigned commands, char *errstr, size_t errlen) {
+    const char *base = cfg->mode == SS_MODE_SHADOW ? cfg->shadow_topic : cfg->input_topic;
+    return derive(&cfg->dlq_topic, errstr, errlen, "%s.dlq", base);
+}
+
+static int dlq_topic_differs(ss_config_t *cfg, unsigned commands, char *errstr, size_t errlen) {
+    if (strcmp(cfg->dlq_topic, cfg->output_topic) == 0 ||
+        strcmp(cfg->dlq_topic, cfg->input_topic) == 0)
+        return fail(errstr, errlen,
+                    "config: key 'dlq.topic' must differ from input.topic and output.topic");
+    return 0;
+}
+
+/* A shadow must never write to the primary's topic. */
+static int shadow_topic_differs(ss_config_t *cfg, unsigned commands, char *errstr, size_t errlen) {
+    if (strcmp(cfg->shadow_topic, cfg->output_topic) == 0)
+        return fail(errstr, errlen,
+                    "config: key 'shadow.topic' must differ from output.topic ('%s')",
+                    cfg->output_topic);
+    return 0;
+}
+
+static int group_id_default(ss_config_t *cfg, unsigned commands, char *errstr, size_t errlen) {
+    if (kafka_value(cfg, "group.id"))
+        return 0;
+    return ss_config_set(cfg, "kafka.consumer.group.id",
+                         cfg->mode == SS_MODE_SHADOW ? "streamscore-shadow" : "streamscore",
+                         "default", errstr, errlen);
+}
+
+/* <group id>-<host name>: stable per instance, as transactions need. */
+static int transactional_id_default(ss_config_t *cfg, unsigned commands, char *errstr,
+                                    size_t errlen) {
+    char host[256] = "localhost", tid[600];
+    gethostname(host, sizeof(host) - 1);
+    const char *group = kafka_value(cfg, "group.id");
+    snprintf(tid, sizeof(tid), "%s-%s", group ? group : "streamscore", host);
+    return derive(&cfg->transactional_id, errstr, errlen, "%s", tid);
+}
+
+static int log_level_applies(ss_config_t *cfg, unsigned commands, char *errstr, size_t errlen) {
+    ss_log_set_level((ss_log_level_t)cfg->log_level);
+    return 0;
+}
+
+/* In the order they run: a derived default comes before the checks that read it; the first
+ * rule that fails stops finalize, so the order also decides which of two errors is told. */
+// clang-format off
+static const ss_config_rule_t rules[] = {
+    {"required_keys",                   SS_CMD_ALL, required_keys},
+    {"topics_not_empty",                SS_CMD_ALL, topics_not_empty},
+    {"customer_id_field_not_empty",     SS_CMD_ALL, customer_id_field_not_empty},
+    {"writer_schema_default",           SS_CMD_ALL, writer_schema_default},
+    {"model_card_default",              SS_CMD_ALL, model_card_default},
+    {"confluent_needs_schema_source",   SS_CMD_ALL, confluent_needs_schema_source},
+    {"schema_map_ids",                  SS_CMD_ALL, schema_map_ids},
+    {"registry_url_is_http",            SS_CMD_ALL, registry_url_is_http},
+    {"registry_user_info_has_password", SS_CMD_ALL, registry_user_info_has_password},
+    {"features_rename_pairs",           SS_CMD_ALL, features_rename_pairs},
+    {"metrics_listen_host_port",        SS_CMD_ALL, metrics_listen_host_port},
+    {"shadow_file_for_file_output",     SS_CMD_ALL, shadow_file_for_file_output},
+    {"bootstrap_servers_required",      SS_CMD_RUN | SS_CMD_COMPARE, bootstrap_servers_required},
+    {"shadow_topic_default",            SS_CMD_ALL, shadow_topic_default},
+    {"dlq_topic_default",               SS_CMD_ALL, dlq_topic_default},
+    {"dlq_topic_differs",               SS_CMD_ALL, dlq_topic_differs},
+    {"shadow_topic_differs",            SS_CMD_ALL, shadow_topic_differs},
+    {"group_id_default",                SS_CMD_ALL, group_id_default},
+    {"transactional_id_default",        SS_CMD_ALL, transactional_id_default},
+    {"log_level_applies",               SS_CMD_ALL, log_level_applies},
+};
+// clang-format on
+
+const ss_config_rule_t *ss_config_rules(size_t *n) {
+    *n = sizeof(rules) / sizeof(rules[0]);
+    return rules;
+}
+
+int ss_config_finalize_command(ss_config_t *cfg, unsigned commands, char *errstr, size_t errlen) {
+    for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
+        if (!(rules[i].commands & commands))
+            continue;
+        int rc = rules[i].apply(cfg, commands, errstr, errlen);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int ss_config_finalize(ss_config_t *cfg, char *errstr, size_t errlen) {
+    return ss_config_finalize_command(cfg, SS_CMD_RUN, errstr, errlen);
+}
