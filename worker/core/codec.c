@@ -1053,8 +1053,8 @@ static void remember_miss(ss_codec_t *c, int32_t id, int rc, const char *msg) {
 
 static int decode_rc_of(int registry_rc) {
     switch (registry_rc) {
-    case SS_REGISTRY_NOT_FOUND: return SS_DECODE_UNKNOWN_SCHEMA;
-    case SS_REGISTRY_INVALID: return SS_DECODE_UNRESOLVABLE_SCHEMA;
+    case SS_ERR_NOT_FOUND: return SS_DECODE_UNKNOWN_SCHEMA;
+    case SS_ERR_INVALID: return SS_DECODE_UNRESOLVABLE_SCHEMA;
     default: return SS_DECODE_REGISTRY_UNAVAILABLE;
     }
 }
@@ -1084,15 +1084,15 @@ static const writer_plan_t *fetch_plan(ss_codec_t *c, int32_t id, int *rc, char 
     char *text = NULL;
     avro_schema_t s = NULL;
     int rrc = ss_registry_schema_by_id(c->registry, id, &text, errstr, errlen);
-    if (rrc == SS_REGISTRY_OK) {
+    if (rrc == 0) {
         if (avro_schema_from_json_length(text, strlen(text), &s) != 0) {
             snprintf(errstr, errlen, "schema id %d from the registry is not a valid Avro schema: "
                      "%s", id, avro_strerror());
-            rrc = SS_REGISTRY_INVALID;
+            rrc = SS_ERR_INVALID;
             s = NULL;
         } else if (!is_avro_record(s)) {
             snprintf(errstr, errlen, "schema id %d from the registry is not an Avro record", id);
-            rrc = SS_REGISTRY_INVALID;
+            rrc = SS_ERR_INVALID;
             avro_schema_decref(s);
             s = NULL;
         }
@@ -1111,7 +1111,7 @@ static const writer_plan_t *fetch_plan(ss_codec_t *c, int32_t id, int *rc, char 
         }
         if (!plan) {
             snprintf(errstr, errlen, "schema id %d: out of memory", id);
-            rrc = SS_REGISTRY_UNAVAILABLE;
+            rrc = SS_ERR_NOMEM;
         } else {
             ss_log(plan->error ? SS_LOG_WARN : SS_LOG_INFO,
                    SS_FIELDS(SSF_INT("schema_id", id), SSF_BOOL("resolves", !plan->error)),

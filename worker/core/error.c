@@ -17,6 +17,10 @@ const char *ss_strerror(int err) {
         return "verdict against";
     case SS_ERR_STOPPED:
         return "stopped";
+    case SS_ERR_NOT_FOUND:
+        return "not found";
+    case SS_ERR_INVALID:
+        return "invalid";
     default:
         return "unknown error";
     }

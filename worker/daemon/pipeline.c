@@ -844,8 +844,8 @@ static int output_schema_id(runtime_t *rt, char *errstr, size_t errlen) {
     int32_t id = -1;
     int rrc = ss_registry_register(rt->registry, subject, text, &id, errstr, errlen);
     free(text);
-    if (rrc != SS_REGISTRY_OK)
-        return rrc == SS_REGISTRY_UNAVAILABLE ? 1 : 2;
+    if (rrc != 0)
+        return rrc == SS_ERR_UNAVAILABLE ? 1 : 2;
     rt->out_schema_id = id;
     ss_log(SS_LOG_INFO, SS_FIELDS(SSF_STR("subject", subject), SSF_INT("schema_id", id)), "output schema %s registered under subject %s: id %d", fullname,
            subject, id);
