@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "error.h"
 
 /* Why a record could not be decoded: the dead-letter reason. */
 typedef enum {

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "error.h"
 
 typedef struct ss_model {
     void *booster;        /* BoosterHandle; immutable after load */

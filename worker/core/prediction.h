@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "error.h"
 
 typedef struct ss_prediction {
     const char *event_id;
