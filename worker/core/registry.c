@@ -29,10 +29,10 @@ struct ss_registry {
     int body_overflow;
 };
 
-#define COUNT(r, field)                                                                    \
-    do {                                                                                   \
-        if ((r)->stats)                                                                    \
-            __atomic_add_fetch(&(r)->stats->field, 1, __ATOMIC_RELAXED);                   \
+#define COUNT(r, field)                                                                            \
+    do {                                                                                           \
+        if ((r)->stats)                                                                            \
+            __atomic_add_fetch(&(r)->stats->field, 1, __ATOMIC_RELAXED);                           \
     } while (0)
 
 static size_t on_body(char *data, size_t size, size_t n, void *opaque) {
@@ -93,7 +93,8 @@ static int set_options(ss_registry_t *r, const ss_config_t *cfg, char *errstr, s
     }
     if (!bad)
         return 0;
-    snprintf(errstr, errlen, "schema registry: libcurl refused an option (is TLS supported "
+    snprintf(errstr, errlen,
+             "schema registry: libcurl refused an option (is TLS supported "
              "by this libcurl?)");
     return SS_ERR_CONFIG;
 }
@@ -119,7 +120,8 @@ ss_registry_t *ss_registry_new(const ss_config_t *cfg, ss_metrics_t *stats, char
     }
     r->headers = curl_slist_append(NULL, "Accept: application/vnd.schemaregistry.v1+json, "
                                          "application/json");
-    r->headers = curl_slist_append(r->headers, "Content-Type: application/vnd.schemaregistry.v1+json");
+    r->headers =
+        curl_slist_append(r->headers, "Content-Type: application/vnd.schemaregistry.v1+json");
     if (!r->headers)
         goto oom;
     if (set_options(r, cfg, errstr, errlen) < 0)
@@ -170,8 +172,8 @@ static int exchange(ss_registry_t *r, const char *url, const char *post, const c
             return 0;
         }
         if (cc != CURLE_OK) {
-            snprintf(detail, sizeof(detail), "%s", r->body_overflow ? "answer larger than 4 MiB"
-                                                                    : curl_easy_strerror(cc));
+            snprintf(detail, sizeof(detail), "%s",
+                     r->body_overflow ? "answer larger than 4 MiB" : curl_easy_strerror(cc));
             retriable = !r->body_overflow;
         } else {
             char words[400];
@@ -192,8 +194,8 @@ static int exchange(ss_registry_t *r, const char *url, const char *post, const c
         }
         COUNT(r, registry_retries);
         ss_log(SS_LOG_WARN,
-               SS_FIELDS(SSF_STR("component", "schema-registry"), SSF_INT("attempt", attempt + 1)), "schema registry %s: %s: %s; retrying in %ld ms", r->base,
-               what, detail, backoff);
+               SS_FIELDS(SSF_STR("component", "schema-registry"), SSF_INT("attempt", attempt + 1)),
+               "schema registry %s: %s: %s; retrying in %ld ms", r->base, what, detail, backoff);
         ss_sleep_ms(backoff);
         backoff = backoff * 2 > r->backoff_max_ms ? r->backoff_max_ms : backoff * 2;
     }
@@ -221,8 +223,10 @@ int ss_registry_schema_by_id(ss_registry_t *r, int32_t id, char **schema, char *
             snprintf(errstr, errlen, "schema registry: %s is a %s schema, not Avro", what, type);
             rc = SS_ERR_INVALID;
         } else if (json_array_size(refs) > 0) {
-            snprintf(errstr, errlen, "schema registry: %s uses schema references, which "
-                     "streamscore does not resolve", what);
+            snprintf(errstr, errlen,
+                     "schema registry: %s uses schema references, which "
+                     "streamscore does not resolve",
+                     what);
             rc = SS_ERR_INVALID;
         } else if (!(*schema = strdup(text))) {
             snprintf(errstr, errlen, "schema registry: out of memory");
@@ -288,9 +292,7 @@ int ss_registry_subject(const ss_config_t *cfg, const char *topic, const char *r
     int n;
     switch (cfg->output_subject_strategy) {
     case SS_SUBJECT_RECORD: n = snprintf(out, outlen, "%s", record_fullname); break;
-    case SS_SUBJECT_TOPIC_RECORD:
-        n = snprintf(out, outlen, "%s-%s", topic, record_fullname);
-        break;
+    case SS_SUBJECT_TOPIC_RECORD: n = snprintf(out, outlen, "%s-%s", topic, record_fullname); break;
     default: n = snprintf(out, outlen, "%s-value", topic); break;
     }
     return n < 0 || (size_t)n >= outlen ? SS_ERR_CONFIG : 0;
