@@ -135,7 +135,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             (!same_vector(fv, gfv) || gev.event_time != ev.event_time ||
              gev.customer_id_len != ev.customer_id_len ||
              memcmp(gev.customer_id, ev.customer_id, ev.customer_id_len) != 0 ||
-             gev.event_id_len != ev.event_id_len || (gev.event_id == NULL) != (ev.event_id == NULL) ||
+             gev.event_id_len != ev.event_id_len ||
+             (gev.event_id == NULL) != (ev.event_id == NULL) ||
              (ev.event_id_len && memcmp(gev.event_id, ev.event_id, ev.event_id_len) != 0)))
             die("the direct and the generic reader disagree on the event", "");
     }

@@ -69,8 +69,8 @@ static ss_cache_t *cache_for(int port, ss_config_t **cfg) {
 
 static void replies_cut_off_error_replies_and_values(void) {
     script_t s = {
-        .reply = {"*3\r\n$1\r\n1\r\n",                       /* cut off after one value */
-                  "-ERR boom\r\n",                            /* an error reply */
+        .reply = {"*3\r\n$1\r\n1\r\n",                         /* cut off after one value */
+                  "-ERR boom\r\n",                             /* an error reply */
                   "*3\r\n$-1\r\n$3\r\n2.5\r\n$4\r\n-7.0\r\n"}, /* nil, 2.5, -7 */
         .hold_ms = {300, 0, 200},
         .n = 3,
@@ -114,4 +114,6 @@ static const check_test_t tests[] = {
     {"replies_cut_off_error_replies_and_values", replies_cut_off_error_replies_and_values},
     {NULL, NULL}};
 
-int main(void) { return check_run_all(tests); }
+int main(void) {
+    return check_run_all(tests);
+}

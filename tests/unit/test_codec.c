@@ -7,10 +7,12 @@
 #include "check.h"
 #include "codec.h"
 #include "config.h"
+#include "error.h"
+#include "strv.h"
 
-static char *const features[] = {"tenure_months",        "monthly_charges", "total_charges",
-                                 "contract_type",        "support_calls_30d", "logins_30d",
-                                 "payment_failures_90d", "data_usage_gb",   "has_autopay",
+static char *const features[] = {"tenure_months",        "monthly_charges",      "total_charges",
+                                 "contract_type",        "support_calls_30d",    "logins_30d",
+                                 "payment_failures_90d", "data_usage_gb",        "has_autopay",
                                  "num_products",         "days_since_last_login"};
 #define NF 11
 enum { TENURE, MONTHLY, TOTAL, CONTRACT, SUPPORT, LOGINS, PAYFAIL, USAGE, AUTOPAY, PRODUCTS, DAYS };
@@ -131,14 +133,15 @@ static void raw_event_decodes_ids_time_and_typed_features(void) {
     CHECK(ev.customer_id_len == 3 && memcmp(ev.customer_id, "C42", 3) == 0);
     CHECK(ev.event_id_len == 4 && memcmp(ev.event_id, "ev-1", 4) == 0);
     CHECK(ev.event_time == 1700000000123LL);
-    CHECK(f[TENURE] == 24.0f);              /* int */
-    CHECK(f[MONTHLY] == (float)70.35);      /* double -> float32 */
-    CHECK(f[CONTRACT] == 1.0f);             /* enum -> reader symbol index */
-    CHECK(f[AUTOPAY] == 1.0f);              /* boolean -> 1 */
-    CHECK(f[USAGE] == 2.5f);                /* float */
-    CHECK(f[DAYS] == 3.0f);                 /* long */
+    CHECK(f[TENURE] == 24.0f);         /* int */
+    CHECK(f[MONTHLY] == (float)70.35); /* double -> float32 */
+    CHECK(f[CONTRACT] == 1.0f);        /* enum -> reader symbol index */
+    CHECK(f[AUTOPAY] == 1.0f);         /* boolean -> 1 */
+    CHECK(f[USAGE] == 2.5f);           /* float */
+    CHECK(f[DAYS] == 3.0f);            /* long */
     CHECK(f[SUPPORT] == 4.0f);
-    CHECK(isnan(f[TOTAL]) && isnan(f[LOGINS]) && isnan(f[PAYFAIL]) && isnan(f[PRODUCTS])); /* null */
+    CHECK(isnan(f[TOTAL]) && isnan(f[LOGINS]) && isnan(f[PAYFAIL]) &&
+          isnan(f[PRODUCTS])); /* null */
     teardown(&fx);
 }
 
@@ -164,8 +167,8 @@ static void evolved_writer_added_field_ignored_removed_field_missing_enum_by_nam
     float f[NF];
     CHECK(ss_decoder_decode(fx.dec, buf, len, &ev, f, err, sizeof(err)) == SS_DECODE_OK);
     CHECK(memcmp(ev.customer_id, "C7", 2) == 0);
-    CHECK(isnan(f[SUPPORT]));      /* removed upstream: the reader's default, null */
-    CHECK(f[CONTRACT] == 1.0f);    /* ONE_YEAR, index 1 in the reader though 1 in writer too */
+    CHECK(isnan(f[SUPPORT]));   /* removed upstream: the reader's default, null */
+    CHECK(f[CONTRACT] == 1.0f); /* ONE_YEAR, index 1 in the reader though 1 in writer too */
     CHECK(f[TENURE] == 24.0f && f[DAYS] == 3.0f);
     teardown(&fx);
 }
@@ -227,7 +230,9 @@ static void confluent_framing_resolves_each_schema_id(void) {
 
 static void bad_magic_short_header_and_unknown_id_are_dead_letters(void) {
     fixture_t fx;
-    CHECK(setup(&fx, "input.framing = confluent\ninput.schema.map = 1=schemas/customer_event.avsc\n") == 0);
+    CHECK(setup(&fx,
+                "input.framing = confluent\ninput.schema.map = 1=schemas/customer_event.avsc\n") ==
+          0);
     ss_event_t ev;
     float f[NF];
     size_t len = encode("schemas/customer_event.avsc", 1, "A", 1);
@@ -235,7 +240,8 @@ static void bad_magic_short_header_and_unknown_id_are_dead_letters(void) {
     CHECK(ss_decoder_decode(fx.dec, buf, len, &ev, f, err, sizeof(err)) == SS_DECODE_BAD_MAGIC);
     CHECK(ss_decoder_decode(fx.dec, "\0\0", 2, &ev, f, err, sizeof(err)) == SS_DECODE_BAD_MAGIC);
     len = encode("schemas/customer_event.avsc", 9, "A", 1);
-    CHECK(ss_decoder_decode(fx.dec, buf, len, &ev, f, err, sizeof(err)) == SS_DECODE_UNKNOWN_SCHEMA);
+    CHECK(ss_decoder_decode(fx.dec, buf, len, &ev, f, err, sizeof(err)) ==
+          SS_DECODE_UNKNOWN_SCHEMA);
     CHECK_STR_CONTAINS(err, "schema id 9");
     CHECK(strcmp(ss_decode_reason(SS_DECODE_UNKNOWN_SCHEMA), "unknown_schema") == 0);
     teardown(&fx);
@@ -265,10 +271,12 @@ static void empty_customer_id_and_oversized_value_are_dead_letters(void) {
     ss_event_t ev;
     float f[NF];
     size_t len = encode("schemas/customer_event.avsc", 0, "", 0);
-    CHECK(ss_decoder_decode(fx.dec, buf, len, &ev, f, err, sizeof(err)) == SS_DECODE_NO_CUSTOMER_ID);
+    CHECK(ss_decoder_decode(fx.dec, buf, len, &ev, f, err, sizeof(err)) ==
+          SS_DECODE_NO_CUSTOMER_ID);
     len = encode("schemas/customer_event.avsc", 0, "C1", 1);
     unsigned char big[100] = {0};
-    CHECK(ss_decoder_decode(fx.dec, big, sizeof(big), &ev, f, err, sizeof(err)) == SS_DECODE_TOO_LARGE);
+    CHECK(ss_decoder_decode(fx.dec, big, sizeof(big), &ev, f, err, sizeof(err)) ==
+          SS_DECODE_TOO_LARGE);
     teardown(&fx);
 }
 
@@ -333,7 +341,7 @@ static void huge_claimed_lengths_and_bad_branches_are_rejected_before_decoding(v
     /* a valid event whose first union (tenure_months) names branch 5 of 2 */
     size_t len = encode("schemas/customer_event.avsc", 0, "C1", 0);
     size_t at = len - 11; /* the 11 nullable fields are all null: one branch byte each */
-    buf[at] = 10;          /* zigzag 5 */
+    buf[at] = 10;         /* zigzag 5 */
     CHECK(ss_decoder_decode(fx.dec, buf, len, &ev, f, err, sizeof(err)) == SS_DECODE_BAD_AVRO);
     buf[at] = 0;
     CHECK(ss_decoder_decode(fx.dec, buf, len, &ev, f, err, sizeof(err)) == SS_DECODE_OK);
@@ -356,8 +364,25 @@ static void random_bytes_never_crash(void) {
     teardown(&fx);
 }
 
+static void feature_fields_apply_renames_and_name_unknown_features(void) {
+    ss_config_t *cfg = config("features.rename = tenure_months=months_active\n");
+    char **fields = NULL;
+    CHECK(ss_codec_feature_fields(cfg, features, NF, &fields, err, sizeof(err)) == 0);
+    CHECK(fields && strcmp(fields[TENURE], "months_active") == 0);
+    CHECK(fields && strcmp(fields[MONTHLY], "monthly_charges") == 0);
+    ss_strv_free(fields, NF);
+    ss_config_destroy(cfg);
+    cfg = config("features.rename = no_such_feature=x\n");
+    CHECK(ss_codec_feature_fields(cfg, features, NF, &fields, err, sizeof(err)) == SS_ERR_CONFIG);
+    CHECK(fields == NULL);
+    CHECK_STR_CONTAINS(err, "features.rename");
+    CHECK_STR_CONTAINS(err, "no_such_feature");
+    ss_config_destroy(cfg);
+}
+
 static const check_test_t tests[] = {
-    {"raw_event_decodes_ids_time_and_typed_features", raw_event_decodes_ids_time_and_typed_features},
+    {"raw_event_decodes_ids_time_and_typed_features",
+     raw_event_decodes_ids_time_and_typed_features},
     {"decoder_is_reusable_across_records", decoder_is_reusable_across_records},
     {"evolved_writer_added_field_ignored_removed_field_missing_enum_by_name",
      evolved_writer_added_field_ignored_removed_field_missing_enum_by_name},
@@ -377,6 +402,10 @@ static const check_test_t tests[] = {
     {"huge_claimed_lengths_and_bad_branches_are_rejected_before_decoding",
      huge_claimed_lengths_and_bad_branches_are_rejected_before_decoding},
     {"random_bytes_never_crash", random_bytes_never_crash},
+    {"feature_fields_apply_renames_and_name_unknown_features",
+     feature_fields_apply_renames_and_name_unknown_features},
     {NULL, NULL}};
 
-int main(void) { return check_run_all(tests); }
+int main(void) {
+    return check_run_all(tests);
+}

@@ -73,4 +73,6 @@ static const check_test_t tests[] = {
     {"unparsable_text_reads_as_missing", unparsable_text_reads_as_missing},
     {NULL, NULL}};
 
-int main(void) { return check_run_all(tests); }
+int main(void) {
+    return check_run_all(tests);
+}

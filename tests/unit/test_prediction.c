@@ -96,7 +96,6 @@ static void avro_encoding_reads_back_with_the_schema(void) {
     ss_config_destroy(cfg);
 }
 
-
 /* The reference: the same record through Avro C's generic value and writer. */
 static size_t avro_c_encode(avro_schema_t s, const ss_prediction_t *p, char *buf, size_t cap) {
     avro_value_iface_t *iface = avro_generic_class_from_schema(s);
@@ -151,8 +150,9 @@ static uint64_t rnd(void) { /* xorshift64 */
 }
 
 static int64_t rnd_long(void) {
-    static const int64_t edges[] = {0, 1, -1, 63, 64, -64, -65, 8191, 8192, INT32_MAX, INT32_MIN,
-                                    INT64_MAX, INT64_MIN, 1700000000000LL};
+    static const int64_t edges[] = {
+        0,    1,    -1,        63,        64,        -64,       -65,
+        8191, 8192, INT32_MAX, INT32_MIN, INT64_MAX, INT64_MIN, 1700000000000LL};
     return rnd() % 3 == 0 ? edges[rnd() % (sizeof(edges) / sizeof(edges[0]))]
                           : (int64_t)(rnd() >> (rnd() % 64));
 }
@@ -221,7 +221,8 @@ static void avro_encoding_is_byte_for_byte_avro_c(void) {
     CHECK(f != NULL);
     if (!f)
         return;
-    fputs("{\"type\":\"record\",\"name\":\"P\",\"fields\":[{\"name\":\"scored_at\",\"type\":\"long\"},"
+    fputs("{\"type\":\"record\",\"name\":\"P\",\"fields\":[{\"name\":\"scored_at\",\"type\":"
+          "\"long\"},"
           "{\"name\":\"customer_id\",\"type\":\"string\"},{\"name\":\"degraded\",\"type\":"
           "\"boolean\"},{\"name\":\"score\",\"type\":\"double\"},{\"name\":\"source_partition\","
           "\"type\":\"int\"},{\"name\":\"contributions\",\"type\":[\"null\",{\"type\":\"array\","
@@ -308,9 +309,10 @@ static void output_schema_with_unknown_field_is_a_config_error(void) {
     CHECK(f != NULL);
     if (!f)
         return;
-    fputs("{\"type\":\"record\",\"name\":\"P\",\"fields\":[{\"name\":\"score\",\"type\":\"double\"},"
-          "{\"name\":\"mystery\",\"type\":\"int\"}]}",
-          f);
+    fputs(
+        "{\"type\":\"record\",\"name\":\"P\",\"fields\":[{\"name\":\"score\",\"type\":\"double\"},"
+        "{\"name\":\"mystery\",\"type\":\"int\"}]}",
+        f);
     fclose(f);
     const char *path = access("build/test_bad_prediction.avsc", R_OK) == 0
                            ? "build/test_bad_prediction.avsc"
@@ -336,4 +338,6 @@ static const check_test_t tests[] = {
      output_schema_with_unknown_field_is_a_config_error},
     {NULL, NULL}};
 
-int main(void) { return check_run_all(tests); }
+int main(void) {
+    return check_run_all(tests);
+}

@@ -42,20 +42,22 @@ static void drop(ss_cache_t *c) {
     }
 }
 
+/* 0, or SS_ERR_FAIL with errstr for no reply or an error reply; frees the reply. */
 static int command_ok(redisReply *r, char *errstr, size_t errlen, const char *what) {
     if (!r) {
         snprintf(errstr, errlen, "redis %s: no reply", what);
-        return -1;
+        return SS_ERR_FAIL;
     }
     if (r->type == REDIS_REPLY_ERROR) {
         snprintf(errstr, errlen, "redis %s: %s", what, r->str);
         freeReplyObject(r);
-        return -1;
+        return SS_ERR_FAIL;
     }
     freeReplyObject(r);
     return 0;
 }
 
+/* A connection, made (AUTH, SELECT) unless the current one is sound: 0 or SS_ERR_FAIL. */
 static int ensure(ss_cache_t *c, char *errstr, size_t errlen) {
     if (c->ctx && !c->ctx->err)
         return 0;
@@ -66,17 +68,15 @@ static int ensure(ss_cache_t *c, char *errstr, size_t errlen) {
         snprintf(errstr, errlen, "redis %s:%d (key redis.host/redis.port): %s", c->host, c->port,
                  c->ctx ? c->ctx->errstr : "cannot allocate a connection");
         drop(c);
-        return -1;
+        return SS_ERR_FAIL;
     }
     redisSetTimeout(c->ctx, tv);
-    if (*c->password &&
-        command_ok(redisCommand(c->ctx, "AUTH %s", c->password), errstr, errlen, "AUTH") < 0) {
+    if ((*c->password &&
+         command_ok(redisCommand(c->ctx, "AUTH %s", c->password), errstr, errlen, "AUTH") < 0) ||
+        (c->db &&
+         command_ok(redisCommand(c->ctx, "SELECT %d", c->db), errstr, errlen, "SELECT") < 0)) {
         drop(c);
-        return -1;
-    }
-    if (c->db && command_ok(redisCommand(c->ctx, "SELECT %d", c->db), errstr, errlen, "SELECT") < 0) {
-        drop(c);
-        return -1;
+        return SS_ERR_FAIL;
     }
     return 0;
 }
@@ -263,53 +263,61 @@ static void put_key(ss_cache_t *c, const char *id, size_t len) {
     put(c, "\r\n", 2);
 }
 
+/* Read the pipeline's `n` replies with the marker functions: HMGET's values go to out (rows
+ * of n_features, NaN where absent), error replies are counted. 0, or SS_ERR_FAIL with errstr
+ * when the connection fails mid-way (the reader then still holds the marker functions).
+ * @locks none; the connection's reader is switched by the caller */
+static int read_replies(ss_cache_t *c, size_t n, const char *what, float *out, char *errstr,
+                        size_t errlen) {
+    for (size_t i = 0; i < n; i++) {
+        c->row = out ? out + i * c->n_features : NULL;
+        for (size_t f = 0; c->row && f < c->n_features; f++)
+            c->row[f] = NAN;
+        void *r = NULL;
+        if (redisGetReply(c->ctx, &r) != REDIS_OK || !r) {
+            snprintf(errstr, errlen, "redis %s: %s", what,
+                     c->ctx->err ? c->ctx->errstr : "connection lost");
+            c->row = NULL;
+            return SS_ERR_FAIL;
+        }
+    }
+    c->row = NULL;
+    return 0;
+}
+
 /* Send the pipeline in c->cmd and read its `n` replies; HMGET's values go to out (rows of
- * n_features, NaN where absent). The first error reply is reported, all are consumed. */
+ * n_features, NaN where absent). The first error reply is reported, all are consumed.
+ * 0, SS_ERR_NOMEM when the pipeline could not be built, or SS_ERR_FAIL with errstr. */
 static int roundtrip(ss_cache_t *c, size_t n, const char *what, float *out, char *errstr,
                      size_t errlen) {
     if (c->oom) {
         c->oom = 0;
         snprintf(errstr, errlen, "cache: out of memory");
-        return -1;
+        return SS_ERR_NOMEM;
     }
     if (ensure(c, errstr, errlen) < 0)
-        return -1;
+        return SS_ERR_FAIL;
     if (redisAppendFormattedCommand(c->ctx, c->cmd, c->cmd_len) != REDIS_OK) {
         snprintf(errstr, errlen, "redis %s: %s", what, c->ctx->errstr);
         drop(c);
-        return -1;
+        return SS_ERR_FAIL;
     }
     redisReplyObjectFunctions *fn = c->ctx->reader->fn;
     void *priv = c->ctx->reader->privdata;
     c->ctx->reader->fn = &marker_replies;
     c->ctx->reader->privdata = c;
     c->error_replies = 0;
-    int rc = 0;
-    for (size_t i = 0; i < n; i++) {
-        c->row = out ? out + i * c->n_features : NULL;
-        if (c->row)
-            for (size_t f = 0; f < c->n_features; f++)
-                c->row[f] = NAN;
-        void *r = NULL;
-        if (redisGetReply(c->ctx, &r) != REDIS_OK || !r) {
-            snprintf(errstr, errlen, "redis %s: %s", what,
-                     c->ctx->err ? c->ctx->errstr : "connection lost");
-            rc = -2;
-            break;
-        }
-    }
-    c->row = NULL;
-    if (rc == -2) {
+    if (read_replies(c, n, what, out, errstr, errlen) < 0) {
         /* freed with the marker functions still in place: a reply cut off mid-way is held by
          * the reader, and must not reach hiredis' own freeReplyObject */
         drop(c);
-        return -1;
+        return SS_ERR_FAIL;
     }
     c->ctx->reader->fn = fn;
     c->ctx->reader->privdata = priv;
     if (c->error_replies) {
         snprintf(errstr, errlen, "redis %s: %s", what, c->error);
-        return -1;
+        return SS_ERR_FAIL;
     }
     return 0;
 }
@@ -329,8 +337,7 @@ int ss_cache_read(ss_cache_t *c, const char *const *ids, const size_t *lens, siz
 }
 
 int ss_cache_write(ss_cache_t *c, const char *const *ids, const size_t *lens, size_t n,
-                   const float *vecs, const unsigned char *changed, char *errstr,
-                   size_t errlen) {
+                   const float *vecs, const unsigned char *changed, char *errstr, size_t errlen) {
     c->cmd_len = 0;
     size_t sent = 0;
     for (size_t i = 0; i < n; i++) {

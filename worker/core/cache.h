@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "error.h"
 
 typedef struct ss_cache ss_cache_t; /* one per worker thread: not thread-safe */
 
@@ -17,17 +18,17 @@ ss_cache_t *ss_cache_new(const ss_config_t *cfg, char *const *features, size_t n
 void ss_cache_destroy(ss_cache_t *c);
 
 /* Read the vectors of `n` customers into out[n * n_features] (NaN where absent).
- * Returns 0, or -1 with errstr (the connection is re-established on the next call). */
+ * Returns 0, or SS_ERR_FAIL with errstr when Redis fails (the connection is re-established on
+ * the next call), or SS_ERR_NOMEM. */
 int ss_cache_read(ss_cache_t *c, const char *const *ids, const size_t *lens, size_t n, float *out,
                   char *errstr, size_t errlen);
 
 /* Write the vectors of `n` customers: HSET of their non-missing features, then EXPIRE.
  * With `changed` (n * n_features flags), only the features flagged are set (those the
  * batch's events carried: the others are what was just read), and a customer with none
- * only has its TTL refreshed; NULL sets every non-missing feature. Returns 0 or -1 with
- * errstr. */
+ * only has its TTL refreshed; NULL sets every non-missing feature. Returns 0, or SS_ERR_FAIL
+ * or SS_ERR_NOMEM with errstr, as ss_cache_read. */
 int ss_cache_write(ss_cache_t *c, const char *const *ids, const size_t *lens, size_t n,
-                   const float *vecs, const unsigned char *changed, char *errstr,
-                   size_t errlen);
+                   const float *vecs, const unsigned char *changed, char *errstr, size_t errlen);
 
 #endif

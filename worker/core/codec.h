@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "error.h"
 
 /* Why a record could not be decoded: the dead-letter reason. */
 typedef enum {
@@ -18,7 +19,7 @@ typedef enum {
     SS_DECODE_BAD_AVRO = -4,
     SS_DECODE_NO_CUSTOMER_ID = -5,
     SS_DECODE_BAD_TYPE = -6,
-    SS_DECODE_UNRESOLVABLE_SCHEMA = -7, /* a fetched writer schema does not resolve */
+    SS_DECODE_UNRESOLVABLE_SCHEMA = -7,  /* a fetched writer schema does not resolve */
     SS_DECODE_REGISTRY_UNAVAILABLE = -8, /* the registry could not be asked */
 } ss_decode_rc_t;
 
@@ -51,8 +52,8 @@ void ss_codec_destroy(ss_codec_t *c);
  * an Avro container file, named `what` in messages), read with ss_decoder_extract. */
 struct avro_obj_t;
 ss_codec_t *ss_codec_new_for_writer(const ss_config_t *cfg, char *const *features,
-                                    size_t n_features, struct avro_obj_t *writer,
-                                    const char *what, char *errstr, size_t errlen);
+                                    size_t n_features, struct avro_obj_t *writer, const char *what,
+                                    char *errstr, size_t errlen);
 size_t ss_codec_n_features(const ss_codec_t *c);
 
 /* With a registry (not owned; it must outlive the codec), schema ids neither configured nor
@@ -82,7 +83,22 @@ struct avro_value;
 int ss_decoder_extract(ss_decoder_t *d, struct avro_value *rec, ss_event_t *ev, float *features,
                        char *errstr, size_t errlen);
 
+/* The event field of each of the n model features: its own name, or the one features.rename
+ * gives it. Returns 0 with *fields (n strings: ss_strv_free them), or SS_ERR_CONFIG with
+ * errstr naming the key, or SS_ERR_NOMEM. */
+int ss_codec_feature_fields(const ss_config_t *cfg, char *const *features, size_t n, char ***fields,
+                            char *errstr, size_t errlen);
+
 /* Load an Avro schema from a file; NULL with errstr naming `key`. */
 struct avro_obj_t *ss_schema_load(const char *path, const char *key, char *errstr, size_t errlen);
+
+/* A generic Avro value of `schema` with its class, made and released together (a decoder's
+ * per-schema value, the encoder's, a tool's). Returns 0, or SS_ERR_FAIL with *iface NULL and
+ * the reason in avro_strerror(). */
+struct avro_value_iface;
+int ss_avro_value_new(struct avro_obj_t *schema, struct avro_value_iface **iface,
+                      struct avro_value *value);
+/* Release what ss_avro_value_new made; nothing when iface is NULL. */
+void ss_avro_value_release(struct avro_value_iface *iface, struct avro_value *value);
 
 #endif

@@ -42,10 +42,8 @@ static int load_dist(dist_t *d, const json_t *b, int has_missing, const char *wh
     size_t ne = json_array_size(edges), np = json_array_size(props);
     if (!json_is_array(edges) || !json_is_array(props) || np != ne + 1 || ne + 2 > MAX_BINS) {
         snprintf(errstr, errlen,
-                 "model card: baseline of %s: edges and proportions (one more) "
-                 "expected",
-                 what);
-        return -1;
+                 "model card: baseline of %s: edges and proportions (one more) expected", what);
+        return SS_ERR_CONFIG;
     }
     double missing = 0;
     if (has_missing) {
@@ -53,7 +51,7 @@ static int load_dist(dist_t *d, const json_t *b, int has_missing, const char *wh
         missing = json_is_number(mr) ? json_number_value(mr) : 0;
         if (!(missing >= 0 && missing <= 1)) {
             snprintf(errstr, errlen, "model card: baseline of %s: missing_rate not in 0..1", what);
-            return -1;
+            return SS_ERR_CONFIG;
         }
     }
     size_t bins = ne + 1 + (has_missing ? 1 : 0);
@@ -62,14 +60,14 @@ static int load_dist(dist_t *d, const json_t *b, int has_missing, const char *wh
     d->count = calloc(bins, sizeof(long));
     if (!d->edges || !d->expected || !d->count) {
         snprintf(errstr, errlen, "drift: out of memory");
-        return -1;
+        return SS_ERR_NOMEM;
     }
     for (size_t i = 0; i < ne; i++) {
         const json_t *e = json_array_get(edges, i);
         if (!json_is_number(e) || (i && json_number_value(e) < d->edges[i - 1])) {
             snprintf(errstr, errlen, "model card: baseline of %s: edges must be ascending numbers",
                      what);
-            return -1;
+            return SS_ERR_CONFIG;
         }
         d->edges[i] = json_number_value(e);
     }
@@ -77,7 +75,7 @@ static int load_dist(dist_t *d, const json_t *b, int has_missing, const char *wh
         const json_t *p = json_array_get(props, i);
         if (!json_is_number(p) || json_number_value(p) < 0) {
             snprintf(errstr, errlen, "model card: baseline of %s: proportions must be >= 0", what);
-            return -1;
+            return SS_ERR_CONFIG;
         }
         d->expected[i] = json_number_value(p) * (1 - missing);
     }
@@ -142,18 +140,17 @@ void ss_drift_destroy(ss_drift_t *d) {
     free(d);
 }
 
-ss_drift_t *ss_drift_new(const json_t *card, char *const *feature_names, size_t nf, long window,
-                         double threshold, char *errstr, size_t errlen) {
-    errstr[0] = '\0';
+int ss_drift_new(const json_t *card, char *const *feature_names, size_t nf, long window,
+                 double threshold, ss_drift_t **out, char *errstr, size_t errlen) {
     const json_t *base = json_object_get(card, "baseline");
     const json_t *score = json_object_get(card, "score_baseline");
+    *out = NULL;
     if (!json_is_object(base) && !json_is_object(score))
-        return NULL;
+        return 0;
+    int rc = SS_ERR_NOMEM;
     ss_drift_t *d = calloc(1, sizeof(*d));
-    if (!d) {
-        snprintf(errstr, errlen, "drift: out of memory");
-        return NULL;
-    }
+    if (!d)
+        goto oom;
     pthread_mutex_init(&d->lock, NULL);
     d->nf = nf;
     d->window = window;
@@ -161,28 +158,26 @@ ss_drift_t *ss_drift_new(const json_t *card, char *const *feature_names, size_t 
     d->dists = calloc(nf + 1, sizeof(dist_t));
     d->names = calloc(nf + 1, sizeof(char *));
     d->ring = malloc((size_t)window * (nf + 1));
-    if (!d->dists || !d->names || !d->ring) {
-        snprintf(errstr, errlen, "drift: out of memory (drift.window %ld)", window);
-        goto fail;
-    }
+    if (!d->dists || !d->names || !d->ring)
+        goto oom;
     for (size_t j = 0; j <= nf; j++) {
         const char *name = j < nf ? feature_names[j] : "score";
         const json_t *b = j < nf ? json_object_get(base, name) : score;
-        if (!(d->names[j] = strdup(name))) {
-            snprintf(errstr, errlen, "drift: out of memory");
+        if (!(d->names[j] = strdup(name)))
+            goto oom;
+        /* no baseline for it: nothing measured */
+        if (json_is_object(b) &&
+            (rc = load_dist(&d->dists[j], b, j < nf, name, errstr, errlen)) < 0)
             goto fail;
-        }
-        if (json_is_object(b) && load_dist(&d->dists[j], b, j < nf, name, errstr, errlen) < 0)
-            goto fail;
-        if (!json_is_object(b)) { /* no baseline for it: nothing measured */
-            free(d->dists[j].edges);
-            d->dists[j].edges = NULL;
-        }
     }
-    return d;
+    *out = d;
+    return 0;
+oom:
+    snprintf(errstr, errlen, "drift: out of memory (drift.window %ld)", window);
+    rc = SS_ERR_NOMEM;
 fail:
     ss_drift_destroy(d);
-    return NULL;
+    return rc;
 }
 
 void ss_drift_observe(ss_drift_t *d, const float *rows, const double *scores, size_t n) {

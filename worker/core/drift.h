@@ -8,16 +8,18 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "error.h"
 #include "metrics.h"
 
 typedef struct ss_drift ss_drift_t;
 
 /* From the card's "baseline" (per feature: edges, proportions of the non-missing values,
- * missing_rate) and "score_baseline" (edges, proportions). Returns NULL with errstr empty
- * when the card has no baseline (no drift is measured), NULL with errstr on a malformed
- * one. feature_names: the model's, in order (the baseline of each is looked up by name). */
-ss_drift_t *ss_drift_new(const json_t *card, char *const *feature_names, size_t nf, long window,
-                         double threshold, char *errstr, size_t errlen);
+ * missing_rate) and "score_baseline" (edges, proportions). Returns 0 with the drift in *out,
+ * or with *out NULL when the card has no baseline (no drift is measured); SS_ERR_CONFIG with
+ * errstr on a malformed one; SS_ERR_NOMEM. feature_names: the model's, in order (the baseline
+ * of each is looked up by name). */
+int ss_drift_new(const json_t *card, char *const *feature_names, size_t nf, long window,
+                 double threshold, ss_drift_t **out, char *errstr, size_t errlen);
 void ss_drift_destroy(ss_drift_t *d);
 
 /* Add n scored rows (nf float32 features each, NaN = missing) and their scores; the oldest

@@ -3,21 +3,15 @@
 
 const char *ss_strerror(int err) {
     switch (err) {
-    case SS_OK:
-        return "ok";
-    case SS_ERR_FAIL:
-        return "failure";
-    case SS_ERR_CONFIG:
-        return "configuration";
-    case SS_ERR_NOMEM:
-        return "out of memory";
-    case SS_ERR_UNAVAILABLE:
-        return "unavailable";
-    case SS_ERR_VERDICT:
-        return "verdict against";
-    case SS_ERR_STOPPED:
-        return "stopped";
-    default:
-        return "unknown error";
+    case SS_OK: return "ok";
+    case SS_ERR_FAIL: return "failure";
+    case SS_ERR_CONFIG: return "configuration";
+    case SS_ERR_NOMEM: return "out of memory";
+    case SS_ERR_UNAVAILABLE: return "unavailable";
+    case SS_ERR_VERDICT: return "verdict against";
+    case SS_ERR_STOPPED: return "stopped";
+    case SS_ERR_NOT_FOUND: return "not found";
+    case SS_ERR_INVALID: return "invalid";
+    default: return "unknown error";
     }
 }

@@ -11,7 +11,9 @@ enum {
     SS_ERR_NOMEM = -3,       /* out of memory */
     SS_ERR_UNAVAILABLE = -4, /* a service did not answer (retrying may help) */
     SS_ERR_VERDICT = -5,     /* a check ran and said no: compare holds, a gate failed */
-    SS_ERR_STOPPED = -6      /* a stop was requested while waiting */
+    SS_ERR_STOPPED = -6,     /* a stop was requested while waiting */
+    SS_ERR_NOT_FOUND = -7,   /* a service answered: no such thing (a schema id unknown) */
+    SS_ERR_INVALID = -8      /* an answer or input that is not what it must be */
 };
 
 /* A short name of the code: "ok", "failure", "configuration", ... */

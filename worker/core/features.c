@@ -49,8 +49,8 @@ void ss_features_hash_hex(uint64_t h, char out[17]) {
  * the six digits read back is done against half an ulp of v, exactly, conservatively at a
  * power of two (the general path decides the cases it leaves). */
 static int format_fixed6(float v, char *out, size_t outlen) {
-    static const double p10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9,
-                                 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+    static const double p10[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
     double a = fabs((double)v);
     double s = a * 1e9; /* exact */
     if (!(s >= 1e5 && s < 1e15) || outlen < 16)
@@ -58,11 +58,11 @@ static int format_fixed6(float v, char *out, size_t outlen) {
     int e = 5; /* s in [10^e, 10^(e+1)): |v| in [10^(e-9), 10^(e-8)) */
     while (s >= p10[e + 1])
         e++;
-    int E = e - 9;    /* decimal exponent of |v|, -4 .. 5 */
-    int d = 5 - E;    /* decimals of the six significant digits, 0 .. 9 */
-    double t = a * p10[d]; /* exact */
+    int E = e - 9;           /* decimal exponent of |v|, -4 .. 5 */
+    int d = 5 - E;           /* decimals of the six significant digits, 0 .. 9 */
+    double t = a * p10[d];   /* exact */
     double x = nearbyint(t); /* half to even, as glibc's printf */
-    if (x >= 1e6) { /* rounded up to the next power of ten */
+    if (x >= 1e6) {          /* rounded up to the next power of ten */
         x /= 10;
         d--;
         E++;
@@ -85,7 +85,7 @@ static int format_fixed6(float v, char *out, size_t outlen) {
         dig[i] = (char)('0' + xi % 10);
         xi /= 10;
     }
-    int nd = 6; /* significant digits kept */
+    int nd = 6;   /* significant digits kept */
     int frac = d; /* fractional digits */
     while (frac > 0 && dig[nd - 1] == '0') {
         nd--;
@@ -133,10 +133,10 @@ int ss_feature_format(float v, char *out, size_t outlen) {
  * digits as an integer x (exact in a double), x / 10^d correctly rounded to a double D, then
  * D to a float. Rounding twice gives strtof's float unless D lies exactly halfway between two
  * floats (then the decimal may lie on either side): such D, and a value outside the normal
- * float range, go to strtof. Returns 0 and sets *v, or -1 for the general path. */
+ * float range, go to strtof. Returns 1 when it set *v, 0 when the general path decides. */
 static int parse_decimal(const char *s, size_t len, float *v) {
-    static const double p10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9,
-                                 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+    static const double p10[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
     size_t i = 0;
     int neg = 0;
     if (i < len && s[i] == '-') {
@@ -149,7 +149,7 @@ static int parse_decimal(const char *s, size_t len, float *v) {
         char c = s[i];
         if (c >= '0' && c <= '9') {
             if (++digits > 15)
-                return -1;
+                return 0;
             x = x * 10 + (uint64_t)(c - '0');
             if (point)
                 frac++;
@@ -158,21 +158,21 @@ static int parse_decimal(const char *s, size_t len, float *v) {
         } else if (c == '.' && !point) {
             point = 1;
         } else {
-            return -1;
+            return 0;
         }
     }
     if (int_digits == 0 || (point && frac == 0)) /* ".5", "5.", "-": the general path */
-        return -1;
+        return 0;
     double D = (double)x / p10[frac];
     if (D != 0 && !(D >= 1.1754943508222875e-38 && D <= 3.4028234663852886e38))
-        return -1;
+        return 0;
     uint64_t bits;
     memcpy(&bits, &D, sizeof(bits));
     if ((bits & ((1ULL << 29) - 1)) == (1ULL << 28)) /* halfway between two floats */
-        return -1;
+        return 0;
     float f = (float)D;
     *v = neg ? -f : f;
-    return 0;
+    return 1;
 }
 
 float ss_feature_parse(const char *s, size_t len) {
@@ -180,7 +180,7 @@ float ss_feature_parse(const char *s, size_t len) {
     if (!s || len == 0 || len >= sizeof(buf))
         return NAN;
     float v;
-    if (parse_decimal(s, len, &v) == 0)
+    if (parse_decimal(s, len, &v))
         return v;
     memcpy(buf, s, len);
     buf[len] = '\0';

@@ -11,13 +11,27 @@
 
 /* Consumer-only properties commonly given as kafka.*: not passed to a producer, which would
  * warn that it ignores them. */
-static const char *consumer_only[] = {
-    "group.id", "group.instance.id", "group.protocol.type", "auto.offset.reset",
-    "enable.auto.commit", "auto.commit.interval.ms", "enable.auto.offset.store",
-    "session.timeout.ms", "heartbeat.interval.ms", "max.poll.interval.ms",
-    "partition.assignment.strategy", "isolation.level", "fetch.wait.max.ms", "fetch.min.bytes",
-    "fetch.max.bytes", "fetch.message.max.bytes", "queued.min.messages",
-    "queued.max.messages.kbytes", "check.crcs", "enable.partition.eof", NULL};
+static const char *consumer_only[] = {"group.id",
+                                      "group.instance.id",
+                                      "group.protocol.type",
+                                      "auto.offset.reset",
+                                      "enable.auto.commit",
+                                      "auto.commit.interval.ms",
+                                      "enable.auto.offset.store",
+                                      "session.timeout.ms",
+                                      "heartbeat.interval.ms",
+                                      "max.poll.interval.ms",
+                                      "partition.assignment.strategy",
+                                      "isolation.level",
+                                      "fetch.wait.max.ms",
+                                      "fetch.min.bytes",
+                                      "fetch.max.bytes",
+                                      "fetch.message.max.bytes",
+                                      "queued.min.messages",
+                                      "queued.max.messages.kbytes",
+                                      "check.crcs",
+                                      "enable.partition.eof",
+                                      NULL};
 
 static int is_consumer_only(const char *key) {
     for (const char **k = consumer_only; *k; k++)
@@ -53,15 +67,20 @@ int ss_kafka_conf_apply(rd_kafka_conf_t *conf, const ss_config_t *cfg, int scope
 
 int ss_kafka_conf_default(rd_kafka_conf_t *conf, const char *key, const char *value) {
     char err[256];
-    return rd_kafka_conf_set(conf, key, value, err, sizeof(err)) == RD_KAFKA_CONF_OK ? 0 : -1;
+    return rd_kafka_conf_set(conf, key, value, err, sizeof(err)) == RD_KAFKA_CONF_OK
+               ? 0
+               : SS_ERR_CONFIG;
 }
 
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
     /* syslog levels: 0-3 error, 4 warning, 5-6 info, 7 debug */
-    ss_log_level_t l = level <= 3 ? SS_LOG_ERROR : level == 4 ? SS_LOG_WARN
-                       : level <= 6 ? SS_LOG_INFO : SS_LOG_DEBUG;
-    ss_log(l, SS_FIELDS(SSF_STR("component", "librdkafka"), SSF_STR("client", rd_kafka_name(rk)),
-                        SSF_STR("facility", fac)),
+    ss_log_level_t l = level <= 3   ? SS_LOG_ERROR
+                       : level == 4 ? SS_LOG_WARN
+                       : level <= 6 ? SS_LOG_INFO
+                                    : SS_LOG_DEBUG;
+    ss_log(l,
+           SS_FIELDS(SSF_STR("component", "librdkafka"), SSF_STR("client", rd_kafka_name(rk)),
+                     SSF_STR("facility", fac)),
            "%s", buf);
 }
 

@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "error.h"
 
 /* Apply pass-through kafka.* properties of `scope` (SS_KAFKA_CONSUMER or SS_KAFKA_PRODUCER)
  * and of both sides to `conf`: both sides first, then the side's own, so kafka.producer.x
@@ -16,7 +17,8 @@
 int ss_kafka_conf_apply(rd_kafka_conf_t *conf, const ss_config_t *cfg, int scope, char *errstr,
                         size_t errlen);
 
-/* Set a default a user may override (kafka.* applied afterwards wins). Returns 0 or -1. */
+/* Set a default a user may override (kafka.* applied afterwards wins). Returns 0, or
+ * SS_ERR_CONFIG when librdkafka does not take it. */
 int ss_kafka_conf_default(rd_kafka_conf_t *conf, const char *key, const char *value);
 
 /* Install the log and error callbacks on `conf`: librdkafka's log lines and client errors

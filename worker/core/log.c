@@ -11,10 +11,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "error.h"
+
 static ss_log_level_t min_level = SS_LOG_INFO;
 static const char *level_names[] = {"debug", "info", "warn", "error"};
 
-void ss_log_set_level(ss_log_level_t level) { min_level = level; }
+void ss_log_set_level(ss_log_level_t level) {
+    min_level = level;
+}
 
 int ss_log_level_parse(const char *name, ss_log_level_t *out) {
     for (int i = 0; i < 4; i++) {
@@ -23,7 +27,7 @@ int ss_log_level_parse(const char *name, ss_log_level_t *out) {
             return 0;
         }
     }
-    return -1;
+    return SS_ERR_CONFIG;
 }
 
 void ss_json_escape(char *dst, size_t cap, size_t *len, const char *s, size_t slen) {
@@ -52,22 +56,17 @@ void ss_json_escape(char *dst, size_t cap, size_t *len, const char *s, size_t sl
 
 static json_t *field_value(const ss_field_t *f) {
     switch (f->type) {
-    case SS_FIELD_STR:
-        return f->u.s ? json_stringn_nocheck(f->u.s, strlen(f->u.s)) : json_null();
-    case SS_FIELD_INT:
-        return json_integer(f->u.i);
-    case SS_FIELD_REAL:
-        return isfinite(f->u.d) ? json_real(f->u.d) : json_null();
-    case SS_FIELD_BOOL:
-        return json_boolean(f->u.i);
+    case SS_FIELD_STR: return f->u.s ? json_stringn_nocheck(f->u.s, strlen(f->u.s)) : json_null();
+    case SS_FIELD_INT: return json_integer(f->u.i);
+    case SS_FIELD_REAL: return isfinite(f->u.d) ? json_real(f->u.d) : json_null();
+    case SS_FIELD_BOOL: return json_boolean(f->u.i);
     case SS_FIELD_INTS: {
         json_t *a = json_array();
         for (size_t i = 0; a && i < f->u.ints.n; i++)
             json_array_append_new(a, json_integer(f->u.ints.v[i]));
         return a;
     }
-    default:
-        return json_null();
+    default: return json_null();
     }
 }
 
@@ -100,8 +99,8 @@ void ss_log(ss_log_level_t level, const ss_field_t *fields, const char *fmt, ...
     }
     if (!line) { /* out of memory: the message alone, escaped by hand */
         char buf[1200];
-        size_t n = (size_t)snprintf(buf, sizeof(buf), "{\"level\":\"%s\",\"msg\":\"",
-                                    level_names[level]);
+        size_t n =
+            (size_t)snprintf(buf, sizeof(buf), "{\"level\":\"%s\",\"msg\":\"", level_names[level]);
         ss_json_escape(buf, sizeof(buf) - 4, &n, msg, strlen(msg));
         memcpy(buf + n, "\"}\n", 3);
         ssize_t r = write(STDERR_FILENO, buf, n + 3);

@@ -8,10 +8,13 @@
 #include <stdarg.h>
 #include <stddef.h>
 
+#include "error.h"
+
 typedef enum { SS_LOG_DEBUG = 0, SS_LOG_INFO, SS_LOG_WARN, SS_LOG_ERROR } ss_log_level_t;
 
 /* Set the minimum level printed. Call once at start-up, before threads. */
 void ss_log_set_level(ss_log_level_t level);
+/* "debug", "info", "warn" or "error" into *out: 0, or SS_ERR_CONFIG for any other name. */
 int ss_log_level_parse(const char *name, ss_log_level_t *out);
 
 /* One typed field of a log line. Build them with the SS_F* macros, a list with SS_FIELDS. */
@@ -42,7 +45,7 @@ typedef struct ss_field {
 #define SSF_INT(k, v) ((ss_field_t){.key = (k), .type = SS_FIELD_INT, .u.i = (long long)(v)})
 #define SSF_REAL(k, v) ((ss_field_t){.key = (k), .type = SS_FIELD_REAL, .u.d = (double)(v)})
 #define SSF_BOOL(k, v) ((ss_field_t){.key = (k), .type = SS_FIELD_BOOL, .u.i = !!(v)})
-#define SSF_INTS(k, arr, cnt)                                                                  \
+#define SSF_INTS(k, arr, cnt)                                                                      \
     ((ss_field_t){.key = (k), .type = SS_FIELD_INTS, .u.ints = {(arr), (size_t)(cnt)}})
 /* A field list for ss_log: SS_FIELDS(SSF_STR("component", "redis"), SSF_INT("n", 3)). */
 #define SS_FIELDS(...) ((const ss_field_t[]){__VA_ARGS__, {.type = SS_FIELD_END}})

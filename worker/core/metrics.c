@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,24 +61,49 @@ static const double latency_le[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
 static const double redis_le[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                                   0.01,   0.025,   0.05,   0.1,   0.25,   1};
 
-static const char *dlq_reasons[SS_DLQ_REASONS] = {
-    "too_large",        "bad_magic",           "unknown_schema",       "bad_avro",
-    "no_customer_id",   "bad_type",            "unresolvable_schema",  "registry_unavailable",
-    "non_finite_score", "unknown",             "other"};
+static const char *dlq_reasons[SS_DLQ_REASONS] = {"too_large",
+                                                  "bad_magic",
+                                                  "unknown_schema",
+                                                  "bad_avro",
+                                                  "no_customer_id",
+                                                  "bad_type",
+                                                  "unresolvable_schema",
+                                                  "registry_unavailable",
+                                                  "non_finite_score",
+                                                  "unknown",
+                                                  "other"};
 
-static void hist_init(ss_hist_t *h, const double *le, int n, double scale) {
-    h->le = le;
-    h->n = n;
-    h->scale = scale;
+/* The histograms of ss_metrics_t: where each is, its bounds, its scale, how it renders. */
+#define HIST(field, bounds, sc, nm, hp)                                                            \
+    { offsetof(ss_metrics_t, field), bounds, (int)(sizeof(bounds) / sizeof(*bounds)), sc, nm, hp }
+static const struct hist_def {
+    size_t offset;
+    const double *le;
+    int n;
+    double scale;
+    const char *name, *help;
+} hist_defs[] = {
+    HIST(batch_size, batch_le, 1, "streamscore_batch_size", "Records per batch."),
+    HIST(predict_seconds, predict_le, 1e9, "streamscore_predict_seconds",
+         "Time of one batch's model call."),
+    HIST(event_latency_seconds, latency_le, 1e6, "streamscore_event_latency_seconds",
+         "From an input record's Kafka timestamp to its output's acknowledgement."),
+    HIST(redis_seconds, redis_le, 1e9, "streamscore_redis_seconds",
+         "Time of one Redis pipeline (a batch's reads or writes)."),
+};
+#define N_HISTS (sizeof(hist_defs) / sizeof(*hist_defs))
+
+static ss_hist_t *hist_at(ss_metrics_t *m, const struct hist_def *def) {
+    return (ss_hist_t *)((char *)m + def->offset);
 }
 
 void ss_metrics_init(ss_metrics_t *m) {
-    hist_init(&m->batch_size, batch_le, (int)(sizeof(batch_le) / sizeof(*batch_le)), 1);
-    hist_init(&m->predict_seconds, predict_le, (int)(sizeof(predict_le) / sizeof(*predict_le)),
-              1e9);
-    hist_init(&m->event_latency_seconds, latency_le,
-              (int)(sizeof(latency_le) / sizeof(*latency_le)), 1e6);
-    hist_init(&m->redis_seconds, redis_le, (int)(sizeof(redis_le) / sizeof(*redis_le)), 1e9);
+    for (size_t i = 0; i < N_HISTS; i++) {
+        ss_hist_t *h = hist_at(m, &hist_defs[i]);
+        h->le = hist_defs[i].le;
+        h->n = hist_defs[i].n;
+        h->scale = hist_defs[i].scale;
+    }
     pthread_mutex_init(&m->lock, NULL);
 }
 
@@ -222,20 +248,13 @@ void ss_metrics_render(ss_metrics_t *m, ss_buf_t *b) {
                   __atomic_load_n(&m->registry_failed, __ATOMIC_RELAXED));
     counter(b, "streamscore_schema_registry_retries_total",
             "Schema registry requests retried after a failed attempt.", &m->registry_retries);
-    ss_buf_printf(b, "# HELP streamscore_writer_schemas Writer schemas known to the decoder "
-                     "(input.schema.map and fetched from the registry).\n"
-                     "# TYPE streamscore_writer_schemas gauge\nstreamscore_writer_schemas %ld\n",
+    ss_buf_printf(b,
+                  "# HELP streamscore_writer_schemas Writer schemas known to the decoder "
+                  "(input.schema.map and fetched from the registry).\n"
+                  "# TYPE streamscore_writer_schemas gauge\nstreamscore_writer_schemas %ld\n",
                   __atomic_load_n(&m->writer_schemas, __ATOMIC_RELAXED));
-    histogram(b, "streamscore_batch_size", "Records per batch.", &m->batch_size);
-    histogram(b, "streamscore_predict_seconds", "Time of one batch's model call.",
-              &m->predict_seconds);
-    histogram(b, "streamscore_event_latency_seconds",
-              "From an input record's Kafka timestamp to its output's acknowledgement.",
-              &m->event_latency_seconds);
-    histogram(b, "streamscore_redis_seconds",
-              "Time of one Redis pipeline (a batch's reads or "
-              "writes).",
-              &m->redis_seconds);
+    for (size_t i = 0; i < N_HISTS; i++)
+        histogram(b, hist_defs[i].name, hist_defs[i].help, hist_at(m, &hist_defs[i]));
     ss_buf_printf(b, "# HELP streamscore_consumer_lag Records behind the end of the partition "
                      "(librdkafka statistics), per assigned partition.\n"
                      "# TYPE streamscore_consumer_lag gauge\n");

@@ -15,6 +15,7 @@
 #include "drift.h"
 #include "error.h"
 #include "log.h"
+#include "strv.h"
 
 static const char predict_config[] =
     "{\"type\": 0, \"training\": false, \"iteration_begin\": 0, \"iteration_end\": 0,"
@@ -28,26 +29,18 @@ const char *ss_model_xgboost_version(void) {
     return buf;
 }
 
-static void free_names(char **names, size_t n) {
-    if (!names)
-        return;
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
-}
-
 static void model_free(ss_model_t *m) {
     if (!m)
         return;
     if (m->booster)
         XGBoosterFree(m->booster);
-    free_names(m->feature_names, m->n_features);
+    ss_drift_destroy(m->drift);
+    json_decref(m->card);
+    ss_strv_free(m->feature_names, m->n_features);
     free(m->name);
     free(m->version);
     free(m->path);
     free(m->sha256_card);
-    ss_drift_destroy(m->drift);
-    json_decref(m->card);
     free(m);
 }
 
@@ -55,40 +48,45 @@ int ss_model_enable_drift(ss_model_t *m, long window, double threshold, char *er
                           size_t errlen) {
     if (!m->card)
         return 0;
-    m->drift = ss_drift_new(m->card, m->feature_names, m->n_features, window, threshold, errstr,
-                            errlen);
-    return m->drift || !errstr[0] ? 0 : -1;
+    return ss_drift_new(m->card, m->feature_names, m->n_features, window, threshold, &m->drift,
+                        errstr, errlen);
 }
 
-int ss_model_check(ss_model_t *m, char *errstr, size_t errlen) {
+static const char *const probe_names[] = {"all missing", "all 0", "all 1"};
+
+/* Score the first n (1..3) probe rows (all missing, all 0, all 1) into scores. Returns 0, or
+ * SS_ERR_FAIL (no predictor, or scoring failed) or SS_ERR_NOMEM with errstr. */
+static int probe(ss_model_t *m, int n, double *scores, char *errstr, size_t errlen) {
     size_t nf = m->n_features;
     ss_predictor_t *p = ss_predictor_new(errstr, errlen);
-    float *rows = p ? malloc(3 * nf * sizeof(float)) : NULL;
-    double scores[3];
-    int rc = -1;
+    float *rows = p ? malloc((size_t)n * nf * sizeof(float)) : NULL;
+    int rc = p ? SS_ERR_NOMEM : SS_ERR_FAIL;
     if (!rows) {
         if (p)
             snprintf(errstr, errlen, "model: out of memory");
         goto out;
     }
-    for (size_t i = 0; i < nf; i++) {
-        rows[i] = __builtin_nanf("");
-        rows[nf + i] = 0.0f;
-        rows[2 * nf + i] = 1.0f;
-    }
-    if (ss_model_predict(m, p, rows, 3, scores, errstr, errlen) < 0)
-        goto out;
-    for (int i = 0; i < 3; i++) {
-        if (!isfinite(scores[i])) {
-            snprintf(errstr, errlen, "model '%s': a probe row (%s) scores %g, not a finite number",
-                     m->path, i == 0 ? "all missing" : i == 1 ? "all 0" : "all 1", scores[i]);
-            goto out;
-        }
-    }
-    rc = 0;
+    static const float values[] = {NAN, 0.0f, 1.0f};
+    for (int r = 0; r < n; r++)
+        for (size_t i = 0; i < nf; i++)
+            rows[(size_t)r * nf + i] = values[r];
+    rc = ss_model_predict(m, p, rows, (size_t)n, scores, errstr, errlen);
 out:
     free(rows);
     ss_predictor_destroy(p);
+    return rc;
+}
+
+int ss_model_check(ss_model_t *m, char *errstr, size_t errlen) {
+    double scores[3];
+    int rc = probe(m, 3, scores, errstr, errlen);
+    for (int i = 0; rc == 0 && i < 3; i++) {
+        if (!isfinite(scores[i])) {
+            snprintf(errstr, errlen, "model '%s': a probe row (%s) scores %g, not a finite number",
+                     m->path, probe_names[i], scores[i]);
+            rc = SS_ERR_CONFIG;
+        }
+    }
     return rc;
 }
 
@@ -107,84 +105,168 @@ void ss_model_unref(ss_model_t *m) {
         model_free(m);
 }
 
+/* ---- loading */
+
+/* What a model card says, and the feature names it gives (owned), before they are checked
+ * against the model file. */
+typedef struct card_info {
+    json_t *card;
+    char **names;
+    size_t n_names;
+} card_info_t;
+
 /* Names from the card, used when the model file carries none; must agree otherwise. */
-static int card_feature_names(json_t *card, char ***out, size_t *n_out, char *errstr,
-                              size_t errlen) {
-    json_t *arr = json_object_get(card, "feature_names");
+static int card_feature_names(card_info_t *ci, char *errstr, size_t errlen) {
+    json_t *arr = json_object_get(ci->card, "feature_names");
     if (!arr)
         return 0;
     if (!json_is_array(arr)) {
         snprintf(errstr, errlen, "model card: 'feature_names' is not an array");
-        return -1;
+        return SS_ERR_CONFIG;
     }
     size_t n = json_array_size(arr);
-    char **names = calloc(n ? n : 1, sizeof(*names));
-    if (!names)
-        return -1;
+    if (!(ci->names = calloc(n ? n : 1, sizeof(*ci->names)))) {
+        snprintf(errstr, errlen, "model: out of memory");
+        return SS_ERR_NOMEM;
+    }
+    ci->n_names = n;
     for (size_t i = 0; i < n; i++) {
         const char *s = json_string_value(json_array_get(arr, i));
         if (!s) {
-            free_names(names, i);
             snprintf(errstr, errlen, "model card: feature_names[%zu] is not a string", i);
-            return -1;
+            return SS_ERR_CONFIG;
         }
-        names[i] = strdup(s);
+        ci->names[i] = strdup(s);
     }
-    *out = names;
-    *n_out = n;
+    return 0;
+}
+
+/* The booster of model file `path`, nthread 1. */
+static int load_booster(ss_model_t *m, const char *path, char *errstr, size_t errlen) {
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        snprintf(errstr, errlen, "model: cannot read model file '%s' (key model.path)", path);
+        return SS_ERR_CONFIG;
+    }
+    if (XGBoosterCreate(NULL, 0, &m->booster) != 0 || XGBoosterLoadModel(m->booster, path) != 0) {
+        snprintf(errstr, errlen, "model: XGBoost cannot load '%s': %s", path, XGBGetLastError());
+        return SS_ERR_CONFIG;
+    }
+    if (XGBoosterSetParam(m->booster, "nthread", "1") != 0) {
+        snprintf(errstr, errlen, "model: setting nthread: %s", XGBGetLastError());
+        return SS_ERR_FAIL;
+    }
+    return 0;
+}
+
+/* The card at card_path: its threshold and model digest into m, its feature names into ci. */
+static int read_card(ss_model_t *m, const char *card_path, card_info_t *ci, char *errstr,
+                     size_t errlen) {
+    json_error_t jerr;
+    ci->card = json_load_file(card_path, 0, &jerr);
+    if (!ci->card || !json_is_object(ci->card)) {
+        snprintf(errstr, errlen, "model card '%s' (key model.card): line %d: %s", card_path,
+                 jerr.line, ci->card ? "not a JSON object" : jerr.text);
+        return SS_ERR_CONFIG;
+    }
+    int rc = card_feature_names(ci, errstr, errlen);
+    if (rc < 0)
+        return rc;
+    json_t *thr = json_object_get(ci->card, "threshold");
+    if (json_is_number(thr)) {
+        double t = json_number_value(thr);
+        if (!(t >= 0 && t <= 1)) {
+            snprintf(errstr, errlen, "model card '%s': threshold %g is not in [0, 1]", card_path,
+                     t);
+            return SS_ERR_CONFIG;
+        }
+        m->threshold = t;
+    }
+    const char *sha = json_string_value(json_object_get(ci->card, "model_sha256"));
+    if (sha)
+        m->sha256_card = strdup(sha);
+    return 0;
+}
+
+/* name and version: the configured ones, else the card's. */
+static int identity(ss_model_t *m, const char *card_path, const json_t *card, const char *name,
+                    const char *version, char *errstr, size_t errlen) {
+    const char *cname = json_string_value(json_object_get(card, "name"));
+    const char *cversion = json_string_value(json_object_get(card, "version"));
+    name = name ? name : cname;
+    version = version ? version : cversion;
+    if (!name || !version) {
+        snprintf(errstr, errlen,
+                 "model card '%s' (key model.card) lacks %s; set model.name / model.version",
+                 card_path, name ? "'version'" : "'name'");
+        return SS_ERR_CONFIG;
+    }
+    m->name = strdup(name);
+    m->version = strdup(version);
+    return m->name && m->version ? 0 : SS_ERR_NOMEM;
+}
+
+/* Feature names: the model file's own (the card's, if any, must agree), else the card's. */
+static int feature_names(ss_model_t *m, const char *path, const char *card_path, card_info_t *ci,
+                         char *errstr, size_t errlen) {
+    bst_ulong n = 0, n_cols = 0;
+    const char **names = NULL;
+    if (XGBoosterGetStrFeatureInfo(m->booster, "feature_name", &n, &names) != 0) {
+        snprintf(errstr, errlen, "model: reading feature names: %s", XGBGetLastError());
+        return SS_ERR_CONFIG;
+    }
+    XGBoosterGetNumFeature(m->booster, &n_cols);
+    if (n > 0) {
+        if (!(m->feature_names = ss_strv_dup((char *const *)names, n))) {
+            snprintf(errstr, errlen, "model: out of memory");
+            return SS_ERR_NOMEM;
+        }
+        m->n_features = n;
+        if (ci->names && !ss_strv_equal(ci->names, ci->n_names, m->feature_names, m->n_features)) {
+            snprintf(errstr, errlen,
+                     "model card '%s': feature_names differ from those in the model file '%s'",
+                     card_path, path);
+            return SS_ERR_CONFIG;
+        }
+    } else if (ci->names) {
+        if (ci->n_names != n_cols) {
+            snprintf(errstr, errlen, "model card '%s' names %zu features, the model has %lu",
+                     card_path, ci->n_names, (unsigned long)n_cols);
+            return SS_ERR_CONFIG;
+        }
+        m->feature_names = ci->names;
+        m->n_features = ci->n_names;
+        ci->names = NULL;
+    } else {
+        snprintf(errstr, errlen,
+                 "model '%s' has no feature names, and no card gives them: features are mapped by "
+                 "name",
+                 path);
+        return SS_ERR_CONFIG;
+    }
+    if (m->n_features == 0) {
+        snprintf(errstr, errlen, "model '%s' has no features", path);
+        return SS_ERR_CONFIG;
+    }
     return 0;
 }
 
 ss_model_t *ss_model_load(const char *path, const char *card_path, const char *name,
                           const char *version, char *errstr, size_t errlen) {
     ss_model_t *m = calloc(1, sizeof(*m));
-    json_t *card = NULL;
-    char **card_names = NULL;
-    size_t n_card_names = 0;
-    if (!m)
-        goto oom;
+    card_info_t ci = {0};
+    double score;
+    if (!m || !(m->path = strdup(path))) {
+        snprintf(errstr, errlen, "model: out of memory");
+        goto fail;
+    }
     m->refcnt = 1;
     m->threshold = 0.5;
-    m->path = strdup(path);
-
-    struct stat st;
-    if (stat(path, &st) != 0) {
-        snprintf(errstr, errlen, "model: cannot read model file '%s' (key model.path)", path);
+    if (load_booster(m, path, errstr, errlen) < 0)
         goto fail;
-    }
-    if (XGBoosterCreate(NULL, 0, &m->booster) != 0 ||
-        XGBoosterLoadModel(m->booster, path) != 0) {
-        snprintf(errstr, errlen, "model: XGBoost cannot load '%s': %s", path, XGBGetLastError());
-        goto fail;
-    }
-    if (XGBoosterSetParam(m->booster, "nthread", "1") != 0) {
-        snprintf(errstr, errlen, "model: setting nthread: %s", XGBGetLastError());
-        goto fail;
-    }
-
     if (card_path && access(card_path, R_OK) == 0) {
-        json_error_t jerr;
-        card = json_load_file(card_path, 0, &jerr);
-        if (!card || !json_is_object(card)) {
-            snprintf(errstr, errlen, "model card '%s' (key model.card): line %d: %s", card_path,
-                     jerr.line, card ? "not a JSON object" : jerr.text);
+        if (read_card(m, card_path, &ci, errstr, errlen) < 0)
             goto fail;
-        }
-        if (card_feature_names(card, &card_names, &n_card_names, errstr, errlen) < 0)
-            goto fail;
-        json_t *thr = json_object_get(card, "threshold");
-        if (json_is_number(thr)) {
-            double t = json_number_value(thr);
-            if (!(t >= 0 && t <= 1)) {
-                snprintf(errstr, errlen, "model card '%s': threshold %g is not in [0, 1]",
-                         card_path, t);
-                goto fail;
-            }
-            m->threshold = t;
-        }
-        const char *sha = json_string_value(json_object_get(card, "model_sha256"));
-        if (sha)
-            m->sha256_card = strdup(sha);
     } else if (!name || !version) {
         snprintf(errstr, errlen,
                  "model card '%s' (key model.card) cannot be read, and model.name / model.version "
@@ -192,93 +274,31 @@ ss_model_t *ss_model_load(const char *path, const char *card_path, const char *n
                  card_path ? card_path : "");
         goto fail;
     }
-    const char *cname = card ? json_string_value(json_object_get(card, "name")) : NULL;
-    const char *cversion = card ? json_string_value(json_object_get(card, "version")) : NULL;
-    if (!(name ? name : cname) || !(version ? version : cversion)) {
-        snprintf(errstr, errlen,
-                 "model card '%s' (key model.card) lacks %s; set model.name / model.version",
-                 card_path, (name ? name : cname) ? "'version'" : "'name'");
+    if (identity(m, card_path, ci.card, name, version, errstr, errlen) < 0 ||
+        feature_names(m, path, card_path, &ci, errstr, errlen) < 0)
         goto fail;
-    }
-    m->name = strdup(name ? name : cname);
-    m->version = strdup(version ? version : cversion);
-
-    /* Feature names: the model's own, else the card's. */
-    bst_ulong n = 0;
-    const char **names = NULL;
-    if (XGBoosterGetStrFeatureInfo(m->booster, "feature_name", &n, &names) != 0) {
-        snprintf(errstr, errlen, "model: reading feature names: %s", XGBGetLastError());
-        goto fail;
-    }
-    bst_ulong n_cols = 0;
-    XGBoosterGetNumFeature(m->booster, &n_cols);
-    if (n > 0) {
-        m->feature_names = calloc(n, sizeof(char *));
-        if (!m->feature_names)
-            goto oom;
-        for (bst_ulong i = 0; i < n; i++)
-            m->feature_names[i] = strdup(names[i]);
-        m->n_features = n;
-        if (card_names) {
-            int same = n_card_names == n;
-            for (size_t i = 0; same && i < n; i++)
-                same = strcmp(card_names[i], m->feature_names[i]) == 0;
-            if (!same) {
-                snprintf(errstr, errlen,
-                         "model card '%s': feature_names differ from those in the model file '%s'",
-                         card_path, path);
-                goto fail;
-            }
-        }
-    } else if (card_names) {
-        if (n_card_names != n_cols) {
-            snprintf(errstr, errlen, "model card '%s' names %zu features, the model has %lu",
-                     card_path, n_card_names, (unsigned long)n_cols);
-            goto fail;
-        }
-        m->feature_names = card_names;
-        m->n_features = n_card_names;
-        card_names = NULL;
-    } else {
-        snprintf(errstr, errlen,
-                 "model '%s' has no feature names, and no card gives them: features are mapped by "
-                 "name",
-                 path);
-        goto fail;
-    }
-    if (m->n_features == 0) {
-        snprintf(errstr, errlen, "model '%s' has no features", path);
-        goto fail;
-    }
-
     /* Probe: score one all-missing row now so that the learner is configured before
      * worker threads share it, and so that a model that cannot score fails at load. */
-    {
-        ss_predictor_t *p = ss_predictor_new(errstr, errlen);
-        float *row = p ? malloc(m->n_features * sizeof(float)) : NULL;
-        double score = 0;
-        int rc = -1;
-        if (row) {
-            for (size_t i = 0; i < m->n_features; i++)
-                row[i] = __builtin_nanf("");
-            rc = ss_model_predict(m, p, row, 1, &score, errstr, errlen);
-        }
-        free(row);
-        ss_predictor_destroy(p);
-        if (rc < 0)
-            goto fail;
-    }
-    m->card = card; /* kept: ss_model_enable_drift reads its baseline */
-    free_names(card_names, n_card_names);
+    if (probe(m, 1, &score, errstr, errlen) < 0)
+        goto fail;
+    m->card = ci.card; /* kept: ss_model_enable_drift reads its baseline */
+    ss_strv_free(ci.names, ci.n_names);
     return m;
-
-oom:
-    snprintf(errstr, errlen, "model: out of memory");
 fail:
-    json_decref(card);
-    free_names(card_names, n_card_names);
+    json_decref(ci.card);
+    ss_strv_free(ci.names, ci.n_names);
     model_free(m);
     return NULL;
+}
+
+/* ---- scoring */
+
+void ss_predictor_destroy(ss_predictor_t *p) {
+    if (!p)
+        return;
+    if (p->proxy)
+        XGDMatrixFree(p->proxy);
+    free(p);
 }
 
 ss_predictor_t *ss_predictor_new(char *errstr, size_t errlen) {
@@ -295,16 +315,8 @@ ss_predictor_t *ss_predictor_new(char *errstr, size_t errlen) {
     return p;
 }
 
-void ss_predictor_destroy(ss_predictor_t *p) {
-    if (!p)
-        return;
-    if (p->proxy)
-        XGDMatrixFree(p->proxy);
-    free(p);
-}
-
-int ss_model_predict(ss_model_t *m, ss_predictor_t *p, const float *data, size_t rows,
-                     double *out, char *errstr, size_t errlen) {
+int ss_model_predict(ss_model_t *m, ss_predictor_t *p, const float *data, size_t rows, double *out,
+                     char *errstr, size_t errlen) {
     if (rows == 0)
         return 0;
     snprintf(p->iface, sizeof(p->iface),
@@ -317,7 +329,7 @@ int ss_model_predict(ss_model_t *m, ss_predictor_t *p, const float *data, size_t
     if (XGBoosterPredictFromDense(m->booster, p->iface, predict_config, p->proxy, &shape, &dim,
                                   &result) != 0) {
         snprintf(errstr, errlen, "model: predict failed: %s", XGBGetLastError());
-        return -1;
+        return SS_ERR_FAIL;
     }
     bst_ulong total = 1;
     for (bst_ulong i = 0; i < dim; i++)
@@ -327,30 +339,22 @@ int ss_model_predict(ss_model_t *m, ss_predictor_t *p, const float *data, size_t
                  "model: predict returned %lu values for %zu rows (only single-output models "
                  "are supported)",
                  (unsigned long)total, rows);
-        return -1;
+        return SS_ERR_FAIL;
     }
     for (size_t i = 0; i < rows; i++)
         out[i] = result[i];
     return 0;
 }
 
-static int same_features(const ss_model_t *a, const ss_model_t *b) {
-    if (a->n_features != b->n_features)
-        return 0;
-    for (size_t i = 0; i < a->n_features; i++)
-        if (strcmp(a->feature_names[i], b->feature_names[i]) != 0)
-            return 0;
-    return 1;
-}
-
-int ss_model_open(const ss_config_t *cfg, const ss_model_t *running, ss_model_t **out,
-                  char *errstr, size_t errlen) {
+int ss_model_open(const ss_config_t *cfg, const ss_model_t *running, ss_model_t **out, char *errstr,
+                  size_t errlen) {
     *out = NULL;
     ss_model_t *m = ss_model_load(cfg->model_path, cfg->model_card, cfg->model_name,
                                   cfg->model_version, errstr, errlen);
     if (!m)
         return SS_ERR_CONFIG;
-    if (running && !same_features(running, m)) {
+    if (running && !ss_strv_equal(running->feature_names, running->n_features, m->feature_names,
+                                  m->n_features)) {
         snprintf(errstr, errlen,
                  "model '%s' (version %s) has other feature names than the running model "
                  "(%zu vs %zu features, mapped by name): a new feature mapping needs a restart",

@@ -9,28 +9,30 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "error.h"
 
 typedef struct ss_model {
-    void *booster;         /* BoosterHandle; immutable after load */
-    char **feature_names;  /* model order */
+    void *booster;        /* BoosterHandle; immutable after load */
+    char **feature_names; /* model order */
     size_t n_features;
     char *name;
     char *version;
     char *path;
-    char *sha256_card;     /* the card's model_sha256, or NULL */
-    double threshold;      /* the card's decision threshold, else 0.5 */
-    void *card;            /* the card (json_t *), or NULL */
+    char *sha256_card;      /* the card's model_sha256, or NULL */
+    double threshold;       /* the card's decision threshold, else 0.5 */
+    void *card;             /* the card (json_t *), or NULL */
     struct ss_drift *drift; /* feature and score drift against the card, or NULL */
-    int refcnt;            /* atomic */
+    int refcnt;             /* atomic */
 } ss_model_t;
 
 /* Measure drift over the last `window` scored records against the card's baseline (none
- * without a card or a baseline in it). Returns 0, or -1 with errstr on a malformed baseline. */
+ * without a card or a baseline in it). Returns 0, or SS_ERR_CONFIG with errstr on a malformed
+ * baseline, or SS_ERR_NOMEM. */
 int ss_model_enable_drift(ss_model_t *m, long window, double threshold, char *errstr,
                           size_t errlen);
 
-/* Score a probe batch (all missing, all 0, all 1): 0 if every score is finite, else -1 with
- * errstr. */
+/* Score a probe batch (all missing, all 0, all 1): 0 if every score is finite, SS_ERR_CONFIG
+ * with errstr naming the row that is not, or the error of scoring (SS_ERR_FAIL, SS_ERR_NOMEM). */
 int ss_model_check(ss_model_t *m, char *errstr, size_t errlen);
 
 /* Load a model file (JSON or UBJSON) and its card. name/version override the card's
@@ -57,10 +59,10 @@ ss_predictor_t *ss_predictor_new(char *errstr, size_t errlen);
 void ss_predictor_destroy(ss_predictor_t *p);
 
 /* Score `rows` rows of `m->n_features` float32 values (NaN = missing), row-major.
- * Writes one score per row into `out`. Returns 0 or -1 with errstr.
+ * Writes one score per row into `out`. Returns 0 or SS_ERR_FAIL with errstr.
  * @locality the thread that owns `p` */
-int ss_model_predict(ss_model_t *m, ss_predictor_t *p, const float *data, size_t rows,
-                     double *out, char *errstr, size_t errlen);
+int ss_model_predict(ss_model_t *m, ss_predictor_t *p, const float *data, size_t rows, double *out,
+                     char *errstr, size_t errlen);
 
 /* The one way a model comes into service, at start-up, on reload and in validate-model:
  * load model.path with model.card (model.name / model.version override the card's), score a
@@ -68,8 +70,8 @@ int ss_model_predict(ss_model_t *m, ss_predictor_t *p, const float *data, size_t
  * (a reload cannot change the feature mapping), and enable drift (drift.window,
  * drift.threshold). Stores a model with one reference in *out. Returns 0, or SS_ERR_CONFIG
  * with errstr saying which check failed. */
-int ss_model_open(const ss_config_t *cfg, const ss_model_t *running, ss_model_t **out,
-                  char *errstr, size_t errlen);
+int ss_model_open(const ss_config_t *cfg, const ss_model_t *running, ss_model_t **out, char *errstr,
+                  size_t errlen);
 
 /* Where the running model lives: swapped whole on reload, while batches in flight keep the
  * reference they took. @locks lock guards model; taken only to take a reference or to swap. */

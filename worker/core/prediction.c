@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "codec.h"
+#include "error.h"
 #include "log.h"
 
 enum {
@@ -30,9 +31,9 @@ enum {
 };
 
 static const char *field_names[P_COUNT] = {
-    "event_id",      "customer_id",  "score",          "decision",     "threshold",
-    "model_name",    "model_version", "source_topic",  "source_partition",
-    "source_offset", "event_time",   "scored_at",      "feature_hash", "contributions", "degraded"};
+    "event_id",   "customer_id",   "score",        "decision",         "threshold",
+    "model_name", "model_version", "source_topic", "source_partition", "source_offset",
+    "event_time", "scored_at",     "feature_hash", "contributions",    "degraded"};
 
 struct ss_encoder {
     int format;
@@ -40,7 +41,7 @@ struct ss_encoder {
     avro_value_iface_t *iface;
     avro_value_t value;
     int index[P_COUNT]; /* field index in the output schema, -1 if absent */
-    int32_t schema_id; /* >= 0: values framed in the Confluent wire format with this id */
+    int32_t schema_id;  /* >= 0: values framed in the Confluent wire format with this id */
     /* the schema's fields in order, when each has the type streamscore writes: then values
      * are written directly, else through Avro C's generic value */
     int direct;
@@ -54,42 +55,34 @@ struct ss_encoder {
 static avro_type_t direct_type(int which) {
     switch (which) {
     case P_SCORE:
-    case P_THRESHOLD:
-        return AVRO_DOUBLE;
+    case P_THRESHOLD: return AVRO_DOUBLE;
     case P_DECISION:
-    case P_DEGRADED:
-        return AVRO_BOOLEAN;
-    case P_SOURCE_PARTITION:
-        return AVRO_INT32;
+    case P_DEGRADED: return AVRO_BOOLEAN;
+    case P_SOURCE_PARTITION: return AVRO_INT32;
     case P_SOURCE_OFFSET:
     case P_EVENT_TIME:
-    case P_SCORED_AT:
-        return AVRO_INT64;
-    case P_CONTRIBUTIONS:
-        return AVRO_UNION;
-    default:
-        return AVRO_STRING;
+    case P_SCORED_AT: return AVRO_INT64;
+    case P_CONTRIBUTIONS: return AVRO_UNION;
+    default: return AVRO_STRING;
     }
+}
+
+void ss_encoder_destroy(ss_encoder_t *e) {
+    if (!e)
+        return;
+    ss_avro_value_release(e->iface, &e->value);
+    if (e->schema)
+        avro_schema_decref(e->schema);
+    free(e->buf);
+    free(e);
 }
 
 ss_encoder_t *ss_encoder_new(const ss_config_t *cfg, char *errstr, size_t errlen) {
     return ss_encoder_new_format(cfg, cfg->output_format, errstr, errlen);
 }
 
-ss_encoder_t *ss_encoder_new_format(const ss_config_t *cfg, int format, char *errstr,
-                                    size_t errlen) {
-    ss_encoder_t *e = calloc(1, sizeof(*e));
-    if (!e) {
-        snprintf(errstr, errlen, "encoder: out of memory");
-        return NULL;
-    }
-    e->format = format;
-    e->schema_id = -1;
-    e->cap = 4096;
-    e->buf = malloc(e->cap);
-    e->schema = ss_schema_load(cfg->output_schema, "output.schema", errstr, errlen);
-    if (!e->buf || !e->schema)
-        goto fail;
+/* Every field of the output schema is one streamscore fills; each field's index. */
+static int known_fields(ss_encoder_t *e, char *errstr, size_t errlen) {
     for (int i = 0; i < P_COUNT; i++)
         e->index[i] = avro_schema_record_field_get_index(e->schema, field_names[i]);
     size_t nf = avro_schema_record_size(e->schema);
@@ -101,9 +94,15 @@ ss_encoder_t *ss_encoder_new_format(const ss_config_t *cfg, int format, char *er
         if (!known) {
             snprintf(errstr, errlen,
                      "config: key 'output.schema': field '%s' is not one streamscore fills", name);
-            goto fail;
+            return SS_ERR_CONFIG;
         }
     }
+    return 0;
+}
+
+/* Values are written directly when every field has the type streamscore writes. */
+static void plan_direct(ss_encoder_t *e) {
+    size_t nf = avro_schema_record_size(e->schema);
     e->direct = 1;
     for (size_t i = 0; i < nf && e->direct; i++) {
         const char *name = avro_schema_record_field_name(e->schema, (int)i);
@@ -116,33 +115,33 @@ ss_encoder_t *ss_encoder_new_format(const ss_config_t *cfg, int format, char *er
                     (k != P_CONTRIBUTIONS || (avro_schema_union_size(t) > 0 &&
                                               is_avro_null(avro_schema_union_branch(t, 0))));
     }
-    e->iface = avro_generic_class_from_schema(e->schema);
-    if (!e->iface || avro_generic_value_new(e->iface, &e->value) != 0) {
-        snprintf(errstr, errlen, "encoder: %s", avro_strerror());
+}
+
+ss_encoder_t *ss_encoder_new_format(const ss_config_t *cfg, int format, char *errstr,
+                                    size_t errlen) {
+    ss_encoder_t *e = calloc(1, sizeof(*e));
+    if (!e || !(e->buf = malloc(4096))) {
+        snprintf(errstr, errlen, "encoder: out of memory");
         goto fail;
     }
-    return e;
+    e->format = format;
+    e->schema_id = -1;
+    e->cap = 4096;
+    e->schema = ss_schema_load(cfg->output_schema, "output.schema", errstr, errlen);
+    if (!e->schema || known_fields(e, errstr, errlen) < 0)
+        goto fail;
+    plan_direct(e);
+    if (ss_avro_value_new(e->schema, &e->iface, &e->value) == 0)
+        return e;
+    snprintf(errstr, errlen, "encoder: %s", avro_strerror());
 fail:
     ss_encoder_destroy(e);
     return NULL;
 }
 
-void ss_encoder_destroy(ss_encoder_t *e) {
-    if (!e)
-        return;
-    if (e->iface) {
-        if (e->value.self)
-            avro_value_decref(&e->value);
-        avro_value_iface_decref(e->iface);
-    }
-    if (e->schema)
-        avro_schema_decref(e->schema);
-    free(e->buf);
-    free(e);
-}
-
 static avro_value_t *field(ss_encoder_t *e, int which, avro_value_t *tmp) {
-    if (e->index[which] < 0 || avro_value_get_by_index(&e->value, (size_t)e->index[which], tmp, NULL))
+    if (e->index[which] < 0 ||
+        avro_value_get_by_index(&e->value, (size_t)e->index[which], tmp, NULL))
         return NULL;
     return tmp;
 }
@@ -173,12 +172,12 @@ static unsigned char *put_string(unsigned char *d, const char *s, size_t n) {
     return d + n;
 }
 
-/* e->buf of at least `need` bytes; -1 out of memory. */
+/* e->buf of at least `need` bytes: 0, or SS_ERR_NOMEM. */
 static int reserve(ss_encoder_t *e, size_t need) {
     if (need > e->cap) {
         char *g = realloc(e->buf, need);
         if (!g)
-            return -1;
+            return SS_ERR_NOMEM;
         e->buf = g;
         e->cap = need;
     }
@@ -221,26 +220,16 @@ static int encode_direct(ss_encoder_t *e, const ss_prediction_t *p, size_t *len)
     for (int k = 0; k < P_COUNT; k++)
         need += slen[k];
     if (reserve(e, need) < 0)
-        return -1;
+        return SS_ERR_NOMEM;
     unsigned char *d = (unsigned char *)e->buf + put_frame(e);
     for (size_t i = 0; i < e->n_order; i++) {
         int k = e->order[i];
         switch (direct_type(k)) {
-        case AVRO_STRING:
-            d = put_string(d, str[k], slen[k]);
-            break;
-        case AVRO_DOUBLE:
-            d = put_double(d, k == P_SCORE ? p->score : p->threshold);
-            break;
-        case AVRO_BOOLEAN:
-            *d++ = (unsigned char)num[k];
-            break;
-        case AVRO_UNION: /* contributions: the null branch, not requested */
-            *d++ = 0;
-            break;
-        default: /* int and long */
-            d = put_long(d, num[k]);
-            break;
+        case AVRO_STRING: d = put_string(d, str[k], slen[k]); break;
+        case AVRO_DOUBLE: d = put_double(d, k == P_SCORE ? p->score : p->threshold); break;
+        case AVRO_BOOLEAN: *d++ = (unsigned char)num[k]; break;
+        case AVRO_UNION: /* contributions: the null branch, not requested */ *d++ = 0; break;
+        default: /* int and long */ d = put_long(d, num[k]); break;
         }
     }
     *len = (size_t)((char *)d - e->buf);
@@ -294,12 +283,9 @@ static int encode_avro(ss_encoder_t *e, const ss_prediction_t *p, size_t *len) {
         if (rc == 0)
             return 0;
         if (e->cap >= (1u << 24))
-            return -1;
-        char *g = realloc(e->buf, e->cap * 2);
-        if (!g)
-            return -1;
-        e->buf = g;
-        e->cap *= 2;
+            return SS_ERR_FAIL;
+        if (reserve(e, e->cap * 2) < 0)
+            return SS_ERR_NOMEM;
     }
 }
 
@@ -324,7 +310,7 @@ static int encode_json(ss_encoder_t *e, const ss_prediction_t *p, size_t *len) {
     size_t need = 1024 + 6 * (p->event_id_len + p->customer_id_len + strlen(p->source_topic) +
                               strlen(p->model_name) + strlen(p->model_version));
     if (reserve(e, need) < 0)
-        return -1;
+        return SS_ERR_NOMEM;
     char *b = e->buf;
     size_t n = 1;
     b[0] = '{';
@@ -335,13 +321,13 @@ static int encode_json(ss_encoder_t *e, const ss_prediction_t *p, size_t *len) {
     put_str(b, e->cap, &n, "model_name", p->model_name, strlen(p->model_name));
     put_str(b, e->cap, &n, "model_version", p->model_version, strlen(p->model_version));
     put_str(b, e->cap, &n, "source_topic", p->source_topic, strlen(p->source_topic));
-    n += (size_t)snprintf(b + n, e->cap - n,
-                          "\"source_partition\":%d,\"source_offset\":%lld,\"event_time\":%lld,"
-                          "\"scored_at\":%lld,\"feature_hash\":\"%s\",\"contributions\":null,"
-                          "\"degraded\":%s}",
-                          p->source_partition, (long long)p->source_offset,
-                          (long long)p->event_time, (long long)p->scored_at, p->feature_hash,
-                          p->degraded ? "true" : "false");
+    n +=
+        (size_t)snprintf(b + n, e->cap - n,
+                         "\"source_partition\":%d,\"source_offset\":%lld,\"event_time\":%lld,"
+                         "\"scored_at\":%lld,\"feature_hash\":\"%s\",\"contributions\":null,"
+                         "\"degraded\":%s}",
+                         p->source_partition, (long long)p->source_offset, (long long)p->event_time,
+                         (long long)p->scored_at, p->feature_hash, p->degraded ? "true" : "false");
     *len = n;
     return 0;
 }
@@ -351,8 +337,8 @@ int ss_encoder_encode(ss_encoder_t *e, const ss_prediction_t *p, const void **ou
     int rc = e->format == SS_FORMAT_JSON ? encode_json(e, p, len) : encode_avro(e, p, len);
     if (rc < 0) {
         snprintf(errstr, errlen, "encoding the prediction: %s",
-                 e->format == SS_FORMAT_JSON ? "out of memory" : avro_strerror());
-        return -1;
+                 rc == SS_ERR_NOMEM ? "out of memory" : avro_strerror());
+        return rc;
     }
     *out = e->buf;
     return 0;

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "error.h"
 
 typedef struct ss_prediction {
     const char *event_id;
@@ -44,7 +45,7 @@ void ss_encoder_set_schema_id(ss_encoder_t *e, int32_t id);
 void ss_encoder_schema_fullname(const ss_encoder_t *e, char *out, size_t outlen);
 
 /* Encode; *out points into the encoder's buffer, valid until the next call.
- * Returns 0 or -1 with errstr. */
+ * Returns 0, or SS_ERR_NOMEM or SS_ERR_FAIL (Avro C cannot write the value) with errstr. */
 int ss_encoder_encode(ss_encoder_t *e, const ss_prediction_t *p, const void **out, size_t *len,
                       char *errstr, size_t errlen);
 

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "error.h"
 #include "kafka.h"
 #include "log.h"
 
@@ -71,8 +72,8 @@ static void *poll_main(void *arg) {
     return NULL;
 }
 
-ss_producer_t *ss_producer_new(const ss_config_t *cfg, const char *transactional_id,
-                               char *errstr, size_t errlen) {
+ss_producer_t *ss_producer_new(const ss_config_t *cfg, const char *transactional_id, char *errstr,
+                               size_t errlen) {
     ss_producer_t *p = calloc(1, sizeof(*p));
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (!p || !conf) {
@@ -144,7 +145,9 @@ void ss_producer_destroy(ss_producer_t *p, long timeout_ms) {
     free(p);
 }
 
-rd_kafka_t *ss_producer_handle(ss_producer_t *p) { return p->rk; }
+rd_kafka_t *ss_producer_handle(ss_producer_t *p) {
+    return p->rk;
+}
 
 int ss_producer_send(ss_producer_t *p, const char *topic, const void *key, size_t keylen,
                      const void *value, size_t vallen, const ss_header_t *hdrs, size_t n_hdrs,
@@ -177,6 +180,6 @@ int ss_producer_send(ss_producer_t *p, const char *topic, const void *key, size_
         if (h)
             rd_kafka_headers_destroy(h);
         snprintf(errstr, errlen, "produce to '%s': %s", topic, rd_kafka_err2str(err));
-        return -1;
+        return SS_ERR_FAIL;
     }
 }

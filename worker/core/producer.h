@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "error.h"
 
 /* Counts a batch's outstanding deliveries. One per worker thread, reused per batch.
  * @locks lock guards every field; delivery reports arrive on the producer's poll thread. */
@@ -30,8 +31,8 @@ typedef struct ss_producer ss_producer_t;
 /* Creates the producer and its poll thread. Errors in librdkafka properties are
  * config errors (the caller exits 2). With `transactional_id` (exactly-once), the producer
  * is transactional and its transactions are initialized (fencing older instances). */
-ss_producer_t *ss_producer_new(const ss_config_t *cfg, const char *transactional_id,
-                               char *errstr, size_t errlen);
+ss_producer_t *ss_producer_new(const ss_config_t *cfg, const char *transactional_id, char *errstr,
+                               size_t errlen);
 /* Flushes (up to timeout_ms), stops the poll thread, destroys. Accepts NULL. */
 void ss_producer_destroy(ss_producer_t *p, long timeout_ms);
 
@@ -43,7 +44,7 @@ typedef struct ss_header {
 
 /* Produce one record; `ack` is counted now and settled by the delivery report.
  * Copies key, value and headers. Waits while the local queue is full.
- * Returns 0 or -1 with errstr (the ack is then not counted).
+ * Returns 0 or SS_ERR_FAIL with errstr (the ack is then not counted).
  * @locality any worker thread */
 int ss_producer_send(ss_producer_t *p, const char *topic, const void *key, size_t keylen,
                      const void *value, size_t vallen, const ss_header_t *hdrs, size_t n_hdrs,

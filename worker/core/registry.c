@@ -29,10 +29,10 @@ struct ss_registry {
     int body_overflow;
 };
 
-#define COUNT(r, field)                                                                    \
-    do {                                                                                   \
-        if ((r)->stats)                                                                    \
-            __atomic_add_fetch(&(r)->stats->field, 1, __ATOMIC_RELAXED);                   \
+#define COUNT(r, field)                                                                            \
+    do {                                                                                           \
+        if ((r)->stats)                                                                            \
+            __atomic_add_fetch(&(r)->stats->field, 1, __ATOMIC_RELAXED);                           \
     } while (0)
 
 static size_t on_body(char *data, size_t size, size_t n, void *opaque) {
@@ -52,70 +52,8 @@ static size_t on_body(char *data, size_t size, size_t n, void *opaque) {
     return len;
 }
 
-static int set_opt_str(CURL *c, CURLoption o, const char *v) {
-    return v && *v ? curl_easy_setopt(c, o, v) != CURLE_OK : 0;
-}
-
-ss_registry_t *ss_registry_new(const ss_config_t *cfg, ss_metrics_t *stats, char *errstr,
-                               size_t errlen) {
-    ss_registry_t *r = calloc(1, sizeof(*r));
-    if (!r) {
-        snprintf(errstr, errlen, "schema registry: out of memory");
-        return NULL;
-    }
-    pthread_mutex_init(&r->lock, NULL);
-    r->stats = stats;
-    r->retries = cfg->registry_retries;
-    r->backoff_ms = cfg->registry_backoff_ms;
-    r->backoff_max_ms = cfg->registry_backoff_max_ms;
-    r->base = strdup(cfg->registry_url);
-    if (!r->base)
-        goto oom;
-    size_t bl = strlen(r->base);
-    while (bl && r->base[bl - 1] == '/')
-        r->base[--bl] = '\0';
-    r->curl = curl_easy_init();
-    if (!r->curl) {
-        snprintf(errstr, errlen, "schema registry: cannot initialise libcurl");
-        goto fail;
-    }
-    r->headers = curl_slist_append(NULL, "Accept: application/vnd.schemaregistry.v1+json, "
-                                         "application/json");
-    r->headers = curl_slist_append(r->headers, "Content-Type: application/vnd.schemaregistry.v1+json");
-    if (!r->headers)
-        goto oom;
-    CURL *c = r->curl;
-    int bad = curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
-    bad |= curl_easy_setopt(c, CURLOPT_HTTPHEADER, r->headers) != CURLE_OK;
-    bad |= curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK;
-    bad |= curl_easy_setopt(c, CURLOPT_WRITEDATA, r) != CURLE_OK;
-    bad |= curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, cfg->registry_timeout_ms) != CURLE_OK;
-    bad |= curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, cfg->registry_timeout_ms) != CURLE_OK;
-    bad |= curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
-    bad |= curl_easy_setopt(c, CURLOPT_USERAGENT, "streamscore/" SS_VERSION) != CURLE_OK;
-    if (*cfg->registry_user_info) {
-        bad |= curl_easy_setopt(c, CURLOPT_HTTPAUTH, CURLAUTH_BASIC) != CURLE_OK;
-        bad |= set_opt_str(c, CURLOPT_USERPWD, cfg->registry_user_info);
-    }
-    bad |= set_opt_str(c, CURLOPT_CAINFO, cfg->registry_ssl_ca);
-    bad |= set_opt_str(c, CURLOPT_SSLCERT, cfg->registry_ssl_cert);
-    bad |= set_opt_str(c, CURLOPT_SSLKEY, cfg->registry_ssl_key);
-    bad |= set_opt_str(c, CURLOPT_KEYPASSWD, cfg->registry_ssl_key_password);
-    if (!cfg->registry_ssl_verify) {
-        bad |= curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L) != CURLE_OK;
-        bad |= curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L) != CURLE_OK;
-    }
-    if (bad) {
-        snprintf(errstr, errlen, "schema registry: libcurl refused an option (is TLS supported "
-                 "by this libcurl?)");
-        goto fail;
-    }
-    return r;
-oom:
-    snprintf(errstr, errlen, "schema registry: out of memory");
-fail:
-    ss_registry_destroy(r);
-    return NULL;
+static CURLcode set_opt_str(CURL *c, CURLoption o, const char *v) {
+    return v && *v ? curl_easy_setopt(c, o, v) : CURLE_OK;
 }
 
 void ss_registry_destroy(ss_registry_t *r) {
@@ -130,6 +68,72 @@ void ss_registry_destroy(ss_registry_t *r) {
     free(r);
 }
 
+/* The connection's options from the config: 0, or SS_ERR_CONFIG when libcurl refuses one. */
+static int set_options(ss_registry_t *r, const ss_config_t *cfg, char *errstr, size_t errlen) {
+    CURL *c = r->curl;
+    int bad = curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_HTTPHEADER, r->headers) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_WRITEDATA, r) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, cfg->registry_timeout_ms) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, cfg->registry_timeout_ms) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_USERAGENT, "streamscore/" SS_VERSION) != CURLE_OK;
+    if (*cfg->registry_user_info) {
+        bad |= curl_easy_setopt(c, CURLOPT_HTTPAUTH, CURLAUTH_BASIC) != CURLE_OK;
+        bad |= set_opt_str(c, CURLOPT_USERPWD, cfg->registry_user_info) != CURLE_OK;
+    }
+    bad |= set_opt_str(c, CURLOPT_CAINFO, cfg->registry_ssl_ca) != CURLE_OK;
+    bad |= set_opt_str(c, CURLOPT_SSLCERT, cfg->registry_ssl_cert) != CURLE_OK;
+    bad |= set_opt_str(c, CURLOPT_SSLKEY, cfg->registry_ssl_key) != CURLE_OK;
+    bad |= set_opt_str(c, CURLOPT_KEYPASSWD, cfg->registry_ssl_key_password) != CURLE_OK;
+    if (!cfg->registry_ssl_verify) {
+        bad |= curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L) != CURLE_OK;
+        bad |= curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L) != CURLE_OK;
+    }
+    if (!bad)
+        return 0;
+    snprintf(errstr, errlen,
+             "schema registry: libcurl refused an option (is TLS supported "
+             "by this libcurl?)");
+    return SS_ERR_CONFIG;
+}
+
+ss_registry_t *ss_registry_new(const ss_config_t *cfg, ss_metrics_t *stats, char *errstr,
+                               size_t errlen) {
+    ss_registry_t *r = calloc(1, sizeof(*r));
+    if (!r)
+        goto oom;
+    pthread_mutex_init(&r->lock, NULL);
+    r->stats = stats;
+    r->retries = cfg->registry_retries;
+    r->backoff_ms = cfg->registry_backoff_ms;
+    r->backoff_max_ms = cfg->registry_backoff_max_ms;
+    if (!(r->base = strdup(cfg->registry_url)))
+        goto oom;
+    size_t bl = strlen(r->base);
+    while (bl && r->base[bl - 1] == '/')
+        r->base[--bl] = '\0';
+    if (!(r->curl = curl_easy_init())) {
+        snprintf(errstr, errlen, "schema registry: cannot initialise libcurl");
+        goto fail;
+    }
+    r->headers = curl_slist_append(NULL, "Accept: application/vnd.schemaregistry.v1+json, "
+                                         "application/json");
+    r->headers =
+        curl_slist_append(r->headers, "Content-Type: application/vnd.schemaregistry.v1+json");
+    if (!r->headers)
+        goto oom;
+    if (set_options(r, cfg, errstr, errlen) < 0)
+        goto fail;
+    return r;
+oom:
+    snprintf(errstr, errlen, "schema registry: out of memory");
+fail:
+    ss_registry_destroy(r);
+    return NULL;
+}
+
 /* The registry's own words from an error body: {"error_code": N, "message": "..."}. */
 static void error_detail(const ss_registry_t *r, char *out, size_t outlen) {
     json_t *j = r->body_len ? json_loadb(r->body, r->body_len, 0, NULL) : NULL;
@@ -142,7 +146,7 @@ static void error_detail(const ss_registry_t *r, char *out, size_t outlen) {
     json_decref(j);
 }
 
-/* One request with retries. 0 with the answer in r->body, or a negative ss_registry_rc_t.
+/* One request with retries. 0 with the answer in r->body, or a negative SS_ERR_* (registry.h).
  * `what` names the request in messages. @locks r->lock held by the caller */
 static int exchange(ss_registry_t *r, const char *url, const char *post, const char *what,
                     char *errstr, size_t errlen) {
@@ -165,11 +169,11 @@ static int exchange(ss_registry_t *r, const char *url, const char *post, const c
         int retriable = 0;
         if (cc == CURLE_OK && status >= 200 && status < 300) {
             COUNT(r, registry_ok);
-            return SS_REGISTRY_OK;
+            return 0;
         }
         if (cc != CURLE_OK) {
-            snprintf(detail, sizeof(detail), "%s", r->body_overflow ? "answer larger than 4 MiB"
-                                                                    : curl_easy_strerror(cc));
+            snprintf(detail, sizeof(detail), "%s",
+                     r->body_overflow ? "answer larger than 4 MiB" : curl_easy_strerror(cc));
             retriable = !r->body_overflow;
         } else {
             char words[400];
@@ -179,19 +183,19 @@ static int exchange(ss_registry_t *r, const char *url, const char *post, const c
             if (status == 404) {
                 COUNT(r, registry_not_found);
                 snprintf(errstr, errlen, "schema registry: %s: %s", what, detail);
-                return SS_REGISTRY_NOT_FOUND;
+                return SS_ERR_NOT_FOUND;
             }
         }
         if (!retriable || attempt >= r->retries) {
             COUNT(r, registry_failed);
             snprintf(errstr, errlen, "schema registry %s: %s: %s%s", r->base, what, detail,
                      retriable ? " (retries exhausted)" : "");
-            return retriable ? SS_REGISTRY_UNAVAILABLE : SS_REGISTRY_REFUSED;
+            return retriable ? SS_ERR_UNAVAILABLE : SS_ERR_CONFIG;
         }
         COUNT(r, registry_retries);
         ss_log(SS_LOG_WARN,
-               SS_FIELDS(SSF_STR("component", "schema-registry"), SSF_INT("attempt", attempt + 1)), "schema registry %s: %s: %s; retrying in %ld ms", r->base,
-               what, detail, backoff);
+               SS_FIELDS(SSF_STR("component", "schema-registry"), SSF_INT("attempt", attempt + 1)),
+               "schema registry %s: %s: %s; retrying in %ld ms", r->base, what, detail, backoff);
         ss_sleep_ms(backoff);
         backoff = backoff * 2 > r->backoff_max_ms ? r->backoff_max_ms : backoff * 2;
     }
@@ -205,7 +209,7 @@ int ss_registry_schema_by_id(ss_registry_t *r, int32_t id, char **schema, char *
     snprintf(what, sizeof(what), "schema id %d", id);
     pthread_mutex_lock(&r->lock);
     int rc = exchange(r, url, NULL, what, errstr, errlen);
-    if (rc == SS_REGISTRY_OK) {
+    if (rc == 0) {
         json_error_t jerr;
         json_t *j = json_loadb(r->body, r->body_len, 0, &jerr);
         const char *text = json_string_value(json_object_get(j, "schema"));
@@ -214,17 +218,19 @@ int ss_registry_schema_by_id(ss_registry_t *r, int32_t id, char **schema, char *
         if (!text) {
             snprintf(errstr, errlen, "schema registry: %s: the answer has no \"schema\" string",
                      what);
-            rc = SS_REGISTRY_INVALID;
+            rc = SS_ERR_INVALID;
         } else if (type && strcmp(type, "AVRO") != 0) {
             snprintf(errstr, errlen, "schema registry: %s is a %s schema, not Avro", what, type);
-            rc = SS_REGISTRY_INVALID;
+            rc = SS_ERR_INVALID;
         } else if (json_array_size(refs) > 0) {
-            snprintf(errstr, errlen, "schema registry: %s uses schema references, which "
-                     "streamscore does not resolve", what);
-            rc = SS_REGISTRY_INVALID;
+            snprintf(errstr, errlen,
+                     "schema registry: %s uses schema references, which "
+                     "streamscore does not resolve",
+                     what);
+            rc = SS_ERR_INVALID;
         } else if (!(*schema = strdup(text))) {
             snprintf(errstr, errlen, "schema registry: out of memory");
-            rc = SS_REGISTRY_REFUSED;
+            rc = SS_ERR_NOMEM;
         }
         json_decref(j);
     }
@@ -257,20 +263,20 @@ int ss_registry_register(ss_registry_t *r, const char *subject, const char *sche
     json_decref(req);
     if (!post) {
         snprintf(errstr, errlen, "schema registry: out of memory");
-        return SS_REGISTRY_REFUSED;
+        return SS_ERR_NOMEM;
     }
     pthread_mutex_lock(&r->lock);
     int rc = exchange(r, url, post, what, errstr, errlen);
-    if (rc == SS_REGISTRY_NOT_FOUND)
-        rc = SS_REGISTRY_REFUSED; /* a registry with no such endpoint */
-    if (rc == SS_REGISTRY_OK) {
+    if (rc == SS_ERR_NOT_FOUND)
+        rc = SS_ERR_CONFIG; /* a registry with no such endpoint */
+    if (rc == 0) {
         json_t *j = json_loadb(r->body, r->body_len, 0, NULL);
         json_t *jid = json_object_get(j, "id");
         if (!json_is_integer(jid) || json_integer_value(jid) < 0 ||
             json_integer_value(jid) > INT32_MAX) {
             snprintf(errstr, errlen, "schema registry: %s: the answer has no schema id: %.200s",
                      what, r->body);
-            rc = SS_REGISTRY_REFUSED;
+            rc = SS_ERR_CONFIG;
         } else {
             *id = (int32_t)json_integer_value(jid);
         }
@@ -286,10 +292,8 @@ int ss_registry_subject(const ss_config_t *cfg, const char *topic, const char *r
     int n;
     switch (cfg->output_subject_strategy) {
     case SS_SUBJECT_RECORD: n = snprintf(out, outlen, "%s", record_fullname); break;
-    case SS_SUBJECT_TOPIC_RECORD:
-        n = snprintf(out, outlen, "%s-%s", topic, record_fullname);
-        break;
+    case SS_SUBJECT_TOPIC_RECORD: n = snprintf(out, outlen, "%s-%s", topic, record_fullname); break;
     default: n = snprintf(out, outlen, "%s-value", topic); break;
     }
-    return n < 0 || (size_t)n >= outlen ? -1 : 0;
+    return n < 0 || (size_t)n >= outlen ? SS_ERR_CONFIG : 0;
 }

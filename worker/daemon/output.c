@@ -90,8 +90,8 @@ static int register_schema(ss_output_t *o, ss_registry_t *registry, char *errstr
     }
     int32_t id = -1;
     int rrc = ss_registry_register(registry, subject, text, &id, errstr, errlen);
-    if (rrc != SS_REGISTRY_OK) {
-        rc = rrc == SS_REGISTRY_UNAVAILABLE ? SS_ERR_UNAVAILABLE : SS_ERR_CONFIG;
+    if (rrc < 0) {
+        rc = rrc == SS_ERR_UNAVAILABLE ? SS_ERR_UNAVAILABLE : SS_ERR_CONFIG;
         goto out;
     }
     o->schema_id = id;

@@ -1,0 +1,206 @@
+/* codec_int.h - the codec's insides, shared by its files and included by nothing else:
+ * codec.c (the reader schema, writer plans and the registry-backed plan list), codec_decode.c
+ * (decoders: framing, per-thread state and the generic reader), codec_check.c (the structural
+ * check of bodies) and codec_direct.c (the direct reader). What runs per field is static
+ * inline here, so each reader keeps it in its own code. */
+#ifndef SS_CODEC_INT_H
+#define SS_CODEC_INT_H
+
+#include <avro.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "codec.h"
+#include "error.h"
+#include "metrics.h"
+#include "registry.h"
+
+/* How one writer value (or union branch) becomes a float. */
+typedef enum { K_NULL = 0, K_INT, K_LONG, K_FLOAT, K_DOUBLE, K_BOOL, K_ENUM, K_BAD } kind_t;
+
+typedef struct branch_plan {
+    kind_t kind;
+    int *symmap; /* K_ENUM: writer symbol -> reader symbol index, -1 unknown */
+    int n_symbols;
+} branch_plan_t;
+
+typedef struct field_plan {
+    int windex;   /* writer field index, -1: absent from the writer */
+    float absent; /* value when absent: the reader default, or NaN */
+    int is_union;
+    int n_branches;
+    branch_plan_t *branches; /* 1 when not a union */
+} field_plan_t;
+
+enum { ROLE_CUST = 1, ROLE_EVENT_ID = 2, ROLE_TIME = 4 };
+
+/* One writer schema resolved against the reader: computed once, never changed or moved. */
+typedef struct writer_plan {
+    int32_t id; /* schema id, -1 for raw */
+    avro_schema_t schema;
+    int cust_index, event_id_index, time_index;
+    int cust_union, event_id_union, time_union; /* field is a union (nullable) */
+    field_plan_t *features;
+    /* per writer field, what it is to the reader: the direct read of a body walks these */
+    size_t n_fields;
+    avro_schema_t *ftypes; /* the field's type, links followed */
+    unsigned char *froles; /* ROLE_* bits */
+    int *ffirst;           /* first feature read from the field, -1 none */
+    int *fnext;            /* per feature: the next feature read from the same field, -1 */
+    int error;             /* the writer cannot be resolved against the reader */
+    char errmsg[256];
+} writer_plan_t;
+
+/* What the reader schema says of a feature field. */
+typedef struct reader_field {
+    const char *name; /* event field name (after rename) */
+    avro_type_t type; /* non-null type */
+    avro_schema_t enum_schema;
+    float def; /* reader default, NaN for null/none */
+} reader_field_t;
+
+/* A schema id the registry could not give: records with it are dead-lettered without
+ * asking again until `until`. */
+typedef struct miss {
+    int32_t id;
+    int rc; /* SS_DECODE_UNKNOWN_SCHEMA or SS_DECODE_REGISTRY_UNAVAILABLE */
+    int64_t until;
+    char msg[240];
+} miss_t;
+
+struct ss_codec {
+    int framing;
+    long max_bytes;
+    avro_schema_t reader;
+    reader_field_t *rfields;
+    size_t n_features;
+    char *cust_field, *event_id_field, *time_field;
+    /* Writer plans: those of the config are added before any decoder exists; with a
+     * registry, fetched ones are appended while decoders run. A plan never changes or moves
+     * once added (the array holds pointers), so a decoder keeps its own pointers to them
+     * and takes `lock` only for an id it has not seen. */
+    pthread_mutex_t lock;       /* guards writers, n_writers, cap_writers, misses */
+    pthread_mutex_t fetch_lock; /* one registry fetch at a time, without holding `lock` */
+    writer_plan_t **writers;
+    size_t n_writers, cap_writers;
+    miss_t *misses;
+    size_t n_misses;
+    ss_registry_t *registry; /* not owned; NULL: only the configured schemas */
+    long miss_ttl_ms;
+    ss_metrics_t *stats;
+};
+
+/* A decoder's view of one writer plan: its own Avro value, reused for every record. */
+typedef struct writer_state {
+    int32_t id;
+    const writer_plan_t *wp;
+    avro_value_iface_t *iface;
+    avro_value_t value;
+} writer_state_t;
+
+struct ss_decoder {
+    ss_codec_t *codec;
+    avro_reader_t reader;
+    int direct; /* bodies read directly (default), else through Avro C's generic reader */
+    char *ids;  /* the last record's customer and event ids, NUL-terminated */
+    size_t ids_cap;
+    writer_state_t *states; /* the plans this decoder has used, in order of first use */
+    size_t n_states, cap_states, last;
+};
+
+/* One writer value as read, before it becomes a feature. */
+typedef struct raw {
+    kind_t kind;   /* K_NULL for null; K_BAD for a type that holds no number */
+    int64_t i;     /* K_INT, K_LONG, K_BOOL, K_ENUM */
+    double d;      /* K_DOUBLE */
+    float f;       /* K_FLOAT (kept as read: a NaN's bits survive) */
+    const char *s; /* AVRO_STRING */
+    size_t slen;
+} raw_t;
+
+static inline kind_t kind_of(avro_type_t t) {
+    switch (t) {
+    case AVRO_NULL: return K_NULL;
+    case AVRO_INT32: return K_INT;
+    case AVRO_INT64: return K_LONG;
+    case AVRO_FLOAT: return K_FLOAT;
+    case AVRO_DOUBLE: return K_DOUBLE;
+    case AVRO_BOOLEAN: return K_BOOL;
+    case AVRO_ENUM: return K_ENUM;
+    default: return K_BAD;
+    }
+}
+
+static inline avro_schema_t follow(avro_schema_t t) {
+    while (t && avro_typeof(t) == AVRO_LINK)
+        t = avro_schema_link_target(t);
+    return t;
+}
+
+/* A zigzag varint at *p, not past `end`: 0, or SS_ERR_FAIL when truncated or too long. */
+static inline int read_varint(const unsigned char **p, const unsigned char *end, int64_t *out) {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (*p >= end)
+            return SS_ERR_FAIL;
+        unsigned char b = *(*p)++;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *out = (int64_t)((v >> 1) ^ -(v & 1)); /* zigzag */
+            return 0;
+        }
+    }
+    return SS_ERR_FAIL;
+}
+
+/* A writer value as a feature: ints, longs, floats, doubles and booleans as numbers, an enum
+ * as its reader symbol's index (NaN for a symbol the reader lacks); +-inf, or a double beyond
+ * float range, is not a usable value (NaN). */
+static inline float raw_feature(const raw_t *r, const branch_plan_t *bp) {
+    float v;
+    switch (bp->kind) {
+    case K_INT: v = (float)(int32_t)r->i; break;
+    case K_LONG: v = (float)r->i; break;
+    case K_FLOAT: v = r->f; break;
+    case K_DOUBLE: v = (float)r->d; break;
+    case K_BOOL: v = r->i ? 1.0f : 0.0f; break;
+    case K_ENUM:
+        v = r->i < 0 || r->i >= bp->n_symbols || bp->symmap[r->i] < 0 ? NAN
+                                                                      : (float)bp->symmap[r->i];
+        break;
+    default: v = NAN;
+    }
+    return isinf(v) ? NAN : v;
+}
+
+/* SS_DECODE_OK when the event has a customer id, else why not. */
+static inline int need_customer(const ss_codec_t *c, const ss_event_t *ev, char *errstr,
+                                size_t errlen) {
+    if (ev->customer_id && ev->customer_id_len > 0)
+        return SS_DECODE_OK;
+    snprintf(errstr, errlen, "customer id field '%s' is null or empty", c->cust_field);
+    return SS_DECODE_NO_CUSTOMER_ID;
+}
+
+/* codec.c: the plan of writer schema `id`, configured or fetched from the registry (once).
+ * SS_DECODE_OK with *out, or a negative ss_decode_rc_t with errstr.
+ * @locks c->lock briefly; c->fetch_lock for a fetch */
+int ss__codec_plan(ss_codec_t *c, int32_t id, const writer_plan_t **out, char *errstr,
+                   size_t errlen);
+
+/* codec_check.c: 0 when `len` bytes hold one value of `schema` (trailing bytes are allowed,
+ * as in Java), else SS_ERR_FAIL. Allocates nothing. */
+int ss__check_body(avro_schema_t schema, const unsigned char *p, size_t len);
+
+/* codec_check.c: step *p over one value of `s` at nesting `depth`: 0 or SS_ERR_FAIL. */
+int ss__check_value(avro_schema_t s, const unsigned char **p, const unsigned char *end, int depth);
+
+/* codec_direct.c: the event and features of a body that ss__check_body accepted, read
+ * directly (the same as Avro C's reader followed by the generic extraction).
+ * SS_DECODE_OK or a negative ss_decode_rc_t with errstr. @locality the thread that owns d */
+int ss__decode_direct(ss_decoder_t *d, const writer_plan_t *wp, const unsigned char *p, size_t len,
+                      ss_event_t *ev, float *features, char *errstr, size_t errlen);
+
+#endif
