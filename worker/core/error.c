@@ -1,6 +1,9 @@
 /* error.c - names of the SS_ERR_* codes, for logs and messages. */
 #include "error.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+
 const char *ss_strerror(int err) {
     switch (err) {
     case SS_OK: return "ok";
@@ -14,4 +17,11 @@ const char *ss_strerror(int err) {
     case SS_ERR_INVALID: return "invalid";
     default: return "unknown error";
     }
+}
+
+void *ss_zalloc(size_t size, const char *who, char *errstr, size_t errlen) {
+    void *p = calloc(1, size);
+    if (!p)
+        snprintf(errstr, errlen, "%s: out of memory", who);
+    return p;
 }

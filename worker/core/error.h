@@ -4,6 +4,8 @@
 #ifndef SS_ERROR_H
 #define SS_ERROR_H
 
+#include <stddef.h>
+
 enum {
     SS_OK = 0,
     SS_ERR_FAIL = -1,        /* a runtime failure: a service, a file, a record that fails */
@@ -18,5 +20,8 @@ enum {
 
 /* A short name of the code: "ok", "failure", "configuration", ... */
 const char *ss_strerror(int err);
+
+/* calloc(1, size), or NULL with "<who>: out of memory" in errstr. */
+void *ss_zalloc(size_t size, const char *who, char *errstr, size_t errlen);
 
 #endif

@@ -47,20 +47,10 @@ ss_batch_t *ss_batch_new(size_t max, size_t nf) {
 void ss_batch_destroy(ss_batch_t *b) {
     if (!b)
         return;
-    free(b->msgs);
-    free(b->recs);
-    free(b->ev_feat);
-    free(b->rows);
-    free(b->state);
-    free(b->changed);
-    free(b->scores);
-    free(b->u_ids);
-    free(b->u_lens);
-    free(b->u_off);
-    free(b->table);
-    free(b->table_used);
-    free(b->arena);
-    free(b);
+    void *bufs[] = {b->msgs,  b->recs,  b->ev_feat, b->rows,  b->state,      b->changed, b->scores,
+                    b->u_ids, b->u_lens, b->u_off, b->table, b->table_used, b->arena,   b};
+    for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
+        free(bufs[i]);
 }
 
 void ss_batch_reset(ss_batch_t *b) {

@@ -10,11 +10,9 @@
 
 ss_delivery_t *ss_delivery_new(const ss_config_t *cfg, int index, ss_producer_t *shared,
                                ss_ack_t *ack, char *errstr, size_t errlen) {
-    ss_delivery_t *d = calloc(1, sizeof(*d));
-    if (!d) {
-        snprintf(errstr, errlen, "delivery: out of memory");
+    ss_delivery_t *d = ss_zalloc(sizeof(*d), "delivery", errstr, errlen);
+    if (!d)
         return NULL;
-    }
     d->cfg = cfg;
     d->ack = ack;
     if (cfg->delivery == SS_DELIVERY_EXACTLY_ONCE) {

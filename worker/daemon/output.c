@@ -31,30 +31,6 @@ struct ss_output_writer {
     size_t lines_len, lines_cap;
 };
 
-ss_output_t *ss_output_new(const ss_config_t *cfg, ss_metrics_t *metrics, char *errstr,
-                           size_t errlen) {
-    ss_output_t *o = calloc(1, sizeof(*o));
-    if (!o) {
-        snprintf(errstr, errlen, "output: out of memory");
-        return NULL;
-    }
-    o->cfg = cfg;
-    o->metrics = metrics;
-    o->schema_id = -1;
-    o->name = cfg->mode == SS_MODE_SHADOW ? cfg->shadow_topic : cfg->output_topic;
-    if (cfg->mode == SS_MODE_SHADOW && cfg->shadow_output == SS_SHADOW_FILE) {
-        if (!(o->file = fopen(cfg->shadow_file, "a"))) {
-            snprintf(errstr, errlen, "cannot open shadow.file '%s': %s", cfg->shadow_file,
-                     strerror(errno));
-            free(o);
-            return NULL;
-        }
-        o->name = cfg->shadow_file;
-    }
-    pthread_mutex_init(&o->lock, NULL);
-    return o;
-}
-
 void ss_output_destroy(ss_output_t *o) {
     if (!o)
         return;
@@ -62,6 +38,26 @@ void ss_output_destroy(ss_output_t *o) {
         fclose(o->file);
     pthread_mutex_destroy(&o->lock);
     free(o);
+}
+
+ss_output_t *ss_output_new(const ss_config_t *cfg, ss_metrics_t *metrics, char *errstr,
+                           size_t errlen) {
+    ss_output_t *o = ss_zalloc(sizeof(*o), "output", errstr, errlen);
+    if (!o)
+        return NULL;
+    *o = (ss_output_t){.cfg = cfg, .metrics = metrics, .schema_id = -1};
+    pthread_mutex_init(&o->lock, NULL);
+    o->name = cfg->mode == SS_MODE_SHADOW ? cfg->shadow_topic : cfg->output_topic;
+    if (cfg->mode != SS_MODE_SHADOW || cfg->shadow_output != SS_SHADOW_FILE)
+        return o;
+    o->name = cfg->shadow_file;
+    o->file = fopen(cfg->shadow_file, "a");
+    if (o->file)
+        return o;
+    snprintf(errstr, errlen, "cannot open shadow.file '%s': %s", cfg->shadow_file,
+             strerror(errno));
+    ss_output_destroy(o);
+    return NULL;
 }
 
 const char *ss_output_name(const ss_output_t *o) { return o->name; }
@@ -118,12 +114,10 @@ int ss_output_register_schema(ss_output_t *o, ss_registry_t *registry, char *err
 
 ss_output_writer_t *ss_output_writer_new(ss_output_t *o, ss_ack_t *ack, int *why, char *errstr,
                                          size_t errlen) {
-    ss_output_writer_t *w = calloc(1, sizeof(*w));
+    ss_output_writer_t *w = ss_zalloc(sizeof(*w), "output", errstr, errlen);
     *why = SS_ERR_NOMEM;
-    if (!w) {
-        snprintf(errstr, errlen, "output: out of memory");
+    if (!w)
         return NULL;
-    }
     *w = (ss_output_writer_t){.o = o, .ack = ack};
     w->enc = o->file ? ss_encoder_new_format(o->cfg, SS_FORMAT_JSON, errstr, errlen)
                      : ss_encoder_new(o->cfg, errstr, errlen);

@@ -7,15 +7,13 @@
 #define SS_OUTPUT_H
 
 #include <librdkafka/rdkafka.h>
-#include <stddef.h>
 
-#include "config.h"
-#include "metrics.h"
 #include "prediction.h"
 #include "producer.h"
 #include "registry.h"
 
-typedef struct ss_output ss_output_t;
+typedef struct ss_output ss_output_t;               /* shared by the threads */
+typedef struct ss_output_writer ss_output_writer_t; /* one per thread */
 
 /* Opens shadow.file for appending when the shadow writes a file. Returns NULL with errstr
  * when it cannot be opened. */
@@ -32,8 +30,6 @@ const char *ss_output_name(const ss_output_t *o);
  * answer, SS_ERR_CONFIG when it refused the schema or output.schema cannot be read. */
 int ss_output_register_schema(ss_output_t *o, ss_registry_t *registry, char *errstr,
                               size_t errlen);
-
-typedef struct ss_output_writer ss_output_writer_t;
 
 /* A thread's writer, with deliveries counted in `ack` (the caller's, outliving the writer).
  * Returns NULL with errstr; SS_ERR_CONFIG in *why when output.schema does not fit, else

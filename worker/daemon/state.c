@@ -20,27 +20,28 @@ struct ss_state {
     int64_t retry_at; /* degrade: no attempt before this time (monotonic ms) */
 };
 
-ss_state_t *ss_state_new(const ss_config_t *cfg, char *const *features, size_t nf,
-                         ss_metrics_t *metrics, int (*stopping)(void *), void *stop_arg,
-                         char *errstr, size_t errlen) {
-    ss_state_t *s = calloc(1, sizeof(*s));
-    if (!s) {
-        snprintf(errstr, errlen, "state: out of memory");
-        return NULL;
-    }
-    *s = (ss_state_t){.cfg = cfg, .metrics = metrics, .stopping = stopping, .stop_arg = stop_arg};
-    if (!(s->cache = ss_cache_new(cfg, features, nf, errstr, errlen))) {
-        free(s);
-        return NULL;
-    }
-    return s;
-}
-
 void ss_state_destroy(ss_state_t *s) {
     if (!s)
         return;
     ss_cache_destroy(s->cache);
     free(s);
+}
+
+ss_state_t *ss_state_new(const ss_config_t *cfg, char *const *features, size_t nf,
+                         ss_metrics_t *metrics, int (*stopping)(void *), void *stop_arg,
+                         char *errstr, size_t errlen) {
+    ss_state_t *s = ss_zalloc(sizeof(*s), "state", errstr, errlen);
+    if (s)
+        *s = (ss_state_t){.cfg = cfg,
+                          .metrics = metrics,
+                          .stopping = stopping,
+                          .stop_arg = stop_arg,
+                          .cache = ss_cache_new(cfg, features, nf, errstr, errlen)};
+    if (s && !s->cache) {
+        ss_state_destroy(s);
+        s = NULL;
+    }
+    return s;
 }
 
 static int call(ss_state_t *s, ss_batch_t *b, int write, char *err, size_t errlen) {

@@ -296,13 +296,11 @@ static void *worker_main(void *arg) {
 
 int ss_worker_new(ss_runtime_t *rt, int index, ss_worker_t **out, char *errstr, size_t errlen) {
     const ss_config_t *cfg = rt->cfg;
-    ss_worker_t *w = calloc(1, sizeof(*w));
+    ss_worker_t *w = ss_zalloc(sizeof(*w), "worker", errstr, errlen);
     int rc = SS_ERR_FAIL, why = 0;
     *out = NULL;
-    if (!w) {
-        snprintf(errstr, errlen, "worker: out of memory");
+    if (!w)
         return SS_ERR_NOMEM;
-    }
     w->index = index;
     w->rt = rt;
     ss_ack_init(&w->ack);
@@ -339,13 +337,13 @@ void ss_worker_destroy(ss_worker_t *w) {
     if (!w)
         return;
     ss_consumer_destroy(w->consumer);
-    ss_delivery_destroy(w->delivery);
+    ss_delivery_destroy(w->delivery); /* flushes: deliveries settle the ack */
     ss_output_writer_destroy(w->out);
+    ss_ack_destroy(&w->ack);
     ss_decoder_destroy(w->dec);
     ss_state_destroy(w->state);
     ss_predictor_destroy(w->pred);
     ss_batch_destroy(w->batch);
-    ss_ack_destroy(&w->ack);
     free(w);
 }
 
