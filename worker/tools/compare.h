@@ -8,8 +8,9 @@
 /* Entry point. `cfg` is the finalized configuration (kafka.*, output.topic, shadow.topic,
  * shadow.output/shadow.file, output.format, model.threshold, compare.*, promote.*), or NULL
  * when --help was given (print usage on stdout, return 0). `argv` holds the arguments
- * that were not -c/-X. Returns 0 (promote, or no criteria set), 1 runtime failure,
- * 2 bad usage, 3 hold. */
+ * that were not -c/-X. Returns 0 (promote, or no criterion set), SS_ERR_VERDICT (hold),
+ * SS_ERR_CONFIG (bad usage or configuration) or another negative SS_ERR_* code (a runtime
+ * failure), with the error on stderr. */
 int ss_compare_main(const ss_config_t *cfg, int argc, char **argv);
 
 #endif

@@ -1,6 +1,36 @@
 /* report.c - renders the figures of `streamscore compare`: a terminal summary, compare.json
- * (jansson; structure in compare.c) and compare.html, one self-contained page with inline
- * SVG charts and no network access, so that it can be archived with a promotion decision. */
+ * (jansson) and compare.html, one self-contained page with inline SVG charts and no network
+ * access, so that it can be archived with a promotion decision.
+ *
+ * compare.json (structure version 1; figures that cannot be computed are null):
+ * { "streamscore_compare": 1, "generated_at": ISO,
+ *   "inputs": { "primary"|"shadow": { "source": "kafka"|"file", "topic": str|null,
+ *                 "file": str|null, "format": "avro"|"json", "partitions": n, "read": n,
+ *                 "malformed": n, "out_of_range": n, "other_models_records": n },
+ *               "time_range": { "from": ISO|null, "to": ISO|null, "from_ms": n|null,
+ *                 "to_ms": n|null, "by": "kafka timestamp" },   // [from, to)
+ *               "labels": null | { "source": str, "rows": n, "malformed": n } },
+ *   "counts": { "primary": n, "shadow": n (distinct keys), "matched": n, "primary_only": n,
+ *               "shadow_only": n, "duplicates": {"primary": n, "shadow": n},
+ *               "matched_share": x (matched / primary), "identical_features": n,
+ *               "identical_share": x (identical / matched) },
+ *   "models": { "primary"|"shadow": [ {"name", "version", "threshold", "records"} ] },
+ *   "pairs": { "scope": "identical_features", "n": n,          // d = shadow - primary score
+ *              "score_diff": {"mean", "abs_p50", "abs_p99", "abs_max"},
+ *              "flips": {"no_to_yes", "yes_to_no", "total", "rate"}, // recorded decisions
+ *              "spearman": x, "diff_histogram": {"lo", "hi", "counts": [40]} },
+ *   "distributions": { "edges": [21 over 0..1], "primary"|"shadow": {"counts": [20],
+ *                      "below": n, "above": n} },   // all distinct records; out of [0, 1]
+ *                                                   // counted in the edge bins too
+ *   "latency_ms": { "primary"|"shadow": {"n", "p50", "p99"} },  // scored_at - event_time
+ *   "labels": null | { "primary"|"shadow": {"labeled", "positives", "roc_auc", "precision",
+ *                      "recall", "f1", "tp", "fp", "fn", "tn"} },  // all distinct records,
+ *                                                   // precision etc. from recorded decisions
+ *   "verdict": { "decision": "promote"|"hold"|"none", "reasons": [failed], "passed": [str],
+ *                "criteria": [ {"key", "limit", "value", "passed", "reason"} ] },
+ *   "method": { "exact": bool, "exact_limit": n, "buckets": n, "max_bucket_records": n } }
+ * Quantiles, ROC-AUC and Spearman follow core/stats.h (exact), or its binned forms when
+ * "method.exact" is false. */
 #include "report.h"
 
 #include <inttypes.h>
@@ -10,6 +40,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
+#include "error.h"
+
 static const char *const verdict_names[] = {"none", "promote", "hold"};
 
 static void iso_time(int64_t ms, char *out, size_t outlen) {
@@ -18,12 +51,6 @@ static void iso_time(int64_t ms, char *out, size_t outlen) {
     gmtime_r(&s, &tm);
     size_t n = strftime(out, outlen, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(out + n, outlen - n, ".%03dZ", (int)(ms - (int64_t)s * 1000));
-}
-
-static int64_t wall_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- compare.json ------------------------------------------------------------------------ */
@@ -129,7 +156,7 @@ int ss_report_write_json(const ss_cmp_result_t *r, const char *path, char *errst
                                                   "limit", jnum(k->limit), "value", jnum(k->value),
                                                   "passed", k->passed, "reason", k->reason));
     }
-    iso_time(wall_ms(), now, sizeof(now));
+    iso_time(ss_wall_ms(), now, sizeof(now));
     json_t *root = json_pack(
         "{s:i, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:{s:s, s:o, s:o, s:o}, s:{s:b, s:I, s:i, "
         "s:o}}",
@@ -139,8 +166,9 @@ int ss_report_write_json(const ss_cmp_result_t *r, const char *path, char *errst
         "criteria", criteria, "method", "exact", r->exact, "exact_limit",
         (json_int_t)r->exact_limit, "buckets", r->buckets, "max_bucket_records",
         jint(r->max_bucket));
-    int rc =
-        root && json_dump_file(root, path, JSON_INDENT(2) | JSON_REAL_PRECISION(17)) == 0 ? 0 : -1;
+    int rc = root && json_dump_file(root, path, JSON_INDENT(2) | JSON_REAL_PRECISION(17)) == 0
+                 ? 0
+                 : SS_ERR_FAIL;
     if (rc)
         snprintf(errstr, errlen, "cannot write '%s'%s", path, root ? "" : " (out of memory)");
     json_decref(root);
@@ -419,9 +447,9 @@ int ss_report_write_html(const ss_cmp_result_t *r, const char *path, char *errst
     const ss_cmp_side_t *P = &r->side[0], *S = &r->side[1];
     if (!f) {
         snprintf(errstr, errlen, "cannot write '%s'", path);
-        return -1;
+        return SS_ERR_FAIL;
     }
-    iso_time(wall_ms(), now, sizeof(now));
+    iso_time(ss_wall_ms(), now, sizeof(now));
     if (r->from_ms != INT64_MIN)
         iso_time(r->from_ms, from, sizeof(from));
     if (r->to_ms != INT64_MAX)
@@ -475,5 +503,5 @@ int ss_report_write_html(const ss_cmp_result_t *r, const char *path, char *errst
     int rc = ferror(f) | fclose(f);
     if (rc)
         snprintf(errstr, errlen, "cannot write '%s'", path);
-    return rc ? -1 : 0;
+    return rc ? SS_ERR_FAIL : 0;
 }

@@ -1,5 +1,5 @@
 /* report.h - the figures `streamscore compare` computes and their three renderings: a
- * terminal summary, compare.json (structure documented in compare.c) and a self-contained
+ * terminal summary, compare.json (structure documented in report.c) and a self-contained
  * compare.html with inline SVG charts. */
 #ifndef SS_REPORT_H
 #define SS_REPORT_H
@@ -80,7 +80,7 @@ typedef struct ss_cmp_result {
     int verdict;
 } ss_cmp_result_t;
 
-/* Write compare.json / compare.html. Return 0 or -1 with errstr naming the path. */
+/* Write compare.json / compare.html. Return 0 or SS_ERR_FAIL with errstr naming the path. */
 int ss_report_write_json(const ss_cmp_result_t *r, const char *path, char *errstr, size_t errlen);
 int ss_report_write_html(const ss_cmp_result_t *r, const char *path, char *errstr, size_t errlen);
 void ss_report_print_summary(const ss_cmp_result_t *r, FILE *out);

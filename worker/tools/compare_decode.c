@@ -1,0 +1,322 @@
+/* compare_decode.c - one prediction record, as the primary and the shadow write them: Avro of
+ * output.schema (raw, or in the Confluent wire format) read with Avro C, or a JSON object
+ * (output.format = json, the shadow's results file) read with jansson. Both become the same
+ * list of field values, checked once. */
+#include <avro.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "compare_int.h"
+#include "error.h"
+
+enum {
+    F_CUSTOMER_ID,
+    F_SCORE,
+    F_DECISION,
+    F_THRESHOLD,
+    F_MODEL_NAME,
+    F_MODEL_VERSION,
+    F_SOURCE_TOPIC,
+    F_SOURCE_PARTITION,
+    F_SOURCE_OFFSET,
+    F_EVENT_TIME,
+    F_SCORED_AT,
+    F_FEATURE_HASH,
+    F_COUNT
+};
+static const char *const pred_keys[F_COUNT] = {
+    "customer_id",   "score",         "decision",     "threshold",
+    "model_name",    "model_version", "source_topic", "source_partition",
+    "source_offset", "event_time",    "scored_at",    "feature_hash"};
+static const int pred_required[] = {F_SCORE, F_DECISION, F_SOURCE_PARTITION, F_SOURCE_OFFSET,
+                                    F_FEATURE_HASH};
+
+/* A field's value, whichever the encoding. */
+enum { V_ABSENT = 0, V_NULL, V_STR, V_INT, V_REAL, V_BOOL, V_OTHER };
+typedef struct val {
+    int type;
+    const char *s; /* V_STR */
+    size_t n;
+    int64_t i;  /* V_INT, V_BOOL */
+    double num; /* V_INT, V_REAL */
+} val_t;
+
+struct cmp_decoder {
+    avro_schema_t schema;
+    avro_value_iface_t *iface;
+    avro_value_t value;
+    avro_reader_t reader;
+    int idx[F_COUNT];
+    int framed;   /* Avro values in the Confluent wire format (a registry, or output.schema.id) */
+    json_t *json; /* the last JSON value decoded: its strings back the prediction */
+};
+
+/* avro-c allocates the length a string claims before reading it, and leaks that buffer when
+ * the read then fails. While compare decodes a value, allocations are capped at what a value
+ * of that size could need and tracked: after a failed read the value is rebuilt, and what is
+ * still live from that read was leaked, so it is freed. Single-threaded use only. */
+#define AV_TRACK 256
+static struct {
+    size_t cap;
+    int on, n;
+    void *p[AV_TRACK];
+} av = {SIZE_MAX, 0, 0, {0}};
+
+static void av_forget(void *p) {
+    for (int i = 0; i < av.n; i++)
+        if (av.p[i] == p) {
+            av.p[i] = av.p[--av.n];
+            return;
+        }
+}
+
+static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+    (void)ud, (void)osize;
+    if (av.on && ptr)
+        av_forget(ptr);
+    if (nsize == 0) {
+        free(ptr);
+        return NULL;
+    }
+    void *q = nsize > av.cap ? NULL : realloc(ptr, nsize);
+    if (av.on && q && av.n < AV_TRACK)
+        av.p[av.n++] = q;
+    return q;
+}
+
+void cmp_decoder_destroy(cmp_decoder_t *d) {
+    if (!d)
+        return;
+    json_decref(d->json);
+    if (d->reader)
+        avro_reader_free(d->reader);
+    if (d->value.self) /* made from iface: goes first */
+        avro_value_decref(&d->value);
+    if (d->iface)
+        avro_value_iface_decref(d->iface);
+    if (d->schema)
+        avro_schema_decref(d->schema);
+    free(d);
+}
+
+int cmp_decoder_new(const ss_config_t *cfg, int avro, cmp_decoder_t **out, char *errstr,
+                    size_t errlen) {
+    cmp_decoder_t *d = calloc(1, sizeof(*d));
+    int rc = SS_ERR_CONFIG;
+    *out = NULL;
+    if (!d) {
+        snprintf(errstr, errlen, "out of memory");
+        return SS_ERR_NOMEM;
+    }
+    if (!avro)
+        goto done;
+    d->framed = *cfg->registry_url || cfg->output_schema_id >= 0;
+    if (!(d->schema = ss_schema_load(cfg->output_schema, "output.schema", errstr, errlen)))
+        goto cleanup;
+    for (int i = 0; i < F_COUNT; i++)
+        d->idx[i] = avro_schema_record_field_get_index(d->schema, pred_keys[i]);
+    for (size_t i = 0; i < sizeof(pred_required) / sizeof(pred_required[0]); i++)
+        if (d->idx[pred_required[i]] < 0) {
+            snprintf(errstr, errlen, "config: key 'output.schema': '%s' has no field '%s'",
+                     cfg->output_schema, pred_keys[pred_required[i]]);
+            goto cleanup;
+        }
+    avro_set_allocator(capped_alloc, NULL); /* frees what the default allocator made */
+    d->iface = avro_generic_class_from_schema(d->schema);
+    d->reader = avro_reader_memory("", 0);
+    if (!d->iface || !d->reader || avro_generic_value_new(d->iface, &d->value) != 0) {
+        snprintf(errstr, errlen, "avro: %s", avro_strerror());
+        goto cleanup;
+    }
+done:
+    *out = d;
+    d = NULL;
+    rc = 0;
+cleanup:
+    cmp_decoder_destroy(d);
+    return rc;
+}
+
+/* ---- field values ------------------------------------------------------------------------ */
+
+static void avro_val(avro_value_t *f, val_t *v, int depth) {
+    const char *s;
+    size_t n;
+    int32_t i32;
+    int b;
+    float fl;
+    avro_value_t branch;
+    v->type = V_OTHER;
+    switch (avro_value_get_type(f)) {
+    case AVRO_STRING:
+        if (avro_value_get_string(f, &s, &n) == 0)
+            v->type = V_STR, v->s = s, v->n = n ? n - 1 : 0;
+        break;
+    case AVRO_DOUBLE:
+        if (avro_value_get_double(f, &v->num) == 0)
+            v->type = V_REAL;
+        break;
+    case AVRO_FLOAT:
+        if (avro_value_get_float(f, &fl) == 0)
+            v->type = V_REAL, v->num = fl;
+        break;
+    case AVRO_INT32:
+        if (avro_value_get_int(f, &i32) == 0)
+            v->type = V_INT, v->i = i32, v->num = i32;
+        break;
+    case AVRO_INT64:
+        if (avro_value_get_long(f, &v->i) == 0)
+            v->type = V_INT, v->num = (double)v->i;
+        break;
+    case AVRO_BOOLEAN:
+        if (avro_value_get_boolean(f, &b) == 0)
+            v->type = V_BOOL, v->i = b;
+        break;
+    case AVRO_NULL: v->type = V_NULL; break;
+    case AVRO_UNION:
+        if (depth == 0 && avro_value_get_current_branch(f, &branch) == 0)
+            avro_val(&branch, v, 1);
+        break;
+    default: break;
+    }
+}
+
+static void json_val(const json_t *j, val_t *v) {
+    switch (json_typeof(j)) {
+    case JSON_STRING:
+        v->type = V_STR, v->s = json_string_value(j), v->n = json_string_length(j);
+        break;
+    case JSON_INTEGER: v->type = V_INT, v->i = json_integer_value(j), v->num = (double)v->i; break;
+    case JSON_REAL: v->type = V_REAL, v->num = json_real_value(j); break;
+    case JSON_TRUE:
+    case JSON_FALSE: v->type = V_BOOL, v->i = json_is_true(j); break;
+    case JSON_NULL: v->type = V_NULL; break;
+    default: v->type = V_OTHER; break;
+    }
+}
+
+/* A string field: absent or null reads as "". */
+static int str_of(const val_t *v, cmp_str_t *out) {
+    out->p = "", out->n = 0;
+    if (v->type == V_ABSENT || v->type == V_NULL)
+        return 0;
+    if (v->type != V_STR)
+        return SS_ERR_FAIL;
+    out->p = v->s, out->n = v->n;
+    return 0;
+}
+
+/* A time field: absent or null reads as CMP_NO_TIME. */
+static int time_of(const val_t *v, int64_t *out) {
+    *out = CMP_NO_TIME;
+    if (v->type == V_ABSENT || v->type == V_NULL)
+        return 0;
+    if (v->type != V_INT)
+        return SS_ERR_FAIL;
+    *out = v->i;
+    return 0;
+}
+
+/* The 16 hex digits of feature_hash. */
+static int hash_of(const val_t *v, uint64_t *out) {
+    uint64_t h = 0;
+    if (v->type != V_STR || v->n != 16)
+        return SS_ERR_FAIL;
+    for (int k = 0; k < 16; k++) {
+        char c = v->s[k], lc = (char)(c | 0x20);
+        if (c >= '0' && c <= '9')
+            h = h << 4 | (uint64_t)(c - '0');
+        else if (lc >= 'a' && lc <= 'f')
+            h = h << 4 | (uint64_t)(lc - 'a' + 10);
+        else
+            return SS_ERR_FAIL;
+    }
+    *out = h;
+    return 0;
+}
+
+static int pred_from(const val_t *v, cmp_pred_t *p) {
+    const val_t *dec = &v[F_DECISION], *part = &v[F_SOURCE_PARTITION], *off = &v[F_SOURCE_OFFSET];
+    if ((v[F_SCORE].type != V_INT && v[F_SCORE].type != V_REAL) || !isfinite(v[F_SCORE].num))
+        return SS_ERR_FAIL;
+    p->score = v[F_SCORE].num;
+    if (dec->type != V_BOOL && !(dec->type == V_INT && (dec->i == 0 || dec->i == 1)))
+        return SS_ERR_FAIL;
+    p->decision = (int)dec->i;
+    p->threshold =
+        v[F_THRESHOLD].type == V_INT || v[F_THRESHOLD].type == V_REAL ? v[F_THRESHOLD].num : NAN;
+    if (part->type != V_INT || part->i < 0 || part->i > INT32_MAX || off->type != V_INT ||
+        off->i < 0)
+        return SS_ERR_FAIL;
+    p->partition = (int32_t)part->i;
+    p->offset = off->i;
+    if (hash_of(&v[F_FEATURE_HASH], &p->fhash) || str_of(&v[F_CUSTOMER_ID], &p->customer_id) ||
+        str_of(&v[F_MODEL_NAME], &p->model_name) ||
+        str_of(&v[F_MODEL_VERSION], &p->model_version) ||
+        str_of(&v[F_SOURCE_TOPIC], &p->source_topic) || time_of(&v[F_EVENT_TIME], &p->event_time) ||
+        time_of(&v[F_SCORED_AT], &p->scored_at))
+        return SS_ERR_FAIL;
+    return 0;
+}
+
+/* ---- the two encodings ------------------------------------------------------------------- */
+
+static int decode_json(cmp_decoder_t *d, const void *buf, size_t len, val_t *v) {
+    json_error_t jerr;
+    json_decref(d->json);
+    d->json = json_loadb(buf, len, 0, &jerr);
+    if (!json_is_object(d->json))
+        return SS_ERR_FAIL;
+    for (int i = 0; i < F_COUNT; i++) {
+        const json_t *j = json_object_get(d->json, pred_keys[i]);
+        v[i].type = V_ABSENT;
+        if (j)
+            json_val(j, &v[i]);
+    }
+    return 0;
+}
+
+static int decode_avro(cmp_decoder_t *d, const void *buf, size_t len, val_t *v) {
+    if (!d->iface || !d->value.self)
+        return SS_ERR_FAIL;
+    if (d->framed) { /* magic byte 0 and the schema id: the body follows */
+        if (len < 5 || ((const unsigned char *)buf)[0] != 0)
+            return SS_ERR_FAIL;
+        buf = (const unsigned char *)buf + 5;
+        len -= 5;
+    }
+    avro_value_reset(&d->value);
+    avro_reader_memory_set_source(d->reader, buf, (int64_t)len);
+    av.cap = 65536 + 32 * len, av.on = 1, av.n = 0;
+    int rc = avro_value_read(d->reader, &d->value);
+    if (rc != 0) {
+        avro_value_decref(&d->value);
+        d->value.self = NULL;
+    }
+    av.on = 0, av.cap = SIZE_MAX;
+    if (rc != 0) {
+        for (int i = 0; i < av.n; i++)
+            free(av.p[i]);
+        if (avro_generic_value_new(d->iface, &d->value) != 0)
+            d->value.self = NULL;
+        return SS_ERR_FAIL;
+    }
+    for (int i = 0; i < F_COUNT; i++) {
+        avro_value_t f;
+        v[i].type = V_ABSENT;
+        if (d->idx[i] >= 0 && avro_value_get_by_index(&d->value, (size_t)d->idx[i], &f, NULL) == 0)
+            avro_val(&f, &v[i], 0);
+    }
+    return 0;
+}
+
+int cmp_decode(cmp_decoder_t *d, int json, const void *buf, size_t len, cmp_pred_t *p) {
+    val_t v[F_COUNT];
+    int rc = json ? decode_json(d, buf, len, v) : decode_avro(d, buf, len, v);
+    return rc < 0 ? rc : pred_from(v, p);
+}

@@ -1,0 +1,216 @@
+/* compare_int.h - what the parts of `streamscore compare` share, and nothing else includes:
+ * the spilled record, a decoded prediction, the state of one run (cmp_t) and the functions
+ * each part offers the others. Internal names start with cmp_ (public ones with ss_).
+ *
+ *   compare.c         the command: options, the steps of a run, the reports
+ *   compare_read.c    a finite read of whole Kafka topics (manual assignment, never commits)
+ *   compare_decode.c  a prediction from Avro (output.schema) or JSON (jansson)
+ *   compare_labels.c  outcome labels from a CSV file or a topic, looked up per record
+ *   compare_input.c   both sides read into the spill buckets
+ *   compare_spill.c   bucket files of records and files of values, in a temporary folder
+ *   compare_join.c    the join, one bucket at a time, and the counts it gives
+ *   compare_figures.c quantiles, Spearman, ROC-AUC (core/stats.h), exact or binned
+ *   compare_verdict.c the promote.* criteria and the verdict */
+#ifndef SS_COMPARE_INT_H
+#define SS_COMPARE_INT_H
+
+#include <librdkafka/rdkafka.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "config.h"
+#include "report.h"
+
+#define CMP_NO_TIME INT64_MIN
+#define CMP_UNLABELED (-1)
+#define CMP_MAX_TOPICS 64
+#define CMP_HIST_BINS 65536 /* bins of the histograms beyond --exact-limit */
+
+/* ---- records ------------------------------------------------------------------------- */
+
+/* One prediction as spilled: the join key and what the figures need. */
+typedef struct cmp_rec {
+    int64_t offset, event_time, scored_at; /* times CMP_NO_TIME when absent */
+    uint64_t seq;                          /* read order on its side: the latest wins */
+    uint64_t fhash;
+    double score;
+    uint32_t topic; /* interned source topic */
+    int32_t partition;
+    uint16_t model; /* index in the side's models, 0xffff beyond them */
+    uint8_t side, decision;
+    int8_t label; /* CMP_UNLABELED, 0 or 1 */
+    uint8_t pad[3];
+} cmp_rec_t;
+_Static_assert(sizeof(cmp_rec_t) == 64, "cmp_rec_t is 64 bytes");
+
+static inline uint64_t cmp_mix64(uint64_t x) {
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+/* The hash of a record's join key (source topic, partition, offset). */
+static inline uint64_t cmp_rec_hash(const cmp_rec_t *r) {
+    return cmp_mix64((uint64_t)r->offset ^
+                     cmp_mix64(((uint64_t)r->topic << 32) | (uint32_t)r->partition));
+}
+
+static inline int cmp_same_key(const cmp_rec_t *a, const cmp_rec_t *b) {
+    return a->offset == b->offset && a->partition == b->partition && a->topic == b->topic;
+}
+
+typedef struct cmp_str {
+    const char *p;
+    size_t n;
+} cmp_str_t;
+
+/* A decoded prediction; its strings point into the decoder's memory (until its next call). */
+typedef struct cmp_pred {
+    cmp_str_t customer_id, model_name, model_version, source_topic;
+    double score, threshold;
+    int decision;
+    int32_t partition;
+    int64_t offset, event_time, scored_at;
+    uint64_t fhash;
+} cmp_pred_t;
+
+/* ---- compare_read.c: a finite read of whole topics ------------------------------------- */
+
+typedef struct cmp_kreader cmp_kreader_t;
+
+/* Called per record read; a negative return stops the read (the error is the callback's). */
+typedef int (*cmp_msg_cb)(void *opaque, int topic_index, const rd_kafka_message_t *m);
+
+/* Check that the `n` (1 or 2) topics exist (keys[] names their configuration keys in errors)
+ * and take each partition's range: [first offset at or after from_ms (INT64_MIN: the low
+ * watermark), high watermark now). Returns 0 with *out, SS_ERR_CONFIG (kafka.* rejected) or
+ * SS_ERR_FAIL with errstr. */
+int cmp_kreader_new(const ss_config_t *cfg, const char *const *names, const char *const *keys,
+                    int n, int64_t from_ms, cmp_kreader_t **out, char *errstr, size_t errlen);
+/* Read every partition to the end of its range, calling cb per record. Fails (SS_ERR_FAIL)
+ * when nothing arrived for compare.timeout.ms, on a fatal Kafka error or when cb fails. */
+int cmp_kreader_run(cmp_kreader_t *kr, cmp_msg_cb cb, void *opaque, char *errstr, size_t errlen);
+int cmp_kreader_partitions(const cmp_kreader_t *kr, int topic_index);
+/* Records in the ranges: an upper bound of what a run reads. */
+uint64_t cmp_kreader_expected(const cmp_kreader_t *kr);
+void cmp_kreader_destroy(cmp_kreader_t *kr);
+
+/* ---- compare_decode.c: predictions --------------------------------------------------- */
+
+typedef struct cmp_decoder cmp_decoder_t;
+
+/* A decoder of JSON predictions, and of Avro ones of output.schema when `avro` is set.
+ * Returns 0 with *out, or SS_ERR_CONFIG with errstr (output.schema unusable). */
+int cmp_decoder_new(const ss_config_t *cfg, int avro, cmp_decoder_t **out, char *errstr,
+                    size_t errlen);
+/* Decode one value (`json`: a JSON object, else Avro). 0, or SS_ERR_FAIL when malformed. */
+int cmp_decode(cmp_decoder_t *d, int json, const void *buf, size_t len, cmp_pred_t *p);
+void cmp_decoder_destroy(cmp_decoder_t *d);
+
+/* ---- compare_spill.c: bucket files and value files ------------------------------------ */
+
+typedef struct cmp_spill {
+    const char *dir;
+    int nb;
+    size_t cap; /* records per bucket buffer */
+    cmp_rec_t *buf;
+    uint32_t *fill;
+    uint64_t *count;
+} cmp_spill_t;
+
+/* Buckets for `expected` records in folder `dir`. 0 or SS_ERR_NOMEM. */
+int cmp_spill_init(cmp_spill_t *s, const char *dir, uint64_t expected);
+/* Add a record to its bucket (written out when the bucket's buffer is full). */
+int cmp_spill_push(cmp_spill_t *s, const cmp_rec_t *r, char *errstr, size_t errlen);
+/* Write out what the buffers still hold. */
+int cmp_spill_flush_all(cmp_spill_t *s, char *errstr, size_t errlen);
+/* Bucket b's records into *recs (grown to *cap records), its file removed. */
+int cmp_spill_load(cmp_spill_t *s, int b, cmp_rec_t **recs, size_t *cap, char *errstr,
+                   size_t errlen);
+/* Free the buffers and remove the bucket files left. */
+void cmp_spill_destroy(cmp_spill_t *s);
+
+/* A file of values (k doubles per entry) written during the join, read back afterwards. */
+typedef struct cmp_col {
+    FILE *f;
+    uint64_t n;
+    int k;
+    double min[2], max[2];
+} cmp_col_t;
+
+int cmp_col_open(cmp_col_t *col, const char *dir, const char *name, int k);
+void cmp_col_push(cmp_col_t *col, double a, double b);
+/* All values (n * k doubles, the caller frees them), or NULL. */
+double *cmp_col_load(cmp_col_t *col);
+/* Streams the values in chunks to fn. */
+int cmp_col_scan(cmp_col_t *col, void (*fn)(void *o, const double *v, size_t n), void *o);
+void cmp_col_close(cmp_col_t *col);
+
+/* ---- the run ---------------------------------------------------------------------------- */
+
+typedef struct cmp_opts {
+    int64_t from_ms, to_ms;
+    const char *labels, *out_dir;
+    int quiet, json_only;
+    long exact_limit;
+} cmp_opts_t;
+
+typedef struct cmp_label {
+    uint64_t cust; /* FNV-1a of the customer id */
+    int64_t time;
+    int64_t label;
+} cmp_label_t;
+
+enum {
+    CMP_PAIRS,
+    CMP_ABSDIFF,
+    CMP_LAT,
+    CMP_POS = CMP_LAT + 2,
+    CMP_NEG = CMP_POS + 2,
+    CMP_NCOLS = CMP_NEG + 2
+};
+
+typedef struct cmp {
+    const ss_config_t *cfg;
+    cmp_opts_t o;
+    ss_cmp_result_t r;
+    cmp_decoder_t *dec;
+    cmp_label_t *labels; /* sorted by customer, then time */
+    size_t n_labels, cap_labels;
+    char topics[CMP_MAX_TOPICS][256];
+    int n_topics;
+    cmp_spill_t spill;
+    /* value files: the identical-feature pairs (primary, shadow score), |difference|, and per
+     * side the latencies and the scores of labeled positives and negatives */
+    cmp_col_t col[CMP_NCOLS];
+    uint64_t seq[2];
+    double diff_sum;
+    uint64_t rng;
+    char tmp[512];
+    char err[1024]; /* the first fatal error raised inside a callback */
+} cmp_t;
+
+/* compare_labels.c. Epoch milliseconds, or ISO-8601 "YYYY-MM-DD[THH:MM[:SS[.fff]]][Z|+HH:MM]"
+ * (UTC without a zone). 0 or SS_ERR_FAIL. */
+int cmp_parse_time(const char *s, size_t n, int64_t *ms);
+/* Load the labels of c->o.labels (a CSV file or topic:NAME). 0, SS_ERR_CONFIG or SS_ERR_FAIL
+ * with errstr. */
+int cmp_labels_load(cmp_t *c, char *errstr, size_t errlen);
+/* The customer's earliest label at or after the event, or CMP_UNLABELED. */
+int cmp_label_of(const cmp_t *c, const cmp_str_t *cid, int64_t event_time);
+
+/* compare_input.c: the shadow file (when given) and the topics of kr into the spill. */
+int cmp_read_inputs(cmp_t *c, cmp_kreader_t *kr, FILE *shadow_file, char *errstr, size_t errlen);
+
+/* compare_join.c: join the spilled records, counting as it goes. */
+int cmp_join(cmp_t *c, char *errstr, size_t errlen);
+
+/* compare_figures.c: the figures from the counts and the value files. 0 or SS_ERR_FAIL. */
+int cmp_figures(cmp_t *c);
+
+/* compare_verdict.c: the promote.* criteria and the verdict. */
+void cmp_verdict(cmp_t *c);
+
+#endif

@@ -1,0 +1,128 @@
+/* compare_join.c - the join of `compare`: one bucket at a time, its records placed in an
+ * open-addressing table by join key (a re-delivery: the copy read last wins), then every
+ * distinct record counted on its side and every pair on both; values the figures need go to
+ * the value files. A full bucket (262144 records) takes about 25 MB with its table. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compare_int.h"
+#include "error.h"
+#include "stats.h"
+
+/* One key of the bucket: the index of its record on each side, -1 for none. */
+typedef struct slot {
+    int32_t i[2];
+} slot_t;
+
+static void side_stats(cmp_t *c, const cmp_rec_t *r) {
+    ss_cmp_side_t *sd = &c->r.side[r->side];
+    sd->records++;
+    if (r->model < SS_CMP_MAX_MODELS)
+        sd->models[r->model].records++;
+    else
+        sd->other_models++;
+    sd->dist_below += r->score < 0;
+    sd->dist_above += r->score > 1;
+    sd->dist[ss_stats_bin(r->score, 0, 1, SS_CMP_DIST_BINS)]++;
+    if (r->event_time != CMP_NO_TIME && r->scored_at != CMP_NO_TIME)
+        cmp_col_push(&c->col[CMP_LAT + r->side], (double)(r->scored_at - r->event_time), 0);
+    if (r->label >= 0) {
+        sd->labeled++;
+        sd->positives += (uint64_t)r->label;
+        sd->tp += r->label && r->decision, sd->fp += !r->label && r->decision;
+        sd->fn += r->label && !r->decision, sd->tn += !r->label && !r->decision;
+        cmp_col_push(&c->col[(r->label ? CMP_POS : CMP_NEG) + r->side], r->score, 0);
+    }
+}
+
+static void pair_stats(cmp_t *c, const cmp_rec_t *p, const cmp_rec_t *s) {
+    ss_cmp_result_t *r = &c->r;
+    r->matched++;
+    if (p->fhash != s->fhash)
+        return;
+    uint64_t k = ++r->identical;
+    double d = s->score - p->score;
+    c->diff_sum += d;
+    cmp_col_push(&c->col[CMP_PAIRS], p->score, s->score);
+    cmp_col_push(&c->col[CMP_ABSDIFF], fabs(d), 0);
+    r->flips_no_yes += !p->decision && s->decision;
+    r->flips_yes_no += p->decision && !s->decision;
+    /* reservoir sample for the scatter plot */
+    c->rng ^= c->rng << 13, c->rng ^= c->rng >> 7, c->rng ^= c->rng << 17;
+    uint64_t j = k <= SS_CMP_SAMPLE_MAX ? k - 1 : c->rng % k;
+    if (j < SS_CMP_SAMPLE_MAX) {
+        r->sample[j][0] = (float)p->score, r->sample[j][1] = (float)s->score;
+        if (k <= SS_CMP_SAMPLE_MAX)
+            r->n_sample = (int)k;
+    }
+}
+
+/* Place the n records in the table (cap slots, a power of two at least 2n). */
+static void place(cmp_t *c, const cmp_rec_t *recs, size_t n, slot_t *tab, size_t cap) {
+    memset(tab, 0xff, cap * sizeof(slot_t));
+    for (size_t i = 0; i < n; i++) {
+        const cmp_rec_t *r = &recs[i];
+        for (size_t h = cmp_rec_hash(r) & (cap - 1);; h = (h + 1) & (cap - 1)) {
+            slot_t *sl = &tab[h];
+            int32_t *cur = &sl->i[r->side];
+            if (sl->i[0] >= 0 || sl->i[1] >= 0) {
+                if (!cmp_same_key(&recs[sl->i[0] >= 0 ? sl->i[0] : sl->i[1]], r))
+                    continue;
+                if (*cur >= 0) { /* a re-delivery: the latest read wins */
+                    c->r.side[r->side].duplicates++;
+                    if (recs[*cur].seq > r->seq)
+                        break;
+                }
+            }
+            *cur = (int32_t)i;
+            break;
+        }
+    }
+}
+
+static void count(cmp_t *c, const cmp_rec_t *recs, const slot_t *tab, size_t cap) {
+    for (size_t h = 0; h < cap; h++) {
+        const slot_t *sl = &tab[h];
+        for (int side = 0; side < 2; side++)
+            if (sl->i[side] >= 0)
+                side_stats(c, &recs[sl->i[side]]);
+        if (sl->i[0] >= 0 && sl->i[1] >= 0)
+            pair_stats(c, &recs[sl->i[0]], &recs[sl->i[1]]);
+        else if (sl->i[0] >= 0)
+            c->r.primary_only++;
+        else if (sl->i[1] >= 0)
+            c->r.shadow_only++;
+    }
+}
+
+int cmp_join(cmp_t *c, char *errstr, size_t errlen) {
+    cmp_spill_t *s = &c->spill;
+    cmp_rec_t *recs = NULL;
+    slot_t *tab = NULL;
+    size_t rcap = 0, tcap = 0;
+    int rc = cmp_spill_flush_all(s, errstr, errlen);
+    for (int b = 0; rc == 0 && b < s->nb; b++) {
+        size_t n = (size_t)s->count[b], cap = 16;
+        if (!n || (rc = cmp_spill_load(s, b, &recs, &rcap, errstr, errlen)) < 0)
+            continue;
+        c->r.max_bucket = n > c->r.max_bucket ? n : c->r.max_bucket;
+        while (cap < 2 * n)
+            cap *= 2;
+        if (cap > tcap) {
+            free(tab);
+            tcap = 0;
+            if (!(tab = malloc(cap * sizeof(slot_t)))) {
+                snprintf(errstr, errlen, "out of memory for a bucket of %zu records", n);
+                rc = SS_ERR_NOMEM;
+                continue;
+            }
+            tcap = cap;
+        }
+        place(c, recs, n, tab, cap);
+        count(c, recs, tab, cap);
+    }
+    free(recs);
+    free(tab);
+    return rc;
+}

@@ -1,0 +1,340 @@
+/* compare_labels.c - the outcomes `compare` scores the models against: rows of (customer id,
+ * label, time) from a CSV file or from a topic of JSON values, loaded before the predictions
+ * and sorted by a 64-bit hash of the customer id, then time, so that each prediction takes
+ * its customer's earliest label at or after its event time with one binary search. */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "compare_int.h"
+#include "error.h"
+#include "hash.h"
+#include "log.h"
+
+/* [s, s + n) without the spaces around it, copied into buf (NUL-terminated). */
+static int trimmed_copy(const char *s, size_t n, char *buf, size_t cap) {
+    while (n && isspace((unsigned char)*s))
+        s++, n--;
+    while (n && isspace((unsigned char)s[n - 1]))
+        n--;
+    if (n == 0 || n >= cap)
+        return SS_ERR_FAIL;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    return 0;
+}
+
+/* "THH:MM[:SS[.fff]]" (or with a space or 't') after a date, if there; *pp moves past it. */
+static int iso_clock(const char **pp, int *h, int *mi, int *sec, int *frac) {
+    const char *p = *pp;
+    int used = 0, digits = 0;
+    if (*p != 'T' && *p != 't' && *p != ' ')
+        return 0;
+    if (sscanf(p + 1, "%2d:%2d%n", h, mi, &used) != 2 || used != 5)
+        return SS_ERR_FAIL;
+    p += 6;
+    if (*p == ':') {
+        if (!isdigit((unsigned char)p[1]) || !isdigit((unsigned char)p[2]))
+            return SS_ERR_FAIL;
+        *sec = (p[1] - '0') * 10 + (p[2] - '0');
+        p += 3;
+    }
+    if (*p == '.') {
+        for (p++; isdigit((unsigned char)*p); p++, digits++)
+            if (digits < 3)
+                *frac = *frac * 10 + (*p - '0');
+        if (!digits)
+            return SS_ERR_FAIL;
+        for (; digits < 3; digits++)
+            *frac *= 10;
+    }
+    *pp = p;
+    return 0;
+}
+
+/* "Z", "+HH:MM" or "-HH:MM" (*off: minutes east of UTC), if there; returns what follows. */
+static const char *iso_zone(const char *p, int *off) {
+    if (*p == 'Z' || *p == 'z')
+        return p + 1;
+    if ((*p == '+' || *p == '-') && isdigit((unsigned char)p[1]) && isdigit((unsigned char)p[2]) &&
+        p[3] == ':' && isdigit((unsigned char)p[4]) && isdigit((unsigned char)p[5])) {
+        *off = ((p[1] - '0') * 10 + (p[2] - '0')) * 60 + (p[4] - '0') * 10 + (p[5] - '0');
+        *off = *p == '-' ? -*off : *off;
+        return p + 6;
+    }
+    return p;
+}
+
+int cmp_parse_time(const char *s, size_t n, int64_t *ms) {
+    char buf[64], *end;
+    if (trimmed_copy(s, n, buf, sizeof(buf)) < 0)
+        return SS_ERR_FAIL;
+    errno = 0;
+    long long v = strtoll(buf, &end, 10);
+    if (*end == '\0' && errno == 0) {
+        *ms = v;
+        return 0;
+    }
+    int y, mo, d, h = 0, mi = 0, sec = 0, used = 0, frac = 0, off = 0;
+    if (sscanf(buf, "%4d-%2d-%2d%n", &y, &mo, &d, &used) != 3 || used != 10)
+        return SS_ERR_FAIL;
+    const char *p = buf + used;
+    if (iso_clock(&p, &h, &mi, &sec, &frac) < 0)
+        return SS_ERR_FAIL;
+    p = iso_zone(p, &off);
+    if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+        return SS_ERR_FAIL;
+    struct tm tm = {.tm_year = y - 1900,
+                    .tm_mon = mo - 1,
+                    .tm_mday = d,
+                    .tm_hour = h,
+                    .tm_min = mi,
+                    .tm_sec = sec};
+    *ms = (int64_t)timegm(&tm) * 1000 + frac - (int64_t)off * 60000;
+    return 0;
+}
+
+/* 1/true, 0/false (any case, spaces around), else CMP_UNLABELED. */
+static int parse_label(const char *s, size_t n) {
+    char buf[8];
+    if (trimmed_copy(s, n, buf, sizeof(buf)) < 0)
+        return CMP_UNLABELED;
+    if (strcmp(buf, "1") == 0 || strcasecmp(buf, "true") == 0)
+        return 1;
+    if (strcmp(buf, "0") == 0 || strcasecmp(buf, "false") == 0)
+        return 0;
+    return CMP_UNLABELED;
+}
+
+static int labels_add(cmp_t *c, const char *cid, size_t n, int label, int64_t time) {
+    if (c->n_labels == c->cap_labels) {
+        size_t cap = c->cap_labels ? c->cap_labels * 2 : 4096;
+        cmp_label_t *g = realloc(c->labels, cap * sizeof(*g));
+        if (!g) {
+            snprintf(c->err, sizeof(c->err), "labels: out of memory");
+            return SS_ERR_NOMEM;
+        }
+        c->labels = g, c->cap_labels = cap;
+    }
+    c->labels[c->n_labels++] = (cmp_label_t){ss_fnv1a(SS_FNV1A_INIT, cid, n), time, label};
+    c->r.labels_rows++;
+    return 0;
+}
+
+static int label_cmp(const void *a, const void *b) {
+    const cmp_label_t *x = a, *y = b;
+    if (x->cust != y->cust)
+        return x->cust < y->cust ? -1 : 1;
+    return x->time < y->time ? -1 : x->time > y->time;
+}
+
+int cmp_label_of(const cmp_t *c, const cmp_str_t *cid, int64_t event_time) {
+    if (!c->n_labels || event_time == CMP_NO_TIME)
+        return CMP_UNLABELED;
+    cmp_label_t key = {ss_fnv1a(SS_FNV1A_INIT, cid->p, cid->n), event_time, 0};
+    size_t lo = 0, hi = c->n_labels;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (label_cmp(&c->labels[mid], &key) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < c->n_labels && c->labels[lo].cust == key.cust ? (int)c->labels[lo].label
+                                                              : CMP_UNLABELED;
+}
+
+/* ---- CSV ------------------------------------------------------------------------------- */
+
+/* Split a CSV line in place (RFC 4180 quotes). The number of fields, or SS_ERR_FAIL. */
+static int csv_split(char *s, char **f, int max) {
+    int n = 0;
+    for (;;) {
+        char *o = s;
+        if (n == max)
+            return SS_ERR_FAIL;
+        f[n++] = s;
+        if (*s == '"') {
+            for (s++;;) {
+                if (!*s)
+                    return SS_ERR_FAIL;
+                if (*s == '"' && s[1] != '"') {
+                    s++;
+                    break;
+                }
+                if (*s == '"')
+                    s++;
+                *o++ = *s++;
+            }
+            if (*s && *s != ',')
+                return SS_ERR_FAIL;
+        } else {
+            while (*s && *s != ',')
+                s++;
+            o = s;
+        }
+        int more = *s == ',';
+        *o = '\0';
+        if (!more)
+            return n;
+        s++;
+    }
+}
+
+static const char *trim(char *s) {
+    while (isspace((unsigned char)*s))
+        s++;
+    size_t n = strlen(s);
+    while (n && isspace((unsigned char)s[n - 1]))
+        s[--n] = '\0';
+    return s;
+}
+
+static const char *const csv_columns[3] = {"customer_id", "label", "time"};
+
+/* The header's columns for customer_id, label and time. */
+static int csv_header(char **fields, int n, int col[3], const char *path, char *errstr,
+                      size_t errlen) {
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < 3; k++)
+            if (strcasecmp(trim(fields[i]), csv_columns[k]) == 0)
+                col[k] = i;
+    for (int k = 0; k < 3; k++)
+        if (col[k] < 0) {
+            snprintf(errstr, errlen,
+                     "labels '%s': the header line has no '%s' column (expected "
+                     "customer_id,label,time)",
+                     path, csv_columns[k]);
+            return SS_ERR_CONFIG;
+        }
+    return 0;
+}
+
+/* One data row: a label added, or counted as malformed. */
+static int csv_row(cmp_t *c, char **fields, int n, const int col[3]) {
+    int64_t t;
+    if (n > col[0] && n > col[1] && n > col[2]) {
+        const char *cid = trim(fields[col[0]]);
+        int lab = *cid ? parse_label(fields[col[1]], strlen(fields[col[1]])) : CMP_UNLABELED;
+        if (lab != CMP_UNLABELED && cmp_parse_time(fields[col[2]], strlen(fields[col[2]]), &t) == 0)
+            return labels_add(c, cid, strlen(cid), lab, t);
+    }
+    c->r.labels_malformed++;
+    return 0;
+}
+
+static int labels_load_csv(cmp_t *c, const char *path, char *errstr, size_t errlen) {
+    FILE *f = fopen(path, "r");
+    char *line = NULL, *fields[64];
+    size_t cap = 0;
+    int col[3] = {-1, -1, -1}, rc = 0, header = 1;
+    if (!f) {
+        snprintf(errstr, errlen, "labels '%s' (--labels / compare.labels): cannot open: %s", path,
+                 strerror(errno));
+        return SS_ERR_CONFIG;
+    }
+    while (rc == 0 && getline(&line, &cap, f) >= 0) {
+        line[strcspn(line, "\r\n")] = '\0';
+        int bom = header && strncmp(line, "\xef\xbb\xbf", 3) == 0;
+        char *s = line + (bom ? 3 : 0);
+        if (!*trim(s))
+            continue;
+        int n = csv_split(s, fields, 64);
+        if (!header) {
+            if ((rc = csv_row(c, fields, n, col)) < 0)
+                snprintf(errstr, errlen, "%s", c->err);
+        } else if ((rc = csv_header(fields, n, col, path, errstr, errlen)) == 0) {
+            header = 0;
+        }
+    }
+    if (rc == 0 && ferror(f)) {
+        snprintf(errstr, errlen, "labels '%s': read error: %s", path, strerror(errno));
+        rc = SS_ERR_FAIL;
+    } else if (rc == 0 && header) {
+        snprintf(errstr, errlen,
+                 "labels '%s': empty file, expected a customer_id,label,time header", path);
+        rc = SS_ERR_CONFIG;
+    }
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+/* ---- a topic of JSON values ----------------------------------------------------------- */
+
+/* label: true/false, 0/1 or a string of those; time: epoch ms or an ISO-8601 string. */
+static int json_label(const json_t *v, const char **cid, int64_t *t) {
+    const json_t *jc = json_object_get(v, "customer_id"), *jl = json_object_get(v, "label");
+    const json_t *jt = json_object_get(v, "time");
+    int lab = CMP_UNLABELED;
+    if (json_is_boolean(jl))
+        lab = json_is_true(jl);
+    else if (json_is_integer(jl) && (json_integer_value(jl) | 1) == 1)
+        lab = (int)json_integer_value(jl);
+    else if (json_is_string(jl))
+        lab = parse_label(json_string_value(jl), json_string_length(jl));
+    if (json_is_integer(jt))
+        *t = json_integer_value(jt);
+    else if (json_is_real(jt))
+        *t = (int64_t)json_real_value(jt);
+    else if (!json_is_string(jt) ||
+             cmp_parse_time(json_string_value(jt), json_string_length(jt), t) < 0)
+        lab = CMP_UNLABELED;
+    if (!json_is_string(jc) || !json_string_length(jc))
+        lab = CMP_UNLABELED;
+    *cid = json_string_value(jc);
+    return lab;
+}
+
+static int on_label(void *opaque, int topic_index, const rd_kafka_message_t *m) {
+    cmp_t *c = opaque;
+    json_error_t jerr;
+    json_t *v = m->payload ? json_loadb(m->payload, m->len, 0, &jerr) : NULL;
+    const char *cid = NULL;
+    int64_t t = 0;
+    int lab = json_is_object(v) ? json_label(v, &cid, &t) : CMP_UNLABELED, rc = 0;
+    (void)topic_index;
+    if (lab == CMP_UNLABELED)
+        c->r.labels_malformed++;
+    else
+        rc = labels_add(c, cid, strlen(cid), lab, t);
+    json_decref(v);
+    return rc;
+}
+
+static int labels_load_topic(cmp_t *c, const char *name, char *errstr, size_t errlen) {
+    const char *key = "compare.labels";
+    cmp_kreader_t *kr = NULL;
+    int rc;
+    if (!*name) {
+        snprintf(errstr, errlen, "labels 'topic:' names no topic (--labels / compare.labels)");
+        return SS_ERR_CONFIG;
+    }
+    if ((rc = cmp_kreader_new(c->cfg, &name, &key, 1, INT64_MIN, &kr, errstr, errlen)) < 0)
+        return rc;
+    if ((rc = cmp_kreader_run(kr, on_label, c, errstr, errlen)) < 0 && *c->err)
+        snprintf(errstr, errlen, "%s", c->err);
+    cmp_kreader_destroy(kr);
+    return rc;
+}
+
+int cmp_labels_load(cmp_t *c, char *errstr, size_t errlen) {
+    const char *spec = c->o.labels;
+    int rc = strncmp(spec, "topic:", 6) == 0 ? labels_load_topic(c, spec + 6, errstr, errlen)
+                                             : labels_load_csv(c, spec, errstr, errlen);
+    if (rc < 0)
+        return rc;
+    qsort(c->labels, c->n_labels, sizeof(cmp_label_t), label_cmp);
+    ss_log(SS_LOG_INFO,
+           SS_FIELDS(SSF_STR("labels", spec), SSF_INT("rows", c->r.labels_rows),
+                     SSF_INT("malformed", c->r.labels_malformed)),
+           "compare: %" PRIu64 " labels read from %s (%" PRIu64 " malformed)", c->r.labels_rows,
+           spec, c->r.labels_malformed);
+    return 0;
+}
