@@ -5,10 +5,12 @@
 
 #include "config.h"
 
-/* Entry point. `cfg` is the finalized configuration (model.*, input.schema, features.rename,
- * input.*.field, batch.max.messages, validate.*), or NULL when --help was given (print
- * usage on stdout, return 0). `argv` holds the arguments that were not -c/-X.
- * Returns 0 when every gate passes, 1 runtime failure, 2 bad usage, 3 a gate failed. */
+/* Entry point. `cfg` is the finalized configuration (model.*, drift.*, input.schema,
+ * features.rename, input.*.field, batch.max.messages, validate.*), or NULL when --help was
+ * given (print usage on stdout, return 0). `argv` holds the arguments that were not -c/-X.
+ * Returns 0 when every gate passes, SS_ERR_VERDICT when a gate failed, SS_ERR_CONFIG for bad
+ * usage or configuration, another negative SS_ERR_* code for a runtime failure (the error
+ * on stderr). */
 int ss_validate_main(const ss_config_t *cfg, int argc, char **argv);
 
 #endif
