@@ -95,10 +95,7 @@ void cmp_decoder_destroy(cmp_decoder_t *d) {
     json_decref(d->json);
     if (d->reader)
         avro_reader_free(d->reader);
-    if (d->value.self) /* made from iface: goes first */
-        avro_value_decref(&d->value);
-    if (d->iface)
-        avro_value_iface_decref(d->iface);
+    ss_avro_value_release(d->iface, &d->value);
     if (d->schema)
         avro_schema_decref(d->schema);
     free(d);
@@ -106,13 +103,11 @@ void cmp_decoder_destroy(cmp_decoder_t *d) {
 
 int cmp_decoder_new(const ss_config_t *cfg, int avro, cmp_decoder_t **out, char *errstr,
                     size_t errlen) {
-    cmp_decoder_t *d = calloc(1, sizeof(*d));
+    cmp_decoder_t *d = ss_zalloc(sizeof(*d), "compare", errstr, errlen);
     int rc = SS_ERR_CONFIG;
     *out = NULL;
-    if (!d) {
-        snprintf(errstr, errlen, "out of memory");
+    if (!d)
         return SS_ERR_NOMEM;
-    }
     if (!avro)
         goto done;
     d->framed = *cfg->registry_url || cfg->output_schema_id >= 0;
@@ -127,9 +122,8 @@ int cmp_decoder_new(const ss_config_t *cfg, int avro, cmp_decoder_t **out, char 
             goto cleanup;
         }
     avro_set_allocator(capped_alloc, NULL); /* frees what the default allocator made */
-    d->iface = avro_generic_class_from_schema(d->schema);
     d->reader = avro_reader_memory("", 0);
-    if (!d->iface || !d->reader || avro_generic_value_new(d->iface, &d->value) != 0) {
+    if (!d->reader || ss_avro_value_new(d->schema, &d->iface, &d->value) < 0) {
         snprintf(errstr, errlen, "avro: %s", avro_strerror());
         goto cleanup;
     }

@@ -181,15 +181,13 @@ cleanup:
 
 int cmp_kreader_new(const ss_config_t *cfg, const char *const *names, const char *const *keys,
                     int n, int64_t from_ms, cmp_kreader_t **out, char *errstr, size_t errlen) {
-    cmp_kreader_t *kr = calloc(1, sizeof(*kr));
+    cmp_kreader_t *kr = ss_zalloc(sizeof(*kr), "compare", errstr, errlen);
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_resp_err_t e;
     int rc = SS_ERR_NOMEM;
     *out = NULL;
-    if (!kr) {
-        snprintf(errstr, errlen, "out of memory");
+    if (!kr)
         goto cleanup;
-    }
     kr->timeout_ms = cfg->compare_timeout_ms;
     kr->bootstrap = "?";
     for (size_t i = 0; i < cfg->n_kafka; i++)

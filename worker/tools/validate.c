@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "error.h"
 #include "log.h"
 #include "stats.h"
@@ -130,13 +130,6 @@ static int compute_metrics(vld_metrics_t *m, const double *score, const unsigned
     return 0;
 }
 
-/* Monotonic milliseconds with sub-millisecond resolution, to time one batch. */
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* Score in batches of batch.max.messages rows, one timed XGBoost call per batch, as the
  * worker does. */
 static int score(vld_run_t *r, double *total_ms) {
@@ -158,11 +151,11 @@ static int score(vld_run_t *r, double *total_ms) {
         goto cleanup;
     for (size_t b = 0; b < r->n_batches; b++) {
         size_t off = b * r->batch, rows = ds->n - off < r->batch ? ds->n - off : r->batch;
-        double t0 = now_ms();
+        int64_t t0 = ss_mono_ns();
         if (ss_model_predict(r->model, pred, ds->x + off * nf, rows, r->scores + off, r->err,
                              sizeof(r->err)) < 0)
             goto cleanup;
-        r->batch_ms[b] = now_ms() - t0;
+        r->batch_ms[b] = (double)(ss_mono_ns() - t0) / 1e6;
         *total_ms += r->batch_ms[b];
     }
     rc = 0;

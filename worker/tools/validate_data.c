@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "strv.h"
 #include "validate_int.h"
 
 enum { LABEL_NULL = -1, LABEL_BAD = -2 };
@@ -83,47 +84,21 @@ static int read_label(avro_value_t *rec, int index) {
     }
 }
 
-typedef struct rename_list {
-    char *const *features;
-    char **fields; /* event field of each feature */
-    size_t n;
-} rename_list_t;
-
-static int rename_cb(void *opaque, const char *k, const char *v, char *errstr, size_t errlen) {
-    rename_list_t *r = opaque;
-    for (size_t f = 0; f < r->n; f++) {
-        if (strcmp(r->features[f], k) == 0) {
-            free(r->fields[f]);
-            r->fields[f] = strdup(v);
-            return r->fields[f] ? 0 : SS_ERR_NOMEM;
-        }
-    }
-    snprintf(errstr, errlen, "'%s' is not a feature of the model", k);
-    return SS_ERR_CONFIG;
-}
-
 /* Features present: each model feature's event field (after features.rename) must be a field
  * of the data's schema; those that are not are listed in r->missing. */
 static int check_features(vld_run_t *r) {
     size_t nf = r->model->n_features;
-    rename_list_t ren = {.features = r->model->feature_names, .n = nf};
-    r->fields = ren.fields = calloc(nf, sizeof(char *));
-    r->missing = calloc(nf, sizeof(*r->missing));
-    if (!r->fields || !r->missing)
-        goto oom;
-    for (size_t f = 0; f < nf; f++)
-        if (!(r->fields[f] = strdup(r->model->feature_names[f])))
-            goto oom;
-    if (ss_config_parse_pairs(r->cfg->features_rename, "features.rename", rename_cb, &ren, r->err,
-                              sizeof(r->err)) < 0)
-        return SS_ERR_CONFIG;
+    int rc = ss_codec_feature_fields(r->cfg, r->model->feature_names, nf, &r->fields, r->err,
+                                     sizeof(r->err));
+    if (rc < 0)
+        return rc;
+    if (!(r->missing = ss_zalloc((nf ? nf : 1) * sizeof(*r->missing), "validate-model", r->err,
+                                 sizeof(r->err))))
+        return SS_ERR_NOMEM;
     for (size_t f = 0; f < nf; f++)
         if (avro_schema_record_field_get_index(r->wschema, r->fields[f]) < 0)
             r->missing[r->n_missing++] = f;
     return 0;
-oom:
-    snprintf(r->err, sizeof(r->err), "out of memory");
-    return SS_ERR_NOMEM;
 }
 
 /* The decoder for the data file's schema; input.schema and features.rename are checked on
@@ -237,10 +212,10 @@ static int take_record(vld_run_t *r, avro_value_t *value) {
 
 int vld_data_read(vld_run_t *r) {
     vld_dataset_t *ds = &r->ds;
-    avro_value_iface_t *iface = avro_generic_class_from_schema(r->wschema);
-    avro_value_t value = {0};
+    avro_value_iface_t *iface = NULL;
+    avro_value_t value;
     int rc = SS_ERR_FAIL, rr;
-    if (!iface || avro_generic_value_new(iface, &value) != 0) {
+    if (ss_avro_value_new(r->wschema, &iface, &value) < 0) {
         snprintf(r->err, sizeof(r->err), "cannot create an Avro value for '%s': %s", r->data,
                  avro_strerror());
         goto cleanup;
@@ -270,18 +245,12 @@ int vld_data_read(vld_run_t *r) {
     }
     rc = 0;
 cleanup:
-    if (value.self)
-        avro_value_decref(&value);
-    if (iface)
-        avro_value_iface_decref(iface);
+    ss_avro_value_release(iface, &value);
     return rc;
 }
 
 void vld_data_close(vld_run_t *r) {
-    if (r->fields && r->model)
-        for (size_t f = 0; f < r->model->n_features; f++)
-            free(r->fields[f]);
-    free(r->fields);
+    ss_strv_free(r->fields, r->model ? r->model->n_features : 0);
     free(r->missing);
     free(r->ds.x);
     free(r->ds.y);
