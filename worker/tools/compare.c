@@ -274,6 +274,20 @@ cleanup:
     return rc;
 }
 
+/* Everything a run holds, its temporary folder removed. Accepts NULL. */
+static void cmp_destroy(cmp_t *c) {
+    if (!c)
+        return;
+    for (int i = 0; i < CMP_NCOLS; i++)
+        cmp_col_close(&c->col[i]);
+    cmp_spill_destroy(&c->spill);
+    if (*c->tmp)
+        rmdir(c->tmp);
+    cmp_decoder_destroy(c->dec);
+    free(c->labels);
+    free(c);
+}
+
 int ss_compare_main(const ss_config_t *cfg, int argc, char **argv) {
     char err[1024] = "";
     int rc;
@@ -293,15 +307,6 @@ int ss_compare_main(const ss_config_t *cfg, int argc, char **argv) {
         ss_log(SS_LOG_ERROR, NULL, "compare: %s", err);
         fprintf(stderr, "streamscore compare: %s\n", err);
     }
-    if (c) {
-        for (int i = 0; i < CMP_NCOLS; i++)
-            cmp_col_close(&c->col[i]);
-        cmp_spill_destroy(&c->spill);
-        if (*c->tmp)
-            rmdir(c->tmp);
-        cmp_decoder_destroy(c->dec);
-        free(c->labels);
-        free(c);
-    }
+    cmp_destroy(c);
     return rc;
 }
