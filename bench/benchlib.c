@@ -86,8 +86,9 @@ int bench_records_read(const char *prog, const char *bootstrap, const char *topi
     rd_kafka_topic_destroy(rkt);
     if (e || md->topic_cnt != 1 || md->topics[0].err) {
         fprintf(stderr, "%s: no topic '%s': %s\n", prog, topic,
-                rd_kafka_err2str(e ? e : md->topic_cnt ? md->topics[0].err
-                                                      : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART));
+                rd_kafka_err2str(e               ? e
+                                 : md->topic_cnt ? md->topics[0].err
+                                                 : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART));
         goto out;
     }
     int np = md->topics[0].partition_cnt;
@@ -98,8 +99,7 @@ int bench_records_read(const char *prog, const char *bootstrap, const char *topi
         int64_t lo, hi;
         if (p < 0 || p >= np ||
             (e = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 10000))) {
-            fprintf(stderr, "%s: watermarks of %s [%d]: %s\n", prog, topic, p,
-                    rd_kafka_err2str(e));
+            fprintf(stderr, "%s: watermarks of %s [%d]: %s\n", prog, topic, p, rd_kafka_err2str(e));
             goto out;
         }
         high[p] = hi;

@@ -32,15 +32,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchlib.h"
 #include "cache.h"
 #include "codec.h"
 #include "config.h"
 #include "features.h"
+#include "kafka.h"
 #include "model.h"
 #include "prediction.h"
-#include "kafka.h"
 #include "producer.h"
-#include "benchlib.h"
 
 static double target_s = 0.5; /* seconds of repetitions per measurement */
 
@@ -170,8 +170,8 @@ int main(int argc, char **argv) {
         return 1;
     bench_records_interleave(&R); /* batches of customers from every partition */
     size_t n = R.n;
-    fprintf(stderr, "components: %zu records of %s, %zu features, %.2f s per measurement\n", n,
-            src, nf, target_s);
+    fprintf(stderr, "components: %zu records of %s, %zu features, %.2f s per measurement\n", n, src,
+            nf, target_s);
 
     float *feat = malloc(n * nf * sizeof(float));
     float *rows = malloc(n * nf * sizeof(float));
@@ -279,8 +279,8 @@ int main(int argc, char **argv) {
             series_take(&total, &med, &p90);
             printf("%s\n  \"%zu\": {\"us_per_batch\": %.1f, \"p90_us_per_batch\": %.1f, "
                    "\"ns_per_row\": %.0f, \"rows_per_s\": %.0f, \"batches\": %zu}",
-                   s ? "," : "", B, med * 1e6, p90 * 1e6, med / (double)B * 1e9,
-                   (double)B / med, reps);
+                   s ? "," : "", B, med * 1e6, p90 * 1e6, med / (double)B * 1e9, (double)B / med,
+                   reps);
         }
         printf("}");
     }
@@ -360,8 +360,8 @@ int main(int argc, char **argv) {
                 if (b0 + B > n)
                     b0 = 0;
                 double t0 = now_s();
-                if (ss_cache_read(cache, (const char *const *)cust + b0, cust_len + b0, B, got,
-                                  err, sizeof(err))) {
+                if (ss_cache_read(cache, (const char *const *)cust + b0, cust_len + b0, B, got, err,
+                                  sizeof(err))) {
                     fprintf(stderr, "components: redis read: %s\n", err);
                     return 1;
                 }
@@ -383,8 +383,8 @@ int main(int argc, char **argv) {
             printf("%s\n  \"%zu\": {\"read_ms\": %.3f, \"write_ms\": %.3f, "
                    "\"round_trip_ms\": %.3f, \"p90_round_trip_ms\": %.3f, "
                    "\"us_per_customer\": %.2f, \"batches\": %zu}",
-                   s ? "," : "", B, mr * 1e3, mw * 1e3, mt * 1e3, pt * 1e3,
-                   mt / (double)B * 1e6, reps);
+                   s ? "," : "", B, mr * 1e3, mw * 1e3, mt * 1e3, pt * 1e3, mt / (double)B * 1e6,
+                   reps);
         }
         printf("}");
         free(got);
@@ -402,8 +402,8 @@ int main(int argc, char **argv) {
         ss_ack_init(&ack);
         /* a first batch: metadata, idempotence PID, connections */
         for (size_t i = 0; i < 16 && i < n; i++)
-            ss_producer_send(prod, out_topic, cust[i], cust_len[i], pval[i], plen[i], NULL, 0,
-                             NULL, &ack, err, sizeof(err));
+            ss_producer_send(prod, out_topic, cust[i], cust_len[i], pval[i], plen[i], NULL, 0, NULL,
+                             &ack, err, sizeof(err));
         while (ss_ack_wait(&ack, 1000) > 0)
             ;
         printf(",\n \"produce\": {");
@@ -437,8 +437,8 @@ int main(int argc, char **argv) {
             series_take(&first, &sm, &sp);
             printf("%s\n  \"%zu\": {\"ms_per_batch\": %.3f, \"p90_ms_per_batch\": %.3f, "
                    "\"send_us_per_record\": %.2f, \"records_per_s\": %.0f, \"batches\": %zu}",
-                   s ? "," : "", B, med * 1e3, p90 * 1e3, sm / (double)B * 1e6,
-                   (double)B / med, reps);
+                   s ? "," : "", B, med * 1e3, p90 * 1e3, sm / (double)B * 1e6, (double)B / med,
+                   reps);
         }
         printf("}");
         ss_ack_destroy(&ack);

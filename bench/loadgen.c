@@ -59,7 +59,9 @@ static double cpu_s(void) {
            (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
-static int64_t mono_ns(void) { return bench_mono_ns(); }
+static int64_t mono_ns(void) {
+    return bench_mono_ns();
+}
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     (void)rk;
@@ -99,12 +101,11 @@ static rd_kafka_t *producer_new(const char *bootstrap, const char *linger, const
 
 /* Record `seq` of the cycle, to the partition of its number; waits out a full queue.
  * Returns 0 or -1 (reported). */
-static int produce_one(rd_kafka_t *rk, rd_kafka_topic_t *rkt, const bench_records_t *s,
-                       long seq) {
+static int produce_one(rd_kafka_t *rk, rd_kafka_topic_t *rkt, const bench_records_t *s, long seq) {
     const bench_record_t *r = &s->r[(size_t)seq % s->n];
     while (rd_kafka_produce(rkt, r->partition, RD_KAFKA_MSG_F_COPY,
-                            (void *)bench_record_value(s, r), r->val_len,
-                            bench_record_key(s, r), r->key_len, NULL) != 0) {
+                            (void *)bench_record_value(s, r), r->val_len, bench_record_key(s, r),
+                            r->key_len, NULL) != 0) {
         rd_kafka_resp_err_t e = rd_kafka_last_error();
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || sig_stop) {
             fprintf(stderr, "loadgen: produce to '%s': %s\n", rd_kafka_topic_name(rkt),
@@ -186,8 +187,9 @@ static int stage(rd_kafka_t *rk, rd_kafka_topic_t *rkt, const bench_records_t *s
         goto out;
     }
     fclose(f);
-    fprintf(stderr, "loadgen: %ld record(s) staged in an open transaction on %s in %.2f s; "
-                    "committing once %s exists\n",
+    fprintf(stderr,
+            "loadgen: %ld record(s) staged in an open transaction on %s in %.2f s; "
+            "committing once %s exists\n",
             sent, rd_kafka_topic_name(rkt), staged_s, go);
     while (!sig_stop && access(go, F_OK) != 0) {
         struct timespec ts = {0, 5 * 1000000L};
@@ -214,17 +216,16 @@ out:
 }
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: bench-loadgen -s SOURCE -o OUTPUT -r RATE (-d SECONDS | -N COUNT)\n"
-            "                     [-b BOOTSTRAP] [-l LINGER_MS] [-M MAX_SOURCE_RECORDS]\n"
-            "       bench-loadgen -s SOURCE -o OUTPUT -x GO_FILE [-N COUNT] [-b BOOTSTRAP]\n"
-            "  -b  bootstrap servers (127.0.0.1:19092)\n"
-            "  -s  topic whose records are replayed   -o  topic they are produced to\n"
-            "  -r  records per second (> 0)           -d  seconds of load   -N  records\n"
-            "  -l  the producer's linger.ms (5)       -M  read at most this many (0: all)\n"
-            "  -x  stage the records (-N, default all) in one transaction, commit it once\n"
-            "      GO_FILE exists\n"
-            "Prints one JSON line at exit (records, delivered, failed, ...).\n");
+    fprintf(f, "usage: bench-loadgen -s SOURCE -o OUTPUT -r RATE (-d SECONDS | -N COUNT)\n"
+               "                     [-b BOOTSTRAP] [-l LINGER_MS] [-M MAX_SOURCE_RECORDS]\n"
+               "       bench-loadgen -s SOURCE -o OUTPUT -x GO_FILE [-N COUNT] [-b BOOTSTRAP]\n"
+               "  -b  bootstrap servers (127.0.0.1:19092)\n"
+               "  -s  topic whose records are replayed   -o  topic they are produced to\n"
+               "  -r  records per second (> 0)           -d  seconds of load   -N  records\n"
+               "  -l  the producer's linger.ms (5)       -M  read at most this many (0: all)\n"
+               "  -x  stage the records (-N, default all) in one transaction, commit it once\n"
+               "      GO_FILE exists\n"
+               "Prints one JSON line at exit (records, delivered, failed, ...).\n");
 }
 
 int main(int argc, char **argv) {
@@ -295,8 +296,8 @@ int main(int argc, char **argv) {
     if (go) {
         rc = stage(rk, rkt, &s, count, go);
     } else {
-        fprintf(stderr, "loadgen: %zu record(s) of %s in memory; %s at %.0f/s\n", s.n, src,
-                dst, rate);
+        fprintf(stderr, "loadgen: %zu record(s) of %s in memory; %s at %.0f/s\n", s.n, src, dst,
+                rate);
         rc = paced(rk, rkt, &s, rate, seconds, count);
     }
     fflush(stdout);

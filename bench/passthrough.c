@@ -39,9 +39,9 @@ static int n_threads = 1;
 static long batch_max = 256, wait_ms = 5, stop_after = 0;
 
 static volatile sig_atomic_t sig_stop;
-static int stop_now;   /* atomic: -N reached, a signal, or a failure */
-static int failed;     /* atomic */
-static long acked;     /* atomic: records produced and acknowledged */
+static int stop_now;     /* atomic: -N reached, a signal, or a failure */
+static int failed;       /* atomic */
+static long acked;       /* atomic: records produced and acknowledged */
 static int64_t first_ns; /* atomic: first record consumed (CLOCK_MONOTONIC), 0 = none yet */
 static int64_t last_ns;  /* atomic: latest batch fully acknowledged */
 
@@ -66,7 +66,9 @@ typedef struct worker {
     int rc;
 } worker_t;
 
-static int64_t mono_ns(void) { return bench_mono_ns(); }
+static int64_t mono_ns(void) {
+    return bench_mono_ns();
+}
 
 static int stopping(void) {
     return sig_stop || __atomic_load_n(&stop_now, __ATOMIC_ACQUIRE);
@@ -98,8 +100,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
     (void)opaque;
-    fprintf(stderr, "passthrough: %s: %s: %s\n", rd_kafka_name(rk), rd_kafka_err2name(err),
-            reason);
+    fprintf(stderr, "passthrough: %s: %s: %s\n", rd_kafka_name(rk), rd_kafka_err2name(err), reason);
 }
 
 static void *producer_poll_main(void *arg) {
@@ -203,8 +204,7 @@ static rd_kafka_t *consumer_new(worker_t *w) {
     snprintf(client_id, sizeof(client_id), "bench-passthrough-%d", w->index);
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (conf_set(conf, "bootstrap.servers", bootstrap) || conf_set(conf, "group.id", group) ||
-        conf_set(conf, "client.id", client_id) ||
-        conf_set(conf, "auto.offset.reset", "earliest") ||
+        conf_set(conf, "client.id", client_id) || conf_set(conf, "auto.offset.reset", "earliest") ||
         conf_set(conf, "partition.assignment.strategy", "cooperative-sticky") ||
         conf_set(conf, "auto.commit.interval.ms", "1000") ||
         conf_set(conf, "enable.auto.offset.store", "false") ||
@@ -248,8 +248,10 @@ static void consumer_close(worker_t *w) {
             rd_kafka_message_destroy(m);
     }
     if (!__atomic_load_n(&w->rebalanced, __ATOMIC_ACQUIRE)) {
-        fprintf(stderr, "passthrough: consumer %d never joined the group; leaving without the "
-                        "close handshake\n", w->index);
+        fprintf(stderr,
+                "passthrough: consumer %d never joined the group; leaving without the "
+                "close handshake\n",
+                w->index);
         rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
         return;
     }
@@ -348,8 +350,10 @@ static int process_batch(worker_t *w) {
     ack_wait(&w->ack); /* deliveries in flight point at w->ack */
     int64_t now = mono_ns();
     if (rc == 0 && w->ack.failed) {
-        fprintf(stderr, "passthrough: %ld record(s) of a batch not delivered: %s; offsets not "
-                        "stored\n", w->ack.failed, rd_kafka_err2str(w->ack.first_err));
+        fprintf(stderr,
+                "passthrough: %ld record(s) of a batch not delivered: %s; offsets not "
+                "stored\n",
+                w->ack.failed, rd_kafka_err2str(w->ack.first_err));
         rc = -1;
     }
     w->ack.failed = 0;
@@ -357,8 +361,8 @@ static int process_batch(worker_t *w) {
     if (rc == 0) {
         store_offsets(w);
         int64_t prev = __atomic_load_n(&last_ns, __ATOMIC_ACQUIRE);
-        while (prev < now && !__atomic_compare_exchange_n(&last_ns, &prev, now, 0,
-                                                          __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        while (prev < now && !__atomic_compare_exchange_n(&last_ns, &prev, now, 0, __ATOMIC_ACQ_REL,
+                                                          __ATOMIC_ACQUIRE))
             ;
         long total = __atomic_add_fetch(&acked, (long)sent, __ATOMIC_ACQ_REL);
         if (stop_after > 0 && total >= stop_after)
@@ -390,15 +394,14 @@ static void *worker_main(void *arg) {
 /* ------------------------------------------------------------------ main */
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: bench-passthrough -i INPUT -o OUTPUT -g GROUP [-b BOOTSTRAP] [-t THREADS]\n"
-            "                         [-n BATCH] [-w WAIT_MS] [-N STOP_AFTER]\n"
-            "  -b  bootstrap servers (127.0.0.1:19092)\n"
-            "  -i  input topic           -o  output topic        -g  consumer group\n"
-            "  -t  consumer threads (1)  -n  most records per batch (256)\n"
-            "  -w  longest wait to fill a batch after its first record, ms (5)\n"
-            "  -N  exit 0 once this many records were produced and acknowledged (0: never)\n"
-            "Prints {\"records\",\"seconds\",\"events_per_s\"} as one JSON line at exit.\n");
+    fprintf(f, "usage: bench-passthrough -i INPUT -o OUTPUT -g GROUP [-b BOOTSTRAP] [-t THREADS]\n"
+               "                         [-n BATCH] [-w WAIT_MS] [-N STOP_AFTER]\n"
+               "  -b  bootstrap servers (127.0.0.1:19092)\n"
+               "  -i  input topic           -o  output topic        -g  consumer group\n"
+               "  -t  consumer threads (1)  -n  most records per batch (256)\n"
+               "  -w  longest wait to fill a batch after its first record, ms (5)\n"
+               "  -N  exit 0 once this many records were produced and acknowledged (0: never)\n"
+               "Prints {\"records\",\"seconds\",\"events_per_s\"} as one JSON line at exit.\n");
 }
 
 static int parse_long(const char *s, long lo, long hi, long *out) {
@@ -441,8 +444,7 @@ int main(int argc, char **argv) {
         default: goto bad;
         }
     }
-    if (optind != argc || !in_topic || !out_topic || !group || !*in_topic || !*out_topic ||
-        !*group)
+    if (optind != argc || !in_topic || !out_topic || !group || !*in_topic || !*out_topic || !*group)
         goto bad;
 
     struct sigaction sa;
@@ -517,11 +519,10 @@ done:
     int64_t t1 = __atomic_load_n(&last_ns, __ATOMIC_ACQUIRE);
     double seconds = records > 0 && t1 > t0 ? (double)(t1 - t0) / 1e9 : 0.0;
     if (seconds > 0)
-        printf("{\"records\": %ld, \"seconds\": %.3f, \"events_per_s\": %.1f}\n", records,
-               seconds, (double)records / seconds);
+        printf("{\"records\": %ld, \"seconds\": %.3f, \"events_per_s\": %.1f}\n", records, seconds,
+               (double)records / seconds);
     else
-        printf("{\"records\": %ld, \"seconds\": %.3f, \"events_per_s\": null}\n", records,
-               seconds);
+        printf("{\"records\": %ld, \"seconds\": %.3f, \"events_per_s\": null}\n", records, seconds);
     fflush(stdout);
     return rc;
 bad:

@@ -11,13 +11,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "log.h"
-#include "model.h"
-#include "metrics.h"
-#include "error.h"
-#include "run.h"
 #include "compare.h"
+#include "config.h"
+#include "error.h"
+#include "log.h"
+#include "metrics.h"
+#include "model.h"
+#include "run.h"
 #include "validate.h"
 
 #ifndef SS_VERSION
@@ -29,14 +29,10 @@ extern char **environ;
 /* The exit status of a command's SS_ERR_* result. */
 static int exit_code(int rc) {
     switch (rc) {
-    case SS_OK:
-        return 0;
-    case SS_ERR_CONFIG:
-        return 2;
-    case SS_ERR_VERDICT:
-        return 3;
-    default:
-        return rc > 0 ? rc : 1; /* commands not yet on SS_ERR_* codes return a status */
+    case SS_OK: return 0;
+    case SS_ERR_CONFIG: return 2;
+    case SS_ERR_VERDICT: return 3;
+    default: return rc > 0 ? rc : 1; /* commands not yet on SS_ERR_* codes return a status */
     }
 }
 
@@ -78,7 +74,8 @@ static void usage(FILE *out) {
             "environment variable STREAMSCORE_<KEY> (upper case, '.' -> '_'), and -X beats both.\n"
             "Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration,\n"
             "3 a verdict against: compare says hold, validate-model failed a gate.\n"
-            "'streamscore compare --help' and 'streamscore validate-model --help' for their options.\n\n"
+            "'streamscore compare --help' and 'streamscore validate-model --help' for their "
+            "options.\n\n"
             "Keys:\n",
             SS_VERSION);
     if (out == stdout)
@@ -88,7 +85,8 @@ static void usage(FILE *out) {
 }
 
 static void warn_unknown_env(const char *name) {
-    ss_log(SS_LOG_WARN, SS_FIELDS(SSF_STR("variable", name)), "config: environment variable %s names no key; ignored", name);
+    ss_log(SS_LOG_WARN, SS_FIELDS(SSF_STR("variable", name)),
+           "config: environment variable %s names no key; ignored", name);
 }
 
 /* Configuration from -c FILE, the environment and -X key=value, in that order of
@@ -189,7 +187,8 @@ static int cmd_run(int argc, char **argv) {
     ss_log(SS_LOG_INFO,
            SS_FIELDS(SSF_STR("model", model->name), SSF_STR("version", model->version),
                      SSF_INT("features", model->n_features),
-                     SSF_STR("xgboost", ss_model_xgboost_version())), "model loaded from %s", cfg->model_path);
+                     SSF_STR("xgboost", ss_model_xgboost_version())),
+           "model loaded from %s", cfg->model_path);
 
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
@@ -207,12 +206,11 @@ static int cmd_run(int argc, char **argv) {
     rc = exit_code(ss_run(cfg, model, &stop_requested, &reload_requested, &stats));
     curl_global_cleanup();
     ss_log(rc ? SS_LOG_ERROR : SS_LOG_INFO,
-           SS_FIELDS(SSF_INT("consumed", stats.consumed), SSF_INT("scored", stats.scored),
-                     SSF_INT("produced", stats.produced),
-                     SSF_INT("dead_lettered", stats.dead_lettered),
-                     SSF_INT("cache_errors", stats.cache_errors),
-                     SSF_INT("degraded", stats.degraded), SSF_INT("batches", stats.batches),
-                     SSF_INT("exit", rc)),
+           SS_FIELDS(
+               SSF_INT("consumed", stats.consumed), SSF_INT("scored", stats.scored),
+               SSF_INT("produced", stats.produced), SSF_INT("dead_lettered", stats.dead_lettered),
+               SSF_INT("cache_errors", stats.cache_errors), SSF_INT("degraded", stats.degraded),
+               SSF_INT("batches", stats.batches), SSF_INT("exit", rc)),
            "worker stopped");
     ss_metrics_destroy(&stats);
 out:

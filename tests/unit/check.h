@@ -9,22 +9,22 @@
 
 static int check_failures_;
 
-#define CHECK(cond)                                                              \
-    do {                                                                         \
-        if (!(cond)) {                                                           \
-            fprintf(stderr, "  %s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); \
-            check_failures_++;                                                   \
-        }                                                                        \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "  %s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond);             \
+            check_failures_++;                                                                     \
+        }                                                                                          \
     } while (0)
 
-#define CHECK_STR_CONTAINS(hay, needle)                                          \
-    do {                                                                         \
-        const char *h_ = (hay), *n_ = (needle);                                  \
-        if (!h_ || !strstr(h_, n_)) {                                            \
-            fprintf(stderr, "  %s:%d: '%s' does not contain '%s'\n", __FILE__,   \
-                    __LINE__, h_ ? h_ : "(null)", n_);                           \
-            check_failures_++;                                                   \
-        }                                                                        \
+#define CHECK_STR_CONTAINS(hay, needle)                                                            \
+    do {                                                                                           \
+        const char *h_ = (hay), *n_ = (needle);                                                    \
+        if (!h_ || !strstr(h_, n_)) {                                                              \
+            fprintf(stderr, "  %s:%d: '%s' does not contain '%s'\n", __FILE__, __LINE__,           \
+                    h_ ? h_ : "(null)", n_);                                                       \
+            check_failures_++;                                                                     \
+        }                                                                                          \
     } while (0)
 
 typedef struct check_test {

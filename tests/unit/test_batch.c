@@ -10,8 +10,8 @@
 #include "error.h"
 
 /* Record i of the batch is an event of `customer` with features `f` (nf of them). */
-static int add(ss_batch_t *b, size_t i, const char *customer, const char *event_id,
-               const float *f, int64_t event_time) {
+static int add(ss_batch_t *b, size_t i, const char *customer, const char *event_id, const float *f,
+               int64_t event_time) {
     memcpy(ss_batch_event_row(b, i), f, b->nf * sizeof(float));
     ss_event_t ev;
     memset(&ev, 0, sizeof(ev));
@@ -68,9 +68,9 @@ static void merge_applies_events_in_partition_order_over_the_known_state(void) {
     ss_batch_merge(b);
     CHECK(b->n_rows == 3);
     const float *r0 = b->rows, *r1 = b->rows + 3, *r2 = b->rows + 6;
-    CHECK(r0[0] == 1 && r0[1] == 20 && r0[2] == 30);  /* a's first event */
+    CHECK(r0[0] == 1 && r0[1] == 20 && r0[2] == 30);     /* a's first event */
     CHECK(isnan(r1[0]) && isnan(r1[1]) && isnan(r1[2])); /* b: nothing known, nothing sent */
-    CHECK(r2[0] == 1 && r2[1] == 7 && r2[2] == 30);   /* a's second sees the first */
+    CHECK(r2[0] == 1 && r2[1] == 7 && r2[2] == 30);      /* a's second sees the first */
     /* what a's events carried, and nothing for b */
     CHECK(b->changed[0] == 1 && b->changed[1] == 1 && b->changed[2] == 0);
     CHECK(b->changed[3] == 0 && b->changed[4] == 0 && b->changed[5] == 0);

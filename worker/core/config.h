@@ -161,7 +161,6 @@ int ss_config_finalize_command(ss_config_t *cfg, unsigned commands, char *errstr
 /* The worker's: ss_config_finalize_command(cfg, SS_CMD_RUN, ...). */
 int ss_config_finalize(ss_config_t *cfg, char *errstr, size_t errlen);
 
-
 /* Parse "a=b,c=d" lists (features.rename, input.schema.map). Calls `cb` for each pair (a
  * negative return is an error with cb's errstr); returns 0, or SS_ERR_CONFIG (SS_ERR_NOMEM)
  * with errstr naming `key`. */

@@ -34,9 +34,8 @@ ss_batch_t *ss_batch_new(size_t max, size_t nf) {
     b->table_used = calloc(max, sizeof(size_t));
     b->arena_cap = max * 96;
     b->arena = malloc(b->arena_cap);
-    if (!b->msgs || !b->recs || !b->ev_feat || !b->rows || !b->state || !b->changed ||
-        !b->scores || !b->u_ids || !b->u_lens || !b->u_off || !b->table || !b->table_used ||
-        !b->arena) {
+    if (!b->msgs || !b->recs || !b->ev_feat || !b->rows || !b->state || !b->changed || !b->scores ||
+        !b->u_ids || !b->u_lens || !b->u_off || !b->table || !b->table_used || !b->arena) {
         ss_batch_destroy(b);
         return NULL;
     }
@@ -47,8 +46,8 @@ ss_batch_t *ss_batch_new(size_t max, size_t nf) {
 void ss_batch_destroy(ss_batch_t *b) {
     if (!b)
         return;
-    void *bufs[] = {b->msgs,  b->recs,  b->ev_feat, b->rows,  b->state,      b->changed, b->scores,
-                    b->u_ids, b->u_lens, b->u_off, b->table, b->table_used, b->arena,   b};
+    void *bufs[] = {b->msgs,  b->recs,   b->ev_feat, b->rows,  b->state,      b->changed, b->scores,
+                    b->u_ids, b->u_lens, b->u_off,   b->table, b->table_used, b->arena,   b};
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
         free(bufs[i]);
 }

@@ -26,8 +26,8 @@ typedef struct ss_batch_rec {
 } ss_batch_rec_t;
 
 typedef struct ss_batch {
-    size_t max; /* batch.max.messages */
-    size_t nf;  /* features per row */
+    size_t max;                /* batch.max.messages */
+    size_t nf;                 /* features per row */
     rd_kafka_message_t **msgs; /* owned by the worker, which destroys them */
     size_t n_msgs;
     ss_batch_rec_t *recs;
@@ -56,7 +56,9 @@ void ss_batch_destroy(ss_batch_t *b);
 void ss_batch_reset(ss_batch_t *b);
 
 /* The feature row the decoder fills for record i. */
-static inline float *ss_batch_event_row(ss_batch_t *b, size_t i) { return b->ev_feat + i * b->nf; }
+static inline float *ss_batch_event_row(ss_batch_t *b, size_t i) {
+    return b->ev_feat + i * b->nf;
+}
 
 /* Record i decoded into `ev` (its features already in ss_batch_event_row(b, i)); its time is
  * the event's, else `fallback_time`. Keeps the ids and finds the customer's slot. Returns 0

@@ -6,8 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "log.h"
 #include "kafka.h"
+#include "log.h"
 
 static void log_partitions(const char *what, const rd_kafka_topic_partition_list_t *parts) {
     int ids[256];
@@ -83,7 +83,8 @@ rd_kafka_t *ss_consumer_new(const ss_config_t *cfg, int thread_index, ss_consume
     /* defaults a user may override */
     rd_kafka_conf_set(conf, "client.id", client_id, err, sizeof(err));
     rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof(err));
-    rd_kafka_conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", err, sizeof(err));
+    rd_kafka_conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", err,
+                      sizeof(err));
     rd_kafka_conf_set(conf, "auto.commit.interval.ms", "1000", err, sizeof(err));
     memset(ctx, 0, sizeof(*ctx));
     ctx->index = thread_index;

@@ -38,9 +38,13 @@ void ss_delivery_destroy(ss_delivery_t *d) {
     free(d);
 }
 
-ss_producer_t *ss_delivery_producer(const ss_delivery_t *d) { return d->producer; }
+ss_producer_t *ss_delivery_producer(const ss_delivery_t *d) {
+    return d->producer;
+}
 
-int ss_delivery_begin(ss_delivery_t *d) { return d->ops->begin(d); }
+int ss_delivery_begin(ss_delivery_t *d) {
+    return d->ops->begin(d);
+}
 
 int ss_delivery_commit(ss_delivery_t *d, rd_kafka_t *consumer, const ss_batch_t *b,
                        ss_delivery_state_fn state, void *arg, int *aborted) {

@@ -33,7 +33,9 @@ static int commit(ss_delivery_t *d, rd_kafka_t *consumer, const ss_batch_t *b,
     return 0;
 }
 
-static void abort_batch(ss_delivery_t *d) { (void)d; }
+static void abort_batch(ss_delivery_t *d) {
+    (void)d;
+}
 
 const ss_delivery_ops_t ss_delivery_at_least_once = {
     .name = "at-least-once", .begin = begin, .commit = commit, .abort = abort_batch};

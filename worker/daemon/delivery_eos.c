@@ -6,7 +6,9 @@
 #include "error.h"
 #include "log.h"
 
-static rd_kafka_t *handle(const ss_delivery_t *d) { return ss_producer_handle(d->own); }
+static rd_kafka_t *handle(const ss_delivery_t *d) {
+    return ss_producer_handle(d->own);
+}
 
 static int begin_transaction(ss_delivery_t *d) {
     rd_kafka_error_t *e = rd_kafka_begin_transaction(handle(d));
@@ -106,7 +108,5 @@ static void abort_batch(ss_delivery_t *d) {
         rd_kafka_error_destroy(e);
 }
 
-const ss_delivery_ops_t ss_delivery_exactly_once = {.name = "exactly-once",
-                                                     .begin = begin_transaction,
-                                                     .commit = commit,
-                                                     .abort = abort_batch};
+const ss_delivery_ops_t ss_delivery_exactly_once = {
+    .name = "exactly-once", .begin = begin_transaction, .commit = commit, .abort = abort_batch};

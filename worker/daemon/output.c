@@ -54,16 +54,16 @@ ss_output_t *ss_output_new(const ss_config_t *cfg, ss_metrics_t *metrics, char *
     o->file = fopen(cfg->shadow_file, "a");
     if (o->file)
         return o;
-    snprintf(errstr, errlen, "cannot open shadow.file '%s': %s", cfg->shadow_file,
-             strerror(errno));
+    snprintf(errstr, errlen, "cannot open shadow.file '%s': %s", cfg->shadow_file, strerror(errno));
     ss_output_destroy(o);
     return NULL;
 }
 
-const char *ss_output_name(const ss_output_t *o) { return o->name; }
+const char *ss_output_name(const ss_output_t *o) {
+    return o->name;
+}
 
-static int register_schema(ss_output_t *o, ss_registry_t *registry, char *errstr,
-                           size_t errlen) {
+static int register_schema(ss_output_t *o, ss_registry_t *registry, char *errstr, size_t errlen) {
     const ss_config_t *cfg = o->cfg;
     json_error_t jerr;
     json_t *j = json_load_file(cfg->output_schema, 0, &jerr);
@@ -193,9 +193,8 @@ int ss_output_dead_letter(ss_output_writer_t *w, const rd_kafka_message_t *m, co
     if (rd_kafka_message_headers(m, &orig) != RD_KAFKA_RESP_ERR_NO_ERROR)
         orig = NULL;
     char err[512];
-    if (ss_producer_send(w->producer, w->o->cfg->dlq_topic, m->key, m->key_len, m->payload,
-                         m->len, h, sizeof(h) / sizeof(h[0]), orig, w->ack, err,
-                         sizeof(err)) < 0) {
+    if (ss_producer_send(w->producer, w->o->cfg->dlq_topic, m->key, m->key_len, m->payload, m->len,
+                         h, sizeof(h) / sizeof(h[0]), orig, w->ack, err, sizeof(err)) < 0) {
         snprintf(errstr, errlen, "dead letter: %s", err);
         return SS_ERR_FAIL;
     }

@@ -28,8 +28,7 @@ const char *ss_output_name(const ss_output_t *o);
  * output.schema registered under its subject with `registry` (may be NULL: none). JSON and
  * the shadow's file are never framed. Returns 0, SS_ERR_UNAVAILABLE when the registry did not
  * answer, SS_ERR_CONFIG when it refused the schema or output.schema cannot be read. */
-int ss_output_register_schema(ss_output_t *o, ss_registry_t *registry, char *errstr,
-                              size_t errlen);
+int ss_output_register_schema(ss_output_t *o, ss_registry_t *registry, char *errstr, size_t errlen);
 
 /* A thread's writer, with deliveries counted in `ack` (the caller's, outliving the writer).
  * Returns NULL with errstr; SS_ERR_CONFIG in *why when output.schema does not fit, else

@@ -27,8 +27,7 @@ static int runtime_open(ss_runtime_t *rt, const ss_model_t *model) {
         rc = SS_ERR_CONFIG;
         goto fail;
     }
-    if (*cfg->registry_url &&
-        !(rt->registry = ss_registry_new(cfg, rt->stats, err, sizeof(err)))) {
+    if (*cfg->registry_url && !(rt->registry = ss_registry_new(cfg, rt->stats, err, sizeof(err)))) {
         rc = SS_ERR_FAIL;
         goto fail;
     }
@@ -67,8 +66,8 @@ static int workers_create(ss_runtime_t *rt, size_t n) {
         return SS_ERR_NOMEM;
     }
     for (; rt->n_workers < n; rt->n_workers++) {
-        int rc = ss_worker_new(rt, (int)rt->n_workers, &rt->workers[rt->n_workers], err,
-                               sizeof(err));
+        int rc =
+            ss_worker_new(rt, (int)rt->n_workers, &rt->workers[rt->n_workers], err, sizeof(err));
         if (rc < 0) {
             ss_error("%s", err);
             return rc;

@@ -24,11 +24,11 @@ typedef struct ss_runtime {
     ss_registry_t *registry; /* schema.registry.url set, else NULL; internally locked */
     ss_producer_t *producer; /* at-least-once: shared by the threads; exactly-once: NULL */
     ss_output_t *output;
-    ss_metrics_t *stats;     /* atomic counters */
-    volatile int *stop;      /* set by the signal handler */
-    volatile int *reload;    /* set by SIGHUP, reset by the reload watch */
-    int failed;              /* atomic: a worker hit a fatal error */
-    ss_worker_t **workers;   /* set once every worker exists; read by the endpoints */
+    ss_metrics_t *stats;   /* atomic counters */
+    volatile int *stop;    /* set by the signal handler */
+    volatile int *reload;  /* set by SIGHUP, reset by the reload watch */
+    int failed;            /* atomic: a worker hit a fatal error */
+    ss_worker_t **workers; /* set once every worker exists; read by the endpoints */
     size_t n_workers;
 } ss_runtime_t;
 

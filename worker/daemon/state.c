@@ -97,6 +97,10 @@ static int with_policy(ss_state_t *s, ss_batch_t *b, int write) {
     }
 }
 
-int ss_state_read(ss_state_t *s, ss_batch_t *b) { return with_policy(s, b, 0); }
+int ss_state_read(ss_state_t *s, ss_batch_t *b) {
+    return with_policy(s, b, 0);
+}
 
-int ss_state_write(ss_state_t *s, ss_batch_t *b) { return with_policy(s, b, 1); }
+int ss_state_write(ss_state_t *s, ss_batch_t *b) {
+    return with_policy(s, b, 1);
+}

@@ -41,9 +41,13 @@ struct ss_worker {
     long predicted; /* predictions of the batch in hand (its dead letters not counted) */
 };
 
-static void count(long *c, long n) { __atomic_add_fetch(c, n, __ATOMIC_RELAXED); }
+static void count(long *c, long n) {
+    __atomic_add_fetch(c, n, __ATOMIC_RELAXED);
+}
 
-static int stopping(void *arg) { return ss_runtime_stopping(((ss_worker_t *)arg)->rt); }
+static int stopping(void *arg) {
+    return ss_runtime_stopping(((ss_worker_t *)arg)->rt);
+}
 
 /* ------------------------------------------------------------------ collecting a batch */
 
@@ -124,8 +128,8 @@ static int decode(ss_worker_t *w) {
     ss_event_t ev;
     for (size_t i = 0; i < b->n_msgs; i++) {
         rd_kafka_message_t *m = b->msgs[i];
-        int drc = ss_decoder_decode(w->dec, m->payload, m->len, &ev, ss_batch_event_row(b, i),
-                                    err, sizeof(err));
+        int drc = ss_decoder_decode(w->dec, m->payload, m->len, &ev, ss_batch_event_row(b, i), err,
+                                    sizeof(err));
         if (drc != SS_DECODE_OK) {
             ss_batch_dead_letter(b, i, "decode", ss_decode_reason(drc), err);
             continue;
@@ -316,8 +320,8 @@ int ss_worker_new(ss_runtime_t *rt, int index, ss_worker_t **out, char *errstr, 
         rc = why;
         goto fail;
     }
-    if (!(w->state = ss_state_new(cfg, model->feature_names, model->n_features, rt->stats,
-                                  stopping, w, errstr, errlen)))
+    if (!(w->state = ss_state_new(cfg, model->feature_names, model->n_features, rt->stats, stopping,
+                                  w, errstr, errlen)))
         goto fail;
     if (!(w->consumer = ss_consumer_new(cfg, index, &w->cctx, rt->stats, errstr, errlen))) {
         rc = SS_ERR_CONFIG;
@@ -356,10 +360,14 @@ int ss_worker_join(ss_worker_t *w) {
     return w->rc;
 }
 
-int ss_worker_done(ss_worker_t *w) { return __atomic_load_n(&w->done, __ATOMIC_ACQUIRE) != 0; }
+int ss_worker_done(ss_worker_t *w) {
+    return __atomic_load_n(&w->done, __ATOMIC_ACQUIRE) != 0;
+}
 
 int ss_worker_joined(ss_worker_t *w) {
     return __atomic_load_n(&w->cctx.joined, __ATOMIC_ACQUIRE) != 0;
 }
 
-ss_producer_t *ss_worker_producer(ss_worker_t *w) { return ss_delivery_producer(w->delivery); }
+ss_producer_t *ss_worker_producer(ss_worker_t *w) {
+    return ss_delivery_producer(w->delivery);
+}
