@@ -112,7 +112,7 @@ demo: build
 	scripts/demo
 
 bench: build
-	scripts/bench
+	bench/run
 
 reliability: build
 	cd $(BUILD) && SS_RELIABILITY_DOC=$(CURDIR)/docs/reliability.md \
