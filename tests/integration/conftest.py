@@ -26,12 +26,9 @@ TEST_TIMEOUT_S = float(os.environ.get("SS_IT_TEST_TIMEOUT", "150"))
 # Named parts of the suite: SS_IT_SUBSET=<name> runs only the tests listed (a file, or a
 # file::test), the others are deselected; a listed test that no longer exists is an error.
 # tsan (make test-tsan): the daemon's threads under ThreadSanitizer, with
-# SS_IT_WORKER_THREADS=2 so that two worker threads share the model, the codec's writer
-# schemas, the producer and the metrics. (Not test_redis_failure's: each worker thread has a
-# Redis connection and a reconnect backoff of its own, and those tests count on one; nor
-# test_restart's and test_feature_cache's, which stop workers within a second or two of their
-# start: two consumers per worker are then often still joining, and leave the group without
-# the close handshake, so the next worker waits for the session timeout.)
+# SS_IT_WORKER_THREADS=2 (harness.py) so that two worker threads share the model, the codec's
+# writer schemas, the producer and the metrics. (Not test_redis_failure's tests: each worker
+# thread has a Redis connection and a reconnect backoff of its own, and they count on one.)
 SUBSETS = {
     "tsan": [
         # the run loop end to end: consume, decode, Redis, score, produce, commit
@@ -53,12 +50,13 @@ SUBSETS = {
         # a shadow beside the primary; the shadow results file both worker threads write
         "test_shadow.py::test_shadow_scores_the_candidate_beside_the_primary_and_never_writes_redis_or_output",
         "test_shadow.py::test_shadow_file_output_writes_one_json_line_per_event_and_nothing_to_kafka",
+        # both worker threads' Redis pipelines; a restart: partitions revoked and assigned
+        "test_feature_cache.py",
+        "test_restart.py",
         # dead letters sent by the worker threads through the shared producer
         "test_dead_letter.py::test_confluent_framing_bad_records_go_to_the_dead_letter_topic_and_good_ones_are_scored",
     ],
 }
-# The worker.threads of every worker whose test does not set it (SS_IT_WORKER_THREADS).
-WORKER_THREADS = os.environ.get("SS_IT_WORKER_THREADS")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -441,8 +439,8 @@ class Ctx:
             "batch.max.wait.ms": 20,
             "log.level": "info",
         }
-        if WORKER_THREADS:
-            p["worker.threads"] = int(WORKER_THREADS)
+        if h.WORKER_THREADS:
+            p["worker.threads"] = h.WORKER_THREADS
         for k, v in (overrides or {}).items():
             if v is None:
                 p.pop(k, None)
