@@ -1,12 +1,14 @@
 # streamscore: thin wrapper over scripts/ and CMake.
 #   make demo       install what is missing, build, start Kafka + Redis, score generated events
 #   make test       install what is missing, then every suite, one stage after the other:
-#                   1. build/       unit, integration, fault and chart tests (= make test-fast)
+#                   1. build/       unit, integration, fault, chart and style tests (layout,
+#                                   function and file sizes: tests/style) (= make test-fast)
 #                   2. build-asan/  the same tests, worker and tests built with ASan + UBSan
 #                   3. build-tsan/  ThreadSanitizer: the unit tests, and the integration tests
-#                                   that drive the daemon's threads (two worker threads, the
+#                                   that drive the daemon's threads (two worker threads: the
 #                                   run loop, model reloads, schema-registry fetches, exactly-
-#                                   once, metrics, drift, shadow file, dead letters)
+#                                   once, metrics, drift, shadow, feature cache, restarts, dead
+#                                   letters); about 4 minutes
 #                   4. build-fuzz/  libFuzzer targets (clang): seed corpora + 30 s of fuzzing each
 #   make test-fast  stage 1 only
 #   make test-asan  stage 2 only;  make test-tsan  stage 3 only
@@ -40,7 +42,8 @@ SAN_ENV = ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:log_path=$(SAN_REPORTS)/as
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=$(SAN_REPORTS)/ubsan
 
 # Stage 3: every ThreadSanitizer report fails the run. The integration tests run are the
-# subset `tsan` of tests/integration/conftest.py, every worker with two worker threads; the
+# subset `tsan` of tests/integration/conftest.py, every worker with two worker threads (and
+# stopped only once its consumer group has settled, tests/integration/harness.py); the
 # reports go to files, as in stage 2, and leave the exit codes alone (exitcode=0): the tests
 # judge the behaviour, the files the races. tests/tsan.supp holds the reports that come from
 # inside uninstrumented libraries (libxgboost's OpenMP threads, librdkafka's reference
