@@ -1,11 +1,18 @@
 # streamscore: thin wrapper over scripts/ and CMake.
 #   make demo       install what is missing, build, start Kafka + Redis, score generated events
 #   make test       install what is missing, then every suite, one stage after the other:
-#                   1. build/       unit, integration, fault and chart tests (= make test-fast)
+#                   1. build/       unit, integration, fault, chart and style tests (layout,
+#                                   function and file sizes: tests/style) (= make test-fast)
 #                   2. build-asan/  the same tests, worker and tests built with ASan + UBSan
-#                   3. build-fuzz/  libFuzzer targets (clang): seed corpora + 30 s of fuzzing each
+#                   3. build-tsan/  ThreadSanitizer: the unit tests, and the integration tests
+#                                   that drive the daemon's threads (two worker threads: the
+#                                   run loop, model reloads, schema-registry fetches, exactly-
+#                                   once, metrics, drift, shadow, feature cache, restarts, dead
+#                                   letters); about 4 minutes
+#                   4. build-fuzz/  libFuzzer targets (clang): seed corpora + 30 s of fuzzing each
 #   make test-fast  stage 1 only
-#   make test-asan  stage 2 only;  make test-fuzz  stage 3 only (docs/fuzzing.md)
+#   make test-asan  stage 2 only;  make test-tsan  stage 3 only
+#   make test-fuzz  stage 4 only (docs/fuzzing.md)
 #   make bench      throughput, latency, CPU and memory on a local stack of its own, beside the
 #                   Kafka ceiling (C pass-through) and a Python peer on the same records, plus
 #                   component timings; build/bench/results.json, docs/performance.md
@@ -13,10 +20,11 @@
 #   make reliability  the fault-injection tests alone (three-node cluster), rewriting
 #                   docs/reliability.md from what they measured
 #   make build      configure and build only
-# The integration suite starts Kafka and Redis on fixed ports: its runs (stages 1 and 2)
+# The integration suite starts Kafka and Redis on fixed ports: its runs (stages 1, 2 and 3)
 # must never overlap, so the stages run in sequence even under make -j.
 BUILD ?= build
 BUILD_ASAN ?= build-asan
+BUILD_TSAN ?= build-tsan
 BUILD_FUZZ ?= build-fuzz
 CMAKE_FLAGS ?=
 FUZZ_CC ?= clang
@@ -33,8 +41,29 @@ SAN_REPORTS = $(CURDIR)/$(BUILD_ASAN)/sanitizer-reports
 SAN_ENV = ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:log_path=$(SAN_REPORTS)/asan \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=$(SAN_REPORTS)/ubsan
 
-.PHONY: all build setup demo test test-fast test-asan test-fuzz fuzz-build unit bench stop \
-	clean reference reliability
+# Stage 3: every ThreadSanitizer report fails the run. The integration tests run are the
+# subset `tsan` of tests/integration/conftest.py, every worker with two worker threads (and
+# stopped only once its consumer group has settled, tests/integration/harness.py); the
+# reports go to files, as in stage 2, and leave the exit codes alone (exitcode=0): the tests
+# judge the behaviour, the files the races. tests/tsan.supp holds the reports that come from
+# inside uninstrumented libraries (libxgboost's OpenMP threads, librdkafka's reference
+# counts); the build links tests/tsan_c11_threads.c, so that librdkafka's C11 threads and
+# locks are seen.
+TSAN_REPORTS = $(CURDIR)/$(BUILD_TSAN)/sanitizer-reports
+TSAN_ENV = TSAN_OPTIONS=log_path=$(TSAN_REPORTS)/tsan:exitcode=0:print_suppressions=0:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/tsan.supp \
+	SS_IT_SUBSET=tsan SS_IT_WORKER_THREADS=2 SS_IT_TEST_TIMEOUT=300
+
+# After a sanitizer stage's ctest (its exit status in $$rc): print every report file of
+# $(1) and fail if there is any, else exit with ctest's status. $(2) names the stage.
+define san_verdict
+if [ -n "$$(ls -A $(1))" ]; then \
+		for f in $(1)/*; do echo "==== $$f"; cat "$$f"; done; \
+		echo "$(2): sanitizer reports above (files in $(1))"; exit 1; \
+	fi; exit $$rc
+endef
+
+.PHONY: all build setup demo test test-fast test-asan test-tsan test-fuzz fuzz-build unit bench \
+	stop clean reference reliability
 
 all: build
 
@@ -46,7 +75,7 @@ build: setup
 	cmake --build $(BUILD)
 
 test:
-	@for stage in test-fast test-asan test-fuzz; do \
+	@for stage in test-fast test-asan test-tsan test-fuzz; do \
 		start=$$(date +%s); \
 		$(MAKE) --no-print-directory $$stage || exit 1; \
 		echo "make test: $$stage passed in $$(($$(date +%s) - start)) s"; \
@@ -61,10 +90,16 @@ test-asan: setup
 	cmake --build $(BUILD_ASAN)
 	rm -rf $(SAN_REPORTS) && mkdir -p $(SAN_REPORTS)
 	cd $(BUILD_ASAN) && rc=0 && $(SAN_ENV) ctest --output-on-failure || rc=$$?; \
-	if [ -n "$$(ls -A $(SAN_REPORTS))" ]; then \
-		for f in $(SAN_REPORTS)/*; do echo "==== $$f"; cat "$$f"; done; \
-		echo "test-asan: sanitizer reports above (files in $(SAN_REPORTS))"; exit 1; \
-	fi; exit $$rc
+	$(call san_verdict,$(SAN_REPORTS),test-asan)
+
+test-tsan: setup
+	cmake -S . -B $(BUILD_TSAN) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSS_SANITIZE=thread \
+		$(CMAKE_FLAGS)
+	cmake --build $(BUILD_TSAN)
+	rm -rf $(TSAN_REPORTS) && mkdir -p $(TSAN_REPORTS)
+	cd $(BUILD_TSAN) && rc=0 && $(TSAN_ENV) ctest -R '^(unit\..*|integration)$$' \
+		--output-on-failure || rc=$$?; \
+	$(call san_verdict,$(TSAN_REPORTS),test-tsan)
 
 fuzz-build: setup
 	cmake -S . -B $(BUILD_FUZZ) -G Ninja -DCMAKE_C_COMPILER=$(FUZZ_CC) -DSS_FUZZ=ON $(CMAKE_FLAGS)
@@ -80,7 +115,7 @@ demo: build
 	scripts/demo
 
 bench: build
-	scripts/bench
+	bench/run
 
 reliability: build
 	cd $(BUILD) && SS_RELIABILITY_DOC=$(CURDIR)/docs/reliability.md \
@@ -93,4 +128,4 @@ reference: build
 	$(BUILD)/streamscore config-reference --markdown
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN) $(BUILD_FUZZ)

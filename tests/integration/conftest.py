@@ -23,6 +23,60 @@ DEV_STACK = h.ROOT / "scripts" / "dev-stack"
 # per test (the fault tests, each a stream under a fault, get more: SS_IT_TEST_TIMEOUT)
 TEST_TIMEOUT_S = float(os.environ.get("SS_IT_TEST_TIMEOUT", "150"))
 
+# Named parts of the suite: SS_IT_SUBSET=<name> runs only the tests listed (a file, or a
+# file::test), the others are deselected; a listed test that no longer exists is an error.
+# tsan (make test-tsan): the daemon's threads under ThreadSanitizer, with
+# SS_IT_WORKER_THREADS=2 (harness.py) so that two worker threads share the model, the codec's
+# writer schemas, the producer and the metrics. (Not test_redis_failure's tests: each worker
+# thread has a Redis connection and a reconnect backoff of its own, and they count on one.)
+SUBSETS = {
+    "tsan": [
+        # the run loop end to end: consume, decode, Redis, score, produce, commit
+        "test_predictions.py::test_scores_and_feature_hashes_match_python_xgboost_on_merged_vectors",
+        # a reload while both worker threads score; a refused one; SIGHUP
+        "test_model_reload.py",
+        # writer schemas fetched by the worker threads, one registered mid-stream, unknown ids
+        "test_registry.py::test_registry_serialized_events_are_scored_and_predictions_read_with_the_registry_deserializer",
+        "test_registry.py::test_a_schema_evolved_and_registered_mid_stream_is_picked_up",
+        "test_registry.py::test_unknown_schema_id_is_dead_lettered_with_the_reason_and_the_rest_scored",
+        # the registry stopped and started while the worker threads need schemas
+        "test_registry.py::test_registry_stopped_mid_stream_loses_nothing",
+        # transactions: begin, send offsets, commit, and a SIGKILL mid-stream
+        "test_exactly_once.py",
+        # the HTTP thread reading what the worker threads count
+        "test_metrics.py::test_metrics_count_every_record_by_fate_and_show_lag_and_model",
+        # the drift statistics both worker threads add to
+        "test_drift.py",
+        # a shadow beside the primary; the shadow results file both worker threads write
+        "test_shadow.py::test_shadow_scores_the_candidate_beside_the_primary_and_never_writes_redis_or_output",
+        "test_shadow.py::test_shadow_file_output_writes_one_json_line_per_event_and_nothing_to_kafka",
+        # both worker threads' Redis pipelines; a restart: partitions revoked and assigned
+        "test_feature_cache.py",
+        "test_restart.py",
+        # dead letters sent by the worker threads through the shared producer
+        "test_dead_letter.py::test_confluent_framing_bad_records_go_to_the_dead_letter_topic_and_good_ones_are_scored",
+    ],
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    name = os.environ.get("SS_IT_SUBSET")
+    if not name:
+        return
+    if name not in SUBSETS:
+        raise pytest.UsageError(f"SS_IT_SUBSET={name}: no such subset (have {sorted(SUBSETS)})")
+    wanted = SUBSETS[name]
+
+    def listed(item, entry):
+        return item.nodeid == entry or item.nodeid.startswith(entry + "::")
+
+    gone = [e for e in wanted if not any(listed(i, e) for i in items)]
+    if gone:
+        raise pytest.UsageError(f"SS_IT_SUBSET={name} lists tests not collected: {gone}")
+    keep = [i for i in items if any(listed(i, e) for e in wanted)]
+    config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+    items[:] = keep
+
 
 def _stack_env():
     env = dict(os.environ)
@@ -385,6 +439,8 @@ class Ctx:
             "batch.max.wait.ms": 20,
             "log.level": "info",
         }
+        if h.WORKER_THREADS:
+            p["worker.threads"] = h.WORKER_THREADS
         for k, v in (overrides or {}).items():
             if v is None:
                 p.pop(k, None)

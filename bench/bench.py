@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Measurements of scripts/bench: prepares the bench's topics, waits on consumer groups, reads
+"""Measurements of bench/run (make bench): prepares the bench's topics, waits on consumer groups, reads
 the outputs back and turns them into the table and build/bench/results.json.
 
   topics   create topics (LogAppendTime timestamps: the broker's clock on both sides)
