@@ -36,11 +36,13 @@ static int exit_code(int rc) {
     }
 }
 
-static volatile int stop_requested = 0;
+static int stop_requested = 0; /* atomic */
 
 static void on_signal(int sig) {
     (void)sig;
-    if (stop_requested) { /* a second signal: stop now, uncommitted work is read again */
+    /* the flags are read by the worker threads: atomics, which are also signal-safe */
+    if (__atomic_exchange_n(&stop_requested, 1, __ATOMIC_SEQ_CST)) {
+        /* a second signal: stop now, uncommitted work is read again */
         static const char msg[] =
             "{\"level\":\"error\",\"msg\":\"second stop signal: exiting at once, the "
             "batch in hand is not committed\"}\n";
@@ -48,14 +50,13 @@ static void on_signal(int sig) {
         (void)w;
         _exit(1);
     }
-    stop_requested = 1;
 }
 
-static volatile int reload_requested = 0;
+static int reload_requested = 0; /* atomic */
 
 static void on_hup(int sig) {
     (void)sig;
-    reload_requested = 1;
+    __atomic_store_n(&reload_requested, 1, __ATOMIC_SEQ_CST);
 }
 
 static void usage(FILE *out) {

@@ -50,14 +50,14 @@ void ss_reload_init(ss_reload_t *r, const ss_config_t *cfg) {
 
 void ss_reload_tick(ss_reload_t *r, ss_runtime_t *rt) {
     const ss_config_t *cfg = rt->cfg;
-    if (*rt->reload) {
-        *rt->reload = 0;
+    if (__atomic_exchange_n(rt->reload, 0, __ATOMIC_ACQ_REL)) {
         file_sig(cfg, &r->seen);
         r->changed = 0;
         reload_model(rt, "SIGHUP");
         return;
     }
-    if (!cfg->model_reload || ss_mono_ms() < r->next_check || *rt->stop)
+    if (!cfg->model_reload || ss_mono_ms() < r->next_check ||
+        __atomic_load_n(rt->stop, __ATOMIC_ACQUIRE))
         return;
     r->next_check = ss_mono_ms() + cfg->model_reload_interval_ms;
     ss_file_sig_t now;

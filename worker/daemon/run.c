@@ -91,8 +91,7 @@ static void watch(ss_runtime_t *rt, size_t started) {
     }
 }
 
-int ss_run(const ss_config_t *cfg, ss_model_t *model, volatile int *stop, volatile int *reload,
-           ss_metrics_t *stats) {
+int ss_run(const ss_config_t *cfg, ss_model_t *model, int *stop, int *reload, ss_metrics_t *stats) {
     char err[1024];
     size_t n = (size_t)cfg->worker_threads, started = 0;
     ss_runtime_t rt = {.cfg = cfg, .stop = stop, .reload = reload, .stats = stats};

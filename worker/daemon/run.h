@@ -14,7 +14,7 @@
  * `metrics` (initialized by the caller) and serves it on metrics.listen. Returns 0 on a clean
  * stop, SS_ERR_CONFIG for a configuration error found while starting (e.g. a schema that does
  * not fit), another negative SS_ERR_* code on a runtime failure. */
-int ss_run(const ss_config_t *cfg, ss_model_t *model, volatile int *stop, volatile int *reload,
+int ss_run(const ss_config_t *cfg, ss_model_t *model, int *stop, int *reload,
            ss_metrics_t *metrics);
 
 #endif

@@ -25,8 +25,8 @@ typedef struct ss_runtime {
     ss_producer_t *producer; /* at-least-once: shared by the threads; exactly-once: NULL */
     ss_output_t *output;
     ss_metrics_t *stats;   /* atomic counters */
-    volatile int *stop;    /* set by the signal handler */
-    volatile int *reload;  /* set by SIGHUP, reset by the reload watch */
+    int *stop;             /* atomic: set by the signal handler */
+    int *reload;           /* atomic: set by SIGHUP, reset by the reload watch */
     int failed;            /* atomic: a worker hit a fatal error */
     ss_worker_t **workers; /* set once every worker exists; read by the endpoints */
     size_t n_workers;
@@ -34,7 +34,8 @@ typedef struct ss_runtime {
 
 /* A stop was asked for, or a worker failed. @locality any thread */
 static inline int ss_runtime_stopping(const ss_runtime_t *rt) {
-    return *rt->stop || __atomic_load_n(&rt->failed, __ATOMIC_ACQUIRE);
+    return __atomic_load_n(rt->stop, __ATOMIC_ACQUIRE) ||
+           __atomic_load_n(&rt->failed, __ATOMIC_ACQUIRE);
 }
 
 #endif

@@ -280,7 +280,7 @@ static void *worker_main(void *arg) {
             continue;
         if (process_batch(w) < 0) {
             w->rc = SS_ERR_FAIL;
-            if (!*w->rt->stop)
+            if (!__atomic_load_n(w->rt->stop, __ATOMIC_ACQUIRE))
                 ss_error("worker %d: stopping after a failed batch; its offsets are not committed",
                          w->index);
             __atomic_store_n(&w->rt->failed, 1, __ATOMIC_RELEASE);
