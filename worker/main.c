@@ -32,7 +32,7 @@ static int exit_code(int rc) {
     case SS_OK: return 0;
     case SS_ERR_CONFIG: return 2;
     case SS_ERR_VERDICT: return 3;
-    default: return rc > 0 ? rc : 1; /* commands not yet on SS_ERR_* codes return a status */
+    default: return 1; /* any other SS_ERR_* code: a runtime failure */
     }
 }
 
