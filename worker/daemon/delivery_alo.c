@@ -38,4 +38,4 @@ static void abort_batch(ss_delivery_t *d) {
 }
 
 const ss_delivery_ops_t ss_delivery_at_least_once = {
-    .name = "at-least-once", .begin = begin, .commit = commit, .abort = abort_batch};
+    .begin = begin, .commit = commit, .abort = abort_batch};

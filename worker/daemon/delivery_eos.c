@@ -109,4 +109,4 @@ static void abort_batch(ss_delivery_t *d) {
 }
 
 const ss_delivery_ops_t ss_delivery_exactly_once = {
-    .name = "exactly-once", .begin = begin_transaction, .commit = commit, .abort = abort_batch};
+    .begin = begin_transaction, .commit = commit, .abort = abort_batch};

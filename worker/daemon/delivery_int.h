@@ -5,7 +5,6 @@
 #include "delivery.h"
 
 typedef struct ss_delivery_ops {
-    const char *name;
     int (*begin)(ss_delivery_t *d);
     int (*commit)(ss_delivery_t *d, rd_kafka_t *consumer, const ss_batch_t *b,
                   ss_delivery_state_fn state, void *arg, int *aborted);
