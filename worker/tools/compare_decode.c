@@ -125,6 +125,7 @@ int cmp_decoder_new(const ss_config_t *cfg, int avro, cmp_decoder_t **out, char 
     d->reader = avro_reader_memory("", 0);
     if (!d->reader || ss_avro_value_new(d->schema, &d->iface, &d->value) < 0) {
         snprintf(errstr, errlen, "avro: %s", avro_strerror());
+        rc = SS_ERR_NOMEM;
         goto cleanup;
     }
 done:

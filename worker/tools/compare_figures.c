@@ -19,6 +19,9 @@ typedef struct hists {
     int k;
 } hists_t;
 
+/* the quantiles compare reports: median and p99 */
+static const double p50_p99[2] = {0.5, 0.99};
+
 static void hists_fn(void *o, const double *v, size_t n) {
     hists_t *s = o;
     for (size_t i = 0; i < n; i++)
@@ -147,37 +150,37 @@ static double ratio(uint64_t a, uint64_t b) {
 
 /* Latency quantiles, ROC-AUC, precision, recall and F1 of one side. */
 static int side_figures(cmp_t *c, int side) {
-    static const double q2[2] = {0.5, 0.99};
     ss_cmp_side_t *sd = &c->r.side[side];
     double v[2];
+    int rc;
     sd->latency_n = c->col[CMP_LAT + side].n;
-    if (col_quantiles(c, &c->col[CMP_LAT + side], q2, v, 2) < 0 ||
-        col_auc(c, &c->col[CMP_POS + side], &c->col[CMP_NEG + side], &sd->auc) < 0)
-        return SS_ERR_FAIL;
+    if ((rc = col_quantiles(c, &c->col[CMP_LAT + side], p50_p99, v, 2)) < 0 ||
+        (rc = col_auc(c, &c->col[CMP_POS + side], &c->col[CMP_NEG + side], &sd->auc)) < 0)
+        return rc;
     sd->latency_p50 = v[0], sd->latency_p99 = v[1];
     ss_stats_prf(sd->tp, sd->fp, sd->fn, NAN, &sd->precision, &sd->recall, &sd->f1);
     return 0;
 }
 
 int cmp_figures(cmp_t *c) {
-    static const double q2[2] = {0.5, 0.99};
     ss_cmp_result_t *r = &c->r;
     double v[2];
+    int rc;
     r->matched_share = ratio(r->matched, r->side[0].records);
     r->identical_share = ratio(r->identical, r->matched);
     r->flip_rate = ratio(r->flips_no_yes + r->flips_yes_no, r->identical);
     r->diff_mean = r->identical ? c->diff_sum / (double)r->identical : NAN;
     r->abs_max = r->identical ? c->col[CMP_ABSDIFF].max[0] : NAN;
-    if (col_quantiles(c, &c->col[CMP_ABSDIFF], q2, v, 2) < 0 ||
-        col_spearman(c, &c->col[CMP_PAIRS], &r->spearman) < 0)
-        return SS_ERR_FAIL;
+    if ((rc = col_quantiles(c, &c->col[CMP_ABSDIFF], p50_p99, v, 2)) < 0 ||
+        (rc = col_spearman(c, &c->col[CMP_PAIRS], &r->spearman)) < 0)
+        return rc;
     r->abs_p50 = v[0], r->abs_p99 = v[1];
     double m = r->identical && r->abs_max > 0 ? r->abs_max : 1e-3;
     r->diff_lo = -m, r->diff_hi = m;
     if (r->identical && cmp_col_scan(&c->col[CMP_PAIRS], diff_hist_fn, r) < 0)
         return SS_ERR_FAIL;
     for (int s = 0; s < 2; s++)
-        if (side_figures(c, s) < 0)
-            return SS_ERR_FAIL;
+        if ((rc = side_figures(c, s)) < 0)
+            return rc;
     return 0;
 }
