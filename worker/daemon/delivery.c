@@ -35,7 +35,13 @@ void ss_delivery_destroy(ss_delivery_t *d) {
     if (!d)
         return;
     ss_producer_destroy(d->own, d->cfg->shutdown_timeout_ms);
+    if (d->txn_offsets)
+        rd_kafka_topic_partition_list_destroy(d->txn_offsets);
     free(d);
+}
+
+void ss_delivery_set_hooks(ss_delivery_t *d, const ss_delivery_hooks_t *hooks) {
+    d->hooks = *hooks;
 }
 
 ss_producer_t *ss_delivery_producer(const ss_delivery_t *d) {
@@ -46,10 +52,14 @@ int ss_delivery_begin(ss_delivery_t *d) {
     return d->ops->begin(d);
 }
 
-int ss_delivery_commit(ss_delivery_t *d, rd_kafka_t *consumer, const ss_batch_t *b,
-                       ss_delivery_state_fn state, void *arg, int *aborted) {
+int ss_delivery_commit(ss_delivery_t *d, rd_kafka_t *consumer, const ss_batch_t *b, int *aborted) {
     *aborted = 0;
-    return d->ops->commit(d, consumer, b, state, arg, aborted);
+    return d->ops->commit(d, consumer, b, aborted);
+}
+
+int ss_delivery_finish(ss_delivery_t *d, rd_kafka_t *consumer, int if_due, int *aborted) {
+    *aborted = 0;
+    return d->ops->finish ? d->ops->finish(d, consumer, if_due, aborted) : 0;
 }
 
 void ss_delivery_abort(ss_delivery_t *d) {
@@ -60,8 +70,10 @@ void ss_delivery_abort(ss_delivery_t *d) {
     d->ack->first_err = 0;
 }
 
-rd_kafka_topic_partition_list_t *ss_delivery_offsets(const ss_batch_t *b) {
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+rd_kafka_topic_partition_list_t *ss_delivery_offsets(const ss_batch_t *b,
+                                                     rd_kafka_topic_partition_list_t *l) {
+    if (!l)
+        l = rd_kafka_topic_partition_list_new(8);
     for (size_t i = 0; i < b->n_msgs; i++) {
         const rd_kafka_message_t *m = b->msgs[i];
         const char *topic = rd_kafka_topic_name(m->rkt);

@@ -4,9 +4,10 @@
  *     every one is acknowledged and the feature writes are too (state.h), the batch's offsets
  *     are stored (and committed by the consumer). A crash in between re-reads the batch:
  *     duplicates, never a loss.
- *   exactly-once (delivery_eos.c): a transactional producer per thread; the batch's outputs
- *     and offsets are one Kafka transaction (begin, produce, send offsets, commit); an abort
- *     rewinds the consumer so that the batch is read and scored again.
+ *   exactly-once (delivery_eos.c): a transactional producer per thread; the outputs and
+ *     offsets of the batches of delivery.commit.interval.ms are one Kafka transaction (begin,
+ *     produce, send offsets, commit); an abort rewinds the consumer so that its batches are
+ *     read and scored again.
  * The named steps follow librdkafka's examples/transactions.c. */
 #ifndef SS_DELIVERY_H
 #define SS_DELIVERY_H
@@ -19,11 +20,20 @@
 
 typedef struct ss_delivery ss_delivery_t;
 
-/* The batch committed to the state, run by commit once the batch is safe: after its outputs
- * are acknowledged (at-least-once: the state then stores the offsets once the feature writes
- * covering them are acknowledged too), after the transaction commits (exactly-once).
- * Returns 0, 1 (degraded: not written) or a negative SS_ERR_* code. */
-typedef int (*ss_delivery_state_fn)(void *arg);
+/* What the state learns from the delivery, in the worker thread (any may be NULL):
+ *   staged     exactly-once: the batch's outputs are in the open transaction
+ *   committing exactly-once: the transaction is about to commit (last records into it)
+ *   committed  at-least-once: the batch's outputs are acknowledged; exactly-once: the
+ *              transaction committed (every batch staged since the last commit)
+ *   aborted    exactly-once: the transaction was aborted and the consumer rewound
+ * staged, committing and committed return 0, 1 (degraded) or a negative SS_ERR_* code. */
+typedef struct ss_delivery_hooks {
+    int (*staged)(void *arg);
+    int (*committing)(void *arg);
+    int (*committed)(void *arg);
+    void (*aborted)(void *arg);
+    void *arg;
+} ss_delivery_hooks_t;
 
 /* A delivery for worker thread `index`: at-least-once sends through `shared` (the process's
  * producer, not owned); exactly-once creates the thread's transactional producer
@@ -34,18 +44,26 @@ ss_delivery_t *ss_delivery_new(const ss_config_t *cfg, int index, ss_producer_t 
 /* Flushes and destroys a producer of its own. Accepts NULL. */
 void ss_delivery_destroy(ss_delivery_t *d);
 
+void ss_delivery_set_hooks(ss_delivery_t *d, const ss_delivery_hooks_t *hooks);
+
 /* Where this thread's outputs are produced. */
 ss_producer_t *ss_delivery_producer(const ss_delivery_t *d);
 
-/* Before the batch's first output. Returns 0 or SS_ERR_FAIL (logged). */
+/* Before the batch's first output (exactly-once: opens a transaction unless one is open).
+ * Returns 0 or SS_ERR_FAIL (logged). */
 int ss_delivery_begin(ss_delivery_t *d);
 
-/* After the batch's last output: make every output safe, run `state` (may be NULL) where the
- * mode allows, and commit the batch's offsets. Returns 0 (*aborted = 1 when an exactly-once
- * transaction was aborted and the consumer rewound: nothing of the batch counts), or a
- * negative SS_ERR_* code (logged): the batch's offsets are not committed. */
-int ss_delivery_commit(ss_delivery_t *d, rd_kafka_t *consumer, const ss_batch_t *b,
-                       ss_delivery_state_fn state, void *arg, int *aborted);
+/* After the batch's last output. At-least-once: wait for every acknowledgement, then
+ * `committed`. Exactly-once: `staged`, and once the transaction has been open
+ * delivery.commit.interval.ms, commit it (`committing`, the offsets of every batch staged,
+ * commit, `committed`). Returns 0 (*aborted = 1 when the transaction was aborted and the
+ * consumer rewound: nothing of its batches counts), or a negative SS_ERR_* code (logged): the
+ * batch's offsets are not committed. */
+int ss_delivery_commit(ss_delivery_t *d, rd_kafka_t *consumer, const ss_batch_t *b, int *aborted);
+
+/* Exactly-once: commit the open transaction now, if any (before a hand-over, when idle past
+ * the interval with `if_due`, at shut-down). Returns as ss_delivery_commit. */
+int ss_delivery_finish(ss_delivery_t *d, rd_kafka_t *consumer, int if_due, int *aborted);
 
 /* A batch failed: wait out its deliveries in flight (they point at the ack) and abort an open
  * transaction. */

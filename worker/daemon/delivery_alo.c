@@ -13,13 +13,12 @@ static int begin(ss_delivery_t *d) {
 
 /* Once every output is acknowledged, the batch is committed to the state, which stores its
  * offsets as soon as the feature writes covering them are acknowledged too (state.h). */
-static int commit(ss_delivery_t *d, rd_kafka_t *consumer, const ss_batch_t *b,
-                  ss_delivery_state_fn state, void *arg, int *aborted) {
+static int commit(ss_delivery_t *d, rd_kafka_t *consumer, const ss_batch_t *b, int *aborted) {
     (void)consumer, (void)b, (void)aborted;
     int rc = ss_delivery_settle(d);
     if (rc < 0)
         return rc;
-    rc = state ? state(arg) : 0;
+    rc = d->hooks.committed ? d->hooks.committed(d->hooks.arg) : 0;
     return rc < 0 ? rc : 0;
 }
 
@@ -28,4 +27,4 @@ static void abort_batch(ss_delivery_t *d) {
 }
 
 const ss_delivery_ops_t ss_delivery_at_least_once = {
-    .begin = begin, .commit = commit, .abort = abort_batch};
+    .begin = begin, .commit = commit, .finish = NULL, .abort = abort_batch};

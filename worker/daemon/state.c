@@ -25,6 +25,7 @@ struct ss_state {
     const ss_config_t *cfg;
     ss_cache_t *cache;
     ss_store_t *store;         /* owned; NULL when shared */
+    ss_store_t *staged;        /* owned, exactly-once: the open transaction's customers */
     ss_changelog_t *changelog; /* exactly-once, owned, primary */
     ss_metrics_t *metrics;
     int (*stopping)(void *);
@@ -93,9 +94,9 @@ static void store_covered(ss_state_t *s) {
 /* A customer's changes to Redis: owned, its whole known vector (the store holds the truth, and
  * a Redis that lost data is made whole again by the next change); the flags say which
  * features changed. */
-static void write_evicted(void *arg, const char *id, size_t len, const float *vec,
-                          const unsigned char *changed) {
-    (void)changed;
+static void write_evicted(void *arg, const char *id, size_t len, int32_t partition,
+                          const float *vec, const unsigned char *changed) {
+    (void)partition, (void)changed;
     ss_cache_queue_write(((ss_state_t *)arg)->cache, id, len, vec, NULL);
 }
 
@@ -103,6 +104,7 @@ void ss_state_destroy(ss_state_t *s) {
     if (!s)
         return;
     ss_store_destroy(s->store);
+    ss_store_destroy(s->staged);
     ss_changelog_destroy(s->changelog);
     ss_cache_destroy(s->cache);
     free(s->pending.next);
@@ -140,6 +142,11 @@ ss_state_t *ss_state_new(const ss_config_t *cfg, char *const *features, size_t n
         !(s->store = ss_store_new(nf, (size_t)cfg->state_store_max_customers,
                                   s->writes ? write_evicted : NULL, s))) {
         snprintf(errstr, errlen, "state: out of memory for the local store");
+        ok = 0;
+    }
+    if (ok && s->store && cfg->delivery == SS_DELIVERY_EXACTLY_ONCE &&
+        !(s->staged = ss_store_new(nf, (size_t)-1, NULL, NULL))) {
+        snprintf(errstr, errlen, "state: out of memory");
         ok = 0;
     }
     if (ok && s->store && s->writes && cfg->delivery == SS_DELIVERY_EXACTLY_ONCE &&
@@ -246,6 +253,8 @@ static void show_store(ss_state_t *s) {
     if (!s->store)
         return;
     ss_store_stats_t now = ss_store_stats(s->store), was = s->shown;
+    if (s->staged) /* a customer of the open transaction is held too */
+        now.hits += ss_store_stats(s->staged).hits;
     ss_metrics_t *m = s->metrics;
     __atomic_add_fetch(&m->store_hits, now.hits - was.hits, __ATOMIC_RELAXED);
     __atomic_add_fetch(&m->store_misses, now.misses - was.misses, __ATOMIC_RELAXED);
@@ -262,7 +271,9 @@ int ss_state_read(ss_state_t *s, ss_batch_t *b) {
     size_t nf = b->nf;
     s->n_miss = 0;
     for (size_t u = 0; u < b->n_u; u++) {
-        const float *held = s->store ? ss_store_get(s->store, b->u_ids[u], b->u_lens[u]) : NULL;
+        const float *held = s->staged ? ss_store_get(s->staged, b->u_ids[u], b->u_lens[u]) : NULL;
+        if (!held && s->store)
+            held = ss_store_get(s->store, b->u_ids[u], b->u_lens[u]);
         if (held) {
             memcpy(b->state + u * nf, held, nf * sizeof(float));
             continue;
@@ -291,20 +302,56 @@ int ss_state_read(ss_state_t *s, ss_batch_t *b) {
     return rc;
 }
 
-int ss_state_log(ss_state_t *s, const ss_batch_t *b) {
-    char err[512];
-    if (!s->changelog)
+void ss_state_aborted(ss_state_t *s) {
+    if (s->staged)
+        ss_store_clear(s->staged);
+    if (s->changelog)
+        ss_changelog_aborted(s->changelog);
+}
+
+int ss_state_stage(ss_state_t *s, const ss_batch_t *b) {
+    if (!s->staged)
         return 0;
-    if (ss_changelog_send(s->changelog, s->txn, b, err, sizeof(err)) < 0) {
-        ss_error("%s", err);
-        return SS_ERR_FAIL;
+    for (size_t u = 0; u < b->n_u; u++) {
+        if (ss_store_put(s->staged, b->u_ids[u], b->u_lens[u], b->u_part[u], b->state + u * b->nf,
+                         b->changed + u * b->nf) < 0) {
+            ss_error("state: out of memory for the open transaction's customers");
+            return SS_ERR_NOMEM;
+        }
     }
     return 0;
 }
 
-void ss_state_aborted(ss_state_t *s) {
-    if (s->changelog)
-        ss_changelog_aborted(s->changelog);
+typedef struct sending {
+    ss_state_t *s;
+    int rc;
+    char err[512];
+} sending_t;
+
+static void log_one(void *arg, const char *id, size_t len, int32_t partition, const float *vec,
+                    const unsigned char *changed) {
+    sending_t *x = arg;
+    (void)changed;
+    if (x->rc == 0)
+        x->rc = ss_changelog_send(x->s->changelog, x->s->txn, id, len, partition, vec, x->err,
+                                  sizeof(x->err));
+}
+
+int ss_state_committing(ss_state_t *s) {
+    sending_t x = {.s = s};
+    if (s->changelog && s->staged)
+        ss_store_each(s->staged, log_one, &x);
+    if (x.rc < 0)
+        ss_error("%s", x.err);
+    return x.rc;
+}
+
+static void keep_one(void *arg, const char *id, size_t len, int32_t partition, const float *vec,
+                     const unsigned char *changed) {
+    sending_t *x = arg;
+    if (x->rc == 0 &&
+        ss_store_put(x->s->store, id, len, partition, vec, x->s->writes ? changed : NULL) < 0)
+        x->rc = SS_ERR_NOMEM;
 }
 
 /* Hand the store's changes to Redis: queued (exactly-once: in MULTI/EXEC with the changelog
@@ -364,9 +411,26 @@ static int commit_shared(ss_state_t *s, const ss_batch_t *b) {
     return rc;
 }
 
-int ss_state_commit(ss_state_t *s, const ss_batch_t *b) {
+/* Exactly-once: the committed transaction's customers become the known ones. */
+static int commit_staged(ss_state_t *s) {
+    sending_t x = {.s = s};
     if (s->changelog)
         ss_changelog_committed(s->changelog);
+    ss_store_each(s->staged, keep_one, &x);
+    ss_store_clear(s->staged);
+    if (x.rc < 0) {
+        ss_error("state: out of memory in the local store");
+        return x.rc;
+    }
+    show_store(s);
+    if (s->cfg->state_flush_interval_ms == 0 || ss_mono_ms() >= s->next_flush)
+        return flush(s, s->cfg->state_flush_interval_ms == 0);
+    return 0;
+}
+
+int ss_state_commit(ss_state_t *s, const ss_batch_t *b) {
+    if (s->staged)
+        return commit_staged(s);
     for (size_t i = 0; i < b->n_msgs; i++)
         if (offsets_add(&s->pending, b->msgs[i]->partition, b->msgs[i]->offset + 1) < 0)
             return SS_ERR_NOMEM;

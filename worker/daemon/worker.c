@@ -215,11 +215,24 @@ static int emit(ss_worker_t *w, const ss_model_t *model) {
     return 0;
 }
 
-/* The batch is committed: its merged features become the known ones (state.h). */
-static int commit_state(void *arg) {
+/* ---- what the state learns from the delivery (delivery.h, state.h) */
+
+static int on_staged(void *arg) {
     ss_worker_t *w = arg;
-    ss_failpoint("eos.after-commit");
+    return ss_state_stage(w->state, w->batch);
+}
+
+static int on_committing(void *arg) {
+    return ss_state_committing(((ss_worker_t *)arg)->state);
+}
+
+static int on_committed(void *arg) {
+    ss_worker_t *w = arg;
     return ss_state_commit(w->state, w->batch);
+}
+
+static void on_aborted(void *arg) {
+    ss_state_aborted(((ss_worker_t *)arg)->state);
 }
 
 /* A committed batch: its counters, its events' end-to-end latency, and drift. */
@@ -260,22 +273,18 @@ static int process_batch(ss_worker_t *w) {
     if ((rc = score(w, model)) < 0)
         goto out;
     ss_failpoint("eos.before-produce");
-    if ((rc = emit(w, model)) < 0 || (rc = ss_state_log(w->state, b)) < 0)
+    if ((rc = emit(w, model)) < 0)
         goto out;
     if ((rc = ss_output_flush(w->out, err, sizeof(err))) < 0) {
         ss_error("%s", err);
         goto out;
     }
-    rc = ss_delivery_commit(w->delivery, w->consumer, b, commit_state, w, &aborted);
+    rc = ss_delivery_commit(w->delivery, w->consumer, b, &aborted);
     if (rc == 0 && !aborted)
         account(w, model);
-    if (aborted)
-        ss_state_aborted(w->state);
 out:
-    if (rc < 0) {
+    if (rc < 0)
         ss_delivery_abort(w->delivery);
-        ss_state_aborted(w->state);
-    }
     release(w);
     ss_model_unref(model);
     return rc < 0 ? rc : 0;
@@ -285,8 +294,12 @@ static void *worker_main(void *arg) {
     ss_worker_t *w = arg;
     while (!stopping(w)) {
         if (collect(w) == 0) {
-            if (ss_state_idle(w->state) < 0)
-                break; /* stopping while blocked */
+            int aborted;
+            if (ss_delivery_finish(w->delivery, w->consumer, 1, &aborted) < 0 ||
+                ss_state_idle(w->state) < 0) {
+                w->rc = SS_ERR_FAIL; /* a failed commit, or stopping while blocked */
+                break;
+            }
             continue;
         }
         if (process_batch(w) < 0) {
@@ -299,6 +312,9 @@ static void *worker_main(void *arg) {
         }
     }
     release(w); /* a batch abandoned because of a stop request is simply not committed */
+    int aborted;
+    if (w->rc == 0 && ss_delivery_finish(w->delivery, w->consumer, 0, &aborted) < 0)
+        w->rc = SS_ERR_FAIL;
     ss_state_flush(w->state); /* the committed batches' changes, and their offsets stored */
     /* Close here, in the thread that polls this consumer, while the other threads close
      * theirs: leaving the group triggers rebalances that every member must serve. */
@@ -314,8 +330,15 @@ static int on_assigning(void *arg, const rd_kafka_topic_partition_list_t *parts)
     return ss_state_assign(((ss_worker_t *)arg)->state, parts) < 0 ? -1 : 0;
 }
 
+/* The open transaction committed, every change written: the next owner starts from here. */
 static void on_handing_over(void *arg) {
-    ss_state_flush(((ss_worker_t *)arg)->state);
+    ss_worker_t *w = arg;
+    int aborted;
+    if (ss_delivery_finish(w->delivery, w->consumer, 0, &aborted) < 0)
+        ss_warn("worker %d: the open transaction could not be committed before a hand-over; "
+                "its batches are read again by the partitions' next owners",
+                w->index);
+    ss_state_flush(w->state);
 }
 
 static void on_revoked(void *arg, const rd_kafka_topic_partition_list_t *parts) {
@@ -356,6 +379,8 @@ int ss_worker_new(ss_runtime_t *rt, int index, ss_worker_t **out, char *errstr, 
     if (!(w->delivery = ss_delivery_new(cfg, index, rt->producer, &w->ack, errstr, errlen)))
         goto fail;
     ss_output_writer_use(w->out, ss_delivery_producer(w->delivery));
+    ss_delivery_hooks_t hooks = {on_staged, on_committing, on_committed, on_aborted, w};
+    ss_delivery_set_hooks(w->delivery, &hooks);
     if (ss_state_attach(
             w->state, w->consumer,
             cfg->delivery == SS_DELIVERY_EXACTLY_ONCE ? ss_delivery_producer(w->delivery) : NULL,
