@@ -749,7 +749,7 @@ def stage_figures(runs, kind):
     return out
 
 
-def state_summary(d, runs, a, latency):
+def state_summary(d, runs, a):
     """Per kind of worker run: the local store's hit rate (median and range over the rounds),
     its size at the end (largest customers and bytes over the rounds), the peak RSS, and the
     Redis figures; the same of the latency worker and the soak worker from their /metrics at
@@ -867,10 +867,11 @@ def goals_of(results, runs, a):
     goals["redis_cpu_at_most_1_us_per_event_hot"] = goal(
         results["redis_cpu_us_per_event"]["worker"], lambda v: v <= 1.0,
         "hot workload: redis-server CPU <= 1 us per event (at-least-once worker runs, median)",
-        {k: hot.get(k) for k in ("redis_cpu_us_per_event", "hit_rate", "redis_round_trips_per_batch",
-                                 "redis_ms_per_batch", "redis_ms_per_round_trip",
-                                 "flushes_per_batch", "flushed_customers_per_flush",
-                                 "flushed_customers_per_event", "mean_batch")},
+        {k: hot.get(k) for k in ("redis_cpu_us_per_event", "hit_rate",
+                                 "redis_round_trips_per_batch", "redis_ms_per_batch",
+                                 "redis_ms_per_round_trip", "flushes_per_batch",
+                                 "flushed_customers_per_flush", "flushed_customers_per_event",
+                                 "mean_batch")},
         unit="us/event")
     half = next((v for v in results["latency_ms"].values() if v["share_of_max"] == 0.5), None)
     lat_state = results.get("state", {}).get("latency", {})
@@ -1024,7 +1025,7 @@ def cmd_report(a):
     results["runs"] = runs
     results["latency_worker"] = {k: lat.get(k) for k in ("rss_mb", "cpu_s")} if lat else None
     results["stage_budget_ms_per_batch"] = stage_budget(results, runs, a)
-    results["state"] = state_summary(d, runs, a, latency)
+    results["state"] = state_summary(d, runs, a)
 
     results["goals"] = goals_of(results, runs, a)
     results["conditions"] = cond
