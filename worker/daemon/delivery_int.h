@@ -16,8 +16,12 @@ struct ss_delivery {
     const ss_config_t *cfg;
     ss_producer_t *producer; /* where outputs go */
     ss_producer_t *own;      /* exactly-once: the thread's transactional producer */
-    ss_ack_t *ack;
+    ss_ack_t *ack;           /* the batch begun last */
+    ss_ack_t *acks[2];       /* at-least-once: alternate per batch */
     ss_delivery_hooks_t hooks;
+    /* at-least-once: the next offsets of the previous batch, waiting for its
+     * acknowledgements (in the other ack) */
+    rd_kafka_topic_partition_list_t *unacked;
     /* exactly-once: the open transaction, since when (monotonic ms), and the next offsets of
      * every partition of the batches it holds */
     int open;
@@ -33,8 +37,8 @@ extern const ss_delivery_ops_t ss_delivery_exactly_once;
 rd_kafka_topic_partition_list_t *ss_delivery_offsets(const ss_batch_t *b,
                                                      rd_kafka_topic_partition_list_t *l);
 
-/* Wait until every delivery of the batch is acknowledged. Returns 0, or SS_ERR_FAIL (logged)
- * when one failed. Resets the failure count for the next batch. */
-int ss_delivery_settle(ss_delivery_t *d);
+/* Wait until every delivery counted in `ack` is acknowledged. Returns 0, or SS_ERR_FAIL
+ * (logged) when one failed. Resets the failure count for the next batch. */
+int ss_delivery_settle(ss_ack_t *ack);
 
 #endif

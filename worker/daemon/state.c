@@ -33,6 +33,7 @@ struct ss_state {
     rd_kafka_t *consumer;   /* at-least-once: where covered offsets are stored */
     ss_producer_t *txn;     /* exactly-once: the producer of the changelog */
     int writes;             /* a primary writes Redis; a shadow never does */
+    int evicted_unsynced;   /* writes of evicted customers not acknowledged yet */
     long backoff;           /* degrade: the current backoff, 0 when healthy */
     int64_t retry_at;       /* degrade: no attempt before this time (monotonic ms) */
     int64_t next_flush;     /* monotonic ms */
@@ -100,6 +101,14 @@ static void write_evicted(void *arg, const char *id, size_t len, int32_t partiti
     ss_cache_queue_write(((ss_state_t *)arg)->cache, id, len, vec, NULL);
 }
 
+/* An evicted customer's changes: queued now, and acknowledged before the next read (a read of
+ * that customer must see them). */
+static void write_on_eviction(void *arg, const char *id, size_t len, int32_t partition,
+                              const float *vec, const unsigned char *changed) {
+    ((ss_state_t *)arg)->evicted_unsynced = 1;
+    write_evicted(arg, id, len, partition, vec, changed);
+}
+
 void ss_state_destroy(ss_state_t *s) {
     if (!s)
         return;
@@ -140,7 +149,7 @@ ss_state_t *ss_state_new(const ss_config_t *cfg, char *const *features, size_t n
     }
     if (ok && cfg->state_mode == SS_STATE_OWNED &&
         !(s->store = ss_store_new(nf, (size_t)cfg->state_store_max_customers,
-                                  s->writes ? write_evicted : NULL, s))) {
+                                  s->writes ? write_on_eviction : NULL, s))) {
         snprintf(errstr, errlen, "state: out of memory for the local store");
         ok = 0;
     }
@@ -191,6 +200,7 @@ static int degrade(ss_state_t *s, const char *err) {
         s->backoff = 5000;
     s->retry_at = ss_mono_ms() + s->backoff;
     ss_cache_discard(s->cache);
+    s->evicted_unsynced = 0;
     ss_log(SS_LOG_WARN, SS_FIELDS(SSF_STR("component", "redis"), SSF_STR("policy", "degrade")),
            "%s; scoring with the features held locally and the events' own, not writing, next "
            "attempt in %ld ms",
@@ -206,6 +216,7 @@ static int with_policy(ss_state_t *s, redis_op_t op) {
     char err[512], kind[32];
     if (degrading && ss_mono_ms() < s->retry_at) {
         ss_cache_discard(s->cache);
+        s->evicted_unsynced = 0;
         return 1;
     }
     for (;;) {
@@ -244,7 +255,10 @@ static int op_read_misses(ss_state_t *s, char *err, size_t errlen) {
 }
 
 static int op_sync(ss_state_t *s, char *err, size_t errlen) {
-    return ss_cache_sync(s->cache, err, errlen);
+    int rc = ss_cache_sync(s->cache, err, errlen);
+    if (rc == 0)
+        s->evicted_unsynced = 0;
+    return rc;
 }
 
 /* ------------------------------------------------------------------ metrics */
@@ -283,9 +297,14 @@ int ss_state_read(ss_state_t *s, ss_batch_t *b) {
         s->m_slot[s->n_miss++] = u;
     }
     show_store(s);
-    int had_covered = ss_cache_pending(s->cache) > 0;
-    int rc = s->n_miss ? with_policy(s, op_read_misses) : 0;
-    if (rc < 0)
+    int rc = 0;
+    if (s->n_miss && s->evicted_unsynced) { /* a miss may be one of them */
+        if ((rc = with_policy(s, op_sync)) < 0)
+            return rc;
+        if (rc == 0)
+            store_covered(s);
+    }
+    if (s->n_miss && (rc = with_policy(s, op_read_misses)) < 0)
         return rc;
     for (size_t i = 0; i < s->n_miss; i++) {
         float *row = b->state + s->m_slot[i] * nf;
@@ -296,9 +315,6 @@ int ss_state_read(ss_state_t *s, ss_batch_t *b) {
             for (size_t f = 0; f < nf; f++)
                 row[f] = NAN;
     }
-    /* the read carried the writes sent before it: what they cover is safe now */
-    if (rc == 0 && had_covered && ss_cache_pending(s->cache) == 0)
-        store_covered(s);
     return rc;
 }
 
@@ -403,12 +419,7 @@ static int commit_shared(ss_state_t *s, const ss_batch_t *b) {
         for (size_t u = 0; u < b->n_u; u++)
             ss_cache_queue_write(s->cache, b->u_ids[u], b->u_lens[u], b->state + u * b->nf,
                                  b->changed + u * b->nf);
-    int rc = ss_cache_pending(s->cache) > 0 ? with_policy(s, op_sync) : 0;
-    if (rc >= 0) {
-        offsets_move(&s->covered, &s->pending);
-        store_covered(s);
-    }
-    return rc;
+    return ss_cache_pending(s->cache) > 0 ? with_policy(s, op_sync) : 0;
 }
 
 /* Exactly-once: the committed transaction's customers become the known ones. */
@@ -428,12 +439,20 @@ static int commit_staged(ss_state_t *s) {
     return 0;
 }
 
+int ss_state_acked(ss_state_t *s, const rd_kafka_topic_partition_list_t *offsets) {
+    for (int i = 0; i < offsets->cnt; i++)
+        if (offsets_add(&s->pending, offsets->elems[i].partition, offsets->elems[i].offset) < 0)
+            return SS_ERR_NOMEM;
+    if (!s->store) { /* shared: the batches' writes were acknowledged when committed */
+        offsets_move(&s->covered, &s->pending);
+        store_covered(s);
+    }
+    return 0;
+}
+
 int ss_state_commit(ss_state_t *s, const ss_batch_t *b) {
     if (s->staged)
         return commit_staged(s);
-    for (size_t i = 0; i < b->n_msgs; i++)
-        if (offsets_add(&s->pending, b->msgs[i]->partition, b->msgs[i]->offset + 1) < 0)
-            return SS_ERR_NOMEM;
     if (!s->store)
         return commit_shared(s, b);
     for (size_t u = 0; u < b->n_u; u++) {

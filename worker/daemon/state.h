@@ -51,11 +51,16 @@ int ss_state_stage(ss_state_t *s, const ss_batch_t *b);
  * changed into it. Returns 0 or a negative SS_ERR_* code (logged). */
 int ss_state_committing(ss_state_t *s);
 
-/* Committed: at-least-once, the batch `b` (outputs acknowledged); exactly-once, the
- * transaction (every batch staged since). Its merged vectors become the known ones, offsets
- * wait for the flush that covers them, and a flush runs when due. Returns 0, 1 when degraded
+/* Committed: at-least-once, the batch `b` (outputs produced); exactly-once, the transaction
+ * (every batch staged since). Its merged vectors become the known ones, and a flush runs when
+ * due. Returns 0, 1 when degraded
  * (not written), SS_ERR_STOPPED. */
 int ss_state_commit(ss_state_t *s, const ss_batch_t *b);
+
+/* At-least-once: the outputs of the batches up to these next offsets are acknowledged: the
+ * offsets are stored once the writes covering their batches are acknowledged too (shared:
+ * at once, their writes were). Returns 0 or SS_ERR_NOMEM. */
+int ss_state_acked(ss_state_t *s, const rd_kafka_topic_partition_list_t *offsets);
 
 /* The transaction was aborted: forget its customers and what it sent to the changelog. */
 void ss_state_aborted(ss_state_t *s);

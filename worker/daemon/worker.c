@@ -36,7 +36,7 @@ struct ss_worker {
     ss_decoder_t *dec;
     ss_predictor_t *pred;
     ss_state_t *state;
-    ss_ack_t ack;
+    ss_ack_t acks[2]; /* a batch's deliveries, and the previous batch's (delivery.h) */
     ss_delivery_t *delivery;
     ss_output_writer_t *out;
     long predicted; /* predictions of the batch in hand (its dead letters not counted) */
@@ -231,6 +231,10 @@ static int on_committed(void *arg) {
     return ss_state_commit(w->state, w->batch);
 }
 
+static int on_acked(void *arg, const rd_kafka_topic_partition_list_t *offsets) {
+    return ss_state_acked(((ss_worker_t *)arg)->state, offsets);
+}
+
 static void on_aborted(void *arg) {
     ss_state_aborted(((ss_worker_t *)arg)->state);
 }
@@ -267,6 +271,7 @@ static int process_batch(ss_worker_t *w) {
     count(&w->rt->stats->consumed, (long)b->n_msgs);
     if ((rc = ss_delivery_begin(w->delivery)) < 0 || (rc = decode(w)) < 0)
         goto out;
+    ss_output_writer_set_ack(w->out, ss_delivery_ack(w->delivery));
     if ((rc = ss_state_read(w->state, b)) < 0)
         goto out;
     ss_batch_merge(b);
@@ -356,7 +361,8 @@ int ss_worker_new(ss_runtime_t *rt, int index, ss_worker_t **out, char *errstr, 
         return SS_ERR_NOMEM;
     w->index = index;
     w->rt = rt;
-    ss_ack_init(&w->ack);
+    ss_ack_init(&w->acks[0]);
+    ss_ack_init(&w->acks[1]);
     ss_model_t *model = rt->model.model; /* before any thread: no lock needed */
     if (!(w->batch = ss_batch_new((size_t)cfg->batch_max_messages, model->n_features))) {
         snprintf(errstr, errlen, "worker: out of memory for batch buffers");
@@ -365,7 +371,7 @@ int ss_worker_new(ss_runtime_t *rt, int index, ss_worker_t **out, char *errstr, 
     if (!(w->dec = ss_decoder_new(rt->codec, errstr, errlen)) ||
         !(w->pred = ss_predictor_new(errstr, errlen)))
         goto fail;
-    if (!(w->out = ss_output_writer_new(rt->output, &w->ack, &why, errstr, errlen))) {
+    if (!(w->out = ss_output_writer_new(rt->output, &w->acks[0], &why, errstr, errlen))) {
         rc = why;
         goto fail;
     }
@@ -376,10 +382,10 @@ int ss_worker_new(ss_runtime_t *rt, int index, ss_worker_t **out, char *errstr, 
         rc = SS_ERR_CONFIG;
         goto fail;
     }
-    if (!(w->delivery = ss_delivery_new(cfg, index, rt->producer, &w->ack, errstr, errlen)))
+    if (!(w->delivery = ss_delivery_new(cfg, index, rt->producer, w->acks, errstr, errlen)))
         goto fail;
     ss_output_writer_use(w->out, ss_delivery_producer(w->delivery));
-    ss_delivery_hooks_t hooks = {on_staged, on_committing, on_committed, on_aborted, w};
+    ss_delivery_hooks_t hooks = {on_staged, on_committing, on_committed, on_acked, on_aborted, w};
     ss_delivery_set_hooks(w->delivery, &hooks);
     if (ss_state_attach(
             w->state, w->consumer,
@@ -403,7 +409,8 @@ void ss_worker_destroy(ss_worker_t *w) {
     ss_consumer_destroy(w->consumer);
     ss_delivery_destroy(w->delivery); /* flushes: deliveries settle the ack */
     ss_output_writer_destroy(w->out);
-    ss_ack_destroy(&w->ack);
+    ss_ack_destroy(&w->acks[0]);
+    ss_ack_destroy(&w->acks[1]);
     ss_decoder_destroy(w->dec);
     ss_state_destroy(w->state);
     ss_predictor_destroy(w->pred);
