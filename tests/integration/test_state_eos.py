@@ -48,10 +48,10 @@ BATCH = 25  # about 120 batches, so the n-th hit below falls well inside the str
 # updates only in the changelog); 0 flushes every batch, so the flush failpoint is reached
 # once per batch.
 CASES = [
-    ("eos.before-produce", 20, 50),
-    ("eos.before-commit", 20, 50),
-    ("eos.after-commit", 20, 50),
-    ("state.during-flush", 20, 0),
+    ("eos.before-produce", 30, 50),
+    ("eos.before-commit", 30, 50),
+    ("eos.after-commit", 30, 50),
+    ("state.during-flush", 30, 0),
 ]
 
 
