@@ -43,15 +43,22 @@ N_EVENTS = 3000
 N_CUSTOMERS = 300
 BATCH = 25  # about 120 batches: the failpoints below fire halfway through the stream
 
-# (failpoint, the hit at which it fires, state.flush.interval.ms). A flush interval of 50 ms
-# lets Redis lag the commits by a few batches (an eos.after-commit kill then leaves committed
-# updates only in the changelog); 0 flushes every batch, so the flush failpoint is reached
-# once per batch.
+# (failpoint, the hit at which it fires, state.flush.interval.ms, delivery.commit.interval.ms).
+# A flush interval of 50 ms lets Redis lag the commits by a few batches (an eos.after-commit
+# kill then leaves committed updates only in the changelog); 0 flushes after every commit, so
+# the flush failpoint is reached once per transaction. A commit interval of 0 makes every
+# batch a transaction (the points fire about halfway through the stream); 10 ms makes a
+# transaction span several batches, as the default does (here some 30 batches: a commit-time
+# point fires at the second commit, before the stream's middle).
 CASES = [
-    ("eos.before-produce", 60, 50),
-    ("eos.before-commit", 60, 50),
-    ("eos.after-commit", 60, 50),
-    ("state.during-flush", 60, 0),
+    ("eos.before-produce", 60, 50, 0),
+    ("eos.before-commit", 60, 50, 0),
+    ("eos.after-commit", 60, 50, 0),
+    ("state.during-flush", 60, 0, 0),
+    ("eos.before-produce", 60, 50, 10),
+    ("eos.before-commit", 2, 50, 10),
+    ("eos.after-commit", 2, 50, 10),
+    ("state.during-flush", 2, 0, 10),
 ]
 
 
@@ -251,9 +258,10 @@ def restored_records(port):
 
 
 @pytest.mark.partitions(PARTITIONS)
-@pytest.mark.parametrize("failpoint,hit,flush_ms", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("failpoint,hit,flush_ms,commit_ms", CASES,
+                         ids=[f"{c[0]}-txn{c[3]}ms" for c in CASES])
 def test_a_worker_killed_at_a_failpoint_and_restarted_applies_every_feature_update_once(
-        ctx, failpoint, hit, flush_ms):
+        ctx, failpoint, hit, flush_ms, commit_ms):
     rng = np.random.default_rng(zlib.crc32(failpoint.encode()))
     customers = [f"cust-{ctx.uid}-{i:04d}" for i in range(N_CUSTOMERS)]
     events = h.random_events(rng, customers, N_EVENTS)
@@ -268,6 +276,7 @@ def test_a_worker_killed_at_a_failpoint_and_restarted_applies_every_feature_upda
     # Small batches; a short session timeout, so the killed member leaves the group quickly.
     props = ctx.props({"delivery": "exactly-once", "state.mode": "owned",
                        "state.flush.interval.ms": flush_ms, "batch.max.messages": BATCH,
+                       "delivery.commit.interval.ms": commit_ms,
                        "kafka.consumer.session.timeout.ms": 6000})
     reader = None
     try:
