@@ -91,7 +91,7 @@ const ss_config__key_t ss_config__keys[] = {
     INT("delivery.commit.interval.ms", delivery_commit_interval_ms, "100", 0, 60000, RUN, "exactly-once: one transaction holds the batches of this many milliseconds (as Kafka Streams' commit.interval.ms): its fixed cost is paid once for them, and its outputs become visible to read_committed readers when it commits; 0 commits every batch. state.mode = shared always commits every batch."),
     INT("worker.threads", worker_threads, "1", 1, 256, RUN, "Worker threads, each a consumer in the group with its own Redis connection."),
     INT("batch.max.messages", batch_max_messages, "256", 1, 100000, RUN | VALIDATE, "Most records scored in one batch."),
-    INT("batch.max.wait.ms", batch_max_wait_ms, "5", 0, 60000, RUN, "Longest wait to fill a batch once its first record arrived; under load a batch is what was queued meanwhile."),
+    INT("batch.max.wait.ms", batch_max_wait_ms, "1", 0, 60000, RUN, "Longest wait to fill a batch once its first record arrived; under load a batch is what was queued meanwhile (so a short wait costs no throughput, and each ms of it is a ms of latency at low load)."),
     STR("metrics.listen", metrics_listen, "", RUN, "host:port of the HTTP endpoints /metrics (Prometheus), /healthz and /readyz, e.g. 0.0.0.0:9464; empty: no HTTP endpoints."),
     INT("metrics.lag.interval.ms", metrics_lag_interval_ms, "5000", 100, 3600000, RUN | CONSUMER, "How often consumer lag is refreshed (librdkafka statistics.interval.ms of the consumers) when metrics.listen is set."),
     INT("shutdown.timeout.ms", shutdown_timeout_ms, "30000", 100, 600000, RUN | PRODUCER, "On SIGTERM, longest wait for outstanding deliveries before exiting."),
