@@ -2,9 +2,9 @@
  *
  * One consumer per thread in one group (cooperative-sticky, enable.auto.offset.store=false,
  * auto-commit of stored offsets every 1 s, auto.offset.reset=earliest), one shared
- * idempotent acks=all producer (linger.ms=2) served by a poll thread. Each thread collects
- * a batch like the worker (rd_kafka_consumer_poll, up to -n records or -w ms after the
- * first), produces every record unchanged (same value bytes, key = the record's key) to the
+ * idempotent acks=all producer (linger.ms=1, the worker's default) served by a poll thread. Each
+ * thread collects a batch like the worker (rd_kafka_consumer_poll, up to -n records or -w ms after
+ * the first), produces every record unchanged (same value bytes, key = the record's key) to the
  * output topic, waits until every record of the batch is acknowledged, then stores the
  * batch's offsets. On a revocation the stored offsets are committed synchronously; records
  * of partitions revoked while a batch was collected are dropped from it.
@@ -118,7 +118,7 @@ static rd_kafka_t *producer_new(void) {
     char err[256];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (conf_set(conf, "bootstrap.servers", bootstrap) ||
-        conf_set(conf, "client.id", "bench-passthrough") || conf_set(conf, "linger.ms", "2") ||
+        conf_set(conf, "client.id", "bench-passthrough") || conf_set(conf, "linger.ms", "1") ||
         conf_set(conf, "enable.idempotence", "true") || conf_set(conf, "acks", "all")) {
         rd_kafka_conf_destroy(conf);
         return NULL;
@@ -264,7 +264,8 @@ static void consumer_close(worker_t *w) {
 
 /* ------------------------------------------------------------------ the loop */
 
-/* Poll until the batch is full or wait_ms after its first record (as the worker). */
+/* Poll until the batch is full or wait_ms after its first record, then take whatever else is
+ * already queued (up to the batch's size) without waiting (as the worker). */
 static size_t collect(worker_t *w) {
     w->n_msgs = 0;
     int64_t deadline = 0;
@@ -272,9 +273,7 @@ static size_t collect(worker_t *w) {
         int timeout = 100;
         if (w->n_msgs) {
             int64_t left = (deadline - mono_ns()) / 1000000;
-            if (left <= 0)
-                break;
-            timeout = (int)left;
+            timeout = left > 0 ? (int)left : 0;
         }
         rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, timeout);
         if (!m) {
