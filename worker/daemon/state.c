@@ -116,13 +116,10 @@ void ss_state_destroy(ss_state_t *s) {
     ss_store_destroy(s->staged);
     ss_changelog_destroy(s->changelog);
     ss_cache_destroy(s->cache);
-    free(s->pending.next);
-    free(s->covered.next);
-    free(s->m_ids);
-    free(s->m_lens);
-    free(s->m_slot);
-    free(s->m_rows);
-    free(s);
+    void *bufs[] = {
+        s->pending.next, s->covered.next, (void *)s->m_ids, s->m_lens, s->m_slot, s->m_rows, s};
+    for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
+        free(bufs[i]);
 }
 
 ss_state_t *ss_state_new(const ss_config_t *cfg, char *const *features, size_t nf,
