@@ -191,14 +191,16 @@ static void error_kind(const char *err, char *kind, size_t len) {
 
 /* degrade: after a failure, no attempt until a backoff (250 ms doubling to 5 s) has passed;
  * writes waiting are given up */
-static int degrade(ss_state_t *s, const char *err) {
+static int degrade(ss_state_t *s, const char *err, const char *kind) {
     s->backoff = s->backoff ? s->backoff * 2 : 250;
     if (s->backoff > 5000)
         s->backoff = 5000;
     s->retry_at = ss_mono_ms() + s->backoff;
     ss_cache_discard(s->cache);
     s->evicted_unsynced = 0;
-    ss_log(SS_LOG_WARN, SS_FIELDS(SSF_STR("component", "redis"), SSF_STR("policy", "degrade")),
+    ss_log(SS_LOG_WARN,
+           SS_FIELDS(SSF_STR("component", "redis"), SSF_STR("policy", "degrade"),
+                     SSF_STR("redis_error", kind)),
            "%s; scoring with the features held locally and the events' own, not writing, next "
            "attempt in %ld ms",
            err, s->backoff);
@@ -235,7 +237,7 @@ static int with_policy(ss_state_t *s, redis_op_t op) {
         __atomic_add_fetch(&s->metrics->cache_errors, 1, __ATOMIC_RELAXED);
         error_kind(err, kind, sizeof(kind));
         if (degrading)
-            return degrade(s, err);
+            return degrade(s, err, kind);
         ss_log(SS_LOG_WARN,
                SS_FIELDS(SSF_STR("component", "redis"), SSF_STR("policy", "block"),
                          SSF_STR("redis_error", kind)),
