@@ -402,8 +402,8 @@ int main(int argc, char **argv) {
         ss_ack_init(&ack);
         /* a first batch: metadata, idempotence PID, connections */
         for (size_t i = 0; i < 16 && i < n; i++)
-            ss_producer_send(prod, out_topic, cust[i], cust_len[i], pval[i], plen[i], NULL, 0, NULL,
-                             &ack, err, sizeof(err));
+            ss_producer_send(prod, out_topic, RD_KAFKA_PARTITION_UA, cust[i], cust_len[i], pval[i],
+                             plen[i], NULL, 0, NULL, &ack, err, sizeof(err));
         while (ss_ack_wait(&ack, 1000) > 0)
             ;
         printf(",\n \"produce\": {");
@@ -416,8 +416,9 @@ int main(int argc, char **argv) {
                     b0 = 0;
                 double t0 = now_s();
                 for (size_t i = b0; i < b0 + B; i++)
-                    if (ss_producer_send(prod, out_topic, cust[i], cust_len[i], pval[i], plen[i],
-                                         NULL, 0, NULL, &ack, err, sizeof(err)) < 0) {
+                    if (ss_producer_send(prod, out_topic, RD_KAFKA_PARTITION_UA, cust[i],
+                                         cust_len[i], pval[i], plen[i], NULL, 0, NULL, &ack, err,
+                                         sizeof(err)) < 0) {
                         fprintf(stderr, "components: produce: %s\n", err);
                         return 1;
                     }

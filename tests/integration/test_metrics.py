@@ -60,7 +60,14 @@ def test_metrics_count_every_record_by_fate_and_show_lag_and_model(ctx):
     assert batches == h.metric(s, "streamscore_batches_total") == \
         h.metric(s, "streamscore_predict_seconds_count")
     assert h.metric(s, "streamscore_event_latency_seconds_count") == n
-    assert h.metric(s, "streamscore_redis_seconds_count") >= 2 * batches
+    # the local store: every batch customer a hit or a miss, misses read from Redis, customers
+    # held in the stores
+    looked_up = h.metric(s, "streamscore_state_store_hits_total") + \
+        h.metric(s, "streamscore_state_store_misses_total")
+    assert 0 < looked_up <= h.metric(s, "streamscore_records_scored_total")
+    assert h.metric(s, "streamscore_redis_seconds_count") >= 1
+    assert h.metric(s, "streamscore_state_store_customers") > 0
+    assert h.metric(s, "streamscore_state_store_bytes") > 0
     for name in ("streamscore_batch_size", "streamscore_event_latency_seconds"):
         buckets = sorted(((float(dict(k[1])["le"]), v) for k, v in s.items()
                           if k[0] == name + "_bucket"), key=lambda b: b[0])

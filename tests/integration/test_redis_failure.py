@@ -6,6 +6,7 @@ Redis keeps nothing on disk: after a restart it is empty. Every test leaves Redi
 import time
 
 import numpy as np
+import pytest
 
 import harness as h
 
@@ -65,7 +66,9 @@ def test_degrade_scores_own_features_while_redis_is_down_then_uses_the_cache_aga
     t = 1_700_000_000_000
     seeded_ids = [f"seeded-{ctx.uid}-{i:02d}" for i in range(24)]
     seeded = {cid: ctx.seed(cid, h.random_features(rng, 6, 11)) for cid in seeded_ids}
-    w = ctx.start_worker(ctx.props({"redis.on.error": "degrade"}))
+    # state.mode = shared reads every batch's customers from Redis: while it is down, every
+    # prediction is degraded (owned keeps what it holds: see the start-up test below).
+    w = ctx.start_worker(ctx.props({"redis.on.error": "degrade", "state.mode": "shared"}))
     reader = h.TopicReader(ctx.output_topic)
     try:
         # A. Redis up: partial events merge with the seeded hashes.
@@ -165,7 +168,9 @@ def test_block_pauses_consumption_while_redis_is_down_and_resumes_without_loss(
     rng = np.random.default_rng(902)
     seeded_ids = [f"seeded-{ctx.uid}-{i:02d}" for i in range(16)]
     seeded = {cid: ctx.seed(cid, h.random_features(rng, 6, 11)) for cid in seeded_ids}
-    props = ctx.props()
+    # state.mode = shared needs Redis for every batch, so the pause is immediate and complete
+    # (owned scores the customers it holds until a flush or a new customer needs Redis).
+    props = ctx.props({"state.mode": "shared"})
     assert "redis.on.error" not in props  # block is the default
     w = ctx.start_worker(props)
     reader = h.TopicReader(ctx.output_topic)
@@ -238,14 +243,20 @@ def test_block_exits_1_naming_redis_when_redis_is_down_at_start_up(ctx, redis_ou
     print(f"exit {rc} after {took:.1f}s")
 
 
-def test_degrade_starts_and_scores_degraded_when_redis_is_down_at_start_up(ctx, redis_outage):
+@pytest.mark.parametrize("state_mode", ["shared", "owned"])
+def test_degrade_starts_and_scores_degraded_when_redis_is_down_at_start_up(ctx, redis_outage,
+                                                                          state_mode):
+    """Redis down from the start under degrade. shared: every prediction is degraded and
+    scored with its event's own features (the second round does not see the first). owned:
+    the first round (customers new to the worker) likewise, the second round not degraded:
+    each customer's vector merged with the first round, which the local store keeps."""
     rng = np.random.default_rng(903)
     redis_outage.stop()
-    w = ctx.start_worker(ctx.props({"redis.on.error": "degrade"}))
+    w = ctx.start_worker(ctx.props({"redis.on.error": "degrade", "state.mode": state_mode,
+                                    "worker.threads": 1}))
     ids = [f"cust-{ctx.uid}-{i:02d}" for i in range(12)]
     reader = h.TopicReader(ctx.output_topic)
     try:
-        # Two rounds per customer: the second must not see the first (no cache to keep it).
         ev1 = [h.make_event(cid, 1_700_000_000_000 + i, rng, **h.random_features(rng, 5, 8))
                for i, cid in enumerate(ids)]
         pl1 = h.produce(ctx.input_topic, ev1, _encode)
@@ -258,12 +269,21 @@ def test_degrade_starts_and_scores_degraded_when_redis_is_down_at_start_up(ctx, 
         reader.drain()
     finally:
         reader.close()
-    recs = recs1 + recs2
-    assert _flags(recs) == [True], f"degraded flags with Redis down: {_flags(recs)}"
     exp = _own_features_expected(ev1, pl1)
-    exp.update(_own_features_expected(ev2, pl2))
-    first, n_bad = h.score_mismatches(recs, exp)
-    assert n_bad == 0, f"{n_bad} predictions differ from own features: {first}"
+    if state_mode == "shared":
+        assert _flags(recs1 + recs2) == [True], \
+            f"degraded flags with Redis down: {_flags(recs1 + recs2)}"
+        exp.update(_own_features_expected(ev2, pl2))
+    else:
+        assert _flags(recs1) == [True], f"first round's degraded flags: {_flags(recs1)}"
+        assert _flags(recs2) == [False], f"second round's degraded flags: {_flags(recs2)}"
+        merged, _ = h.expected_predictions(ev1 + ev2, pl1 + pl2, h.PRIMARY_MODEL)
+        exp.update({p: merged[p] for p in pl2})
+        own2 = _own_features_expected(ev2, pl2)
+        assert all(own2[p]["hash"] != merged[p]["hash"] for p in pl2), \
+            "test data: second-round merges should differ from own features"
+    first, n_bad = h.score_mismatches(recs1 + recs2, exp)
+    assert n_bad == 0, f"{n_bad} predictions differ from the expected features: {first}"
     _exactly_one_each(reader.records, pl1 + pl2)
     starting = [line for line in w.log_lines()
                 if line.get("component") == "redis" and line.get("policy") == "degrade"]

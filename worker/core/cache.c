@@ -13,6 +13,12 @@
 #include "features.h"
 #include "log.h"
 
+typedef struct ss_resp {
+    char *p;
+    size_t len, cap;
+    int oom;
+} ss_resp_t;
+
 struct ss_cache {
     redisContext *ctx;
     char *host, *password, *prefix;
@@ -23,15 +29,19 @@ struct ss_cache {
     /* the feature names as RESP bulk strings, "$<len>\r\n<name>\r\n", one after another */
     char *names;
     size_t names_len, *name_off;
-    /* the batch's commands in RESP, grown as needed and reused */
-    char *cmd;
-    size_t cmd_len, cmd_cap;
-    int oom;
+    /* commands in RESP, grown as needed and reused: the reads of a call, and the writes
+     * queued until Redis acknowledged them (sent: the first `wq_sent` bytes, whose
+     * `sent_replies` replies are outstanding; the rest is not sent yet) */
+    ss_resp_t rd, wq;
+    size_t wq_sent, sent_replies, unsent_replies;
     char ttlbuf[32];
     size_t ttl_len;
-    /* reading replies: the row being filled, and the first error reply of the pipeline */
+    /* reading replies: the row being filled, the type of the last top-level reply, and the
+     * first error reply of the pipeline */
     float *row;
+    int top_type;
     int error_replies;
+    const char *error_what; /* the command the first error answered */
     char error[256];
 };
 
@@ -83,50 +93,57 @@ static int ensure(ss_cache_t *c, char *errstr, size_t errlen) {
 
 /* ---- RESP written directly: one buffer per pipeline, one append to hiredis */
 
-static char *reserve(ss_cache_t *c, size_t n) {
-    if (c->cmd_len + n > c->cmd_cap) {
-        size_t cap = c->cmd_cap ? c->cmd_cap : 4096;
-        while (cap < c->cmd_len + n)
+static char *reserve(ss_resp_t *b, size_t n) {
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n)
             cap *= 2;
-        char *g = realloc(c->cmd, cap);
+        char *g = realloc(b->p, cap);
         if (!g) {
-            c->oom = 1;
+            b->oom = 1;
             return NULL;
         }
-        c->cmd = g;
-        c->cmd_cap = cap;
+        b->p = g;
+        b->cap = cap;
     }
-    return c->cmd + c->cmd_len;
+    return b->p + b->len;
 }
 
-static void put(ss_cache_t *c, const void *p, size_t n) {
-    char *d = reserve(c, n);
+static void put(ss_resp_t *b, const void *p, size_t n) {
+    char *d = reserve(b, n);
     if (d) {
         memcpy(d, p, n);
-        c->cmd_len += n;
+        b->len += n;
     }
 }
 
 /* "<tag><n>\r\n", e.g. "*3\r\n" or "$12\r\n" */
-static void put_len(ss_cache_t *c, char tag, size_t n) {
-    char tmp[24], *e = tmp + sizeof(tmp), *b = e;
-    *--b = '\n';
-    *--b = '\r';
+static void put_len(ss_resp_t *b, char tag, size_t n) {
+    char tmp[24], *e = tmp + sizeof(tmp), *p = e;
+    *--p = '\n';
+    *--p = '\r';
     do
-        *--b = (char)('0' + n % 10);
+        *--p = (char)('0' + n % 10);
     while ((n /= 10) != 0);
-    *--b = tag;
-    put(c, b, (size_t)(e - b));
+    *--p = tag;
+    put(b, p, (size_t)(e - p));
 }
 
-static void put_bulk(ss_cache_t *c, const char *s, size_t n) {
-    put_len(c, '$', n);
-    put(c, s, n);
-    put(c, "\r\n", 2);
+static void put_bulk(ss_resp_t *b, const char *s, size_t n) {
+    put_len(b, '$', n);
+    put(b, s, n);
+    put(b, "\r\n", 2);
 }
 
-static void put_name(ss_cache_t *c, size_t f) {
-    put(c, c->names + c->name_off[f], c->name_off[f + 1] - c->name_off[f]);
+static void put_name(ss_cache_t *c, ss_resp_t *b, size_t f) {
+    put(b, c->names + c->name_off[f], c->name_off[f + 1] - c->name_off[f]);
+}
+
+static void put_key(ss_cache_t *c, ss_resp_t *b, const char *id, size_t len) {
+    put_len(b, '$', c->prefix_len + len);
+    put(b, c->prefix, c->prefix_len);
+    put(b, id, len);
+    put(b, "\r\n", 2);
 }
 
 /* ---- replies read without reply objects: HMGET's values are parsed into c->row as they
@@ -136,6 +153,8 @@ static char marker;
 
 static void *reply_string(const redisReadTask *t, char *str, size_t len) {
     ss_cache_t *c = t->privdata;
+    if (!t->parent)
+        c->top_type = t->type;
     if (t->type == REDIS_REPLY_ERROR) {
         if (c->error_replies++ == 0)
             snprintf(c->error, sizeof(c->error), "%.*s", (int)len, str);
@@ -151,19 +170,22 @@ static void *reply_array(const redisReadTask *t, size_t n) {
 #else
 static void *reply_array(const redisReadTask *t, int n) {
 #endif
-    (void)t;
     (void)n;
+    if (!t->parent)
+        ((ss_cache_t *)t->privdata)->top_type = t->type;
     return &marker;
 }
 
 static void *reply_integer(const redisReadTask *t, long long v) {
-    (void)t;
     (void)v;
+    if (!t->parent)
+        ((ss_cache_t *)t->privdata)->top_type = t->type;
     return &marker;
 }
 
 static void *reply_nil(const redisReadTask *t) {
-    (void)t;
+    if (!t->parent)
+        ((ss_cache_t *)t->privdata)->top_type = t->type;
     return &marker;
 }
 
@@ -252,124 +274,232 @@ void ss_cache_destroy(ss_cache_t *c) {
     free(c->prefix);
     free(c->names);
     free(c->name_off);
-    free(c->cmd);
+    free(c->rd.p);
+    free(c->wq.p);
     free(c);
 }
 
-static void put_key(ss_cache_t *c, const char *id, size_t len) {
-    put_len(c, '$', c->prefix_len + len);
-    put(c, c->prefix, c->prefix_len);
-    put(c, id, len);
-    put(c, "\r\n", 2);
+static const char *type_name(int type) {
+    switch (type) {
+    case REDIS_REPLY_STRING: return "string";
+    case REDIS_REPLY_ARRAY: return "array";
+    case REDIS_REPLY_INTEGER: return "integer";
+    case REDIS_REPLY_NIL: return "nil";
+    case REDIS_REPLY_STATUS: return "status";
+    default: return "other";
+    }
 }
 
-/* Read the pipeline's `n` replies with the marker functions: HMGET's values go to out (rows
- * of n_features, NaN where absent), error replies are counted. 0, or SS_ERR_FAIL with errstr
- * when the connection fails mid-way (the reader then still holds the marker functions).
- * @locks none; the connection's reader is switched by the caller */
-static int read_replies(ss_cache_t *c, size_t n, const char *what, float *out, char *errstr,
+/* Read `n_writes` replies of queued writes, then `n_reads` HMGET replies into out (rows of
+ * n_features, NaN where absent), with the marker functions. Error replies are counted; a read
+ * answered by anything but an array is an error of its own. 0, or SS_ERR_FAIL with errstr
+ * when the connection fails mid-way (the reader then still holds the marker functions). */
+static int read_replies(ss_cache_t *c, size_t n_writes, size_t n_reads, float *out, char *errstr,
                         size_t errlen) {
-    for (size_t i = 0; i < n; i++) {
-        c->row = out ? out + i * c->n_features : NULL;
+    for (size_t i = 0; i < n_writes + n_reads; i++) {
+        int is_read = i >= n_writes;
+        c->row = is_read && out ? out + (i - n_writes) * c->n_features : NULL;
         for (size_t f = 0; c->row && f < c->n_features; f++)
             c->row[f] = NAN;
+        c->top_type = 0;
         void *r = NULL;
         if (redisGetReply(c->ctx, &r) != REDIS_OK || !r) {
-            snprintf(errstr, errlen, "redis %s: %s", what,
+            snprintf(errstr, errlen, "redis %s: %s", is_read ? "HMGET" : "HSET/EXPIRE",
                      c->ctx->err ? c->ctx->errstr : "connection lost");
             c->row = NULL;
             return SS_ERR_FAIL;
         }
+        if (is_read && c->top_type != REDIS_REPLY_ARRAY && c->top_type != REDIS_REPLY_ERROR &&
+            c->error_replies++ == 0)
+            snprintf(c->error, sizeof(c->error), "a reply of type %s (an array expected)",
+                     type_name(c->top_type));
+        if (c->error_replies && !c->error_what)
+            c->error_what = is_read ? "HMGET" : "HSET/EXPIRE";
     }
     c->row = NULL;
     return 0;
 }
 
-/* Send the pipeline in c->cmd and read its `n` replies; HMGET's values go to out (rows of
- * n_features, NaN where absent). The first error reply is reported, all are consumed.
- * 0, SS_ERR_NOMEM when the pipeline could not be built, or SS_ERR_FAIL with errstr. */
-static int roundtrip(ss_cache_t *c, size_t n, const char *what, float *out, char *errstr,
-                     size_t errlen) {
-    if (c->oom) {
-        c->oom = 0;
+/* The queued writes sent or not: sent again from the start on the next call. */
+static void unsend(ss_cache_t *c) {
+    c->unsent_replies += c->sent_replies;
+    c->sent_replies = 0;
+    c->wq_sent = 0;
+}
+
+/* The connection failed: dropped, every queued write to be sent again. SS_ERR_FAIL. */
+static int failed(ss_cache_t *c, char *errstr, size_t errlen, const char *what) {
+    snprintf(errstr, errlen, "redis %s: %s", what,
+             c->ctx && c->ctx->err ? c->ctx->errstr : "cannot send");
+    drop(c);
+    unsend(c);
+    return SS_ERR_FAIL;
+}
+
+/* The queued writes not sent yet into hiredis' output buffer: 0 or -1. */
+static int append_queued(ss_cache_t *c) {
+    if (c->wq.len > c->wq_sent && redisAppendFormattedCommand(c->ctx, c->wq.p + c->wq_sent,
+                                                              c->wq.len - c->wq_sent) != REDIS_OK)
+        return -1;
+    c->wq_sent = c->wq.len;
+    c->sent_replies += c->unsent_replies;
+    c->unsent_replies = 0;
+    return 0;
+}
+
+/* Send what is queued (writes not yet sent, then the call's reads in c->rd), read the
+ * replies of every write sent and of `n_reads` reads. Acknowledged writes leave the queue;
+ * on any failure they stay, to be sent again. 0, SS_ERR_NOMEM, or SS_ERR_FAIL with errstr. */
+static int roundtrip(ss_cache_t *c, size_t n_reads, float *out, char *errstr, size_t errlen) {
+    if (c->rd.oom || c->wq.oom) {
+        c->rd.oom = 0;
         snprintf(errstr, errlen, "cache: out of memory");
         return SS_ERR_NOMEM;
     }
-    if (ensure(c, errstr, errlen) < 0)
-        return SS_ERR_FAIL;
-    if (redisAppendFormattedCommand(c->ctx, c->cmd, c->cmd_len) != REDIS_OK) {
-        snprintf(errstr, errlen, "redis %s: %s", what, c->ctx->errstr);
-        drop(c);
+    if (ensure(c, errstr, errlen) < 0) {
+        unsend(c);
         return SS_ERR_FAIL;
     }
+    if (append_queued(c) < 0 ||
+        (n_reads && redisAppendFormattedCommand(c->ctx, c->rd.p, c->rd.len) != REDIS_OK))
+        return failed(c, errstr, errlen, n_reads ? "HMGET" : "HSET/EXPIRE");
     redisReplyObjectFunctions *fn = c->ctx->reader->fn;
     void *priv = c->ctx->reader->privdata;
     c->ctx->reader->fn = &marker_replies;
     c->ctx->reader->privdata = c;
     c->error_replies = 0;
-    if (read_replies(c, n, what, out, errstr, errlen) < 0) {
+    c->error_what = NULL;
+    if (read_replies(c, c->sent_replies, n_reads, out, errstr, errlen) < 0) {
         /* freed with the marker functions still in place: a reply cut off mid-way is held by
          * the reader, and must not reach hiredis' own freeReplyObject */
         drop(c);
+        unsend(c);
         return SS_ERR_FAIL;
     }
     c->ctx->reader->fn = fn;
     c->ctx->reader->privdata = priv;
     if (c->error_replies) {
-        snprintf(errstr, errlen, "redis %s: %s", what, c->error);
+        snprintf(errstr, errlen, "redis %s: %s", c->error_what, c->error);
+        unsend(c);
         return SS_ERR_FAIL;
     }
+    c->wq.len = c->wq_sent = c->sent_replies = 0;
     return 0;
 }
 
 int ss_cache_read(ss_cache_t *c, const char *const *ids, const size_t *lens, size_t n, float *out,
                   char *errstr, size_t errlen) {
     if (n == 0)
-        return 0;
-    c->cmd_len = 0;
+        return ss_cache_sync(c, errstr, errlen);
+    c->rd.len = 0;
     for (size_t i = 0; i < n; i++) {
-        put_len(c, '*', 2 + c->n_features);
-        put(c, "$5\r\nHMGET\r\n", 11);
-        put_key(c, ids[i], lens[i]);
-        put(c, c->names, c->name_off[c->n_features]);
+        put_len(&c->rd, '*', 2 + c->n_features);
+        put(&c->rd, "$5\r\nHMGET\r\n", 11);
+        put_key(c, &c->rd, ids[i], lens[i]);
+        put(&c->rd, c->names, c->name_off[c->n_features]);
     }
-    return roundtrip(c, n, "HMGET", out, errstr, errlen);
+    return roundtrip(c, n, out, errstr, errlen);
+}
+
+void ss_cache_queue_write(ss_cache_t *c, const char *id, size_t len, const float *row,
+                          const unsigned char *changed) {
+    ss_resp_t *b = &c->wq;
+    size_t known = 0, set = 0;
+    for (size_t f = 0; f < c->n_features; f++) {
+        known += !isnan(row[f]);
+        set += !isnan(row[f]) && (!changed || changed[f]);
+    }
+    if (known == 0)
+        return; /* nothing known about this customer yet */
+    if (set > 0) {
+        put_len(b, '*', 2 + 2 * set);
+        put(b, "$4\r\nHSET\r\n", 10);
+        put_key(c, b, id, len);
+        c->unsent_replies++;
+    }
+    for (size_t f = 0; f < c->n_features && set > 0; f++) {
+        if (isnan(row[f]) || (changed && !changed[f]))
+            continue;
+        char val[32];
+        int vlen = ss_feature_format(row[f], val, sizeof(val));
+        put_name(c, b, f);
+        put_bulk(b, val, (size_t)vlen);
+    }
+    put(b, "*3\r\n$6\r\nEXPIRE\r\n", 16);
+    put_key(c, b, id, len);
+    put_bulk(b, c->ttlbuf, c->ttl_len);
+    c->unsent_replies++;
+}
+
+void ss_cache_queue_command(ss_cache_t *c, size_t argc, const char *const *argv,
+                            const size_t *lens) {
+    put_len(&c->wq, '*', argc);
+    for (size_t i = 0; i < argc; i++)
+        put_bulk(&c->wq, argv[i], lens ? lens[i] : strlen(argv[i]));
+    c->unsent_replies++;
+}
+
+int ss_cache_send(ss_cache_t *c, char *errstr, size_t errlen) {
+    if (c->wq.len == c->wq_sent)
+        return 0;
+    if (c->wq.oom) {
+        snprintf(errstr, errlen, "cache: out of memory");
+        return SS_ERR_NOMEM;
+    }
+    if (ensure(c, errstr, errlen) < 0) {
+        unsend(c);
+        return SS_ERR_FAIL;
+    }
+    int done = append_queued(c);
+    while (done == 0)
+        if (redisBufferWrite(c->ctx, &done) != REDIS_OK)
+            done = -1;
+    return done < 0 ? failed(c, errstr, errlen, "HSET/EXPIRE") : 0;
+}
+
+int ss_cache_sync(ss_cache_t *c, char *errstr, size_t errlen) {
+    if (c->wq.len == 0)
+        return 0;
+    return roundtrip(c, 0, NULL, errstr, errlen);
+}
+
+size_t ss_cache_pending(const ss_cache_t *c) {
+    return c->sent_replies + c->unsent_replies;
+}
+
+void ss_cache_discard(ss_cache_t *c) {
+    if (c->sent_replies && c->ctx) /* replies still due on this connection: start afresh */
+        drop(c);
+    c->wq.len = c->wq_sent = c->sent_replies = c->unsent_replies = 0;
+    c->wq.oom = 0;
 }
 
 int ss_cache_write(ss_cache_t *c, const char *const *ids, const size_t *lens, size_t n,
                    const float *vecs, const unsigned char *changed, char *errstr, size_t errlen) {
-    c->cmd_len = 0;
-    size_t sent = 0;
-    for (size_t i = 0; i < n; i++) {
-        const float *row = vecs + i * c->n_features;
-        const unsigned char *ch = changed ? changed + i * c->n_features : NULL;
-        size_t known = 0, set = 0;
-        for (size_t f = 0; f < c->n_features; f++) {
-            known += !isnan(row[f]);
-            set += !isnan(row[f]) && (!ch || ch[f]);
-        }
-        if (known == 0)
-            continue; /* nothing known about this customer yet */
-        if (set > 0) {
-            put_len(c, '*', 2 + 2 * set);
-            put(c, "$4\r\nHSET\r\n", 10);
-            put_key(c, ids[i], lens[i]);
-            sent++;
-        }
-        for (size_t f = 0; f < c->n_features && set > 0; f++) {
-            if (isnan(row[f]) || (ch && !ch[f]))
-                continue;
-            char val[32];
-            int len = ss_feature_format(row[f], val, sizeof(val));
-            put_name(c, f);
-            put_bulk(c, val, (size_t)len);
-        }
-        put(c, "*3\r\n$6\r\nEXPIRE\r\n", 16);
-        put_key(c, ids[i], lens[i]);
-        put_bulk(c, c->ttlbuf, c->ttl_len);
-        sent++;
+    for (size_t i = 0; i < n; i++)
+        ss_cache_queue_write(c, ids[i], lens[i], vecs + i * c->n_features,
+                             changed ? changed + i * c->n_features : NULL);
+    return ss_cache_sync(c, errstr, errlen);
+}
+
+int ss_cache_hget(ss_cache_t *c, const char *key, const char *field, char *out, size_t outlen,
+                  char *errstr, size_t errlen) {
+    int rc = ss_cache_sync(c, errstr, errlen);
+    if (rc < 0 || (rc = ensure(c, errstr, errlen)) < 0)
+        return rc;
+    redisReply *r = redisCommand(c->ctx, "HGET %s %s", key, field);
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        snprintf(errstr, errlen, "redis HGET %s: %s", key,
+                 r ? r->str : (c->ctx->err ? c->ctx->errstr : "no reply"));
+        if (r)
+            freeReplyObject(r);
+        else
+            drop(c);
+        return SS_ERR_FAIL;
     }
-    if (sent == 0)
-        return 0;
-    return roundtrip(c, sent, "HSET/EXPIRE", NULL, errstr, errlen);
+    rc = r->type == REDIS_REPLY_STRING ? 1 : 0;
+    if (rc)
+        snprintf(out, outlen, "%.*s", (int)r->len, r->str);
+    freeReplyObject(r);
+    return rc;
 }

@@ -17,18 +17,51 @@ ss_cache_t *ss_cache_new(const ss_config_t *cfg, char *const *features, size_t n
                          char *errstr, size_t errlen);
 void ss_cache_destroy(ss_cache_t *c);
 
-/* Read the vectors of `n` customers into out[n * n_features] (NaN where absent).
- * Returns 0, or SS_ERR_FAIL with errstr when Redis fails (the connection is re-established on
- * the next call), or SS_ERR_NOMEM. */
+/* Writes are queued, sent in order on the one connection (before any later read, so that a
+ * read sees every earlier write) and leave the queue once Redis acknowledged them; a write
+ * that failed or was not answered stays queued and is sent again with the next call (HSET of
+ * values and EXPIRE are idempotent). Error replies are reported with Redis' own words, which
+ * begin with its name for the error (WRONGTYPE, READONLY, OOM, NOAUTH, ...). */
+
+/* Read the vectors of `n` customers into out[n * n_features] (NaN where absent), after
+ * sending the queued writes and reading their replies. Returns 0, or SS_ERR_FAIL with errstr
+ * when Redis fails or answers an error (the connection is re-established on the next call),
+ * or SS_ERR_NOMEM. */
 int ss_cache_read(ss_cache_t *c, const char *const *ids, const size_t *lens, size_t n, float *out,
                   char *errstr, size_t errlen);
 
-/* Write the vectors of `n` customers: HSET of their non-missing features, then EXPIRE.
- * With `changed` (n * n_features flags), only the features flagged are set (those the
- * batch's events carried: the others are what was just read), and a customer with none
- * only has its TTL refreshed; NULL sets every non-missing feature. Returns 0, or SS_ERR_FAIL
- * or SS_ERR_NOMEM with errstr, as ss_cache_read. */
+/* Queue the write of one customer: HSET of its non-missing features, then EXPIRE. With
+ * `changed` (n_features flags) only the features flagged are set, and a customer with none
+ * only has its TTL refreshed; NULL sets every non-missing feature. */
+void ss_cache_queue_write(ss_cache_t *c, const char *id, size_t len, const float *row,
+                          const unsigned char *changed);
+
+/* Queue any command (MULTI, EXEC, an HSET of a checkpoint); lens NULL: C strings. */
+void ss_cache_queue_command(ss_cache_t *c, size_t argc, const char *const *argv,
+                            const size_t *lens);
+
+/* Send the queued commands without waiting for their replies. 0, SS_ERR_FAIL or
+ * SS_ERR_NOMEM with errstr. */
+int ss_cache_send(ss_cache_t *c, char *errstr, size_t errlen);
+
+/* Send the queued commands and read every outstanding reply: 0 once every queued write is
+ * acknowledged, else as ss_cache_read. */
+int ss_cache_sync(ss_cache_t *c, char *errstr, size_t errlen);
+
+/* Commands queued or sent and not acknowledged yet. */
+size_t ss_cache_pending(const ss_cache_t *c);
+
+/* Forget every queued command, sent or not (redis.on.error = degrade gives writes up). */
+void ss_cache_discard(ss_cache_t *c);
+
+/* Queue the writes of `n` customers (vectors and flags in rows of n_features; `changed` may
+ * be NULL) and sync. Returns as ss_cache_sync. */
 int ss_cache_write(ss_cache_t *c, const char *const *ids, const size_t *lens, size_t n,
                    const float *vecs, const unsigned char *changed, char *errstr, size_t errlen);
+
+/* After a sync, one field of a hash into out: 1 when present, 0 when absent, SS_ERR_FAIL with
+ * errstr. */
+int ss_cache_hget(ss_cache_t *c, const char *key, const char *field, char *out, size_t outlen,
+                  char *errstr, size_t errlen);
 
 #endif

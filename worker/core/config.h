@@ -14,6 +14,7 @@ typedef enum { SS_FRAMING_RAW = 0, SS_FRAMING_CONFLUENT = 1 } ss_framing_t;
 typedef enum { SS_FORMAT_AVRO = 0, SS_FORMAT_JSON = 1 } ss_format_t;
 typedef enum { SS_SHADOW_TOPIC = 0, SS_SHADOW_FILE = 1 } ss_shadow_output_t;
 typedef enum { SS_REDIS_BLOCK = 0, SS_REDIS_DEGRADE = 1 } ss_redis_policy_t;
+typedef enum { SS_STATE_OWNED = 0, SS_STATE_SHARED = 1 } ss_state_mode_t;
 typedef enum {
     SS_SUBJECT_TOPIC = 0,
     SS_SUBJECT_RECORD = 1,
@@ -77,7 +78,12 @@ typedef struct ss_config {
     long redis_ttl_seconds;
     long redis_timeout_ms;
     int redis_on_error; /* SS_REDIS_BLOCK or SS_REDIS_DEGRADE */
-    int delivery;       /* SS_DELIVERY_AT_LEAST_ONCE or SS_DELIVERY_EXACTLY_ONCE */
+    int state_mode;     /* ss_state_mode_t */
+    long state_store_max_customers;
+    long state_flush_interval_ms;
+    char *state_changelog_topic;
+    long state_changelog_replication_factor;
+    int delivery; /* SS_DELIVERY_AT_LEAST_ONCE or SS_DELIVERY_EXACTLY_ONCE */
     char *transactional_id;
     long worker_threads;
     long batch_max_messages;

@@ -225,6 +225,15 @@ static int transactional_id_default(ss_config_t *cfg, unsigned commands, char *e
     return derive(&cfg->transactional_id, errstr, errlen, "%s", tid);
 }
 
+static int changelog_topic_default(ss_config_t *cfg, unsigned commands, char *errstr,
+                                   size_t errlen) {
+    if (cfg->state_changelog_topic && *cfg->state_changelog_topic)
+        return 0;
+    const char *group = kafka_value(cfg, "group.id");
+    return derive(&cfg->state_changelog_topic, errstr, errlen, "%s-features-changelog",
+                  group ? group : "streamscore");
+}
+
 static int log_level_applies(ss_config_t *cfg, unsigned commands, char *errstr, size_t errlen) {
     ss_log_set_level((ss_log_level_t)cfg->log_level);
     return 0;
@@ -253,6 +262,7 @@ static const ss_config_rule_t rules[] = {
     {"shadow_topic_differs",            SS_CMD_ALL, shadow_topic_differs},
     {"group_id_default",                SS_CMD_ALL, group_id_default},
     {"transactional_id_default",        SS_CMD_ALL, transactional_id_default},
+    {"changelog_topic_default",         SS_CMD_ALL, changelog_topic_default},
     {"log_level_applies",               SS_CMD_ALL, log_level_applies},
 };
 // clang-format on

@@ -192,6 +192,34 @@ static void counter(ss_buf_t *b, const char *name, const char *help, long *v) {
                   __atomic_load_n(v, __ATOMIC_RELAXED));
 }
 
+static void gauge(ss_buf_t *b, const char *name, const char *help, long *v) {
+    ss_buf_printf(b, "# HELP %s %s\n# TYPE %s gauge\n%s %ld\n", name, help, name, name,
+                  __atomic_load_n(v, __ATOMIC_RELAXED));
+}
+
+/* The local feature stores (docs/state.md). */
+static void render_state(ss_metrics_t *m, ss_buf_t *b) {
+    counter(b, "streamscore_state_store_hits_total",
+            "Batch customers found in the worker threads' local stores.", &m->store_hits);
+    counter(b, "streamscore_state_store_misses_total",
+            "Batch customers not in the local stores, read from Redis.", &m->store_misses);
+    counter(b, "streamscore_state_store_evictions_total",
+            "Customers evicted from the local stores (state.store.max.customers).",
+            &m->store_evictions);
+    gauge(b, "streamscore_state_store_customers", "Customers held in the local stores.",
+          &m->store_customers);
+    gauge(b, "streamscore_state_store_bytes", "Memory held by the local stores.", &m->store_bytes);
+    counter(b, "streamscore_state_flushes_total", "Flushes of changed features to Redis.",
+            &m->flushes);
+    counter(b, "streamscore_state_flushed_customers_total",
+            "Customers written to Redis by the flushes (one HSET and EXPIRE each).",
+            &m->flushed_customers);
+    counter(b, "streamscore_state_restored_records_total",
+            "Changelog records replayed into Redis when partitions were assigned "
+            "(exactly-once).",
+            &m->restored_records);
+}
+
 static void histogram(ss_buf_t *b, const char *name, const char *help, ss_hist_t *h) {
     ss_buf_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
     long cum = 0;
@@ -224,6 +252,7 @@ void ss_metrics_render(ss_metrics_t *m, ss_buf_t *b) {
     counter(b, "streamscore_batches_total", "Batches completed (outputs acknowledged).",
             &m->batches);
     counter(b, "streamscore_redis_errors_total", "Failed Redis round trips.", &m->cache_errors);
+    render_state(m, b);
     counter(b, "streamscore_kafka_errors_total", "Errors reported by the consumers.",
             &m->kafka_errors);
     counter(b, "streamscore_rebalances_total",

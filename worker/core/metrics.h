@@ -54,6 +54,9 @@ typedef struct ss_metrics {
     /* schema registry: requests by result, retries, writer schemas known */
     long registry_ok, registry_not_found, registry_failed, registry_retries, writer_schemas;
     long dlq_by_reason[SS_DLQ_REASONS];
+    /* the local feature stores of every worker thread (state.mode = owned) */
+    long store_hits, store_misses, store_evictions, flushes, flushed_customers, restored_records;
+    long store_customers, store_bytes; /* gauges: sums of every thread's */
     ss_hist_t batch_size, predict_seconds, event_latency_seconds, redis_seconds;
 
     pthread_mutex_t lock; /* guards the lag table */

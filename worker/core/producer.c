@@ -59,6 +59,9 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
         if (!a->failed)
             a->first_err = m->err;
         a->failed++;
+    } else if (a->next_offset && m->partition >= 0 && m->partition < a->n_next &&
+               a->next_offset[m->partition] < m->offset + 1) {
+        a->next_offset[m->partition] = m->offset + 1;
     }
     if (--a->pending == 0)
         pthread_cond_broadcast(&a->cond);
@@ -149,10 +152,10 @@ rd_kafka_t *ss_producer_handle(ss_producer_t *p) {
     return p->rk;
 }
 
-int ss_producer_send(ss_producer_t *p, const char *topic, const void *key, size_t keylen,
-                     const void *value, size_t vallen, const ss_header_t *hdrs, size_t n_hdrs,
-                     const rd_kafka_headers_t *orig_hdrs, ss_ack_t *ack, char *errstr,
-                     size_t errlen) {
+int ss_producer_send(ss_producer_t *p, const char *topic, int32_t partition, const void *key,
+                     size_t keylen, const void *value, size_t vallen, const ss_header_t *hdrs,
+                     size_t n_hdrs, const rd_kafka_headers_t *orig_hdrs, ss_ack_t *ack,
+                     char *errstr, size_t errlen) {
     rd_kafka_headers_t *h = NULL;
     if (n_hdrs || orig_hdrs) {
         h = orig_hdrs ? rd_kafka_headers_copy(orig_hdrs) : rd_kafka_headers_new(n_hdrs);
@@ -164,9 +167,10 @@ int ss_producer_send(ss_producer_t *p, const char *topic, const void *key, size_
     pthread_mutex_unlock(&ack->lock);
     for (;;) {
         rd_kafka_resp_err_t err = rd_kafka_producev(
-            p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY((void *)key, keylen),
-            RD_KAFKA_V_VALUE((void *)value, vallen), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_OPAQUE(ack), RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
+            p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+            RD_KAFKA_V_KEY((void *)key, keylen), RD_KAFKA_V_VALUE((void *)value, vallen),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(ack), RD_KAFKA_V_HEADERS(h),
+            RD_KAFKA_V_END);
         if (!err)
             return 0; /* headers now owned by the message */
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {

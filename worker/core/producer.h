@@ -19,6 +19,9 @@ typedef struct ss_ack {
     long pending;
     long failed;
     rd_kafka_resp_err_t first_err;
+    /* optional, the owner's: per partition, the offset after the last record delivered */
+    int64_t *next_offset;
+    int32_t n_next;
 } ss_ack_t;
 
 void ss_ack_init(ss_ack_t *a);
@@ -42,14 +45,15 @@ typedef struct ss_header {
     size_t len;
 } ss_header_t;
 
-/* Produce one record; `ack` is counted now and settled by the delivery report.
+/* Produce one record to `partition` (RD_KAFKA_PARTITION_UA: by its key); `ack` is counted now
+ * and settled by the delivery report.
  * Copies key, value and headers. Waits while the local queue is full.
  * Returns 0 or SS_ERR_FAIL with errstr (the ack is then not counted).
  * @locality any worker thread */
-int ss_producer_send(ss_producer_t *p, const char *topic, const void *key, size_t keylen,
-                     const void *value, size_t vallen, const ss_header_t *hdrs, size_t n_hdrs,
-                     const rd_kafka_headers_t *orig_hdrs, ss_ack_t *ack, char *errstr,
-                     size_t errlen);
+int ss_producer_send(ss_producer_t *p, const char *topic, int32_t partition, const void *key,
+                     size_t keylen, const void *value, size_t vallen, const ss_header_t *hdrs,
+                     size_t n_hdrs, const rd_kafka_headers_t *orig_hdrs, ss_ack_t *ack,
+                     char *errstr, size_t errlen);
 
 rd_kafka_t *ss_producer_handle(ss_producer_t *p);
 

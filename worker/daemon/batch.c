@@ -30,12 +30,15 @@ ss_batch_t *ss_batch_new(size_t max, size_t nf) {
     b->u_ids = calloc(max, sizeof(*b->u_ids));
     b->u_lens = calloc(max, sizeof(size_t));
     b->u_off = calloc(max, sizeof(size_t));
+    b->u_part = calloc(max, sizeof(int32_t));
+    b->u_unknown = calloc(max, 1);
     b->table = malloc(tsize * sizeof(int));
     b->table_used = calloc(max, sizeof(size_t));
     b->arena_cap = max * 96;
     b->arena = malloc(b->arena_cap);
     if (!b->msgs || !b->recs || !b->ev_feat || !b->rows || !b->state || !b->changed || !b->scores ||
-        !b->u_ids || !b->u_lens || !b->u_off || !b->table || !b->table_used || !b->arena) {
+        !b->u_ids || !b->u_lens || !b->u_off || !b->u_part || !b->u_unknown || !b->table ||
+        !b->table_used || !b->arena) {
         ss_batch_destroy(b);
         return NULL;
     }
@@ -46,8 +49,9 @@ ss_batch_t *ss_batch_new(size_t max, size_t nf) {
 void ss_batch_destroy(ss_batch_t *b) {
     if (!b)
         return;
-    void *bufs[] = {b->msgs,  b->recs,   b->ev_feat, b->rows,  b->state,      b->changed, b->scores,
-                    b->u_ids, b->u_lens, b->u_off,   b->table, b->table_used, b->arena,   b};
+    void *bufs[] = {b->msgs,    b->recs,   b->ev_feat,    b->rows,   b->state,
+                    b->changed, b->scores, b->u_ids,      b->u_lens, b->u_off,
+                    b->u_part,  b->table,  b->table_used, b->arena,  b};
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
         free(bufs[i]);
 }
@@ -95,6 +99,7 @@ static int slot_of(ss_batch_t *b, size_t off, size_t len) {
             b->u_off[s] = off;
             b->u_lens[s] = len;
             b->u_ids[s] = b->arena + off;
+            b->u_unknown[s] = 0;
             memset(b->changed + (size_t)s * b->nf, 0, b->nf);
             return s;
         }

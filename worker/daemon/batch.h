@@ -39,9 +39,11 @@ typedef struct ss_batch {
     size_t n_u;
     const char **u_ids; /* into the arena */
     size_t *u_lens, *u_off;
-    float *state;           /* per customer: the known vector, merged with its events */
-    unsigned char *changed; /* per customer and feature: carried by one of its events */
-    int *table;             /* open addressing: customer -> slot, -1 empty */
+    int32_t *u_part;          /* per customer: the partition its events came from */
+    unsigned char *u_unknown; /* per customer: 1 when its known vector could not be read */
+    float *state;             /* per customer: the known vector, merged with its events */
+    unsigned char *changed;   /* per customer and feature: carried by one of its events */
+    int *table;               /* open addressing: customer -> slot, -1 empty */
     size_t table_mask;
     size_t *table_used;
     char *arena;

@@ -29,6 +29,11 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         log_partitions("assigned", parts);
         __atomic_store_n(&ctx->joined, 1, __ATOMIC_RELEASE);
+        if (ctx->assigning && ctx->assigning(ctx->hook_arg, parts) != 0) {
+            ss_error("consumer: the assigned partitions are not taken (their state could not "
+                     "be prepared)");
+            return;
+        }
         if (cooperative)
             error = rd_kafka_incremental_assign(rk, parts);
         else
@@ -43,15 +48,20 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
          * each batch's transaction, which is closed before the next poll. Partitions lost
          * (this member was dropped from the group) may already belong to another member:
          * nothing is committed for them. */
-        if (rd_kafka_assignment_lost(rk))
+        int lost = rd_kafka_assignment_lost(rk);
+        if (lost)
             __atomic_store_n(&ctx->joined, 0, __ATOMIC_RELEASE); /* until assigned again */
-        else if (ctx->commits_itself) {
+        else if (ctx->handing_over)
+            ctx->handing_over(ctx->hook_arg); /* every change written, its offsets stored */
+        if (!lost && ctx->commits_itself) {
             rd_kafka_resp_err_t ce = rd_kafka_commit(rk, NULL, 0);
             if (ce && ce != RD_KAFKA_RESP_ERR__NO_OFFSET)
                 ss_warn("consumer: committing before handing partitions over: %s "
                         "(their next owner re-reads from the last commit)",
                         rd_kafka_err2str(ce));
         }
+        if (ctx->revoked)
+            ctx->revoked(ctx->hook_arg, parts);
         if (cooperative)
             error = rd_kafka_incremental_unassign(rk, parts);
         else

@@ -15,6 +15,14 @@ typedef struct ss_consumer_ctx {
     int commits_itself;    /* at-least-once: commit stored offsets before a hand-over */
     int joined;            /* atomic: 1 once the group gave it an assignment (maybe empty) */
     ss_metrics_t *metrics; /* rebalances and lag; NULL for none */
+    /* the owner's hooks, run inside the poll that serves a rebalance (NULL: none):
+     * assigning before partitions are fetched (non-zero: they are not taken), handing_over
+     * before the revoked partitions' offsets are committed (not for partitions lost), and
+     * revoked once they are gone */
+    int (*assigning)(void *arg, const rd_kafka_topic_partition_list_t *parts);
+    void (*handing_over)(void *arg);
+    void (*revoked)(void *arg, const rd_kafka_topic_partition_list_t *parts);
+    void *hook_arg;
 } ss_consumer_ctx_t;
 
 /* Creates a consumer subscribed to input.topic; ctx (filled in here) must outlive it.

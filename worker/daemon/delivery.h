@@ -1,8 +1,9 @@
 /* delivery.h - how a batch's outputs and its offsets become safe together: one interface,
  * two implementations chosen by the key `delivery`.
  *   at-least-once (delivery_alo.c): outputs through the shared idempotent producer; once
- *     every one is acknowledged, the batch's offsets are stored (and committed by the
- *     consumer). A crash in between re-reads the batch: duplicates, never a loss.
+ *     every one is acknowledged and the feature writes are too (state.h), the batch's offsets
+ *     are stored (and committed by the consumer). A crash in between re-reads the batch:
+ *     duplicates, never a loss.
  *   exactly-once (delivery_eos.c): a transactional producer per thread; the batch's outputs
  *     and offsets are one Kafka transaction (begin, produce, send offsets, commit); an abort
  *     rewinds the consumer so that the batch is read and scored again.
@@ -18,8 +19,9 @@
 
 typedef struct ss_delivery ss_delivery_t;
 
-/* The batch's feature write-back, run by commit where the mode allows it: before the
- * offsets are stored (at-least-once), after the transaction commits (exactly-once).
+/* The batch committed to the state, run by commit once the batch is safe: after its outputs
+ * are acknowledged (at-least-once: the state then stores the offsets once the feature writes
+ * covering them are acknowledged too), after the transaction commits (exactly-once).
  * Returns 0, 1 (degraded: not written) or a negative SS_ERR_* code. */
 typedef int (*ss_delivery_state_fn)(void *arg);
 

@@ -1,5 +1,6 @@
 /* delivery_alo.c - at-least-once: a batch's offsets are stored only once every output of it is
- * acknowledged; the consumer commits stored offsets (periodically and at every hand-over). */
+ * acknowledged, and every feature write it caused (by the state, state.h); the consumer commits
+ * stored offsets (periodically and at every hand-over). */
 #include "delivery_int.h"
 
 #include "error.h"
@@ -10,27 +11,16 @@ static int begin(ss_delivery_t *d) {
     return 0;
 }
 
-static void store_offsets(rd_kafka_t *consumer, const ss_batch_t *b) {
-    rd_kafka_topic_partition_list_t *l = ss_delivery_offsets(b);
-    rd_kafka_resp_err_t err = rd_kafka_offsets_store(consumer, l);
-    if (err) /* a partition revoked meanwhile: its new owner re-reads it (duplicates, no loss) */
-        ss_warn("consumer: storing offsets: %s", rd_kafka_err2str(err));
-    rd_kafka_topic_partition_list_destroy(l);
-}
-
-/* Features are written while the deliveries are in flight, and both are safe before the
- * offsets that cover them are stored. */
+/* Once every output is acknowledged, the batch is committed to the state, which stores its
+ * offsets as soon as the feature writes covering them are acknowledged too (state.h). */
 static int commit(ss_delivery_t *d, rd_kafka_t *consumer, const ss_batch_t *b,
                   ss_delivery_state_fn state, void *arg, int *aborted) {
-    (void)aborted;
-    int rc = state ? state(arg) : 0;
+    (void)consumer, (void)b, (void)aborted;
+    int rc = ss_delivery_settle(d);
     if (rc < 0)
         return rc;
-    rc = ss_delivery_settle(d);
-    if (rc < 0)
-        return rc;
-    store_offsets(consumer, b);
-    return 0;
+    rc = state ? state(arg) : 0;
+    return rc < 0 ? rc : 0;
 }
 
 static void abort_batch(ss_delivery_t *d) {

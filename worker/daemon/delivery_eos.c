@@ -4,6 +4,7 @@
 #include "delivery_int.h"
 
 #include "error.h"
+#include "failpoint.h"
 #include "log.h"
 
 static rd_kafka_t *handle(const ss_delivery_t *d) {
@@ -83,13 +84,14 @@ static int commit_transaction(ss_delivery_t *d, rd_kafka_t *consumer, const ss_b
     return rc;
 }
 
-/* Features are written only once the transaction holding the batch's outputs and offsets is
- * committed. */
+/* The state learns of the batch (and writes Redis) only once the transaction holding the
+ * batch's outputs, changelog records and offsets is committed. */
 static int commit(ss_delivery_t *d, rd_kafka_t *consumer, const ss_batch_t *b,
                   ss_delivery_state_fn state, void *arg, int *aborted) {
     int rc = ss_delivery_settle(d);
     if (rc < 0)
         return rc;
+    ss_failpoint("eos.before-commit");
     rc = commit_transaction(d, consumer, b);
     if (rc < 0)
         return rc;

@@ -168,8 +168,8 @@ int ss_output_prediction(ss_output_writer_t *w, const ss_prediction_t *p, char *
         return SS_ERR_FAIL;
     if (w->o->file)
         return append_line(w, val, vlen, errstr, errlen) < 0 ? SS_ERR_FAIL : 0;
-    if (ss_producer_send(w->producer, w->o->name, p->customer_id, p->customer_id_len, val, vlen,
-                         NULL, 0, NULL, w->ack, errstr, errlen) < 0)
+    if (ss_producer_send(w->producer, w->o->name, RD_KAFKA_PARTITION_UA, p->customer_id,
+                         p->customer_id_len, val, vlen, NULL, 0, NULL, w->ack, errstr, errlen) < 0)
         return SS_ERR_FAIL;
     return 0;
 }
@@ -193,8 +193,9 @@ int ss_output_dead_letter(ss_output_writer_t *w, const rd_kafka_message_t *m, co
     if (rd_kafka_message_headers(m, &orig) != RD_KAFKA_RESP_ERR_NO_ERROR)
         orig = NULL;
     char err[512];
-    if (ss_producer_send(w->producer, w->o->cfg->dlq_topic, m->key, m->key_len, m->payload, m->len,
-                         h, sizeof(h) / sizeof(h[0]), orig, w->ack, err, sizeof(err)) < 0) {
+    if (ss_producer_send(w->producer, w->o->cfg->dlq_topic, RD_KAFKA_PARTITION_UA, m->key,
+                         m->key_len, m->payload, m->len, h, sizeof(h) / sizeof(h[0]), orig, w->ack,
+                         err, sizeof(err)) < 0) {
         snprintf(errstr, errlen, "dead letter: %s", err);
         return SS_ERR_FAIL;
     }

@@ -11,6 +11,7 @@
 #include "error.h"
 #include "log.h"
 #include "reload.h"
+#include "state_changelog.h"
 #include "worker.h"
 
 /* The parts every thread shares. Returns 0 or an SS_ERR_* code (logged). */
@@ -35,6 +36,9 @@ static int runtime_open(ss_runtime_t *rt, const ss_model_t *model) {
                              cfg->input_framing == SS_FRAMING_CONFLUENT ? rt->registry : NULL,
                              cfg->registry_miss_ttl_ms, rt->stats);
     if ((rc = ss_output_register_schema(rt->output, rt->registry, err, sizeof(err))) < 0)
+        goto fail;
+    if (cfg->delivery == SS_DELIVERY_EXACTLY_ONCE && cfg->state_mode == SS_STATE_OWNED &&
+        cfg->mode == SS_MODE_PRIMARY && (rc = ss_changelog_prepare(cfg, err, sizeof(err))) < 0)
         goto fail;
     /* exactly-once: each thread has its own transactional producer instead */
     if (cfg->delivery == SS_DELIVERY_AT_LEAST_ONCE &&

@@ -1,29 +1,116 @@
-/* state.c - Redis reads and writes of a batch under redis.on.error: the policy lives here so
- * that the batch loop reads as one call per step. */
+/* state.c - the known features of a worker thread's customers: the local store in front of
+ * Redis (state.mode = owned) or Redis alone (shared), the flushes and the offsets they cover,
+ * and the redis.on.error policy, so that the batch loop reads as one call per step. */
 #include "state.h"
 
+#include <math.h>
 #include <stdlib.h>
-#include <time.h>
+#include <string.h>
 
 #include "cache.h"
 #include "clock.h"
 #include "error.h"
+#include "failpoint.h"
 #include "log.h"
+#include "state_changelog.h"
+#include "store.h"
+
+/* Next offsets per partition of the input topic, -1 where none. */
+typedef struct offsets {
+    int64_t *next;
+    int32_t n;
+} offsets_t;
 
 struct ss_state {
     const ss_config_t *cfg;
     ss_cache_t *cache;
+    ss_store_t *store;         /* owned; NULL when shared */
+    ss_changelog_t *changelog; /* exactly-once, owned, primary */
     ss_metrics_t *metrics;
     int (*stopping)(void *);
     void *stop_arg;
-    long backoff;     /* degrade: the current backoff, 0 when healthy */
-    int64_t retry_at; /* degrade: no attempt before this time (monotonic ms) */
+    rd_kafka_t *consumer;   /* at-least-once: where covered offsets are stored */
+    ss_producer_t *txn;     /* exactly-once: the producer of the changelog */
+    int writes;             /* a primary writes Redis; a shadow never does */
+    long backoff;           /* degrade: the current backoff, 0 when healthy */
+    int64_t retry_at;       /* degrade: no attempt before this time (monotonic ms) */
+    int64_t next_flush;     /* monotonic ms */
+    offsets_t pending;      /* committed batches waiting for a flush */
+    offsets_t covered;      /* covered by the flush sent, stored once it is acknowledged */
+    ss_store_stats_t shown; /* the store's figures already added to the metrics */
+    /* the batch's customers not held locally */
+    const char **m_ids;
+    size_t *m_lens, *m_slot, n_miss;
+    float *m_rows;
 };
+
+/* ------------------------------------------------------------------ offsets */
+
+static int offsets_add(offsets_t *o, int32_t partition, int64_t next) {
+    if (partition >= o->n) {
+        int64_t *g = realloc(o->next, (size_t)(partition + 1) * sizeof(int64_t));
+        if (!g)
+            return SS_ERR_NOMEM;
+        for (int32_t p = o->n; p <= partition; p++)
+            g[p] = -1;
+        o->next = g;
+        o->n = partition + 1;
+    }
+    if (o->next[partition] < next)
+        o->next[partition] = next;
+    return 0;
+}
+
+/* `from`'s offsets into `to` (kept where higher), `from` emptied. */
+static int offsets_move(offsets_t *to, offsets_t *from) {
+    for (int32_t p = 0; p < from->n; p++) {
+        if (from->next[p] >= 0 && offsets_add(to, p, from->next[p]) < 0)
+            return SS_ERR_NOMEM;
+        from->next[p] = -1;
+    }
+    return 0;
+}
+
+/* At-least-once: what the acknowledged writes cover becomes committable. */
+static void store_covered(ss_state_t *s) {
+    if (!s->consumer || s->covered.n == 0)
+        return;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(s->covered.n);
+    for (int32_t p = 0; p < s->covered.n; p++) {
+        if (s->covered.next[p] >= 0)
+            rd_kafka_topic_partition_list_add(l, s->cfg->input_topic, p)->offset =
+                s->covered.next[p];
+        s->covered.next[p] = -1;
+    }
+    rd_kafka_resp_err_t err = l->cnt ? rd_kafka_offsets_store(s->consumer, l) : 0;
+    if (err) /* a partition revoked meanwhile: its new owner re-reads it (duplicates, no loss) */
+        ss_warn("consumer: storing offsets: %s", rd_kafka_err2str(err));
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* ------------------------------------------------------------------ life */
+
+/* A customer's changes to Redis: owned, its whole known vector (the store holds the truth, and
+ * a Redis that lost data is made whole again by the next change); the flags say which
+ * features changed. */
+static void write_evicted(void *arg, const char *id, size_t len, const float *vec,
+                          const unsigned char *changed) {
+    (void)changed;
+    ss_cache_queue_write(((ss_state_t *)arg)->cache, id, len, vec, NULL);
+}
 
 void ss_state_destroy(ss_state_t *s) {
     if (!s)
         return;
+    ss_store_destroy(s->store);
+    ss_changelog_destroy(s->changelog);
     ss_cache_destroy(s->cache);
+    free(s->pending.next);
+    free(s->covered.next);
+    free(s->m_ids);
+    free(s->m_lens);
+    free(s->m_slot);
+    free(s->m_rows);
     free(s);
 }
 
@@ -31,51 +118,92 @@ ss_state_t *ss_state_new(const ss_config_t *cfg, char *const *features, size_t n
                          ss_metrics_t *metrics, int (*stopping)(void *), void *stop_arg,
                          char *errstr, size_t errlen) {
     ss_state_t *s = ss_zalloc(sizeof(*s), "state", errstr, errlen);
-    if (s)
-        *s = (ss_state_t){.cfg = cfg,
-                          .metrics = metrics,
-                          .stopping = stopping,
-                          .stop_arg = stop_arg,
-                          .cache = ss_cache_new(cfg, features, nf, errstr, errlen)};
-    if (s && !s->cache) {
-        ss_state_destroy(s);
-        s = NULL;
+    if (!s)
+        return NULL;
+    size_t max = (size_t)cfg->batch_max_messages;
+    *s = (ss_state_t){.cfg = cfg,
+                      .metrics = metrics,
+                      .stopping = stopping,
+                      .stop_arg = stop_arg,
+                      .writes = cfg->mode == SS_MODE_PRIMARY,
+                      .m_ids = calloc(max, sizeof(char *)),
+                      .m_lens = calloc(max, sizeof(size_t)),
+                      .m_slot = calloc(max, sizeof(size_t)),
+                      .m_rows = malloc(max * (nf ? nf : 1) * sizeof(float)),
+                      .cache = ss_cache_new(cfg, features, nf, errstr, errlen)};
+    int ok = s->cache != NULL;
+    if (ok && !(s->m_ids && s->m_lens && s->m_slot && s->m_rows)) {
+        snprintf(errstr, errlen, "state: out of memory");
+        ok = 0;
     }
+    if (ok && cfg->state_mode == SS_STATE_OWNED &&
+        !(s->store = ss_store_new(nf, (size_t)cfg->state_store_max_customers,
+                                  s->writes ? write_evicted : NULL, s))) {
+        snprintf(errstr, errlen, "state: out of memory for the local store");
+        ok = 0;
+    }
+    if (ok && s->store && s->writes && cfg->delivery == SS_DELIVERY_EXACTLY_ONCE &&
+        !(s->changelog = ss_changelog_new(cfg, features, nf, errstr, errlen)))
+        ok = 0;
+    if (!ok) {
+        ss_state_destroy(s);
+        return NULL;
+    }
+    s->next_flush = ss_mono_ms() + cfg->state_flush_interval_ms;
     return s;
 }
 
-static int call(ss_state_t *s, ss_batch_t *b, int write, char *err, size_t errlen) {
-    if (write)
-        return ss_cache_write(s->cache, b->u_ids, b->u_lens, b->n_u, b->state, b->changed, err,
-                              errlen);
-    return ss_cache_read(s->cache, b->u_ids, b->u_lens, b->n_u, b->state, err, errlen);
+int ss_state_attach(ss_state_t *s, rd_kafka_t *consumer, ss_producer_t *txn_producer, char *errstr,
+                    size_t errlen) {
+    s->consumer = s->cfg->delivery == SS_DELIVERY_AT_LEAST_ONCE ? consumer : NULL;
+    s->txn = txn_producer;
+    return 0;
 }
 
-/* degrade: after a failure, no attempt until a backoff (250 ms doubling to 5 s) has passed */
-static int degrade(ss_state_t *s, ss_batch_t *b, int write, const char *err) {
+/* ------------------------------------------------------------------ Redis under the policy */
+
+typedef int (*redis_op_t)(ss_state_t *s, char *err, size_t errlen);
+
+/* Redis' name for an error ("WRONGTYPE", "READONLY", "OOM", "NOAUTH", ...) in `err`, else "". */
+static void error_kind(const char *err, char *kind, size_t len) {
+    const char *p = strstr(err, ": ");
+    size_t n = 0;
+    if (p)
+        for (p += 2; p[n] >= 'A' && p[n] <= 'Z' && n + 1 < len; n++)
+            kind[n] = p[n];
+    if (n < 2 || (p[n] != ' ' && p[n] != '\0'))
+        n = 0;
+    kind[n] = '\0';
+}
+
+/* degrade: after a failure, no attempt until a backoff (250 ms doubling to 5 s) has passed;
+ * writes waiting are given up */
+static int degrade(ss_state_t *s, const char *err) {
     s->backoff = s->backoff ? s->backoff * 2 : 250;
     if (s->backoff > 5000)
         s->backoff = 5000;
     s->retry_at = ss_mono_ms() + s->backoff;
+    ss_cache_discard(s->cache);
     ss_log(SS_LOG_WARN, SS_FIELDS(SSF_STR("component", "redis"), SSF_STR("policy", "degrade")),
-           "%s; scoring with the events' own features, next attempt in %ld ms", err, s->backoff);
-    if (!write)
-        ss_batch_clear_state(b);
+           "%s; scoring with the features held locally and the events' own, not writing, next "
+           "attempt in %ld ms",
+           err, s->backoff);
     return 1;
 }
 
-static int with_policy(ss_state_t *s, ss_batch_t *b, int write) {
+/* Run `op` under redis.on.error: 0 done, 1 degraded (not done), SS_ERR_STOPPED, or
+ * SS_ERR_NOMEM. */
+static int with_policy(ss_state_t *s, redis_op_t op) {
     int degrading = s->cfg->redis_on_error == SS_REDIS_DEGRADE;
     long backoff = 50;
-    char err[512];
+    char err[512], kind[32];
     if (degrading && ss_mono_ms() < s->retry_at) {
-        if (!write)
-            ss_batch_clear_state(b);
+        ss_cache_discard(s->cache);
         return 1;
     }
     for (;;) {
         int64_t t0 = ss_mono_ns();
-        int rc = call(s, b, write, err, sizeof(err));
+        int rc = op(s, err, sizeof(err));
         ss_hist_observe(&s->metrics->redis_seconds, (double)(ss_mono_ns() - t0) / 1e9);
         if (rc == 0) {
             if (s->backoff) {
@@ -85,10 +213,17 @@ static int with_policy(ss_state_t *s, ss_batch_t *b, int write) {
             }
             return 0;
         }
+        if (rc == SS_ERR_NOMEM) {
+            ss_error("%s", err);
+            return rc;
+        }
         __atomic_add_fetch(&s->metrics->cache_errors, 1, __ATOMIC_RELAXED);
+        error_kind(err, kind, sizeof(kind));
         if (degrading)
-            return degrade(s, b, write, err);
-        ss_log(SS_LOG_WARN, SS_FIELDS(SSF_STR("component", "redis"), SSF_STR("policy", "block")),
+            return degrade(s, err);
+        ss_log(SS_LOG_WARN,
+               SS_FIELDS(SSF_STR("component", "redis"), SSF_STR("policy", "block"),
+                         SSF_STR("redis_error", kind)),
                "%s; retrying in %ld ms (consumption paused)", err, backoff);
         if (s->stopping(s->stop_arg))
             return SS_ERR_STOPPED;
@@ -97,10 +232,210 @@ static int with_policy(ss_state_t *s, ss_batch_t *b, int write) {
     }
 }
 
-int ss_state_read(ss_state_t *s, ss_batch_t *b) {
-    return with_policy(s, b, 0);
+static int op_read_misses(ss_state_t *s, char *err, size_t errlen) {
+    return ss_cache_read(s->cache, s->m_ids, s->m_lens, s->n_miss, s->m_rows, err, errlen);
 }
 
-int ss_state_write(ss_state_t *s, ss_batch_t *b) {
-    return with_policy(s, b, 1);
+static int op_sync(ss_state_t *s, char *err, size_t errlen) {
+    return ss_cache_sync(s->cache, err, errlen);
+}
+
+/* ------------------------------------------------------------------ metrics */
+
+static void show_store(ss_state_t *s) {
+    if (!s->store)
+        return;
+    ss_store_stats_t now = ss_store_stats(s->store), was = s->shown;
+    ss_metrics_t *m = s->metrics;
+    __atomic_add_fetch(&m->store_hits, now.hits - was.hits, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&m->store_misses, now.misses - was.misses, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&m->store_evictions, now.evictions - was.evictions, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&m->store_customers, (long)now.customers - (long)was.customers,
+                       __ATOMIC_RELAXED);
+    __atomic_add_fetch(&m->store_bytes, (long)now.bytes - (long)was.bytes, __ATOMIC_RELAXED);
+    s->shown = now;
+}
+
+/* ------------------------------------------------------------------ a batch */
+
+int ss_state_read(ss_state_t *s, ss_batch_t *b) {
+    size_t nf = b->nf;
+    s->n_miss = 0;
+    for (size_t u = 0; u < b->n_u; u++) {
+        const float *held = s->store ? ss_store_get(s->store, b->u_ids[u], b->u_lens[u]) : NULL;
+        if (held) {
+            memcpy(b->state + u * nf, held, nf * sizeof(float));
+            continue;
+        }
+        s->m_ids[s->n_miss] = b->u_ids[u];
+        s->m_lens[s->n_miss] = b->u_lens[u];
+        s->m_slot[s->n_miss++] = u;
+    }
+    show_store(s);
+    int had_covered = ss_cache_pending(s->cache) > 0;
+    int rc = s->n_miss ? with_policy(s, op_read_misses) : 0;
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < s->n_miss; i++) {
+        float *row = b->state + s->m_slot[i] * nf;
+        b->u_unknown[s->m_slot[i]] = rc != 0;
+        if (rc == 0)
+            memcpy(row, s->m_rows + i * nf, nf * sizeof(float));
+        else
+            for (size_t f = 0; f < nf; f++)
+                row[f] = NAN;
+    }
+    /* the read carried the writes sent before it: what they cover is safe now */
+    if (rc == 0 && had_covered && ss_cache_pending(s->cache) == 0)
+        store_covered(s);
+    return rc;
+}
+
+int ss_state_log(ss_state_t *s, const ss_batch_t *b) {
+    char err[512];
+    if (!s->changelog)
+        return 0;
+    if (ss_changelog_send(s->changelog, s->txn, b, err, sizeof(err)) < 0) {
+        ss_error("%s", err);
+        return SS_ERR_FAIL;
+    }
+    return 0;
+}
+
+void ss_state_aborted(ss_state_t *s) {
+    if (s->changelog)
+        ss_changelog_aborted(s->changelog);
+}
+
+/* Hand the store's changes to Redis: queued (exactly-once: in MULTI/EXEC with the changelog
+ * checkpoint) and sent; the offsets committed so far are covered by them. */
+static void send_changes(ss_state_t *s) {
+    char err[512];
+    static const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
+    if (s->changelog)
+        ss_cache_queue_command(s->cache, 1, multi, NULL);
+    size_t n = ss_store_take_dirty(s->store, write_evicted, s);
+#ifdef SS_FAILPOINTS
+    if (n > 0 && ss_cache_send(s->cache, err, sizeof(err)) == 0)
+        ss_failpoint("state.during-flush"); /* sent without their EXEC (exactly-once) */
+#endif
+    if (s->changelog) {
+        ss_changelog_queue_checkpoint(s->changelog, s->cache);
+        ss_cache_queue_command(s->cache, 1, exec, NULL);
+    }
+    __atomic_add_fetch(&s->metrics->flushes, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&s->metrics->flushed_customers, (long)n, __ATOMIC_RELAXED);
+    offsets_move(&s->covered, &s->pending);
+    if (ss_cache_send(s->cache, err, sizeof(err)) < 0) /* sent again with the next call */
+        ss_debug("%s", err);
+}
+
+/* A flush: the previous one acknowledged (its offsets stored), then this one sent; with
+ * `wait`, acknowledged too. Returns 0, 1 (degraded), SS_ERR_STOPPED or SS_ERR_NOMEM. */
+static int flush(ss_state_t *s, int wait) {
+    int rc = 0;
+    if (ss_cache_pending(s->cache) > 0 && (rc = with_policy(s, op_sync)) < 0)
+        return rc;
+    store_covered(s); /* acknowledged, or given up (degraded) */
+    s->next_flush = ss_mono_ms() + s->cfg->state_flush_interval_ms;
+    if (s->writes)
+        send_changes(s);
+    else
+        offsets_move(&s->covered, &s->pending);
+    if (wait || ss_cache_pending(s->cache) == 0) {
+        if (ss_cache_pending(s->cache) > 0 && (rc = with_policy(s, op_sync)) < 0)
+            return rc;
+        store_covered(s);
+    }
+    return rc;
+}
+
+/* shared: the batch's customers written back now, and its offsets stored once acknowledged */
+static int commit_shared(ss_state_t *s, const ss_batch_t *b) {
+    if (s->writes)
+        for (size_t u = 0; u < b->n_u; u++)
+            ss_cache_queue_write(s->cache, b->u_ids[u], b->u_lens[u], b->state + u * b->nf,
+                                 b->changed + u * b->nf);
+    int rc = ss_cache_pending(s->cache) > 0 ? with_policy(s, op_sync) : 0;
+    if (rc >= 0) {
+        offsets_move(&s->covered, &s->pending);
+        store_covered(s);
+    }
+    return rc;
+}
+
+int ss_state_commit(ss_state_t *s, const ss_batch_t *b) {
+    if (s->changelog)
+        ss_changelog_committed(s->changelog);
+    for (size_t i = 0; i < b->n_msgs; i++)
+        if (offsets_add(&s->pending, b->msgs[i]->partition, b->msgs[i]->offset + 1) < 0)
+            return SS_ERR_NOMEM;
+    if (!s->store)
+        return commit_shared(s, b);
+    for (size_t u = 0; u < b->n_u; u++) {
+        if (ss_store_put(s->store, b->u_ids[u], b->u_lens[u], b->u_part[u], b->state + u * b->nf,
+                         s->writes ? b->changed + u * b->nf : NULL) < 0) {
+            ss_error("state: out of memory in the local store");
+            return SS_ERR_NOMEM;
+        }
+    }
+    show_store(s);
+    if (s->cfg->state_flush_interval_ms == 0 || ss_mono_ms() >= s->next_flush)
+        return flush(s, s->cfg->state_flush_interval_ms == 0);
+    return 0;
+}
+
+int ss_state_idle(ss_state_t *s) {
+    int waiting = ss_cache_pending(s->cache) > 0 || (s->store && ss_store_dirty(s->store) > 0);
+    for (int32_t p = 0; !waiting && p < s->pending.n; p++)
+        waiting = s->pending.next[p] >= 0;
+    if (!waiting || !s->store || ss_mono_ms() < s->next_flush)
+        return 0;
+    int rc = flush(s, 1);
+    return rc == SS_ERR_STOPPED ? rc : 0;
+}
+
+int ss_state_flush(ss_state_t *s) {
+    if (!s->store)
+        return ss_cache_pending(s->cache) > 0 ? with_policy(s, op_sync) : 0;
+    return flush(s, 1);
+}
+
+void ss_state_drop(ss_state_t *s, const rd_kafka_topic_partition_list_t *parts) {
+    for (int i = 0; i < parts->cnt; i++) {
+        int32_t p = parts->elems[i].partition;
+        if (s->store)
+            ss_store_drop_partition(s->store, p);
+        if (p < s->pending.n)
+            s->pending.next[p] = -1;
+        if (p < s->covered.n)
+            s->covered.next[p] = -1;
+    }
+    show_store(s);
+}
+
+int ss_state_assign(ss_state_t *s, const rd_kafka_topic_partition_list_t *parts) {
+    char err[512];
+    if (!s->changelog || parts->cnt == 0)
+        return 0;
+    int64_t t0 = ss_mono_ms();
+    for (;;) {
+        long n = ss_changelog_restore(s->changelog, s->cache, parts, s->stopping, s->stop_arg, err,
+                                      sizeof(err));
+        if (n >= 0) {
+            __atomic_add_fetch(&s->metrics->restored_records, n, __ATOMIC_RELAXED);
+            ss_log(SS_LOG_INFO,
+                   SS_FIELDS(SSF_INT("partitions", parts->cnt), SSF_INT("records", n),
+                             SSF_INT("ms", ss_mono_ms() - t0)),
+                   "changelog: replayed into redis");
+            return 0;
+        }
+        if (n == SS_ERR_STOPPED || n == SS_ERR_NOMEM)
+            return (int)n;
+        __atomic_add_fetch(&s->metrics->cache_errors, 1, __ATOMIC_RELAXED);
+        ss_warn("%s; replaying the changelog again in 1 s (the partitions wait)", err);
+        if (s->stopping(s->stop_arg))
+            return SS_ERR_STOPPED;
+        ss_sleep_ms(1000);
+    }
 }

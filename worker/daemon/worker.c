@@ -18,6 +18,7 @@
 #include "delivery.h"
 #include "drift.h"
 #include "error.h"
+#include "failpoint.h"
 #include "features.h"
 #include "log.h"
 #include "state.h"
@@ -69,8 +70,8 @@ static size_t collect(ss_worker_t *w) {
         }
         rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, timeout);
         if (!m) {
-            if (b->n_msgs && timeout == 0)
-                break;
+            if ((b->n_msgs && timeout == 0) || (!b->n_msgs && blocked))
+                break; /* a batch, or 100 ms without input: the loop has other work */
             blocked |= !b->n_msgs;
             continue;
         }
@@ -139,6 +140,7 @@ static int decode(ss_worker_t *w) {
             ss_error("worker: out of memory in the batch arena");
             return SS_ERR_NOMEM;
         }
+        b->u_part[b->recs[i].slot] = m->partition;
     }
     return 0;
 }
@@ -181,14 +183,14 @@ static void fill_prediction(const ss_batch_t *b, size_t i, ss_prediction_t *p) {
 }
 
 /* One prediction or dead letter per record. */
-static int emit(ss_worker_t *w, const ss_model_t *model, int degraded) {
+static int emit(ss_worker_t *w, const ss_model_t *model) {
     ss_batch_t *b = w->batch;
     char err[512];
     ss_prediction_t p = {.threshold = ss_model_threshold(model, w->rt->cfg->model_threshold),
                          .model_name = model->name,
                          .model_version = model->version,
-                         .scored_at = ss_wall_ms(),
-                         .degraded = degraded};
+                         .scored_at = ss_wall_ms()};
+    long degraded = 0;
     w->predicted = 0;
     for (size_t i = 0; i < b->n_msgs; i++) {
         const ss_batch_rec_t *r = &b->recs[i];
@@ -199,6 +201,8 @@ static int emit(ss_worker_t *w, const ss_model_t *model, int degraded) {
                                        ss_batch_detail(b, i), err, sizeof(err));
         } else {
             fill_prediction(b, i, &p);
+            p.degraded = b->u_unknown[r->slot];
+            degraded += p.degraded;
             rc = ss_output_prediction(w->out, &p, err, sizeof(err));
         }
         if (rc < 0) {
@@ -207,18 +211,15 @@ static int emit(ss_worker_t *w, const ss_model_t *model, int degraded) {
         }
     }
     count(&w->rt->stats->scored, (long)b->n_rows);
-    if (degraded)
-        count(&w->rt->stats->degraded, (long)b->n_rows);
+    count(&w->rt->stats->degraded, degraded);
     return 0;
 }
 
-/* The features the batch's events carried, back to Redis (the primary only: a shadow never
- * writes them). */
-static int write_state(void *arg) {
+/* The batch is committed: its merged features become the known ones (state.h). */
+static int commit_state(void *arg) {
     ss_worker_t *w = arg;
-    if (w->rt->cfg->mode != SS_MODE_PRIMARY)
-        return 0;
-    return ss_state_write(w->state, w->batch);
+    ss_failpoint("eos.after-commit");
+    return ss_state_commit(w->state, w->batch);
 }
 
 /* A committed batch: its counters, its events' end-to-end latency, and drift. */
@@ -248,26 +249,33 @@ static int process_batch(ss_worker_t *w) {
         return 0;
     ss_model_t *model = ss_model_slot_acquire(&w->rt->model);
     char err[512];
-    int rc, degraded, aborted = 0;
+    int rc, aborted = 0;
     ss_batch_reset(b);
     count(&w->rt->stats->consumed, (long)b->n_msgs);
     if ((rc = ss_delivery_begin(w->delivery)) < 0 || (rc = decode(w)) < 0)
         goto out;
-    if ((rc = degraded = ss_state_read(w->state, b)) < 0)
+    if ((rc = ss_state_read(w->state, b)) < 0)
         goto out;
     ss_batch_merge(b);
-    if ((rc = score(w, model)) < 0 || (rc = emit(w, model, degraded)) < 0)
+    if ((rc = score(w, model)) < 0)
+        goto out;
+    ss_failpoint("eos.before-produce");
+    if ((rc = emit(w, model)) < 0 || (rc = ss_state_log(w->state, b)) < 0)
         goto out;
     if ((rc = ss_output_flush(w->out, err, sizeof(err))) < 0) {
         ss_error("%s", err);
         goto out;
     }
-    rc = ss_delivery_commit(w->delivery, w->consumer, b, write_state, w, &aborted);
+    rc = ss_delivery_commit(w->delivery, w->consumer, b, commit_state, w, &aborted);
     if (rc == 0 && !aborted)
         account(w, model);
+    if (aborted)
+        ss_state_aborted(w->state);
 out:
-    if (rc < 0)
+    if (rc < 0) {
         ss_delivery_abort(w->delivery);
+        ss_state_aborted(w->state);
+    }
     release(w);
     ss_model_unref(model);
     return rc < 0 ? rc : 0;
@@ -276,8 +284,11 @@ out:
 static void *worker_main(void *arg) {
     ss_worker_t *w = arg;
     while (!stopping(w)) {
-        if (collect(w) == 0)
+        if (collect(w) == 0) {
+            if (ss_state_idle(w->state) < 0)
+                break; /* stopping while blocked */
             continue;
+        }
         if (process_batch(w) < 0) {
             w->rc = SS_ERR_FAIL;
             if (!__atomic_load_n(w->rt->stop, __ATOMIC_ACQUIRE))
@@ -288,12 +299,27 @@ static void *worker_main(void *arg) {
         }
     }
     release(w); /* a batch abandoned because of a stop request is simply not committed */
+    ss_state_flush(w->state); /* the committed batches' changes, and their offsets stored */
     /* Close here, in the thread that polls this consumer, while the other threads close
      * theirs: leaving the group triggers rebalances that every member must serve. */
     ss_consumer_destroy(w->consumer);
     w->consumer = NULL;
     __atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
     return NULL;
+}
+
+/* ------------------------------------------------------------------ partitions moving */
+
+static int on_assigning(void *arg, const rd_kafka_topic_partition_list_t *parts) {
+    return ss_state_assign(((ss_worker_t *)arg)->state, parts) < 0 ? -1 : 0;
+}
+
+static void on_handing_over(void *arg) {
+    ss_state_flush(((ss_worker_t *)arg)->state);
+}
+
+static void on_revoked(void *arg, const rd_kafka_topic_partition_list_t *parts) {
+    ss_state_drop(((ss_worker_t *)arg)->state, parts);
 }
 
 /* ------------------------------------------------------------------ life of a worker */
@@ -330,6 +356,15 @@ int ss_worker_new(ss_runtime_t *rt, int index, ss_worker_t **out, char *errstr, 
     if (!(w->delivery = ss_delivery_new(cfg, index, rt->producer, &w->ack, errstr, errlen)))
         goto fail;
     ss_output_writer_use(w->out, ss_delivery_producer(w->delivery));
+    if (ss_state_attach(
+            w->state, w->consumer,
+            cfg->delivery == SS_DELIVERY_EXACTLY_ONCE ? ss_delivery_producer(w->delivery) : NULL,
+            errstr, errlen) < 0)
+        goto fail;
+    w->cctx.assigning = on_assigning;
+    w->cctx.handing_over = on_handing_over;
+    w->cctx.revoked = on_revoked;
+    w->cctx.hook_arg = w;
     *out = w;
     return 0;
 fail:

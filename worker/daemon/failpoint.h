@@ -1,0 +1,17 @@
+/* failpoint.h - named points where a test build of the daemon (streamscore-failpoints,
+ * compiled with SS_FAILPOINTS) can die on purpose: with STREAMSCORE_FAILPOINT=<name>[:<n>]
+ * in the environment, the n-th time (default the first) the point is reached the process
+ * writes "failpoint <name> hit" to stderr and exits 99 at once, as a crash would leave things.
+ * In streamscore itself every point compiles to nothing. */
+#ifndef SS_FAILPOINT_H
+#define SS_FAILPOINT_H
+
+#ifdef SS_FAILPOINTS
+void ss_failpoint(const char *name);
+#else
+static inline void ss_failpoint(const char *name) {
+    (void)name;
+}
+#endif
+
+#endif

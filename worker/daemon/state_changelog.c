@@ -1,0 +1,438 @@
+/* state_changelog.c - the changelog of exactly-once feature updates: records sent inside a
+ * batch's transaction, the committed offsets they reached, the checkpoint written to Redis
+ * with the features, and the replay into Redis when a partition is assigned. */
+#include "state_changelog.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "error.h"
+#include "features.h"
+#include "kafka.h"
+#include "log.h"
+
+struct ss_changelog {
+    const ss_config_t *cfg;
+    size_t nf;
+    char **names;                      /* the feature names as JSON strings, quoted */
+    char *key;                         /* the checkpoint hash */
+    ss_ack_t ack;                      /* the batch's records; next_offset per partition */
+    int64_t *committed, *checkpointed; /* per partition: next offset committed, checkpointed */
+    int32_t n_parts;
+    char *value;
+    size_t value_cap;
+};
+
+/* ------------------------------------------------------------------ the topic at start-up */
+
+static rd_kafka_t *client(const ss_config_t *cfg, rd_kafka_type_t type, char *errstr,
+                          size_t errlen) {
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char err[256];
+    int scope = type == RD_KAFKA_CONSUMER ? SS_KAFKA_CONSUMER : SS_KAFKA_PRODUCER;
+    if (ss_kafka_conf_apply(conf, cfg, scope, errstr, errlen) < 0) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    if (type == RD_KAFKA_CONSUMER &&
+        (rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err)) ||
+         rd_kafka_conf_set(conf, "isolation.level", "read_committed", err, sizeof(err)) ||
+         rd_kafka_conf_set(conf, "enable.partition.eof", "true", err, sizeof(err)) ||
+         rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof(err)))) {
+        snprintf(errstr, errlen, "changelog: %s", err);
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    ss_kafka_conf_logging(conf);
+    rd_kafka_t *rk = rd_kafka_new(type, conf, err, sizeof(err));
+    if (!rk)
+        snprintf(errstr, errlen, "changelog: %s", err);
+    return rk;
+}
+
+/* Partitions of `topic`: >= 0, -1 when it does not exist, SS_ERR_FAIL with errstr. */
+static int partitions_of(rd_kafka_t *rk, const char *topic, char *errstr, size_t errlen) {
+    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, t, &md, 10000);
+    rd_kafka_topic_destroy(t);
+    if (err) {
+        snprintf(errstr, errlen, "changelog: metadata of '%s': %s", topic, rd_kafka_err2str(err));
+        return SS_ERR_FAIL;
+    }
+    int n = md->topic_cnt == 1 && !md->topics[0].err ? md->topics[0].partition_cnt : -1;
+    rd_kafka_metadata_destroy(md);
+    return n;
+}
+
+static int create_topic(rd_kafka_t *rk, const ss_config_t *cfg, int partitions, char *errstr,
+                        size_t errlen) {
+    char err[256];
+    rd_kafka_NewTopic_t *nt =
+        rd_kafka_NewTopic_new(cfg->state_changelog_topic, partitions,
+                              (int)cfg->state_changelog_replication_factor, err, sizeof(err));
+    if (!nt) {
+        snprintf(errstr, errlen, "changelog: %s (key state.changelog.topic)", err);
+        return SS_ERR_CONFIG;
+    }
+    rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
+    int rc = SS_ERR_FAIL;
+    const rd_kafka_CreateTopics_result_t *res = ev ? rd_kafka_event_CreateTopics_result(ev) : NULL;
+    size_t n = 0;
+    const rd_kafka_topic_result_t **tr = res ? rd_kafka_CreateTopics_result_topics(res, &n) : NULL;
+    if (!ev) {
+        snprintf(errstr, errlen, "changelog: creating '%s': no answer in 30 s",
+                 cfg->state_changelog_topic);
+    } else if (rd_kafka_event_error(ev)) {
+        snprintf(errstr, errlen, "changelog: creating '%s': %s", cfg->state_changelog_topic,
+                 rd_kafka_event_error_string(ev));
+    } else if (n == 1 && rd_kafka_topic_result_error(tr[0]) &&
+               rd_kafka_topic_result_error(tr[0]) != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+        snprintf(errstr, errlen, "changelog: creating '%s': %s", cfg->state_changelog_topic,
+                 rd_kafka_topic_result_error_string(tr[0]));
+    } else {
+        rc = 0;
+        ss_log(SS_LOG_INFO,
+               SS_FIELDS(SSF_STR("topic", cfg->state_changelog_topic),
+                         SSF_INT("partitions", partitions)),
+               "changelog: created (cleanup.policy=compact)");
+    }
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_NewTopic_destroy(nt);
+    return rc;
+}
+
+int ss_changelog_prepare(const ss_config_t *cfg, char *errstr, size_t errlen) {
+    rd_kafka_t *rk = client(cfg, RD_KAFKA_PRODUCER, errstr, errlen);
+    if (!rk)
+        return SS_ERR_CONFIG;
+    int rc, in = partitions_of(rk, cfg->input_topic, errstr, errlen);
+    if (in == -1) {
+        snprintf(errstr, errlen, "changelog: the input topic '%s' does not exist (key input.topic)",
+                 cfg->input_topic);
+        in = SS_ERR_CONFIG;
+    }
+    if ((rc = in) < 0)
+        goto done;
+    rc = partitions_of(rk, cfg->state_changelog_topic, errstr, errlen);
+    if (rc == -1)
+        rc = create_topic(rk, cfg, in, errstr, errlen);
+    else if (rc >= 0 && rc < in) {
+        snprintf(errstr, errlen,
+                 "config: key 'state.changelog.topic': '%s' has %d partitions, fewer than the "
+                 "input topic's %d",
+                 cfg->state_changelog_topic, rc, in);
+        rc = SS_ERR_CONFIG;
+    } else if (rc >= 0) {
+        rc = 0;
+    }
+done:
+    rd_kafka_destroy(rk);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ records of a batch */
+
+void ss_changelog_destroy(ss_changelog_t *cl) {
+    if (!cl)
+        return;
+    for (size_t f = 0; cl->names && f < cl->nf; f++)
+        free(cl->names[f]);
+    ss_ack_destroy(&cl->ack);
+    void *bufs[] = {cl->names, cl->key, cl->ack.next_offset, cl->committed, cl->checkpointed,
+                    cl->value, cl};
+    for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
+        free(bufs[i]);
+}
+
+ss_changelog_t *ss_changelog_new(const ss_config_t *cfg, char *const *features, size_t nf,
+                                 char *errstr, size_t errlen) {
+    ss_changelog_t *cl = ss_zalloc(sizeof(*cl), "changelog", errstr, errlen);
+    if (!cl)
+        return NULL;
+    ss_ack_init(&cl->ack);
+    cl->cfg = cfg;
+    cl->nf = nf;
+    cl->names = calloc(nf ? nf : 1, sizeof(char *));
+    size_t klen = strlen(cfg->state_changelog_topic) + 32;
+    cl->key = malloc(klen);
+    int ok = cl->names && cl->key;
+    for (size_t f = 0; ok && f < nf; f++) {
+        json_t *s = json_string(features[f]);
+        ok = s && (cl->names[f] = json_dumps(s, JSON_ENCODE_ANY)) != NULL;
+        json_decref(s);
+    }
+    if (!ok) {
+        snprintf(errstr, errlen, "changelog: out of memory");
+        ss_changelog_destroy(cl);
+        return NULL;
+    }
+    snprintf(cl->key, klen, "streamscore:changelog:%s", cfg->state_changelog_topic);
+    return cl;
+}
+
+/* Room for partitions [0, n): grows the offset tables (the ack's under its lock). */
+static int reserve_partitions(ss_changelog_t *cl, int32_t n) {
+    if (n <= cl->n_parts)
+        return 0;
+    int64_t *a = realloc(cl->committed, (size_t)n * sizeof(int64_t));
+    if (a)
+        cl->committed = a;
+    int64_t *c = a ? realloc(cl->checkpointed, (size_t)n * sizeof(int64_t)) : NULL;
+    if (c)
+        cl->checkpointed = c;
+    pthread_mutex_lock(&cl->ack.lock);
+    int64_t *d = c ? realloc(cl->ack.next_offset, (size_t)n * sizeof(int64_t)) : NULL;
+    if (d) {
+        cl->ack.next_offset = d;
+        for (int32_t p = cl->n_parts; p < n; p++)
+            a[p] = c[p] = d[p] = -1;
+        cl->ack.n_next = n;
+        cl->n_parts = n;
+    }
+    pthread_mutex_unlock(&cl->ack.lock);
+    return d ? 0 : SS_ERR_NOMEM;
+}
+
+/* The customer's merged vector as {"name":"text",...}: the features it has, in Redis' text. */
+static int format_value(ss_changelog_t *cl, const float *row, size_t *len) {
+    size_t need = 2;
+    for (size_t f = 0; f < cl->nf; f++)
+        need += strlen(cl->names[f]) + 40;
+    if (need > cl->value_cap) {
+        char *g = realloc(cl->value, need);
+        if (!g)
+            return SS_ERR_NOMEM;
+        cl->value = g;
+        cl->value_cap = need;
+    }
+    size_t off = 0;
+    cl->value[off++] = '{';
+    for (size_t f = 0; f < cl->nf; f++) {
+        if (isnan(row[f]))
+            continue;
+        char text[32];
+        ss_feature_format(row[f], text, sizeof(text));
+        off +=
+            (size_t)sprintf(cl->value + off, "%s%s:\"%s\"", off > 1 ? "," : "", cl->names[f], text);
+    }
+    cl->value[off++] = '}';
+    *len = off;
+    return 0;
+}
+
+int ss_changelog_send(ss_changelog_t *cl, ss_producer_t *p, const ss_batch_t *b, char *errstr,
+                      size_t errlen) {
+    int32_t max_part = -1;
+    for (size_t u = 0; u < b->n_u; u++)
+        if (b->u_part[u] > max_part)
+            max_part = b->u_part[u];
+    if (reserve_partitions(cl, max_part + 1) < 0) {
+        snprintf(errstr, errlen, "changelog: out of memory");
+        return SS_ERR_NOMEM;
+    }
+    for (size_t u = 0; u < b->n_u; u++) {
+        const unsigned char *ch = b->changed + u * b->nf;
+        size_t any = 0, len;
+        for (size_t f = 0; f < b->nf; f++)
+            any |= ch[f];
+        if (!any)
+            continue;
+        if (format_value(cl, b->state + u * b->nf, &len) < 0) {
+            snprintf(errstr, errlen, "changelog: out of memory");
+            return SS_ERR_NOMEM;
+        }
+        int rc =
+            ss_producer_send(p, cl->cfg->state_changelog_topic, b->u_part[u], b->u_ids[u],
+                             b->u_lens[u], cl->value, len, NULL, 0, NULL, &cl->ack, errstr, errlen);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Wait for the batch's records' reports, then hand their offsets to `keep` (or not). */
+static void settle(ss_changelog_t *cl, int keep) {
+    while (ss_ack_wait(&cl->ack, 1000) > 0)
+        ;
+    pthread_mutex_lock(&cl->ack.lock);
+    for (int32_t p = 0; p < cl->n_parts; p++) {
+        if (keep && cl->ack.next_offset[p] > cl->committed[p])
+            cl->committed[p] = cl->ack.next_offset[p];
+        cl->ack.next_offset[p] = -1;
+    }
+    cl->ack.failed = 0;
+    pthread_mutex_unlock(&cl->ack.lock);
+}
+
+void ss_changelog_committed(ss_changelog_t *cl) {
+    settle(cl, 1);
+}
+
+void ss_changelog_aborted(ss_changelog_t *cl) {
+    settle(cl, 0);
+}
+
+static void queue_checkpoint(ss_cache_t *cache, const char *key, int32_t partition,
+                             int64_t offset) {
+    char field[16], value[24];
+    snprintf(field, sizeof(field), "%d", (int)partition);
+    snprintf(value, sizeof(value), "%lld", (long long)offset);
+    const char *argv[] = {"HSET", key, field, value};
+    ss_cache_queue_command(cache, 4, argv, NULL);
+}
+
+void ss_changelog_queue_checkpoint(ss_changelog_t *cl, ss_cache_t *cache) {
+    for (int32_t p = 0; p < cl->n_parts; p++) {
+        if (cl->committed[p] > cl->checkpointed[p]) {
+            queue_checkpoint(cache, cl->key, p, cl->committed[p]);
+            cl->checkpointed[p] = cl->committed[p];
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ replay on assignment */
+
+/* One changelog record into Redis: HSET of its features, EXPIRE. */
+static void queue_record(const ss_config_t *cfg, ss_cache_t *cache, const rd_kafka_message_t *m) {
+    json_t *root = json_loadb(m->payload, m->len, 0, NULL);
+    size_t n = root && json_is_object(root) ? json_object_size(root) : 0;
+    if (!m->key || n == 0) {
+        json_decref(root);
+        return; /* not a record of this changelog: nothing to apply */
+    }
+    size_t plen = strlen(cfg->redis_key_prefix), argc = 2;
+    char *key = malloc(plen + m->key_len + 1);
+    const char **argv = calloc(2 + 2 * n, sizeof(char *));
+    size_t *lens = calloc(2 + 2 * n, sizeof(size_t));
+    if (key && argv && lens) {
+        memcpy(key, cfg->redis_key_prefix, plen);
+        memcpy(key + plen, m->key, m->key_len);
+        argv[0] = "HSET";
+        argv[1] = key;
+        lens[0] = 4;
+        lens[1] = plen + m->key_len;
+        const char *name;
+        json_t *v;
+        json_object_foreach(root, name, v) {
+            if (!json_is_string(v))
+                continue;
+            argv[argc] = name;
+            lens[argc++] = strlen(name);
+            argv[argc] = json_string_value(v);
+            lens[argc++] = json_string_length(v);
+        }
+        char ttl[24];
+        snprintf(ttl, sizeof(ttl), "%ld", cfg->redis_ttl_seconds);
+        const char *expire[] = {"EXPIRE", key, ttl};
+        size_t elens[] = {6, lens[1], strlen(ttl)};
+        if (argc > 2) {
+            ss_cache_queue_command(cache, argc, argv, lens);
+            ss_cache_queue_command(cache, 3, expire, elens);
+        }
+    }
+    free(key);
+    free(argv);
+    free(lens);
+    json_decref(root);
+}
+
+/* Where each partition's replay starts: its checkpoint, else the beginning. */
+static int start_offsets(ss_changelog_t *cl, ss_cache_t *cache,
+                         const rd_kafka_topic_partition_list_t *parts,
+                         rd_kafka_topic_partition_list_t *from, char *errstr, size_t errlen) {
+    for (int i = 0; i < parts->cnt; i++) {
+        char field[16], value[32];
+        snprintf(field, sizeof(field), "%d", (int)parts->elems[i].partition);
+        int rc = ss_cache_hget(cache, cl->key, field, value, sizeof(value), errstr, errlen);
+        if (rc < 0)
+            return rc;
+        rd_kafka_topic_partition_list_add(from, cl->cfg->state_changelog_topic,
+                                          parts->elems[i].partition)
+            ->offset = rc == 1 ? strtoll(value, NULL, 10) : RD_KAFKA_OFFSET_BEGINNING;
+    }
+    return 0;
+}
+
+/* Consume `from` to its end (read_committed), queueing each record and syncing every 512.
+ * Returns the records applied or a negative code with errstr. */
+static long replay(ss_changelog_t *cl, rd_kafka_t *rk, ss_cache_t *cache,
+                   rd_kafka_topic_partition_list_t *from, int (*stopping)(void *), void *arg,
+                   char *errstr, size_t errlen) {
+    long applied = 0;
+    int left = from->cnt;
+    rd_kafka_resp_err_t err = rd_kafka_assign(rk, from);
+    if (err) {
+        snprintf(errstr, errlen, "changelog: assign: %s", rd_kafka_err2str(err));
+        return SS_ERR_FAIL;
+    }
+    while (left > 0) {
+        if (stopping(arg))
+            return SS_ERR_STOPPED;
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+        if (!m)
+            continue;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            rd_kafka_topic_partition_t *p = rd_kafka_topic_partition_list_find(
+                from, cl->cfg->state_changelog_topic, m->partition);
+            if (p && p->err == 0) {
+                p->err = RD_KAFKA_RESP_ERR__PARTITION_EOF; /* done: remember where */
+                p->offset = m->offset;
+                left--;
+            }
+        } else if (m->err) {
+            ss_warn("changelog: replay: %s", rd_kafka_message_errstr(m));
+        } else {
+            queue_record(cl->cfg, cache, m);
+            applied++;
+        }
+        rd_kafka_message_destroy(m);
+        if (applied % 512 == 0 && ss_cache_pending(cache) > 0 &&
+            ss_cache_sync(cache, errstr, errlen) < 0)
+            return SS_ERR_FAIL;
+    }
+    return applied;
+}
+
+long ss_changelog_restore(ss_changelog_t *cl, ss_cache_t *cache,
+                          const rd_kafka_topic_partition_list_t *parts, int (*stopping)(void *),
+                          void *stop_arg, char *errstr, size_t errlen) {
+    if (parts->cnt == 0)
+        return 0;
+    rd_kafka_topic_partition_list_t *from = rd_kafka_topic_partition_list_new(parts->cnt);
+    rd_kafka_t *rk = NULL;
+    long rc = start_offsets(cl, cache, parts, from, errstr, errlen);
+    if (rc < 0 || !(rk = client(cl->cfg, RD_KAFKA_CONSUMER, errstr, errlen))) {
+        rc = rc < 0 ? rc : SS_ERR_FAIL;
+        goto done;
+    }
+    if ((rc = replay(cl, rk, cache, from, stopping, stop_arg, errstr, errlen)) < 0)
+        goto done;
+    for (int i = 0; i < from->cnt; i++)
+        queue_checkpoint(cache, cl->key, from->elems[i].partition, from->elems[i].offset);
+    if (ss_cache_sync(cache, errstr, errlen) < 0) {
+        rc = SS_ERR_FAIL;
+        goto done;
+    }
+    for (int i = 0; i < from->cnt; i++) { /* where this thread's checkpoints go on from */
+        int32_t p = from->elems[i].partition;
+        if (reserve_partitions(cl, p + 1) == 0)
+            cl->committed[p] = cl->checkpointed[p] = from->elems[i].offset;
+    }
+done:
+    if (rk) {
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+    }
+    rd_kafka_topic_partition_list_destroy(from);
+    return rc;
+}
