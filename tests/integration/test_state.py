@@ -144,10 +144,12 @@ def _metric_sum(samples, name):
     return sum(values) if values else None
 
 
-def _log_lines_naming(worker, word):
-    return [line for line in worker.log_path.read_text(encoding="utf-8",
-                                                       errors="replace").splitlines()
-            if word in line]
+def _redis_error_lines(worker, name):
+    """The worker's log lines about Redis that name the error reply `name`: (lines whose
+    message has it, those of them that also carry it in the redis_error field)."""
+    said = [line for line in worker.log_lines()
+            if line.get("component") == "redis" and name in str(line.get("msg", ""))]
+    return said, [line for line in said if line.get("redis_error") == name]
 
 
 def _group_assignment(admin, group, topic):
@@ -441,6 +443,72 @@ def test_redis_restarted_mid_stream_under_block_loses_no_update(ctx, redis_outag
           f"predictions = reference, {len(customers)} hashes = reference")
 
 
+def test_redis_restarted_empty_the_store_keeps_scoring_and_next_events_make_redis_whole(
+        ctx, redis_outage):
+    """The stack's Redis keeps nothing on disk: stopped mid-stream and started again, it is
+    empty. redis.on.error = block. The worker holds every customer, so its predictions stay
+    the in-order merge of all the events since the start (a worker that re-read the emptied
+    Redis would forget the features of before the restart); and since a flush writes a
+    customer's whole vector, every customer with an event after the restart is whole again
+    in Redis (docs/state.md); the others hold the reference's vector or nothing. Exactly one
+    prediction per event (no rebalance, no restart of the worker: see the test above)."""
+    rng = np.random.default_rng(1308)
+    customers = [f"c-{ctx.uid}-{i:02d}" for i in range(60)]
+    events, placed = [], []
+
+    def send(evs):
+        events.extend(evs)
+        got = h.produce(ctx.input_topic, evs, _encode)
+        placed.extend(got)
+        return got
+
+    w = ctx.start_worker(ctx.props({"redis.on.error": "block", "batch.max.messages": 20}))
+    reader = h.TopicReader(ctx.output_topic)
+    try:
+        send(_several_each(rng, customers, 3, 5, T0))
+        _wait_sources(reader, placed, w, "events before the restart")
+        h.wait_committed(ctx.group, ctx.input_topic, worker=w)
+
+        redis_outage.stop()
+        for k in range(10):  # the worker scores what it holds until a flush needs Redis
+            send(_several_each(rng, customers[:30], 0, 1, T0 + 100_000 + 1000 * k, f_min=1))
+            time.sleep(0.2)
+        assert w.alive(), "the worker exited while Redis was down" + w.describe()
+        redis_outage.start()
+        n_restart = len(events)
+        after_ids = customers[15:45]
+        for k in range(3):
+            send(_several_each(rng, after_ids, 1, 1, T0 + 200_000 + 1000 * k, f_min=1))
+            time.sleep(0.2)
+        _wait_sources(reader, placed, w, "events, all of them, after the restart")
+        h.wait_committed(ctx.group, ctx.input_topic, worker=w)
+        w.stop()
+        reader.drain()
+    finally:
+        reader.close()
+
+    _exactly_one_each(reader.records, placed)
+    expected, final = h.expected_predictions(events, placed, h.PRIMARY_MODEL)
+    _assert_reference(reader.records, expected, "across an emptying Redis restart")
+    # The check tells a held store from a re-read of the emptied Redis: merged from nothing
+    # at the restart, most events after it would differ.
+    forgot, _ = h.expected_predictions(events[n_restart:], placed[n_restart:], h.PRIMARY_MODEL)
+    tells = sum(forgot[p]["hash"] != expected[p]["hash"] for p in placed[n_restart:])
+    assert tells >= (len(events) - n_restart) // 2, \
+        f"test data: only {tells} events after the restart tell the store from none"
+    problems = _redis_problems(ctx.redis, ctx.prefix, final, after_ids)
+    assert not problems, (f"{len(problems)} customers with events after the restart are not "
+                          f"whole in Redis: {problems[:5]}")
+    states, _ = _redis_states(ctx.redis, ctx.prefix, customers)
+    partial = [c for c in customers if states[c] and states[c] != final[c]]
+    assert not partial, f"{len(partial)} hashes neither whole nor absent: {partial[:5]}"
+    print(f"{len(events)} events ({n_restart} before Redis came back empty), all predictions "
+          f"= the merge since the start ({tells} of the {len(events) - n_restart} after the "
+          f"restart differ from a merge from nothing); {len(after_ids)} customers with events "
+          f"after it whole in Redis, {sum(1 for c in customers if states[c])} of "
+          f"{len(customers)} present")
+
+
 def _port_open(port):
     with socket.socket() as s:
         s.settimeout(0.5)
@@ -620,8 +688,9 @@ def test_a_customer_in_the_store_is_read_from_redis_once_not_once_per_batch(ctx)
 
 def test_a_wrong_type_reply_is_logged_by_name_and_counted_and_degrade_keeps_scoring(ctx):
     """A customer's key holds a string, not a hash: Redis answers its reads (and writes)
-    with WRONGTYPE. Under redis.on.error = degrade the worker logs a line naming WRONGTYPE,
-    counts streamscore_redis_errors_total, scores every event exactly once (that customer's
+    with WRONGTYPE. Under redis.on.error = degrade the worker logs a line naming WRONGTYPE
+    (in its message and, as docs/state.md says, in the redis_error field), counts
+    streamscore_redis_errors_total, scores every event exactly once (that customer's
     degraded), leaves the string alone and exits 0 when stopped."""
     rng = np.random.default_rng(1305)
     bad = f"wrongtype-{ctx.uid}"
@@ -639,12 +708,14 @@ def test_a_wrong_type_reply_is_logged_by_name_and_counted_and_degrade_keeps_scor
         s = h.wait_metrics(port, lambda s: (_metric_sum(s, "streamscore_redis_errors_total")
                                             or 0) >= 1, timeout=20, worker=w,
                            what="a Redis error counted")
-        named = _log_lines_naming(w, "WRONGTYPE")
         w.stop()
         reader.drain()
+        said, named = _redis_error_lines(w, "WRONGTYPE")
     finally:
         reader.close()
-    assert named, "no log line names WRONGTYPE" + w.describe()
+    assert said, "no log line about Redis says WRONGTYPE" + w.describe()
+    assert named, (f"{len(said)} log lines say WRONGTYPE but none names it in the redis_error "
+                   f"field (docs/state.md), e.g. {said[0]}")
     _exactly_one_each(reader.records, placed)
     bad_preds = [r for r in reader.records if r["customer_id"] == bad]
     assert any(r["degraded"] for r in bad_preds), \
@@ -654,15 +725,16 @@ def test_a_wrong_type_reply_is_logged_by_name_and_counted_and_degrade_keeps_scor
     errors = _metric_sum(s, "streamscore_redis_errors_total")
     print(f"{len(events)} events scored, {sum(r['degraded'] for r in reader.records)} "
           f"degraded, redis_errors_total {errors}, {len(named)} log lines naming WRONGTYPE, "
-          f"e.g. {named[0][:200]}")
+          f"e.g. {named[0]}")
 
 
 def test_redis_refusing_writes_with_oom_is_named_and_block_holds_the_offsets_until_it_accepts(
         ctx):
     """maxmemory 1 with noeviction makes Redis refuse every write with an OOM error reply
-    while reads still work. Under redis.on.error = block the worker logs a line naming OOM,
-    counts streamscore_redis_errors_total, and stores no offset whose updates Redis does not
-    hold (checked on the frozen Redis against the committed offsets). Once Redis accepts
+    while reads still work. Under redis.on.error = block the worker logs a line naming OOM
+    (message and redis_error field), counts streamscore_redis_errors_total, and stores no
+    offset whose updates Redis does not hold (checked on the frozen Redis against the
+    committed offsets). Once Redis accepts
     writes again: exactly one prediction per event, each the in-order merge reference
     (seeded hashes included), Redis holds the reference's merged vectors, offsets committed
     to the end. Redis' memory settings are restored whatever happens."""
@@ -692,7 +764,7 @@ def test_redis_refusing_writes_with_oom_is_named_and_block_holds_the_offsets_unt
             events += more
             placed += h.produce(ctx.input_topic, more, _encode)
             deadline = time.monotonic() + 20
-            while not _log_lines_naming(w, "OOM"):
+            while not _redis_error_lines(w, "OOM")[0]:
                 assert w.alive(), "the worker exited while Redis refused writes" + w.describe()
                 assert time.monotonic() < deadline, "no log line names OOM 20s into the " \
                                                     "refusals" + w.describe()
@@ -703,13 +775,15 @@ def test_redis_refusing_writes_with_oom_is_named_and_block_holds_the_offsets_unt
             frozen, _ = _redis_states(ctx.redis, ctx.prefix,
                                       sorted({e["customer_id"] for e in events}))
             ends = h.end_offsets(ctx.input_topic)
-            named = _log_lines_naming(w, "OOM")
+            said, named = _redis_error_lines(w, "OOM")
             s = h.wait_metrics(port, lambda s: (_metric_sum(s, "streamscore_redis_errors_total")
                                                 or 0) >= 1, timeout=10, worker=w,
                                what="a Redis error counted")
         finally:
             ctx.redis.config_set("maxmemory", old["maxmemory"])
             ctx.redis.config_set("maxmemory-policy", old["maxmemory-policy"])
+        assert named, (f"{len(said)} log lines say OOM but none names it in the redis_error "
+                       f"field (docs/state.md), e.g. {said[0]}")
         assert committed != ends, f"every offset committed ({committed}) although Redis " \
                                   f"refused the writes of the last events"
         problems = _prefix_problems(events, placed, committed, frozen, seeded)
@@ -728,7 +802,7 @@ def test_redis_refusing_writes_with_oom_is_named_and_block_holds_the_offsets_unt
     assert not problems, f"{len(problems)} hashes differ from the reference: {problems[:5]}"
     print(f"{len(events)} events; while Redis refused writes: committed {committed} of "
           f"{ends}, redis_errors_total {_metric_sum(s, 'streamscore_redis_errors_total')}, "
-          f"{len(named)} lines naming OOM, e.g. {named[0][:200]}; afterwards all = reference")
+          f"{len(named)} lines naming OOM, e.g. {named[0]}; afterwards all = reference")
 
 
 # --------------------------------------------------------------------------- 6. shadow
