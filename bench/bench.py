@@ -9,8 +9,9 @@ the outputs back and turns them into the table and build/bench/results.json.
            source partition and offset) into a .npy file
   offsets  the end offset of every partition of a topic, as JSON
   proc     CPU seconds (utime + stime) and peak RSS (VmHWM) of running processes, as JSON
-  scrape   the worker's /metrics counters and histogram sums, as JSON
+  scrape   the worker's /metrics counters, gauges and histogram sums, as JSON
   sample   VmRSS and CPU of a process every few seconds while it runs (the soak), as JSON lines
+           (with --listen also the local store's size from /metrics)
   report   the table, the ratios, the goals; writes results.json; exit 1 when a run lost
            records or a process failed
   markdown results.json as the Markdown tables of docs/performance.md
@@ -31,6 +32,7 @@ import platform
 import re
 import subprocess
 import sys
+import textwrap
 import time
 import urllib.request
 
@@ -261,36 +263,62 @@ def cmd_proc(a):
 
 
 # ---------------------------------------------------------------------------- scrape
-def cmd_scrape(a):
-    """The worker's counters and histogram sums and counts from /metrics."""
-    try:
-        text = urllib.request.urlopen("http://%s/metrics" % a.listen, timeout=5).read().decode()
-    except OSError as e:
-        log("metrics at %s: %s" % (a.listen, e))
-        print("{}")
-        return 1
-    out = {}
+def parse_metrics(text):
+    """{name: value} of every streamscore_* sample of a Prometheus text page but histogram
+    buckets. A labelled sample is kept as name{labels} too, and its name alone holds the sum
+    over the labels (per thread or per partition: the worker's total) unless the page also
+    has the name without labels."""
+    out, summed, plain = {}, {}, set()
     for line in text.splitlines():
-        m = re.match(r"^(streamscore_[a-z_]+(?:_sum|_count|_total))(?:\{\})? ([0-9.eE+-]+)$",
-                     line)
-        if m:
-            out[m.group(1)] = float(m.group(2))
-    print(json.dumps(out))
-    return 0
+        m = re.match(r"^(streamscore_[a-z0-9_]+)(\{[^}]*\})? ([0-9.eE+-]+|[+-]?Inf|NaN)$", line)
+        if not m or m.group(1).endswith("_bucket"):
+            continue
+        name, labels, v = m.group(1), m.group(2), float(m.group(3))
+        if labels and labels != "{}":
+            out[name + labels] = v
+            summed[name] = summed.get(name, 0.0) + v
+        else:
+            out[name] = v
+            plain.add(name)
+    out.update({k: v for k, v in summed.items() if k not in plain})
+    return out
+
+
+def fetch_metrics(listen):
+    """The worker's /metrics as parse_metrics gives them; None when unreachable."""
+    try:
+        text = urllib.request.urlopen("http://%s/metrics" % listen, timeout=5).read().decode()
+    except OSError as e:
+        log("metrics at %s: %s" % (listen, e))
+        return None
+    return parse_metrics(text)
+
+
+def cmd_scrape(a):
+    """The worker's counters, gauges and histogram sums and counts from /metrics."""
+    out = fetch_metrics(a.listen)
+    print(json.dumps(out or {}))
+    return 0 if out is not None else 1
 
 
 # ---------------------------------------------------------------------------- sample
 def cmd_sample(a):
     """Every --interval s while pid runs (and --until-file does not exist): one JSON line
-    {t, rss_mb, cpu_s}."""
+    {t, rss_mb, cpu_s}, with --listen also store_bytes and store_customers (the worker's
+    streamscore_state_store_bytes and _customers gauges; null when it has none)."""
     t0 = time.monotonic()
     with open(a.out, "w", encoding="utf-8") as f:
         while alive(a.pid) and not (a.until_file and os.path.exists(a.until_file)):
             fig = proc_figures(a.pid)
             if fig is None:
                 break
-            f.write(json.dumps({"t": round(time.monotonic() - t0, 2), "cpu_s": fig[0],
-                                "rss_mb": round(fig[2], 2), "hwm_mb": round(fig[1], 2)}) + "\n")
+            row = {"t": round(time.monotonic() - t0, 2), "cpu_s": fig[0],
+                   "rss_mb": round(fig[2], 2), "hwm_mb": round(fig[1], 2)}
+            if a.listen:
+                m = fetch_metrics(a.listen) or {}
+                row["store_bytes"] = m.get("streamscore_state_store_bytes")
+                row["store_customers"] = m.get("streamscore_state_store_customers")
+            f.write(json.dumps(row) + "\n")
             f.flush()
             time.sleep(a.interval)
     return 0
@@ -364,7 +392,49 @@ def stack_cpu(before, after, events):
     return out
 
 
-def throughput_run(d, name, kind, events):
+def ratio(x, y, nd=4):
+    return round(x / y, nd) if x is not None and y else None
+
+
+def state_figures(m, records=None):
+    """The local store's and Redis's figures of one worker from its /metrics: the store's
+    hit rate (hits / (hits + misses)), size (customers, bytes) and evictions, the Redis time
+    and round trips per batch (per label too, when the histogram has labels), the flushes.
+    A figure the worker does not export is None."""
+    def g(name):
+        return m.get("streamscore_" + name)
+
+    b = g("batches_total") or 0
+    hits, misses = g("state_store_hits_total"), g("state_store_misses_total")
+    customers, nbytes = g("state_store_customers"), g("state_store_bytes")
+    flushes, flushed = g("state_flushes_total"), g("state_flushed_customers_total")
+    rsum, rcount = g("redis_seconds_sum"), g("redis_seconds_count")
+    records = records or g("records_consumed_total")
+    out = {
+        "hit_rate": ratio(hits, hits + misses) if None not in (hits, misses) else None,
+        "hits": hits, "misses": misses, "evictions": g("state_store_evictions_total"),
+        "store_customers": customers, "store_bytes": nbytes,
+        "store_bytes_per_customer": ratio(nbytes, customers, 1),
+        "flushes": flushes, "flushed_customers": flushed,
+        "restored_records": g("state_restored_records_total"),
+        "redis_errors": g("redis_errors_total"),
+        "batches": int(b) if b else None,
+        "redis_ms_per_batch": round(rsum / b * 1e3, 3) if rsum is not None and b else None,
+        "redis_round_trips_per_batch": ratio(rcount, b, 3),
+        "redis_ms_per_round_trip": round(rsum / rcount * 1e3, 3) if rsum and rcount else None,
+        "flushes_per_batch": ratio(flushes, b, 3),
+        "flushed_customers_per_flush": ratio(flushed, flushes, 1),
+        "flushed_customers_per_event": ratio(flushed, records),
+    }
+    by_label = {k[len("streamscore_redis_seconds_sum"):]: v for k, v in m.items()
+                if k.startswith("streamscore_redis_seconds_sum{")}
+    if by_label and b:
+        out["redis_ms_per_batch_by_label"] = {k: round(v / b * 1e3, 3)
+                                              for k, v in sorted(by_label.items())}
+    return out
+
+
+def throughput_run(d, name, kind, events, a=None):
     """The figures of one throughput measurement (stage -> tool -> drained -> stop)."""
     out = {"kind": kind, "name": name}
     problems = []
@@ -395,6 +465,10 @@ def throughput_run(d, name, kind, events):
     out["cpu_s_per_million"] = round(cpu / events * 1e6, 2) if cpu is not None and events else None
     out.update(stack_cpu(os.path.join(d, name + "-stack0.json"),
                          os.path.join(d, name + "-stack.json"), events))
+    # redis-server CPU s per million events is its CPU µs per event
+    out["redis_cpu_us_per_event"] = out.get("redis_cpu_s_per_million")
+    if a is not None and eps:  # the time a thread takes per batch (configured batch size)
+        out["ms_per_batch_per_thread"] = round(a.threads * a.batch / eps * 1e3, 3)
     if arr.shape[1] == 5:  # predictions: every source offset once
         keys = arr[:, 3] * (1 << 40) + arr[:, 4]
         uniq = np.unique(keys)
@@ -426,6 +500,7 @@ def throughput_run(d, name, kind, events):
             }
             out["mean_batch"] = round(m.get("streamscore_batch_size_sum", 0) / b, 1)
             out["batches"] = int(b)
+        out["state"] = state_figures(m, events)
     return out, problems
 
 
@@ -508,8 +583,16 @@ def soak_figures(d, entry, problems):
         return float(np.polyfit(tt / 60, rr, 1)[0]) if len(tt) >= 2 else None
 
     half = t >= t[-1] / 2
+    store = {}
+    sb = [x.get("store_bytes") for x in s]
+    if any(v is not None for v in sb):  # the local store's size, from /metrics
+        hi = int(np.argmax(half))
+        store = {"store_bytes_first": sb[0], "store_bytes_at_half": sb[hi],
+                 "store_bytes_last": sb[-1],
+                 "store_customers_last": s[-1].get("store_customers")}
     return {
         **meta,
+        **store,
         "samples": len(s),
         "seconds": round(float(t[-1]), 1),
         "rss_mb_first": round(float(rss[0]), 1), "rss_mb_last": round(float(rss[-1]), 1),
@@ -559,6 +642,7 @@ def conditions(a, d):
                              text=True).stdout.strip()
     return {
         "events": a.events, "customers": a.customers, "partitions": a.partitions,
+        "cold_events": a.cold_events,
         "threads": a.threads, "python_peer_processes": a.threads,
         "batch_max_messages": a.batch, "batch_max_wait_ms": a.batch_wait_ms,
         "python_peer_batch": a.peer_batch, "repeats": a.repeat,
@@ -631,6 +715,215 @@ def stage_budget(results, runs, a):
             "note": "components: one thread alone; measured: threads x batch / events per s"}
 
 
+# the throughput runs: the worker (at-least-once, hot workload), the pass-through, the Python
+# peer, the worker with delivery = exactly-once (hot) and the worker on the cold workload
+KINDS = ("worker", "passthrough", "python", "eos", "cold")
+WORKER_KINDS = ("worker", "eos", "cold")
+KIND_LABELS = {"worker": "worker, hot", "eos": "worker, exactly-once", "cold": "worker, cold",
+               "passthrough": "Kafka pass-through", "python": "Python peer",
+               "latency": "latency worker", "soak": "soak worker"}
+
+
+def stage_figures(runs, kind):
+    """Medians over the rounds of one kind of worker run: the time per batch and thread and
+    what it is spent on (Redis, predict), the store's hit rate and the Redis load."""
+    def med(get):
+        return median([get(r[kind]) for r in runs if kind in r])
+
+    out = {"ms_per_batch_per_thread": med(lambda f: f.get("ms_per_batch_per_thread")),
+           "mean_batch": med(lambda f: f.get("mean_batch")),
+           "predict_ms_per_batch": med(lambda f: f.get("stages_ms_per_batch", {}).get("predict")),
+           "redis_cpu_us_per_event": med(lambda f: f.get("redis_cpu_us_per_event")),
+           "kafka_cpu_s_per_million": med(lambda f: f.get("kafka_cpu_s_per_million")),
+           "cpu_s_per_million": med(lambda f: f.get("cpu_s_per_million"))}
+    for k in ("hit_rate", "redis_ms_per_batch", "redis_round_trips_per_batch",
+              "redis_ms_per_round_trip", "flushes_per_batch", "flushed_customers_per_flush",
+              "flushed_customers_per_event", "evictions"):
+        out[k] = med(lambda f, k=k: f.get("state", {}).get(k))
+    labels = sorted({lb for r in runs if kind in r
+                     for lb in r[kind].get("state", {}).get("redis_ms_per_batch_by_label", {})})
+    if labels:
+        out["redis_ms_per_batch_by_label"] = {
+            lb: med(lambda f, lb=lb: f.get("state", {}).get("redis_ms_per_batch_by_label",
+                                                            {}).get(lb)) for lb in labels}
+    return out
+
+
+def state_summary(d, runs, a):
+    """Per kind of worker run: the local store's hit rate (median and range over the rounds),
+    its size at the end (largest customers and bytes over the rounds), the peak RSS, and the
+    Redis figures; the same of the latency worker and the soak worker from their /metrics at
+    the end."""
+    out = {}
+    for kind in WORKER_KINDS:
+        if not any(kind in r for r in runs):
+            continue
+        sts = [r[kind].get("state", {}) for r in runs if kind in r]
+
+        def biggest(key, sts=sts):
+            v = [s.get(key) for s in sts if s.get(key) is not None]
+            return max(v) if v else None
+
+        out[kind] = {
+            "events": a.cold_events if kind == "cold" else a.events,
+            "hit_rate": spread([s.get("hit_rate") for s in sts], 4),
+            "store_customers": biggest("store_customers"),
+            "store_bytes": biggest("store_bytes"),
+            "store_bytes_per_customer": median([s.get("store_bytes_per_customer") for s in sts]),
+            "evictions": biggest("evictions"),
+            "rss_mb": max((r[kind]["rss_mb"] for r in runs
+                           if kind in r and r[kind].get("rss_mb") is not None), default=None),
+            **{k: v for k, v in stage_figures(runs, kind).items() if k != "hit_rate"},
+        }
+    for name in ("lat", "soak"):
+        path = os.path.join(d, name + "-metrics.json")
+        if not os.path.exists(path):
+            continue
+        m = read_json(path)
+        st = state_figures(m)
+        proc = last_json_line(os.path.join(d, name + "-proc.json")) or {}
+        out["latency" if name == "lat" else "soak"] = {
+            "events": int(m.get("streamscore_records_consumed_total") or 0),
+            "hit_rate": st["hit_rate"], "store_customers": st["store_customers"],
+            "store_bytes": st["store_bytes"],
+            "store_bytes_per_customer": st["store_bytes_per_customer"],
+            "evictions": st["evictions"], "rss_mb": proc.get("rss_mb"),
+            "redis_ms_per_batch": st["redis_ms_per_batch"],
+            "redis_round_trips_per_batch": st["redis_round_trips_per_batch"],
+            "flushes_per_batch": st["flushes_per_batch"],
+            "mean_batch": ratio(m.get("streamscore_batch_size_sum"),
+                                m.get("streamscore_batches_total"), 1),
+            "predict_ms_per_batch": (round(m["streamscore_predict_seconds_sum"]
+                                           / m["streamscore_batches_total"] * 1e3, 3)
+                                     if m.get("streamscore_predict_seconds_sum") is not None
+                                     and m.get("streamscore_batches_total") else None),
+        }
+    return out
+
+
+def goal(value, met_if, criterion, stages=None, **extra):
+    """One goal: its value, whether it is met (None: not measured), the criterion, and the
+    measured stage figures behind it (printed when it is missed)."""
+    g = {"value": value, "met": None if value is None else bool(met_if(value)),
+         "criterion": criterion, **extra}
+    if stages is not None:
+        g["stages"] = stages
+    return g
+
+
+def goals_of(results, runs, a):
+    """The goals of issue 13, as ratios and figures within this run."""
+    goals = {}
+    ratios = results["ratios"]
+    pt = stage_figures(runs, "passthrough")["ms_per_batch_per_thread"]
+    sb = results.get("stage_budget_ms_per_batch") or {}
+
+    def behind(kind, against=None):
+        """What a thread's batch costs in this kind of run beyond a pass-through batch (and
+        beyond an at-least-once worker batch), and where it goes."""
+        f = stage_figures(runs, kind)
+        out = {"ms_per_batch_per_thread": f["ms_per_batch_per_thread"],
+               "passthrough_ms_per_batch_per_thread": pt,
+               "beyond_passthrough_ms": (round(f["ms_per_batch_per_thread"] - pt, 3)
+                                         if f["ms_per_batch_per_thread"] and pt else None)}
+        if against:
+            w = stage_figures(runs, against)["ms_per_batch_per_thread"]
+            out["at_least_once_ms_per_batch_per_thread"] = w
+            out["beyond_at_least_once_ms"] = (round(f["ms_per_batch_per_thread"] - w, 3)
+                                              if f["ms_per_batch_per_thread"] and w else None)
+        out.update({k: v for k, v in f.items() if k != "ms_per_batch_per_thread"})
+        comp = sb.get("components") or {}
+        if comp and kind == "worker":  # the components run on the hot backlog
+            out["components_one_thread_ms"] = comp
+        # the largest of what a batch does beyond the pass-through's work, ms per batch:
+        # Redis and predict as measured in these runs, the CPU work from the components,
+        # the transaction's extra over an at-least-once batch
+        parts = {"redis": f["redis_ms_per_batch"], "predict": f["predict_ms_per_batch"],
+                 "decode_merge_encode": (round(sum(comp.get(k, 0) for k in (
+                     "decode", "merge_and_hash", "encode")), 3) if comp else None),
+                 "exactly_once_extra": out.get("beyond_at_least_once_ms")}
+        parts = {k: v for k, v in parts.items() if v is not None}
+        if parts:
+            top = max(parts, key=parts.get)
+            out = {"largest_stage": "%s %s ms per batch" % (top, parts[top]), **out}
+        return out
+
+    goals["worker_at_least_0.8_of_passthrough"] = goal(
+        ratios["worker_to_passthrough"]["median"], lambda v: v >= 0.8,
+        "hot workload: worker events/s >= 0.8 x the pass-through's (median over the rounds "
+        "of the ratio within a round)", behind("worker"))
+    goals["worker_at_least_10x_python"] = goal(
+        ratios["worker_to_python"]["median"], lambda v: v >= 10,
+        "worker events/s >= 10 x the Python peer's")
+    goals["cold_at_least_0.5_of_passthrough"] = goal(
+        ratios["cold_to_passthrough"]["median"], lambda v: v >= 0.5,
+        "cold workload (every event a new customer): worker events/s >= 0.5 x the "
+        "pass-through's", behind("cold"))
+    goals["exactly_once_at_least_0.5_of_passthrough"] = goal(
+        ratios["eos_to_passthrough"]["median"], lambda v: v >= 0.5,
+        "hot workload, delivery = exactly-once: worker events/s >= 0.5 x the pass-through's",
+        behind("eos", "worker"))
+    hot = stage_figures(runs, "worker")
+    goals["redis_cpu_at_most_1_us_per_event_hot"] = goal(
+        results["redis_cpu_us_per_event"]["worker"], lambda v: v <= 1.0,
+        "hot workload: redis-server CPU <= 1 us per event (at-least-once worker runs, median)",
+        {k: hot.get(k) for k in ("redis_cpu_us_per_event", "hit_rate",
+                                 "redis_round_trips_per_batch", "redis_ms_per_batch",
+                                 "redis_ms_per_round_trip", "flushes_per_batch",
+                                 "flushed_customers_per_flush", "flushed_customers_per_event",
+                                 "mean_batch")},
+        unit="us/event")
+    half = next((v for v in results["latency_ms"].values() if v["share_of_max"] == 0.5), None)
+    lat_state = results.get("state", {}).get("latency", {})
+    goals["p99_under_10_ms_at_half_max"] = goal(
+        half["p99"] if half else None, lambda v: v <= 10,
+        "p99 latency (event append to prediction append) <= 10 ms at half the worker's "
+        "maximum", {**({k: half.get(k) for k in ("p50", "p95", "p99", "max",
+                                                 "cpu_s_per_million",
+                                                 "offered_events_per_s")} if half else {}),
+                    "batch_max_wait_ms": a.batch_wait_ms,
+                    **{k: lat_state.get(k) for k in ("mean_batch", "redis_ms_per_batch",
+                                                     "predict_ms_per_batch", "flushes_per_batch",
+                                                     "hit_rate")}},
+        unit="ms")
+    soak = results["soak"]
+    if soak and soak.get("slope_mb_per_min_second_half") is not None:
+        growth = soak["growth_mb_second_half"]
+        goals["memory_flat_over_soak"] = {
+            "value": soak["slope_mb_per_min_second_half"], "unit": "MB/min, second half",
+            "seconds": soak["seconds"], "growth_mb_second_half": growth,
+            "criterion": "RSS grows less than 2 MB over the second half of a soak of at least "
+                         "9 minutes",
+            # a short soak says nothing about ten minutes
+            "met": abs(growth) < 2.0 if soak["seconds"] >= 540 else None,
+            "stages": {k: soak.get(k) for k in (
+                "rss_mb_first", "rss_mb_at_half", "rss_mb_last", "rss_mb_max",
+                "store_bytes_first", "store_bytes_at_half", "store_bytes_last",
+                "store_customers_last")}}
+    else:
+        goals["memory_flat_over_soak"] = {"value": None, "met": None,
+                                          "note": "not run (BENCH_SOAK_SECONDS=600 make bench)"}
+    return goals
+
+
+# the stage figures of the throughput goals that markdown puts in a table
+TABLED_STAGES = ("ms_per_batch_per_thread", "beyond_passthrough_ms",
+                 "passthrough_ms_per_batch_per_thread", "redis_ms_per_batch",
+                 "redis_round_trips_per_batch", "predict_ms_per_batch", "hit_rate",
+                 "flushes_per_batch", "components_one_thread_ms")
+TABLED_GOALS = ("worker_at_least_0.8_of_passthrough", "exactly_once_at_least_0.5_of_passthrough",
+                "cold_at_least_0.5_of_passthrough")
+
+
+def fmt_any(v):
+    """A stage figure in a line of text: numbers as they are, a table as name value pairs."""
+    if isinstance(v, dict):
+        return "{%s}" % ", ".join("%s %s" % (k, fmt_any(x)) for k, x in v.items())
+    if isinstance(v, float):
+        return "%g" % v
+    return str(v)
+
+
 def fmt(x, nd=0):
     if x is None:
         return "-"
@@ -648,13 +941,16 @@ def cmd_report(a):
         entry = {"repeat": rep, "order": []}
         for e in plan:
             if e["type"] == "throughput" and e["repeat"] == rep:
-                fig, pr = throughput_run(d, e["name"], e["kind"], a.events)
+                n = a.cold_events if e["kind"] == "cold" else a.events
+                fig, pr = throughput_run(d, e["name"], e["kind"], n, a)
                 entry[e["kind"]] = fig
                 entry["order"].append(e["kind"])
                 problems += pr
-        w, p, y = (entry.get(k, {}).get("events_per_s")
-                   for k in ("worker", "passthrough", "python"))
+        w, p, y, x, cw = (entry.get(k, {}).get("events_per_s")
+                          for k in ("worker", "passthrough", "python", "eos", "cold"))
         entry["worker_to_passthrough"] = round(w / p, 3) if w and p else None
+        entry["eos_to_passthrough"] = round(x / p, 3) if x and p else None
+        entry["cold_to_passthrough"] = round(cw / p, 3) if cw and p else None
         entry["worker_to_python"] = round(w / y, 2) if w and y else None
         wc = entry.get("worker", {}).get("cpu_s_per_million")
         yc = entry.get("python", {}).get("cpu_s_per_million")
@@ -671,11 +967,12 @@ def cmd_report(a):
     }
     results["ratios"] = {
         "worker_to_passthrough": spread([r["worker_to_passthrough"] for r in runs], 3),
+        "eos_to_passthrough": spread([r["eos_to_passthrough"] for r in runs], 3),
+        "cold_to_passthrough": spread([r["cold_to_passthrough"] for r in runs], 3),
         "worker_to_python": spread([r["worker_to_python"] for r in runs], 2),
         "worker_to_python_per_cpu_s": spread([r["worker_to_python_per_cpu_s"] for r in runs], 2),
     }
-    results["events_per_s_runs"] = {k: spread(col(k, "events_per_s"))
-                                    for k in ("worker", "passthrough", "python")}
+    results["events_per_s_runs"] = {k: spread(col(k, "events_per_s")) for k in KINDS}
 
     phases = [e for e in plan if e["type"] == "latency"]
     latency, lat_correct, lat = {}, None, {}
@@ -686,20 +983,21 @@ def cmd_report(a):
         if any(c != 0 for c in codes):
             problems.append("latency: the worker exited with %s on SIGTERM" % codes)
     results["latency_ms"] = latency
-    results["cpu_s_per_million"] = {k: median(col(k, "cpu_s_per_million"))
-                                    for k in ("worker", "passthrough", "python")}
+    results["cpu_s_per_million"] = {k: median(col(k, "cpu_s_per_million")) for k in KINDS}
     results["stack_cpu_s_per_million"] = {
         k: {"kafka": median(col(k, "kafka_cpu_s_per_million")),
             "redis": median(col(k, "redis_cpu_s_per_million"))}
-        for k in ("worker", "passthrough", "python")}
+        for k in KINDS}
+    results["redis_cpu_us_per_event"] = {k: median(col(k, "redis_cpu_us_per_event"))
+                                         for k in KINDS}
     results["rss_mb"] = max((x for x in col("worker", "rss_mb") if x is not None), default=None)
     results["rss_mb_by_tool"] = {k: max((x for x in col(k, "rss_mb") if x is not None),
-                                        default=None) for k in ("worker", "passthrough", "python")}
+                                        default=None) for k in KINDS}
     comp_path = os.path.join(d, "components.json")
     results["components"] = read_json(comp_path) if os.path.exists(comp_path) else None
     extra = {}
     if os.path.exists(os.path.join(d, "pyredis-out.npy")):
-        fig, pr = throughput_run(d, "pyredis", "python", a.events)
+        fig, pr = throughput_run(d, "pyredis", "python", a.events, a)
         extra["python_redis_py"] = fig
         problems += pr
     results["python_redis_client"] = extra.get("python_redis_py")
@@ -720,38 +1018,16 @@ def cmd_report(a):
     results["correctness"] = {
         "throughput": {r["repeat"]: {k: {"missing": r[k]["missing"],
                                          "duplicates": r[k]["duplicates"]}
-                                     for k in ("worker", "passthrough", "python") if k in r}
+                                     for k in KINDS if k in r}
                        for r in runs},
         "latency": lat_correct,
     }
     results["runs"] = runs
     results["latency_worker"] = {k: lat.get(k) for k in ("rss_mb", "cpu_s")} if lat else None
     results["stage_budget_ms_per_batch"] = stage_budget(results, runs, a)
+    results["state"] = state_summary(d, runs, a)
 
-    # goals
-    goals = {}
-    rp = results["ratios"]["worker_to_passthrough"]["median"]
-    ry = results["ratios"]["worker_to_python"]["median"]
-    goals["worker_at_least_0.8_of_passthrough"] = {"value": rp, "met": rp is not None and rp >= 0.8}
-    goals["worker_at_least_10x_python"] = {"value": ry, "met": ry is not None and ry >= 10}
-    half = next((v for v in latency.values() if v["share_of_max"] == 0.5), None)
-    goals["p99_under_10_ms_at_half_max"] = {
-        "value": half["p99"] if half else None,
-        "met": bool(half and half["p99"] is not None and half["p99"] < 10)}
-    soak = results["soak"]
-    if soak and soak.get("slope_mb_per_min_second_half") is not None:
-        growth = soak["growth_mb_second_half"]
-        goals["memory_flat_over_soak"] = {
-            "value": soak["slope_mb_per_min_second_half"], "unit": "MB/min, second half",
-            "seconds": soak["seconds"], "growth_mb_second_half": growth,
-            "criterion": "RSS grows less than 2 MB over the second half of a soak of at least "
-                         "9 minutes",
-            # a short soak says nothing about ten minutes
-            "met": abs(growth) < 2.0 if soak["seconds"] >= 540 else None}
-    else:
-        goals["memory_flat_over_soak"] = {"value": None, "met": None,
-                                          "note": "not run (BENCH_SOAK_SECONDS=600 make bench)"}
-    results["goals"] = goals
+    results["goals"] = goals_of(results, runs, a)
     results["conditions"] = cond
     results["ok"] = not problems
     results["problems"] = problems
@@ -783,8 +1059,11 @@ def cmd_report(a):
                  "Kafka", "Redis"))
     sc = results["stack_cpu_s_per_million"]
     for k, label in (("worker", "streamscore worker"), ("passthrough", "Kafka pass-through (C)"),
-                     ("python", "Python peer")):
+                     ("python", "Python peer"), ("eos", "worker, exactly-once"),
+                     ("cold", "worker, cold workload")):
         e = ew[k]
+        if k in ("eos", "cold") and e["median"] is None:
+            continue
         print(row % (label, fmt(e["median"]), "%s .. %s" % (fmt(e["min"]), fmt(e["max"])),
                      fmt(results["cpu_s_per_million"][k], 2),
                      "%s MB" % fmt(results["rss_mb_by_tool"][k], 1),
@@ -794,13 +1073,39 @@ def cmd_report(a):
         print(row % ("Python peer, redis-py", fmt(x["events_per_s"]), "(one run)",
                      fmt(x["cpu_s_per_million"], 2), "%s MB" % fmt(x["rss_mb"], 1),
                      fmt(x["kafka_cpu_s_per_million"], 2), fmt(x["redis_cpu_s_per_million"], 2)))
-    print("  %-24s %s" % ("", "(CPU s/M: CPU seconds per million events of the process(es); "
-                              "Kafka, Redis: of the broker and redis-server meanwhile)"))
+    print("  %-24s %s" % ("", "(CPU s/M: CPU seconds per million events of the process(es);"))
+    print("  %-24s %s" % ("", " Kafka, Redis: of the broker and redis-server meanwhile; Redis CPU "
+                              "s/M = its CPU us per event)"))
+    if ew["cold"]["median"] is not None:
+        print("  %-24s %s" % ("", "(cold workload: %s events, each of a new customer)"
+                              % fmt(a.cold_events)))
     for k, label in (("worker_to_passthrough", "worker / pass-through"),
                      ("worker_to_python", "worker / Python peer"),
-                     ("worker_to_python_per_cpu_s", "per CPU second: w / peer")):
+                     ("worker_to_python_per_cpu_s", "per CPU second: w / peer"),
+                     ("eos_to_passthrough", "exactly-once / pass-thr."),
+                     ("cold_to_passthrough", "cold / pass-through")):
         r = results["ratios"][k]
+        if r["median"] is None and k in ("eos_to_passthrough", "cold_to_passthrough"):
+            continue
         print("  %-24s %10s %20s" % (label, r["median"], "%s .. %s" % (r["min"], r["max"])))
+    st = results["state"]
+    if st:
+        print(line)
+        row = "  %-22s %8s %9s %9s %7s %8s %8s %8s %7s %7s"
+        print(row % ("local store, Redis", "hit rate", "customers", "store MB", "B/cust",
+                     "peak RSS", "Redis us", "Redis ms", "trips", "flushes"))
+        for k, v in st.items():
+            hr = v["hit_rate"]["median"] if isinstance(v["hit_rate"], dict) else v["hit_rate"]
+            print(row % (KIND_LABELS[k], fmt(hr, 4) if hr is not None else "-",
+                         fmt(v["store_customers"]),
+                         fmt(v["store_bytes"] / 1e6 if v["store_bytes"] is not None else None, 1),
+                         fmt(v["store_bytes_per_customer"]), "%s MB" % fmt(v["rss_mb"], 1),
+                         fmt(v.get("redis_cpu_us_per_event"), 2), fmt(v["redis_ms_per_batch"], 3),
+                         fmt(v["redis_round_trips_per_batch"], 2), fmt(v["flushes_per_batch"], 2)))
+        print("  %-22s %s" % ("", "(from /metrics at the end of each run; hit rate = hits / "
+                                  "(hits + misses);"))
+        print("  %-22s %s" % ("", " Redis us: redis-server CPU per event; Redis ms, trips, "
+                                  "flushes: per batch)"))
     print(line)
     row = "  %-26s %7s %7s %7s %7s %9s %8s %7s %7s %7s"
     print(row % ("latency (append to append)", "p50 ms", "p95 ms", "p99 ms", "max ms", "events",
@@ -836,17 +1141,27 @@ def cmd_report(a):
                   sb["components_sum"], sb["work_beyond_kafka"], sb["worker_measured"],
                   sb["passthrough_measured"], sb["worker_run"].get("redis_read_and_write"),
                   sb["worker_run"].get("predict")))
+    soak = results["soak"]
     if soak and soak.get("slope_mb_per_min") is not None:
         print(line)
         print("  soak %s s at %s/s: RSS %s -> %s MB (max %s), slope %s MB/min, second half %s "
               "MB/min" % (soak["seconds"], fmt(soak.get("rate")), soak["rss_mb_first"],
                           soak["rss_mb_last"], soak["rss_mb_max"], soak["slope_mb_per_min"],
                           soak["slope_mb_per_min_second_half"]))
+        if soak.get("store_bytes_last") is not None:
+            print("    local store %s -> %s bytes (at half time %s), %s customers at the end" % (
+                fmt(soak["store_bytes_first"]), fmt(soak["store_bytes_last"]),
+                fmt(soak["store_bytes_at_half"]), fmt(soak["store_customers_last"])))
+    goals = results["goals"]
     print(line)
     for k, g in goals.items():
         state = "met" if g["met"] else ("MISSED" if g["met"] is not None else
                                         "not run" if g["value"] is None else "too short")
         print("  goal %-40s %-8s %s" % (k, state, g["value"]))
+        if g["met"] is False and g.get("stages"):
+            print(textwrap.fill("held back by: " + ", ".join(
+                "%s %s" % (n, fmt_any(v)) for n, v in g["stages"].items() if v is not None),
+                width=100, initial_indent="    ", subsequent_indent="      "))
     if "python_matches_worker" in results:
         v = results["python_matches_worker"]
         print("  Python peer vs worker: %s predictions compared, %s mismatched, %s" % (
@@ -874,8 +1189,13 @@ def cmd_markdown(a):
     out.append("|---|---:|---:|---:|---:|---:|---:|")
     for k, label in (("worker", "streamscore worker, %d threads" % c["threads"]),
                      ("passthrough", "Kafka pass-through (C), %d threads" % c["threads"]),
-                     ("python", "Python peer, %d processes" % c["threads"])):
-        e = ew[k]
+                     ("python", "Python peer, %d processes" % c["threads"]),
+                     ("eos", "streamscore worker, exactly-once, %d threads" % c["threads"]),
+                     ("cold", "streamscore worker, cold workload (%s new customers), %d threads"
+                      % (fmt(c.get("cold_events")), c["threads"]))):
+        e = ew.get(k)
+        if not e or e["median"] is None:
+            continue
         out.append("| %s | %s | %s – %s | %s | %s | %s | %s MB |" % (
             label, fmt(e["median"]), fmt(e["min"]), fmt(e["max"]),
             fmt(r["cpu_s_per_million"][k], 1), fmt(sc[k]["kafka"], 1), fmt(sc[k]["redis"], 1),
@@ -892,9 +1212,33 @@ def cmd_markdown(a):
     out.append("|---|---:|---:|")
     for k, label in (("worker_to_passthrough", "worker / pass-through"),
                      ("worker_to_python", "worker / Python peer"),
-                     ("worker_to_python_per_cpu_s", "worker / Python peer, per CPU second")):
-        q = r["ratios"][k]
+                     ("worker_to_python_per_cpu_s", "worker / Python peer, per CPU second"),
+                     ("eos_to_passthrough", "worker exactly-once / pass-through"),
+                     ("cold_to_passthrough", "worker on the cold workload / pass-through")):
+        q = r["ratios"].get(k)
+        if not q or q["median"] is None:
+            continue
         out.append("| %s | %s | %s – %s |" % (label, q["median"], q["min"], q["max"]))
+    st = r.get("state")
+    if st:
+        out.append("")
+        out.append("| local store and Redis, at the end of the run | store hit rate | customers "
+                   "in the store | store bytes | bytes per customer | peak RSS | Redis CPU µs "
+                   "per event | Redis ms per batch | Redis round trips per batch | flushes per "
+                   "batch |")
+        out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for k, v in st.items():
+            hr = v["hit_rate"]
+            if isinstance(hr, dict):
+                hr = ("%s (%s – %s)" % (fmt(hr["median"], 4), fmt(hr["min"], 4),
+                                        fmt(hr["max"], 4)) if hr["median"] is not None else "-")
+            else:
+                hr = fmt(hr, 4)
+            out.append("| %s | %s | %s | %s | %s | %s MB | %s | %s | %s | %s |" % (
+                KIND_LABELS.get(k, k), hr, fmt(v["store_customers"]), fmt(v["store_bytes"]),
+                fmt(v["store_bytes_per_customer"]), fmt(v["rss_mb"], 1),
+                fmt(v.get("redis_cpu_us_per_event"), 2), fmt(v["redis_ms_per_batch"], 3),
+                fmt(v["redis_round_trips_per_batch"], 2), fmt(v["flushes_per_batch"], 2)))
     out.append("")
     out.append("| offered rate (share of the worker's maximum) | p50 ms | p95 ms | p99 ms | max ms "
                "| events | worker CPU s/M | load generator CPU s/M | broker CPU s/M | "
@@ -933,6 +1277,44 @@ def cmd_markdown(a):
                        c["batch_max_messages"], ", ".join("%s %s ms" % (k.replace("_", " "), v)
                                                           for k, v in sb["components"].items()),
                        sb["components_sum"], sb["worker_measured"], sb["passthrough_measured"]))
+    goals = r.get("goals")
+    if goals:
+        out.append("")
+        out.append("| goal | value | met | criterion |")
+        out.append("|---|---:|---|---|")
+        for k, g in goals.items():
+            state = ("yes" if g["met"] else "**no**" if g["met"] is not None else
+                     "not run" if g["value"] is None else "too short")
+            out.append("| `%s` | %s | %s | %s |" % (k, "-" if g["value"] is None else g["value"],
+                                                    state, g.get("criterion", g.get("note", ""))))
+        runs = [(label, goals.get(k, {}).get("stages")) for label, k in (
+            ("worker, hot", "worker_at_least_0.8_of_passthrough"),
+            ("worker, exactly-once", "exactly_once_at_least_0.5_of_passthrough"),
+            ("worker, cold", "cold_at_least_0.5_of_passthrough"))]
+        runs = [(label, g) for label, g in runs if g and g.get("ms_per_batch_per_thread")]
+        if runs:
+            out.append("")
+            out.append("| where a batch's time goes (medians over the rounds) | ms per batch and "
+                       "thread | beyond the pass-through's | Redis ms per batch | Redis round "
+                       "trips per batch | predict ms per batch | store hit rate | flushes per "
+                       "batch | largest stage |")
+            out.append("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+            for label, g in runs:
+                out.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                    label, g["ms_per_batch_per_thread"], g["beyond_passthrough_ms"],
+                    fmt(g["redis_ms_per_batch"], 3), fmt(g["redis_round_trips_per_batch"], 2),
+                    fmt(g["predict_ms_per_batch"], 3), fmt(g["hit_rate"], 4),
+                    fmt(g["flushes_per_batch"], 2), g.get("largest_stage", "-")))
+            out.append("")
+            out.append("The pass-through takes %s ms per batch and thread." % fmt(
+                runs[0][1]["passthrough_ms_per_batch_per_thread"], 3))
+        for k, g in goals.items():
+            if g["met"] is False and g.get("stages"):
+                out.append("")
+                out.append("`%s` missed; measured: %s." % (k, ", ".join(
+                    "%s %s" % (n.replace("_", " "), fmt_any(v))
+                    for n, v in g["stages"].items() if v is not None
+                    and not (n in TABLED_STAGES and k in TABLED_GOALS))))
     s = r.get("soak")
     if s and s.get("slope_mb_per_min") is not None:
         out.append("")
@@ -943,6 +1325,11 @@ def cmd_markdown(a):
                        s["rss_mb_first"], s["rss_mb_at_half"], s["rss_mb_last"], s["rss_mb_max"],
                        s["slope_mb_per_min"], s["slope_mb_per_min_second_half"],
                        s["growth_mb_second_half"]))
+        if s.get("store_bytes_last") is not None:
+            out[-1] += (" The local store: %s bytes at the first sample, %s at half time, %s at "
+                        "the end (%s customers)." % (
+                            fmt(s["store_bytes_first"]), fmt(s["store_bytes_at_half"]),
+                            fmt(s["store_bytes_last"]), fmt(s["store_customers_last"])))
     print("\n".join(out))
     return 0
 
@@ -992,6 +1379,8 @@ def main(argv=None):
     sa.add_argument("--interval", type=float, default=5)
     sa.add_argument("--out", required=True)
     sa.add_argument("--until-file", help="stop once this file exists")
+    sa.add_argument("--listen", help="host:port of the worker's metrics.listen: sample the "
+                                     "local store's size too")
     rp = sub.add_parser("report")
     rp.add_argument("--dir", required=True)
     rp.add_argument("--bin", required=True, help="the streamscore binary (for --version)")
@@ -999,6 +1388,8 @@ def main(argv=None):
               "peer-batch", "repeat"):
         rp.add_argument("--" + k, type=int, required=True)
     rp.add_argument("--latency-seconds", type=float, required=True)
+    rp.add_argument("--cold-events", type=int, default=0,
+                    help="events (and distinct customers) of the cold workload")
     rp.add_argument("--loadavg", required=True)
     rp.add_argument("--started", required=True, help="UTC date and time of the start")
     sub.add_parser("calibrate")

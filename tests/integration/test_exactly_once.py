@@ -15,9 +15,12 @@ def test_exactly_once_survives_sigkill_with_one_prediction_per_event_for_read_co
     events = h.random_events(rng, customers, N)
     placed = h.produce(ctx.input_topic, events,
                        lambda ev: h.encode_avro(h.EVENT_SCHEMA_PATH, ev))
-    # Small batches, so the first run is mid-stream when it is killed; a short session
-    # timeout, so the killed members leave the group quickly.
+    # Small batches, one transaction each (delivery.commit.interval.ms = 0), so the first run
+    # is mid-stream when it is killed; a short session timeout, so the killed members leave
+    # the group quickly. Transactions spanning batches (the default) are killed at named
+    # points in test_state_eos.py.
     props = ctx.props({"delivery": "exactly-once", "batch.max.messages": 25,
+                       "delivery.commit.interval.ms": 0,
                        "kafka.consumer.session.timeout.ms": 6000})
     committed_reader = h.TopicReader(ctx.output_topic)  # read_committed (librdkafka default)
     try:

@@ -264,8 +264,11 @@ def test_redis_stopped_and_restarted_mid_stream_loses_nothing(
     else:
         assert acc["degraded"] > 0, "no degraded prediction while Redis was down"
         assert acc["degraded"] < acc["predictions_out"], "every prediction degraded"
-        detail = ("as above, under degrade: while Redis is away the worker scores each event "
-                  "with its own features and marks the prediction degraded.")
+        detail = ("as above, under degrade: while Redis is away the worker scores the "
+                  "customers its threads hold with their known features (state.mode = owned, "
+                  "docs/state.md), and a customer new to it with its event's own features, "
+                  "marking that prediction degraded; the writes it could not make are given "
+                  "up.")
     reliability.append(s.row(acc, detail, f"{acc['degraded']} degraded predictions, "
                                           f"{acc['duplicates']} duplicates"))
 

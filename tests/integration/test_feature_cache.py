@@ -2,6 +2,7 @@
 written back to Redis with a TTL."""
 
 import numpy as np
+import pytest
 
 import harness as h
 
@@ -87,7 +88,12 @@ def test_partial_events_merge_with_cached_features_and_write_back_with_ttl(ctx):
     assert len(problems) == 0, f"{len(problems)} cache problems: {problems[:10]}"
 
 
-def test_only_the_features_an_event_carries_are_written_back_and_every_ttl_is_refreshed(ctx):
+@pytest.mark.parametrize("state_mode", ["shared", "owned"])
+def test_what_is_written_back_and_every_ttl_is_refreshed(ctx, state_mode):
+    """shared (another service may write the same hashes): only the features an event carries
+    are written back. owned: the customer's whole known vector, in its canonical text (so
+    that a Redis that lost the hash is made whole by the next event). Both refresh the TTL of
+    every customer that had an event."""
     # Cached text the worker would never write itself ("24.0", "070.35"): a rewrite of a
     # field the events did not carry would show as its canonical form ("24", "70.35").
     t = 1_700_000_000_000
@@ -101,14 +107,20 @@ def test_only_the_features_an_event_carries_are_written_back_and_every_ttl_is_re
     events = [h.make_event(carried, t, rng, logins_30d=9, support_calls_30d=2),
               h.make_event(silent, t + 1, rng)]
     h.produce(ctx.input_topic, events, lambda e: h.encode_avro(h.EVENT_SCHEMA_PATH, e))
-    props = ctx.props({"redis.ttl.seconds": TTL})
+    props = ctx.props({"redis.ttl.seconds": TTL, "state.mode": state_mode})
     records, undecodable = ctx.run_until(props, len(events))
     assert not undecodable and len(records) == len(events)
 
     got = ctx.redis.hgetall(ctx.redis_key(carried))
-    assert got == {"tenure_months": "24.0", "monthly_charges": "070.35", "logins_30d": "9",
-                   "support_calls_30d": "2"}, got
-    assert ctx.redis.hgetall(ctx.redis_key(silent)) == cached
+    if state_mode == "shared":
+        assert got == {"tenure_months": "24.0", "monthly_charges": "070.35",
+                       "logins_30d": "9", "support_calls_30d": "2"}, got
+        assert ctx.redis.hgetall(ctx.redis_key(silent)) == cached
+    else:
+        assert got == {"tenure_months": "24", "monthly_charges": "70.35", "logins_30d": "9",
+                       "support_calls_30d": "2"}, got
+        assert ctx.redis.hgetall(ctx.redis_key(silent)) == {
+            "tenure_months": "24", "monthly_charges": "70.35", "logins_30d": "3"}
     for cid in (carried, silent):
         ttl = ctx.redis.ttl(ctx.redis_key(cid))
         assert 50 < ttl <= TTL, f"{cid}: TTL {ttl} was not refreshed to {TTL}"

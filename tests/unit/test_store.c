@@ -16,8 +16,9 @@ typedef struct seen {
     unsigned char changed[16][3];
 } seen_t;
 
-static void record(void *arg, const char *id, size_t len, const float *vec,
+static void record(void *arg, const char *id, size_t len, int32_t partition, const float *vec,
                    const unsigned char *changed) {
+    (void)partition;
     seen_t *s = arg;
     if (s->n >= 16)
         return;

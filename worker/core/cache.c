@@ -1,6 +1,6 @@
-/* cache.c - the Redis feature cache over hiredis. One connection per worker thread,
- * one pipeline per batch for reads and one for writes; a broken connection is dropped
- * and re-established on the next call, so the caller's retry policy decides. */
+/* cache.c - the Redis feature cache over hiredis. Two connections per worker thread, one
+ * for pipelined reads and one for the queue of writes; a broken connection is dropped and
+ * re-established on the next call, so the caller's retry policy decides. */
 #include "cache.h"
 
 #include <hiredis/hiredis.h>
@@ -19,8 +19,13 @@ typedef struct ss_resp {
     int oom;
 } ss_resp_t;
 
+enum { READS = 0, WRITES = 1 };
+
 struct ss_cache {
-    redisContext *ctx;
+    /* two connections: reads never wait behind a flush's writes in Redis' queue; `ctx` is the
+     * one in use (use()), conn[] holds both */
+    redisContext *ctx, *conn[2];
+    int cur;
     char *host, *password, *prefix;
     int port, db;
     long ttl, timeout_ms;
@@ -44,6 +49,13 @@ struct ss_cache {
     const char *error_what; /* the command the first error answered */
     char error[256];
 };
+
+/* Work on connection `which` from here on (every function below uses c->ctx). */
+static void use(ss_cache_t *c, int which) {
+    c->conn[c->cur] = c->ctx;
+    c->cur = which;
+    c->ctx = c->conn[which];
+}
 
 static void drop(ss_cache_t *c) {
     if (c->ctx) {
@@ -268,6 +280,9 @@ oom:
 void ss_cache_destroy(ss_cache_t *c) {
     if (!c)
         return;
+    use(c, WRITES);
+    drop(c);
+    use(c, READS);
     drop(c);
     free(c->host);
     free(c->password);
@@ -347,50 +362,62 @@ static int append_queued(ss_cache_t *c) {
     return 0;
 }
 
-/* Send what is queued (writes not yet sent, then the call's reads in c->rd), read the
- * replies of every write sent and of `n_reads` reads. Acknowledged writes leave the queue;
- * on any failure they stay, to be sent again. 0, SS_ERR_NOMEM, or SS_ERR_FAIL with errstr. */
-static int roundtrip(ss_cache_t *c, size_t n_reads, float *out, char *errstr, size_t errlen) {
+/* On the connection in use: send the queued writes (`writes`) or the call's reads in c->rd,
+ * and read the replies of every write sent or of the `n_reads` reads. Acknowledged writes
+ * leave the queue; on any failure they stay, to be sent again. 0, SS_ERR_NOMEM, or
+ * SS_ERR_FAIL with errstr. */
+static int roundtrip(ss_cache_t *c, int writes, size_t n_reads, float *out, char *errstr,
+                     size_t errlen) {
     if (c->rd.oom || c->wq.oom) {
         c->rd.oom = 0;
         snprintf(errstr, errlen, "cache: out of memory");
         return SS_ERR_NOMEM;
     }
     if (ensure(c, errstr, errlen) < 0) {
-        unsend(c);
+        if (writes)
+            unsend(c);
         return SS_ERR_FAIL;
     }
-    if (append_queued(c) < 0 ||
-        (n_reads && redisAppendFormattedCommand(c->ctx, c->rd.p, c->rd.len) != REDIS_OK))
-        return failed(c, errstr, errlen, n_reads ? "HMGET" : "HSET/EXPIRE");
+    if (writes ? append_queued(c) < 0
+               : redisAppendFormattedCommand(c->ctx, c->rd.p, c->rd.len) != REDIS_OK) {
+        if (writes)
+            return failed(c, errstr, errlen, "HSET/EXPIRE");
+        snprintf(errstr, errlen, "redis HMGET: %s", c->ctx->errstr);
+        drop(c);
+        return SS_ERR_FAIL;
+    }
     redisReplyObjectFunctions *fn = c->ctx->reader->fn;
     void *priv = c->ctx->reader->privdata;
     c->ctx->reader->fn = &marker_replies;
     c->ctx->reader->privdata = c;
     c->error_replies = 0;
     c->error_what = NULL;
-    if (read_replies(c, c->sent_replies, n_reads, out, errstr, errlen) < 0) {
+    if (read_replies(c, writes ? c->sent_replies : 0, n_reads, out, errstr, errlen) < 0) {
         /* freed with the marker functions still in place: a reply cut off mid-way is held by
          * the reader, and must not reach hiredis' own freeReplyObject */
         drop(c);
-        unsend(c);
+        if (writes)
+            unsend(c);
         return SS_ERR_FAIL;
     }
     c->ctx->reader->fn = fn;
     c->ctx->reader->privdata = priv;
     if (c->error_replies) {
         snprintf(errstr, errlen, "redis %s: %s", c->error_what, c->error);
-        unsend(c);
+        if (writes)
+            unsend(c);
         return SS_ERR_FAIL;
     }
-    c->wq.len = c->wq_sent = c->sent_replies = 0;
+    if (writes)
+        c->wq.len = c->wq_sent = c->sent_replies = 0;
     return 0;
 }
 
 int ss_cache_read(ss_cache_t *c, const char *const *ids, const size_t *lens, size_t n, float *out,
                   char *errstr, size_t errlen) {
     if (n == 0)
-        return ss_cache_sync(c, errstr, errlen);
+        return 0;
+    use(c, READS);
     c->rd.len = 0;
     for (size_t i = 0; i < n; i++) {
         put_len(&c->rd, '*', 2 + c->n_features);
@@ -398,7 +425,7 @@ int ss_cache_read(ss_cache_t *c, const char *const *ids, const size_t *lens, siz
         put_key(c, &c->rd, ids[i], lens[i]);
         put(&c->rd, c->names, c->name_off[c->n_features]);
     }
-    return roundtrip(c, n, out, errstr, errlen);
+    return roundtrip(c, 0, n, out, errstr, errlen);
 }
 
 void ss_cache_queue_write(ss_cache_t *c, const char *id, size_t len, const float *row,
@@ -442,6 +469,7 @@ void ss_cache_queue_command(ss_cache_t *c, size_t argc, const char *const *argv,
 int ss_cache_send(ss_cache_t *c, char *errstr, size_t errlen) {
     if (c->wq.len == c->wq_sent)
         return 0;
+    use(c, WRITES);
     if (c->wq.oom) {
         snprintf(errstr, errlen, "cache: out of memory");
         return SS_ERR_NOMEM;
@@ -460,7 +488,8 @@ int ss_cache_send(ss_cache_t *c, char *errstr, size_t errlen) {
 int ss_cache_sync(ss_cache_t *c, char *errstr, size_t errlen) {
     if (c->wq.len == 0)
         return 0;
-    return roundtrip(c, 0, NULL, errstr, errlen);
+    use(c, WRITES);
+    return roundtrip(c, 1, 0, NULL, errstr, errlen);
 }
 
 size_t ss_cache_pending(const ss_cache_t *c) {
@@ -468,6 +497,7 @@ size_t ss_cache_pending(const ss_cache_t *c) {
 }
 
 void ss_cache_discard(ss_cache_t *c) {
+    use(c, WRITES);
     if (c->sent_replies && c->ctx) /* replies still due on this connection: start afresh */
         drop(c);
     c->wq.len = c->wq_sent = c->sent_replies = c->unsent_replies = 0;
@@ -485,6 +515,7 @@ int ss_cache_write(ss_cache_t *c, const char *const *ids, const size_t *lens, si
 int ss_cache_hget(ss_cache_t *c, const char *key, const char *field, char *out, size_t outlen,
                   char *errstr, size_t errlen) {
     int rc = ss_cache_sync(c, errstr, errlen);
+    use(c, READS);
     if (rc < 0 || (rc = ensure(c, errstr, errlen)) < 0)
         return rc;
     redisReply *r = redisCommand(c->ctx, "HGET %s %s", key, field);

@@ -1,6 +1,6 @@
-/* cache.h - customers' feature vectors in Redis, read and written in one pipeline per
- * batch. Layout: hash <redis.key.prefix><customer id>, field = feature name, value =
- * the feature's text form; missing features are absent; TTL refreshed on each write. */
+/* cache.h - customers' feature vectors in Redis, read and written in pipelines. Layout: hash
+ * <redis.key.prefix><customer id>, field = feature name, value = the feature's text form; missing
+ * features are absent; TTL refreshed on each write. */
 #ifndef SS_CACHE_H
 #define SS_CACHE_H
 
@@ -17,14 +17,15 @@ ss_cache_t *ss_cache_new(const ss_config_t *cfg, char *const *features, size_t n
                          char *errstr, size_t errlen);
 void ss_cache_destroy(ss_cache_t *c);
 
-/* Writes are queued, sent in order on the one connection (before any later read, so that a
- * read sees every earlier write) and leave the queue once Redis acknowledged them; a write
+/* Writes are queued, sent in order on a connection of their own (so that a read never waits
+ * behind a flush in Redis' queue: a read sees a write only once ss_cache_sync acknowledged
+ * it) and leave the queue once Redis acknowledged them; a write
  * that failed or was not answered stays queued and is sent again with the next call (HSET of
  * values and EXPIRE are idempotent). Error replies are reported with Redis' own words, which
  * begin with its name for the error (WRONGTYPE, READONLY, OOM, NOAUTH, ...). */
 
-/* Read the vectors of `n` customers into out[n * n_features] (NaN where absent), after
- * sending the queued writes and reading their replies. Returns 0, or SS_ERR_FAIL with errstr
+/* Read the vectors of `n` customers into out[n * n_features] (NaN where absent), on the
+ * reading connection. Returns 0, or SS_ERR_FAIL with errstr
  * when Redis fails or answers an error (the connection is re-established on the next call),
  * or SS_ERR_NOMEM. */
 int ss_cache_read(ss_cache_t *c, const char *const *ids, const size_t *lens, size_t n, float *out,

@@ -85,6 +85,7 @@ typedef struct ss_config {
     long state_changelog_replication_factor;
     int delivery; /* SS_DELIVERY_AT_LEAST_ONCE or SS_DELIVERY_EXACTLY_ONCE */
     char *transactional_id;
+    long delivery_commit_interval_ms;
     long worker_threads;
     long batch_max_messages;
     long batch_max_wait_ms;

@@ -84,7 +84,7 @@ ss_producer_t *ss_producer_new(const ss_config_t *cfg, const char *transactional
         goto fail;
     }
     /* Defaults a user may override; delivery guarantees are not among them. */
-    ss_kafka_conf_default(conf, "linger.ms", "2");
+    ss_kafka_conf_default(conf, "linger.ms", "1");
     ss_kafka_conf_default(conf, "client.id", "streamscore");
     if (ss_kafka_conf_apply(conf, cfg, SS_KAFKA_PRODUCER, errstr, errlen) < 0)
         goto fail;

@@ -182,7 +182,7 @@ static void grow(ss_store_t *s) {
 static void evict_one(ss_store_t *s) {
     entry_t *e = s->lru;
     if (e->dirty && s->evicted)
-        s->evicted(s->arg, id_of(s, e), e->id_len, e->vec, flags_of(s, e));
+        s->evicted(s->arg, id_of(s, e), e->id_len, e->partition, e->vec, flags_of(s, e));
     forget(s, e);
     s->evictions++;
 }
@@ -232,12 +232,17 @@ size_t ss_store_take_dirty(ss_store_t *s, ss_store_write_fn fn, void *arg) {
     size_t n = 0;
     while (s->dirty) {
         entry_t *e = s->dirty;
-        fn(arg, id_of(s, e), e->id_len, e->vec, flags_of(s, e));
+        fn(arg, id_of(s, e), e->id_len, e->partition, e->vec, flags_of(s, e));
         memset(flags_of(s, e), 0, s->nf);
         dirty_unlink(s, e);
         n++;
     }
     return n;
+}
+
+void ss_store_each(ss_store_t *s, ss_store_write_fn fn, void *arg) {
+    for (entry_t *e = s->mru; e; e = e->lru_next)
+        fn(arg, id_of(s, e), e->id_len, e->partition, e->vec, flags_of(s, e));
 }
 
 size_t ss_store_dirty(const ss_store_t *s) {

@@ -13,10 +13,10 @@
 
 typedef struct ss_store ss_store_t;
 
-/* A customer whose changes must reach Redis: its id, its merged vector (n_features floats,
+/* A customer handed out: its id, its partition, its merged vector (n_features floats,
  * NaN = unknown) and the features changed since the last flush (n_features flags). */
-typedef void (*ss_store_write_fn)(void *arg, const char *id, size_t id_len, const float *vec,
-                                  const unsigned char *changed);
+typedef void (*ss_store_write_fn)(void *arg, const char *id, size_t id_len, int32_t partition,
+                                  const float *vec, const unsigned char *changed);
 
 typedef struct ss_store_stats {
     long hits, misses, evictions;
@@ -44,6 +44,9 @@ int ss_store_put(ss_store_t *s, const char *id, size_t len, int32_t partition, c
 
 /* Hand every customer with marked changes to `fn` and clear the marks; returns how many. */
 size_t ss_store_take_dirty(ss_store_t *s, ss_store_write_fn fn, void *arg);
+
+/* Hand every customer held to `fn`, most recently used first; the store is unchanged. */
+void ss_store_each(ss_store_t *s, ss_store_write_fn fn, void *arg);
 
 /* Customers with marked changes. */
 size_t ss_store_dirty(const ss_store_t *s);

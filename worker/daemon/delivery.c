@@ -9,12 +9,14 @@
 #include "log.h"
 
 ss_delivery_t *ss_delivery_new(const ss_config_t *cfg, int index, ss_producer_t *shared,
-                               ss_ack_t *ack, char *errstr, size_t errlen) {
+                               ss_ack_t acks[2], char *errstr, size_t errlen) {
     ss_delivery_t *d = ss_zalloc(sizeof(*d), "delivery", errstr, errlen);
     if (!d)
         return NULL;
     d->cfg = cfg;
-    d->ack = ack;
+    d->acks[0] = &acks[0];
+    d->acks[1] = &acks[1];
+    d->ack = d->acks[0];
     if (cfg->delivery == SS_DELIVERY_EXACTLY_ONCE) {
         char tid[512];
         snprintf(tid, sizeof(tid), "%s-%d", cfg->transactional_id, index);
@@ -35,7 +37,19 @@ void ss_delivery_destroy(ss_delivery_t *d) {
     if (!d)
         return;
     ss_producer_destroy(d->own, d->cfg->shutdown_timeout_ms);
+    if (d->txn_offsets)
+        rd_kafka_topic_partition_list_destroy(d->txn_offsets);
+    if (d->unacked)
+        rd_kafka_topic_partition_list_destroy(d->unacked);
     free(d);
+}
+
+void ss_delivery_set_hooks(ss_delivery_t *d, const ss_delivery_hooks_t *hooks) {
+    d->hooks = *hooks;
+}
+
+ss_ack_t *ss_delivery_ack(const ss_delivery_t *d) {
+    return d->ack;
 }
 
 ss_producer_t *ss_delivery_producer(const ss_delivery_t *d) {
@@ -46,22 +60,30 @@ int ss_delivery_begin(ss_delivery_t *d) {
     return d->ops->begin(d);
 }
 
-int ss_delivery_commit(ss_delivery_t *d, rd_kafka_t *consumer, const ss_batch_t *b,
-                       ss_delivery_state_fn state, void *arg, int *aborted) {
+int ss_delivery_commit(ss_delivery_t *d, rd_kafka_t *consumer, const ss_batch_t *b, int *aborted) {
     *aborted = 0;
-    return d->ops->commit(d, consumer, b, state, arg, aborted);
+    return d->ops->commit(d, consumer, b, aborted);
+}
+
+int ss_delivery_finish(ss_delivery_t *d, rd_kafka_t *consumer, int if_due, int *aborted) {
+    *aborted = 0;
+    return d->ops->finish ? d->ops->finish(d, consumer, if_due, aborted) : 0;
 }
 
 void ss_delivery_abort(ss_delivery_t *d) {
-    while (ss_ack_wait(d->ack, 1000) > 0)
-        ;
+    for (int i = 0; i < 2; i++) {
+        while (ss_ack_wait(d->acks[i], 1000) > 0)
+            ;
+        d->acks[i]->failed = 0;
+        d->acks[i]->first_err = 0;
+    }
     d->ops->abort(d);
-    d->ack->failed = 0;
-    d->ack->first_err = 0;
 }
 
-rd_kafka_topic_partition_list_t *ss_delivery_offsets(const ss_batch_t *b) {
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+rd_kafka_topic_partition_list_t *ss_delivery_offsets(const ss_batch_t *b,
+                                                     rd_kafka_topic_partition_list_t *l) {
+    if (!l)
+        l = rd_kafka_topic_partition_list_new(8);
     for (size_t i = 0; i < b->n_msgs; i++) {
         const rd_kafka_message_t *m = b->msgs[i];
         const char *topic = rd_kafka_topic_name(m->rkt);
@@ -74,13 +96,13 @@ rd_kafka_topic_partition_list_t *ss_delivery_offsets(const ss_batch_t *b) {
     return l;
 }
 
-int ss_delivery_settle(ss_delivery_t *d) {
-    while (ss_ack_wait(d->ack, 1000) > 0)
+int ss_delivery_settle(ss_ack_t *ack) {
+    while (ss_ack_wait(ack, 1000) > 0)
         ;
-    long failed = d->ack->failed;
-    rd_kafka_resp_err_t first = d->ack->first_err;
-    d->ack->failed = 0;
-    d->ack->first_err = 0;
+    long failed = ack->failed;
+    rd_kafka_resp_err_t first = ack->first_err;
+    ack->failed = 0;
+    ack->first_err = 0;
     if (failed) {
         ss_error("producer: %ld record(s) of a batch not delivered: %s; offsets not committed",
                  failed, rd_kafka_err2str(first));

@@ -1,8 +1,13 @@
-/* delivery_eos.c - exactly-once: each batch is one Kafka transaction holding its predictions,
- * its dead letters and its offsets; the steps are those of librdkafka's
- * examples/transactions.c (begin, send offsets, commit, abort and rewind). */
+/* delivery_eos.c - exactly-once: the batches of delivery.commit.interval.ms are one Kafka
+ * transaction holding their predictions, dead letters, changelog records and offsets (one
+ * transaction per batch with 0, and always with state.mode = shared); the steps are those of
+ * librdkafka's examples/transactions.c (begin, send offsets, commit, abort and rewind). A
+ * transaction spans batches because its fixed cost (partitions added, offsets sent, the
+ * commit's markers) is several round trips to the coordinators, as Kafka Streams' commit
+ * interval does. */
 #include "delivery_int.h"
 
+#include "clock.h"
 #include "error.h"
 #include "failpoint.h"
 #include "log.h"
@@ -11,23 +16,35 @@ static rd_kafka_t *handle(const ss_delivery_t *d) {
     return ss_producer_handle(d->own);
 }
 
+static void forget_offsets(ss_delivery_t *d) {
+    if (d->txn_offsets)
+        rd_kafka_topic_partition_list_destroy(d->txn_offsets);
+    d->txn_offsets = NULL;
+    d->open = 0;
+}
+
 static int begin_transaction(ss_delivery_t *d) {
-    rd_kafka_error_t *e = rd_kafka_begin_transaction(handle(d));
-    if (!e)
+    if (d->open)
         return 0;
+    rd_kafka_error_t *e = rd_kafka_begin_transaction(handle(d));
+    if (!e) {
+        d->open = 1;
+        d->opened_at = ss_mono_ms();
+        return 0;
+    }
     ss_error("transaction: begin: %s", rd_kafka_error_string(e));
     rd_kafka_error_destroy(e);
     return SS_ERR_FAIL;
 }
 
-/* Back to the committed offsets of the batch's partitions, so that its records are consumed
- * and scored again. */
-static void rewind_consumer(rd_kafka_t *consumer, const ss_batch_t *b) {
-    rd_kafka_topic_partition_list_t *l = ss_delivery_offsets(b);
+/* Back to the committed offsets of the transaction's partitions, so that its records are
+ * consumed and scored again. */
+static void rewind_consumer(rd_kafka_t *consumer, const rd_kafka_topic_partition_list_t *txn) {
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_copy(txn);
     rd_kafka_resp_err_t err = rd_kafka_committed(consumer, l, 10000);
     if (!err) {
         for (int i = 0; i < l->cnt; i++)
-            if (l->elems[i].offset < 0) /* nothing committed yet: from the batch's start */
+            if (l->elems[i].offset < 0) /* nothing committed yet: from the start */
                 l->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
         rd_kafka_error_t *e = rd_kafka_seek_partitions(consumer, l, 10000);
         if (e) {
@@ -40,27 +57,25 @@ static void rewind_consumer(rd_kafka_t *consumer, const ss_batch_t *b) {
     rd_kafka_topic_partition_list_destroy(l);
 }
 
-/* Returns 0 (the batch will be read again) or SS_ERR_FAIL when even the abort failed. */
-static int abort_transaction_and_rewind(ss_delivery_t *d, rd_kafka_t *consumer,
-                                        const ss_batch_t *b) {
+/* Returns 0 (the batches will be read again) or SS_ERR_FAIL when even the abort failed. */
+static int abort_transaction_and_rewind(ss_delivery_t *d, rd_kafka_t *consumer) {
     rd_kafka_error_t *e = rd_kafka_abort_transaction(handle(d), -1);
     if (e) {
         ss_error("transaction: abort failed: %s", rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
         return SS_ERR_FAIL;
     }
-    rewind_consumer(consumer, b);
+    if (d->txn_offsets)
+        rewind_consumer(consumer, d->txn_offsets);
     return 0;
 }
 
-/* The batch's offsets into its transaction, then commit. Returns 0 committed, 1 aborted and
+/* The transaction's offsets into it, then commit. Returns 0 committed, 1 aborted and
  * rewound, SS_ERR_FAIL on a fatal error (e.g. fenced by a newer instance). */
-static int commit_transaction(ss_delivery_t *d, rd_kafka_t *consumer, const ss_batch_t *b) {
-    rd_kafka_topic_partition_list_t *l = ss_delivery_offsets(b);
+static int commit_transaction(ss_delivery_t *d, rd_kafka_t *consumer) {
     rd_kafka_consumer_group_metadata_t *cgmd = rd_kafka_consumer_group_metadata(consumer);
-    rd_kafka_error_t *e = rd_kafka_send_offsets_to_transaction(handle(d), l, cgmd, -1);
+    rd_kafka_error_t *e = rd_kafka_send_offsets_to_transaction(handle(d), d->txn_offsets, cgmd, -1);
     rd_kafka_consumer_group_metadata_destroy(cgmd);
-    rd_kafka_topic_partition_list_destroy(l);
     while (!e) {
         e = rd_kafka_commit_transaction(handle(d), -1);
         if (!e)
@@ -75,40 +90,62 @@ static int commit_transaction(ss_delivery_t *d, rd_kafka_t *consumer, const ss_b
         ss_error("transaction: %s: stopping", rd_kafka_error_string(e));
         rc = SS_ERR_FAIL;
     } else {
-        ss_warn("transaction aborted: %s; the batch will be scored again",
+        ss_warn("transaction aborted: %s; its batches will be scored again",
                 rd_kafka_error_string(e));
-        if (abort_transaction_and_rewind(d, consumer, b) < 0)
+        if (abort_transaction_and_rewind(d, consumer) < 0)
             rc = SS_ERR_FAIL;
     }
     rd_kafka_error_destroy(e);
     return rc;
 }
 
-/* The state learns of the batch (and writes Redis) only once the transaction holding the
- * batch's outputs, changelog records and offsets is committed. */
-static int commit(ss_delivery_t *d, rd_kafka_t *consumer, const ss_batch_t *b,
-                  ss_delivery_state_fn state, void *arg, int *aborted) {
-    int rc = ss_delivery_settle(d);
+/* Commit the open transaction: its last records (`committing`), every output acknowledged,
+ * commit; the state learns of it only then (`committed`) or forgets it (`aborted`). */
+static int finish(ss_delivery_t *d, rd_kafka_t *consumer, int if_due, int *aborted) {
+    if (!d->open || (if_due && ss_mono_ms() - d->opened_at < d->cfg->delivery_commit_interval_ms))
+        return 0;
+    int rc = d->hooks.committing ? d->hooks.committing(d->hooks.arg) : 0;
+    if (rc >= 0)
+        rc = ss_delivery_settle(d->ack);
     if (rc < 0)
         return rc;
     ss_failpoint("eos.before-commit");
-    rc = commit_transaction(d, consumer, b);
+    rc = commit_transaction(d, consumer);
+    forget_offsets(d);
     if (rc < 0)
         return rc;
     if (rc > 0) {
         *aborted = 1;
+        if (d->hooks.aborted)
+            d->hooks.aborted(d->hooks.arg);
         return 0;
     }
-    rc = state ? state(arg) : 0;
+    ss_failpoint("eos.after-commit");
+    rc = d->hooks.committed ? d->hooks.committed(d->hooks.arg) : 0;
     return rc < 0 ? rc : 0;
 }
 
-/* A failed batch: whatever its transaction holds is discarded. */
+/* The batch joins the open transaction; the transaction commits once it is due. */
+static int commit(ss_delivery_t *d, rd_kafka_t *consumer, const ss_batch_t *b, int *aborted) {
+    d->txn_offsets = ss_delivery_offsets(b, d->txn_offsets);
+    int rc = d->hooks.staged ? d->hooks.staged(d->hooks.arg) : 0;
+    if (rc < 0)
+        return rc;
+    int every_batch = d->cfg->state_mode == SS_STATE_SHARED;
+    return finish(d, consumer, !every_batch, aborted);
+}
+
+/* A failed batch: whatever the transaction holds is discarded. */
 static void abort_batch(ss_delivery_t *d) {
-    rd_kafka_error_t *e = rd_kafka_abort_transaction(handle(d), 10000);
-    if (e)
-        rd_kafka_error_destroy(e);
+    if (d->open) {
+        rd_kafka_error_t *e = rd_kafka_abort_transaction(handle(d), 10000);
+        if (e)
+            rd_kafka_error_destroy(e);
+    }
+    forget_offsets(d);
+    if (d->hooks.aborted)
+        d->hooks.aborted(d->hooks.arg);
 }
 
 const ss_delivery_ops_t ss_delivery_exactly_once = {
-    .begin = begin_transaction, .commit = commit, .abort = abort_batch};
+    .begin = begin_transaction, .commit = commit, .finish = finish, .abort = abort_batch};

@@ -6,8 +6,8 @@
 
 typedef struct ss_delivery_ops {
     int (*begin)(ss_delivery_t *d);
-    int (*commit)(ss_delivery_t *d, rd_kafka_t *consumer, const ss_batch_t *b,
-                  ss_delivery_state_fn state, void *arg, int *aborted);
+    int (*commit)(ss_delivery_t *d, rd_kafka_t *consumer, const ss_batch_t *b, int *aborted);
+    int (*finish)(ss_delivery_t *d, rd_kafka_t *consumer, int if_due, int *aborted);
     void (*abort)(ss_delivery_t *d);
 } ss_delivery_ops_t;
 
@@ -16,17 +16,29 @@ struct ss_delivery {
     const ss_config_t *cfg;
     ss_producer_t *producer; /* where outputs go */
     ss_producer_t *own;      /* exactly-once: the thread's transactional producer */
-    ss_ack_t *ack;
+    ss_ack_t *ack;           /* the batch begun last */
+    ss_ack_t *acks[2];       /* at-least-once: alternate per batch */
+    ss_delivery_hooks_t hooks;
+    /* at-least-once: the next offsets of the previous batch, waiting for its
+     * acknowledgements (in the other ack) */
+    rd_kafka_topic_partition_list_t *unacked;
+    /* exactly-once: the open transaction, since when (monotonic ms), and the next offsets of
+     * every partition of the batches it holds */
+    int open;
+    int64_t opened_at;
+    rd_kafka_topic_partition_list_t *txn_offsets;
 };
 
 extern const ss_delivery_ops_t ss_delivery_at_least_once;
 extern const ss_delivery_ops_t ss_delivery_exactly_once;
 
-/* The next offset of every partition in the batch. The caller destroys the list. */
-rd_kafka_topic_partition_list_t *ss_delivery_offsets(const ss_batch_t *b);
+/* The next offset of every partition in the batch into `l` (kept where higher); a new list
+ * when `l` is NULL. */
+rd_kafka_topic_partition_list_t *ss_delivery_offsets(const ss_batch_t *b,
+                                                     rd_kafka_topic_partition_list_t *l);
 
-/* Wait until every delivery of the batch is acknowledged. Returns 0, or SS_ERR_FAIL (logged)
- * when one failed. Resets the failure count for the next batch. */
-int ss_delivery_settle(ss_delivery_t *d);
+/* Wait until every delivery counted in `ack` is acknowledged. Returns 0, or SS_ERR_FAIL
+ * (logged) when one failed. Resets the failure count for the next batch. */
+int ss_delivery_settle(ss_ack_t *ack);
 
 #endif

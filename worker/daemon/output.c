@@ -112,6 +112,10 @@ int ss_output_register_schema(ss_output_t *o, ss_registry_t *registry, char *err
     return registry ? register_schema(o, registry, errstr, errlen) : 0;
 }
 
+void ss_output_writer_set_ack(ss_output_writer_t *w, ss_ack_t *ack) {
+    w->ack = ack;
+}
+
 ss_output_writer_t *ss_output_writer_new(ss_output_t *o, ss_ack_t *ack, int *why, char *errstr,
                                          size_t errlen) {
     ss_output_writer_t *w = ss_zalloc(sizeof(*w), "output", errstr, errlen);

@@ -33,6 +33,9 @@ int ss_output_register_schema(ss_output_t *o, ss_registry_t *registry, char *err
 /* A thread's writer, with deliveries counted in `ack` (the caller's, outliving the writer).
  * Returns NULL with errstr; SS_ERR_CONFIG in *why when output.schema does not fit, else
  * SS_ERR_NOMEM. @locality the worker thread */
+/* Count the deliveries from now on in `ack`. */
+void ss_output_writer_set_ack(ss_output_writer_t *w, ss_ack_t *ack);
+
 ss_output_writer_t *ss_output_writer_new(ss_output_t *o, ss_ack_t *ack, int *why, char *errstr,
                                          size_t errlen);
 /* The producer it sends through (the caller's, outliving the writer); set before the first

@@ -25,6 +25,7 @@ struct ss_state {
     const ss_config_t *cfg;
     ss_cache_t *cache;
     ss_store_t *store;         /* owned; NULL when shared */
+    ss_store_t *staged;        /* owned, exactly-once: the open transaction's customers */
     ss_changelog_t *changelog; /* exactly-once, owned, primary */
     ss_metrics_t *metrics;
     int (*stopping)(void *);
@@ -32,6 +33,7 @@ struct ss_state {
     rd_kafka_t *consumer;   /* at-least-once: where covered offsets are stored */
     ss_producer_t *txn;     /* exactly-once: the producer of the changelog */
     int writes;             /* a primary writes Redis; a shadow never does */
+    int evicted_unsynced;   /* writes of evicted customers not acknowledged yet */
     long backoff;           /* degrade: the current backoff, 0 when healthy */
     int64_t retry_at;       /* degrade: no attempt before this time (monotonic ms) */
     int64_t next_flush;     /* monotonic ms */
@@ -93,16 +95,25 @@ static void store_covered(ss_state_t *s) {
 /* A customer's changes to Redis: owned, its whole known vector (the store holds the truth, and
  * a Redis that lost data is made whole again by the next change); the flags say which
  * features changed. */
-static void write_evicted(void *arg, const char *id, size_t len, const float *vec,
-                          const unsigned char *changed) {
-    (void)changed;
+static void write_evicted(void *arg, const char *id, size_t len, int32_t partition,
+                          const float *vec, const unsigned char *changed) {
+    (void)partition, (void)changed;
     ss_cache_queue_write(((ss_state_t *)arg)->cache, id, len, vec, NULL);
+}
+
+/* An evicted customer's changes: queued now, and acknowledged before the next read (a read of
+ * that customer must see them). */
+static void write_on_eviction(void *arg, const char *id, size_t len, int32_t partition,
+                              const float *vec, const unsigned char *changed) {
+    ((ss_state_t *)arg)->evicted_unsynced = 1;
+    write_evicted(arg, id, len, partition, vec, changed);
 }
 
 void ss_state_destroy(ss_state_t *s) {
     if (!s)
         return;
     ss_store_destroy(s->store);
+    ss_store_destroy(s->staged);
     ss_changelog_destroy(s->changelog);
     ss_cache_destroy(s->cache);
     free(s->pending.next);
@@ -138,8 +149,13 @@ ss_state_t *ss_state_new(const ss_config_t *cfg, char *const *features, size_t n
     }
     if (ok && cfg->state_mode == SS_STATE_OWNED &&
         !(s->store = ss_store_new(nf, (size_t)cfg->state_store_max_customers,
-                                  s->writes ? write_evicted : NULL, s))) {
+                                  s->writes ? write_on_eviction : NULL, s))) {
         snprintf(errstr, errlen, "state: out of memory for the local store");
+        ok = 0;
+    }
+    if (ok && s->store && cfg->delivery == SS_DELIVERY_EXACTLY_ONCE &&
+        !(s->staged = ss_store_new(nf, (size_t)-1, NULL, NULL))) {
+        snprintf(errstr, errlen, "state: out of memory");
         ok = 0;
     }
     if (ok && s->store && s->writes && cfg->delivery == SS_DELIVERY_EXACTLY_ONCE &&
@@ -184,6 +200,7 @@ static int degrade(ss_state_t *s, const char *err) {
         s->backoff = 5000;
     s->retry_at = ss_mono_ms() + s->backoff;
     ss_cache_discard(s->cache);
+    s->evicted_unsynced = 0;
     ss_log(SS_LOG_WARN, SS_FIELDS(SSF_STR("component", "redis"), SSF_STR("policy", "degrade")),
            "%s; scoring with the features held locally and the events' own, not writing, next "
            "attempt in %ld ms",
@@ -199,6 +216,7 @@ static int with_policy(ss_state_t *s, redis_op_t op) {
     char err[512], kind[32];
     if (degrading && ss_mono_ms() < s->retry_at) {
         ss_cache_discard(s->cache);
+        s->evicted_unsynced = 0;
         return 1;
     }
     for (;;) {
@@ -237,7 +255,10 @@ static int op_read_misses(ss_state_t *s, char *err, size_t errlen) {
 }
 
 static int op_sync(ss_state_t *s, char *err, size_t errlen) {
-    return ss_cache_sync(s->cache, err, errlen);
+    int rc = ss_cache_sync(s->cache, err, errlen);
+    if (rc == 0)
+        s->evicted_unsynced = 0;
+    return rc;
 }
 
 /* ------------------------------------------------------------------ metrics */
@@ -246,6 +267,8 @@ static void show_store(ss_state_t *s) {
     if (!s->store)
         return;
     ss_store_stats_t now = ss_store_stats(s->store), was = s->shown;
+    if (s->staged) /* a customer of the open transaction is held too */
+        now.hits += ss_store_stats(s->staged).hits;
     ss_metrics_t *m = s->metrics;
     __atomic_add_fetch(&m->store_hits, now.hits - was.hits, __ATOMIC_RELAXED);
     __atomic_add_fetch(&m->store_misses, now.misses - was.misses, __ATOMIC_RELAXED);
@@ -262,7 +285,9 @@ int ss_state_read(ss_state_t *s, ss_batch_t *b) {
     size_t nf = b->nf;
     s->n_miss = 0;
     for (size_t u = 0; u < b->n_u; u++) {
-        const float *held = s->store ? ss_store_get(s->store, b->u_ids[u], b->u_lens[u]) : NULL;
+        const float *held = s->staged ? ss_store_get(s->staged, b->u_ids[u], b->u_lens[u]) : NULL;
+        if (!held && s->store)
+            held = ss_store_get(s->store, b->u_ids[u], b->u_lens[u]);
         if (held) {
             memcpy(b->state + u * nf, held, nf * sizeof(float));
             continue;
@@ -272,9 +297,14 @@ int ss_state_read(ss_state_t *s, ss_batch_t *b) {
         s->m_slot[s->n_miss++] = u;
     }
     show_store(s);
-    int had_covered = ss_cache_pending(s->cache) > 0;
-    int rc = s->n_miss ? with_policy(s, op_read_misses) : 0;
-    if (rc < 0)
+    int rc = 0;
+    if (s->n_miss && s->evicted_unsynced) { /* a miss may be one of them */
+        if ((rc = with_policy(s, op_sync)) < 0)
+            return rc;
+        if (rc == 0)
+            store_covered(s);
+    }
+    if (s->n_miss && (rc = with_policy(s, op_read_misses)) < 0)
         return rc;
     for (size_t i = 0; i < s->n_miss; i++) {
         float *row = b->state + s->m_slot[i] * nf;
@@ -285,26 +315,59 @@ int ss_state_read(ss_state_t *s, ss_batch_t *b) {
             for (size_t f = 0; f < nf; f++)
                 row[f] = NAN;
     }
-    /* the read carried the writes sent before it: what they cover is safe now */
-    if (rc == 0 && had_covered && ss_cache_pending(s->cache) == 0)
-        store_covered(s);
     return rc;
 }
 
-int ss_state_log(ss_state_t *s, const ss_batch_t *b) {
-    char err[512];
-    if (!s->changelog)
+void ss_state_aborted(ss_state_t *s) {
+    if (s->staged)
+        ss_store_clear(s->staged);
+    if (s->changelog)
+        ss_changelog_aborted(s->changelog);
+}
+
+int ss_state_stage(ss_state_t *s, const ss_batch_t *b) {
+    if (!s->staged)
         return 0;
-    if (ss_changelog_send(s->changelog, s->txn, b, err, sizeof(err)) < 0) {
-        ss_error("%s", err);
-        return SS_ERR_FAIL;
+    for (size_t u = 0; u < b->n_u; u++) {
+        if (ss_store_put(s->staged, b->u_ids[u], b->u_lens[u], b->u_part[u], b->state + u * b->nf,
+                         b->changed + u * b->nf) < 0) {
+            ss_error("state: out of memory for the open transaction's customers");
+            return SS_ERR_NOMEM;
+        }
     }
     return 0;
 }
 
-void ss_state_aborted(ss_state_t *s) {
-    if (s->changelog)
-        ss_changelog_aborted(s->changelog);
+typedef struct sending {
+    ss_state_t *s;
+    int rc;
+    char err[512];
+} sending_t;
+
+static void log_one(void *arg, const char *id, size_t len, int32_t partition, const float *vec,
+                    const unsigned char *changed) {
+    sending_t *x = arg;
+    (void)changed;
+    if (x->rc == 0)
+        x->rc = ss_changelog_send(x->s->changelog, x->s->txn, id, len, partition, vec, x->err,
+                                  sizeof(x->err));
+}
+
+int ss_state_committing(ss_state_t *s) {
+    sending_t x = {.s = s};
+    if (s->changelog && s->staged)
+        ss_store_each(s->staged, log_one, &x);
+    if (x.rc < 0)
+        ss_error("%s", x.err);
+    return x.rc;
+}
+
+static void keep_one(void *arg, const char *id, size_t len, int32_t partition, const float *vec,
+                     const unsigned char *changed) {
+    sending_t *x = arg;
+    if (x->rc == 0 &&
+        ss_store_put(x->s->store, id, len, partition, vec, x->s->writes ? changed : NULL) < 0)
+        x->rc = SS_ERR_NOMEM;
 }
 
 /* Hand the store's changes to Redis: queued (exactly-once: in MULTI/EXEC with the changelog
@@ -356,20 +419,40 @@ static int commit_shared(ss_state_t *s, const ss_batch_t *b) {
         for (size_t u = 0; u < b->n_u; u++)
             ss_cache_queue_write(s->cache, b->u_ids[u], b->u_lens[u], b->state + u * b->nf,
                                  b->changed + u * b->nf);
-    int rc = ss_cache_pending(s->cache) > 0 ? with_policy(s, op_sync) : 0;
-    if (rc >= 0) {
+    return ss_cache_pending(s->cache) > 0 ? with_policy(s, op_sync) : 0;
+}
+
+/* Exactly-once: the committed transaction's customers become the known ones. */
+static int commit_staged(ss_state_t *s) {
+    sending_t x = {.s = s};
+    if (s->changelog)
+        ss_changelog_committed(s->changelog);
+    ss_store_each(s->staged, keep_one, &x);
+    ss_store_clear(s->staged);
+    if (x.rc < 0) {
+        ss_error("state: out of memory in the local store");
+        return x.rc;
+    }
+    show_store(s);
+    if (s->cfg->state_flush_interval_ms == 0 || ss_mono_ms() >= s->next_flush)
+        return flush(s, s->cfg->state_flush_interval_ms == 0);
+    return 0;
+}
+
+int ss_state_acked(ss_state_t *s, const rd_kafka_topic_partition_list_t *offsets) {
+    for (int i = 0; i < offsets->cnt; i++)
+        if (offsets_add(&s->pending, offsets->elems[i].partition, offsets->elems[i].offset) < 0)
+            return SS_ERR_NOMEM;
+    if (!s->store) { /* shared: the batches' writes were acknowledged when committed */
         offsets_move(&s->covered, &s->pending);
         store_covered(s);
     }
-    return rc;
+    return 0;
 }
 
 int ss_state_commit(ss_state_t *s, const ss_batch_t *b) {
-    if (s->changelog)
-        ss_changelog_committed(s->changelog);
-    for (size_t i = 0; i < b->n_msgs; i++)
-        if (offsets_add(&s->pending, b->msgs[i]->partition, b->msgs[i]->offset + 1) < 0)
-            return SS_ERR_NOMEM;
+    if (s->staged)
+        return commit_staged(s);
     if (!s->store)
         return commit_shared(s, b);
     for (size_t u = 0; u < b->n_u; u++) {

@@ -43,16 +43,26 @@ int ss_state_attach(ss_state_t *s, rd_kafka_t *consumer, ss_producer_t *txn_prod
  * read, 1 when degraded, SS_ERR_STOPPED when a stop came while blocked. */
 int ss_state_read(ss_state_t *s, ss_batch_t *b);
 
-/* Exactly-once: the batch's changed customers into its transaction (the changelog). Returns 0
- * or SS_ERR_FAIL (logged). */
-int ss_state_log(ss_state_t *s, const ss_batch_t *b);
+/* Exactly-once: the batch is in the open transaction; its merged vectors are what the
+ * transaction's later batches read, not yet known beyond it. Returns 0 or SS_ERR_NOMEM. */
+int ss_state_stage(ss_state_t *s, const ss_batch_t *b);
 
-/* The batch is committed (outputs acknowledged, or its transaction committed): its merged
- * vectors become the known ones, its offsets wait for the flush that covers them, and a flush
- * runs when due. Returns 0, 1 when degraded (not written), SS_ERR_STOPPED. */
+/* Exactly-once: the open transaction is about to commit: one changelog record per customer it
+ * changed into it. Returns 0 or a negative SS_ERR_* code (logged). */
+int ss_state_committing(ss_state_t *s);
+
+/* Committed: at-least-once, the batch `b` (outputs produced); exactly-once, the transaction
+ * (every batch staged since). Its merged vectors become the known ones, and a flush runs when
+ * due. Returns 0, 1 when degraded
+ * (not written), SS_ERR_STOPPED. */
 int ss_state_commit(ss_state_t *s, const ss_batch_t *b);
 
-/* The batch's transaction was aborted: forget what it sent to the changelog. */
+/* At-least-once: the outputs of the batches up to these next offsets are acknowledged: the
+ * offsets are stored once the writes covering their batches are acknowledged too (shared:
+ * at once, their writes were). Returns 0 or SS_ERR_NOMEM. */
+int ss_state_acked(ss_state_t *s, const rd_kafka_topic_partition_list_t *offsets);
+
+/* The transaction was aborted: forget its customers and what it sent to the changelog. */
 void ss_state_aborted(ss_state_t *s);
 
 /* Nothing to score for a while: a flush that is due runs (and waits for its acknowledgement),

@@ -230,37 +230,18 @@ static int format_value(ss_changelog_t *cl, const float *row, size_t *len) {
     return 0;
 }
 
-int ss_changelog_send(ss_changelog_t *cl, ss_producer_t *p, const ss_batch_t *b, char *errstr,
-                      size_t errlen) {
-    int32_t max_part = -1;
-    for (size_t u = 0; u < b->n_u; u++)
-        if (b->u_part[u] > max_part)
-            max_part = b->u_part[u];
-    if (reserve_partitions(cl, max_part + 1) < 0) {
+int ss_changelog_send(ss_changelog_t *cl, ss_producer_t *p, const char *id, size_t id_len,
+                      int32_t partition, const float *vec, char *errstr, size_t errlen) {
+    size_t len;
+    if (reserve_partitions(cl, partition + 1) < 0 || format_value(cl, vec, &len) < 0) {
         snprintf(errstr, errlen, "changelog: out of memory");
         return SS_ERR_NOMEM;
     }
-    for (size_t u = 0; u < b->n_u; u++) {
-        const unsigned char *ch = b->changed + u * b->nf;
-        size_t any = 0, len;
-        for (size_t f = 0; f < b->nf; f++)
-            any |= ch[f];
-        if (!any)
-            continue;
-        if (format_value(cl, b->state + u * b->nf, &len) < 0) {
-            snprintf(errstr, errlen, "changelog: out of memory");
-            return SS_ERR_NOMEM;
-        }
-        int rc =
-            ss_producer_send(p, cl->cfg->state_changelog_topic, b->u_part[u], b->u_ids[u],
-                             b->u_lens[u], cl->value, len, NULL, 0, NULL, &cl->ack, errstr, errlen);
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
+    return ss_producer_send(p, cl->cfg->state_changelog_topic, partition, id, id_len, cl->value,
+                            len, NULL, 0, NULL, &cl->ack, errstr, errlen);
 }
 
-/* Wait for the batch's records' reports, then hand their offsets to `keep` (or not). */
+/* Wait for the transaction's records' reports, then hand their offsets to `keep` (or not). */
 static void settle(ss_changelog_t *cl, int keep) {
     while (ss_ack_wait(&cl->ack, 1000) > 0)
         ;

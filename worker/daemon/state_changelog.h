@@ -27,12 +27,13 @@ ss_changelog_t *ss_changelog_new(const ss_config_t *cfg, char *const *features, 
                                  char *errstr, size_t errlen);
 void ss_changelog_destroy(ss_changelog_t *cl);
 
-/* The batch's changed customers to the changelog through `p` (inside the open transaction).
- * Returns 0 or SS_ERR_FAIL with errstr. */
-int ss_changelog_send(ss_changelog_t *cl, ss_producer_t *p, const ss_batch_t *b, char *errstr,
-                      size_t errlen);
+/* A customer's merged vector to the changelog through `p` (inside the open transaction), to
+ * `partition`. Returns 0, SS_ERR_NOMEM or SS_ERR_FAIL with errstr. */
+int ss_changelog_send(ss_changelog_t *cl, ss_producer_t *p, const char *id, size_t id_len,
+                      int32_t partition, const float *vec, char *errstr, size_t errlen);
 
-/* The transaction holding the last send committed (its records' offsets count) or aborted. */
+/* The transaction holding the sends since the last call committed (their offsets count) or
+ * aborted. */
 void ss_changelog_committed(ss_changelog_t *cl);
 void ss_changelog_aborted(ss_changelog_t *cl);
 

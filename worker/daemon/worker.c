@@ -36,7 +36,7 @@ struct ss_worker {
     ss_decoder_t *dec;
     ss_predictor_t *pred;
     ss_state_t *state;
-    ss_ack_t ack;
+    ss_ack_t acks[2]; /* a batch's deliveries, and the previous batch's (delivery.h) */
     ss_delivery_t *delivery;
     ss_output_writer_t *out;
     long predicted; /* predictions of the batch in hand (its dead letters not counted) */
@@ -215,11 +215,28 @@ static int emit(ss_worker_t *w, const ss_model_t *model) {
     return 0;
 }
 
-/* The batch is committed: its merged features become the known ones (state.h). */
-static int commit_state(void *arg) {
+/* ---- what the state learns from the delivery (delivery.h, state.h) */
+
+static int on_staged(void *arg) {
     ss_worker_t *w = arg;
-    ss_failpoint("eos.after-commit");
+    return ss_state_stage(w->state, w->batch);
+}
+
+static int on_committing(void *arg) {
+    return ss_state_committing(((ss_worker_t *)arg)->state);
+}
+
+static int on_committed(void *arg) {
+    ss_worker_t *w = arg;
     return ss_state_commit(w->state, w->batch);
+}
+
+static int on_acked(void *arg, const rd_kafka_topic_partition_list_t *offsets) {
+    return ss_state_acked(((ss_worker_t *)arg)->state, offsets);
+}
+
+static void on_aborted(void *arg) {
+    ss_state_aborted(((ss_worker_t *)arg)->state);
 }
 
 /* A committed batch: its counters, its events' end-to-end latency, and drift. */
@@ -254,28 +271,25 @@ static int process_batch(ss_worker_t *w) {
     count(&w->rt->stats->consumed, (long)b->n_msgs);
     if ((rc = ss_delivery_begin(w->delivery)) < 0 || (rc = decode(w)) < 0)
         goto out;
+    ss_output_writer_set_ack(w->out, ss_delivery_ack(w->delivery));
     if ((rc = ss_state_read(w->state, b)) < 0)
         goto out;
     ss_batch_merge(b);
     if ((rc = score(w, model)) < 0)
         goto out;
     ss_failpoint("eos.before-produce");
-    if ((rc = emit(w, model)) < 0 || (rc = ss_state_log(w->state, b)) < 0)
+    if ((rc = emit(w, model)) < 0)
         goto out;
     if ((rc = ss_output_flush(w->out, err, sizeof(err))) < 0) {
         ss_error("%s", err);
         goto out;
     }
-    rc = ss_delivery_commit(w->delivery, w->consumer, b, commit_state, w, &aborted);
+    rc = ss_delivery_commit(w->delivery, w->consumer, b, &aborted);
     if (rc == 0 && !aborted)
         account(w, model);
-    if (aborted)
-        ss_state_aborted(w->state);
 out:
-    if (rc < 0) {
+    if (rc < 0)
         ss_delivery_abort(w->delivery);
-        ss_state_aborted(w->state);
-    }
     release(w);
     ss_model_unref(model);
     return rc < 0 ? rc : 0;
@@ -285,8 +299,12 @@ static void *worker_main(void *arg) {
     ss_worker_t *w = arg;
     while (!stopping(w)) {
         if (collect(w) == 0) {
-            if (ss_state_idle(w->state) < 0)
-                break; /* stopping while blocked */
+            int aborted;
+            if (ss_delivery_finish(w->delivery, w->consumer, 1, &aborted) < 0 ||
+                ss_state_idle(w->state) < 0) {
+                w->rc = SS_ERR_FAIL; /* a failed commit, or stopping while blocked */
+                break;
+            }
             continue;
         }
         if (process_batch(w) < 0) {
@@ -299,6 +317,9 @@ static void *worker_main(void *arg) {
         }
     }
     release(w); /* a batch abandoned because of a stop request is simply not committed */
+    int aborted;
+    if (w->rc == 0 && ss_delivery_finish(w->delivery, w->consumer, 0, &aborted) < 0)
+        w->rc = SS_ERR_FAIL;
     ss_state_flush(w->state); /* the committed batches' changes, and their offsets stored */
     /* Close here, in the thread that polls this consumer, while the other threads close
      * theirs: leaving the group triggers rebalances that every member must serve. */
@@ -314,8 +335,15 @@ static int on_assigning(void *arg, const rd_kafka_topic_partition_list_t *parts)
     return ss_state_assign(((ss_worker_t *)arg)->state, parts) < 0 ? -1 : 0;
 }
 
+/* The open transaction committed, every change written: the next owner starts from here. */
 static void on_handing_over(void *arg) {
-    ss_state_flush(((ss_worker_t *)arg)->state);
+    ss_worker_t *w = arg;
+    int aborted;
+    if (ss_delivery_finish(w->delivery, w->consumer, 0, &aborted) < 0)
+        ss_warn("worker %d: the open transaction could not be committed before a hand-over; "
+                "its batches are read again by the partitions' next owners",
+                w->index);
+    ss_state_flush(w->state);
 }
 
 static void on_revoked(void *arg, const rd_kafka_topic_partition_list_t *parts) {
@@ -333,7 +361,8 @@ int ss_worker_new(ss_runtime_t *rt, int index, ss_worker_t **out, char *errstr, 
         return SS_ERR_NOMEM;
     w->index = index;
     w->rt = rt;
-    ss_ack_init(&w->ack);
+    ss_ack_init(&w->acks[0]);
+    ss_ack_init(&w->acks[1]);
     ss_model_t *model = rt->model.model; /* before any thread: no lock needed */
     if (!(w->batch = ss_batch_new((size_t)cfg->batch_max_messages, model->n_features))) {
         snprintf(errstr, errlen, "worker: out of memory for batch buffers");
@@ -342,7 +371,7 @@ int ss_worker_new(ss_runtime_t *rt, int index, ss_worker_t **out, char *errstr, 
     if (!(w->dec = ss_decoder_new(rt->codec, errstr, errlen)) ||
         !(w->pred = ss_predictor_new(errstr, errlen)))
         goto fail;
-    if (!(w->out = ss_output_writer_new(rt->output, &w->ack, &why, errstr, errlen))) {
+    if (!(w->out = ss_output_writer_new(rt->output, &w->acks[0], &why, errstr, errlen))) {
         rc = why;
         goto fail;
     }
@@ -353,9 +382,11 @@ int ss_worker_new(ss_runtime_t *rt, int index, ss_worker_t **out, char *errstr, 
         rc = SS_ERR_CONFIG;
         goto fail;
     }
-    if (!(w->delivery = ss_delivery_new(cfg, index, rt->producer, &w->ack, errstr, errlen)))
+    if (!(w->delivery = ss_delivery_new(cfg, index, rt->producer, w->acks, errstr, errlen)))
         goto fail;
     ss_output_writer_use(w->out, ss_delivery_producer(w->delivery));
+    ss_delivery_hooks_t hooks = {on_staged, on_committing, on_committed, on_acked, on_aborted, w};
+    ss_delivery_set_hooks(w->delivery, &hooks);
     if (ss_state_attach(
             w->state, w->consumer,
             cfg->delivery == SS_DELIVERY_EXACTLY_ONCE ? ss_delivery_producer(w->delivery) : NULL,
@@ -378,7 +409,8 @@ void ss_worker_destroy(ss_worker_t *w) {
     ss_consumer_destroy(w->consumer);
     ss_delivery_destroy(w->delivery); /* flushes: deliveries settle the ack */
     ss_output_writer_destroy(w->out);
-    ss_ack_destroy(&w->ack);
+    ss_ack_destroy(&w->acks[0]);
+    ss_ack_destroy(&w->acks[1]);
     ss_decoder_destroy(w->dec);
     ss_state_destroy(w->state);
     ss_predictor_destroy(w->pred);
