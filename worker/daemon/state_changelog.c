@@ -111,16 +111,27 @@ static int create_topic(rd_kafka_t *rk, const ss_config_t *cfg, int partitions, 
     return rc;
 }
 
+/* The input's partition count. A topic just created may not be in every broker's metadata
+ * yet: asked again for up to 15 s before it is called missing. */
+static int input_partitions(rd_kafka_t *rk, const ss_config_t *cfg, char *errstr, size_t errlen) {
+    int n = -1;
+    for (int64_t until = ss_mono_ms() + 15000; n == -1 && ss_mono_ms() < until;) {
+        if ((n = partitions_of(rk, cfg->input_topic, errstr, errlen)) == -1)
+            ss_sleep_ms(500);
+    }
+    if (n == -1) {
+        snprintf(errstr, errlen, "changelog: the input topic '%s' does not exist (key input.topic)",
+                 cfg->input_topic);
+        n = SS_ERR_CONFIG;
+    }
+    return n;
+}
+
 int ss_changelog_prepare(const ss_config_t *cfg, char *errstr, size_t errlen) {
     rd_kafka_t *rk = client(cfg, RD_KAFKA_PRODUCER, errstr, errlen);
     if (!rk)
         return SS_ERR_CONFIG;
-    int rc, in = partitions_of(rk, cfg->input_topic, errstr, errlen);
-    if (in == -1) {
-        snprintf(errstr, errlen, "changelog: the input topic '%s' does not exist (key input.topic)",
-                 cfg->input_topic);
-        in = SS_ERR_CONFIG;
-    }
+    int rc, in = input_partitions(rk, cfg, errstr, errlen);
     if ((rc = in) < 0)
         goto done;
     rc = partitions_of(rk, cfg->state_changelog_topic, errstr, errlen);
