@@ -49,13 +49,14 @@ BATCH = 25  # about 120 batches: the failpoints below fire halfway through the s
 # the flush failpoint is reached once per transaction. A commit interval of 0 makes every
 # batch a transaction (the points fire about halfway through the stream); 10 ms makes a
 # transaction span several batches, as the default does (here some 30 batches: a commit-time
-# point fires at the second commit, before the stream's middle).
+# point fires at the second commit, before the stream's middle); for the per-batch point, 2 ms
+# (a few batches each), so that transactions have committed before its 60th hit.
 CASES = [
     ("eos.before-produce", 60, 50, 0),
     ("eos.before-commit", 60, 50, 0),
     ("eos.after-commit", 60, 50, 0),
     ("state.during-flush", 60, 0, 0),
-    ("eos.before-produce", 60, 50, 10),
+    ("eos.before-produce", 60, 50, 2),
     ("eos.before-commit", 2, 50, 10),
     ("eos.after-commit", 2, 50, 10),
     ("state.during-flush", 2, 0, 10),
