@@ -49,9 +49,9 @@ ss_batch_t *ss_batch_new(size_t max, size_t nf) {
 void ss_batch_destroy(ss_batch_t *b) {
     if (!b)
         return;
-    void *bufs[] = {b->msgs,    b->recs,   b->ev_feat,    b->rows,   b->state,
-                    b->changed, b->scores, b->u_ids,      b->u_lens, b->u_off,
-                    b->u_part,  b->table,  b->table_used, b->arena,  b};
+    void *bufs[] = {b->msgs,   b->recs,       b->ev_feat, b->rows,  b->state,  b->changed,
+                    b->scores, b->u_ids,      b->u_lens,  b->u_off, b->u_part, b->u_unknown,
+                    b->table,  b->table_used, b->arena,   b};
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
         free(bufs[i]);
 }
