@@ -299,10 +299,13 @@ static void *worker_main(void *arg) {
     ss_worker_t *w = arg;
     while (!stopping(w)) {
         if (collect(w) == 0) {
-            int aborted;
-            if (ss_delivery_finish(w->delivery, w->consumer, 1, &aborted) < 0 ||
-                ss_state_idle(w->state) < 0) {
-                w->rc = SS_ERR_FAIL; /* a failed commit, or stopping while blocked */
+            int aborted, rc = ss_delivery_finish(w->delivery, w->consumer, 1, &aborted);
+            if (rc >= 0)
+                rc = ss_state_idle(w->state);
+            if (rc == SS_ERR_STOPPED)
+                break; /* a stop while Redis was retried: nothing lost, offsets not stored */
+            if (rc < 0) {
+                w->rc = SS_ERR_FAIL; /* a failed commit */
                 break;
             }
             continue;
