@@ -9,7 +9,7 @@ are what a customer's first event always is (a PROFILE_UPDATE 75 % of the time, 
 attribute carried with probability 0.92); every other option, the summary line and the exit
 status are produce_events.py's. Deterministic for a given (--count, --customers, --seed).
 
-  python bench/cold_events.py --bootstrap 127.0.0.1:49092 --topic bench-cold \\
+  python bench/cold_events.py --bootstrap 127.0.0.1:24092 --topic bench-cold \\
       --count 300000 --customers 1000000 --seed 2
 """
 import os

@@ -17,8 +17,8 @@
  * and prints one JSON object on stdout. Times are wall-clock (CLOCK_MONOTONIC); per-batch
  * figures are medians over the repetitions, with the 90th percentile beside them.
  *
- *   bench-components -c config/demo.properties -X kafka.bootstrap.servers=127.0.0.1:49092 \
- *       -X redis.port=46379 -s bench-events -o components-out
+ *   bench-components -c config/demo.properties -X kafka.bootstrap.servers=127.0.0.1:24092 \
+ *       -X redis.port=24379 -s bench-events -o components-out
  *
  * Exit 0, 1 on a failure of a stage (named on stderr), 2 on bad usage.
  */

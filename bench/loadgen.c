@@ -19,8 +19,8 @@
  * (librdkafka's default) see the whole backlog at once, e.g. only after their group is
  * stable.
  *
- *   bench-loadgen -b 127.0.0.1:49092 -s bench-events -o lat-events -r 5000 -d 20
- *   bench-loadgen -b 127.0.0.1:49092 -s bench-events -o w1-events -x build/bench/w1.go
+ *   bench-loadgen -b 127.0.0.1:24092 -s bench-events -o lat-events -r 5000 -d 20
+ *   bench-loadgen -b 127.0.0.1:24092 -s bench-events -o w1-events -x build/bench/w1.go
  *
  * Prints one JSON line on stdout at exit: records (produced), delivered, failed, and
  * seconds (first to last produce call) with events_per_s (offered) and cpu_s (of the paced
