@@ -709,8 +709,10 @@ def wait_committed(group, topic, timeout=20.0, worker=None):
         time.sleep(0.2)
 
 
-def wait_group_assigned(admin, group, topic, n_partitions, timeout=30.0, worker=None):
-    """Wait until the consumer group is stable with every partition of topic assigned."""
+def wait_group_assigned(admin, group, topic, n_partitions, timeout=30.0, worker=None,
+                        members=None):
+    """Wait until the consumer group is stable with every partition of topic assigned (and,
+    given members, that many members in it)."""
     from confluent_kafka import ConsumerGroupState
 
     deadline = time.monotonic() + timeout
@@ -724,14 +726,16 @@ def wait_group_assigned(admin, group, topic, n_partitions, timeout=30.0, worker=
             assigned = sum(1 for m in desc.members
                            for tp in (m.assignment.topic_partitions if m.assignment else [])
                            if tp.topic == topic)
-            last = (desc.state, assigned)
-            if desc.state == ConsumerGroupState.STABLE and assigned == n_partitions:
+            last = (desc.state, assigned, len(desc.members))
+            if desc.state == ConsumerGroupState.STABLE and assigned == n_partitions \
+                    and (members is None or len(desc.members) == members):
                 return
         except Exception as e:  # noqa: BLE001 - retried until the deadline
             last = e
         time.sleep(0.2)
     raise AssertionError(f"group {group} not stable with {n_partitions} partitions of {topic} "
-                         f"within {timeout}s: last {last}"
+                         f"({members or 'any'} members) within {timeout}s: last "
+                         f"(state, assigned, members) {last}"
                          + (worker.describe() if worker else ""))
 
 

@@ -78,14 +78,19 @@ def test_shadow_scores_the_candidate_beside_the_primary_and_never_writes_redis_o
     customers = [f"a-{ctx.uid}-{i:03d}" for i in range(300)]
     seeded = {cid: ctx.seed(cid, h.random_features(rng, 3, 8)) for cid in customers[:100]}
     events_a = _one_event_each(rng, customers, 1_700_000_000_000)
-    placed_a = h.produce(ctx.input_topic, events_a, _encode)
-    expected_a, cache_a = _expected(events_a, placed_a, seeded)
 
     primary = ctx.start_worker(ctx.props())
     shadow = ctx.start_worker(ctx.shadow_props({"redis.ttl.seconds": SHADOW_TTL}))
     out_reader = h.TopicReader(ctx.output_topic)
     shadow_reader = h.TopicReader(ctx.shadow_topic)
     try:
+        # The events only once every consumer of the shadow has its partitions: a partition
+        # moved between its worker threads later is dropped by one and read again by the
+        # other, and phase B checks what the shadow holds.
+        h.wait_group_assigned(ctx.admin, ctx.shadow_group, ctx.input_topic, ctx.partitions,
+                              worker=shadow, members=max(h.WORKER_THREADS, 1))
+        placed_a = h.produce(ctx.input_topic, events_a, _encode)
+        expected_a, cache_a = _expected(events_a, placed_a, seeded)
         out_reader.wait_for(len(events_a), 60, worker=primary, what="predictions")
         shadow_reader.wait_for(len(events_a), 60, worker=shadow, what="shadow results")
         primary.stop()
