@@ -173,8 +173,8 @@ def cmd_drained(a):
 # ---------------------------------------------------------------------------- collect
 def cmd_collect(a):
     """Reads a topic up to its current end into an int64 array of rows [partition, offset,
-    timestamp] (raw), or [partition, offset, timestamp, source_partition, source_offset]
-    (predictions, decoded with schemas/prediction.avsc)."""
+    timestamp] (raw), or [partition, offset, timestamp, source_partition, source_offset,
+    scored_at] (predictions, decoded with schemas/prediction.avsc)."""
     schema = None
     if a.predictions:
         with open(os.path.join(ROOT, "schemas/prediction.avsc"), encoding="utf-8") as f:
@@ -196,12 +196,13 @@ def cmd_collect(a):
             p, o = m.partition(), m.offset()
             if schema is not None:
                 v = reader(io.BytesIO(m.value()), schema)
-                rows.append((p, o, m.timestamp()[1], v["source_partition"], v["source_offset"]))
+                rows.append((p, o, m.timestamp()[1], v["source_partition"], v["source_offset"],
+                             v["scored_at"]))
             else:
                 rows.append((p, o, m.timestamp()[1]))
             pos[p] = o + 1
     c.close()
-    width = 5 if schema is not None else 3
+    width = 6 if schema is not None else 3
     arr = np.array(rows, dtype=np.int64).reshape(-1, width)
     np.save(a.out, arr)
     short = sum(max(0, end[p] - (1 if a.txn and end[p] else 0) - pos[p]) for p in parts)
@@ -504,6 +505,12 @@ def throughput_run(d, name, kind, events, a=None):
     return out, problems
 
 
+def stage_quantiles(values):
+    v = np.sort(values)
+    return {"p50": quantile(v, 0.50), "p95": quantile(v, 0.95), "p99": quantile(v, 0.99),
+            "max": int(v[-1]) if len(v) else None}
+
+
 def latency_phases(d, phases, problems):
     """Per offered rate: the latency of each event paced in that phase."""
     try:
@@ -523,6 +530,11 @@ def latency_phases(d, phases, problems):
     pos[pos >= len(uk)] = 0
     has = (uk[pos] == ik) if len(uk) else np.zeros(len(ik), dtype=bool)
     latency = np.where(has, out_ts[pos] - ins[:, 2], -1) if len(uk) else np.full(len(ik), -1)
+    # the two stages of it: event append to scored_at (fetch, batch wait, the worker's work),
+    # scored_at to prediction append (produce: linger, the broker's append)
+    scored = outs[order][first, 5] if outs.shape[1] > 5 and len(uk) else None
+    to_scored = np.where(has, scored[pos] - ins[:, 2], -1) if scored is not None else None
+    to_out = np.where(has, out_ts[pos] - scored[pos], -1) if scored is not None else None
     result = {}
     for ph in phases:
         k = ph["k"]
@@ -548,6 +560,9 @@ def latency_phases(d, phases, problems):
             "offered_events_per_s": load.get("events_per_s"),
             "p50": quantile(lats, 0.50), "p95": quantile(lats, 0.95),
             "p99": quantile(lats, 0.99), "max": int(lats[-1]) if len(lats) else None,
+            **({"append_to_scored": stage_quantiles(to_scored[sel & has]),
+                "scored_to_append": stage_quantiles(to_out[sel & has])}
+               if to_scored is not None else {}),
             "events": n, "missing": miss,
             "drain_after_load_s": ph.get("drain_s"),
             "cpu_s_per_million": round(cpu / n * 1e6, 2) if cpu is not None and n else None,
@@ -1115,6 +1130,11 @@ def cmd_report(a):
                      v["p95"], v["p99"], v["max"], v["events"], fmt(v["cpu_s_per_million"], 2),
                      fmt(v["load_generator_cpu_s_per_million"], 2),
                      fmt(v["kafka_cpu_s_per_million"], 2), fmt(v["redis_cpu_s_per_million"], 2)))
+        for stage, label in (("append_to_scored", "  event append to scored"),
+                             ("scored_to_append", "  scored to pred. append")):
+            q = v.get(stage)
+            if q:
+                print(row % (label, q["p50"], q["p95"], q["p99"], q["max"], "", "", "", "", ""))
     comp = results["components"]
     if comp:
         print(line)
