@@ -103,7 +103,7 @@ static int ensure(ss_cache_t *c, char *errstr, size_t errlen) {
     return 0;
 }
 
-/* ---- RESP written directly: one buffer per pipeline, one append to hiredis */
+/* ---- RESP written directly: one buffer per pipeline, handed to hiredis in slices */
 
 static char *reserve(ss_resp_t *b, size_t n) {
     if (b->len + n > b->cap) {
@@ -351,10 +351,30 @@ static int failed(ss_cache_t *c, char *errstr, size_t errlen, const char *what) 
     return SS_ERR_FAIL;
 }
 
-/* The queued writes not sent yet into hiredis' output buffer: 0 or -1. */
+/* hiredis copies what it is given into an output buffer that it frees once written: given a
+ * whole pipeline at once (megabytes for a flush of new customers), that buffer is a fresh
+ * mapping, faulted in and zeroed page by page, on every call. Given SEND_SLICE bytes at a
+ * time, each written before the next, it stays small and its memory is reused. Blocks until
+ * all of p is written: 0, or -1 with the context's error. */
+#define SEND_SLICE (32 * 1024)
+
+static int send_all(ss_cache_t *c, const char *p, size_t len) {
+    for (size_t off = 0; off < len;) {
+        size_t n = len - off < SEND_SLICE ? len - off : SEND_SLICE;
+        if (redisAppendFormattedCommand(c->ctx, p + off, n) != REDIS_OK)
+            return -1;
+        off += n;
+        int done = 0;
+        while (!done)
+            if (redisBufferWrite(c->ctx, &done) != REDIS_OK)
+                return -1;
+    }
+    return 0;
+}
+
+/* The queued writes not sent yet written to the connection: 0 or -1. */
 static int append_queued(ss_cache_t *c) {
-    if (c->wq.len > c->wq_sent && redisAppendFormattedCommand(c->ctx, c->wq.p + c->wq_sent,
-                                                              c->wq.len - c->wq_sent) != REDIS_OK)
+    if (c->wq.len > c->wq_sent && send_all(c, c->wq.p + c->wq_sent, c->wq.len - c->wq_sent) < 0)
         return -1;
     c->wq_sent = c->wq.len;
     c->sent_replies += c->unsent_replies;
@@ -379,7 +399,7 @@ static int roundtrip(ss_cache_t *c, int writes, size_t n_reads, float *out, char
         return SS_ERR_FAIL;
     }
     if (writes ? append_queued(c) < 0
-               : redisAppendFormattedCommand(c->ctx, c->rd.p, c->rd.len) != REDIS_OK) {
+               : send_all(c, c->rd.p, c->rd.len) < 0) {
         if (writes)
             return failed(c, errstr, errlen, "HSET/EXPIRE");
         snprintf(errstr, errlen, "redis HMGET: %s", c->ctx->errstr);
@@ -478,11 +498,7 @@ int ss_cache_send(ss_cache_t *c, char *errstr, size_t errlen) {
         unsend(c);
         return SS_ERR_FAIL;
     }
-    int done = append_queued(c);
-    while (done == 0)
-        if (redisBufferWrite(c->ctx, &done) != REDIS_OK)
-            done = -1;
-    return done < 0 ? failed(c, errstr, errlen, "HSET/EXPIRE") : 0;
+    return append_queued(c) < 0 ? failed(c, errstr, errlen, "HSET/EXPIRE") : 0;
 }
 
 int ss_cache_sync(ss_cache_t *c, char *errstr, size_t errlen) {
