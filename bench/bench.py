@@ -196,8 +196,10 @@ def cmd_collect(a):
             p, o = m.partition(), m.offset()
             if schema is not None:
                 v = reader(io.BytesIO(m.value()), schema)
+                scored = v["scored_at"]  # timestamp-millis: a datetime from fastavro
                 rows.append((p, o, m.timestamp()[1], v["source_partition"], v["source_offset"],
-                             v["scored_at"]))
+                             round(scored.timestamp() * 1000) if hasattr(scored, "timestamp")
+                             else scored))
             else:
                 rows.append((p, o, m.timestamp()[1]))
             pos[p] = o + 1

@@ -83,6 +83,52 @@ static void changes_are_coalesced_per_customer_until_taken(void) {
     ss_store_destroy(s);
 }
 
+static void a_flush_round_is_taken_in_steps_and_later_changes_wait_for_the_next(void) {
+    seen_t seen = {0}, evicted = {0};
+    ss_store_t *s = ss_store_new(3, 4, record, &evicted);
+    float v1[3] = {1, NAN, NAN}, v2[3] = {1, 2, NAN}, v3[3] = {1, 2, 3};
+    unsigned char c1[3] = {1, 0, 0}, c2[3] = {0, 1, 0}, c3[3] = {0, 0, 1};
+    CHECK(ss_store_put(s, "a", 1, 0, v1, c1) == 0);
+    CHECK(ss_store_put(s, "b", 1, 0, v1, c1) == 0);
+    CHECK(ss_store_put(s, "c", 1, 0, v1, c1) == 0);
+    CHECK(!ss_store_flushing(s));
+    ss_store_begin_flush(s);
+    CHECK(ss_store_flushing(s) && ss_store_dirty(s) == 3);
+    CHECK(ss_store_put(s, "d", 1, 0, v1, c1) == 0); /* marked after the round began */
+    CHECK(ss_store_take_flushing(s, 1, record, &seen) == 1);
+    const char *first = seen.ids[0];
+    const char *other = strcmp(first, "a") == 0 ? "b" : "a"; /* one still in the round */
+    /* changed again while in the round: taken with its latest vector and both flags */
+    CHECK(ss_store_put(s, other, 1, 0, v2, c2) == 0);
+    /* the one taken, changed again: waits for the next round */
+    CHECK(ss_store_put(s, first, 1, 0, v3, c3) == 0);
+    CHECK(ss_store_take_flushing(s, 10, record, &seen) == 2);
+    CHECK(!ss_store_flushing(s) && seen.n == 3);
+    int found = 0;
+    for (int i = 1; i < seen.n; i++) {
+        CHECK(strcmp(seen.ids[i], first) != 0 && strcmp(seen.ids[i], "d") != 0);
+        if (strcmp(seen.ids[i], other) == 0) {
+            found = 1;
+            CHECK(seen.vec[i][1] == 2 && seen.changed[i][0] == 1 && seen.changed[i][1] == 1);
+        }
+    }
+    CHECK(found);
+    CHECK(ss_store_dirty(s) == 2); /* d, and the first again */
+    ss_store_begin_flush(s);
+    CHECK(ss_store_take_flushing(s, 10, record, &seen) == 2);
+    CHECK(seen.n == 5 && ss_store_dirty(s) == 0 && !ss_store_flushing(s));
+    /* a customer of a round evicted: its changes handed over, the round goes on without it */
+    CHECK(ss_store_put(s, "a", 1, 0, v1, c1) == 0);
+    CHECK(ss_store_put(s, "b", 1, 0, v1, c1) == 0);
+    ss_store_begin_flush(s);
+    CHECK(ss_store_get(s, "b", 1) && ss_store_get(s, "c", 1) && ss_store_get(s, "d", 1));
+    CHECK(ss_store_put(s, "e", 1, 0, v1, NULL) == 0); /* evicts a, the least recently used */
+    CHECK(evicted.n == 1 && strcmp(evicted.ids[0], "a") == 0);
+    CHECK(ss_store_dirty(s) == 1 && ss_store_drop_partition(s, 0) == 4);
+    CHECK(!ss_store_flushing(s) && ss_store_dirty(s) == 0); /* b dropped with its partition */
+    ss_store_destroy(s);
+}
+
 static void a_partition_is_dropped_with_its_changes(void) {
     ss_store_t *s = ss_store_new(1, 100, NULL, NULL);
     float v[1] = {1};
@@ -125,6 +171,8 @@ int main(void) {
          the_least_recently_used_is_evicted_with_its_unflushed_changes},
         {"changes_are_coalesced_per_customer_until_taken",
          changes_are_coalesced_per_customer_until_taken},
+        {"a_flush_round_is_taken_in_steps_and_later_changes_wait_for_the_next",
+         a_flush_round_is_taken_in_steps_and_later_changes_wait_for_the_next},
         {"a_partition_is_dropped_with_its_changes", a_partition_is_dropped_with_its_changes},
         {"many_customers_grow_the_table_and_stay_bounded",
          many_customers_grow_the_table_and_stay_bounded},

@@ -1,30 +1,74 @@
 /* store.c - the local feature store: a chained hash table of entries, each on a doubly linked
- * least-recently-used list and, while it has unflushed changes, on a dirty list. One
- * allocation per customer holds its links, vector, change flags and id. */
+ * least-recently-used list and, while it has unflushed changes, on the dirty list or (in a
+ * flush round begun) the flushing list. One allocation per customer holds its links, vector,
+ * change flags and id. */
 #include "store.h"
 
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hash.h"
 
+/* A link of a circular doubly linked list whose head is a sentinel link: unlinked without
+ * knowing the list, and a whole list moved onto another at once. */
+typedef struct link {
+    struct link *prev, *next;
+} link_t;
+
+static void list_init(link_t *head) {
+    head->prev = head->next = head;
+}
+
+static int list_empty(const link_t *head) {
+    return head->next == head;
+}
+
+static void list_unlink(link_t *l) {
+    l->prev->next = l->next;
+    l->next->prev = l->prev;
+    l->prev = l->next = l;
+}
+
+/* l first of the list */
+static void list_push(link_t *head, link_t *l) {
+    l->prev = head;
+    l->next = head->next;
+    head->next->prev = l;
+    head->next = l;
+}
+
+/* every link of `from` appended to `to`; `from` left empty */
+static void list_splice(link_t *to, link_t *from) {
+    if (list_empty(from))
+        return;
+    from->next->prev = to->prev;
+    to->prev->next = from->next;
+    from->prev->next = to;
+    to->prev = from->prev;
+    list_init(from);
+}
+
 typedef struct entry {
-    struct entry *chain;               /* next in the hash bucket */
-    struct entry *lru_prev, *lru_next; /* lru_next towards the least recently used */
-    struct entry *dirty_prev, *dirty_next;
+    struct entry *chain; /* next in the hash bucket */
+    link_t lru;          /* from the most to the least recently used */
+    link_t dirty;        /* on the store's dirty or flushing list while it has changes */
     uint64_t hash;
     int32_t partition;
     uint32_t id_len;
-    int dirty;
     float vec[]; /* n_features floats, then n_features change flags, then the id */
 } entry_t;
+
+#define ENTRY_OF(link, member) ((entry_t *)(void *)((char *)(link) - offsetof(entry_t, member)))
 
 struct ss_store {
     size_t nf, max;
     entry_t **buckets;
     size_t mask, count, n_dirty;
-    entry_t *mru, *lru; /* the list's two ends */
-    entry_t *dirty;     /* head of the dirty list */
+    link_t lru;      /* next: the most recently used; prev: the least */
+    link_t dirty;    /* customers with changes, waiting for the next flush round */
+    link_t flushing; /* customers with changes, in the flush round begun */
     ss_store_write_fn evicted;
     void *arg;
     long hits, misses, evictions;
@@ -47,6 +91,12 @@ static char *id_of(const ss_store_t *s, entry_t *e) {
     return (char *)flags_of(s, e) + s->nf;
 }
 
+static void lists_init(ss_store_t *s) {
+    list_init(&s->lru);
+    list_init(&s->dirty);
+    list_init(&s->flushing);
+}
+
 ss_store_t *ss_store_new(size_t n_features, size_t max_customers, ss_store_write_fn evicted,
                          void *arg) {
     ss_store_t *s = calloc(1, sizeof(*s));
@@ -57,6 +107,7 @@ ss_store_t *ss_store_new(size_t n_features, size_t max_customers, ss_store_write
     s->mask = 1023;
     s->evicted = evicted;
     s->arg = arg;
+    lists_init(s);
     s->buckets = calloc(s->mask + 1, sizeof(*s->buckets));
     if (!s->buckets) {
         free(s);
@@ -66,12 +117,12 @@ ss_store_t *ss_store_new(size_t n_features, size_t max_customers, ss_store_write
 }
 
 void ss_store_clear(ss_store_t *s) {
-    for (entry_t *e = s->mru, *next; e; e = next) {
-        next = e->lru_next;
-        free(e);
+    for (link_t *l = s->lru.next, *next; l != &s->lru; l = next) {
+        next = l->next;
+        free(ENTRY_OF(l, lru));
     }
     memset(s->buckets, 0, (s->mask + 1) * sizeof(*s->buckets));
-    s->mru = s->lru = s->dirty = NULL;
+    lists_init(s);
     s->count = s->n_dirty = s->bytes = 0;
 }
 
@@ -90,59 +141,36 @@ static entry_t **find(ss_store_t *s, const char *id, size_t len, uint64_t h) {
     return p;
 }
 
-static void lru_unlink(ss_store_t *s, entry_t *e) {
-    if (e->lru_prev)
-        e->lru_prev->lru_next = e->lru_next;
-    else
-        s->mru = e->lru_next;
-    if (e->lru_next)
-        e->lru_next->lru_prev = e->lru_prev;
-    else
-        s->lru = e->lru_prev;
-    e->lru_prev = e->lru_next = NULL;
-}
-
-static void lru_push(ss_store_t *s, entry_t *e) {
-    e->lru_prev = NULL;
-    e->lru_next = s->mru;
-    if (s->mru)
-        s->mru->lru_prev = e;
-    s->mru = e;
-    if (!s->lru)
-        s->lru = e;
+static int is_dirty(const entry_t *e) {
+    return e->dirty.next != &e->dirty;
 }
 
 static void dirty_unlink(ss_store_t *s, entry_t *e) {
-    if (!e->dirty)
-        return;
-    if (e->dirty_prev)
-        e->dirty_prev->dirty_next = e->dirty_next;
-    else
-        s->dirty = e->dirty_next;
-    if (e->dirty_next)
-        e->dirty_next->dirty_prev = e->dirty_prev;
-    e->dirty_prev = e->dirty_next = NULL;
-    e->dirty = 0;
-    s->n_dirty--;
+    if (is_dirty(e)) {
+        list_unlink(&e->dirty);
+        s->n_dirty--;
+    }
 }
 
+/* e marked for the next flush round, unless it waits in one already (dirty or flushing) */
 static void dirty_push(ss_store_t *s, entry_t *e) {
-    if (e->dirty)
-        return;
-    e->dirty = 1;
-    e->dirty_prev = NULL;
-    e->dirty_next = s->dirty;
-    if (s->dirty)
-        s->dirty->dirty_prev = e;
-    s->dirty = e;
-    s->n_dirty++;
+    if (!is_dirty(e)) {
+        list_push(&s->dirty, &e->dirty);
+        s->n_dirty++;
+    }
+}
+
+/* e the most recently used */
+static void touch(ss_store_t *s, entry_t *e) {
+    list_unlink(&e->lru);
+    list_push(&s->lru, &e->lru);
 }
 
 /* Unlink e from everything and free it. */
 static void forget(ss_store_t *s, entry_t *e) {
     entry_t **p = find(s, id_of(s, e), e->id_len, e->hash);
     *p = e->chain;
-    lru_unlink(s, e);
+    list_unlink(&e->lru);
     dirty_unlink(s, e);
     s->count--;
     s->bytes -= ss_store_entry_bytes(s->nf, e->id_len);
@@ -156,8 +184,7 @@ const float *ss_store_get(ss_store_t *s, const char *id, size_t len) {
         return NULL;
     }
     s->hits++;
-    lru_unlink(s, e);
-    lru_push(s, e);
+    touch(s, e);
     return e->vec;
 }
 
@@ -180,8 +207,8 @@ static void grow(ss_store_t *s) {
 }
 
 static void evict_one(ss_store_t *s) {
-    entry_t *e = s->lru;
-    if (e->dirty && s->evicted)
+    entry_t *e = ENTRY_OF(s->lru.prev, lru);
+    if (is_dirty(e) && s->evicted)
         s->evicted(s->arg, id_of(s, e), e->id_len, e->partition, e->vec, flags_of(s, e));
     forget(s, e);
     s->evictions++;
@@ -191,15 +218,17 @@ static entry_t *insert(ss_store_t *s, const char *id, size_t len, uint64_t h) {
     entry_t *e = calloc(1, sizeof(*e) + s->nf * (sizeof(float) + 1) + len);
     if (!e)
         return NULL;
-    while (s->count >= s->max && s->lru)
+    while (s->count >= s->max && !list_empty(&s->lru))
         evict_one(s);
+    list_init(&e->lru);
+    list_init(&e->dirty);
     e->hash = h;
     e->id_len = (uint32_t)len;
     memcpy(id_of(s, e), id, len);
     entry_t **p = &s->buckets[h & s->mask];
     e->chain = *p;
     *p = e;
-    lru_push(s, e);
+    list_push(&s->lru, &e->lru);
     s->count++;
     s->bytes += ss_store_entry_bytes(s->nf, len);
     if (s->count > s->mask + 1)
@@ -212,8 +241,7 @@ int ss_store_put(ss_store_t *s, const char *id, size_t len, int32_t partition, c
     uint64_t h = ss_fnv1a(SS_FNV1A_INIT, id, len);
     entry_t *e = *find(s, id, len, h);
     if (e) {
-        lru_unlink(s, e);
-        lru_push(s, e);
+        touch(s, e);
     } else if (!(e = insert(s, id, len, h))) {
         return -1;
     }
@@ -228,10 +256,11 @@ int ss_store_put(ss_store_t *s, const char *id, size_t len, int32_t partition, c
     return 0;
 }
 
-size_t ss_store_take_dirty(ss_store_t *s, ss_store_write_fn fn, void *arg) {
+/* Up to `max` customers of list `head` handed to fn, their marks cleared; how many. */
+static size_t take(ss_store_t *s, link_t *head, size_t max, ss_store_write_fn fn, void *arg) {
     size_t n = 0;
-    while (s->dirty) {
-        entry_t *e = s->dirty;
+    while (n < max && !list_empty(head)) {
+        entry_t *e = ENTRY_OF(head->next, dirty);
         fn(arg, id_of(s, e), e->id_len, e->partition, e->vec, flags_of(s, e));
         memset(flags_of(s, e), 0, s->nf);
         dirty_unlink(s, e);
@@ -240,9 +269,28 @@ size_t ss_store_take_dirty(ss_store_t *s, ss_store_write_fn fn, void *arg) {
     return n;
 }
 
+size_t ss_store_take_dirty(ss_store_t *s, ss_store_write_fn fn, void *arg) {
+    size_t n = take(s, &s->flushing, SIZE_MAX, fn, arg);
+    return n + take(s, &s->dirty, SIZE_MAX, fn, arg);
+}
+
+void ss_store_begin_flush(ss_store_t *s) {
+    list_splice(&s->flushing, &s->dirty);
+}
+
+size_t ss_store_take_flushing(ss_store_t *s, size_t max, ss_store_write_fn fn, void *arg) {
+    return take(s, &s->flushing, max, fn, arg);
+}
+
+int ss_store_flushing(const ss_store_t *s) {
+    return !list_empty(&s->flushing);
+}
+
 void ss_store_each(ss_store_t *s, ss_store_write_fn fn, void *arg) {
-    for (entry_t *e = s->mru; e; e = e->lru_next)
+    for (link_t *l = s->lru.next; l != &s->lru; l = l->next) {
+        entry_t *e = ENTRY_OF(l, lru);
         fn(arg, id_of(s, e), e->id_len, e->partition, e->vec, flags_of(s, e));
+    }
 }
 
 size_t ss_store_dirty(const ss_store_t *s) {
@@ -251,8 +299,9 @@ size_t ss_store_dirty(const ss_store_t *s) {
 
 size_t ss_store_drop_partition(ss_store_t *s, int32_t partition) {
     size_t n = 0;
-    for (entry_t *e = s->mru, *next; e; e = next) {
-        next = e->lru_next;
+    for (link_t *l = s->lru.next, *next; l != &s->lru; l = next) {
+        next = l->next;
+        entry_t *e = ENTRY_OF(l, lru);
         if (e->partition == partition) {
             forget(s, e);
             n++;

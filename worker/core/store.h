@@ -45,10 +45,20 @@ int ss_store_put(ss_store_t *s, const char *id, size_t len, int32_t partition, c
 /* Hand every customer with marked changes to `fn` and clear the marks; returns how many. */
 size_t ss_store_take_dirty(ss_store_t *s, ss_store_write_fn fn, void *arg);
 
+/* A flush round in steps: ss_store_begin_flush puts every customer marked so far into the
+ * round (with those of a round not finished); ss_store_take_flushing hands up to `max` of the
+ * round's customers to `fn` and clears their marks (returns how many); ss_store_flushing says
+ * whether any are left. A customer of the round changed again before it is taken stays in it
+ * (taken with its latest vector and every flag); one changed after it was taken waits for the
+ * next round. */
+void ss_store_begin_flush(ss_store_t *s);
+size_t ss_store_take_flushing(ss_store_t *s, size_t max, ss_store_write_fn fn, void *arg);
+int ss_store_flushing(const ss_store_t *s);
+
 /* Hand every customer held to `fn`, most recently used first; the store is unchanged. */
 void ss_store_each(ss_store_t *s, ss_store_write_fn fn, void *arg);
 
-/* Customers with marked changes. */
+/* Customers with marked changes (in a flush round or waiting for one). */
 size_t ss_store_dirty(const ss_store_t *s);
 
 /* Forget every customer of `partition`, with their marked changes (the caller flushed what

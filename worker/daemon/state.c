@@ -4,6 +4,7 @@
 #include "state.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,9 +74,10 @@ static int offsets_move(offsets_t *to, offsets_t *from) {
     return 0;
 }
 
-/* At-least-once: what the acknowledged writes cover becomes committable. */
+/* At-least-once: what the acknowledged writes cover becomes committable (not before every
+ * customer of the flush round that covers it is sent). */
 static void store_covered(ss_state_t *s) {
-    if (!s->consumer || s->covered.n == 0)
+    if (!s->consumer || s->covered.n == 0 || (s->store && ss_store_flushing(s->store)))
         return;
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(s->covered.n);
     for (int32_t p = 0; p < s->covered.n; p++) {
@@ -369,47 +371,79 @@ static void keep_one(void *arg, const char *id, size_t len, int32_t partition, c
         x->rc = SS_ERR_NOMEM;
 }
 
-/* Hand the store's changes to Redis: queued (exactly-once: in MULTI/EXEC with the changelog
- * checkpoint) and sent; the offsets committed so far are covered by them. */
-static void send_changes(ss_state_t *s) {
+/* The customers of a flush round written per batch: twice the batch's customers, at least
+ * FLUSH_SLICE_MIN, so that a round keeps ahead of the changes while no batch waits for a
+ * whole round to be formatted and sent. */
+#define FLUSH_SLICE_MIN 256
+
+/* Up to `max` customers of the flush round begun queued and sent. */
+static void send_slice(ss_state_t *s, size_t max) {
+    char err[512];
+    size_t n = ss_store_take_flushing(s->store, max, write_evicted, s);
+    __atomic_add_fetch(&s->metrics->flushed_customers, (long)n, __ATOMIC_RELAXED);
+    if (ss_cache_send(s->cache, err, sizeof(err)) < 0) /* sent again with the next call */
+        ss_debug("%s", err);
+}
+
+/* A flush round begun: the offsets committed so far are covered by it once all its customers
+ * are sent and acknowledged. At-least-once sends `slice` of them now and the rest with the
+ * batches that follow (send_slice); exactly-once sends all of them at once, in MULTI/EXEC with
+ * the changelog checkpoint. */
+static void send_changes(ss_state_t *s, size_t slice) {
     char err[512];
     static const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
-    if (s->changelog)
-        ss_cache_queue_command(s->cache, 1, multi, NULL);
+    __atomic_add_fetch(&s->metrics->flushes, 1, __ATOMIC_RELAXED);
+    offsets_move(&s->covered, &s->pending);
+    if (!s->changelog) {
+        ss_store_begin_flush(s->store);
+        send_slice(s, slice);
+        return;
+    }
+    ss_cache_queue_command(s->cache, 1, multi, NULL);
     size_t n = ss_store_take_dirty(s->store, write_evicted, s);
 #ifdef SS_FAILPOINTS
     if (n > 0 && ss_cache_send(s->cache, err, sizeof(err)) == 0)
         ss_failpoint("state.during-flush"); /* sent without their EXEC (exactly-once) */
 #endif
-    if (s->changelog) {
-        ss_changelog_queue_checkpoint(s->changelog, s->cache);
-        ss_cache_queue_command(s->cache, 1, exec, NULL);
-    }
-    __atomic_add_fetch(&s->metrics->flushes, 1, __ATOMIC_RELAXED);
+    ss_changelog_queue_checkpoint(s->changelog, s->cache);
+    ss_cache_queue_command(s->cache, 1, exec, NULL);
     __atomic_add_fetch(&s->metrics->flushed_customers, (long)n, __ATOMIC_RELAXED);
-    offsets_move(&s->covered, &s->pending);
     if (ss_cache_send(s->cache, err, sizeof(err)) < 0) /* sent again with the next call */
         ss_debug("%s", err);
 }
 
-/* A flush: the previous one acknowledged (its offsets stored), then this one sent; with
- * `wait`, acknowledged too. Returns 0, 1 (degraded), SS_ERR_STOPPED or SS_ERR_NOMEM. */
-static int flush(ss_state_t *s, int wait) {
+/* A flush: the round before finished and acknowledged (its offsets stored), then a round
+ * begun with `slice` customers sent; with `wait`, all of them, acknowledged. Returns 0, 1
+ * (degraded), SS_ERR_STOPPED or SS_ERR_NOMEM. */
+static int flush(ss_state_t *s, int wait, size_t slice) {
     int rc = 0;
+    if (ss_store_flushing(s->store))
+        send_slice(s, SIZE_MAX);
     if (ss_cache_pending(s->cache) > 0 && (rc = with_policy(s, op_sync)) < 0)
         return rc;
     store_covered(s); /* acknowledged, or given up (degraded) */
     s->next_flush = ss_mono_ms() + s->cfg->state_flush_interval_ms;
     if (s->writes)
-        send_changes(s);
+        send_changes(s, wait ? SIZE_MAX : slice);
     else
         offsets_move(&s->covered, &s->pending);
-    if (wait || ss_cache_pending(s->cache) == 0) {
+    if (wait || (ss_cache_pending(s->cache) == 0 && !ss_store_flushing(s->store))) {
         if (ss_cache_pending(s->cache) > 0 && (rc = with_policy(s, op_sync)) < 0)
             return rc;
         store_covered(s);
     }
     return rc;
+}
+
+/* After a batch's changes are in the store: a flush when one is due, else the next slice of
+ * the round begun. */
+static int flush_step(ss_state_t *s, size_t batch_customers) {
+    size_t slice = 2 * batch_customers > FLUSH_SLICE_MIN ? 2 * batch_customers : FLUSH_SLICE_MIN;
+    if (s->cfg->state_flush_interval_ms == 0 || ss_mono_ms() >= s->next_flush)
+        return flush(s, s->cfg->state_flush_interval_ms == 0, slice);
+    if (ss_store_flushing(s->store))
+        send_slice(s, slice);
+    return 0;
 }
 
 /* shared: the batch's customers written back now, and its offsets stored once acknowledged */
@@ -433,9 +467,7 @@ static int commit_staged(ss_state_t *s) {
         return x.rc;
     }
     show_store(s);
-    if (s->cfg->state_flush_interval_ms == 0 || ss_mono_ms() >= s->next_flush)
-        return flush(s, s->cfg->state_flush_interval_ms == 0);
-    return 0;
+    return flush_step(s, 0);
 }
 
 int ss_state_acked(ss_state_t *s, const rd_kafka_topic_partition_list_t *offsets) {
@@ -462,9 +494,7 @@ int ss_state_commit(ss_state_t *s, const ss_batch_t *b) {
         }
     }
     show_store(s);
-    if (s->cfg->state_flush_interval_ms == 0 || ss_mono_ms() >= s->next_flush)
-        return flush(s, s->cfg->state_flush_interval_ms == 0);
-    return 0;
+    return flush_step(s, b->n_u);
 }
 
 int ss_state_idle(ss_state_t *s) {
@@ -473,14 +503,14 @@ int ss_state_idle(ss_state_t *s) {
         waiting = s->pending.next[p] >= 0;
     if (!waiting || !s->store || ss_mono_ms() < s->next_flush)
         return 0;
-    int rc = flush(s, 1);
+    int rc = flush(s, 1, SIZE_MAX);
     return rc == SS_ERR_STOPPED ? rc : 0;
 }
 
 int ss_state_flush(ss_state_t *s) {
     if (!s->store)
         return ss_cache_pending(s->cache) > 0 ? with_policy(s, op_sync) : 0;
-    return flush(s, 1);
+    return flush(s, 1, SIZE_MAX);
 }
 
 void ss_state_drop(ss_state_t *s, const rd_kafka_topic_partition_list_t *parts) {
