@@ -398,8 +398,7 @@ static int roundtrip(ss_cache_t *c, int writes, size_t n_reads, float *out, char
             unsend(c);
         return SS_ERR_FAIL;
     }
-    if (writes ? append_queued(c) < 0
-               : send_all(c, c->rd.p, c->rd.len) < 0) {
+    if (writes ? append_queued(c) < 0 : send_all(c, c->rd.p, c->rd.len) < 0) {
         if (writes)
             return failed(c, errstr, errlen, "HSET/EXPIRE");
         snprintf(errstr, errlen, "redis HMGET: %s", c->ctx->errstr);
