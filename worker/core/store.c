@@ -60,7 +60,7 @@ typedef struct entry {
     float vec[]; /* n_features floats, then n_features change flags, then the id */
 } entry_t;
 
-#define ENTRY_OF(link, member) ((entry_t *)(void *)((char *)(link) - offsetof(entry_t, member)))
+#define ENTRY_OF(link, member) ((entry_t *)(void *)((char *)(link)-offsetof(entry_t, member)))
 
 struct ss_store {
     size_t nf, max;
