@@ -90,6 +90,10 @@ static void warn_unknown_env(const char *name) {
            "config: environment variable %s names no key; ignored", name);
 }
 
+static void warn_config(const char *message) {
+    ss_log(SS_LOG_WARN, NULL, "%s", message);
+}
+
 /* Configuration from -c FILE, the environment and -X key=value, in that order of
  * precedence (last wins). Arguments that are neither are left in rest[] for the command.
  * Returns the finalized config, or NULL after printing the error (exit 2). */
@@ -121,6 +125,7 @@ static ss_config_t *load_config(const char *cmd, int argc, char **argv, unsigned
         fprintf(stderr, "streamscore %s: -c FILE is required\n", cmd);
         goto fail;
     }
+    cfg->warn = warn_config;
     if (ss_config_load_file(cfg, file, err, sizeof(err)) < 0 ||
         ss_config_apply_env(cfg, environ, warn_unknown_env, err, sizeof(err)) < 0)
         goto bad;

@@ -48,6 +48,41 @@ static void properties_syntax_comments_colons_and_continuations(void) {
     ss_config_destroy(c);
 }
 
+static char warned[4][512];
+static int n_warned;
+static void record_warning(const char *message) {
+    if (n_warned < 4)
+        snprintf(warned[n_warned], sizeof(warned[0]), "%s", message);
+    n_warned++;
+}
+
+static void java_separators_blank_colon_and_equals_and_repeats_warned(void) {
+    ss_config_t *c = ss_config_new();
+    n_warned = 0;
+    c->warn = record_warning;
+    const char *text = "input.topic events\n"
+                       "output.topic:preds\n"
+                       "kafka.bootstrap.servers\th1:9092,h2:9092\n"
+                       "model.path   =   /m/a=b.json\n"
+                       "redis.host : redis:6379\n"
+                       "worker.threads = 2\n"
+                       "worker.threads 3\n"
+                       "input.topic = events2\n";
+    CHECK(ss_config_load_string(c, text, strlen(text), "t.properties", err, sizeof(err)) == 0);
+    CHECK(strcmp(c->input_topic, "events2") == 0);
+    CHECK(strcmp(c->output_topic, "preds") == 0);
+    CHECK(c->n_kafka == 1 && strcmp(c->kafka[0].key, "bootstrap.servers") == 0 &&
+          strcmp(c->kafka[0].value, "h1:9092,h2:9092") == 0);
+    CHECK(strcmp(c->model_path, "/m/a=b.json") == 0);
+    CHECK(strcmp(c->redis_host, "redis:6379") == 0);
+    CHECK(c->worker_threads == 3);
+    CHECK(n_warned == 2);
+    CHECK_STR_CONTAINS(warned[0], "t.properties:7");
+    CHECK_STR_CONTAINS(warned[0], "'worker.threads' given again (line 6 gave it before)");
+    CHECK_STR_CONTAINS(warned[1], "'input.topic' given again (line 1");
+    ss_config_destroy(c);
+}
+
 static void unknown_key_is_an_error_naming_it_and_its_line(void) {
     CHECK(load("input.topic = a\n\nmodel.pth = x\n") == NULL);
     CHECK_STR_CONTAINS(err, "unknown key 'model.pth'");
@@ -199,8 +234,10 @@ static void a_registry_replaces_the_schema_map_and_its_url_and_credentials_are_c
 }
 
 static void nul_bytes_and_garbage_lines_are_errors_not_crashes(void) {
-    CHECK(load("just some words\n") == NULL);
-    CHECK_STR_CONTAINS(err, "expected 'key = value'");
+    CHECK(load("just some words\n") == NULL); /* the key 'just', unknown */
+    CHECK_STR_CONTAINS(err, "'just'");
+    CHECK(load("= value\n") == NULL);
+    CHECK_STR_CONTAINS(err, "empty key");
     ss_config_t *c = ss_config_new();
     CHECK(ss_config_load_string(c, "a\0b=c", 5, "t", err, sizeof(err)) < 0);
     ss_config_destroy(c);
@@ -396,6 +433,8 @@ static const check_test_t tests[] = {
     {"defaults_match_the_documented_values", defaults_match_the_documented_values},
     {"properties_syntax_comments_colons_and_continuations",
      properties_syntax_comments_colons_and_continuations},
+    {"java_separators_blank_colon_and_equals_and_repeats_warned",
+     java_separators_blank_colon_and_equals_and_repeats_warned},
     {"unknown_key_is_an_error_naming_it_and_its_line",
      unknown_key_is_an_error_naming_it_and_its_line},
     {"bad_integer_names_the_key", bad_integer_names_the_key},

@@ -206,6 +206,63 @@ ss_config_t *ss_config_new(void) {
     return cfg;
 }
 
+/* Java properties: the key (at `line`, blanks trimmed) ends at the first '=', ':' or blank
+ * not escaped by a backslash; blanks, at most one '=' or ':', and blanks again lead to the
+ * value. Ends the key in place and returns the value (trimmed; "" when there is none). */
+static char *split_value(char *line) {
+    char *p = line;
+    while (*p && *p != '=' && *p != ':' && *p != ' ' && *p != '\t' && *p != '\f')
+        p += p[0] == '\\' && p[1] ? 2 : 1;
+    char *end = p;
+    while (*p == ' ' || *p == '\t' || *p == '\f')
+        p++;
+    if (*p == '=' || *p == ':')
+        p++;
+    *end = '\0';
+    return trim(p);
+}
+
+/* The keys a properties text gave, each with its line, to tell of repeats. */
+typedef struct seen_keys {
+    char **keys;
+    int *lines;
+    size_t n, cap;
+} seen_keys_t;
+
+static int note_key(ss_config_t *cfg, seen_keys_t *seen, const char *key, const char *name,
+                    int line) {
+    for (size_t i = 0; i < seen->n; i++) {
+        if (strcmp(seen->keys[i], key) != 0)
+            continue;
+        if (cfg->warn) {
+            char msg[512];
+            snprintf(msg, sizeof(msg),
+                     "config (%s:%d): key '%s' given again (line %d gave it before); the last "
+                     "value counts",
+                     name, line, key, seen->lines[i]);
+            cfg->warn(msg);
+        }
+        seen->lines[i] = line;
+        return 0;
+    }
+    if (seen->n == seen->cap) {
+        size_t cap = seen->cap ? seen->cap * 2 : 32;
+        char **k = realloc(seen->keys, cap * sizeof(*k));
+        if (k)
+            seen->keys = k;
+        int *l = realloc(seen->lines, cap * sizeof(*l));
+        if (l)
+            seen->lines = l;
+        if (!k || !l)
+            return SS_ERR_NOMEM;
+        seen->cap = cap;
+    }
+    if (!(seen->keys[seen->n] = strdup(key)))
+        return SS_ERR_NOMEM;
+    seen->lines[seen->n++] = line;
+    return 0;
+}
+
 int ss_config_load_string(ss_config_t *cfg, const char *text, size_t len, const char *name,
                           char *errstr, size_t errlen) {
     char *buf = malloc(len + 1);
@@ -221,6 +278,7 @@ int ss_config_load_string(ss_config_t *cfg, const char *text, size_t len, const 
         return SS_ERR_CONFIG;
     }
     int rc = 0, lineno = 0;
+    seen_keys_t seen = {0};
     char *logical = NULL, *next = buf;
     size_t loglen = 0;
     int start_line = 0;
@@ -252,17 +310,9 @@ int ss_config_load_string(ss_config_t *cfg, const char *text, size_t len, const 
         if (cont)
             continue;
 
-        char *sep = logical + strcspn(logical, "=:");
         char origin[300];
         snprintf(origin, sizeof(origin), "%s:%d", name, start_line);
-        if (*sep == '\0') {
-            snprintf(errstr, errlen, "config (%s): expected 'key = value', got '%.80s'", origin,
-                     logical);
-            rc = SS_ERR_CONFIG;
-            break;
-        }
-        *sep = '\0';
-        char *key = trim(logical), *value = trim(sep + 1);
+        char *key = trim(logical), *value = split_value(key);
         if (!*key) {
             snprintf(errstr, errlen, "config (%s): empty key", origin);
             rc = SS_ERR_CONFIG;
@@ -270,12 +320,20 @@ int ss_config_load_string(ss_config_t *cfg, const char *text, size_t len, const 
         }
         if ((rc = ss_config_set(cfg, key, value, origin, errstr, errlen)) < 0)
             break;
+        if ((rc = note_key(cfg, &seen, key, name, start_line)) < 0) {
+            snprintf(errstr, errlen, "config: out of memory");
+            break;
+        }
         free(logical);
         logical = NULL;
         loglen = 0;
     }
     free(logical);
     free(buf);
+    for (size_t i = 0; i < seen.n; i++)
+        free(seen.keys[i]);
+    free(seen.keys);
+    free(seen.lines);
     return rc;
 }
 

@@ -104,6 +104,10 @@ typedef struct ss_config {
 
     ss_kv_t *kafka; /* pass-through, in the order given */
     size_t n_kafka;
+
+    /* Told, while a properties file loads, of a key it gives a second time (the last value
+     * counts): one line naming the key and both lines. NULL: not told. */
+    void (*warn)(const char *message);
 } ss_config_t;
 
 /* A key's scope (librdkafka's _RK_GLOBAL|_RK_CONSUMER bits): the commands that read it and,
@@ -131,8 +135,10 @@ void ss_config_destroy(ss_config_t *cfg);
 int ss_config_set(ss_config_t *cfg, const char *key, const char *value, const char *origin,
                   char *errstr, size_t errlen);
 
-/* Parse a Java-style .properties file (key = value, key: value, # and ! comments,
- * backslash line continuation). Returns 0 or SS_ERR_CONFIG (SS_ERR_NOMEM) with errstr. */
+/* Parse a Java-style .properties file: "key = value", "key: value" or "key value" (the key
+ * ends at the first '=', ':' or blank), # and ! comments, backslash line continuation; a key
+ * given twice: the last value counts, and cfg->warn is told. Returns 0 or SS_ERR_CONFIG
+ * (SS_ERR_NOMEM) with errstr. */
 int ss_config_load_file(ss_config_t *cfg, const char *path, char *errstr, size_t errlen);
 
 /* Parse properties text from memory; `name` names it in messages. */
