@@ -302,6 +302,24 @@ static void json_output_ignores_a_schema_id(void) {
     ss_config_destroy(cfg);
 }
 
+static void the_default_schemas_load_from_any_directory(void) {
+    char cwd[4096], dir[] = "/tmp/ss-test-cwd-XXXXXX";
+    CHECK(getcwd(cwd, sizeof(cwd)) != NULL && mkdtemp(dir) != NULL && chdir(dir) == 0);
+    ss_config_t *cfg = config(""); /* input.schema and output.schema at their defaults */
+    ss_encoder_t *e = ss_encoder_new(cfg, err, sizeof(err));
+    CHECK(e != NULL);
+    avro_schema_t in = ss_schema_load(cfg->input_schema, "input.schema", err, sizeof(err));
+    CHECK(in != NULL && strcmp(avro_schema_name(in), "CustomerEvent") == 0);
+    /* a path set by the user that names no file is still an error */
+    CHECK(ss_schema_load("schemas/nope.avsc", "output.schema", err, sizeof(err)) == NULL);
+    CHECK_STR_CONTAINS(err, "schemas/nope.avsc");
+    if (in)
+        avro_schema_decref(in);
+    ss_encoder_destroy(e);
+    ss_config_destroy(cfg);
+    CHECK(chdir(cwd) == 0 && rmdir(dir) == 0);
+}
+
 static void output_schema_with_unknown_field_is_a_config_error(void) {
     FILE *f = fopen("build/test_bad_prediction.avsc", "w");
     if (!f)
@@ -336,6 +354,7 @@ static const check_test_t tests[] = {
     {"json_output_ignores_a_schema_id", json_output_ignores_a_schema_id},
     {"output_schema_with_unknown_field_is_a_config_error",
      output_schema_with_unknown_field_is_a_config_error},
+    {"the_default_schemas_load_from_any_directory", the_default_schemas_load_from_any_directory},
     {NULL, NULL}};
 
 int main(void) {

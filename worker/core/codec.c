@@ -6,17 +6,32 @@
  * Each writer schema gets a plan, computed once, from its fields to what we read. */
 #include "codec_int.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "log.h"
 #include "strv.h"
 
+extern const char ss_builtin_customer_event[], ss_builtin_prediction[];
+
+json_t *ss_schema_json(const char *path, json_error_t *jerr) {
+    static const struct {
+        const char *path, *text;
+    } builtin[] = {{"schemas/customer_event.avsc", ss_builtin_customer_event},
+                   {"schemas/prediction.avsc", ss_builtin_prediction}};
+    for (size_t i = 0; i < sizeof(builtin) / sizeof(*builtin); i++)
+        if (strcmp(path, builtin[i].path) == 0 && access(path, F_OK) != 0 && errno == ENOENT)
+            return json_loads(builtin[i].text, 0, jerr);
+    return json_load_file(path, 0, jerr);
+}
+
 avro_schema_t ss_schema_load(const char *path, const char *key, char *errstr, size_t errlen) {
     json_error_t jerr;
-    json_t *j = json_load_file(path, 0, &jerr);
+    json_t *j = ss_schema_json(path, &jerr);
     if (!j) {
         snprintf(errstr, errlen, "config: key '%s': cannot load schema '%s': %s (line %d)", key,
                  path, jerr.text, jerr.line);

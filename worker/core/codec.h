@@ -4,6 +4,7 @@
 #ifndef SS_CODEC_H
 #define SS_CODEC_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -91,6 +92,12 @@ int ss_codec_feature_fields(const ss_config_t *cfg, char *const *features, size_
 
 /* Load an Avro schema from a file; NULL with errstr naming `key`. */
 struct avro_obj_t *ss_schema_load(const char *path, const char *key, char *errstr, size_t errlen);
+
+/* A schema file's JSON (NULL with jerr). The defaults of input.schema and output.schema
+ * ("schemas/customer_event.avsc", "schemas/prediction.avsc") are compiled in: such a path
+ * that names no file from the current directory reads the compiled-in copy, so that the
+ * defaults work from any directory. */
+json_t *ss_schema_json(const char *path, json_error_t *jerr);
 
 /* A generic Avro value of `schema` with its class, made and released together (a decoder's
  * per-schema value, the encoder's, a tool's). Returns 0, or SS_ERR_FAIL with *iface NULL and

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "codec.h"
 #include "error.h"
 #include "log.h"
 
@@ -66,7 +67,7 @@ const char *ss_output_name(const ss_output_t *o) {
 static int register_schema(ss_output_t *o, ss_registry_t *registry, char *errstr, size_t errlen) {
     const ss_config_t *cfg = o->cfg;
     json_error_t jerr;
-    json_t *j = json_load_file(cfg->output_schema, 0, &jerr);
+    json_t *j = ss_schema_json(cfg->output_schema, &jerr);
     char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     char fullname[512], subject[1024];
