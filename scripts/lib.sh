@@ -33,5 +33,23 @@ die() {
 # sha256 of a file, hex only.
 sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
 
-# True when something accepts TCP connections on 127.0.0.1:$1.
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# True when something listens on TCP port $1 (any local address). Asked of the kernel's
+# socket table (ss, from iproute2) rather than by connecting: a connection's own source port
+# can be the very port probed (in the ephemeral range), connect to itself and hold it, so
+# that the service to come fails to bind. Without ss: a connection to 127.0.0.1:$1.
+port_open() {
+	if command -v ss >/dev/null; then
+		[[ -n $(ss -Hltn "sport = :$1" 2>/dev/null) ]]
+	else
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+	fi
+}
+
+# What listens on TCP port $1, as ss names it ("name" pid=N), or "another process".
+port_holder() {
+	local who=
+	command -v ss >/dev/null &&
+		who=$(ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'users:((.*))' | head -n 1 |
+			sed -e 's/^users:((//' -e 's/))$//' -e 's/,fd=[0-9]*//g')
+	echo "${who:-another process}"
+}

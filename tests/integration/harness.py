@@ -31,14 +31,14 @@ MODEL_SCORES_BIN = Path(os.environ.get("MODEL_SCORES_BIN") or ROOT / "build" / "
 # three-node cluster on other ports: broker N listens on KAFKA_PORT+N-1 and its controller
 # on KAFKA_CONTROLLER_PORT+N-1.
 KAFKA_BROKERS = int(os.environ.get("SS_IT_KAFKA_BROKERS", "1"))
-KAFKA_PORT = int(os.environ.get("SS_IT_KAFKA_PORT", "39092"))
-KAFKA_CONTROLLER_PORT = int(os.environ.get("SS_IT_KAFKA_CONTROLLER_PORT", "39093"))
-REDIS_PORT = int(os.environ.get("SS_IT_REDIS_PORT", "36379"))
+KAFKA_PORT = int(os.environ.get("SS_IT_KAFKA_PORT", "22092"))
+KAFKA_CONTROLLER_PORT = int(os.environ.get("SS_IT_KAFKA_CONTROLLER_PORT", "22093"))
+REDIS_PORT = int(os.environ.get("SS_IT_REDIS_PORT", "22379"))
 STACK_DIR = Path(os.environ.get("SS_IT_STACK_DIR") or ROOT / "build" / "test-stack")
 # The schema registry (Apicurio, Confluent-compatible API) runs beside the single-broker
 # stack of the main session; the fault session (three nodes) has none.
 REGISTRY = os.environ.get("SS_IT_REGISTRY", "1" if KAFKA_BROKERS == 1 else "0") == "1"
-REGISTRY_PORT = int(os.environ.get("SS_IT_REGISTRY_PORT", "38081"))
+REGISTRY_PORT = int(os.environ.get("SS_IT_REGISTRY_PORT", "22081"))
 REGISTRY_URL = f"http://127.0.0.1:{REGISTRY_PORT}/apis/ccompat/v7"
 BROKER_PORTS = [KAFKA_PORT + n for n in range(KAFKA_BROKERS)]
 STACK_PORTS = (BROKER_PORTS + [KAFKA_CONTROLLER_PORT + n for n in range(KAFKA_BROKERS)]
@@ -1154,12 +1154,24 @@ def png_pixels(path):
 
 
 def free_port():
-    """A loopback TCP port nobody listens on now."""
+    """A free loopback port below 32768, outside the kernel's ephemeral range (where an
+    outgoing connection could take it between this check and the worker's bind), and none
+    of the stacks' ports."""
+    import random
     import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    taken = set(STACK_PORTS)
+    for _ in range(200):
+        port = random.randint(20000, 32767)
+        if port in taken:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free loopback port found in 20000..32767")
 
 
 def http_get(port, path, timeout=5.0):

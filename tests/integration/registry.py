@@ -27,7 +27,7 @@ What to know about this registry:
 - Default compatibility is NONE; PUT /config/{subject} sets a subject's level.
 - An unknown id (GET /schemas/ids/N) answers 404 with error_code 40403.
 
-Ports come from the environment as in harness.py: SS_IT_REGISTRY_PORT (38081, the test
+Ports come from the environment as in harness.py: SS_IT_REGISTRY_PORT (22081, the test
 stack's, as harness.py has it); URL is the API's base, http://127.0.0.1:PORT/apis/ccompat/v7.
 """
 
@@ -43,7 +43,7 @@ from confluent_kafka.schema_registry import (Schema, SchemaRegistryClient,
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-REGISTRY_PORT = int(os.environ.get("SS_IT_REGISTRY_PORT", "38081"))
+REGISTRY_PORT = int(os.environ.get("SS_IT_REGISTRY_PORT", "22081"))
 URL = f"http://127.0.0.1:{REGISTRY_PORT}/apis/ccompat/v7"
 
 _VALUE_SUFFIX = "-value"

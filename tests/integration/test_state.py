@@ -8,7 +8,6 @@ a partition moves, when Redis restarts or refuses writes, or when the store is s
 the customer set. The shadow keeps a merged state of its own and never writes Redis."""
 
 import os
-import random
 import re
 import shutil
 import signal
@@ -38,21 +37,6 @@ def _encode(ev):
     return h.encode_avro(h.EVENT_SCHEMA_PATH, ev)
 
 
-def _low_port():
-    """A free loopback port below 32768, outside the kernel's ephemeral range (where an
-    outgoing connection could take it between this check and the worker's bind)."""
-    taken = set(h.STACK_PORTS)
-    for _ in range(200):
-        port = random.randint(20000, 32767)
-        if port in taken:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise AssertionError("no free loopback port found in 20000..32767")
 
 
 def _several_each(rng, customers, n_min, n_max, t0, full_share=0.25, f_min=0):
@@ -517,7 +501,7 @@ def _port_open(port):
 
 def _read_saved_redis(directory, prefix, customers):
     """The customers' hashes in a dump.rdb, read through a redis-server of its own."""
-    port = _low_port()
+    port = h.free_port()
     log = open(directory / "redis.log", "wb")
     proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
                              "--dir", str(directory), "--dbfilename", "dump.rdb",
@@ -570,9 +554,9 @@ def test_a_store_bounded_below_the_customer_set_scores_exactly_what_an_unbounded
     ctx.add_topics(bounded_topic)
     runs = {
         "unbounded": {"prefix": f"{ctx.prefix}unbounded:", "topic": ctx.output_topic,
-                      "port": _low_port(), "group": ctx.group, "extra": {}},
+                      "port": h.free_port(), "group": ctx.group, "extra": {}},
         "bounded": {"prefix": f"{ctx.prefix}bounded:", "topic": bounded_topic,
-                    "port": _low_port(), "group": f"{ctx.group}-bounded",
+                    "port": h.free_port(), "group": f"{ctx.group}-bounded",
                     "extra": {"state.store.max.customers": 50,
                               "state.flush.interval.ms": LONG_FLUSH_MS}},
     }
@@ -637,7 +621,7 @@ def test_a_customer_in_the_store_is_read_from_redis_once_not_once_per_batch(ctx)
         prefix = f"{ctx.prefix}{mode}:"
         seeded = {hot: _seed(ctx.redis, prefix, hot, seed_features)}
         expected, final = h.expected_predictions(events, placed, h.PRIMARY_MODEL, seeded)
-        port = _low_port()
+        port = h.free_port()
         props = ctx.props({"worker.threads": 1, "batch.max.messages": 6,
                            "redis.key.prefix": prefix, "metrics.listen": f"127.0.0.1:{port}"})
         if mode == "owned":  # the default: not set
@@ -699,7 +683,7 @@ def test_a_wrong_type_reply_is_logged_by_name_and_counted_and_degrade_keeps_scor
     events = _several_each(rng, others, 1, 3, T0) + \
         [h.make_event(bad, T0 + 50_000 + i, rng, **h.random_features(rng, 1, 4)) for i in range(3)]
     placed = h.produce(ctx.input_topic, events, _encode)
-    port = _low_port()
+    port = h.free_port()
     w = ctx.start_worker(ctx.props({"redis.on.error": "degrade",
                                     "metrics.listen": f"127.0.0.1:{port}"}))
     reader = h.TopicReader(ctx.output_topic)
@@ -744,7 +728,7 @@ def test_redis_refusing_writes_with_oom_is_named_and_block_holds_the_offsets_unt
     seeded = {cid: ctx.seed(cid, h.random_features(rng, 3, 8)) for cid in customers[:15]}
     events = _several_each(rng, customers, 1, 2, T0, f_min=1)
     placed = h.produce(ctx.input_topic, events, _encode)
-    port = _low_port()
+    port = h.free_port()
     w = ctx.start_worker(ctx.props({"redis.on.error": "block", "state.flush.interval.ms": 200,
                                     "metrics.listen": f"127.0.0.1:{port}"}))
     reader = h.TopicReader(ctx.output_topic)
