@@ -192,3 +192,75 @@ def test_confluent_framing_bad_records_go_to_the_dead_letter_topic_and_good_ones
                        "input.schema.map": f"{SCHEMA_ID}={h.EVENT_SCHEMA_PATH}",
                        "input.max.bytes": MAX_BYTES, "batch.max.messages": 5})
     _run_and_check(ctx, props, _mix(goods, bads))
+
+
+def _model_infinite_above(path, feature, threshold):
+    """A regression model over the worker's features: two one-split trees on `feature`, each
+    leaf 0.1 below `threshold` (and for a missing value), 3e38 above it: a row above scores
+    +inf (the two leaves sum past the largest float32), every other row 0.7, the start-up
+    probe rows (all missing, all 0, all 1) included."""
+    import json
+
+    import xgboost as xgb
+
+    rng = np.random.default_rng(11)
+    x = rng.random((64, len(h.FEATURES)))
+    d = xgb.DMatrix(x, label=x[:, 0] > 0.5, feature_names=list(h.FEATURES))
+    bst = xgb.train({"objective": "reg:squarederror", "max_depth": 1, "base_score": 0.5}, d,
+                    num_boost_round=2)
+    bst.save_model(str(path))
+    doc = json.loads(path.read_text())
+    for tree in doc["learner"]["gradient_booster"]["model"]["trees"]:
+        assert tree["left_children"][0] == 1 and tree["right_children"][0] == 2, tree
+        tree["split_indices"][0] = h.FEATURES.index(feature)
+        tree["split_conditions"][0] = threshold
+        tree["default_left"][0] = 1
+        for leaf, value in ((1, 0.1), (2, 3e38)):
+            tree["split_conditions"][leaf] = value
+            tree["base_weights"][leaf] = value
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_a_record_scored_non_finite_changes_no_features(ctx, tmp_path):
+    """A record the model scores +inf is dead-lettered as non_finite_score, and its features
+    count for nothing: the customer's later event in the same batch is scored without them,
+    and Redis never holds them."""
+    rng = np.random.default_rng(1401)
+    model = _model_infinite_above(tmp_path / "inf-above.json", "monthly_charges", 1000.0)
+    cid = f"nf-{ctx.uid}"
+    first = h.make_event(cid, 1_700_000_000_000, rng, monthly_charges=50.0, tenure_months=3)
+    poison = h.make_event(cid, 1_700_000_000_001, rng, monthly_charges=5000.0, logins_30d=9)
+    later = h.make_event(cid, 1_700_000_000_002, rng, support_calls_30d=2)
+    other = h.make_event(f"ok-{ctx.uid}", 1_700_000_000_003, rng, monthly_charges=70.0)
+    events = [first, poison, later, other]
+    placed = h.produce(ctx.input_topic, events, lambda ev: h.encode_avro(h.EVENT_SCHEMA_PATH, ev))
+    assert len({placed[i][0] for i in range(3)}) == 1  # one customer, one partition
+    w = ctx.start_worker(ctx.props({"model.path": str(model), "model.name": "inf-above",
+                                    "model.version": "1", "batch.max.messages": 100,
+                                    "batch.max.wait.ms": 500}))
+    reader = h.TopicReader(ctx.output_topic)
+    try:
+        reader.wait_for(3, 60, worker=w, what="predictions")
+        w.stop()
+        reader.drain()
+    finally:
+        reader.close()
+    by_source = h.index_by_source(reader.records)
+    assert set(by_source) == {placed[0], placed[2], placed[3]}, \
+        f"predictions for {sorted(by_source)}, expected {[placed[i] for i in (0, 2, 3)]}"
+    dlq = ctx.dead_letters()
+    assert len(dlq) == 1, f"{len(dlq)} dead letters, expected the poison event's only"
+    headers = dict(dlq[0]["_headers"])
+    assert headers.get(CONNECT + "exception.class.name") == b"non_finite_score", headers
+    assert headers.get(CONNECT + "offset") == str(placed[1][1]).encode(), headers
+    # the later event: merged with the first only
+    vectors, final = h.simulate_merge([first, later])
+    got = by_source[placed[2]][0]
+    assert got["feature_hash"] == h.feature_hash(vectors[1]), \
+        "the later event was scored with the dead-lettered event's features"
+    assert np.isfinite(got["score"])
+    stored = ctx.redis.hgetall(ctx.redis_key(cid))
+    assert float(stored.get("monthly_charges", "nan")) == 50.0, stored
+    assert "logins_30d" not in stored, stored
+    assert set(stored) == set(final[cid]), (stored, final[cid])

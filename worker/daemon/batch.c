@@ -25,6 +25,7 @@ ss_batch_t *ss_batch_new(size_t max, size_t nf) {
     b->ev_feat = malloc(max * nf * sizeof(float) + 1);
     b->rows = malloc(max * nf * sizeof(float) + 1);
     b->state = malloc(max * nf * sizeof(float) + 1);
+    b->state0 = malloc(max * nf * sizeof(float) + 1);
     b->changed = malloc(max * (nf ? nf : 1));
     b->scores = malloc(max * sizeof(double));
     b->u_ids = calloc(max, sizeof(*b->u_ids));
@@ -32,13 +33,14 @@ ss_batch_t *ss_batch_new(size_t max, size_t nf) {
     b->u_off = calloc(max, sizeof(size_t));
     b->u_part = calloc(max, sizeof(int32_t));
     b->u_unknown = calloc(max, 1);
+    b->u_flag = calloc(max, 1);
     b->table = malloc(tsize * sizeof(int));
     b->table_used = calloc(max, sizeof(size_t));
     b->arena_cap = max * 96;
     b->arena = malloc(b->arena_cap);
-    if (!b->msgs || !b->recs || !b->ev_feat || !b->rows || !b->state || !b->changed || !b->scores ||
-        !b->u_ids || !b->u_lens || !b->u_off || !b->u_part || !b->u_unknown || !b->table ||
-        !b->table_used || !b->arena) {
+    if (!b->msgs || !b->recs || !b->ev_feat || !b->rows || !b->state || !b->state0 || !b->changed ||
+        !b->scores || !b->u_ids || !b->u_lens || !b->u_off || !b->u_part || !b->u_unknown ||
+        !b->table || !b->table_used || !b->arena) {
         ss_batch_destroy(b);
         return NULL;
     }
@@ -49,9 +51,9 @@ ss_batch_t *ss_batch_new(size_t max, size_t nf) {
 void ss_batch_destroy(ss_batch_t *b) {
     if (!b)
         return;
-    void *bufs[] = {b->msgs,   b->recs,       b->ev_feat, b->rows,  b->state,  b->changed,
-                    b->scores, b->u_ids,      b->u_lens,  b->u_off, b->u_part, b->u_unknown,
-                    b->table,  b->table_used, b->arena,   b};
+    void *bufs[] = {b->msgs,   b->recs,       b->ev_feat, b->rows,   b->state,  b->changed,
+                    b->scores, b->u_ids,      b->u_lens,  b->u_off,  b->u_part, b->u_unknown,
+                    b->table,  b->table_used, b->arena,   b->state0, b->u_flag, b};
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
         free(bufs[i]);
 }
@@ -67,6 +69,8 @@ void ss_batch_reset(ss_batch_t *b) {
         b->recs[i].slot = -1;
     }
 }
+
+static void merge(ss_batch_t *b);
 
 /* Copy bytes into the arena; returns the offset or (size_t)-1. */
 static size_t arena_put(ss_batch_t *b, const char *s, size_t len) {
@@ -141,6 +145,17 @@ void ss_batch_clear_state(ss_batch_t *b) {
 }
 
 void ss_batch_merge(ss_batch_t *b) {
+    memcpy(b->state0, b->state, b->n_u * b->nf * sizeof(float));
+    merge(b);
+}
+
+void ss_batch_remerge(ss_batch_t *b) {
+    memcpy(b->state, b->state0, b->n_u * b->nf * sizeof(float));
+    memset(b->changed, 0, b->n_u * b->nf);
+    merge(b);
+}
+
+static void merge(ss_batch_t *b) {
     size_t nf = b->nf, k = 0;
     for (size_t i = 0; i < b->n_msgs; i++) {
         ss_batch_rec_t *r = &b->recs[i];

@@ -42,6 +42,8 @@ typedef struct ss_batch {
     int32_t *u_part;          /* per customer: the partition its events came from */
     unsigned char *u_unknown; /* per customer: 1 when its known vector could not be read */
     float *state;             /* per customer: the known vector, merged with its events */
+    float *state0;            /* per customer: the known vector before the batch's events */
+    unsigned char *u_flag;    /* per customer: scratch for one pass over the records */
     unsigned char *changed;   /* per customer and feature: carried by one of its events */
     int *table;               /* open addressing: customer -> slot, -1 empty */
     size_t table_mask;
@@ -82,5 +84,10 @@ void ss_batch_clear_state(ss_batch_t *b);
  * where it has a value (a customer's later event sees the earlier one), marks what it
  * carried, and the result becomes the record's row. Sets n_rows. */
 void ss_batch_merge(ss_batch_t *b);
+
+/* The merge again from the known vectors, without the records dead-lettered since (a record
+ * that cannot be scored changes no customer's vector): rows, n_rows and the change marks
+ * anew. */
+void ss_batch_remerge(ss_batch_t *b);
 
 #endif

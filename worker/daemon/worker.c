@@ -145,24 +145,38 @@ static int decode(ss_worker_t *w) {
     return 0;
 }
 
-/* Score the batch's rows in one call; a non-finite score makes its record a dead letter. */
+/* Score the batch's rows in one call; a non-finite score makes its record a dead letter, and
+ * then the batch is merged again without it (its features reach neither its customer's later
+ * events nor the state) and scored again. Only a customer's first non-finite record of a pass
+ * is dead-lettered: the later ones may have been merged with it, and are scored again. */
 static int score(ss_worker_t *w, ss_model_t *model) {
     ss_batch_t *b = w->batch;
     char err[512];
-    int64_t t0 = ss_mono_ns();
-    if (ss_model_predict(model, w->pred, b->rows, b->n_rows, b->scores, err, sizeof(err)) < 0) {
-        ss_error("%s", err);
-        return SS_ERR_FAIL;
-    }
-    ss_hist_observe(&w->rt->stats->predict_seconds, (double)(ss_mono_ns() - t0) / 1e9);
     ss_hist_observe(&w->rt->stats->batch_size, (double)b->n_msgs);
-    for (size_t i = 0; i < b->n_msgs; i++) {
-        ss_batch_rec_t *r = &b->recs[i];
-        if (!r->dlq && !isfinite(b->scores[r->row]))
-            ss_batch_dead_letter(b, i, "score", "non_finite_score",
-                                 "the model returned a non-finite score");
+    for (;;) {
+        int64_t t0 = ss_mono_ns();
+        if (ss_model_predict(model, w->pred, b->rows, b->n_rows, b->scores, err, sizeof(err)) < 0) {
+            ss_error("%s", err);
+            return SS_ERR_FAIL;
+        }
+        ss_hist_observe(&w->rt->stats->predict_seconds, (double)(ss_mono_ns() - t0) / 1e9);
+        size_t failed = 0;
+        memset(b->u_flag, 0, b->n_u);
+        for (size_t i = 0; i < b->n_msgs; i++) {
+            ss_batch_rec_t *r = &b->recs[i];
+            if (!r->dlq && !isfinite(b->scores[r->row]) && !b->u_flag[r->slot]) {
+                b->u_flag[r->slot] = 1;
+                ss_batch_dead_letter(b, i, "score", "non_finite_score",
+                                     "the model returned a non-finite score");
+                failed++;
+            }
+        }
+        if (failed == 0)
+            return 0;
+        ss_batch_remerge(b);
+        if (b->n_rows == 0)
+            return 0;
     }
-    return 0;
 }
 
 static void fill_prediction(const ss_batch_t *b, size_t i, ss_prediction_t *p) {
