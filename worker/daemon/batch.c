@@ -40,7 +40,7 @@ ss_batch_t *ss_batch_new(size_t max, size_t nf) {
     b->arena = malloc(b->arena_cap);
     if (!b->msgs || !b->recs || !b->ev_feat || !b->rows || !b->state || !b->state0 || !b->changed ||
         !b->scores || !b->u_ids || !b->u_lens || !b->u_off || !b->u_part || !b->u_unknown ||
-        !b->table || !b->table_used || !b->arena) {
+        !b->u_flag || !b->table || !b->table_used || !b->arena) {
         ss_batch_destroy(b);
         return NULL;
     }
