@@ -264,3 +264,46 @@ def test_a_record_scored_non_finite_changes_no_features(ctx, tmp_path):
     assert float(stored.get("monthly_charges", "nan")) == 50.0, stored
     assert "logins_30d" not in stored, stored
     assert set(stored) == set(final[cid]), (stored, final[cid])
+
+
+def test_a_dead_letter_too_big_for_kafka_is_sent_without_its_value(ctx):
+    """Values too big to be sent again with the dead-letter headers (the producer's
+    message.max.bytes, 1,000,000 by default): the dead letter leaves the value out, says so
+    and keeps where the record came from; the worker carries on with the records after it.
+    One is rejected as too_large (above input.max.bytes), one is read and is bad Avro."""
+    rng = np.random.default_rng(1402)
+    big = 999_800
+    before = h.make_event(f"before-{ctx.uid}", 1_700_000_000_000, rng, monthly_charges=10.0)
+    after = h.make_event(f"after-{ctx.uid}", 1_700_000_000_001, rng, monthly_charges=20.0)
+    messages = [
+        {"key": b"b", "value": h.encode_avro(h.EVENT_SCHEMA_PATH, before), "partition": 0},
+        {"key": b"too-large", "value": b"\x02" * (big + 1), "partition": 0,
+         "headers": [("trace-id", b"t-1")]},
+        {"key": b"bad-avro", "value": b"\xff" * big, "partition": 0},
+        {"key": b"a", "value": h.encode_avro(h.EVENT_SCHEMA_PATH, after), "partition": 0},
+    ]
+    placed = h.produce_raw(ctx.input_topic, messages)
+    w = ctx.start_worker(ctx.props({"input.max.bytes": big, "batch.max.messages": 10}))
+    preds = h.TopicReader(ctx.output_topic)
+    try:
+        preds.wait_for(2, 60, worker=w, what="predictions")
+        w.stop()
+        preds.drain()
+    finally:
+        preds.close()
+    by_source = h.index_by_source(preds.records)
+    assert set(by_source) == {placed[0], placed[3]}, sorted(by_source)
+    letters = {dict(r["_headers"])[CONNECT + "offset"]: r for r in ctx.dead_letters()}
+    expected = {placed[1]: (b"too_large", big + 1), placed[2]: (b"bad_avro", big)}
+    assert set(letters) == {str(off).encode() for _, off in expected}, sorted(letters)
+    for (part, off), (reason, size) in expected.items():
+        r = letters[str(off).encode()]
+        hd = dict(r["_headers"])
+        assert hd[CONNECT + "exception.class.name"] == reason, hd
+        assert hd[CONNECT + "topic"] == ctx.input_topic.encode(), hd
+        assert hd[CONNECT + "partition"] == str(part).encode(), hd
+        assert hd["streamscore.dead_letter.dropped"] == b"value", hd
+        assert hd["streamscore.dead_letter.value.bytes"] == str(size).encode(), hd
+        assert not r["_raw"], f"{len(r['_raw'] or b'')} value bytes kept"
+        assert r["_key"] == messages[[placed[1], placed[2]].index((part, off)) + 1]["key"]
+    assert dict(letters[str(placed[1][1]).encode()]["_headers"])["trace-id"] == b"t-1"

@@ -177,6 +177,18 @@ static void finalize_requires_model_path_and_bootstrap(void) {
     ss_config_destroy(c);
 }
 
+static void a_message_max_bytes_too_small_for_a_dead_letter_is_refused(void) {
+    ss_config_t *c = load("model.path = m.json\nkafka.bootstrap.servers = x:1\n"
+                          "kafka.producer.message.max.bytes = 1500\n");
+    CHECK(ss_config_finalize(c, err, sizeof(err)) == SS_ERR_CONFIG);
+    CHECK_STR_CONTAINS(err, "'kafka.message.max.bytes' (1500)");
+    ss_config_destroy(c);
+    c = load("model.path = m.json\nkafka.bootstrap.servers = x:1\n"
+             "kafka.producer.message.max.bytes = 4096\ninput.max.bytes = 65536\n");
+    CHECK(ss_config_finalize(c, err, sizeof(err)) == 0);
+    ss_config_destroy(c);
+}
+
 static void finalize_derives_card_dlq_shadow_topic_and_group(void) {
     ss_config_t *c = load("model.path = models/churn-1.0.0.json\nkafka.bootstrap.servers = x:1\n"
                           "mode = shadow\n");
@@ -433,6 +445,8 @@ static const check_test_t tests[] = {
     {"defaults_match_the_documented_values", defaults_match_the_documented_values},
     {"properties_syntax_comments_colons_and_continuations",
      properties_syntax_comments_colons_and_continuations},
+    {"a_message_max_bytes_too_small_for_a_dead_letter_is_refused",
+     a_message_max_bytes_too_small_for_a_dead_letter_is_refused},
     {"java_separators_blank_colon_and_equals_and_repeats_warned",
      java_separators_blank_colon_and_equals_and_repeats_warned},
     {"unknown_key_is_an_error_naming_it_and_its_line",

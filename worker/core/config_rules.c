@@ -234,6 +234,31 @@ static int changelog_topic_default(ss_config_t *cfg, unsigned commands, char *er
                   group ? group : "streamscore");
 }
 
+/* A dead letter leaves out the record's value, headers and key when they do not fit the
+ * producer's message.max.bytes (output.c); what it always carries, the Kafka Connect headers
+ * naming the source and the reason, must fit. Values larger than the producer's limit can
+ * only be dead-lettered without their value: said once at start-up. */
+#define DEAD_LETTER_MIN 2048
+#define DEAD_LETTER_HEADERS 1024
+
+static int size_limits_agree(ss_config_t *cfg, unsigned commands, char *errstr, size_t errlen) {
+    const char *v = kafka_value(cfg, "message.max.bytes");
+    long long max = v ? strtoll(v, NULL, 10) : 1000000; /* librdkafka's default */
+    if (max < DEAD_LETTER_MIN)
+        return fail(errstr, errlen,
+                    "config: key 'kafka.message.max.bytes' (%lld) leaves no room for a dead "
+                    "letter's headers (at least %d bytes)",
+                    max, DEAD_LETTER_MIN);
+    if (cfg->input_max_bytes + DEAD_LETTER_HEADERS > max)
+        ss_log(SS_LOG_INFO,
+               SS_FIELDS(SSF_INT("input.max.bytes", cfg->input_max_bytes),
+                         SSF_INT("message.max.bytes", max)),
+               "records larger than about %lld bytes are dead-lettered without their value "
+               "(kafka message.max.bytes %lld, input.max.bytes %lld)",
+               max - DEAD_LETTER_HEADERS, max, (long long)cfg->input_max_bytes);
+    return 0;
+}
+
 static int log_level_applies(ss_config_t *cfg, unsigned commands, char *errstr, size_t errlen) {
     ss_log_set_level((ss_log_level_t)cfg->log_level);
     return 0;
@@ -264,6 +289,7 @@ static const ss_config_rule_t rules[] = {
     {"transactional_id_default",        SS_CMD_ALL, transactional_id_default},
     {"changelog_topic_default",         SS_CMD_ALL, changelog_topic_default},
     {"log_level_applies",               SS_CMD_ALL, log_level_applies},
+    {"size_limits_agree",               SS_CMD_RUN, size_limits_agree},
 };
 // clang-format on
 

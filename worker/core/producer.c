@@ -152,6 +152,34 @@ rd_kafka_t *ss_producer_handle(ss_producer_t *p) {
     return p->rk;
 }
 
+size_t ss_producer_max_message(ss_producer_t *p) {
+    char v[32];
+    size_t n = sizeof(v);
+    if (rd_kafka_conf_get(rd_kafka_conf(p->rk), "message.max.bytes", v, &n) != RD_KAFKA_CONF_OK)
+        return 1000000; /* librdkafka's default */
+    return (size_t)strtoull(v, NULL, 10);
+}
+
+/* librdkafka refuses a record whose v2 wire size exceeds message.max.bytes: a batch header of
+ * 61 bytes, per record and per header at most 5 bytes for each varint, plus the bytes. */
+#define BATCH_OVERHEAD 61
+#define RECORD_OVERHEAD 40
+#define HEADER_OVERHEAD 10
+
+size_t ss_producer_record_size(size_t keylen, size_t vallen, const ss_header_t *hdrs, size_t n_hdrs,
+                               const rd_kafka_headers_t *orig_hdrs) {
+    size_t n = BATCH_OVERHEAD + RECORD_OVERHEAD + keylen + vallen;
+    for (size_t i = 0; i < n_hdrs; i++)
+        n += HEADER_OVERHEAD + strlen(hdrs[i].name) + hdrs[i].len;
+    const char *name;
+    const void *value;
+    size_t len;
+    for (size_t i = 0; orig_hdrs && rd_kafka_header_get_all(orig_hdrs, i, &name, &value, &len) == 0;
+         i++)
+        n += HEADER_OVERHEAD + strlen(name) + len;
+    return n;
+}
+
 int ss_producer_send(ss_producer_t *p, const char *topic, int32_t partition, const void *key,
                      size_t keylen, const void *value, size_t vallen, const ss_header_t *hdrs,
                      size_t n_hdrs, const rd_kafka_headers_t *orig_hdrs, ss_ack_t *ack,

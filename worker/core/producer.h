@@ -57,4 +57,12 @@ int ss_producer_send(ss_producer_t *p, const char *topic, int32_t partition, con
 
 rd_kafka_t *ss_producer_handle(ss_producer_t *p);
 
+/* The largest record the producer accepts (its message.max.bytes). */
+size_t ss_producer_max_message(ss_producer_t *p);
+
+/* An upper bound of the bytes a record takes against message.max.bytes: key, value, the
+ * headers given and `orig_hdrs` (NULL for none), and the record batch's overhead. */
+size_t ss_producer_record_size(size_t keylen, size_t vallen, const ss_header_t *hdrs, size_t n_hdrs,
+                               const rd_kafka_headers_t *orig_hdrs);
+
 #endif

@@ -179,13 +179,47 @@ int ss_output_prediction(ss_output_writer_t *w, const ss_prediction_t *p, char *
     return 0;
 }
 
+/* What a dead letter leaves out, in this order, until it fits the producer's
+ * message.max.bytes: the value, the record's own headers, the key. The Kafka Connect headers
+ * (where the record was and why) always stay; streamscore.dead_letter.dropped names what was
+ * left out and streamscore.dead_letter.value.bytes the value's size. */
+typedef struct letter {
+    const void *key, *value;
+    size_t keylen, vallen;
+    const rd_kafka_headers_t *orig;
+    char dropped[32], size[24];
+} letter_t;
+
+static size_t fit_dead_letter(ss_producer_t *p, letter_t *l, ss_header_t *h, size_t n) {
+    size_t max = ss_producer_max_message(p);
+    const char *what[] = {"value", "headers", "key"};
+    for (size_t step = 0; step < 3; step++) {
+        if (ss_producer_record_size(l->keylen, l->vallen, h, n, l->orig) <= max)
+            break;
+        if (step == 0) {
+            snprintf(l->size, sizeof(l->size), "%zu", l->vallen);
+            h[n++] = (ss_header_t){"streamscore.dead_letter.dropped", l->dropped, 0};
+            h[n++] = (ss_header_t){"streamscore.dead_letter.value.bytes", l->size, strlen(l->size)};
+            l->value = NULL, l->vallen = 0;
+        } else if (step == 1) {
+            l->orig = NULL;
+        } else {
+            l->key = NULL, l->keylen = 0;
+        }
+        size_t len = strlen(l->dropped);
+        snprintf(l->dropped + len, sizeof(l->dropped) - len, "%s%s", len ? "," : "", what[step]);
+        h[n - 2].len = strlen(l->dropped);
+    }
+    return n;
+}
+
 int ss_output_dead_letter(ss_output_writer_t *w, const rd_kafka_message_t *m, const char *stage,
                           const char *reason, const char *detail, char *errstr, size_t errlen) {
     char part[16], off[24];
     snprintf(part, sizeof(part), "%d", m->partition);
     snprintf(off, sizeof(off), "%lld", (long long)m->offset);
     const char *topic = rd_kafka_topic_name(m->rkt);
-    ss_header_t h[] = {
+    ss_header_t h[9] = {
         {"__connect.errors.topic", topic, strlen(topic)},
         {"__connect.errors.partition", part, strlen(part)},
         {"__connect.errors.offset", off, strlen(off)},
@@ -197,16 +231,19 @@ int ss_output_dead_letter(ss_output_writer_t *w, const rd_kafka_message_t *m, co
     rd_kafka_headers_t *orig = NULL;
     if (rd_kafka_message_headers(m, &orig) != RD_KAFKA_RESP_ERR_NO_ERROR)
         orig = NULL;
+    letter_t l = {
+        .key = m->key, .value = m->payload, .keylen = m->key_len, .vallen = m->len, .orig = orig};
+    size_t n = fit_dead_letter(w->producer, &l, h, 7);
     char err[512];
-    if (ss_producer_send(w->producer, w->o->cfg->dlq_topic, RD_KAFKA_PARTITION_UA, m->key,
-                         m->key_len, m->payload, m->len, h, sizeof(h) / sizeof(h[0]), orig, w->ack,
-                         err, sizeof(err)) < 0) {
+    if (ss_producer_send(w->producer, w->o->cfg->dlq_topic, RD_KAFKA_PARTITION_UA, l.key, l.keylen,
+                         l.value, l.vallen, h, n, l.orig, w->ack, err, sizeof(err)) < 0) {
         snprintf(errstr, errlen, "dead letter: %s", err);
         return SS_ERR_FAIL;
     }
     ss_log(SS_LOG_WARN,
            SS_FIELDS(SSF_STR("reason", reason), SSF_INT("partition", m->partition),
-                     SSF_INT("offset", m->offset)),
+                     SSF_INT("offset", m->offset),
+                     l.dropped[0] ? SSF_STR("dropped", l.dropped) : (ss_field_t){0}),
            "record dead-lettered: %s", detail);
     ss_metrics_dead_letter(w->o->metrics, reason);
     return 0;
