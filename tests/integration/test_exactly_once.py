@@ -2,7 +2,12 @@
 read_committed reader exactly one prediction per input event, while an at-least-once
 worker's kill is only guaranteed to lose nothing."""
 
+import os
+import subprocess
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 import harness as h
 
@@ -52,3 +57,63 @@ def test_exactly_once_survives_sigkill_with_one_prediction_per_event_for_read_co
         assert committed == ends, f"committed offsets {committed} != end offsets {ends}"
     finally:
         committed_reader.close()
+
+
+def _start_failing(ctx, props, spec):
+    """A worker of the failpoint build whose points in `spec` fail (STREAMSCORE_FAILPOINT_ERROR)."""
+    binary = Path(os.environ.get("FAILPOINTS_BIN") or h.BIN.parent / "streamscore-failpoints")
+    assert binary.exists(), f"failpoint binary {binary} not found: build it first"
+    plain, h.BIN = h.BIN, binary
+    try:
+        return ctx.start_worker(props, env={"STREAMSCORE_FAILPOINT_ERROR": spec})
+    finally:
+        h.BIN = plain
+
+
+@pytest.mark.parametrize("rewind", ["succeeds", "fails"])
+def test_an_aborted_transaction_is_read_again_and_a_rewind_that_fails_stops_the_worker(ctx,
+                                                                                        rewind):
+    """The third transaction's commit fails and is aborted: its batch is read and scored again
+    from where the transaction began. When that rewind cannot be done, the worker stops (exit
+    1) with nothing more committed, and the next run scores what is left: either way a
+    read_committed reader sees one prediction per event."""
+    n = 600
+    rng = np.random.default_rng(4243)
+    customers = [f"rw-{ctx.uid}-{i:03d}" for i in range(60)]
+    placed = h.produce(ctx.input_topic, h.random_events(rng, customers, n),
+                       lambda ev: h.encode_avro(h.EVENT_SCHEMA_PATH, ev))
+    props = ctx.props({"delivery": "exactly-once", "batch.max.messages": 25,
+                       "delivery.commit.interval.ms": 0,
+                       "kafka.consumer.session.timeout.ms": 6000})
+    spec = "eos.commit:3" + (",eos.rewind" if rewind == "fails" else "")
+    reader = h.TopicReader(ctx.output_topic)  # read_committed
+    wanted = set(placed)
+    try:
+        w = _start_failing(ctx, props, spec)
+        if rewind == "fails":
+            try:
+                rc = w.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                w.kill()
+                raise AssertionError("the worker went on after a rewind that failed"
+                                     + w.describe())
+            assert rc == 1, f"exit {rc}" + w.describe()
+            assert "rewinding after an aborted transaction" in w.log_tail(), w.describe()
+            reader.drain()
+            committed = h.committed_offsets(ctx.group, ctx.input_topic, [0, 1, 2])
+            scored = h.index_by_source(reader.records)
+            beyond = [k for k in scored if k[1] >= max(committed.get(k[0], 0), 0)]
+            assert not beyond, f"predictions committed past the committed offsets: {beyond[:5]}"
+            w = ctx.start_worker(props)
+        reader.wait_until(lambda recs: wanted <= set(h.index_by_source(recs)), timeout=120,
+                          worker=w, what="committed predictions (every input offset)")
+        w.stop()
+        reader.drain()
+    finally:
+        reader.close()
+    by_source = h.index_by_source(reader.records)
+    duplicates = sorted(k for k, v in by_source.items() if len(v) > 1)
+    assert set(by_source) == wanted and not duplicates, \
+        f"{len(wanted - set(by_source))} missing, duplicates {duplicates[:5]}"
+    ends = h.end_offsets(ctx.input_topic)
+    assert h.committed_offsets(ctx.group, ctx.input_topic, sorted(ends)) == ends

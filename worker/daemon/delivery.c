@@ -39,6 +39,8 @@ void ss_delivery_destroy(ss_delivery_t *d) {
     ss_producer_destroy(d->own, d->cfg->shutdown_timeout_ms);
     if (d->txn_offsets)
         rd_kafka_topic_partition_list_destroy(d->txn_offsets);
+    if (d->txn_start)
+        rd_kafka_topic_partition_list_destroy(d->txn_start);
     if (d->unacked)
         rd_kafka_topic_partition_list_destroy(d->unacked);
     free(d);

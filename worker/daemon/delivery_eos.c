@@ -19,8 +19,28 @@ static rd_kafka_t *handle(const ss_delivery_t *d) {
 static void forget_offsets(ss_delivery_t *d) {
     if (d->txn_offsets)
         rd_kafka_topic_partition_list_destroy(d->txn_offsets);
-    d->txn_offsets = NULL;
+    if (d->txn_start)
+        rd_kafka_topic_partition_list_destroy(d->txn_start);
+    d->txn_offsets = d->txn_start = NULL;
     d->open = 0;
+}
+
+/* The offset of the transaction's first record of every partition of batch `b` into
+ * d->txn_start (kept where lower). */
+static void note_start(ss_delivery_t *d, const ss_batch_t *b) {
+    if (!d->txn_start)
+        d->txn_start = rd_kafka_topic_partition_list_new(8);
+    for (size_t i = 0; i < b->n_msgs; i++) {
+        const rd_kafka_message_t *m = b->msgs[i];
+        const char *topic = rd_kafka_topic_name(m->rkt);
+        rd_kafka_topic_partition_t *p =
+            rd_kafka_topic_partition_list_find(d->txn_start, topic, m->partition);
+        if (!p)
+            rd_kafka_topic_partition_list_add(d->txn_start, topic, m->partition)->offset =
+                m->offset;
+        else if (p->offset > m->offset)
+            p->offset = m->offset;
+    }
 }
 
 static int begin_transaction(ss_delivery_t *d) {
@@ -37,27 +57,36 @@ static int begin_transaction(ss_delivery_t *d) {
     return SS_ERR_FAIL;
 }
 
-/* Back to the committed offsets of the transaction's partitions, so that its records are
- * consumed and scored again. */
-static void rewind_consumer(rd_kafka_t *consumer, const rd_kafka_topic_partition_list_t *txn) {
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_copy(txn);
-    rd_kafka_resp_err_t err = rd_kafka_committed(consumer, l, 10000);
-    if (!err) {
-        for (int i = 0; i < l->cnt; i++)
-            if (l->elems[i].offset < 0) /* nothing committed yet: from the start */
-                l->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
-        rd_kafka_error_t *e = rd_kafka_seek_partitions(consumer, l, 10000);
-        if (e) {
-            err = rd_kafka_error_code(e);
-            rd_kafka_error_destroy(e);
-        }
+/* Back to where the transaction began in each of its partitions (the offsets committed by
+ * the one before it), so that its records are consumed and scored again. No lookup of the
+ * committed offsets, which can time out right after an abort with the coordinator away, and
+ * no guess where nothing was committed yet. Returns 0, or SS_ERR_FAIL (logged) when a
+ * partition could not be rewound: its records would be skipped, so nothing may be committed. */
+static int rewind_consumer(rd_kafka_t *consumer, const rd_kafka_topic_partition_list_t *start) {
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_copy(start);
+    rd_kafka_error_t *e = ss_failpoint_error("eos.rewind")
+                              ? rd_kafka_error_new(RD_KAFKA_RESP_ERR__TIMED_OUT, "failpoint")
+                              : rd_kafka_seek_partitions(consumer, l, 10000);
+    int rc = 0;
+    if (e) {
+        ss_error("consumer: rewinding after an aborted transaction: %s", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        rc = SS_ERR_FAIL;
     }
-    if (err)
-        ss_error("consumer: rewinding after an aborted transaction: %s", rd_kafka_err2str(err));
+    for (int i = 0; !rc && i < l->cnt; i++) {
+        if (!l->elems[i].err)
+            continue;
+        ss_error("consumer: rewinding %s [%d] to %lld after an aborted transaction: %s",
+                 l->elems[i].topic, l->elems[i].partition, (long long)l->elems[i].offset,
+                 rd_kafka_err2str(l->elems[i].err));
+        rc = SS_ERR_FAIL;
+    }
     rd_kafka_topic_partition_list_destroy(l);
+    return rc;
 }
 
-/* Returns 0 (the batches will be read again) or SS_ERR_FAIL when even the abort failed. */
+/* Returns 0 (the batches will be read again) or SS_ERR_FAIL when the abort or the rewind
+ * failed. */
 static int abort_transaction_and_rewind(ss_delivery_t *d, rd_kafka_t *consumer) {
     rd_kafka_error_t *e = rd_kafka_abort_transaction(handle(d), -1);
     if (e) {
@@ -65,9 +94,7 @@ static int abort_transaction_and_rewind(ss_delivery_t *d, rd_kafka_t *consumer) 
         rd_kafka_error_destroy(e);
         return SS_ERR_FAIL;
     }
-    if (d->txn_offsets)
-        rewind_consumer(consumer, d->txn_offsets);
-    return 0;
+    return d->txn_start ? rewind_consumer(consumer, d->txn_start) : 0;
 }
 
 /* The transaction's offsets into it, then commit. Returns 0 committed, 1 aborted and
@@ -76,6 +103,9 @@ static int commit_transaction(ss_delivery_t *d, rd_kafka_t *consumer) {
     rd_kafka_consumer_group_metadata_t *cgmd = rd_kafka_consumer_group_metadata(consumer);
     rd_kafka_error_t *e = rd_kafka_send_offsets_to_transaction(handle(d), d->txn_offsets, cgmd, -1);
     rd_kafka_consumer_group_metadata_destroy(cgmd);
+    int abortable = 0; /* the failpoint's error: as one that requires an abort */
+    if (!e && (abortable = ss_failpoint_error("eos.commit")))
+        e = rd_kafka_error_new(RD_KAFKA_RESP_ERR__TIMED_OUT, "failpoint eos.commit");
     while (!e) {
         e = rd_kafka_commit_transaction(handle(d), -1);
         if (!e)
@@ -86,7 +116,7 @@ static int commit_transaction(ss_delivery_t *d, rd_kafka_t *consumer) {
         }
     }
     int rc = 1;
-    if (rd_kafka_error_is_fatal(e) || !rd_kafka_error_txn_requires_abort(e)) {
+    if (!abortable && (rd_kafka_error_is_fatal(e) || !rd_kafka_error_txn_requires_abort(e))) {
         ss_error("transaction: %s: stopping", rd_kafka_error_string(e));
         rc = SS_ERR_FAIL;
     } else {
@@ -128,6 +158,7 @@ static int finish(ss_delivery_t *d, rd_kafka_t *consumer, int if_due, int *abort
 /* The batch joins the open transaction; the transaction commits once it is due. */
 static int commit(ss_delivery_t *d, rd_kafka_t *consumer, const ss_batch_t *b, int *aborted) {
     d->txn_offsets = ss_delivery_offsets(b, d->txn_offsets);
+    note_start(d, b);
     int rc = d->hooks.staged ? d->hooks.staged(d->hooks.arg) : 0;
     if (rc < 0)
         return rc;

@@ -23,10 +23,10 @@ struct ss_delivery {
      * acknowledgements (in the other ack) */
     rd_kafka_topic_partition_list_t *unacked;
     /* exactly-once: the open transaction, since when (monotonic ms), and the next offsets of
-     * every partition of the batches it holds */
+     * every partition of the batches it holds, and their first */
     int open;
     int64_t opened_at;
-    rd_kafka_topic_partition_list_t *txn_offsets;
+    rd_kafka_topic_partition_list_t *txn_offsets, *txn_start;
 };
 
 extern const ss_delivery_ops_t ss_delivery_at_least_once;

@@ -7,14 +7,36 @@
 #include <string.h>
 #include <unistd.h>
 
-void ss_failpoint(const char *name) {
-    static long hits; /* atomic: reached by every worker thread */
-    const char *spec = getenv("STREAMSCORE_FAILPOINT");
+#define MAX_POINTS 8
+
+/* 1 when the environment's `var` (<name>[:<n>], up to MAX_POINTS joined by commas) names
+ * `name` and this is the n-th time it is reached; hits[] counts per point given. */
+static int reached(const char *var, const char *name, long *hits) {
     size_t len = strlen(name);
-    if (!spec || strncmp(spec, name, len) != 0 || (spec[len] != '\0' && spec[len] != ':'))
-        return;
-    long nth = spec[len] == ':' ? strtol(spec + len + 1, NULL, 10) : 1;
-    if (__atomic_add_fetch(&hits, 1, __ATOMIC_SEQ_CST) != (nth > 0 ? nth : 1))
+    const char *spec = getenv(var);
+    for (int i = 0; spec && *spec && i < MAX_POINTS; i++, spec += strcspn(spec, ",")) {
+        spec += *spec == ',';
+        if (strncmp(spec, name, len) != 0 ||
+            (spec[len] != '\0' && spec[len] != ':' && spec[len] != ','))
+            continue;
+        long nth = spec[len] == ':' ? strtol(spec + len + 1, NULL, 10) : 1;
+        return __atomic_add_fetch(&hits[i], 1, __ATOMIC_SEQ_CST) == (nth > 0 ? nth : 1);
+    }
+    return 0;
+}
+
+int ss_failpoint_error(const char *name) {
+    static long hits[MAX_POINTS]; /* atomic: reached by every worker thread */
+    if (!reached("STREAMSCORE_FAILPOINT_ERROR", name, hits))
+        return 0;
+    fprintf(stderr, "failpoint %s fails\n", name);
+    fflush(stderr);
+    return 1;
+}
+
+void ss_failpoint(const char *name) {
+    static long hits[MAX_POINTS]; /* atomic: reached by every worker thread */
+    if (!reached("STREAMSCORE_FAILPOINT", name, hits))
         return;
     fprintf(stderr, "failpoint %s hit\n", name);
     fflush(stderr);
