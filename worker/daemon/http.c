@@ -1,5 +1,7 @@
-/* http.c - the HTTP endpoints over libmicrohttpd: one internal polling thread, GET and HEAD
- * only, every body built by the handler per request (the pages are small). */
+/* http.c - the HTTP endpoints over libmicrohttpd: one internal thread on epoll (poll where
+ * epoll is missing; select would refuse descriptors above 1023), GET and HEAD only, every body
+ * built by the handler per request (the pages are small). The limits keep the liveness probe
+ * answered while other clients hold connections open: see http.h. */
 #include "http.h"
 
 #include <errno.h>
@@ -11,6 +13,7 @@
 #include <sys/socket.h>
 
 #include "config.h"
+#include "log.h"
 
 struct ss_http {
     struct MHD_Daemon *daemon;
@@ -54,6 +57,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return ret;
 }
 
+/* The event loop of the daemon's thread: epoll, else poll; select (descriptors below
+ * FD_SETSIZE only) where the library has neither. */
+static unsigned poll_mode(const char **name) {
+    if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES) {
+        *name = "epoll";
+        return MHD_USE_EPOLL_INTERNAL_THREAD;
+    }
+    if (MHD_is_feature_supported(MHD_FEATURE_POLL) == MHD_YES) {
+        *name = "poll";
+        return MHD_USE_POLL_INTERNAL_THREAD;
+    }
+    *name = "select";
+    return MHD_USE_INTERNAL_POLLING_THREAD;
+}
+
 ss_http_t *ss_http_start(const char *listen, ss_http_handler_fn fn, void *ctx, char *errstr,
                          size_t errlen) {
     char host[256], port_s[16];
@@ -82,11 +100,14 @@ ss_http_t *ss_http_start(const char *listen, ss_http_handler_fn fn, void *ctx, c
     }
     h->fn = fn;
     h->ctx = ctx;
+    const char *mode;
+    unsigned flags = poll_mode(&mode);
     errno = 0;
-    h->daemon =
-        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)port, NULL, NULL, on_request, h,
-                         MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
-                         MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_END);
+    h->daemon = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, h,
+                                 MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_CONNECTION_TIMEOUT,
+                                 (unsigned)SS_HTTP_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT,
+                                 (unsigned)SS_HTTP_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                                 (unsigned)SS_HTTP_CONNECTIONS_PER_IP, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!h->daemon) {
         snprintf(errstr, errlen, "metrics.listen: cannot listen on %s%s%s", listen,
@@ -94,6 +115,12 @@ ss_http_t *ss_http_start(const char *listen, ss_http_handler_fn fn, void *ctx, c
         free(h);
         return NULL;
     }
+    ss_log(SS_LOG_DEBUG,
+           SS_FIELDS(SSF_STR("component", "http"), SSF_STR("poll", mode),
+                     SSF_INT("connections", SS_HTTP_CONNECTIONS),
+                     SSF_INT("connections_per_ip", SS_HTTP_CONNECTIONS_PER_IP),
+                     SSF_INT("timeout_s", SS_HTTP_TIMEOUT_S)),
+           "http: listening on %s", listen);
     return h;
 }
 
