@@ -1,6 +1,7 @@
 """Configuration errors stop the worker before it starts: exit code 2, and stderr names the
 key. --version and --help succeed. None of these needs Kafka or Redis."""
 
+import json
 import re
 
 import pytest
@@ -134,3 +135,51 @@ def test_a_model_scoring_non_finite_is_refused_at_start_up(tmp_path):
 
     assert r.returncode == 2, f"exit {r.returncode}, expected 2; stderr: {r.stderr[-2000:]}"
     assert "not a finite number" in r.stderr and str(model) in r.stderr, r.stderr[-2000:]
+
+
+def _prediction_schema_with(tmp_path, field, avro_type):
+    """schemas/prediction.avsc with `field` of type `avro_type` (appended if the schema has no
+    such field), written to a file of its own."""
+    schema = h.load_schema_json(h.PREDICTION_SCHEMA_PATH)
+    fields = schema["fields"]
+    match = [f for f in fields if f["name"] == field]
+    if match:
+        match[0]["type"] = avro_type
+    else:
+        fields.append({"name": field, "type": avro_type})
+    path = tmp_path / f"prediction-{field}.avsc"
+    path.write_text(json.dumps(schema))
+    return path
+
+
+OUTPUT_SCHEMA_CASES = {
+    # id: (field, its type in output.schema, what the plain line must say)
+    "score_float": ("score", "float", "field 'score' is float, streamscore writes double"),
+    "source_offset_int": ("source_offset", "int",
+                          "field 'source_offset' is int, streamscore writes long"),
+    "event_id_union_without_string": ("event_id", ["null", "int"],
+                                      "field 'event_id' is [\"null\", \"int\"], streamscore "
+                                      "writes string"),
+    "extra_field_without_default": ("region", "string", "field 'region' is not one streamscore "
+                                    "fills"),
+}
+
+
+@pytest.mark.parametrize("case", list(OUTPUT_SCHEMA_CASES), ids=list(OUTPUT_SCHEMA_CASES))
+def test_an_output_schema_field_of_the_wrong_type_exits_2_with_one_plain_line(case, tmp_path):
+    """Every field of output.schema is checked at start-up against the type streamscore writes
+    (before, a float score or an int offset encoded as 0 with no error, and a nullable event_id
+    failed every encode: exit 1 on every restart). No broker is needed: the worker stops
+    before it connects."""
+    field, avro_type, says = OUTPUT_SCHEMA_CASES[case]
+    schema = _prediction_schema_with(tmp_path, field, avro_type)
+    cfg = _config(tmp_path, {"output.schema": str(schema),
+                             "kafka.bootstrap.servers": "127.0.0.1:1"})
+
+    r = h.run_cli(["run", "-c", str(cfg)], timeout=30.0)
+
+    assert r.returncode == 2, f"exit {r.returncode}, expected 2; stderr: {r.stderr[-2000:]}"
+    plain = [line for line in r.stderr.splitlines() if line and not line.startswith("{")]
+    assert len(plain) == 1, f"expected one plain line, got {plain!r}; stderr: {r.stderr[-2000:]}"
+    assert plain[0].startswith("streamscore: "), plain
+    assert "output.schema" in plain[0] and says in plain[0], plain

@@ -226,7 +226,9 @@ static void avro_encoding_is_byte_for_byte_avro_c(void) {
           "{\"name\":\"customer_id\",\"type\":\"string\"},{\"name\":\"degraded\",\"type\":"
           "\"boolean\"},{\"name\":\"score\",\"type\":\"double\"},{\"name\":\"source_partition\","
           "\"type\":\"int\"},{\"name\":\"contributions\",\"type\":[\"null\",{\"type\":\"array\","
-          "\"items\":\"double\"}]},{\"name\":\"event_id\",\"type\":\"string\"}]}",
+          "\"items\":{\"type\":\"record\",\"name\":\"C\",\"fields\":[{\"name\":\"feature\","
+          "\"type\":\"string\"},{\"name\":\"value\",\"type\":\"double\"}]}}]},"
+          "{\"name\":\"event_id\",\"type\":\"string\"}]}",
           f);
     fclose(f);
     char extra[256];
@@ -344,6 +346,235 @@ static void output_schema_with_unknown_field_is_a_config_error(void) {
     ss_config_destroy(cfg);
 }
 
+/* ---- output.schema checked field by field at start-up */
+
+/* schemas/prediction.avsc with field `name`'s type replaced by `type` (JSON), or, when the
+ * schema has no such field, with field `name` of that type (and `def`, JSON, as its default
+ * unless NULL) appended; written to a file whose path is returned. */
+static const char *variant(const char *name, const char *type, const char *def) {
+    static char path[64];
+    json_error_t jerr;
+    json_t *s = json_load_file("schemas/prediction.avsc", 0, &jerr);
+    json_t *t = json_loads(type, JSON_DECODE_ANY, &jerr);
+    CHECK(s != NULL && t != NULL);
+    json_t *fields = json_object_get(s, "fields"), *f = NULL;
+    size_t i;
+    int found = 0;
+    json_array_foreach(fields, i, f) {
+        if (strcmp(json_string_value(json_object_get(f, "name")), name) == 0) {
+            json_object_set(f, "type", t);
+            found = 1;
+        }
+    }
+    if (!found) {
+        f = json_pack("{s:s, s:O}", "name", name, "type", t);
+        if (def)
+            json_object_set_new(f, "default", json_loads(def, JSON_DECODE_ANY, &jerr));
+        json_array_append_new(fields, f);
+    }
+    snprintf(path, sizeof(path), "/tmp/test_prediction_variant_%d.avsc", (int)getpid());
+    CHECK(json_dump_file(s, path, JSON_COMPACT) == 0);
+    json_decref(t);
+    json_decref(s);
+    return path;
+}
+
+/* The encoder of output.schema = `path`; NULL with err when refused. */
+static ss_encoder_t *encoder_of(const char *path, ss_config_t **cfg) {
+    char extra[256];
+    snprintf(extra, sizeof(extra), "output.schema = %s\n", path);
+    *cfg = config(extra);
+    return ss_encoder_new(*cfg, err, sizeof(err));
+}
+
+/* Start-up refuses the schema, naming the key, the field and both types. */
+static void refused(const char *path, const char *field, const char *is, const char *writes) {
+    ss_config_t *cfg;
+    ss_encoder_t *e = encoder_of(path, &cfg);
+    CHECK(e == NULL);
+    CHECK_STR_CONTAINS(err, "'output.schema'");
+    CHECK_STR_CONTAINS(err, field);
+    CHECK_STR_CONTAINS(err, is);
+    CHECK_STR_CONTAINS(err, writes);
+    ss_encoder_destroy(e);
+    ss_config_destroy(cfg);
+    unlink(path);
+}
+
+static void a_float_score_is_refused_naming_the_field(void) {
+    refused(variant("score", "\"float\"", NULL), "field 'score'", "is float", "writes double");
+    refused(variant("threshold", "\"float\"", NULL), "field 'threshold'", "is float",
+            "writes double");
+}
+
+static void an_int_source_offset_is_refused_naming_the_field(void) {
+    refused(variant("source_offset", "\"int\"", NULL), "field 'source_offset'", "is int",
+            "writes long");
+    refused(variant("event_time", "{\"type\":\"int\",\"logicalType\":\"date\"}", NULL),
+            "field 'event_time'", "is int", "writes long");
+    refused(variant("decision", "\"string\"", NULL), "field 'decision'", "is string",
+            "writes boolean");
+    refused(variant("customer_id", "\"bytes\"", NULL), "field 'customer_id'", "is bytes",
+            "writes string");
+}
+
+static void a_union_without_the_written_type_is_refused(void) {
+    refused(variant("event_id", "[\"null\",\"int\"]", NULL), "field 'event_id'",
+            "is [\"null\", \"int\"]", "writes string");
+    refused(variant("contributions", "\"string\"", NULL), "field 'contributions'", "is string",
+            "writes null");
+    refused(variant("contributions", "[\"null\",\"string\"]", NULL), "field 'contributions'",
+            "is [\"null\", \"string\"]", "writes null");
+}
+
+static void a_wrong_type_in_the_nested_contribution_record_is_refused(void) {
+    const char *c = "[\"null\",{\"type\":\"array\",\"items\":{\"type\":\"record\",\"name\":"
+                    "\"Contribution\",\"fields\":[{\"name\":\"feature\",\"type\":\"string\"},"
+                    "{\"name\":\"value\",\"type\":\"float\"}]}}]";
+    refused(variant("contributions", c, NULL), "field 'contributions.value'", "is float",
+            "writes double");
+    c = "[\"null\",{\"type\":\"array\",\"items\":{\"type\":\"record\",\"name\":\"Contribution\","
+        "\"fields\":[{\"name\":\"feature\",\"type\":\"string\"},{\"name\":\"rank\",\"type\":"
+        "\"int\"}]}}]";
+    refused(variant("contributions", c, NULL), "field 'contributions.rank'", "not one", "nullable");
+    refused(variant("contributions", "[\"null\",{\"type\":\"array\",\"items\":\"double\"}]", NULL),
+            "field 'contributions'", "is double", "records {feature: string, value: double}");
+}
+
+static void a_field_streamscore_does_not_fill_needs_a_default_or_null(void) {
+    refused(variant("region", "\"string\"", NULL), "field 'region'", "not one streamscore fills",
+            "default or make it nullable");
+    refused(variant("region", "\"int\"", "\"eu\""), "field 'region'", "default", "not a valid int");
+    refused(variant("region", "{\"type\":\"fixed\",\"name\":\"F\",\"size\":2}", "\"abc\""),
+            "field 'region'", "default", "not a valid fixed F");
+}
+
+/* Field `name` of the decoded record `rec`, through its union branch if it is one. */
+static avro_value_t get(avro_value_t *rec, const char *name, int *branch) {
+    avro_value_t f, b;
+    *branch = -1;
+    CHECK(avro_value_get_by_name(rec, name, &f, NULL) == 0);
+    if (avro_value_get_type(&f) != AVRO_UNION)
+        return f;
+    CHECK(avro_value_get_discriminant(&f, branch) == 0);
+    CHECK(avro_value_get_current_branch(&f, &b) == 0);
+    return b;
+}
+
+/* A record decoded with Avro C, and the scalars read from its fields. */
+typedef struct {
+    avro_schema_t schema;
+    avro_value_iface_t *iface;
+    avro_value_t rec;
+    const char *str;
+    const void *bytes;
+    size_t sz;
+    double d;
+    float fl;
+    int64_t l;
+    int32_t i32;
+    int branch;
+} decoded_t;
+
+/* `p` encoded with schema `path` decodes back with Avro C, all of it. */
+static void decodes_back(const char *path, const ss_prediction_t *p, decoded_t *out) {
+    ss_config_t *cfg;
+    ss_encoder_t *e = encoder_of(path, &cfg);
+    CHECK(e != NULL);
+    const void *buf = NULL;
+    size_t len = 0;
+    memset(out, 0, sizeof(*out));
+    CHECK(e && ss_encoder_encode(e, p, &buf, &len, err, sizeof(err)) == 0);
+    out->schema = ss_schema_load(path, "t", err, sizeof(err));
+    out->iface = avro_generic_class_from_schema(out->schema);
+    CHECK(avro_generic_value_new(out->iface, &out->rec) == 0);
+    avro_reader_t r = avro_reader_memory(buf, (int64_t)len);
+    CHECK(avro_value_read(r, &out->rec) == 0);
+    size_t size = 0; /* nothing written beyond the record */
+    CHECK(avro_value_sizeof(&out->rec, &size) == 0 && size == len);
+    avro_reader_free(r);
+    ss_encoder_destroy(e);
+    ss_config_destroy(cfg);
+}
+
+static void decoded_free(decoded_t *x) {
+    avro_value_decref(&x->rec);
+    avro_value_iface_decref(x->iface);
+    avro_schema_decref(x->schema);
+}
+
+static void a_nullable_event_id_is_written_in_its_string_branch(void) {
+    ss_prediction_t p = sample();
+    const char *path = variant("event_id", "[\"null\",\"string\"]", NULL);
+    decoded_t x;
+    decodes_back(path, &p, &x);
+    avro_value_t f = get(&x.rec, "event_id", &x.branch);
+    CHECK(x.branch == 1 && avro_value_get_string(&f, &x.str, &x.sz) == 0 &&
+          strcmp(x.str, "ev-9") == 0);
+    f = get(&x.rec, "score", &x.branch);
+    CHECK(avro_value_get_double(&f, &x.d) == 0 && x.d == 0.8125);
+    decoded_free(&x);
+    unlink(path);
+}
+
+static void unions_defaults_and_nulls_decode_back(void) {
+    /* score after null in a union, a long partition, contributions with null second, and
+     * fields streamscore does not fill: a default of each kind, a nullable one */
+    const char *schema =
+        "{\"type\":\"record\",\"name\":\"P\",\"fields\":["
+        "{\"name\":\"score\",\"type\":[\"null\",\"string\",\"double\"]},"
+        "{\"name\":\"region\",\"type\":\"string\",\"default\":\"eu-\\u00e9\"},"
+        "{\"name\":\"source_partition\",\"type\":\"long\"},"
+        "{\"name\":\"note\",\"type\":[\"null\",\"string\"]},"
+        "{\"name\":\"contributions\",\"type\":[{\"type\":\"array\",\"items\":{\"type\":\"record\","
+        "\"name\":\"C\",\"fields\":[{\"name\":\"feature\",\"type\":\"string\"},{\"name\":\"value\","
+        "\"type\":[\"null\",\"double\"]}]}},\"null\"]},"
+        "{\"name\":\"tags\",\"type\":{\"type\":\"map\",\"values\":\"int\"},\"default\":{\"a\":7}},"
+        "{\"name\":\"kind\",\"type\":{\"type\":\"enum\",\"name\":\"K\",\"symbols\":[\"A\",\"B\"]},"
+        "\"default\":\"B\"},"
+        "{\"name\":\"raw\",\"type\":\"bytes\",\"default\":\"\\u00ff\\u0001\"},"
+        "{\"name\":\"pair\",\"type\":{\"type\":\"record\",\"name\":\"Q\",\"fields\":[{\"name\":"
+        "\"x\",\"type\":\"float\"},{\"name\":\"y\",\"type\":[\"null\",\"long\"]}]},"
+        "\"default\":{\"x\":1.5,\"y\":null}},"
+        "{\"name\":\"scored_at\",\"type\":[\"null\",{\"type\":\"long\",\"logicalType\":"
+        "\"timestamp-millis\"}],\"default\":null}]}";
+    const char *path = "/tmp/test_prediction_unions.avsc";
+    FILE *fp = fopen(path, "w");
+    CHECK(fp != NULL);
+    if (!fp)
+        return;
+    fputs(schema, fp);
+    fclose(fp);
+    ss_prediction_t p = sample();
+    decoded_t x;
+    decodes_back(path, &p, &x);
+    avro_value_t f = get(&x.rec, "score", &x.branch), g;
+    CHECK(x.branch == 2 && avro_value_get_double(&f, &x.d) == 0 && x.d == 0.8125);
+    f = get(&x.rec, "region", &x.branch);
+    CHECK(avro_value_get_string(&f, &x.str, &x.sz) == 0 && strcmp(x.str, "eu-\xc3\xa9") == 0);
+    f = get(&x.rec, "source_partition", &x.branch);
+    CHECK(avro_value_get_long(&f, &x.l) == 0 && x.l == 3);
+    f = get(&x.rec, "note", &x.branch);
+    CHECK(x.branch == 0);
+    f = get(&x.rec, "contributions", &x.branch);
+    CHECK(x.branch == 1);
+    f = get(&x.rec, "tags", &x.branch);
+    CHECK(avro_value_get_by_name(&f, "a", &g, NULL) == 0 && avro_value_get_int(&g, &x.i32) == 0 &&
+          x.i32 == 7);
+    f = get(&x.rec, "kind", &x.branch);
+    CHECK(avro_value_get_enum(&f, &x.i32) == 0 && x.i32 == 1);
+    f = get(&x.rec, "raw", &x.branch);
+    CHECK(avro_value_get_bytes(&f, &x.bytes, &x.sz) == 0 && x.sz == 2 &&
+          memcmp(x.bytes, "\xff\x01", 2) == 0);
+    f = get(&x.rec, "pair", &x.branch);
+    CHECK(avro_value_get_by_name(&f, "x", &g, NULL) == 0 && avro_value_get_float(&g, &x.fl) == 0 &&
+          x.fl == 1.5f);
+    f = get(&x.rec, "scored_at", &x.branch);
+    CHECK(x.branch == 1 && avro_value_get_long(&f, &x.l) == 0 && x.l == 1700000000500LL);
+    decoded_free(&x);
+    unlink(path);
+}
+
 static const check_test_t tests[] = {
     {"avro_encoding_reads_back_with_the_schema", avro_encoding_reads_back_with_the_schema},
     {"avro_encoding_is_byte_for_byte_avro_c", avro_encoding_is_byte_for_byte_avro_c},
@@ -355,6 +586,17 @@ static const check_test_t tests[] = {
     {"output_schema_with_unknown_field_is_a_config_error",
      output_schema_with_unknown_field_is_a_config_error},
     {"the_default_schemas_load_from_any_directory", the_default_schemas_load_from_any_directory},
+    {"a_float_score_is_refused_naming_the_field", a_float_score_is_refused_naming_the_field},
+    {"an_int_source_offset_is_refused_naming_the_field",
+     an_int_source_offset_is_refused_naming_the_field},
+    {"a_union_without_the_written_type_is_refused", a_union_without_the_written_type_is_refused},
+    {"a_wrong_type_in_the_nested_contribution_record_is_refused",
+     a_wrong_type_in_the_nested_contribution_record_is_refused},
+    {"a_field_streamscore_does_not_fill_needs_a_default_or_null",
+     a_field_streamscore_does_not_fill_needs_a_default_or_null},
+    {"a_nullable_event_id_is_written_in_its_string_branch",
+     a_nullable_event_id_is_written_in_its_string_branch},
+    {"unions_defaults_and_nulls_decode_back", unions_defaults_and_nulls_decode_back},
     {NULL, NULL}};
 
 int main(void) {

@@ -1,8 +1,11 @@
-/* prediction.c - encoding prediction records. The Avro value and the output buffer are
- * created once per thread and reused for every record. */
+/* prediction.c - encoding prediction records. At start-up every field of output.schema is
+ * checked against what streamscore writes into it and planned (a value, behind a union
+ * branch or not; a default; a null); each record is then written straight into a buffer
+ * reused by the thread, so no record can fail to fit the schema. */
 #include "prediction.h"
 
 #include <avro.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,24 +38,33 @@ static const char *field_names[P_COUNT] = {
     "model_name", "model_version", "source_topic", "source_partition", "source_offset",
     "event_time", "scored_at",     "feature_hash", "contributions",    "degraded"};
 
+/* One field of the output schema, in the schema's order: a value of the prediction
+ * (which >= 0), behind union branch `branch` when the field is a union (else -1); or bytes
+ * fixed at start-up (which < 0): a default, a null branch. */
+typedef struct {
+    int which;
+    int64_t branch;
+    size_t off, len; /* the fixed bytes, in consts */
+} slot_t;
+
+typedef struct {
+    unsigned char *p;
+    size_t len, cap;
+} bytes_t;
+
 struct ss_encoder {
     int format;
     avro_schema_t schema;
-    avro_value_iface_t *iface;
-    avro_value_t value;
-    int index[P_COUNT]; /* field index in the output schema, -1 if absent */
-    int32_t schema_id;  /* >= 0: values framed in the Confluent wire format with this id */
-    /* the schema's fields in order, when each has the type streamscore writes: then values
-     * are written directly, else through Avro C's generic value */
-    int direct;
-    int order[P_COUNT];
-    size_t n_order;
+    int32_t schema_id; /* >= 0: values framed in the Confluent wire format with this id */
+    slot_t *slots;     /* one per field of the output schema */
+    size_t n_slots;
+    bytes_t consts; /* every slot's fixed bytes */
     char *buf;
     size_t cap;
 };
 
-/* The Avro type of each field as streamscore writes it (contributions: a union, null first). */
-static avro_type_t direct_type(int which) {
+/* The Avro type streamscore writes in each field (contributions: null, see below). */
+static avro_type_t written_type(int which) {
     switch (which) {
     case P_SCORE:
     case P_THRESHOLD: return AVRO_DOUBLE;
@@ -62,88 +74,34 @@ static avro_type_t direct_type(int which) {
     case P_SOURCE_OFFSET:
     case P_EVENT_TIME:
     case P_SCORED_AT: return AVRO_INT64;
-    case P_CONTRIBUTIONS: return AVRO_UNION;
+    case P_CONTRIBUTIONS: return AVRO_NULL;
     default: return AVRO_STRING;
+    }
+}
+
+static const char *written_name(avro_type_t t) {
+    switch (t) {
+    case AVRO_DOUBLE: return "double";
+    case AVRO_BOOLEAN: return "boolean";
+    case AVRO_INT32: return "int";
+    case AVRO_INT64: return "long";
+    default: return "string";
     }
 }
 
 void ss_encoder_destroy(ss_encoder_t *e) {
     if (!e)
         return;
-    ss_avro_value_release(e->iface, &e->value);
     if (e->schema)
         avro_schema_decref(e->schema);
+    free(e->slots);
+    free(e->consts.p);
     free(e->buf);
     free(e);
 }
 
 ss_encoder_t *ss_encoder_new(const ss_config_t *cfg, char *errstr, size_t errlen) {
     return ss_encoder_new_format(cfg, cfg->output_format, errstr, errlen);
-}
-
-/* Every field of the output schema is one streamscore fills; each field's index. */
-static int known_fields(ss_encoder_t *e, char *errstr, size_t errlen) {
-    for (int i = 0; i < P_COUNT; i++)
-        e->index[i] = avro_schema_record_field_get_index(e->schema, field_names[i]);
-    size_t nf = avro_schema_record_size(e->schema);
-    for (size_t i = 0; i < nf; i++) {
-        const char *name = avro_schema_record_field_name(e->schema, (int)i);
-        int known = 0;
-        for (int k = 0; k < P_COUNT; k++)
-            known |= strcmp(name, field_names[k]) == 0;
-        if (!known) {
-            snprintf(errstr, errlen,
-                     "config: key 'output.schema': field '%s' is not one streamscore fills", name);
-            return SS_ERR_CONFIG;
-        }
-    }
-    return 0;
-}
-
-/* Values are written directly when every field has the type streamscore writes. */
-static void plan_direct(ss_encoder_t *e) {
-    size_t nf = avro_schema_record_size(e->schema);
-    e->direct = 1;
-    for (size_t i = 0; i < nf && e->direct; i++) {
-        const char *name = avro_schema_record_field_name(e->schema, (int)i);
-        int k = 0;
-        while (strcmp(name, field_names[k]) != 0)
-            k++;
-        e->order[e->n_order++] = k;
-        avro_schema_t t = avro_schema_record_field_get_by_index(e->schema, (int)i);
-        e->direct = avro_typeof(t) == direct_type(k) &&
-                    (k != P_CONTRIBUTIONS || (avro_schema_union_size(t) > 0 &&
-                                              is_avro_null(avro_schema_union_branch(t, 0))));
-    }
-}
-
-ss_encoder_t *ss_encoder_new_format(const ss_config_t *cfg, int format, char *errstr,
-                                    size_t errlen) {
-    ss_encoder_t *e = calloc(1, sizeof(*e));
-    if (!e || !(e->buf = malloc(4096))) {
-        snprintf(errstr, errlen, "encoder: out of memory");
-        goto fail;
-    }
-    e->format = format;
-    e->schema_id = -1;
-    e->cap = 4096;
-    e->schema = ss_schema_load(cfg->output_schema, "output.schema", errstr, errlen);
-    if (!e->schema || known_fields(e, errstr, errlen) < 0)
-        goto fail;
-    plan_direct(e);
-    if (ss_avro_value_new(e->schema, &e->iface, &e->value) == 0)
-        return e;
-    snprintf(errstr, errlen, "encoder: %s", avro_strerror());
-fail:
-    ss_encoder_destroy(e);
-    return NULL;
-}
-
-static avro_value_t *field(ss_encoder_t *e, int which, avro_value_t *tmp) {
-    if (e->index[which] < 0 ||
-        avro_value_get_by_index(&e->value, (size_t)e->index[which], tmp, NULL))
-        return NULL;
-    return tmp;
 }
 
 /* Avro binary, written directly: zig-zag varints, little-endian doubles, length-prefixed
@@ -172,6 +130,387 @@ static unsigned char *put_string(unsigned char *d, const char *s, size_t n) {
     return d + n;
 }
 
+/* ---- the fixed bytes: defaults and null branches, encoded once at start-up */
+
+/* Room for `more` bytes at the end of `b`: 0, or SS_ERR_NOMEM. */
+static int bytes_reserve(bytes_t *b, size_t more) {
+    if (b->len + more <= b->cap)
+        return 0;
+    size_t cap = (b->len + more) * 2;
+    unsigned char *g = realloc(b->p, cap);
+    if (!g)
+        return SS_ERR_NOMEM;
+    b->p = g;
+    b->cap = cap;
+    return 0;
+}
+
+static int bytes_long(bytes_t *b, int64_t v) {
+    if (bytes_reserve(b, 10) < 0)
+        return SS_ERR_NOMEM;
+    b->len = (size_t)(put_long(b->p + b->len, v) - b->p);
+    return 0;
+}
+
+static int bytes_raw(bytes_t *b, const void *s, size_t n) {
+    if (bytes_reserve(b, n) < 0)
+        return SS_ERR_NOMEM;
+    if (n)
+        memcpy(b->p + b->len, s, n);
+    b->len += n;
+    return 0;
+}
+
+static avro_schema_t deref(avro_schema_t t) {
+    while (t && is_avro_link(t))
+        t = avro_schema_link_target(t);
+    return t;
+}
+
+/* The bytes of a JSON default of Avro `bytes` or `fixed`: one byte per character,
+ * U+0000-U+00FF, written to `out` when not NULL. Their number, or -1. */
+static long latin1(const json_t *j, unsigned char *out) {
+    const unsigned char *s = (const unsigned char *)json_string_value(j);
+    size_t len = json_string_length(j);
+    long n = 0;
+    for (size_t i = 0; i < len; i++, n++) {
+        unsigned c = s[i];
+        if (c >= 0x80) {
+            if ((c & 0xfe) != 0xc2 || i + 1 >= len || (s[i + 1] & 0xc0) != 0x80)
+                return -1;
+            c = ((c & 0x1f) << 6) | (s[++i] & 0x3fu);
+        }
+        if (out)
+            out[n] = (unsigned char)c;
+    }
+    return n;
+}
+
+static int put_default(bytes_t *b, avro_schema_t t, const json_t *j, int depth);
+
+/* A default of bytes or fixed `t`. */
+static int put_default_bytes(bytes_t *b, avro_schema_t t, const json_t *j) {
+    long n = json_is_string(j) ? latin1(j, NULL) : -1;
+    if (n < 0 || (is_avro_fixed(t) && n != avro_schema_fixed_size(t)))
+        return SS_ERR_CONFIG;
+    if ((!is_avro_fixed(t) && bytes_long(b, n) < 0) || bytes_reserve(b, (size_t)n) < 0)
+        return SS_ERR_NOMEM;
+    b->len += (size_t)latin1(j, b->p + b->len);
+    return 0;
+}
+
+/* A default of an array, map, record or union `t`. */
+static int put_default_composite(bytes_t *b, avro_schema_t t, const json_t *j, int depth) {
+    int rc = SS_ERR_CONFIG;
+    size_t n;
+    if (is_avro_array(t) || is_avro_map(t)) {
+        if (is_avro_array(t) ? !json_is_array(j) : !json_is_object(j))
+            return SS_ERR_CONFIG;
+        n = is_avro_array(t) ? json_array_size(j) : json_object_size(j);
+        if (n && (rc = bytes_long(b, (int64_t)n)) < 0)
+            return rc;
+        const char *k;
+        json_t *v;
+        size_t i;
+        if (is_avro_array(t)) {
+            json_array_foreach(j, i, v) {
+                if ((rc = put_default(b, avro_schema_array_items(t), v, depth + 1)) < 0)
+                    return rc;
+            }
+        } else {
+            json_object_foreach((json_t *)j, k, v) {
+                if ((rc = bytes_long(b, (int64_t)strlen(k))) < 0 ||
+                    (rc = bytes_raw(b, k, strlen(k))) < 0 ||
+                    (rc = put_default(b, avro_schema_map_values(t), v, depth + 1)) < 0)
+                    return rc;
+            }
+        }
+        return bytes_long(b, 0);
+    }
+    if (is_avro_record(t)) {
+        if (!json_is_object(j))
+            return SS_ERR_CONFIG;
+        for (size_t i = 0; i < avro_schema_record_size(t); i++) {
+            const json_t *v = json_object_get(j, avro_schema_record_field_name(t, (int)i));
+            if (!v)
+                return SS_ERR_CONFIG; /* a nested default must carry every field */
+            avro_schema_t ft = avro_schema_record_field_get_by_index(t, (int)i);
+            if ((rc = put_default(b, ft, v, depth + 1)) < 0)
+                return rc;
+        }
+        return 0;
+    }
+    /* a union: the first branch the value is one of */
+    size_t start = b->len;
+    for (n = 0; is_avro_union(t) && n < avro_schema_union_size(t); n++) {
+        b->len = start;
+        if ((rc = bytes_long(b, (int64_t)n)) < 0)
+            return rc;
+        rc = put_default(b, avro_schema_union_branch(t, (int)n), j, depth + 1);
+        if (rc != SS_ERR_CONFIG)
+            return rc;
+    }
+    b->len = start;
+    return SS_ERR_CONFIG;
+}
+
+/* The Avro binary of JSON default `j` of type `t`, appended to `b`: 0, SS_ERR_CONFIG when
+ * `j` is not a value of `t`, or SS_ERR_NOMEM. */
+static int put_default(bytes_t *b, avro_schema_t t, const json_t *j, int depth) {
+    unsigned char tmp[8];
+    t = deref(t);
+    if (!t || depth > 32)
+        return SS_ERR_CONFIG;
+    switch (avro_typeof(t)) {
+    case AVRO_NULL: return json_is_null(j) ? 0 : SS_ERR_CONFIG;
+    case AVRO_BOOLEAN:
+        return !json_is_boolean(j) ? SS_ERR_CONFIG : bytes_raw(b, json_is_true(j) ? "\1" : "", 1);
+    case AVRO_INT32:
+        if (!json_is_integer(j) || json_integer_value(j) < INT32_MIN ||
+            json_integer_value(j) > INT32_MAX)
+            return SS_ERR_CONFIG;
+        return bytes_long(b, json_integer_value(j));
+    case AVRO_INT64:
+        return !json_is_integer(j) ? SS_ERR_CONFIG : bytes_long(b, json_integer_value(j));
+    case AVRO_FLOAT: {
+        if (!json_is_number(j))
+            return SS_ERR_CONFIG;
+        float f = (float)json_number_value(j);
+        uint32_t u;
+        memcpy(&u, &f, sizeof(u));
+        for (int i = 0; i < 4; i++)
+            tmp[i] = (unsigned char)(u >> (8 * i));
+        return bytes_raw(b, tmp, 4);
+    }
+    case AVRO_DOUBLE:
+        if (!json_is_number(j))
+            return SS_ERR_CONFIG;
+        put_double(tmp, json_number_value(j));
+        return bytes_raw(b, tmp, 8);
+    case AVRO_STRING:
+        if (!json_is_string(j))
+            return SS_ERR_CONFIG;
+        if (bytes_long(b, (int64_t)json_string_length(j)) < 0)
+            return SS_ERR_NOMEM;
+        return bytes_raw(b, json_string_value(j), json_string_length(j));
+    case AVRO_BYTES:
+    case AVRO_FIXED: return put_default_bytes(b, t, j);
+    case AVRO_ENUM: {
+        int i = json_is_string(j) ? avro_schema_enum_get_by_name(t, json_string_value(j)) : -1;
+        return i < 0 ? SS_ERR_CONFIG : bytes_long(b, i);
+    }
+    default: return put_default_composite(b, t, j, depth);
+    }
+}
+
+/* ---- the plan: each field of the output schema checked against what streamscore writes */
+
+/* `t` in a few words, as in a schema: "float", "record Foo", ["null", "string"]. */
+static void describe(avro_schema_t t, char *out, size_t outlen) {
+    t = deref(t);
+    if (is_avro_record(t) || is_avro_enum(t) || is_avro_fixed(t)) {
+        snprintf(out, outlen, "%s %s",
+                 is_avro_record(t) ? "record"
+                 : is_avro_enum(t) ? "enum"
+                                   : "fixed",
+                 avro_schema_name(t));
+        return;
+    }
+    if (!is_avro_union(t)) {
+        snprintf(out, outlen, "%s", avro_schema_type_name(t));
+        return;
+    }
+    size_t n = (size_t)snprintf(out, outlen, "[");
+    for (size_t i = 0; i < avro_schema_union_size(t) && n < outlen; i++)
+        n += (size_t)snprintf(out + n, outlen - n, "%s\"%s\"", i ? ", " : "",
+                              avro_schema_type_name(deref(avro_schema_union_branch(t, (int)i))));
+    if (n < outlen)
+        snprintf(out + n, outlen - n, "]");
+}
+
+static int mismatch(const char *name, avro_schema_t t, const char *writes, char *errstr,
+                    size_t errlen) {
+    char have[256];
+    describe(t, have, sizeof(have));
+    snprintf(errstr, errlen, "config: key 'output.schema': field '%s' is %s, streamscore writes %s",
+             name, have, writes);
+    return SS_ERR_CONFIG;
+}
+
+/* Where `t` holds a value of type `want` (or `alt`): 0 with *branch -1 when `t` is that type,
+ * or the index of the union branch that is; SS_ERR_CONFIG when neither. */
+static int find_type(avro_schema_t t, avro_type_t want, avro_type_t alt, int64_t *branch) {
+    *branch = -1;
+    if (avro_typeof(t) == want || avro_typeof(t) == alt)
+        return 0;
+    for (size_t i = 0; is_avro_union(t) && i < avro_schema_union_size(t); i++) {
+        avro_type_t bt = avro_typeof(deref(avro_schema_union_branch(t, (int)i)));
+        if (bt == want || bt == alt) {
+            *branch = (int64_t)i;
+            return 0;
+        }
+    }
+    return SS_ERR_CONFIG;
+}
+
+/* A field written from the prediction. A partition (int) also fits a long: same bytes. */
+static int plan_value(slot_t *sl, int k, avro_schema_t t, char *errstr, size_t errlen) {
+    avro_type_t want = written_type(k);
+    sl->which = k;
+    if (find_type(t, want, k == P_SOURCE_PARTITION ? AVRO_INT64 : want, &sl->branch) == 0)
+        return 0;
+    return mismatch(field_names[k], t, written_name(want), errstr, errlen);
+}
+
+/* The item of contributions (written once top-k exists): {feature: string, value: double},
+ * and any other field nullable. */
+static int check_contribution(avro_schema_t r, char *errstr, size_t errlen) {
+    int64_t branch;
+    if (!is_avro_record(r))
+        return mismatch("contributions", r, "an array of records {feature: string, value: double}",
+                        errstr, errlen);
+    for (size_t i = 0; i < avro_schema_record_size(r); i++) {
+        const char *name = avro_schema_record_field_name(r, (int)i);
+        avro_schema_t t = deref(avro_schema_record_field_get_by_index(r, (int)i));
+        avro_type_t want = strcmp(name, "feature") == 0 ? AVRO_STRING
+                           : strcmp(name, "value") == 0 ? AVRO_DOUBLE
+                                                        : AVRO_NULL;
+        if (find_type(t, want, want, &branch) == 0)
+            continue;
+        char path[300];
+        snprintf(path, sizeof(path), "contributions.%s", name);
+        if (want != AVRO_NULL)
+            return mismatch(path, t, written_name(want), errstr, errlen);
+        snprintf(errstr, errlen,
+                 "config: key 'output.schema': field '%s' is not one streamscore fills: make it "
+                 "nullable",
+                 path);
+        return SS_ERR_CONFIG;
+    }
+    return 0;
+}
+
+/* A slot of fixed bytes: the varint of `branch` (nothing when -1), or a default. */
+static int put_const(ss_encoder_t *e, slot_t *sl, int64_t branch, const json_t *def,
+                     avro_schema_t t) {
+    sl->which = -1;
+    sl->off = e->consts.len;
+    int rc = def           ? put_default(&e->consts, t, def, 0)
+             : branch >= 0 ? bytes_long(&e->consts, branch)
+                           : 0;
+    sl->len = e->consts.len - sl->off;
+    return rc;
+}
+
+/* contributions: null for now, the null branch of a union (or the type null); its other
+ * branches must be what top-k will write, an array of contribution records. */
+static int plan_contributions(ss_encoder_t *e, slot_t *sl, avro_schema_t t, char *errstr,
+                              size_t errlen) {
+    int64_t null_branch = -1;
+    int ok = is_avro_null(t) || is_avro_union(t);
+    for (size_t i = 0; is_avro_union(t) && i < avro_schema_union_size(t) && ok; i++) {
+        avro_schema_t b = deref(avro_schema_union_branch(t, (int)i));
+        if (is_avro_null(b))
+            null_branch = (int64_t)i;
+        else if (!is_avro_array(b))
+            ok = 0;
+        else if (check_contribution(deref(avro_schema_array_items(b)), errstr, errlen) < 0)
+            return SS_ERR_CONFIG;
+    }
+    if (!ok || (is_avro_union(t) && null_branch < 0))
+        return mismatch("contributions", t,
+                        "null (a union of null and an array of {feature: string, value: double})",
+                        errstr, errlen);
+    if (put_const(e, sl, null_branch, NULL, t) < 0) {
+        snprintf(errstr, errlen, "encoder: out of memory");
+        return SS_ERR_NOMEM;
+    }
+    return 0;
+}
+
+/* A field streamscore does not fill: written as its default, else as null. */
+static int plan_other(ss_encoder_t *e, slot_t *sl, const char *name, avro_schema_t t,
+                      const json_t *jfield, char *errstr, size_t errlen) {
+    const json_t *def = json_object_get(jfield, "default");
+    int64_t null_branch = -1;
+    if (!def && !is_avro_null(t) && find_type(t, AVRO_NULL, AVRO_NULL, &null_branch) < 0) {
+        snprintf(errstr, errlen,
+                 "config: key 'output.schema': field '%s' is not one streamscore fills: give it "
+                 "a default or make it nullable",
+                 name);
+        return SS_ERR_CONFIG;
+    }
+    int rc = put_const(e, sl, null_branch, def, t);
+    if (rc == SS_ERR_NOMEM) {
+        snprintf(errstr, errlen, "encoder: out of memory");
+    } else if (rc < 0) {
+        char type[256];
+        describe(t, type, sizeof(type));
+        snprintf(errstr, errlen,
+                 "config: key 'output.schema': field '%s' is not one streamscore fills and its "
+                 "default is not a valid %s",
+                 name, type);
+    }
+    return rc;
+}
+
+/* Every field of the output schema, in order, with what is written into it; `fields` is the
+ * schema's JSON "fields" (for the defaults, which Avro C does not keep). */
+static int plan_fields(ss_encoder_t *e, const json_t *fields, char *errstr, size_t errlen) {
+    size_t nf = avro_schema_record_size(e->schema);
+    if (!(e->slots = calloc(nf ? nf : 1, sizeof(*e->slots)))) {
+        snprintf(errstr, errlen, "encoder: out of memory");
+        return SS_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < nf; i++) {
+        const char *name = avro_schema_record_field_name(e->schema, (int)i);
+        avro_schema_t t = deref(avro_schema_record_field_get_by_index(e->schema, (int)i));
+        const json_t *jf = json_array_get(fields, i);
+        const char *jname = json_string_value(json_object_get(jf, "name"));
+        if (!jname || strcmp(jname, name) != 0)
+            jf = NULL; /* not expected: Avro C keeps the fields in order */
+        int k = 0;
+        while (k < P_COUNT && strcmp(name, field_names[k]) != 0)
+            k++;
+        slot_t *sl = &e->slots[e->n_slots++];
+        int rc = k == P_CONTRIBUTIONS ? plan_contributions(e, sl, t, errstr, errlen)
+                 : k < P_COUNT        ? plan_value(sl, k, t, errstr, errlen)
+                                      : plan_other(e, sl, name, t, jf, errstr, errlen);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+ss_encoder_t *ss_encoder_new_format(const ss_config_t *cfg, int format, char *errstr,
+                                    size_t errlen) {
+    json_error_t jerr;
+    json_t *j = NULL;
+    ss_encoder_t *e = calloc(1, sizeof(*e));
+    if (!e || !(e->buf = malloc(4096))) {
+        snprintf(errstr, errlen, "encoder: out of memory");
+        goto fail;
+    }
+    e->format = format;
+    e->schema_id = -1;
+    e->cap = 4096;
+    if (!(e->schema = ss_schema_load(cfg->output_schema, "output.schema", errstr, errlen)))
+        goto fail;
+    if (!(j = ss_schema_json(cfg->output_schema, &jerr))) {
+        snprintf(errstr, errlen, "config: key 'output.schema': cannot read '%s': %s",
+                 cfg->output_schema, jerr.text);
+        goto fail;
+    }
+    if (plan_fields(e, json_object_get(j, "fields"), errstr, errlen) < 0)
+        goto fail;
+    json_decref(j);
+    return e;
+fail:
+    json_decref(j);
+    ss_encoder_destroy(e);
+    return NULL;
+}
+
 /* e->buf of at least `need` bytes: 0, or SS_ERR_NOMEM. */
 static int reserve(ss_encoder_t *e, size_t need) {
     if (need > e->cap) {
@@ -195,7 +534,8 @@ static size_t put_frame(ss_encoder_t *e) {
     return 5;
 }
 
-static int encode_direct(ss_encoder_t *e, const ss_prediction_t *p, size_t *len) {
+/* Every field in the schema's order, as planned: no value can fail to fit its field. */
+static int encode_avro(ss_encoder_t *e, const ss_prediction_t *p, size_t *len) {
     const char *str[P_COUNT] = {0};
     size_t slen[P_COUNT] = {0};
     int64_t num[P_COUNT] = {0};
@@ -216,77 +556,33 @@ static int encode_direct(ss_encoder_t *e, const ss_prediction_t *p, size_t *len)
     num[P_SOURCE_OFFSET] = p->source_offset;
     num[P_EVENT_TIME] = p->event_time;
     num[P_SCORED_AT] = p->scored_at;
-    size_t need = 5 + 16 * P_COUNT;
+    /* per field at most a branch and a length or number (10 bytes each), then the string */
+    size_t need = 5 + e->consts.len + 20 * e->n_slots;
     for (int k = 0; k < P_COUNT; k++)
         need += slen[k];
     if (reserve(e, need) < 0)
         return SS_ERR_NOMEM;
     unsigned char *d = (unsigned char *)e->buf + put_frame(e);
-    for (size_t i = 0; i < e->n_order; i++) {
-        int k = e->order[i];
-        switch (direct_type(k)) {
+    for (size_t i = 0; i < e->n_slots; i++) {
+        const slot_t *sl = &e->slots[i];
+        int k = sl->which;
+        if (k < 0) {
+            if (sl->len)
+                memcpy(d, e->consts.p + sl->off, sl->len);
+            d += sl->len;
+            continue;
+        }
+        if (sl->branch >= 0)
+            d = put_long(d, sl->branch);
+        switch (written_type(k)) {
         case AVRO_STRING: d = put_string(d, str[k], slen[k]); break;
         case AVRO_DOUBLE: d = put_double(d, k == P_SCORE ? p->score : p->threshold); break;
         case AVRO_BOOLEAN: *d++ = (unsigned char)num[k]; break;
-        case AVRO_UNION: /* contributions: the null branch, not requested */ *d++ = 0; break;
         default: /* int and long */ d = put_long(d, num[k]); break;
         }
     }
     *len = (size_t)((char *)d - e->buf);
     return 0;
-}
-
-static int encode_avro(ss_encoder_t *e, const ss_prediction_t *p, size_t *len) {
-    if (e->direct)
-        return encode_direct(e, p, len);
-    avro_value_t f;
-    avro_value_t *v;
-    if ((v = field(e, P_EVENT_ID, &f)))
-        avro_value_set_string_len(v, p->event_id ? p->event_id : "", p->event_id_len + 1);
-    if ((v = field(e, P_CUSTOMER_ID, &f)))
-        avro_value_set_string_len(v, p->customer_id, p->customer_id_len + 1);
-    if ((v = field(e, P_SCORE, &f)))
-        avro_value_set_double(v, p->score);
-    if ((v = field(e, P_DECISION, &f)))
-        avro_value_set_boolean(v, p->decision);
-    if ((v = field(e, P_THRESHOLD, &f)))
-        avro_value_set_double(v, p->threshold);
-    if ((v = field(e, P_MODEL_NAME, &f)))
-        avro_value_set_string(v, p->model_name);
-    if ((v = field(e, P_MODEL_VERSION, &f)))
-        avro_value_set_string(v, p->model_version);
-    if ((v = field(e, P_SOURCE_TOPIC, &f)))
-        avro_value_set_string(v, p->source_topic);
-    if ((v = field(e, P_SOURCE_PARTITION, &f)))
-        avro_value_set_int(v, p->source_partition);
-    if ((v = field(e, P_SOURCE_OFFSET, &f)))
-        avro_value_set_long(v, p->source_offset);
-    if ((v = field(e, P_EVENT_TIME, &f)))
-        avro_value_set_long(v, p->event_time);
-    if ((v = field(e, P_SCORED_AT, &f)))
-        avro_value_set_long(v, p->scored_at);
-    if ((v = field(e, P_FEATURE_HASH, &f)))
-        avro_value_set_string(v, p->feature_hash);
-    if ((v = field(e, P_DEGRADED, &f)))
-        avro_value_set_boolean(v, p->degraded);
-    if ((v = field(e, P_CONTRIBUTIONS, &f))) {
-        avro_value_t branch;
-        avro_value_set_branch(v, 0, &branch); /* null: contributions not requested */
-        avro_value_set_null(&branch);
-    }
-    size_t hdr = put_frame(e);
-    for (;;) {
-        avro_writer_t w = avro_writer_memory(e->buf + hdr, (int64_t)(e->cap - hdr));
-        int rc = avro_value_write(w, &e->value);
-        *len = hdr + (size_t)avro_writer_tell(w);
-        avro_writer_free(w);
-        if (rc == 0)
-            return 0;
-        if (e->cap >= (1u << 24))
-            return SS_ERR_FAIL;
-        if (reserve(e, e->cap * 2) < 0)
-            return SS_ERR_NOMEM;
-    }
 }
 
 void ss_encoder_set_schema_id(ss_encoder_t *e, int32_t id) {
@@ -337,7 +633,7 @@ int ss_encoder_encode(ss_encoder_t *e, const ss_prediction_t *p, const void **ou
     int rc = e->format == SS_FORMAT_JSON ? encode_json(e, p, len) : encode_avro(e, p, len);
     if (rc < 0) {
         snprintf(errstr, errlen, "encoding the prediction: %s",
-                 rc == SS_ERR_NOMEM ? "out of memory" : avro_strerror());
+                 rc == SS_ERR_NOMEM ? "out of memory" : "cannot write the value");
         return rc;
     }
     *out = e->buf;

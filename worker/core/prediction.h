@@ -1,5 +1,6 @@
 /* prediction.h - the prediction record (schemas/prediction.avsc) and its encodings:
- * Avro binary with a reused value and buffer, or a JSON object with the same fields. */
+ * Avro binary of output.schema written into a reused buffer, or a JSON object with the
+ * same fields. */
 #ifndef SS_PREDICTION_H
 #define SS_PREDICTION_H
 
@@ -30,7 +31,13 @@ typedef struct ss_prediction {
 
 typedef struct ss_encoder ss_encoder_t; /* per thread */
 
-/* Checks that output.schema is a record whose every field streamscore fills. */
+/* Checks output.schema at start-up, field by field: a field streamscore fills must have the
+ * type it writes (string; double for score and threshold; boolean for decision and degraded;
+ * int, or long, for source_partition; long for source_offset, event_time and scored_at), or
+ * be a union with a branch of that type (written in that branch); contributions must be null
+ * or a union with null (its other branch an array of {feature: string, value: double});
+ * any other field needs a default (written as is) or a null branch (written null).
+ * Returns NULL with errstr: SS_ERR_CONFIG's text names the key and the field. */
 ss_encoder_t *ss_encoder_new(const ss_config_t *cfg, char *errstr, size_t errlen);
 /* The same with an explicit SS_FORMAT_* (the shadow's results file is always JSON lines). */
 ss_encoder_t *ss_encoder_new_format(const ss_config_t *cfg, int format, char *errstr,
@@ -45,7 +52,7 @@ void ss_encoder_set_schema_id(ss_encoder_t *e, int32_t id);
 void ss_encoder_schema_fullname(const ss_encoder_t *e, char *out, size_t outlen);
 
 /* Encode; *out points into the encoder's buffer, valid until the next call.
- * Returns 0, or SS_ERR_NOMEM or SS_ERR_FAIL (Avro C cannot write the value) with errstr. */
+ * Returns 0, or SS_ERR_NOMEM with errstr (the schema was checked: no value can fail to fit). */
 int ss_encoder_encode(ss_encoder_t *e, const ss_prediction_t *p, const void **out, size_t *len,
                       char *errstr, size_t errlen);
 

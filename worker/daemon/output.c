@@ -64,7 +64,9 @@ const char *ss_output_name(const ss_output_t *o) {
     return o->name;
 }
 
-static int register_schema(ss_output_t *o, ss_registry_t *registry, char *errstr, size_t errlen) {
+/* Registers output.schema under its subject; `enc` is an encoder of it (for its name). */
+static int register_schema(ss_output_t *o, ss_registry_t *registry, const ss_encoder_t *enc,
+                           char *errstr, size_t errlen) {
     const ss_config_t *cfg = o->cfg;
     json_error_t jerr;
     json_t *j = ss_schema_json(cfg->output_schema, &jerr);
@@ -72,14 +74,11 @@ static int register_schema(ss_output_t *o, ss_registry_t *registry, char *errstr
     json_decref(j);
     char fullname[512], subject[1024];
     int rc = SS_ERR_CONFIG;
-    ss_encoder_t *enc = NULL;
     if (!text) {
         snprintf(errstr, errlen, "config: key 'output.schema': cannot read '%s': %s",
                  cfg->output_schema, jerr.text);
         goto out;
     }
-    if (!(enc = ss_encoder_new(cfg, errstr, errlen)))
-        goto out;
     ss_encoder_schema_fullname(enc, fullname, sizeof(fullname));
     if (ss_registry_subject(cfg, o->name, fullname, subject, sizeof(subject)) < 0) {
         snprintf(errstr, errlen, "config: key 'output.subject.name.strategy': subject too long");
@@ -97,20 +96,25 @@ static int register_schema(ss_output_t *o, ss_registry_t *registry, char *errstr
     rc = 0;
 out:
     free(text);
-    ss_encoder_destroy(enc);
     return rc;
 }
 
 int ss_output_register_schema(ss_output_t *o, ss_registry_t *registry, char *errstr,
                               size_t errlen) {
     const ss_config_t *cfg = o->cfg;
+    /* every field of output.schema checked, whatever the output, before anything connects */
+    ss_encoder_t *enc = ss_encoder_new(cfg, errstr, errlen);
+    int rc = 0;
+    if (!enc)
+        return SS_ERR_CONFIG;
     if (o->file || cfg->output_format != SS_FORMAT_AVRO)
-        return 0; /* JSON is not registered; the shadow's file is read by streamscore itself */
-    if (cfg->output_schema_id >= 0) {
+        rc = 0; /* JSON is not registered; the shadow's file is read by streamscore itself */
+    else if (cfg->output_schema_id >= 0)
         o->schema_id = (int32_t)cfg->output_schema_id;
-        return 0;
-    }
-    return registry ? register_schema(o, registry, errstr, errlen) : 0;
+    else if (registry)
+        rc = register_schema(o, registry, enc, errstr, errlen);
+    ss_encoder_destroy(enc);
+    return rc;
 }
 
 void ss_output_writer_set_ack(ss_output_writer_t *w, ss_ack_t *ack) {

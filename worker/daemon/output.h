@@ -24,18 +24,20 @@ void ss_output_destroy(ss_output_t *o);
 /* The output topic, or the shadow's file. */
 const char *ss_output_name(const ss_output_t *o);
 
-/* The schema id predictions are framed with (Confluent wire format): output.schema.id, or
+/* Checks output.schema field by field (ss_encoder_new), whatever the output, then sets the
+ * schema id predictions are framed with (Confluent wire format): output.schema.id, or
  * output.schema registered under its subject with `registry` (may be NULL: none). JSON and
- * the shadow's file are never framed. Returns 0, SS_ERR_UNAVAILABLE when the registry did not
- * answer, SS_ERR_CONFIG when it refused the schema or output.schema cannot be read. */
+ * the shadow's file are never framed. Call before anything connects. Returns 0,
+ * SS_ERR_UNAVAILABLE when the registry did not answer, SS_ERR_CONFIG when output.schema
+ * cannot be read or does not fit (errstr names the field) or the registry refused it. */
 int ss_output_register_schema(ss_output_t *o, ss_registry_t *registry, char *errstr, size_t errlen);
+
+/* Count the deliveries from now on in `ack`. */
+void ss_output_writer_set_ack(ss_output_writer_t *w, ss_ack_t *ack);
 
 /* A thread's writer, with deliveries counted in `ack` (the caller's, outliving the writer).
  * Returns NULL with errstr; SS_ERR_CONFIG in *why when output.schema does not fit, else
  * SS_ERR_NOMEM. @locality the worker thread */
-/* Count the deliveries from now on in `ack`. */
-void ss_output_writer_set_ack(ss_output_writer_t *w, ss_ack_t *ack);
-
 ss_output_writer_t *ss_output_writer_new(ss_output_t *o, ss_ack_t *ack, int *why, char *errstr,
                                          size_t errlen);
 /* The producer it sends through (the caller's, outliving the writer); set before the first

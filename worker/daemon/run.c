@@ -14,6 +14,14 @@
 #include "state_changelog.h"
 #include "worker.h"
 
+/* A start-up failure: logged; a config error also as the one plain line `streamscore: ...`
+ * that main.c prints for the errors it sees itself (exit 2 names the key). */
+static void startup_error(int rc, const char *err) {
+    ss_error("%s", err);
+    if (rc == SS_ERR_CONFIG)
+        fprintf(stderr, "streamscore: %s\n", err);
+}
+
 /* The parts every thread shares. Returns 0 or an SS_ERR_* code (logged). */
 static int runtime_open(ss_runtime_t *rt, const ss_model_t *model) {
     const ss_config_t *cfg = rt->cfg;
@@ -48,7 +56,7 @@ static int runtime_open(ss_runtime_t *rt, const ss_model_t *model) {
     }
     return 0;
 fail:
-    ss_error("%s", err);
+    startup_error(rc, err);
     return rc;
 }
 
@@ -73,7 +81,7 @@ static int workers_create(ss_runtime_t *rt, size_t n) {
         int rc =
             ss_worker_new(rt, (int)rt->n_workers, &rt->workers[rt->n_workers], err, sizeof(err));
         if (rc < 0) {
-            ss_error("%s", err);
+            startup_error(rc, err);
             return rc;
         }
     }
