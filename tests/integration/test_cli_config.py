@@ -30,20 +30,48 @@ CASES = {
                                   ["batch.max.wait.ms"]),
 }
 
+# Errors found only once the files are read (check-config does not read them).
+STARTUP_CASES = {
+    "customer_id_field_missing": ({"input.customer.id.field": "cust"}, {}, [],
+                                  ["input.customer.id.field"]),
+    "customer_id_field_not_a_string": ({"input.schema": "@customer_id=long"}, {}, [],
+                                       ["input.customer.id.field"]),
+    "model_feature_not_in_the_schema": ({"input.schema": "@tenure_months=-"}, {}, [],
+                                        ["input.schema"]),
+}
+
+
+def _event_schema_with(tmp_path, change):
+    """The event schema with one field changed ("@<field>=<avro type>") or left out ("=-")."""
+    field, avro_type = change[1:].split("=")
+    schema = json.loads(open(h.EVENT_SCHEMA_PATH).read())
+    fields = [f for f in schema["fields"] if f["name"] != field or avro_type != "-"]
+    for f in fields:
+        if f["name"] == field:
+            f["type"] = avro_type
+    schema["fields"] = fields
+    path = tmp_path / "event.avsc"
+    path.write_text(json.dumps(schema))
+    return str(path)
+
 
 def _config(tmp_path, changes=None):
     props = dict(BASE)
     for k, v in (changes or {}).items():
         if v is None:
             props.pop(k)
+        elif k == "input.schema" and v.startswith("@"):
+            props[k] = _event_schema_with(tmp_path, v)
         else:
             props[k] = v
     return h.write_properties(tmp_path / "worker.properties", props)
 
 
-@pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
+@pytest.mark.parametrize("case", list(CASES) + list(STARTUP_CASES),
+                         ids=list(CASES) + list(STARTUP_CASES))
 def test_config_error_exits_2_and_names_the_key(case, tmp_path):
-    changes, env, args, names = CASES[case]
+    """Exit 2 and one plain 'streamscore: ' line naming the key the user wrote."""
+    changes, env, args, names = {**CASES, **STARTUP_CASES}[case]
     cfg = _config(tmp_path, changes)
 
     r = h.run_cli(["run", "-c", str(cfg), *args], env=env)
@@ -51,6 +79,10 @@ def test_config_error_exits_2_and_names_the_key(case, tmp_path):
     assert r.returncode == 2, f"exit {r.returncode}, expected 2; stderr: {r.stderr[-2000:]}"
     assert any(n in r.stderr for n in names), \
         f"stderr does not name {' or '.join(names)}: {r.stderr[-2000:]}"
+    plain = [line for line in r.stderr.splitlines() if line and not line.startswith("{")]
+    assert len(plain) == 1 and plain[0].startswith("streamscore: "), \
+        f"expected one plain 'streamscore: ' line, got {plain!r}"
+    assert any(n in plain[0] for n in names), f"{plain[0]!r} does not name {names}"
 
 
 def test_base_config_of_the_error_cases_is_accepted(tmp_path):

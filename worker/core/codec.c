@@ -458,6 +458,16 @@ static int load_reader(ss_codec_t *c, const ss_config_t *cfg, char *const *featu
                  c->cust_field, cfg->input_schema);
         rc = SS_ERR_CONFIG;
     }
+    int is_union, ok;
+    avro_schema_t cid =
+        rc == 0 ? nonnull(avro_schema_record_field_get(c->reader, c->cust_field), &is_union, &ok)
+                : NULL;
+    if (rc == 0 && (!ok || !cid || avro_typeof(cid) != AVRO_STRING)) {
+        snprintf(errstr, errlen,
+                 "config: key 'input.customer.id.field': field '%s' of '%s' is not a string",
+                 c->cust_field, cfg->input_schema);
+        rc = SS_ERR_CONFIG;
+    }
 out:
     ss_strv_free(fields, c->n_features);
     json_decref(rjson);
