@@ -38,6 +38,12 @@ STARTUP_CASES = {
                                        ["input.customer.id.field"]),
     "model_feature_not_in_the_schema": ({"input.schema": "@tenure_months=-"}, {}, [],
                                         ["input.schema"]),
+    "schema_map_file_missing": ({"input.framing": "confluent",
+                                 "input.schema.map": "1=/nonexistent/event.avsc"}, {}, [],
+                                ["key 'input.schema.map': cannot load"]),
+    "shadow_file_cannot_be_opened": ({"mode": "shadow", "shadow.output": "file",
+                                      "shadow.file": "/nonexistent/dir/shadow.jsonl"}, {}, [],
+                                     ["shadow.file"]),
 }
 
 

@@ -439,7 +439,11 @@ int ss_config_parse_pairs(const char *list, const char *key,
         }
         char err[400];
         if (cb(opaque, k, v, err, sizeof(err)) < 0) {
-            snprintf(errstr, errlen, "config: key '%s': %s", key, err);
+            /* a message that names its key already is passed on as it is */
+            if (strncmp(err, "config: ", 8) == 0)
+                snprintf(errstr, errlen, "%s", err);
+            else
+                snprintf(errstr, errlen, "config: key '%s': %s", key, err);
             rc = SS_ERR_CONFIG;
             break;
         }

@@ -55,7 +55,8 @@ ss_output_t *ss_output_new(const ss_config_t *cfg, ss_metrics_t *metrics, char *
     o->file = fopen(cfg->shadow_file, "a");
     if (o->file)
         return o;
-    snprintf(errstr, errlen, "cannot open shadow.file '%s': %s", cfg->shadow_file, strerror(errno));
+    snprintf(errstr, errlen, "config: key 'shadow.file': cannot open '%s': %s", cfg->shadow_file,
+             strerror(errno));
     ss_output_destroy(o);
     return NULL;
 }

@@ -16,7 +16,7 @@ typedef struct ss_output ss_output_t;               /* shared by the threads */
 typedef struct ss_output_writer ss_output_writer_t; /* one per thread */
 
 /* Opens shadow.file for appending when the shadow writes a file. Returns NULL with errstr
- * when it cannot be opened. */
+ * when it cannot be opened (a "config: key 'shadow.file': ..." message) or out of memory. */
 ss_output_t *ss_output_new(const ss_config_t *cfg, ss_metrics_t *metrics, char *errstr,
                            size_t errlen);
 void ss_output_destroy(ss_output_t *o);

@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "clock.h"
 #include "endpoints.h"
@@ -28,7 +29,7 @@ static int runtime_open(ss_runtime_t *rt, const ss_model_t *model) {
     char err[1024];
     int rc;
     if (!(rt->output = ss_output_new(cfg, rt->stats, err, sizeof(err)))) {
-        rc = SS_ERR_FAIL;
+        rc = strncmp(err, "config: ", 8) == 0 ? SS_ERR_CONFIG : SS_ERR_NOMEM;
         goto fail;
     }
     rt->codec = ss_codec_new(cfg, model->feature_names, model->n_features, err, sizeof(err));
