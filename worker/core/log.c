@@ -54,9 +54,48 @@ void ss_json_escape(char *dst, size_t cap, size_t *len, const char *s, size_t sl
     *len = n;
 }
 
+/* The length of the valid UTF-8 sequence at s (n bytes left), 0 if there is none. */
+static size_t utf8_len(const unsigned char *s, size_t n) {
+    size_t len = s[0] < 0x80                    ? 1
+                 : s[0] >= 0xC2 && s[0] <= 0xDF ? 2
+                 : s[0] >= 0xE0 && s[0] <= 0xEF ? 3
+                 : s[0] >= 0xF0 && s[0] <= 0xF4 ? 4
+                                                : 0;
+    if (len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    return len;
+}
+
+/* A JSON string of s: bytes that are not UTF-8 (a field from a config file in Latin-1, a
+ * model name with a stray byte) become U+FFFD, so that every line stays JSON. */
+static json_t *text(const char *s) {
+    size_t n = strlen(s);
+    json_t *j = json_stringn(s, n);
+    if (j)
+        return j;
+    char *clean = malloc(n * 3 + 1);
+    size_t k = 0;
+    for (size_t i = 0; clean && i < n;) {
+        size_t len = utf8_len((const unsigned char *)s + i, n - i);
+        if (len) {
+            memcpy(clean + k, s + i, len);
+            k += len, i += len;
+        } else {
+            memcpy(clean + k, "\xEF\xBF\xBD", 3);
+            k += 3, i++;
+        }
+    }
+    j = clean ? json_stringn(clean, k) : NULL;
+    free(clean);
+    return j ? j : json_string("(not UTF-8)");
+}
+
 static json_t *field_value(const ss_field_t *f) {
     switch (f->type) {
-    case SS_FIELD_STR: return f->u.s ? json_stringn_nocheck(f->u.s, strlen(f->u.s)) : json_null();
+    case SS_FIELD_STR: return f->u.s ? text(f->u.s) : json_null();
     case SS_FIELD_INT: return json_integer(f->u.i);
     case SS_FIELD_REAL: return isfinite(f->u.d) ? json_real(f->u.d) : json_null();
     case SS_FIELD_BOOL: return json_boolean(f->u.i);
@@ -91,7 +130,7 @@ void ss_log(ss_log_level_t level, const ss_field_t *fields, const char *fmt, ...
     if (o) {
         json_object_set_new(o, "ts", json_string(ts));
         json_object_set_new(o, "level", json_string(level_names[level]));
-        json_object_set_new(o, "msg", json_stringn_nocheck(msg, strlen(msg)));
+        json_object_set_new(o, "msg", text(msg));
         for (const ss_field_t *f = fields; f && f->type != SS_FIELD_END; f++)
             json_object_set_new_nocheck(o, f->key, field_value(f));
         line = json_dumps(o, JSON_COMPACT);

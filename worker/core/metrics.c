@@ -73,22 +73,21 @@ static const char *dlq_reasons[SS_DLQ_REASONS] = {"too_large",
                                                   "unknown",
                                                   "other"};
 
-/* The histograms of ss_metrics_t: where each is, its bounds, its scale, how it renders. */
-#define HIST(field, bounds, sc, nm, hp)                                                            \
-    { offsetof(ss_metrics_t, field), bounds, (int)(sizeof(bounds) / sizeof(*bounds)), sc, nm, hp }
+/* The histograms of ss_metrics_t: where each is, its bounds, how it renders. */
+#define HIST(field, bounds, nm, hp)                                                                \
+    { offsetof(ss_metrics_t, field), bounds, (int)(sizeof(bounds) / sizeof(*bounds)), nm, hp }
 static const struct hist_def {
     size_t offset;
     const double *le;
     int n;
-    double scale;
     const char *name, *help;
 } hist_defs[] = {
-    HIST(batch_size, batch_le, 1, "streamscore_batch_size", "Records per batch."),
-    HIST(predict_seconds, predict_le, 1e9, "streamscore_predict_seconds",
+    HIST(batch_size, batch_le, "streamscore_batch_size", "Records per batch."),
+    HIST(predict_seconds, predict_le, "streamscore_predict_seconds",
          "Time of one batch's model call."),
-    HIST(event_latency_seconds, latency_le, 1e6, "streamscore_event_latency_seconds",
+    HIST(event_latency_seconds, latency_le, "streamscore_event_latency_seconds",
          "From an input record's Kafka timestamp to its output's acknowledgement."),
-    HIST(redis_seconds, redis_le, 1e9, "streamscore_redis_seconds",
+    HIST(redis_seconds, redis_le, "streamscore_redis_seconds",
          "Time of one Redis pipeline (a batch's reads or writes)."),
 };
 #define N_HISTS (sizeof(hist_defs) / sizeof(*hist_defs))
@@ -102,7 +101,6 @@ void ss_metrics_init(ss_metrics_t *m) {
         ss_hist_t *h = hist_at(m, &hist_defs[i]);
         h->le = hist_defs[i].le;
         h->n = hist_defs[i].n;
-        h->scale = hist_defs[i].scale;
     }
     pthread_mutex_init(&m->lock, NULL);
 }
@@ -121,21 +119,35 @@ static int bucket_of(const ss_hist_t *h, double v) {
     return i;
 }
 
+static double clamped(double v) {
+    return v > 0 ? (v < SS_HIST_CLAMP ? v : SS_HIST_CLAMP) : 0; /* NaN: 0 */
+}
+
+static void add_sum(ss_hist_t *h, double v) {
+    double old, sum;
+    __atomic_load(&h->sum, &old, __ATOMIC_RELAXED);
+    do
+        sum = old + v;
+    while (!__atomic_compare_exchange(&h->sum, &old, &sum, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+}
+
 void ss_hist_observe(ss_hist_t *h, double v) {
+    v = clamped(v);
     __atomic_add_fetch(&h->counts[bucket_of(h, v)], 1, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&h->sum, (long long)(v * h->scale + 0.5), __ATOMIC_RELAXED);
+    add_sum(h, v);
 }
 
 void ss_hist_tally(const ss_hist_t *h, ss_hist_tally_t *t, double v) {
+    v = clamped(v);
     t->counts[bucket_of(h, v)]++;
-    t->sum += (long long)(v * h->scale + 0.5);
+    t->sum += v;
 }
 
 void ss_hist_add_tally(ss_hist_t *h, const ss_hist_tally_t *t) {
     for (int i = 0; i <= h->n; i++)
         if (t->counts[i])
             __atomic_add_fetch(&h->counts[i], t->counts[i], __ATOMIC_RELAXED);
-    __atomic_add_fetch(&h->sum, t->sum, __ATOMIC_RELAXED);
+    add_sum(h, t->sum);
 }
 
 void ss_metrics_dead_letter(ss_metrics_t *m, const char *reason) {
@@ -230,8 +242,9 @@ static void histogram(ss_buf_t *b, const char *name, const char *help, ss_hist_t
         else
             ss_buf_printf(b, "%s_bucket{le=\"+Inf\"} %ld\n", name, cum);
     }
-    ss_buf_printf(b, "%s_sum %.9g\n%s_count %ld\n", name,
-                  (double)__atomic_load_n(&h->sum, __ATOMIC_RELAXED) / h->scale, name, cum);
+    double sum;
+    __atomic_load(&h->sum, &sum, __ATOMIC_RELAXED);
+    ss_buf_printf(b, "%s_sum %.9g\n%s_count %ld\n", name, sum, name, cum);
 }
 
 void ss_metrics_render(ss_metrics_t *m, ss_buf_t *b) {

@@ -22,14 +22,18 @@ void ss_buf_label(ss_buf_t *b, const char *s);
 
 #define SS_HIST_MAX 16
 
-/* A histogram with fixed upper bounds. The sum is kept as an integer of value * scale. */
+/* A histogram with fixed upper bounds. */
 typedef struct ss_hist {
     const double *le;
     int n;
-    double scale;
     long counts[SS_HIST_MAX + 1]; /* the last one: above every bound */
-    long long sum;
+    double sum;                   /* of the observations, each clamped to [0, SS_HIST_CLAMP] */
 } ss_hist_t;
+
+/* An observation below 0 or not a number counts as 0, one above SS_HIST_CLAMP (seconds or
+ * records: 31 years) as SS_HIST_CLAMP: a record timestamped in 1970 or in the far future
+ * cannot make the sum meaningless. */
+#define SS_HIST_CLAMP 1e9
 
 void ss_hist_observe(ss_hist_t *h, double v); /* @locality any thread */
 
@@ -37,7 +41,7 @@ void ss_hist_observe(ss_hist_t *h, double v); /* @locality any thread */
  * per-record measures cost no shared-memory traffic per record. */
 typedef struct ss_hist_tally {
     long counts[SS_HIST_MAX + 1];
-    long long sum;
+    double sum;
 } ss_hist_tally_t;
 
 void ss_hist_tally(const ss_hist_t *h, ss_hist_tally_t *t, double v); /* no atomics */
