@@ -86,12 +86,11 @@ static void log_lines_are_json_whatever_bytes_the_fields_hold(void) {
     }
 }
 
-static const check_test_t tests[] = {
-    {"histogram_sums_clamp_ancient_future_and_nan_observations",
-     histogram_sums_clamp_ancient_future_and_nan_observations},
-    {"log_lines_are_json_whatever_bytes_the_fields_hold",
-     log_lines_are_json_whatever_bytes_the_fields_hold},
-    {NULL, NULL}};
+static const check_test_t tests[] = {{"histogram_sums_clamp_ancient_future_and_nan_observations",
+                                      histogram_sums_clamp_ancient_future_and_nan_observations},
+                                     {"log_lines_are_json_whatever_bytes_the_fields_hold",
+                                      log_lines_are_json_whatever_bytes_the_fields_hold},
+                                     {NULL, NULL}};
 
 int main(void) {
     return check_run_all(tests);
