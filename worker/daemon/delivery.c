@@ -5,15 +5,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "clock.h"
 #include "error.h"
 #include "log.h"
 
 ss_delivery_t *ss_delivery_new(const ss_config_t *cfg, int index, ss_producer_t *shared,
-                               ss_ack_t acks[2], char *errstr, size_t errlen) {
+                               ss_ack_t acks[2], const int *stop, char *errstr, size_t errlen) {
     ss_delivery_t *d = ss_zalloc(sizeof(*d), "delivery", errstr, errlen);
     if (!d)
         return NULL;
     d->cfg = cfg;
+    d->stop = stop;
     d->acks[0] = &acks[0];
     d->acks[1] = &acks[1];
     d->ack = d->acks[0];
@@ -98,9 +100,21 @@ rd_kafka_topic_partition_list_t *ss_delivery_offsets(const ss_batch_t *b,
     return l;
 }
 
-int ss_delivery_settle(ss_ack_t *ack) {
-    while (ss_ack_wait(ack, 1000) > 0)
-        ;
+int ss_delivery_settle(const ss_delivery_t *d, ss_ack_t *ack) {
+    int64_t deadline = 0;
+    long left;
+    while ((left = ss_ack_wait(ack, 100)) > 0) {
+        if (!d->stop || !__atomic_load_n(d->stop, __ATOMIC_ACQUIRE))
+            continue;
+        if (!deadline) {
+            deadline = ss_mono_ms() + d->cfg->shutdown_timeout_ms;
+        } else if (ss_mono_ms() >= deadline) {
+            ss_warn("producer: %ld record(s) of a batch still unacknowledged %ld ms after the "
+                    "stop (shutdown.timeout.ms); offsets not committed, they are read again",
+                    left, d->cfg->shutdown_timeout_ms);
+            return SS_ERR_STOPPED;
+        }
+    }
     long failed = ack->failed;
     rd_kafka_resp_err_t first = ack->first_err;
     ack->failed = 0;

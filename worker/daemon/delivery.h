@@ -44,10 +44,11 @@ typedef struct ss_delivery_hooks {
 /* A delivery for worker thread `index`: at-least-once sends through `shared` (the process's
  * producer, not owned); exactly-once creates the thread's transactional producer
  * (transactional.id-<index>), fencing older instances. Deliveries are counted in `acks`
- * (two, the caller's: a batch's, and the previous batch's still settling). Returns NULL with
- * errstr. */
+ * (two, the caller's: a batch's, and the previous batch's still settling). Once `*stop` is
+ * set (atomic), acknowledgements are waited for shutdown.timeout.ms at most. Returns NULL
+ * with errstr. */
 ss_delivery_t *ss_delivery_new(const ss_config_t *cfg, int index, ss_producer_t *shared,
-                               ss_ack_t acks[2], char *errstr, size_t errlen);
+                               ss_ack_t acks[2], const int *stop, char *errstr, size_t errlen);
 
 /* Where the batch begun last counts its deliveries. */
 ss_ack_t *ss_delivery_ack(const ss_delivery_t *d);

@@ -15,7 +15,7 @@ static int begin(ss_delivery_t *d) {
 static int settle_previous(ss_delivery_t *d) {
     if (!d->unacked)
         return 0;
-    int rc = ss_delivery_settle(d->ack == d->acks[0] ? d->acks[1] : d->acks[0]);
+    int rc = ss_delivery_settle(d, d->ack == d->acks[0] ? d->acks[1] : d->acks[0]);
     if (rc == 0 && d->hooks.acked)
         rc = d->hooks.acked(d->hooks.arg, d->unacked);
     rd_kafka_topic_partition_list_destroy(d->unacked);

@@ -136,7 +136,7 @@ static int finish(ss_delivery_t *d, rd_kafka_t *consumer, int if_due, int *abort
         return 0;
     int rc = d->hooks.committing ? d->hooks.committing(d->hooks.arg) : 0;
     if (rc >= 0)
-        rc = ss_delivery_settle(d->ack);
+        rc = ss_delivery_settle(d, d->ack);
     if (rc < 0)
         return rc;
     ss_failpoint("eos.before-commit");

@@ -14,6 +14,7 @@ typedef struct ss_delivery_ops {
 struct ss_delivery {
     const ss_delivery_ops_t *ops;
     const ss_config_t *cfg;
+    const int *stop;         /* atomic: the process's stop request */
     ss_producer_t *producer; /* where outputs go */
     ss_producer_t *own;      /* exactly-once: the thread's transactional producer */
     ss_ack_t *ack;           /* the batch begun last */
@@ -37,8 +38,10 @@ extern const ss_delivery_ops_t ss_delivery_exactly_once;
 rd_kafka_topic_partition_list_t *ss_delivery_offsets(const ss_batch_t *b,
                                                      rd_kafka_topic_partition_list_t *l);
 
-/* Wait until every delivery counted in `ack` is acknowledged. Returns 0, or SS_ERR_FAIL
- * (logged) when one failed. Resets the failure count for the next batch. */
-int ss_delivery_settle(ss_ack_t *ack);
+/* Wait until every delivery counted in `ack` is acknowledged (once a stop is requested, for
+ * shutdown.timeout.ms at most). Returns 0, SS_ERR_FAIL (logged) when one failed, or
+ * SS_ERR_STOPPED (logged) when the stop's time ran out. Resets the failure count for the next
+ * batch. */
+int ss_delivery_settle(const ss_delivery_t *d, ss_ack_t *ack);
 
 #endif

@@ -324,7 +324,10 @@ static void *worker_main(void *arg) {
             }
             continue;
         }
-        if (process_batch(w) < 0) {
+        int rc = process_batch(w);
+        if (rc == SS_ERR_STOPPED)
+            break; /* a stop while Redis or the output was waited for: nothing committed */
+        if (rc < 0) {
             w->rc = SS_ERR_FAIL;
             if (!__atomic_load_n(w->rt->stop, __ATOMIC_ACQUIRE))
                 ss_error("worker %d: stopping after a failed batch; its offsets are not committed",
@@ -334,8 +337,8 @@ static void *worker_main(void *arg) {
         }
     }
     release(w); /* a batch abandoned because of a stop request is simply not committed */
-    int aborted;
-    if (w->rc == 0 && ss_delivery_finish(w->delivery, w->consumer, 0, &aborted) < 0)
+    int aborted, rc = w->rc == 0 ? ss_delivery_finish(w->delivery, w->consumer, 0, &aborted) : 0;
+    if (rc < 0 && rc != SS_ERR_STOPPED)
         w->rc = SS_ERR_FAIL;
     ss_state_flush(w->state); /* the committed batches' changes, and their offsets stored */
     /* Close here, in the thread that polls this consumer, while the other threads close
@@ -399,7 +402,8 @@ int ss_worker_new(ss_runtime_t *rt, int index, ss_worker_t **out, char *errstr, 
         rc = SS_ERR_CONFIG;
         goto fail;
     }
-    if (!(w->delivery = ss_delivery_new(cfg, index, rt->producer, w->acks, errstr, errlen)))
+    if (!(w->delivery =
+              ss_delivery_new(cfg, index, rt->producer, w->acks, rt->stop, errstr, errlen)))
         goto fail;
     ss_output_writer_use(w->out, ss_delivery_producer(w->delivery));
     ss_delivery_hooks_t hooks = {on_staged, on_committing, on_committed, on_acked, on_aborted, w};
