@@ -189,6 +189,20 @@ static void a_message_max_bytes_too_small_for_a_dead_letter_is_refused(void) {
     ss_config_destroy(c);
 }
 
+static void a_shadow_file_with_exactly_once_is_refused(void) {
+    const char *base = "model.path = m.json\nkafka.bootstrap.servers = x:1\nmode = shadow\n"
+                       "shadow.output = file\nshadow.file = s.jsonl\n";
+    char text[512];
+    snprintf(text, sizeof(text), "%sdelivery = exactly-once\n", base);
+    ss_config_t *c = load(text);
+    CHECK(ss_config_finalize(c, err, sizeof(err)) == SS_ERR_CONFIG);
+    CHECK_STR_CONTAINS(err, "key 'shadow.output'");
+    ss_config_destroy(c);
+    c = load(base);
+    CHECK(ss_config_finalize(c, err, sizeof(err)) == 0);
+    ss_config_destroy(c);
+}
+
 static void finalize_derives_card_dlq_shadow_topic_and_group(void) {
     ss_config_t *c = load("model.path = models/churn-1.0.0.json\nkafka.bootstrap.servers = x:1\n"
                           "mode = shadow\n");
@@ -447,6 +461,7 @@ static const check_test_t tests[] = {
      properties_syntax_comments_colons_and_continuations},
     {"a_message_max_bytes_too_small_for_a_dead_letter_is_refused",
      a_message_max_bytes_too_small_for_a_dead_letter_is_refused},
+    {"a_shadow_file_with_exactly_once_is_refused", a_shadow_file_with_exactly_once_is_refused},
     {"java_separators_blank_colon_and_equals_and_repeats_warned",
      java_separators_blank_colon_and_equals_and_repeats_warned},
     {"unknown_key_is_an_error_naming_it_and_its_line",

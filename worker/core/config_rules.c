@@ -170,6 +170,19 @@ static int shadow_file_for_file_output(ss_config_t *cfg, unsigned commands, char
     return 0;
 }
 
+/* A file cannot take part in a transaction: after an abort, the batches scored again would
+ * append their lines a second time. */
+static int file_output_is_not_transactional(ss_config_t *cfg, unsigned commands, char *errstr,
+                                            size_t errlen) {
+    if (cfg->mode == SS_MODE_SHADOW && cfg->shadow_output == SS_SHADOW_FILE &&
+        cfg->delivery == SS_DELIVERY_EXACTLY_ONCE)
+        return fail(errstr, errlen,
+                    "config: key 'shadow.output': file cannot take part in exactly-once "
+                    "transactions (an aborted batch would be written twice); use "
+                    "shadow.output = topic, or delivery = at-least-once");
+    return 0;
+}
+
 static int bootstrap_servers_required(ss_config_t *cfg, unsigned commands, char *errstr,
                                       size_t errlen) {
     if (!kafka_value(cfg, "bootstrap.servers"))
@@ -280,6 +293,7 @@ static const ss_config_rule_t rules[] = {
     {"features_rename_pairs",           SS_CMD_ALL, features_rename_pairs},
     {"metrics_listen_host_port",        SS_CMD_ALL, metrics_listen_host_port},
     {"shadow_file_for_file_output",     SS_CMD_ALL, shadow_file_for_file_output},
+    {"file_output_is_not_transactional", SS_CMD_RUN, file_output_is_not_transactional},
     {"bootstrap_servers_required",      SS_CMD_RUN | SS_CMD_COMPARE, bootstrap_servers_required},
     {"shadow_topic_default",            SS_CMD_ALL, shadow_topic_default},
     {"dlq_topic_default",               SS_CMD_ALL, dlq_topic_default},
