@@ -4,6 +4,7 @@ worker's kill is only guaranteed to lose nothing."""
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -117,3 +118,36 @@ def test_an_aborted_transaction_is_read_again_and_a_rewind_that_fails_stops_the_
         f"{len(wanted - set(by_source))} missing, duplicates {duplicates[:5]}"
     ends = h.end_offsets(ctx.input_topic)
     assert h.committed_offsets(ctx.group, ctx.input_topic, sorted(ends)) == ends
+
+
+def test_a_rewind_with_nothing_committed_yet_keeps_to_auto_offset_reset(ctx):
+    """auto.offset.reset = latest, and the worker's first transaction aborts before anything
+    was ever committed: it is read again from where it began, not from the partitions' start
+    (the records before the worker joined are never scored)."""
+    rng = np.random.default_rng(4244)
+    customers = [f"lt-{ctx.uid}-{i:02d}" for i in range(30)]
+    old = h.produce(ctx.input_topic, h.random_events(rng, customers, 60),
+                    lambda ev: h.encode_avro(h.EVENT_SCHEMA_PATH, ev))
+    props = ctx.props({"delivery": "exactly-once", "batch.max.messages": 25,
+                       "delivery.commit.interval.ms": 0,
+                       "kafka.consumer.auto.offset.reset": "latest"})
+    w = _start_failing(ctx, props, "eos.commit:1")
+    deadline = time.monotonic() + 60
+    while "assigned" not in w.log_tail(50):
+        assert w.alive() and time.monotonic() < deadline, "no partitions assigned" + w.describe()
+        time.sleep(0.2)
+    time.sleep(2)  # the consumer has its positions at the ends
+    new = h.produce(ctx.input_topic, h.random_events(rng, customers, 100),
+                    lambda ev: h.encode_avro(h.EVENT_SCHEMA_PATH, ev))
+    reader = h.TopicReader(ctx.output_topic)
+    try:
+        reader.wait_until(lambda recs: set(new) <= set(h.index_by_source(recs)), timeout=90,
+                          worker=w, what="committed predictions of the new events")
+        w.stop()
+        reader.drain()
+    finally:
+        reader.close()
+    by_source = h.index_by_source(reader.records)
+    before = sorted(set(by_source) & set(old))
+    assert not before, f"{len(before)} events from before the worker joined were scored"
+    assert all(len(v) == 1 for v in by_source.values())
