@@ -601,12 +601,61 @@ static int decode_rc_of(int registry_rc) {
     }
 }
 
+/* A named type defined twice in schema JSON `j` (its full name in `names`, the namespace
+ * inherited `ns`): 1, else 0. Avro C refuses such a schema but leaks what it parsed of it, so
+ * a registry's answer is checked before Avro C reads it. */
+static int defines_a_name_twice(json_t *j, const char *ns, json_t *names, int depth) {
+    if (depth > 64)
+        return 1; /* deeper than any schema we read: refused as if broken */
+    if (json_is_array(j)) {
+        size_t i;
+        json_t *b;
+        json_array_foreach(j, i, b) {
+            if (defines_a_name_twice(b, ns, names, depth + 1))
+                return 1;
+        }
+        return 0;
+    }
+    if (!json_is_object(j))
+        return 0;
+    const char *name = json_string_value(json_object_get(j, "name"));
+    const char *own = json_string_value(json_object_get(j, "namespace"));
+    const char *type = json_string_value(json_object_get(j, "type"));
+    if (own)
+        ns = own;
+    if (name && type &&
+        (!strcmp(type, "record") || !strcmp(type, "enum") || !strcmp(type, "fixed") ||
+         !strcmp(type, "error"))) {
+        char full[1024];
+        snprintf(full, sizeof(full), "%s%s%s", strchr(name, '.') || !ns ? "" : ns,
+                 strchr(name, '.') || !ns || !*ns ? "" : ".", name);
+        if (json_object_get(names, full) || json_object_set(names, full, json_true()) < 0)
+            return 1;
+    }
+    static const char *const inner[] = {"type", "fields", "items", "values"};
+    for (size_t k = 0; k < sizeof(inner) / sizeof(*inner); k++)
+        if (defines_a_name_twice(json_object_get(j, inner[k]), ns, names, depth + 1))
+            return 1;
+    return 0;
+}
+
 /* A writer schema's JSON text, as the registry gave it for `id`, as an Avro record schema
  * in *out: 0, or SS_ERR_INVALID with errstr. */
 static int writer_from_text(int32_t id, const char *text, avro_schema_t *out, char *errstr,
                             size_t errlen) {
     avro_schema_t s = NULL;
     *out = NULL;
+    json_t *j = json_loads(text, JSON_DECODE_ANY, NULL), *names = json_object();
+    int twice = !j || !names || defines_a_name_twice(j, NULL, names, 0);
+    json_decref(j);
+    json_decref(names);
+    if (twice) {
+        snprintf(errstr, errlen,
+                 "schema id %d from the registry is not a valid Avro schema: not JSON, nested "
+                 "too deep, or a named type defined twice",
+                 id);
+        return SS_ERR_INVALID;
+    }
     if (avro_schema_from_json_length(text, strlen(text), &s) != 0) {
         snprintf(errstr, errlen, "schema id %d from the registry is not a valid Avro schema: %s",
                  id, avro_strerror());

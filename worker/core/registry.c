@@ -235,10 +235,11 @@ int ss_registry_fetch_permit(ss_registry_t *r, int32_t id, char *errstr, size_t 
 
 /* ---- answers: bytes from the network, read without trusting them */
 
-/* At most `n` bytes of s into out as printable ASCII (others as '?'), NUL-terminated. */
+/* At most `n` bytes of s into out as printable ASCII (others, NUL included, as '?'),
+ * NUL-terminated. */
 static void printable(const char *s, size_t n, char *out, size_t outlen) {
     size_t k = 0;
-    for (size_t i = 0; i < n && s[i] && k + 1 < outlen; i++) {
+    for (size_t i = 0; i < n && k + 1 < outlen; i++) {
         unsigned char ch = (unsigned char)s[i];
         out[k++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
     }
