@@ -9,7 +9,10 @@ fuzz_decode inputs are one framing byte (even: raw, odd: confluent) and a Kafka 
 generated events (scripts/churn_data.py) encoded with fastavro in both framings and with both
 writer schemas, then edge cases (all attributes null, empty customer id, enum index out of
 range, truncated header or body, bad magic byte, unknown schema id, trailing bytes, empty).
-fuzz_config inputs are the sample properties files of config/ and variants of them."""
+fuzz_config inputs are the sample properties files of config/ and variants of them.
+fuzz_registry inputs are answers of a Confluent-compatible registry (Confluent Schema Registry,
+Apicurio's ccompat API): schemas by id (both event schemas, with and without schemaType and
+references, Protobuf, JSON Schema, not a record), registrations and error bodies."""
 import os
 import pathlib
 import re
@@ -179,8 +182,53 @@ def config_dict():
     print("make_corpus: %d entries in tests/fuzz/fuzz_config.dict" % len(words))
 
 
+def registry_corpus():
+    import json
+
+    v1, v2 = (json.dumps(json.loads(p.read_text())) for p in (V1, V2))
+    answers = {
+        "schema-v1.json": {"schema": v1},
+        "schema-v2-avro.json": {"schema": v2, "schemaType": "AVRO", "references": []},
+        "schema-apicurio.json": {"schema": v1, "references": []},
+        "schema-references.json": {"schema": v1, "references": [
+            {"name": "Address", "subject": "address-value", "version": 1}]},
+        "schema-protobuf.json": {"schema": 'syntax = "proto3"; message E { string id = 1; }',
+                                 "schemaType": "PROTOBUF"},
+        "schema-json.json": {"schema": '{"type":"object"}', "schemaType": "JSON"},
+        "schema-string.json": {"schema": '"string"'},
+        "schema-no-customer.json": {"schema": json.dumps(
+            {"type": "record", "name": "E", "fields": [{"name": "x", "type": "int"}]})},
+        "schema-bad-type.json": {"schema": json.dumps(
+            {"type": "record", "name": "E", "fields": [
+                {"name": "customer_id", "type": "string"},
+                {"name": "tenure_months", "type": ["null", "string"]}]})},
+        "register.json": {"id": 42},
+        "register-big.json": {"id": 2**31},
+        "error-404.json": {"error_code": 40403, "message": "Schema 987654 not found"},
+        "error-409.json": {"error_code": 409, "message":
+                           "Schema being registered is incompatible with an earlier schema"},
+        "error-apicurio.json": {"message": "No content with id: 987654.", "error_code": 40403,
+                                "detail": "ContentNotFoundException: No content with id"},
+    }
+    files = {name: json.dumps(a).encode() for name, a in answers.items()}
+    files["error-html.txt"] = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+    files["url.txt"] = b"https://scorer:s3cret@registry:8081/apis/ccompat/v7"
+    files["empty.txt"] = b""
+    write_dir("fuzz_registry", files)
+    words = ["schema", "schemaType", "references", "AVRO", "PROTOBUF", "id", "error_code",
+             "message", "type", "record", "fields", "name", "namespace", "default", "null",
+             "string", "long", "int", "double", "float", "boolean", "enum", "symbols", "union",
+             "customer_id", "tenure_months", "{", "}", "[", "]", ":", ",", "\\\"", "://", "@"]
+    lines = ["# libFuzzer dictionary for fuzz_registry, written by tests/fuzz/make_corpus.py"]
+    lines += ['"%s"' % "".join(c if c.isprintable() and c not in '"\\' else "\\x%02x" % ord(c)
+                               for c in w) for w in words]
+    (FUZZ / "fuzz_registry.dict").write_text("\n".join(lines) + "\n")
+    print("make_corpus: %d entries in tests/fuzz/fuzz_registry.dict" % len(words))
+
+
 if __name__ == "__main__":
     os.chdir(ROOT)
     decode_corpus()
     config_corpus()
     config_dict()
+    registry_corpus()

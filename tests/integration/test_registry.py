@@ -8,6 +8,7 @@ import json
 import struct
 
 import numpy as np
+import pytest
 
 import harness as h
 import registry
@@ -408,3 +409,195 @@ def test_registry_behind_https_and_basic_auth_is_used_with_the_ca_and_credential
                    for m, p, ok in made), made
     finally:
         gw.close()
+
+
+def _metrics_port_props(ctx, registry, extra=None):
+    port = h.free_port()
+    return port, _registry_props(ctx, registry, {"metrics.listen": f"127.0.0.1:{port}",
+                                                 **(extra or {})})
+
+
+def _unknown_framed(ids, event):
+    body = h.record_for_schema(event, h.EVENT_SCHEMA_PATH)
+    return [h.encode_confluent(i, h.EVENT_SCHEMA_PATH, body) for i in ids]
+
+
+def test_a_burst_of_random_unknown_schema_ids_is_dead_lettered_and_known_ids_keep_flowing(
+        ctx, schema_registry):
+    import random
+    import time
+
+    rng = np.random.default_rng(7009)
+    events = _events(ctx, rng, 30, 200)
+    enc = _encoder(schema_registry, ctx.input_topic, h.EVENT_SCHEMA_PATH)
+    good = [{"key": ev["customer_id"].encode(), "value": enc(ev)} for ev in events]
+    ids = random.Random(7009).sample(range(1_000_000, 2**31 - 1), 1500)
+    bad = [{"key": b"random-id", "value": v} for v in _unknown_framed(ids, events[0])]
+    # the input schema's id is known first (fetched for the first 50 events); then a producer
+    # writes random ids all through the next 150 events
+    burst = []
+    for i in range(150):
+        burst.extend(bad[i * 10:(i + 1) * 10])
+        burst.append(good[50 + i])
+
+    port, props = _metrics_port_props(ctx, schema_registry)
+    placed = h.produce_raw(ctx.input_topic, good[:50])
+    w = ctx.start_worker(props)
+    reader = h.TopicReader(ctx.output_topic, decode=_deserializer(schema_registry))
+    dlq = h.TopicReader(ctx.dlq_topic, decode=None)
+    try:
+        reader.wait_for(50, 90, worker=w, what="predictions before the burst")
+        t0 = time.monotonic()
+        placed_burst = h.produce_raw(ctx.input_topic, burst)
+        reader.wait_for(len(good), 120, worker=w, what="predictions")
+        dlq.wait_for(len(bad), 120, worker=w, what="dead letters")
+        elapsed = time.monotonic() - t0
+        m = h.wait_metrics(port, lambda s: h.metric(
+            s, "streamscore_schema_registry_requests_total", result="not_found") is not None,
+            timeout=30, worker=w)
+        assert w.alive(), w.describe()
+        w.stop()
+        reader.drain()
+    finally:
+        reader.close()
+        dlq.close()
+    assert not reader.undecodable
+    at = dict(zip(map(id, burst), placed_burst))
+    expected, _ = h.expected_predictions(events, placed + [at[id(g)] for g in good[50:]],
+                                         h.PRIMARY_MODEL)
+    _check_scores(reader.records, expected)
+    # The registry was asked at most schema.registry.fetch.rate (10) times a second, plus the
+    # full bucket: one request per id was 1500.
+    asked = h.metric(m, "streamscore_schema_registry_requests_total", result="not_found")
+    assert 1 <= asked <= 10 + 10 * elapsed, f"{asked} ids asked in {elapsed:.1f} s"
+    reasons = {}
+    for d in dlq.records:
+        hd = _headers(d)
+        reason, msg = hd[CONNECT + "exception.class.name"], hd[CONNECT + "exception.message"]
+        reasons[reason] = reasons.get(reason, 0) + 1
+        sid = _schema_id(d["_raw"])
+        assert sid in ids and f"schema id {sid}" in msg, msg
+        if reason == "registry_unavailable":
+            assert "schema.registry.fetch.rate" in msg, msg
+        else:
+            assert reason == "unknown_schema", reason
+    assert reasons.get("unknown_schema") == asked, reasons
+    assert reasons.get("registry_unavailable", 0) == len(bad) - asked, reasons
+    assert {(int(_headers(d)[CONNECT + "partition"]), int(_headers(d)[CONNECT + "offset"]))
+            for d in dlq.records} == {at[id(b)] for b in bad}
+
+
+class _BlackHole:
+    """A registry that accepts connections and never answers: each request lasts the whole
+    schema.registry.request.timeout.ms."""
+
+    def __init__(self):
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", h.free_port()))
+        self.sock.listen(64)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.mark.partitions(2)
+def test_a_registry_that_does_not_answer_holds_up_no_other_worker_thread(ctx):
+    import time
+
+    rng = np.random.default_rng(7010)
+    hole = _BlackHole()
+    encode = (lambda ev: h.encode_confluent(1, h.EVENT_SCHEMA_PATH,
+                                            h.record_for_schema(ev, h.EVENT_SCHEMA_PATH)))
+    props = ctx.props({"input.framing": "confluent", "worker.threads": 2,
+                       "input.schema.map": f"1={h.EVENT_SCHEMA_PATH}",
+                       "schema.registry.url": hole.url, "schema.registry.retries": 0,
+                       "schema.registry.request.timeout.ms": 12000,
+                       "schema.registry.miss.ttl.ms": 600000, "output.schema.id": 4711})
+    w = ctx.start_worker(props)
+    reader = h.TopicReader(ctx.output_topic)
+    reader.decode = lambda raw, topic: h.decode_prediction(raw[5:])
+    dlq = h.TopicReader(ctx.dlq_topic, decode=None)
+
+    def known(n, partition):
+        evs = _events(ctx, rng, 10, n)
+        return evs, [{"key": ev["customer_id"].encode(), "value": encode(ev),
+                      "partition": partition} for ev in evs]
+
+    try:
+        h.wait_group_assigned(ctx.admin, ctx.group, ctx.input_topic, 2, 60, worker=w, members=2)
+        # id 888 on partition 1: its fetch times out after 12 s, then it is remembered missing
+        ev1, msgs1 = known(5, 1)
+        h.produce_raw(ctx.input_topic, [{"key": b"k888", "value": _unknown_framed(
+            [888], ev1[0])[0], "partition": 1}] + msgs1)
+        reader.wait_for(len(ev1), 60, worker=w, what="predictions after the first fetch")
+        dlq.wait_for(1, 30, worker=w, what="the dead letter of id 888")
+        # partition 0's thread fetches id 777 (12 s); meanwhile partition 1 gets the
+        # remembered id 888 and events of the configured id 1
+        ev0, msgs0 = known(5, 0)
+        h.produce_raw(ctx.input_topic, [{"key": b"k777", "value": _unknown_framed(
+            [777], ev0[0])[0], "partition": 0}] + msgs0)
+        time.sleep(1.5)
+        ev2, msgs2 = known(20, 1)
+        t0 = time.monotonic()
+        h.produce_raw(ctx.input_topic, [{"key": b"k888", "value": _unknown_framed(
+            [888], ev2[0])[0], "partition": 1}] + msgs2)
+        reader.wait_for(len(ev1) + len(ev2), 60, worker=w, what="partition 1's predictions")
+        took = time.monotonic() - t0
+        assert took < 6, (f"partition 1's records waited {took:.1f} s for partition 0's "
+                          "fetch" + w.describe())
+        dlq.poll_for(0.5, worker=w)
+        assert 777 not in {_schema_id(d["_raw"]) for d in dlq.records}, \
+            "id 777's fetch was over already: the test proves nothing"
+        reader.wait_for(len(ev1) + len(ev2) + len(ev0), 60, worker=w, what="all predictions")
+        dlq.wait_for(3, 30, worker=w, what="the dead letter of id 777")
+        w.stop()
+    finally:
+        reader.close()
+        dlq.close()
+        hole.close()
+    by_id = sorted(_schema_id(d["_raw"]) for d in dlq.records)
+    assert by_id == [777, 888, 888], by_id
+    assert {_headers(d)[CONNECT + "exception.class.name"] for d in dlq.records} == \
+        {"registry_unavailable"}
+
+
+def test_registry_credentials_in_the_url_appear_in_no_log_line_error_or_dead_letter(ctx):
+    secret = f"s3cret-{ctx.uid}"
+    url = f"http://scorer:{secret}@127.0.0.1:{h.free_port()}/apis/ccompat/v7"
+    rng = np.random.default_rng(7011)
+    events = _events(ctx, rng, 5, 10)
+    encode = (lambda ev: h.encode_confluent(1, h.EVENT_SCHEMA_PATH,
+                                            h.record_for_schema(ev, h.EVENT_SCHEMA_PATH)))
+    msgs = [{"key": ev["customer_id"].encode(), "value": encode(ev)} for ev in events]
+    msgs.insert(3, {"key": b"k4242", "value": _unknown_framed([4242], events[0])[0]})
+    h.produce_raw(ctx.input_topic, msgs)
+    base = {"input.framing": "confluent", "input.schema.map": f"1={h.EVENT_SCHEMA_PATH}",
+            "schema.registry.url": url, "schema.registry.retries": 1,
+            "schema.registry.retry.backoff.ms": 10}
+    # running: a record of an unknown id, dead-lettered after a retry
+    w = ctx.start_worker(ctx.props({**base, "output.schema.id": 4711}))
+    dlq = h.TopicReader(ctx.dlq_topic, decode=None)
+    try:
+        dlq.wait_for(1, 60, worker=w, what="the dead letter")
+        w.stop()
+    finally:
+        dlq.close()
+    msg = _headers(dlq.records[0])[CONNECT + "exception.message"]
+    assert secret not in msg and "scorer" not in msg, msg
+    assert "http://***@127.0.0.1:" in msg, msg
+    log = w.log_path.read_text(encoding="utf-8", errors="replace")
+    assert "retrying" in log and "***@127.0.0.1" in log, w.describe()
+    assert secret not in log, w.describe()
+    # at start-up: registering the output schema fails, the worker exits 1
+    w2 = ctx.start_worker(ctx.props(base))
+    assert w2.proc.wait(60) == 1, w2.describe()
+    log2 = w2.log_path.read_text(encoding="utf-8", errors="replace")
+    assert "***@127.0.0.1" in log2 and secret not in log2, w2.describe()
+    # a URL that is not http(s): refused by check-config without showing the password
+    cfg = ctx.config(ctx.props({**base, "schema.registry.url": f"ftp://scorer:{secret}@reg"}))
+    r = h.run_cli(["check-config", "-c", str(cfg)])
+    assert r.returncode == 2 and "schema.registry.url" in r.stderr, r.stderr
+    assert secret not in r.stderr + r.stdout and "ftp://***@reg" in r.stderr, r.stderr

@@ -1,13 +1,24 @@
 /* test_codec.c - decoding input values: both framings, resolution of evolved writer
- * schemas by field name, type mapping to features, and every dead-letter reason. */
+ * schemas by field name, type mapping to features, every dead-letter reason, and the ids
+ * fetched from a schema registry (bounded misses, rate-limited fetches, no thread waiting
+ * on another's fetch, no credentials in a reason). */
+#include <arpa/inet.h>
 #include <avro.h>
+#include <curl/curl.h>
 #include <math.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "check.h"
+#include "clock.h"
 #include "codec.h"
 #include "config.h"
 #include "error.h"
+#include "metrics.h"
+#include "registry.h"
 #include "strv.h"
 
 static char *const features[] = {"tenure_months",        "monthly_charges",      "total_charges",
@@ -380,6 +391,220 @@ static void feature_fields_apply_renames_and_name_unknown_features(void) {
     ss_config_destroy(cfg);
 }
 
+/* ---- schema ids from a registry */
+
+/* A port on which nothing listens (connection refused at once). */
+#define REFUSED_URL "http://127.0.0.1:1/apis/ccompat/v7"
+
+typedef struct reg_fixture {
+    fixture_t fx;
+    ss_registry_t *reg;
+    ss_metrics_t stats;
+} reg_fixture_t;
+
+/* A codec of confluent-framed input with schema id 1 configured and `url` as its registry. */
+static int reg_setup(reg_fixture_t *rf, const char *url, const char *extra) {
+    char text[1024];
+    memset(rf, 0, sizeof(*rf));
+    snprintf(text, sizeof(text),
+             "input.framing = confluent\ninput.schema.map = 1=schemas/customer_event.avsc\n"
+             "schema.registry.url = %s\nschema.registry.retries = 0\n%s",
+             url, extra);
+    if (setup(&rf->fx, text) < 0)
+        return -1;
+    if (!(rf->reg = ss_registry_new(rf->fx.cfg, &rf->stats, err, sizeof(err))))
+        return -1;
+    ss_codec_attach_registry(rf->fx.codec, rf->reg, rf->fx.cfg->registry_miss_ttl_ms, &rf->stats);
+    return 0;
+}
+
+static void reg_teardown(reg_fixture_t *rf) {
+    teardown(&rf->fx);
+    ss_registry_destroy(rf->reg);
+}
+
+static long registry_requests(const reg_fixture_t *rf) {
+    return rf->stats.registry_ok + rf->stats.registry_not_found + rf->stats.registry_failed;
+}
+
+/* Decode a valid event framed with schema id `id`: the decode's return, the reason in err. */
+static int decode_id(reg_fixture_t *rf, int32_t id) {
+    ss_event_t ev;
+    float f[NF];
+    size_t len = encode("schemas/customer_event.avsc", id, "A", 1);
+    return ss_decoder_decode(rf->fx.dec, buf, len, &ev, f, err, sizeof(err));
+}
+
+static void many_distinct_unknown_ids_leave_the_miss_cache_bounded(void) {
+    reg_fixture_t rf;
+    CHECK(reg_setup(&rf, REFUSED_URL,
+                    "schema.registry.miss.ttl.ms = 3600000\n"
+                    "schema.registry.fetch.rate = 100000\n") == 0);
+    int n = 4 * SS_CODEC_MISS_CAP, dead = 0;
+    for (int i = 0; i < n; i++)
+        dead += decode_id(&rf, 1000 + i) == SS_DECODE_REGISTRY_UNAVAILABLE;
+    CHECK(dead == n);
+    CHECK(ss_codec_miss_count(rf.fx.codec) <= SS_CODEC_MISS_CAP);
+    CHECK(ss_codec_miss_count(rf.fx.codec) > 0);
+    /* a recent miss is still remembered: its record costs no request */
+    long before = registry_requests(&rf);
+    CHECK(decode_id(&rf, 1000 + n - 1) == SS_DECODE_REGISTRY_UNAVAILABLE);
+    CHECK(registry_requests(&rf) == before);
+    /* the configured id decodes as ever */
+    CHECK(decode_id(&rf, 1) == SS_DECODE_OK);
+    reg_teardown(&rf);
+}
+
+static void fetches_of_unknown_ids_are_rate_limited_and_the_rest_dead_lettered(void) {
+    reg_fixture_t rf;
+    CHECK(reg_setup(&rf, REFUSED_URL, "") == 0); /* the default rate: 10 a second */
+    int n = 300, limited = 0;
+    int64_t t0 = ss_mono_ms();
+    for (int i = 0; i < n; i++) {
+        int rc = decode_id(&rf, 5000 + i);
+        CHECK(rc == SS_DECODE_REGISTRY_UNAVAILABLE);
+        if (strstr(err, "schema.registry.fetch.rate")) {
+            limited++;
+            CHECK_STR_CONTAINS(err, "not fetched");
+        }
+    }
+    long elapsed_s = (long)((ss_mono_ms() - t0) / 1000);
+    long allowed = 10 + 10 * (elapsed_s + 1);
+    CHECK(registry_requests(&rf) <= allowed);
+    CHECK(limited >= n - allowed);
+    /* a limited id is not remembered as missing: asked again once the limit allows */
+    ss_sleep_ms(300);
+    long before = registry_requests(&rf);
+    CHECK(decode_id(&rf, 5000 + n - 1) == SS_DECODE_REGISTRY_UNAVAILABLE);
+    CHECK(registry_requests(&rf) == before + 1);
+    reg_teardown(&rf);
+}
+
+/* A registry that accepts connections and never answers: every request takes the whole
+ * schema.registry.request.timeout.ms. Returns the listening socket, its port in *port. */
+static int black_hole(int *port) {
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof(a);
+    if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(s, 64) < 0 ||
+        getsockname(s, (struct sockaddr *)&a, &al) < 0)
+        return -1;
+    *port = ntohs(a.sin_port);
+    return s;
+}
+
+/* reg_setup with a black hole as the registry; returns its socket (close it after). */
+static int reg_setup_hole(reg_fixture_t *rf, const char *extra) {
+    int port = 0, hole = black_hole(&port);
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
+    CHECK(hole >= 0 && reg_setup(rf, url, extra) == 0);
+    return hole;
+}
+
+/* One thread decoding one value of schema id `id` with a decoder of its own. */
+typedef struct fetcher {
+    ss_codec_t *codec;
+    unsigned char value[512];
+    size_t len;
+    int rc;
+    int64_t done_ms;
+} fetcher_t;
+
+static void fetcher_init(fetcher_t *ft, ss_codec_t *codec, int32_t id) {
+    ft->codec = codec;
+    ft->len = encode("schemas/customer_event.avsc", id, "T", 1);
+    memcpy(ft->value, buf, ft->len);
+}
+
+static void *fetch_thread(void *opaque) {
+    fetcher_t *ft = opaque;
+    char e[512];
+    ss_event_t ev;
+    float f[NF];
+    ss_decoder_t *d = ss_decoder_new(ft->codec, e, sizeof(e));
+    ft->rc = d ? ss_decoder_decode(d, ft->value, ft->len, &ev, f, e, sizeof(e)) : -100;
+    ft->done_ms = ss_mono_ms();
+    ss_decoder_destroy(d);
+    return NULL;
+}
+
+static void a_fetch_in_progress_holds_up_no_other_thread(void) {
+    reg_fixture_t rf;
+    int hole = reg_setup_hole(&rf, "schema.registry.request.timeout.ms = 1500\n"
+                                   "schema.registry.miss.ttl.ms = 600000\n");
+    /* id 200 is remembered as missing (its fetch timed out) */
+    CHECK(decode_id(&rf, 200) == SS_DECODE_REGISTRY_UNAVAILABLE);
+    /* another thread fetches id 100 (1.5 s) */
+    fetcher_t a, b;
+    fetcher_init(&a, rf.fx.codec, 100);
+    fetcher_init(&b, rf.fx.codec, 300);
+    pthread_t ta;
+    int64_t t0 = ss_mono_ms();
+    pthread_create(&ta, NULL, fetch_thread, &a);
+    ss_sleep_ms(200);
+    /* meanwhile: the remembered miss, the configured id, and a fetch of its own, at once */
+    CHECK(decode_id(&rf, 200) == SS_DECODE_REGISTRY_UNAVAILABLE);
+    CHECK(decode_id(&rf, 1) == SS_DECODE_OK);
+    int64_t quick = ss_mono_ms() - t0;
+    CHECK(quick < 700);
+    fetch_thread(&b);
+    pthread_join(ta, NULL);
+    CHECK(a.rc == SS_DECODE_REGISTRY_UNAVAILABLE && b.rc == SS_DECODE_REGISTRY_UNAVAILABLE);
+    /* both fetches ran side by side: about 1.7 s, not 3.2 */
+    CHECK(b.done_ms - t0 < 2600);
+    if (quick >= 700 || b.done_ms - t0 >= 2600)
+        fprintf(stderr, "  miss and known id after %lld ms, own fetch done after %lld ms\n",
+                (long long)quick, (long long)(b.done_ms - t0));
+    reg_teardown(&rf);
+    close(hole);
+}
+
+static void threads_racing_for_the_same_id_ask_the_registry_once(void) {
+    reg_fixture_t rf;
+    int hole = reg_setup_hole(&rf, "schema.registry.request.timeout.ms = 800\n");
+    fetcher_t ft[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++)
+        fetcher_init(&ft[i], rf.fx.codec, 77);
+    for (int i = 0; i < 4; i++)
+        pthread_create(&th[i], NULL, fetch_thread, &ft[i]);
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        CHECK(ft[i].rc == SS_DECODE_REGISTRY_UNAVAILABLE);
+    }
+    CHECK(registry_requests(&rf) == 1);
+    reg_teardown(&rf);
+    close(hole);
+}
+
+static void registry_credentials_never_appear_in_a_dead_letter_reason(void) {
+    reg_fixture_t rf;
+    CHECK(reg_setup(&rf, "http://scorer:pa55-w0rd@127.0.0.1:1/apis/ccompat/v7",
+                    "schema.registry.retries = 1\nschema.registry.retry.backoff.ms = 1\n") == 0);
+    CHECK(decode_id(&rf, 4242) == SS_DECODE_REGISTRY_UNAVAILABLE);
+    CHECK(strstr(err, "pa55-w0rd") == NULL && strstr(err, "scorer") == NULL);
+    CHECK_STR_CONTAINS(err, "http://***@127.0.0.1:1/apis/ccompat/v7");
+    reg_teardown(&rf);
+}
+
+static void registry_urls_are_shown_without_userinfo(void) {
+    static const char *cases[][2] = {
+        {"https://user:pass@reg:8081/api", "https://***@reg:8081/api"},
+        {"http://reg:8081", "http://reg:8081"},
+        {"http://u@reg/a@b", "http://***@b"}, /* an '@' in the path: more hidden, never less */
+        {"https://us%40er:p@ss:w@reg", "https://***@reg"},
+        {"user:pass@reg", "***@reg"},
+        {"", ""}};
+    char out[256];
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ss_registry_redact_url(cases[i][0], out, sizeof(out));
+        CHECK(strcmp(out, cases[i][1]) == 0);
+    }
+    ss_registry_redact_url("https://user:pass@reg", out, 12); /* truncated, still redacted */
+    CHECK(strstr(out, "pass") == NULL && strstr(out, "user") == NULL);
+}
+
 static const check_test_t tests[] = {
     {"raw_event_decodes_ids_time_and_typed_features",
      raw_event_decodes_ids_time_and_typed_features},
@@ -404,8 +629,21 @@ static const check_test_t tests[] = {
     {"random_bytes_never_crash", random_bytes_never_crash},
     {"feature_fields_apply_renames_and_name_unknown_features",
      feature_fields_apply_renames_and_name_unknown_features},
+    {"many_distinct_unknown_ids_leave_the_miss_cache_bounded",
+     many_distinct_unknown_ids_leave_the_miss_cache_bounded},
+    {"fetches_of_unknown_ids_are_rate_limited_and_the_rest_dead_lettered",
+     fetches_of_unknown_ids_are_rate_limited_and_the_rest_dead_lettered},
+    {"a_fetch_in_progress_holds_up_no_other_thread", a_fetch_in_progress_holds_up_no_other_thread},
+    {"threads_racing_for_the_same_id_ask_the_registry_once",
+     threads_racing_for_the_same_id_ask_the_registry_once},
+    {"registry_credentials_never_appear_in_a_dead_letter_reason",
+     registry_credentials_never_appear_in_a_dead_letter_reason},
+    {"registry_urls_are_shown_without_userinfo", registry_urls_are_shown_without_userinfo},
     {NULL, NULL}};
 
 int main(void) {
-    return check_run_all(tests);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    int rc = check_run_all(tests);
+    curl_global_cleanup();
+    return rc;
 }

@@ -484,7 +484,7 @@ void ss_codec_destroy(ss_codec_t *c) {
     free(c->writers);
     free(c->misses);
     pthread_mutex_destroy(&c->lock);
-    pthread_mutex_destroy(&c->fetch_lock);
+    pthread_cond_destroy(&c->fetched);
     for (size_t f = 0; c->rfields && f < c->n_features; f++)
         free((char *)c->rfields[f].name);
     free(c->rfields);
@@ -510,7 +510,7 @@ ss_codec_t *ss_codec_new_for_writer(const ss_config_t *cfg, char *const *feature
         return NULL;
     }
     pthread_mutex_init(&c->lock, NULL);
-    pthread_mutex_init(&c->fetch_lock, NULL);
+    pthread_cond_init(&c->fetched, NULL);
     c->framing = cfg->input_framing;
     c->max_bytes = cfg->input_max_bytes;
     c->n_features = n_features;
@@ -538,6 +538,8 @@ void ss_codec_attach_registry(ss_codec_t *c, ss_registry_t *registry, long miss_
                               ss_metrics_t *stats) {
     c->registry = registry;
     c->miss_ttl_ms = miss_ttl_ms;
+    if (registry && !c->misses) /* none: every record of an unknown id asks (rate-limited) */
+        c->misses = calloc(SS_CODEC_MISS_CAP, sizeof(*c->misses));
     c->stats = stats;
     if (stats)
         __atomic_store_n(&stats->writer_schemas, (long)c->n_writers, __ATOMIC_RELAXED);
@@ -553,28 +555,51 @@ static writer_plan_t *find_plan(const ss_codec_t *c, int32_t id) {
     return NULL;
 }
 
-/* @locks c->lock held by the caller */
-static miss_t *find_miss(ss_codec_t *c, int32_t id) {
-    for (size_t i = 0; i < c->n_misses; i++)
-        if (c->misses[i].id == id)
-            return &c->misses[i];
+/* The set of the miss table that holds id (a multiplicative hash: ids are often sequential). */
+static miss_t *miss_set(ss_codec_t *c, int32_t id) {
+    uint32_t h = (uint32_t)id * 2654435761u;
+    return &c->misses[(h >> 16) % MISS_SETS * MISS_WAYS];
+}
+
+/* The miss of id that has not expired, or NULL. @locks c->lock held by the caller */
+static const miss_t *fresh_miss(ss_codec_t *c, int32_t id) {
+    if (!c->misses)
+        return NULL;
+    miss_t *set = miss_set(c, id);
+    for (int w = 0; w < MISS_WAYS; w++)
+        if (set[w].rc && set[w].id == id)
+            return set[w].until > ss_mono_ms() ? &set[w] : NULL;
     return NULL;
 }
 
-/* @locks c->lock held by the caller */
+/* Remember that id could not be fetched: in its own entry, a free or expired one of its set,
+ * else the one that expires first. @locks c->lock held by the caller */
 static void remember_miss(ss_codec_t *c, int32_t id, int rc, const char *msg) {
-    miss_t *m = find_miss(c, id);
-    if (!m) {
-        miss_t *g = realloc(c->misses, (c->n_misses + 1) * sizeof(*g));
-        if (!g)
-            return; /* not remembered: the next record asks again */
-        c->misses = g;
-        m = &c->misses[c->n_misses++];
-        m->id = id;
+    if (!c->misses)
+        return;
+    int64_t now = ss_mono_ms();
+    miss_t *set = miss_set(c, id), *m = &set[0];
+    for (int w = 0; w < MISS_WAYS; w++) {
+        if (set[w].rc && set[w].id == id) {
+            m = &set[w];
+            break;
+        }
+        if (!set[w].rc || set[w].until <= now || (m->rc && set[w].until < m->until))
+            m = &set[w];
     }
+    if (!m->rc)
+        c->n_misses++;
+    m->id = id;
     m->rc = rc;
-    m->until = ss_mono_ms() + c->miss_ttl_ms;
+    m->until = now + c->miss_ttl_ms;
     snprintf(m->msg, sizeof(m->msg), "%s", msg);
+}
+
+size_t ss_codec_miss_count(ss_codec_t *c) {
+    pthread_mutex_lock(&c->lock);
+    size_t n = c->n_misses;
+    pthread_mutex_unlock(&c->lock);
+    return n;
 }
 
 /* A registry answer (or why there is none) as the fate of the records that need it. */
@@ -586,25 +611,101 @@ static int decode_rc_of(int registry_rc) {
     }
 }
 
+/* A named type defined twice in schema JSON `j` (its full name in `names`, the namespace
+ * inherited `ns`): 1, else 0. Avro C refuses such a schema but leaks what it parsed of it, so
+ * a registry's answer is checked before Avro C reads it. */
+static int defines_a_name_twice(json_t *j, const char *ns, json_t *names, int depth) {
+    if (depth > 64)
+        return 1; /* deeper than any schema we read: refused as if broken */
+    if (json_is_array(j)) {
+        size_t i;
+        json_t *b;
+        json_array_foreach(j, i, b) {
+            if (defines_a_name_twice(b, ns, names, depth + 1))
+                return 1;
+        }
+        return 0;
+    }
+    if (!json_is_object(j))
+        return 0;
+    const char *name = json_string_value(json_object_get(j, "name"));
+    const char *own = json_string_value(json_object_get(j, "namespace"));
+    const char *type = json_string_value(json_object_get(j, "type"));
+    if (own)
+        ns = own;
+    if (name && type &&
+        (!strcmp(type, "record") || !strcmp(type, "enum") || !strcmp(type, "fixed") ||
+         !strcmp(type, "error"))) {
+        char full[1024];
+        snprintf(full, sizeof(full), "%s%s%s", strchr(name, '.') || !ns ? "" : ns,
+                 strchr(name, '.') || !ns || !*ns ? "" : ".", name);
+        if (json_object_get(names, full) || json_object_set(names, full, json_true()) < 0)
+            return 1;
+    }
+    static const char *const inner[] = {"type", "fields", "items", "values"};
+    for (size_t k = 0; k < sizeof(inner) / sizeof(*inner); k++)
+        if (defines_a_name_twice(json_object_get(j, inner[k]), ns, names, depth + 1))
+            return 1;
+    return 0;
+}
+
+/* A writer schema's JSON text, as the registry gave it for `id`, as an Avro record schema
+ * in *out: 0, or SS_ERR_INVALID with errstr. */
+static int writer_from_text(int32_t id, const char *text, avro_schema_t *out, char *errstr,
+                            size_t errlen) {
+    avro_schema_t s = NULL;
+    *out = NULL;
+    json_t *j = json_loads(text, JSON_DECODE_ANY, NULL), *names = json_object();
+    int twice = !j || !names || defines_a_name_twice(j, NULL, names, 0);
+    json_decref(j);
+    json_decref(names);
+    if (twice) {
+        snprintf(errstr, errlen,
+                 "schema id %d from the registry is not a valid Avro schema: not JSON, nested "
+                 "too deep, or a named type defined twice",
+                 id);
+        return SS_ERR_INVALID;
+    }
+    if (avro_schema_from_json_length(text, strlen(text), &s) != 0) {
+        snprintf(errstr, errlen, "schema id %d from the registry is not a valid Avro schema: %s",
+                 id, avro_strerror());
+        return SS_ERR_INVALID;
+    }
+    if (!is_avro_record(s)) {
+        snprintf(errstr, errlen, "schema id %d from the registry is not an Avro record", id);
+        avro_schema_decref(s);
+        return SS_ERR_INVALID;
+    }
+    *out = s;
+    return 0;
+}
+
+int ss_codec_check_fetched(ss_codec_t *c, const char *schema, char *errstr, size_t errlen) {
+    avro_schema_t s;
+    if (writer_from_text(0, schema, &s, errstr, errlen) < 0)
+        return SS_DECODE_UNRESOLVABLE_SCHEMA;
+    writer_plan_t *wp = new_plan(c, 0, s);
+    int rc = !wp         ? SS_DECODE_REGISTRY_UNAVAILABLE
+             : wp->error ? SS_DECODE_UNRESOLVABLE_SCHEMA
+                         : SS_DECODE_OK;
+    if (!wp)
+        snprintf(errstr, errlen, "codec: out of memory");
+    else if (wp->error)
+        snprintf(errstr, errlen, "%s", wp->errmsg);
+    plan_destroy(wp, c->n_features);
+    return rc;
+}
+
 /* Schema id `id` from the registry, as an Avro record schema in *out: 0, or a negative
- * SS_ERR_* of ss_registry_schema_by_id (SS_ERR_INVALID for one that is not a record). */
+ * SS_ERR_* of ss_registry_schema_by_id (SS_ERR_INVALID for one that is not a record).
+ * Holds no lock. */
 static int registry_schema(ss_codec_t *c, int32_t id, avro_schema_t *out, char *errstr,
                            size_t errlen) {
     char *text = NULL;
-    avro_schema_t s = NULL;
     *out = NULL;
     int rc = ss_registry_schema_by_id(c->registry, id, &text, errstr, errlen);
-    if (rc == 0 && avro_schema_from_json_length(text, strlen(text), &s) != 0) {
-        snprintf(errstr, errlen, "schema id %d from the registry is not a valid Avro schema: %s",
-                 id, avro_strerror());
-        rc = SS_ERR_INVALID;
-    } else if (rc == 0 && !is_avro_record(s)) {
-        snprintf(errstr, errlen, "schema id %d from the registry is not an Avro record", id);
-        avro_schema_decref(s);
-        rc = SS_ERR_INVALID;
-    } else if (rc == 0) {
-        *out = s;
-    }
+    if (rc == 0)
+        rc = writer_from_text(id, text, out, errstr, errlen);
     free(text);
     return rc;
 }
@@ -625,29 +726,31 @@ static writer_plan_t *add_fetched(ss_codec_t *c, int32_t id, avro_schema_t s) {
     return plan;
 }
 
-/* The plan of schema id `id`, fetched from the registry on first sight and kept for the life
- * of the process (a schema id never changes its schema). A failed fetch is remembered for
- * schema.registry.miss.ttl.ms. Returns the plan, or NULL with *rc and errstr.
- * @locks c->fetch_lock for the fetch, c->lock briefly */
-static const writer_plan_t *fetch_plan(ss_codec_t *c, int32_t id, int *rc, char *errstr,
-                                       size_t errlen) {
-    pthread_mutex_lock(&c->fetch_lock);
-    pthread_mutex_lock(&c->lock);
-    writer_plan_t *plan = find_plan(c, id); /* fetched meanwhile by another thread? */
-    miss_t *m = plan ? NULL : find_miss(c, id);
-    int fresh_miss = m && m->until > ss_mono_ms();
-    if (fresh_miss) {
-        *rc = m->rc;
-        snprintf(errstr, errlen, "%s", m->msg);
-    }
+/* Is another thread fetching id now? @locks c->lock held by the caller */
+static int being_fetched(const ss_codec_t *c, int32_t id) {
+    for (const fetching_t *f = c->fetching; f; f = f->next)
+        if (f->id == id)
+            return 1;
+    return 0;
+}
+
+/* Fetch id with c->lock released (`self` marks it as being fetched meanwhile), then add its
+ * plan or remember the miss, and wake the threads waiting for it. Returns the plan, or NULL
+ * with *rc and errstr. @locks c->lock held by the caller on entry and on return */
+static writer_plan_t *fetch_unlocked(ss_codec_t *c, fetching_t *self, int *rc, char *errstr,
+                                     size_t errlen) {
+    int32_t id = self->id;
+    self->next = c->fetching;
+    c->fetching = self;
     pthread_mutex_unlock(&c->lock);
-    if (plan || fresh_miss) {
-        pthread_mutex_unlock(&c->fetch_lock);
-        return plan;
-    }
     avro_schema_t s = NULL;
     int rrc = registry_schema(c, id, &s, errstr, errlen);
     pthread_mutex_lock(&c->lock);
+    fetching_t **pp = &c->fetching;
+    while (*pp != self)
+        pp = &(*pp)->next;
+    *pp = self->next;
+    writer_plan_t *plan = NULL;
     if (s && !(plan = add_fetched(c, id, s))) {
         snprintf(errstr, errlen, "schema id %d: out of memory", id);
         rrc = SS_ERR_NOMEM;
@@ -656,8 +759,41 @@ static const writer_plan_t *fetch_plan(ss_codec_t *c, int32_t id, int *rc, char 
         *rc = decode_rc_of(rrc);
         remember_miss(c, id, *rc, errstr);
     }
+    pthread_cond_broadcast(&c->fetched);
+    return plan;
+}
+
+/* The plan of schema id `id`, fetched from the registry on first sight and kept for the life
+ * of the process (a schema id never changes its schema). A failed fetch is remembered for
+ * schema.registry.miss.ttl.ms; a fetch the rate limit refuses is not. Only threads needing
+ * the id being fetched wait for that fetch. Returns the plan, or NULL with *rc and errstr.
+ * @locks c->lock, released across the fetch */
+static const writer_plan_t *fetch_plan(ss_codec_t *c, int32_t id, int *rc, char *errstr,
+                                       size_t errlen) {
+    fetching_t self = {.id = id};
+    writer_plan_t *plan = NULL;
+    pthread_mutex_lock(&c->lock);
+    for (;;) {
+        const miss_t *m;
+        if ((plan = find_plan(c, id)) != NULL)
+            break;
+        if ((m = fresh_miss(c, id)) != NULL) {
+            *rc = m->rc;
+            snprintf(errstr, errlen, "%s", m->msg);
+            break;
+        }
+        if (being_fetched(c, id)) {
+            pthread_cond_wait(&c->fetched, &c->lock);
+            continue;
+        }
+        if (ss_registry_fetch_permit(c->registry, id, errstr, errlen) < 0) {
+            *rc = SS_DECODE_REGISTRY_UNAVAILABLE;
+            break;
+        }
+        plan = fetch_unlocked(c, &self, rc, errstr, errlen);
+        break;
+    }
     pthread_mutex_unlock(&c->lock);
-    pthread_mutex_unlock(&c->fetch_lock);
     return plan;
 }
 

@@ -58,11 +58,24 @@ ss_codec_t *ss_codec_new_for_writer(const ss_config_t *cfg, char *const *feature
 size_t ss_codec_n_features(const ss_codec_t *c);
 
 /* With a registry (not owned; it must outlive the codec), schema ids neither configured nor
- * seen before are fetched from it while decoding. Call before any decoder is used. */
+ * seen before are fetched from it while decoding, as ss_registry_fetch_permit allows; a
+ * failed fetch is remembered for miss_ttl_ms. Call before any decoder is used. */
 struct ss_registry;
 struct ss_metrics;
 void ss_codec_attach_registry(ss_codec_t *c, struct ss_registry *registry, long miss_ttl_ms,
                               struct ss_metrics *stats);
+
+/* The ids the registry could not give are remembered (schema.registry.miss.ttl.ms) in a
+ * table of this many entries; beyond it the ones that expire first are forgotten. */
+#define SS_CODEC_MISS_CAP 1024
+
+/* Ids remembered as missing now (at most SS_CODEC_MISS_CAP). @locks c's mutex briefly */
+size_t ss_codec_miss_count(ss_codec_t *c);
+
+/* A writer schema as the registry gives it (JSON text), read and resolved against the reader
+ * as a fetched one is, then dropped: SS_DECODE_OK, SS_DECODE_UNRESOLVABLE_SCHEMA with errstr,
+ * or SS_DECODE_REGISTRY_UNAVAILABLE when out of memory. For tests and the fuzz target. */
+int ss_codec_check_fetched(ss_codec_t *c, const char *schema, char *errstr, size_t errlen);
 
 /* A decoder of `c`; it may add writer plans to `c` (internally synchronized). */
 ss_decoder_t *ss_decoder_new(ss_codec_t *c, char *errstr, size_t errlen);

@@ -62,13 +62,25 @@ typedef struct reader_field {
 } reader_field_t;
 
 /* A schema id the registry could not give: records with it are dead-lettered without
- * asking again until `until`. */
+ * asking again until `until`. The misses are a fixed table of SS_CODEC_MISS_CAP entries
+ * (about 256 KiB), in sets of MISS_WAYS by a hash of the id: a new miss takes a free or
+ * expired entry of its set, else the one of the set that expires first. */
 typedef struct miss {
     int32_t id;
-    int rc; /* SS_DECODE_UNKNOWN_SCHEMA or SS_DECODE_REGISTRY_UNAVAILABLE */
+    int rc; /* SS_DECODE_UNKNOWN_SCHEMA or SS_DECODE_REGISTRY_UNAVAILABLE; 0: entry free */
     int64_t until;
     char msg[240];
 } miss_t;
+
+#define MISS_WAYS 4
+#define MISS_SETS (SS_CODEC_MISS_CAP / MISS_WAYS)
+
+/* A fetch under way (on the fetching thread's stack): other threads needing the same id
+ * wait for it rather than asking again. */
+typedef struct fetching {
+    int32_t id;
+    struct fetching *next;
+} fetching_t;
 
 struct ss_codec {
     int framing;
@@ -81,12 +93,14 @@ struct ss_codec {
      * registry, fetched ones are appended while decoders run. A plan never changes or moves
      * once added (the array holds pointers), so a decoder keeps its own pointers to them
      * and takes `lock` only for an id it has not seen. */
-    pthread_mutex_t lock;       /* guards writers, n_writers, cap_writers, misses */
-    pthread_mutex_t fetch_lock; /* one registry fetch at a time, without holding `lock` */
+    pthread_mutex_t lock;   /* guards writers, n_writers, cap_writers, misses, n_misses, fetching;
+                               never held across a registry request */
+    pthread_cond_t fetched; /* with `lock`: a fetch is over (signalled to every waiter) */
     writer_plan_t **writers;
     size_t n_writers, cap_writers;
-    miss_t *misses;
-    size_t n_misses;
+    miss_t *misses;          /* SS_CODEC_MISS_CAP entries once a registry is attached */
+    size_t n_misses;         /* entries in use */
+    fetching_t *fetching;    /* ids being fetched now, one node per fetching thread */
     ss_registry_t *registry; /* not owned; NULL: only the configured schemas */
     long miss_ttl_ms;
     ss_metrics_t *stats;
@@ -186,7 +200,8 @@ static inline int need_customer(const ss_codec_t *c, const ss_event_t *ev, char 
 
 /* codec.c: the plan of writer schema `id`, configured or fetched from the registry (once).
  * SS_DECODE_OK with *out, or a negative ss_decode_rc_t with errstr.
- * @locks c->lock briefly; c->fetch_lock for a fetch */
+ * @locks c->lock briefly, never across the fetch; waits for another thread's fetch of the
+ * same id only */
 int ss__codec_plan(ss_codec_t *c, int32_t id, const writer_plan_t **out, char *errstr,
                    size_t errlen);
 

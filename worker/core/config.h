@@ -67,7 +67,7 @@ typedef struct ss_config {
     char *registry_ssl_ca, *registry_ssl_cert, *registry_ssl_key, *registry_ssl_key_password;
     int registry_ssl_verify;
     long registry_timeout_ms, registry_retries, registry_backoff_ms, registry_backoff_max_ms;
-    long registry_miss_ttl_ms;
+    long registry_miss_ttl_ms, registry_fetch_rate;
     char *shadow_topic;
     char *dlq_topic;
     char *redis_host;

@@ -12,6 +12,7 @@
 #include "config_int.h"
 #include "error.h"
 #include "log.h"
+#include "registry.h"
 
 static int out_of_memory(char *errstr, size_t errlen) {
     snprintf(errstr, errlen, "config: out of memory");
@@ -124,11 +125,14 @@ static int schema_map_ids(ss_config_t *cfg, unsigned commands, char *errstr, siz
 }
 
 static int registry_url_is_http(ss_config_t *cfg, unsigned commands, char *errstr, size_t errlen) {
+    char shown[512];
     if (*cfg->registry_url && strncmp(cfg->registry_url, "http://", 7) != 0 &&
-        strncmp(cfg->registry_url, "https://", 8) != 0)
+        strncmp(cfg->registry_url, "https://", 8) != 0) {
+        ss_registry_redact_url(cfg->registry_url, shown, sizeof(shown));
         return fail(errstr, errlen,
                     "config: key 'schema.registry.url': '%s' is not an http:// or https:// URL",
-                    cfg->registry_url);
+                    shown);
+    }
     return 0;
 }
 
