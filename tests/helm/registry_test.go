@@ -131,6 +131,11 @@ func TestSecretKeysRefusedInConfig(t *testing.T) {
 		"schema.registry.basic.auth.user.info": "secrets.schemaRegistryAuth",
 		"schema.registry.ssl.key.password":     "extraEnv: STREAMSCORE_SCHEMA_REGISTRY_SSL_KEY_PASSWORD",
 		"kafka.ssl.key.password":               "extraEnv: STREAMSCORE_KAFKA_SSL_KEY_PASSWORD",
+		"kafka.ssl.key.pem":                    "extraEnv: STREAMSCORE_KAFKA_SSL_KEY_PEM",
+		"kafka.producer.ssl.key.pem":           "extraEnv: STREAMSCORE_KAFKA_PRODUCER_SSL_KEY_PEM",
+		"kafka.sasl.oauthbearer.client.secret": "extraEnv: STREAMSCORE_KAFKA_SASL_OAUTHBEARER_CLIENT_SECRET",
+		"kafka.sasl.oauthbearer.config":        "extraEnv: STREAMSCORE_KAFKA_SASL_OAUTHBEARER_CONFIG",
+		"kafka.ssl.keystore.password":          "extraEnv: STREAMSCORE_KAFKA_SSL_KEYSTORE_PASSWORD",
 	} {
 		for _, where := range []string{"config", "shadow.config"} {
 			t.Run(where+" "+key, func(t *testing.T) {

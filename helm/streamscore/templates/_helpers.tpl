@@ -227,7 +227,8 @@ schemaRegistryTls the URL must be https://. Argument: the root context.
 {{- define "streamscore.validate" -}}
 {{- $v := .Values -}}
 {{- $reserved := dict "mode" "it is the component's (primary, or shadow for the shadow Deployment)" "model.path" "set model (or shadow.model) instead" "model.card" "set model.card (or shadow.model.card) instead" "metrics.listen" "the chart sets 0.0.0.0:<metrics.port>" -}}
-{{- /* keys holding a secret, and the values that set them; any other *password* key: extraEnv */ -}}
+{{- /* keys holding a secret, and the values that set them; any other key that names a
+     password, a secret, a private key in PEM or OAuth settings: extraEnv */ -}}
 {{- $secretFrom := dict "kafka.sasl.password" "secrets.kafkaSaslPassword" "redis.password" "secrets.redisPassword" "schema.registry.basic.auth.user.info" "secrets.schemaRegistryAuth" -}}
 {{- /* the mounted TLS Secrets and the prefix of the *.location keys the chart sets from them */ -}}
 {{- $tlsPrefix := dict "kafkaTls" "kafka.ssl." "schemaRegistryTls" "schema.registry.ssl." -}}
@@ -236,7 +237,7 @@ schemaRegistryTls the URL must be https://. Argument: the root context.
 {{- if hasKey $reserved $k -}}
 {{- fail (printf "%s: key %s is set by the chart: %s" $where $k (get $reserved $k)) -}}
 {{- end -}}
-{{- if or (hasKey $secretFrom $k) (regexMatch "password" $k) -}}
+{{- if or (hasKey $secretFrom $k) (regexMatch "password|secret|key\\.pem$|oauthbearer\\.config$" $k) -}}
 {{- $env := printf "STREAMSCORE_%s" (upper (replace "." "_" $k)) -}}
 {{- fail (printf "%s: key %s holds a secret: set it from a Secret (%s)" $where $k (default (printf "extraEnv: %s from a secretKeyRef" $env) (get $secretFrom $k))) -}}
 {{- end -}}
