@@ -108,6 +108,30 @@ static void long_ids_grow_the_arena_and_ids_stay_valid(void) {
     ss_batch_destroy(b);
 }
 
+/* A record dead-lettered after the customers are indexed (a non-finite score) copies its
+ * detail into the arena: when that grows it, the customers' ids, read later by the write-back
+ * to the store and Redis, must point into the new arena. */
+static void a_dead_letter_growing_the_arena_keeps_the_customer_ids_valid(void) {
+    ss_batch_t *b = batch_of(4, 1, 4);
+    float f[1] = {1};
+    const char *ids[] = {"cust-0", "cust-1", "cust-2"};
+    for (size_t i = 0; i < 3; i++)
+        CHECK(add(b, i, ids[i], "e", f, 0) == 0);
+    CHECK(add(b, 3, "cust-1", "e2", f, 0) == 0);
+    char detail[4096];
+    memset(detail, 'd', sizeof(detail) - 1);
+    detail[sizeof(detail) - 1] = '\0';
+    size_t cap = b->arena_cap;
+    ss_batch_dead_letter(b, 1, "score", "non_finite_score", detail);
+    CHECK(b->arena_cap > cap); /* the arena moved */
+    CHECK(strcmp(ss_batch_detail(b, 1), detail) == 0);
+    for (size_t u = 0; u < b->n_u; u++) {
+        CHECK(b->u_ids[u] >= b->arena && b->u_ids[u] < b->arena + b->arena_len);
+        CHECK(strcmp(b->u_ids[u], ids[u]) == 0);
+    }
+    ss_batch_destroy(b);
+}
+
 static void a_reset_batch_forgets_the_previous_customers(void) {
     ss_batch_t *b = batch_of(4, 1, 2);
     float f[1] = {1};
@@ -146,7 +170,9 @@ int main(void) {
          merge_applies_events_in_partition_order_over_the_known_state},
         {"dead_letters_get_no_row_and_keep_their_detail",
          dead_letters_get_no_row_and_keep_their_detail},
-        {"long_ids_grow_the_arena_and_ids_stay_valid", long_ids_grow_the_arena_and_ids_stay_valid},
+        {"a_dead_letter_growing_the_arena_keeps_the_customer_ids_valid",
+     a_dead_letter_growing_the_arena_keeps_the_customer_ids_valid},
+    {"long_ids_grow_the_arena_and_ids_stay_valid", long_ids_grow_the_arena_and_ids_stay_valid},
         {"a_reset_batch_forgets_the_previous_customers",
          a_reset_batch_forgets_the_previous_customers},
         {"a_full_batch_of_distinct_customers_fits_the_index",
