@@ -15,6 +15,7 @@ import pytest
 import redis as redis_lib
 from confluent_kafka.admin import AdminClient, NewTopic
 
+import bad_inputs
 import faults
 import harness as h
 
@@ -529,6 +530,11 @@ def ctx(request, tmp_path, admin, redis_client):
 
 
 _workers_key = pytest.StashKey[list]()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The bad-inputs table, from the rows the tests recorded (bad_inputs.py)."""
+    bad_inputs.write()
 
 
 @pytest.hookimpl(hookwrapper=True)

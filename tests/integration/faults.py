@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+import bad_inputs
 import harness as h
 
 CONNECT = "__connect.errors."
@@ -337,7 +338,9 @@ def write_report(rows, paths):
     for path in paths:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        # the bad-inputs section, written by the other tests, stays
+        keep = bad_inputs.kept(path.read_text(encoding="utf-8")) if path.exists() else ""
+        path.write_text(text + ("\n" + keep + "\n" if keep else ""), encoding="utf-8")
     json_path = h.ROOT / "build" / "reliability" / "reliability.json"
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(rows, indent=2, default=str), encoding="utf-8")

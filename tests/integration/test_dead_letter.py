@@ -7,6 +7,7 @@ import struct
 
 import numpy as np
 
+import bad_inputs
 import harness as h
 
 MAX_BYTES = 512
@@ -51,7 +52,7 @@ def _mix(goods, bads):
     return messages
 
 
-def _run_and_check(ctx, props, messages):
+def _run_and_check(ctx, props, messages, test):
     placed = h.produce_raw(ctx.input_topic, [{k: m.get(k) for k in ("key", "value", "headers",
                                                                       "partition")}
                                              for m in messages])
@@ -134,6 +135,15 @@ def _run_and_check(ctx, props, messages):
     ends = h.end_offsets(ctx.input_topic)
     committed = h.committed_offsets(ctx.group, ctx.input_topic, sorted(ends))
     assert committed == ends, f"committed offsets {committed} != end offsets {ends}"
+    for m in (messages[i] for i in bad_idx):
+        bad_inputs.record(m["what"], _sample(m), f"dead-lettered as `{m['reason']}`", 1, 0, test)
+
+
+def _sample(m):
+    v = m.get("value")
+    if v is None:
+        return "null value"
+    return f"{len(v)} bytes" + (f", starting `{v[:6].hex()}`" if v else "")
 
 
 def test_raw_framing_bad_records_go_to_the_dead_letter_topic_and_good_ones_are_scored(ctx):
@@ -147,20 +157,22 @@ def test_raw_framing_bad_records_go_to_the_dead_letter_topic_and_good_ones_are_s
     assert len(big) > MAX_BYTES and all(len(v) < MAX_BYTES for _, _, v in goods)
     bads = [
         {"reason": "bad_avro", "value": b"\xff" * 12, "key": b"garbage-key",
-         "headers": [("trace-id", b"t-1"), ("source", b"crm")]},
-        {"reason": "bad_avro", "value": b"this is not avro at all", "key": None},
+         "headers": [("trace-id", b"t-1"), ("source", b"crm")], "what": "Garbage bytes"},
+        {"reason": "bad_avro", "value": b"this is not avro at all", "key": None,
+         "what": "Text, no key"},
         {"reason": "bad_avro", "value": body[:len(body) // 2], "key": f"cut-{ctx.uid}".encode(),
-         "headers": [("bin", b"\x00\x01\xff")]},
+         "headers": [("bin", b"\x00\x01\xff")], "what": "Avro cut in half"},
         {"reason": "no_customer_id", "value": h.encode_avro(h.EVENT_SCHEMA_PATH, no_id),
-         "key": b"", "headers": [("empty", b"")]},
+         "key": b"", "headers": [("empty", b"")], "what": "Event with an empty customer id"},
         {"reason": "too_large", "value": big, "key": f"big-{ctx.uid}".encode(),
-         "headers": [("dup", b"1"), ("dup", b"2")]},
-        {"reason": "bad_avro", "value": b"", "key": b"\xfe\xff-binary-key"},
+         "headers": [("dup", b"1"), ("dup", b"2")], "what": "Value over input.max.bytes"},
+        {"reason": "bad_avro", "value": b"", "key": b"\xfe\xff-binary-key",
+         "what": "Empty value, binary key"},
         {"reason": "bad_avro", "value": None, "key": b"tombstone",
-         "headers": [("trace-id", b"t-2")]},
+         "headers": [("trace-id", b"t-2")], "what": "Tombstone (null value)"},
     ]
     props = ctx.props({"input.max.bytes": MAX_BYTES, "batch.max.messages": 5})
-    _run_and_check(ctx, props, _mix(goods, bads))
+    _run_and_check(ctx, props, _mix(goods, bads), "test_dead_letter.py::test_raw_framing")
 
 
 def test_confluent_framing_bad_records_go_to_the_dead_letter_topic_and_good_ones_are_scored(ctx):
@@ -176,22 +188,26 @@ def test_confluent_framing_bad_records_go_to_the_dead_letter_topic_and_good_ones
     assert len(big) > MAX_BYTES and all(len(v) < MAX_BYTES for _, _, v in goods)
     bads = [
         {"reason": "bad_magic", "value": b"\x01" + struct.pack(">I", SCHEMA_ID) + body,
-         "key": b"magic", "headers": [("trace-id", b"t-1")]},
+         "key": b"magic", "headers": [("trace-id", b"t-1")],
+         "what": "Confluent frame, magic byte 1"},
         {"reason": "bad_magic", "value": b"\x00\x00\x00", "key": None,
-         "headers": [("source", b"crm")]},
+         "headers": [("source", b"crm")], "what": "Frame shorter than its header"},
         {"reason": "unknown_schema", "value": h.encode_confluent(99, h.EVENT_SCHEMA_PATH, sample),
-         "key": f"framed-{ctx.uid}".encode(), "headers": [("bin", b"\x00\xff")]},
-        {"reason": "bad_avro", "value": framed[:5 + len(body) // 2], "key": b"cut"},
+         "key": f"framed-{ctx.uid}".encode(), "headers": [("bin", b"\x00\xff")],
+         "what": "Schema id not in input.schema.map"},
+        {"reason": "bad_avro", "value": framed[:5 + len(body) // 2], "key": b"cut",
+         "what": "Framed Avro cut in half"},
         {"reason": "no_customer_id",
          "value": h.encode_confluent(SCHEMA_ID, h.EVENT_SCHEMA_PATH, no_id), "key": None,
-         "headers": [("dup", b"1"), ("dup", b"2")]},
-        {"reason": "too_large", "value": big, "key": f"big-{ctx.uid}".encode()},
-        {"reason": "bad_magic", "value": b"", "key": b"empty"},
+         "headers": [("dup", b"1"), ("dup", b"2")], "what": "Framed event, empty customer id"},
+        {"reason": "too_large", "value": big, "key": f"big-{ctx.uid}".encode(),
+         "what": "Framed value over input.max.bytes"},
+        {"reason": "bad_magic", "value": b"", "key": b"empty", "what": "Empty value (framed)"},
     ]
     props = ctx.props({"input.framing": "confluent",
                        "input.schema.map": f"{SCHEMA_ID}={h.EVENT_SCHEMA_PATH}",
                        "input.max.bytes": MAX_BYTES, "batch.max.messages": 5})
-    _run_and_check(ctx, props, _mix(goods, bads))
+    _run_and_check(ctx, props, _mix(goods, bads), "test_dead_letter.py::test_confluent_framing")
 
 
 def _model_infinite_above(path, feature, threshold):
@@ -264,6 +280,10 @@ def test_a_record_scored_non_finite_changes_no_features(ctx, tmp_path):
     assert float(stored.get("monthly_charges", "nan")) == 50.0, stored
     assert "logins_30d" not in stored, stored
     assert set(stored) == set(final[cid]), (stored, final[cid])
+    bad_inputs.record("Event the model scores +inf", "monthly_charges 5000 (leaves 3e38)",
+                      "dead-lettered as `non_finite_score`; its features kept out of the state "
+                      "and the customer's later event", 1, 0,
+                      "test_dead_letter.py::test_a_record_scored_non_finite_changes_no_features")
 
 
 def test_a_dead_letter_too_big_for_kafka_is_sent_without_its_value(ctx):
@@ -307,3 +327,9 @@ def test_a_dead_letter_too_big_for_kafka_is_sent_without_its_value(ctx):
         assert not r["_raw"], f"{len(r['_raw'] or b'')} value bytes kept"
         assert r["_key"] == messages[[placed[1], placed[2]].index((part, off)) + 1]["key"]
     assert dict(letters[str(placed[1][1]).encode()]["_headers"])["trace-id"] == b"t-1"
+    for what, reason in (("Value too big to dead-letter whole, over input.max.bytes", "too_large"),
+                         ("Value too big to dead-letter whole, bad Avro", "bad_avro")):
+        bad_inputs.record(what, f"about {big:,} bytes",
+                          f"dead-lettered as `{reason}` without its value "
+                          "(`streamscore.dead_letter.dropped: value`)", 1, 0,
+                          "test_dead_letter.py::test_a_dead_letter_too_big_for_kafka")

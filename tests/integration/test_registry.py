@@ -10,6 +10,7 @@ import struct
 import numpy as np
 import pytest
 
+import bad_inputs
 import harness as h
 import registry
 
@@ -485,6 +486,11 @@ def test_a_burst_of_random_unknown_schema_ids_is_dead_lettered_and_known_ids_kee
     assert reasons.get("registry_unavailable", 0) == len(bad) - asked, reasons
     assert {(int(_headers(d)[CONNECT + "partition"]), int(_headers(d)[CONNECT + "offset"]))
             for d in dlq.records} == {at[id(b)] for b in bad}
+    bad_inputs.record("Burst of random unknown schema ids", f"{len(bad)} distinct ids, registry up",
+                      f"dead-lettered: {int(asked)} as `unknown_schema` (fetched), the rest as "
+                      "`registry_unavailable` (over schema.registry.fetch.rate); known ids "
+                      "scored meanwhile", len(bad), 0,
+                      "test_registry.py::test_a_burst_of_random_unknown_schema_ids")
 
 
 class _BlackHole:
