@@ -168,8 +168,8 @@ static void avro_val(avro_value_t *f, val_t *v, int depth) {
         if (avro_value_get_long(f, &v->i) == 0)
             v->type = V_INT, v->num = (double)v->i;
         break;
-    case AVRO_BOOLEAN:
-        if (avro_value_get_boolean(f, &b) == 0)
+    case AVRO_BOOLEAN: /* Avro C keeps the byte as read: one other than 0 or 1 is malformed */
+        if (avro_value_get_boolean(f, &b) == 0 && (b == 0 || b == 1))
             v->type = V_BOOL, v->i = b;
         break;
     case AVRO_NULL: v->type = V_NULL; break;
