@@ -248,6 +248,9 @@ def tools_json_corpus():
              "score_baseline": {"edges": [0.1, 0.9], "proportions": [0.2, 0.6, 0.2]}}
     files["card-small"] = CARD + json.dumps(small).encode()
     files["card-bad-threshold"] = CARD + json.dumps(dict(small, threshold=1.5)).encode()
+    # regression: a baseline share beyond 1 (the score's PSI was infinite)
+    huge = dict(small, score_baseline={"edges": [0.1, 0.9], "proportions": [0.21e308, 0.6, 0.2]})
+    files["card-huge-proportion"] = CARD + json.dumps(huge).encode()
     files["card-not-object"] = CARD + b"[1, 2.5e300, -0.0, 0.1]"
     files["vld-card-reals"] = VLD_CARD + b'{"threshold": 0.1, "x": [1e-300, 0.30000000000000004, 3]}'
     write_dir("fuzz_tools_json", files)

@@ -8,6 +8,7 @@
 #include "compare_int.h"
 #include "config.h"
 #include "error.h"
+#include "model.h"
 
 static char err[1024];
 
@@ -102,11 +103,33 @@ static void label_value_with_a_time_beyond_64_bits_is_malformed(void) {
     free(c);
 }
 
-static const check_test_t tests[] = {{"avro_prediction_decision_byte_beyond_1_is_malformed",
-                                      avro_prediction_decision_byte_beyond_1_is_malformed},
-                                     {"label_value_with_a_time_beyond_64_bits_is_malformed",
-                                      label_value_with_a_time_beyond_64_bits_is_malformed},
-                                     {NULL, NULL}};
+static void card_baseline_proportion_beyond_1_is_refused(void) {
+    /* a share of 2.1e307 made the score's PSI infinite */
+    static const char card[] =
+        "{\"name\": \"m\", \"version\": \"1\", \"feature_names\": [\"a\"], "
+        "\"score_baseline\": {\"edges\": [0.1, 0.9], \"proportions\": [0.21e308, 0.6, 0.2]}}";
+    ss_model_t *m = ss_model_from_card(card, strlen(card), "c.json", err, sizeof(err));
+    CHECK(m != NULL);
+    err[0] = '\0';
+    CHECK(m && ss_model_enable_drift(m, 4, 0.2, err, sizeof(err)) == SS_ERR_CONFIG);
+    CHECK_STR_CONTAINS(err, "proportions must be in 0..1");
+    ss_model_unref(m);
+    /* shares within 0..1: drift is measured */
+    static const char ok[] =
+        "{\"name\": \"m\", \"version\": \"1\", \"feature_names\": [\"a\"], "
+        "\"score_baseline\": {\"edges\": [0.1, 0.9], \"proportions\": [0.2, 0.6, 0.2]}}";
+    m = ss_model_from_card(ok, strlen(ok), "c.json", err, sizeof(err));
+    CHECK(m && ss_model_enable_drift(m, 4, 0.2, err, sizeof(err)) == 0 && m->drift);
+    ss_model_unref(m);
+}
+
+static const check_test_t tests[] = {
+    {"avro_prediction_decision_byte_beyond_1_is_malformed",
+     avro_prediction_decision_byte_beyond_1_is_malformed},
+    {"label_value_with_a_time_beyond_64_bits_is_malformed",
+     label_value_with_a_time_beyond_64_bits_is_malformed},
+    {"card_baseline_proportion_beyond_1_is_refused", card_baseline_proportion_beyond_1_is_refused},
+    {NULL, NULL}};
 
 int main(void) {
     return check_run_all(tests);
