@@ -253,6 +253,9 @@ def tools_json_corpus():
     files["card-huge-proportion"] = CARD + json.dumps(huge).encode()
     files["card-not-object"] = CARD + b"[1, 2.5e300, -0.0, 0.1]"
     files["vld-card-reals"] = VLD_CARD + b'{"threshold": 0.1, "x": [1e-300, 0.30000000000000004, 3]}'
+    # regression: a framed prediction whose failed read made more allocations than compare
+    # tracked (one leaked)
+    files["pred-framed-leak"] = (ROOT / "tests" / "data" / "compare_prediction_leak.bin").read_bytes()
     write_dir("fuzz_tools_json", files)
 
 

@@ -1,6 +1,7 @@
 /* test_tools_input.c - what the offline tools read from files and topics the user gives:
  * predictions (compare_decode.c), labels (compare_labels.c) and model cards (validate.c,
  * core/model.c). Regressions found by tests/fuzz/fuzz_tools_json.c live here. */
+#include <malloc.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -12,9 +13,10 @@
 
 static char err[1024];
 
-static ss_config_t *config(void) {
+static ss_config_t *config(const char *extra) {
     ss_config_t *c = ss_config_new();
-    const char *text = "model.path = m.json\nkafka.bootstrap.servers = x:1\n";
+    char text[512];
+    snprintf(text, sizeof(text), "model.path = m.json\nkafka.bootstrap.servers = x:1\n%s", extra);
     if (ss_config_load_string(c, text, strlen(text), "t", err, sizeof(err)) < 0 ||
         ss_config_finalize(c, err, sizeof(err)) < 0) {
         fprintf(stderr, "config: %s\n", err);
@@ -64,7 +66,7 @@ static size_t avro_prediction(unsigned char *buf, unsigned char decision) {
 }
 
 static void avro_prediction_decision_byte_beyond_1_is_malformed(void) {
-    ss_config_t *cfg = config();
+    ss_config_t *cfg = config("");
     cmp_decoder_t *d = NULL;
     unsigned char buf[256];
     cmp_pred_t p;
@@ -123,12 +125,41 @@ static void card_baseline_proportion_beyond_1_is_refused(void) {
     ss_model_unref(m);
 }
 
+/* A framed prediction found by fuzz_tools_json (tests/data/compare_prediction_leak.bin, after
+ * its parser byte): a read making more allocations than compare tracked (256), then failing,
+ * leaked one of 7870 bytes. */
+static void failed_avro_read_with_many_allocations_leaks_nothing(void) {
+    ss_config_t *cfg = config("output.schema.id = 7\n");
+    cmp_decoder_t *d = NULL;
+    static unsigned char buf[8192];
+    cmp_pred_t p;
+    FILE *f = fopen("tests/data/compare_prediction_leak.bin", "rb");
+    size_t len = f ? fread(buf, 1, sizeof(buf), f) : 0;
+    if (f)
+        fclose(f);
+    CHECK(len > 1000);
+    CHECK(cmp_decoder_new(cfg, 1, &d, err, sizeof(err)) == 0);
+    CHECK(d && cmp_decode(d, 0, buf + 1, len - 1, &p) == SS_ERR_FAIL); /* warm up */
+    struct mallinfo2 before = mallinfo2();
+    for (int i = 0; d && i < 50; i++)
+        CHECK(cmp_decode(d, 0, buf + 1, len - 1, &p) == SS_ERR_FAIL);
+    struct mallinfo2 after = mallinfo2();
+    CHECK(after.uordblks < before.uordblks + 65536);
+    if (after.uordblks >= before.uordblks + 65536)
+        fprintf(stderr, "  %zu bytes more in use after 50 failed reads\n",
+                after.uordblks - before.uordblks);
+    cmp_decoder_destroy(d);
+    ss_config_destroy(cfg);
+}
+
 static const check_test_t tests[] = {
     {"avro_prediction_decision_byte_beyond_1_is_malformed",
      avro_prediction_decision_byte_beyond_1_is_malformed},
     {"label_value_with_a_time_beyond_64_bits_is_malformed",
      label_value_with_a_time_beyond_64_bits_is_malformed},
     {"card_baseline_proportion_beyond_1_is_refused", card_baseline_proportion_beyond_1_is_refused},
+    {"failed_avro_read_with_many_allocations_leaks_nothing",
+     failed_avro_read_with_many_allocations_leaks_nothing},
     {NULL, NULL}};
 
 int main(void) {
