@@ -15,6 +15,7 @@
 #include "check.h"
 #include "clock.h"
 #include "codec.h"
+#include "codec_int.h" /* ss__check_body_steps */
 #include "config.h"
 #include "error.h"
 #include "metrics.h"
@@ -603,6 +604,179 @@ static void registry_urls_are_shown_without_userinfo(void) {
     }
     ss_registry_redact_url("https://user:pass@reg", out, 12); /* truncated, still redacted */
     CHECK(strstr(out, "pass") == NULL && strstr(out, "user") == NULL);
+/* ---- The structural check is linear in the bytes of a value, whatever its items claim.
+ * An item of null or of an empty record takes no bytes: the check bounds the items of a whole
+ * value by its bytes (8 per byte, plus 8) and refuses a value claiming more. Before, each block
+ * (and each nested array) could claim 8 items per byte left again: quadratic. The work is
+ * counted in steps (values entered, blocks read), never timed. */
+
+#define ARRAYS_SCHEMA "tests/data/customer_event_arrays.avsc"
+#define STEPS_PER_BYTE 10 /* items (at most 8 per byte), blocks (1 byte at least), values */
+
+/* Zig-zag varint of v at p: its length. */
+static size_t put_long(unsigned char *p, int64_t v) {
+    uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+    size_t n = 0;
+    while (z >= 0x80) {
+        p[n++] = (unsigned char)(z | 0x80);
+        z >>= 7;
+    }
+    p[n++] = (unsigned char)z;
+    return n;
+}
+
+/* A block of count n at p, n the most that the per-block bound allowed: 8 items per byte
+ * left after its header, plus 8. Its length. */
+static size_t put_greedy_block(unsigned char *p, const unsigned char *end) {
+    unsigned char t[10];
+    size_t h = 1;
+    int64_t n = 0;
+    for (int i = 0; i < 4; i++) { /* the header's length depends on n */
+        n = (int64_t)(end - p - (ptrdiff_t)h) * 8 + 8;
+        h = put_long(t, n);
+    }
+    return put_long(p, n);
+}
+
+typedef enum {
+    GREEDY,        /* blocks, each claiming what the per-block bound allowed */
+    GREEDY_NESTED, /* arrays of one array each, each inner one claiming the same */
+    MOST,          /* one block claiming as many as the value's bytes allow */
+    ONE_MORE,      /* one more than that */
+    ONE_BY_ONE,    /* one item per block */
+    SEVENS,        /* arrays of one array of 7 nulls each */
+} pattern_t;
+
+typedef struct crafted {
+    const char *name;
+    int field; /* 0: nulls (array of null), 1: empties (of an empty record), 2: nested */
+    pattern_t pattern;
+    int valid; /* within the bound: accepted */
+} crafted_t;
+
+static const crafted_t crafted[] = {
+    {"blocks of nulls claiming the bytes left", 0, GREEDY, 0},
+    {"blocks of empty records claiming the bytes left", 1, GREEDY, 0},
+    {"nested arrays of nulls claiming the bytes left", 2, GREEDY_NESTED, 0},
+    {"one block of nulls, as many as the bytes allow", 0, MOST, 1},
+    {"one block of empty records, one more than the bytes allow", 1, ONE_MORE, 0},
+    {"nulls one per block", 0, ONE_BY_ONE, 1},
+    {"empty records one per block", 1, ONE_BY_ONE, 1},
+    {"nested arrays of 7 nulls", 2, SEVENS, 1},
+    {NULL, 0, 0, 0}};
+
+/* The crafted bytes of one array field from p, leaving `reserve` bytes before end. */
+static unsigned char *put_field(const crafted_t *c, unsigned char *p, const unsigned char *end,
+                                size_t reserve) {
+    const unsigned char *stop = end - reserve;
+    switch (c->pattern) {
+    case GREEDY:
+        while (p + 8 < stop)
+            p += put_greedy_block(p, end);
+        break;
+    case GREEDY_NESTED:
+        while (p + 8 < stop) {
+            *p++ = 2; /* an outer block of 1 item: an array */
+            p += put_greedy_block(p, end);
+            *p++ = 0;
+        }
+        break;
+    case MOST:
+    case ONE_MORE: {
+        /* the field's items may be 8 per byte from where it starts to the end, plus 8 */
+        int64_t n = (int64_t)(end - p) * 8 + 8 + (c->pattern == ONE_MORE);
+        p += put_long(p, n);
+        break;
+    }
+    case ONE_BY_ONE:
+        while (p < stop)
+            *p++ = 2;
+        break;
+    case SEVENS:
+        while (p + 3 <= stop) {
+            *p++ = 2;
+            *p++ = 14;
+            *p++ = 0;
+        }
+        break;
+    }
+    *p++ = 0; /* the array's end */
+    return p;
+}
+
+/* An event of the arrays schema (customer C1, tenure 24) whose array field c->field is
+ * crafted, `size` bytes long in all (zeros after the record: trailing bytes are allowed).
+ * Free it. */
+static unsigned char *craft(const crafted_t *c, size_t size) {
+    size_t len = encode(ARRAYS_SCHEMA, 0, "C1", 1) - 3; /* without its three empty arrays */
+    unsigned char *v = calloc(1, size), *p = v + len, *end = v + size;
+    if (!v)
+        return NULL;
+    memcpy(v, buf, len);
+    for (int f = 0; f < 3; f++)
+        p = f == c->field ? put_field(c, p, end, (size_t)(2 - f) + 1) : p + 1; /* 0: empty */
+    return v;
+}
+
+static const size_t sizes[] = {8192, 32768, 1048576};
+
+/* The steps of checking each crafted value of `size` bytes, and the verdicts; 0 when the
+ * steps of any exceeded STEPS_PER_BYTE per byte (larger sizes would take hours then). */
+static int check_crafted(avro_schema_t s, size_t size) {
+    int linear = 1;
+    for (const crafted_t *c = crafted; c->name; c++) {
+        unsigned char *v = craft(c, size);
+        int64_t steps = -1;
+        int rc = v ? ss__check_body_steps(s, v, size, &steps) : -1;
+        if (steps < 0 || steps > (int64_t)(STEPS_PER_BYTE * size)) {
+            fprintf(stderr, "  %s, %zu bytes: %lld steps (at most %zu wanted)\n", c->name, size,
+                    (long long)steps, STEPS_PER_BYTE * size);
+            linear = 0;
+        }
+        if ((rc == 0) != c->valid)
+            fprintf(stderr, "  %s, %zu bytes: %s\n", c->name, size,
+                    rc == 0 ? "accepted" : "refused");
+        CHECK((rc == 0) == c->valid);
+        free(v);
+    }
+    CHECK(linear);
+    return linear;
+}
+
+static void structural_check_steps_are_linear_in_the_bytes_of_zero_size_items(void) {
+    avro_schema_t s = ss_schema_load(ARRAYS_SCHEMA, "test", err, sizeof(err));
+    CHECK(s != NULL);
+    for (size_t i = 0; s && i < sizeof(sizes) / sizeof(sizes[0]); i++)
+        if (!check_crafted(s, sizes[i]))
+            break;
+    avro_schema_decref(s);
+}
+
+static void zero_size_items_within_the_bound_decode_and_beyond_it_are_dead_letters(void) {
+    fixture_t fx;
+    CHECK(setup(&fx, "input.writer.schema = " ARRAYS_SCHEMA "\n") == 0);
+    avro_schema_t s = ss_schema_load(ARRAYS_SCHEMA, "test", err, sizeof(err));
+    /* 1 MiB (input.max.bytes) only when 8 KB was checked in linear steps */
+    for (size_t i = 0; i < 3 && s; i += 2) {
+        if (i == 2 && !check_crafted(s, sizes[0]))
+            break;
+        for (const crafted_t *c = crafted; c->name; c++) {
+            unsigned char *v = craft(c, sizes[i]);
+            ss_event_t ev;
+            float f[NF];
+            int rc = v ? ss_decoder_decode(fx.dec, v, sizes[i], &ev, f, err, sizeof(err)) : -1;
+            if (c->valid) {
+                CHECK(rc == SS_DECODE_OK);
+                CHECK(rc == SS_DECODE_OK && ev.customer_id_len == 2 && f[TENURE] == 24.0f);
+            } else {
+                CHECK(rc == SS_DECODE_BAD_AVRO);
+                CHECK_STR_CONTAINS(err, "does not match the writer schema");
+            }
+            free(v);
+        }
+    }
+    avro_schema_decref(s);
+    teardown(&fx);
 }
 
 static const check_test_t tests[] = {
@@ -639,6 +813,10 @@ static const check_test_t tests[] = {
     {"registry_credentials_never_appear_in_a_dead_letter_reason",
      registry_credentials_never_appear_in_a_dead_letter_reason},
     {"registry_urls_are_shown_without_userinfo", registry_urls_are_shown_without_userinfo},
+    {"structural_check_steps_are_linear_in_the_bytes_of_zero_size_items",
+     structural_check_steps_are_linear_in_the_bytes_of_zero_size_items},
+    {"zero_size_items_within_the_bound_decode_and_beyond_it_are_dead_letters",
+     zero_size_items_within_the_bound_decode_and_beyond_it_are_dead_letters},
     {NULL, NULL}};
 
 int main(void) {

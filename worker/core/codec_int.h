@@ -208,6 +208,8 @@ int ss__codec_plan(ss_codec_t *c, int32_t id, const writer_plan_t **out, char *e
 /* codec_check.c: 0 when `len` bytes hold one value of `schema` (trailing bytes are allowed,
  * as in Java), else SS_ERR_FAIL. Allocates nothing. */
 int ss__check_body(avro_schema_t schema, const unsigned char *p, size_t len);
+/* The same, and in *steps (for tests) the work it took: values entered and blocks read. */
+int ss__check_body_steps(avro_schema_t schema, const unsigned char *p, size_t len, int64_t *steps);
 
 /* codec_check.c: step *p over one value of `s` at nesting `depth`: 0 or SS_ERR_FAIL. */
 int ss__check_value(avro_schema_t s, const unsigned char **p, const unsigned char *end, int depth);

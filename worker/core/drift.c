@@ -73,8 +73,9 @@ static int load_dist(dist_t *d, const json_t *b, int has_missing, const char *wh
     }
     for (size_t i = 0; i < np; i++) {
         const json_t *p = json_array_get(props, i);
-        if (!json_is_number(p) || json_number_value(p) < 0) {
-            snprintf(errstr, errlen, "model card: baseline of %s: proportions must be >= 0", what);
+        if (!json_is_number(p) || !(json_number_value(p) >= 0 && json_number_value(p) <= 1)) {
+            snprintf(errstr, errlen, "model card: baseline of %s: proportions must be in 0..1",
+                     what);
             return SS_ERR_CONFIG;
         }
         d->expected[i] = json_number_value(p) * (1 - missing);

@@ -159,14 +159,13 @@ static int load_booster(ss_model_t *m, const char *path, char *errstr, size_t er
     return 0;
 }
 
-/* The card at card_path: its threshold and model digest into m, its feature names into ci. */
-static int read_card(ss_model_t *m, const char *card_path, card_info_t *ci, char *errstr,
-                     size_t errlen) {
-    json_error_t jerr;
-    ci->card = json_load_file(card_path, 0, &jerr);
+/* The card parsed into ci->card (NULL: jerr says why) from card_path: its threshold and model
+ * digest into m, its feature names into ci. */
+static int card_fields(ss_model_t *m, const char *card_path, card_info_t *ci,
+                       const json_error_t *jerr, char *errstr, size_t errlen) {
     if (!ci->card || !json_is_object(ci->card)) {
         snprintf(errstr, errlen, "model card '%s' (key model.card): line %d: %s", card_path,
-                 jerr.line, ci->card ? "not a JSON object" : jerr.text);
+                 jerr->line, ci->card ? "not a JSON object" : jerr->text);
         return SS_ERR_CONFIG;
     }
     int rc = card_feature_names(ci, errstr, errlen);
@@ -186,6 +185,14 @@ static int read_card(ss_model_t *m, const char *card_path, card_info_t *ci, char
     if (sha)
         m->sha256_card = strdup(sha);
     return 0;
+}
+
+/* The card at card_path: its threshold and model digest into m, its feature names into ci. */
+static int read_card(ss_model_t *m, const char *card_path, card_info_t *ci, char *errstr,
+                     size_t errlen) {
+    json_error_t jerr;
+    ci->card = json_load_file(card_path, 0, &jerr);
+    return card_fields(m, card_path, ci, &jerr, errstr, errlen);
 }
 
 /* name and version: the configured ones, else the card's. */
@@ -251,17 +258,52 @@ static int feature_names(ss_model_t *m, const char *path, const char *card_path,
     return 0;
 }
 
-ss_model_t *ss_model_load(const char *path, const char *card_path, const char *name,
-                          const char *version, char *errstr, size_t errlen) {
+/* A model of `path` with no booster nor card yet, one reference; NULL with errstr. */
+static ss_model_t *model_new(const char *path, char *errstr, size_t errlen) {
     ss_model_t *m = calloc(1, sizeof(*m));
-    card_info_t ci = {0};
-    double score;
     if (!m || !(m->path = strdup(path))) {
         snprintf(errstr, errlen, "model: out of memory");
-        goto fail;
+        free(m);
+        return NULL;
     }
     m->refcnt = 1;
     m->threshold = 0.5;
+    return m;
+}
+
+/* What a load that failed holds. */
+static void load_failed(ss_model_t *m, card_info_t *ci) {
+    json_decref(ci->card);
+    ss_strv_free(ci->names, ci->n_names);
+    model_free(m);
+}
+
+ss_model_t *ss_model_from_card(const char *text, size_t len, const char *what, char *errstr,
+                               size_t errlen) {
+    ss_model_t *m = model_new(what, errstr, errlen);
+    card_info_t ci = {0};
+    json_error_t jerr;
+    if (!m)
+        return NULL;
+    ci.card = json_loadb(text, len, 0, &jerr);
+    if (card_fields(m, what, &ci, &jerr, errstr, errlen) < 0 ||
+        identity(m, what, ci.card, NULL, NULL, errstr, errlen) < 0) {
+        load_failed(m, &ci);
+        return NULL;
+    }
+    m->feature_names = ci.names;
+    m->n_features = ci.n_names;
+    m->card = ci.card;
+    return m;
+}
+
+ss_model_t *ss_model_load(const char *path, const char *card_path, const char *name,
+                          const char *version, char *errstr, size_t errlen) {
+    ss_model_t *m = model_new(path, errstr, errlen);
+    card_info_t ci = {0};
+    double score;
+    if (!m)
+        return NULL;
     if (load_booster(m, path, errstr, errlen) < 0)
         goto fail;
     if (card_path && access(card_path, R_OK) == 0) {
@@ -285,9 +327,7 @@ ss_model_t *ss_model_load(const char *path, const char *card_path, const char *n
     ss_strv_free(ci.names, ci.n_names);
     return m;
 fail:
-    json_decref(ci.card);
-    ss_strv_free(ci.names, ci.n_names);
-    model_free(m);
+    load_failed(m, &ci);
     return NULL;
 }
 

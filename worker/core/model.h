@@ -41,6 +41,12 @@ int ss_model_check(ss_model_t *m, char *errstr, size_t errlen);
 ss_model_t *ss_model_load(const char *path, const char *card_path, const char *name,
                           const char *version, char *errstr, size_t errlen);
 
+/* What ss_model_load reads of a card, from `len` bytes of its JSON text (`what` names it in
+ * errors): a model without a booster, for tests and the fuzz target (drift may be enabled;
+ * it cannot score). Returns a model with one reference, or NULL with errstr. */
+ss_model_t *ss_model_from_card(const char *text, size_t len, const char *what, char *errstr,
+                               size_t errlen);
+
 /* The threshold to decide at: `configured` (model.threshold) unless it is NaN (not set),
  * then the model card's, else 0.5. */
 double ss_model_threshold(const ss_model_t *m, double configured);

@@ -60,32 +60,51 @@ struct cmp_decoder {
  * the read then fails. While compare decodes a value, allocations are capped at what a value
  * of that size could need and tracked: after a failed read the value is rebuilt, and what is
  * still live from that read was leaked, so it is freed. Single-threaded use only. */
-#define AV_TRACK 256
 static struct {
     size_t cap;
-    int on, n;
-    void *p[AV_TRACK];
-} av = {SIZE_MAX, 0, 0, {0}};
+    int on;
+    size_t n, room;
+    void **p; /* every live allocation of the read under way; grown, never shrunk */
+} av = {SIZE_MAX, 0, 0, 0, NULL};
 
-static void av_forget(void *p) {
-    for (int i = 0; i < av.n; i++)
+/* Stop tracking p: 1 if it was tracked. */
+static int av_forget(void *p) {
+    for (size_t i = av.n; i-- > 0;) /* the latest first: a realloc is of a recent one */
         if (av.p[i] == p) {
             av.p[i] = av.p[--av.n];
-            return;
+            return 1;
         }
+    return 0;
 }
 
+/* Room to track one more allocation: 0, or SS_ERR_NOMEM (the allocation is then refused). */
+static int av_room(void) {
+    if (av.n < av.room)
+        return 0;
+    size_t room = av.room ? av.room * 2 : 256;
+    void **g = realloc(av.p, room * sizeof(*g));
+    if (!g)
+        return SS_ERR_NOMEM;
+    av.p = g, av.room = room;
+    return 0;
+}
+
+/* Every allocation of a read is tracked, or refused when it cannot be (the read fails). */
 static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     (void)ud, (void)osize;
-    if (av.on && ptr)
-        av_forget(ptr);
+    int tracked = av.on && ptr && av_forget(ptr);
     if (nsize == 0) {
         free(ptr);
         return NULL;
     }
-    void *q = nsize > av.cap ? NULL : realloc(ptr, nsize);
-    if (av.on && q && av.n < AV_TRACK)
-        av.p[av.n++] = q;
+    if (nsize > av.cap || (av.on && av_room() < 0)) {
+        if (tracked) /* still live; there is room: it was just forgotten */
+            av.p[av.n++] = ptr;
+        return NULL;
+    }
+    void *q = realloc(ptr, nsize);
+    if (av.on && (q || tracked))
+        av.p[av.n++] = q ? q : ptr;
     return q;
 }
 
@@ -168,8 +187,8 @@ static void avro_val(avro_value_t *f, val_t *v, int depth) {
         if (avro_value_get_long(f, &v->i) == 0)
             v->type = V_INT, v->num = (double)v->i;
         break;
-    case AVRO_BOOLEAN:
-        if (avro_value_get_boolean(f, &b) == 0)
+    case AVRO_BOOLEAN: /* Avro C keeps the byte as read: one other than 0 or 1 is malformed */
+        if (avro_value_get_boolean(f, &b) == 0 && (b == 0 || b == 1))
             v->type = V_BOOL, v->i = b;
         break;
     case AVRO_NULL: v->type = V_NULL; break;
@@ -295,7 +314,7 @@ static int decode_avro(cmp_decoder_t *d, const void *buf, size_t len, val_t *v) 
     }
     av.on = 0, av.cap = SIZE_MAX;
     if (rc != 0) {
-        for (int i = 0; i < av.n; i++)
+        for (size_t i = 0; i < av.n; i++)
             free(av.p[i]);
         if (avro_generic_value_new(d->iface, &d->value) != 0)
             d->value.self = NULL;

@@ -198,6 +198,14 @@ int cmp_parse_time(const char *s, size_t n, int64_t *ms);
 /* Load the labels of c->o.labels (a CSV file or topic:NAME). 0, SS_ERR_CONFIG or SS_ERR_FAIL
  * with errstr. */
 int cmp_labels_load(cmp_t *c, char *errstr, size_t errlen);
+/* One line of a CSV labels file at `path` (NUL-terminated, changed in place): the header
+ * while *header (its columns into col[], then *header = 0), else a row added or counted as
+ * malformed. 0, or SS_ERR_CONFIG (no such column) or SS_ERR_NOMEM with errstr. */
+int cmp_labels_csv_line(cmp_t *c, char *line, int *header, int col[3], const char *path,
+                        char *errstr, size_t errlen);
+/* One JSON value of a labels topic (`len` bytes; NULL: none): a row added or counted as
+ * malformed. 0, or SS_ERR_NOMEM with c->err. */
+int cmp_labels_json(cmp_t *c, const void *buf, size_t len);
 /* The customer's earliest label at or after the event, or CMP_UNLABELED. */
 int cmp_label_of(const cmp_t *c, const cmp_str_t *cid, int64_t event_time);
 

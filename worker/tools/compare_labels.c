@@ -229,9 +229,28 @@ static int csv_row(cmp_t *c, char **fields, int n, const int col[3]) {
     return 0;
 }
 
+int cmp_labels_csv_line(cmp_t *c, char *line, int *header, int col[3], const char *path,
+                        char *errstr, size_t errlen) {
+    char *fields[64];
+    int rc = 0;
+    line[strcspn(line, "\r\n")] = '\0';
+    int bom = *header && strncmp(line, "\xef\xbb\xbf", 3) == 0;
+    char *s = line + (bom ? 3 : 0);
+    if (!*trim(s))
+        return 0;
+    int n = csv_split(s, fields, 64);
+    if (!*header) {
+        if ((rc = csv_row(c, fields, n, col)) < 0)
+            snprintf(errstr, errlen, "%s", c->err);
+    } else if ((rc = csv_header(fields, n, col, path, errstr, errlen)) == 0) {
+        *header = 0;
+    }
+    return rc;
+}
+
 static int labels_load_csv(cmp_t *c, const char *path, char *errstr, size_t errlen) {
     FILE *f = fopen(path, "r");
-    char *line = NULL, *fields[64];
+    char *line = NULL;
     size_t cap = 0;
     int col[3] = {-1, -1, -1}, rc = 0, header = 1;
     if (!f) {
@@ -239,20 +258,8 @@ static int labels_load_csv(cmp_t *c, const char *path, char *errstr, size_t errl
                  strerror(errno));
         return SS_ERR_CONFIG;
     }
-    while (rc == 0 && getline(&line, &cap, f) >= 0) {
-        line[strcspn(line, "\r\n")] = '\0';
-        int bom = header && strncmp(line, "\xef\xbb\xbf", 3) == 0;
-        char *s = line + (bom ? 3 : 0);
-        if (!*trim(s))
-            continue;
-        int n = csv_split(s, fields, 64);
-        if (!header) {
-            if ((rc = csv_row(c, fields, n, col)) < 0)
-                snprintf(errstr, errlen, "%s", c->err);
-        } else if ((rc = csv_header(fields, n, col, path, errstr, errlen)) == 0) {
-            header = 0;
-        }
-    }
+    while (rc == 0 && getline(&line, &cap, f) >= 0)
+        rc = cmp_labels_csv_line(c, line, &header, col, path, errstr, errlen);
     if (rc == 0 && ferror(f)) {
         snprintf(errstr, errlen, "labels '%s': read error: %s", path, strerror(errno));
         rc = SS_ERR_FAIL;
@@ -268,7 +275,13 @@ static int labels_load_csv(cmp_t *c, const char *path, char *errstr, size_t errl
 
 /* ---- a topic of JSON values ----------------------------------------------------------- */
 
-/* label: true/false, 0/1 or a string of those; time: epoch ms or an ISO-8601 string. */
+/* Whether x converts to an int64_t (beyond, the conversion is undefined). */
+static int in_int64(double x) {
+    return x >= -9223372036854775808.0 && x < 9223372036854775808.0;
+}
+
+/* label: true/false, 0/1 or a string of those; time: epoch ms (an integer, or a real within
+ * 64 bits) or an ISO-8601 string. */
 static int json_label(const json_t *v, const char **cid, int64_t *t) {
     const json_t *jc = json_object_get(v, "customer_id"), *jl = json_object_get(v, "label");
     const json_t *jt = json_object_get(v, "time");
@@ -281,9 +294,9 @@ static int json_label(const json_t *v, const char **cid, int64_t *t) {
         lab = parse_label(json_string_value(jl), json_string_length(jl));
     if (json_is_integer(jt))
         *t = json_integer_value(jt);
-    else if (json_is_real(jt))
+    else if (json_is_real(jt) && in_int64(json_real_value(jt)))
         *t = (int64_t)json_real_value(jt);
-    else if (!json_is_string(jt) ||
+    else if (json_is_real(jt) || !json_is_string(jt) ||
              cmp_parse_time(json_string_value(jt), json_string_length(jt), t) < 0)
         lab = CMP_UNLABELED;
     if (!json_is_string(jc) || !json_string_length(jc))
@@ -292,20 +305,23 @@ static int json_label(const json_t *v, const char **cid, int64_t *t) {
     return lab;
 }
 
-static int on_label(void *opaque, int topic_index, const rd_kafka_message_t *m) {
-    cmp_t *c = opaque;
+int cmp_labels_json(cmp_t *c, const void *buf, size_t len) {
     json_error_t jerr;
-    json_t *v = m->payload ? json_loadb(m->payload, m->len, 0, &jerr) : NULL;
+    json_t *v = buf ? json_loadb(buf, len, 0, &jerr) : NULL;
     const char *cid = NULL;
     int64_t t = 0;
     int lab = json_is_object(v) ? json_label(v, &cid, &t) : CMP_UNLABELED, rc = 0;
-    (void)topic_index;
     if (lab == CMP_UNLABELED)
         c->r.labels_malformed++;
     else
         rc = labels_add(c, cid, strlen(cid), lab, t);
     json_decref(v);
     return rc;
+}
+
+static int on_label(void *opaque, int topic_index, const rd_kafka_message_t *m) {
+    (void)topic_index;
+    return cmp_labels_json(opaque, m->payload, m->len);
 }
 
 static int labels_load_topic(cmp_t *c, const char *name, char *errstr, size_t errlen) {

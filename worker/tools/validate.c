@@ -73,6 +73,27 @@ static int parse_args(vld_run_t *r, int argc, char **argv) {
     return 0;
 }
 
+/* The card parsed into r->card (NULL: jerr says why) from `path`: its threshold. */
+static int take_card(vld_run_t *r, const char *path, const json_error_t *jerr) {
+    r->card_threshold = NAN;
+    if (!r->card || !json_is_object(r->card)) {
+        snprintf(r->err, sizeof(r->err), "model card '%s' (key model.card): line %d: %s", path,
+                 jerr->line, r->card ? "not a JSON object" : jerr->text);
+        return SS_ERR_CONFIG;
+    }
+    json_t *t = json_object_get(r->card, "threshold");
+    if (json_is_number(t))
+        r->card_threshold = json_number_value(t);
+    return 0;
+}
+
+int vld_card_from_text(vld_run_t *r, const char *text, size_t len, const char *what) {
+    json_error_t jerr;
+    json_decref(r->card);
+    r->card = json_loadb(text, len, 0, &jerr);
+    return take_card(r, what, &jerr);
+}
+
 /* The model as the worker brings it into service, its file size and its card as it is on
  * disk (kept whole, to be rewritten with the result). */
 static int open_model(vld_run_t *r) {
@@ -93,15 +114,7 @@ static int open_model(vld_run_t *r) {
     if (!cfg->model_card || access(cfg->model_card, F_OK) != 0)
         return 0;
     r->card = json_load_file(cfg->model_card, 0, &jerr);
-    if (!r->card || !json_is_object(r->card)) {
-        snprintf(r->err, sizeof(r->err), "model card '%s' (key model.card): line %d: %s",
-                 cfg->model_card, jerr.line, r->card ? "not a JSON object" : jerr.text);
-        return SS_ERR_CONFIG;
-    }
-    json_t *t = json_object_get(r->card, "threshold");
-    if (json_is_number(t))
-        r->card_threshold = json_number_value(t);
-    return 0;
+    return take_card(r, cfg->model_card, &jerr);
 }
 
 /* Precision, recall, F1 (0 when undefined, as scikit-learn's zero_division=0) and ROC-AUC. */

@@ -210,6 +210,13 @@ static int reals_round_trip(json_t *v, int digits) {
     }
 }
 
+int vld_json_digits(json_t *doc) {
+    int digits = 1;
+    while (digits < 17 && !reals_round_trip(doc, digits))
+        digits++;
+    return digits;
+}
+
 /* Write `doc` to `path` (two-space indent, like the cards) through a temporary file in the
  * same folder and a rename. jansson writes every real of a document with one precision: the
  * fewest digits that read all of them back exactly, so that a card keeps 0.1 as 0.1. */
@@ -217,14 +224,13 @@ static int write_json_file(const char *path, json_t *doc, char *errstr, size_t e
     size_t n = strlen(path) + 16;
     char *tmp = malloc(n);
     FILE *f = NULL;
-    int fd = -1, rc = SS_ERR_FAIL, digits = 1;
+    int fd = -1, rc = SS_ERR_FAIL, digits;
     struct stat st;
     if (!tmp) {
         snprintf(errstr, errlen, "out of memory");
         return SS_ERR_NOMEM;
     }
-    while (digits < 17 && !reals_round_trip(doc, digits))
-        digits++;
+    digits = vld_json_digits(doc);
     snprintf(tmp, n, "%s.tmp.XXXXXX", path);
     if ((fd = mkstemp(tmp)) >= 0 && (f = fdopen(fd, "w")))
         fd = -1; /* the stream owns it */

@@ -82,7 +82,15 @@ int vld_data_open(vld_run_t *r);
 int vld_data_read(vld_run_t *r);
 void vld_data_close(vld_run_t *r);
 
-/* validate_card.c. The readable report on stdout. */
+/* validate.c. The model card from `len` bytes of its JSON text (`what` names it in errors),
+ * as the command reads the file at model.card: into r->card and r->card_threshold. 0, or
+ * SS_ERR_CONFIG with r->err. */
+int vld_card_from_text(vld_run_t *r, const char *text, size_t len, const char *what);
+
+/* validate_card.c. The fewest significant digits (1 to 17) that write every real of `doc`
+ * so that it reads back exactly: the precision cards and --json are written with. */
+int vld_json_digits(json_t *doc);
+/* The readable report on stdout. */
 void vld_print_report(const vld_run_t *r);
 /* --json FILE and the model card's "validation". 0 or a negative SS_ERR_* with r->err. */
 int vld_record_result(vld_run_t *r);
