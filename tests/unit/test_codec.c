@@ -604,6 +604,8 @@ static void registry_urls_are_shown_without_userinfo(void) {
     }
     ss_registry_redact_url("https://user:pass@reg", out, 12); /* truncated, still redacted */
     CHECK(strstr(out, "pass") == NULL && strstr(out, "user") == NULL);
+}
+
 /* ---- The structural check is linear in the bytes of a value, whatever its items claim.
  * An item of null or of an empty record takes no bytes: the check bounds the items of a whole
  * value by its bytes (8 per byte, plus 8) and refuses a value claiming more. Before, each block
