@@ -253,10 +253,9 @@ static int changelog_topic_default(ss_config_t *cfg, unsigned commands, char *er
 
 /* A dead letter leaves out the record's value, headers and key when they do not fit the
  * producer's message.max.bytes (output.c); what it always carries, the Kafka Connect headers
- * naming the source and the reason, must fit. Values larger than the producer's limit can
- * only be dead-lettered without their value: said once at start-up. */
+ * naming the source and the reason, must fit. (Values larger than the producer's limit can
+ * only be dead-lettered without their value: run.c says so once at start-up.) */
 #define DEAD_LETTER_MIN 2048
-#define DEAD_LETTER_HEADERS 1024
 
 static int size_limits_agree(ss_config_t *cfg, unsigned commands, char *errstr, size_t errlen) {
     const char *v = kafka_value(cfg, "message.max.bytes");
@@ -266,13 +265,6 @@ static int size_limits_agree(ss_config_t *cfg, unsigned commands, char *errstr, 
                     "config: key 'kafka.message.max.bytes' (%lld) leaves no room for a dead "
                     "letter's headers (at least %d bytes)",
                     max, DEAD_LETTER_MIN);
-    if (cfg->input_max_bytes + DEAD_LETTER_HEADERS > max)
-        ss_log(SS_LOG_INFO,
-               SS_FIELDS(SSF_INT("input.max.bytes", cfg->input_max_bytes),
-                         SSF_INT("message.max.bytes", max)),
-               "records larger than about %lld bytes are dead-lettered without their value "
-               "(kafka message.max.bytes %lld, input.max.bytes %lld)",
-               max - DEAD_LETTER_HEADERS, max, (long long)cfg->input_max_bytes);
     return 0;
 }
 

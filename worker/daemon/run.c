@@ -23,6 +23,19 @@ static void startup_error(int rc, const char *err) {
         fprintf(stderr, "streamscore: %s\n", err);
 }
 
+/* Values that cannot be sent again whole with a dead letter's headers: said once. */
+static void say_size_limits(ss_runtime_t *rt) {
+    size_t max = rt->producer ? ss_producer_max_message(rt->producer) : 0;
+    long long room = (long long)max - 1024;
+    if (max && rt->cfg->input_max_bytes > room)
+        ss_log(SS_LOG_INFO,
+               SS_FIELDS(SSF_INT("input.max.bytes", rt->cfg->input_max_bytes),
+                         SSF_INT("message.max.bytes", max)),
+               "records larger than about %lld bytes are dead-lettered without their value "
+               "(kafka message.max.bytes %zu, input.max.bytes %ld)",
+               room, max, rt->cfg->input_max_bytes);
+}
+
 /* The parts every thread shares. Returns 0 or an SS_ERR_* code (logged). */
 static int runtime_open(ss_runtime_t *rt, const ss_model_t *model) {
     const ss_config_t *cfg = rt->cfg;
@@ -55,6 +68,7 @@ static int runtime_open(ss_runtime_t *rt, const ss_model_t *model) {
         rc = SS_ERR_CONFIG;
         goto fail;
     }
+    say_size_limits(rt);
     return 0;
 fail:
     startup_error(rc, err);
