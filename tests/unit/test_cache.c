@@ -9,7 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "cache.h"
+#include "cache_int.h"
 #include "check.h"
 #include "config.h"
 
@@ -110,7 +110,41 @@ static void replies_cut_off_error_replies_and_values(void) {
     ss_config_destroy(cfg);
 }
 
+#ifndef REDIS_REPLY_PUSH
+#define REDIS_REPLY_PUSH 12 /* hiredis 1.x */
+#endif
+
+/* hiredis 1.x reads every object the reply functions return as a redisReply (is it a push
+ * reply?): each must be one, of a type that is not REDIS_REPLY_PUSH, for every kind of reply. */
+static void reply_objects_read_as_redis_replies(void) {
+    ss_config_t *cfg = NULL;
+    ss_cache_t *c = cache_for(1, &cfg); /* degrade: starts without Redis, never connects */
+    CHECK(c != NULL);
+    redisReader *r = redisReaderCreateWithFunctions(&ss_cache_reply_functions);
+    CHECK(r != NULL);
+    if (!c || !r)
+        goto out;
+    r->privdata = c;
+    static const char resp[] = "*3\r\n$1\r\n1\r\n$-1\r\n$3\r\n2.5\r\n"
+                               "+OK\r\n:1\r\n$-1\r\n-WRONGTYPE Operation against a key\r\n"
+                               "*0\r\n*2\r\n*1\r\n+QUEUED\r\n:7\r\n$2\r\nab\r\n";
+    CHECK(redisReaderFeed(r, resp, sizeof(resp) - 1) == REDIS_OK);
+    int n = 0;
+    for (void *obj = NULL; redisReaderGetReply(r, &obj) == REDIS_OK && obj; obj = NULL, n++) {
+        int type = ((const redisReply *)obj)->type;
+        CHECK(type >= REDIS_REPLY_STRING && type <= REDIS_REPLY_ERROR);
+        CHECK(type != REDIS_REPLY_PUSH);
+    }
+    CHECK(n == 8);
+out:
+    if (r)
+        redisReaderFree(r);
+    ss_cache_destroy(c);
+    ss_config_destroy(cfg);
+}
+
 static const check_test_t tests[] = {
+    {"reply_objects_read_as_redis_replies", reply_objects_read_as_redis_replies},
     {"replies_cut_off_error_replies_and_values", replies_cut_off_error_replies_and_values},
     {NULL, NULL}};
 

@@ -1,7 +1,7 @@
 /* cache.c - the Redis feature cache over hiredis. Two connections per worker thread, one
  * for pipelined reads and one for the queue of writes; a broken connection is dropped and
  * re-established on the next call, so the caller's retry policy decides. */
-#include "cache.h"
+#include "cache_int.h"
 
 #include <hiredis/hiredis.h>
 #include <math.h>
@@ -159,9 +159,11 @@ static void put_key(ss_cache_t *c, ss_resp_t *b, const char *id, size_t len) {
 }
 
 /* ---- replies read without reply objects: HMGET's values are parsed into c->row as they
- * are read; other replies are only counted. The reader's objects are markers, never used. */
+ * are read; other replies are only counted. The reader's objects are one marker, a
+ * redisReply that hiredis 1.x may read (redisIsPushReply) but no one writes or frees: shared
+ * by every thread, read-only. */
 
-static char marker;
+static redisReply marker = {.type = REDIS_REPLY_NIL};
 
 static void *reply_string(const redisReadTask *t, char *str, size_t len) {
     ss_cache_t *c = t->privdata;
@@ -203,12 +205,16 @@ static void *reply_nil(const redisReadTask *t) {
 
 #if HIREDIS_MAJOR >= 1
 static void *reply_double(const redisReadTask *t, double v, char *s, size_t n) {
-    (void)t, (void)v, (void)s, (void)n;
+    (void)v, (void)s, (void)n;
+    if (!t->parent)
+        ((ss_cache_t *)t->privdata)->top_type = t->type;
     return &marker;
 }
 
 static void *reply_bool(const redisReadTask *t, int v) {
-    (void)t, (void)v;
+    (void)v;
+    if (!t->parent)
+        ((ss_cache_t *)t->privdata)->top_type = t->type;
     return &marker;
 }
 #endif
@@ -217,7 +223,7 @@ static void reply_free(void *p) {
     (void)p;
 }
 
-static redisReplyObjectFunctions marker_replies = {
+redisReplyObjectFunctions ss_cache_reply_functions = {
     .createString = reply_string,
     .createArray = reply_array,
     .createInteger = reply_integer,
@@ -407,7 +413,7 @@ static int roundtrip(ss_cache_t *c, int writes, size_t n_reads, float *out, char
     }
     redisReplyObjectFunctions *fn = c->ctx->reader->fn;
     void *priv = c->ctx->reader->privdata;
-    c->ctx->reader->fn = &marker_replies;
+    c->ctx->reader->fn = &ss_cache_reply_functions;
     c->ctx->reader->privdata = c;
     c->error_replies = 0;
     c->error_what = NULL;
