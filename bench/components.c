@@ -360,8 +360,8 @@ int main(int argc, char **argv) {
                 if (b0 + B > n)
                     b0 = 0;
                 double t0 = now_s();
-                if (ss_cache_read(cache, (const char *const *)cust + b0, cust_len + b0, B, got, err,
-                                  sizeof(err))) {
+                if (ss_cache_read(cache, (const char *const *)cust + b0, cust_len + b0, B, got,
+                                  NULL, err, sizeof(err))) {
                     fprintf(stderr, "components: redis read: %s\n", err);
                     return 1;
                 }

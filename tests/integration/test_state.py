@@ -673,9 +673,10 @@ def test_a_customer_in_the_store_is_read_from_redis_once_not_once_per_batch(ctx)
 def test_a_wrong_type_reply_is_logged_by_name_and_counted_and_degrade_keeps_scoring(ctx):
     """A customer's key holds a string, not a hash: Redis answers its reads (and writes)
     with WRONGTYPE. Under redis.on.error = degrade the worker logs a line naming WRONGTYPE
-    (in its message and, as docs/state.md says, in the redis_error field), counts
-    streamscore_redis_errors_total, scores every event exactly once (that customer's
-    degraded), leaves the string alone and exits 0 when stopped."""
+    (in its message and, as docs/state.md says, in the redis_error field), counts it in
+    streamscore_redis_reply_errors_total{error="WRONGTYPE"}, dead-letters that customer's
+    events (feature_key_wrong_type: a key that can never be read is not an outage), scores
+    every other event exactly once, leaves the string alone and exits 0 when stopped."""
     rng = np.random.default_rng(1305)
     bad = f"wrongtype-{ctx.uid}"
     ctx.redis.set(ctx.redis_key(bad), "not a hash")
@@ -683,34 +684,33 @@ def test_a_wrong_type_reply_is_logged_by_name_and_counted_and_degrade_keeps_scor
     events = _several_each(rng, others, 1, 3, T0) + \
         [h.make_event(bad, T0 + 50_000 + i, rng, **h.random_features(rng, 1, 4)) for i in range(3)]
     placed = h.produce(ctx.input_topic, events, _encode)
+    good = [p for ev, p in zip(events, placed) if ev["customer_id"] != bad]
     port = h.free_port()
     w = ctx.start_worker(ctx.props({"redis.on.error": "degrade",
                                     "metrics.listen": f"127.0.0.1:{port}"}))
     reader = h.TopicReader(ctx.output_topic)
     try:
-        _wait_sources(reader, placed, w, "events")
-        s = h.wait_metrics(port, lambda s: (_metric_sum(s, "streamscore_redis_errors_total")
-                                            or 0) >= 1, timeout=20, worker=w,
-                           what="a Redis error counted")
+        _wait_sources(reader, good, w, "events")
+        s = h.wait_metrics(port, lambda s: h.metric(
+            s, "streamscore_records_dead_lettered_total", reason="feature_key_wrong_type") == 3,
+            timeout=20, worker=w, what="the customer's 3 events dead-lettered")
         w.stop()
         reader.drain()
         said, named = _redis_error_lines(w, "WRONGTYPE")
     finally:
         reader.close()
     assert said, "no log line about Redis says WRONGTYPE" + w.describe()
-    _exactly_one_each(reader.records, placed)
-    bad_preds = [r for r in reader.records if r["customer_id"] == bad]
-    assert any(r["degraded"] for r in bad_preds), \
-        f"no prediction of the customer whose key is a string is degraded: {bad_preds}"
+    _exactly_one_each(reader.records, good)
+    assert not any(r["degraded"] for r in reader.records), "predictions degraded"
     assert ctx.redis.type(ctx.redis_key(bad)) == "string" and \
         ctx.redis.get(ctx.redis_key(bad)) == "not a hash", "the string key was changed"
-    errors = _metric_sum(s, "streamscore_redis_errors_total")
+    errors = h.metric(s, "streamscore_redis_reply_errors_total", error="WRONGTYPE")
+    assert errors >= 1, "the WRONGTYPE reply was not counted"
     assert named, (f"{len(said)} log lines say WRONGTYPE but none names it in the redis_error "
-                   f"field (docs/state.md), e.g. {said[0]} (otherwise fine: {len(events)} events "
-                   f"scored once each, redis_errors_total {errors})")
-    print(f"{len(events)} events scored, {sum(r['degraded'] for r in reader.records)} "
-          f"degraded, redis_errors_total {errors}, {len(named)} log lines naming WRONGTYPE, "
-          f"e.g. {named[0]}")
+                   f"field (docs/state.md), e.g. {said[0]} (otherwise fine: {len(good)} events "
+                   f"scored once each, WRONGTYPE replies {errors})")
+    print(f"{len(good)} events scored, 3 dead-lettered, WRONGTYPE replies {errors}, "
+          f"{len(named)} log lines naming WRONGTYPE, e.g. {named[0]}")
 
 
 def test_redis_refusing_writes_with_oom_is_named_and_block_holds_the_offsets_until_it_accepts(

@@ -9,9 +9,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "cache.h"
+#include "cache_int.h"
 #include "check.h"
 #include "config.h"
+#include "metrics.h"
 
 static char err[1024];
 static char *features[] = {"a", "b", "c"};
@@ -90,17 +91,17 @@ static void replies_cut_off_error_replies_and_values(void) {
     float row[3] = {0, 0, 0};
     if (c) {
         /* the first connection: the reply stops mid-array, the read times out */
-        CHECK(ss_cache_read(c, ids, lens, 1, row, err, sizeof(err)) == -1);
+        CHECK(ss_cache_read(c, ids, lens, 1, row, NULL, err, sizeof(err)) == -1);
         CHECK_STR_CONTAINS(err, "redis HMGET");
         /* the second: connected again, an error reply */
-        CHECK(ss_cache_read(c, ids, lens, 1, row, err, sizeof(err)) == -1);
+        CHECK(ss_cache_read(c, ids, lens, 1, row, NULL, err, sizeof(err)) == -1);
         CHECK_STR_CONTAINS(err, "boom");
         /* the server closes the second connection after its error reply: the next call may
          * find it closed (an error, and a new connection the call after); the third
          * connection answers with values */
-        int rc = ss_cache_read(c, ids, lens, 1, row, err, sizeof(err));
+        int rc = ss_cache_read(c, ids, lens, 1, row, NULL, err, sizeof(err));
         if (rc != 0)
-            rc = ss_cache_read(c, ids, lens, 1, row, err, sizeof(err));
+            rc = ss_cache_read(c, ids, lens, 1, row, NULL, err, sizeof(err));
         CHECK(rc == 0);
         CHECK(isnan(row[0]) && row[1] == 2.5f && row[2] == -7.0f);
         ss_cache_destroy(c);
@@ -110,7 +111,159 @@ static void replies_cut_off_error_replies_and_values(void) {
     ss_config_destroy(cfg);
 }
 
+#ifndef REDIS_REPLY_PUSH
+#define REDIS_REPLY_PUSH 12 /* hiredis 1.x */
+#endif
+
+/* hiredis 1.x reads every object the reply functions return as a redisReply (is it a push
+ * reply?): each must be one, of a type that is not REDIS_REPLY_PUSH, for every kind of reply. */
+static void reply_objects_read_as_redis_replies(void) {
+    ss_config_t *cfg = NULL;
+    ss_cache_t *c = cache_for(1, &cfg); /* degrade: starts without Redis, never connects */
+    CHECK(c != NULL);
+    redisReader *r = redisReaderCreateWithFunctions(&ss_cache_reply_functions);
+    CHECK(r != NULL);
+    if (!c || !r)
+        goto out;
+    r->privdata = c;
+    static const char resp[] = "*3\r\n$1\r\n1\r\n$-1\r\n$3\r\n2.5\r\n"
+                               "+OK\r\n:1\r\n$-1\r\n-WRONGTYPE Operation against a key\r\n"
+                               "*0\r\n*2\r\n*1\r\n+QUEUED\r\n:7\r\n$2\r\nab\r\n";
+    CHECK(redisReaderFeed(r, resp, sizeof(resp) - 1) == REDIS_OK);
+    int n = 0;
+    for (void *obj = NULL; redisReaderGetReply(r, &obj) == REDIS_OK && obj; obj = NULL, n++) {
+        int type = ((const redisReply *)obj)->type;
+        CHECK(type >= REDIS_REPLY_STRING && type <= REDIS_REPLY_ERROR);
+        CHECK(type != REDIS_REPLY_PUSH);
+    }
+    CHECK(n == 8);
+out:
+    if (r)
+        redisReaderFree(r);
+    ss_cache_destroy(c);
+    ss_config_destroy(cfg);
+}
+
+/* The replies of `resp` read as a round trip reads them, after `n_writes` queued writes. */
+static int read_fed(ss_cache_t *c, const char *resp, size_t n_writes, size_t n_reads,
+                    const char *const *ids, const size_t *lens, float *out,
+                    unsigned char *not_hash) {
+    redisReader *r = redisReaderCreate();
+    if (!r)
+        return -100;
+    redisReaderFeed(r, resp, strlen(resp));
+    int rc =
+        ss_cache_read_replies(c, r, n_writes, n_reads, ids, lens, out, not_hash, err, sizeof(err));
+    redisReaderFree(r);
+    return rc;
+}
+
+/* A cache that never connects (degrade, port 1), counting into its own metrics. */
+typedef struct offline {
+    ss_config_t *cfg;
+    ss_cache_t *c;
+    ss_metrics_t m;
+} offline_t;
+
+static ss_cache_t *offline_open(offline_t *o) {
+    memset(o, 0, sizeof(*o));
+    ss_metrics_init(&o->m);
+    o->c = cache_for(1, &o->cfg);
+    CHECK(o->c != NULL);
+    if (!o->c) {
+        ss_metrics_destroy(&o->m);
+        ss_config_destroy(o->cfg);
+        return NULL;
+    }
+    ss_cache_set_metrics(o->c, &o->m);
+    return o->c;
+}
+
+static void offline_close(offline_t *o) {
+    ss_cache_destroy(o->c);
+    ss_metrics_destroy(&o->m);
+    ss_config_destroy(o->cfg);
+}
+
+/* WRONGTYPE answering a read concerns that customer alone: flagged, its row absent, the
+ * others read; without flags to set it fails the call. */
+static void wrongtype_on_a_read_flags_that_customer_only(void) {
+    offline_t o;
+    ss_cache_t *c = offline_open(&o);
+    if (!c)
+        return;
+    const char *ids[3] = {"A", "B", "C"};
+    size_t lens[3] = {1, 1, 1};
+    float rows[9];
+    unsigned char not_hash[3] = {0, 0, 0};
+    const char *resp = "*3\r\n$1\r\n1\r\n$-1\r\n$-1\r\n"
+                       "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"
+                       "*3\r\n$-1\r\n$1\r\n2\r\n$-1\r\n";
+    CHECK(read_fed(c, resp, 0, 3, ids, lens, rows, not_hash) == 0);
+    CHECK(not_hash[0] == 0 && not_hash[1] == 1 && not_hash[2] == 0);
+    CHECK(rows[0] == 1.0f && isnan(rows[3]) && isnan(rows[4]) && isnan(rows[5]) && rows[7] == 2.0f);
+    CHECK(o.m.redis_reply_errors[1] == 1); /* WRONGTYPE */
+    CHECK(read_fed(c, resp, 0, 3, ids, lens, rows, NULL) == SS_ERR_FAIL);
+    CHECK_STR_CONTAINS(err, "redis HMGET: WRONGTYPE");
+    offline_close(&o);
+}
+
+/* WRONGTYPE answering a queued write (alone or inside MULTI/EXEC) drops that write, counted;
+ * the call succeeds and the queue is acknowledged. */
+static void wrongtype_on_a_write_drops_that_write_only(void) {
+    offline_t o;
+    ss_cache_t *c = offline_open(&o);
+    if (!c)
+        return;
+    float row[3] = {1, NAN, 3};
+    static const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
+    ss_cache_queue_write(c, "A", 1, row, NULL); /* HSET, EXPIRE */
+    ss_cache_queue_command(c, 1, multi, NULL);
+    ss_cache_queue_write(c, "B", 1, row, NULL);
+    ss_cache_queue_write(c, "C", 1, row, NULL);
+    ss_cache_queue_command(c, 1, exec, NULL);
+    CHECK(ss_cache_pending(c) == 8);
+    const char *resp = "-WRONGTYPE Operation against a key\r\n:1\r\n+OK\r\n"
+                       "+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n"
+                       "*4\r\n:2\r\n:1\r\n-WRONGTYPE Operation against a key\r\n:1\r\n";
+    CHECK(read_fed(c, resp, 8, 0, NULL, NULL, NULL, NULL) == 0);
+    CHECK(o.m.redis_dropped_writes == 2);
+    CHECK(o.m.redis_reply_errors[1] == 2);
+    offline_close(&o);
+}
+
+/* Any other error reply is the server's state: the call fails, naming the error and the
+ * command it answered, and reading stops there. */
+static void other_error_replies_fail_the_call_naming_the_command(void) {
+    offline_t o;
+    ss_cache_t *c = offline_open(&o);
+    if (!c)
+        return;
+    float row[3] = {1, 2, 3};
+    ss_cache_queue_write(c, "A", 1, row, NULL);
+    const char *resp = "-READONLY You can't write against a read only replica.\r\n"
+                       "-READONLY You can't write against a read only replica.\r\n";
+    CHECK(read_fed(c, resp, 2, 0, NULL, NULL, NULL, NULL) == SS_ERR_FAIL);
+    CHECK_STR_CONTAINS(err, "redis HSET: READONLY You can't write");
+    CHECK(o.m.redis_reply_errors[2] == 1); /* READONLY, the first only */
+    CHECK(o.m.redis_dropped_writes == 0);
+    const char *ids[1] = {"A"};
+    size_t lens[1] = {1};
+    unsigned char not_hash[1];
+    CHECK(read_fed(c, "-LOADING Redis is loading the dataset in memory\r\n", 0, 1, ids, lens, row,
+                   not_hash) == SS_ERR_FAIL);
+    CHECK_STR_CONTAINS(err, "redis HMGET: LOADING");
+    CHECK(read_fed(c, "-SOMETHINGNEW x\r\n", 0, 1, ids, lens, row, not_hash) == SS_ERR_FAIL);
+    CHECK(o.m.redis_reply_errors[6] == 1 && o.m.redis_reply_errors[SS_REDIS_ERRORS - 1] == 1);
+    offline_close(&o);
+}
+
 static const check_test_t tests[] = {
+    {"wrongtype_on_a_read_flags_that_customer_only", wrongtype_on_a_read_flags_that_customer_only},
+    {"wrongtype_on_a_write_drops_that_write_only", wrongtype_on_a_write_drops_that_write_only},
+    {"other_error_replies_fail_the_call_naming_the_command",
+     other_error_replies_fail_the_call_naming_the_command},
+    {"reply_objects_read_as_redis_replies", reply_objects_read_as_redis_replies},
     {"replies_cut_off_error_replies_and_values", replies_cut_off_error_replies_and_values},
     {NULL, NULL}};
 

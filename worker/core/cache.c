@@ -1,7 +1,7 @@
 /* cache.c - the Redis feature cache over hiredis. Two connections per worker thread, one
  * for pipelined reads and one for the queue of writes; a broken connection is dropped and
  * re-established on the next call, so the caller's retry policy decides. */
-#include "cache.h"
+#include "cache_int.h"
 
 #include <hiredis/hiredis.h>
 #include <math.h>
@@ -12,6 +12,7 @@
 
 #include "features.h"
 #include "log.h"
+#include "metrics.h"
 
 typedef struct ss_resp {
     char *p;
@@ -39,14 +40,23 @@ struct ss_cache {
      * `sent_replies` replies are outstanding; the rest is not sent yet) */
     ss_resp_t rd, wq;
     size_t wq_sent, sent_replies, unsent_replies;
+    /* where each queued command begins in wq: its reply's error names its command and key */
+    size_t *cmd_off, n_cmd, cap_cmd;
     char ttlbuf[32];
     size_t ttl_len;
-    /* reading replies: the row being filled, the type of the last top-level reply, and the
-     * first error reply of the pipeline */
+    ss_metrics_t *metrics; /* may be NULL */
+    /* reading the replies of a call: the row being filled, the type of the last top-level
+     * reply, the reply being read (writes' first, then reads'), the call's customers (reads)
+     * and their flags of keys that are not hashes, and the first error reply that fails the
+     * call (any but a WRONGTYPE that names one key of a read or of a write) */
     float *row;
     int top_type;
+    size_t reply_i, n_writes;
+    const char *const *rd_ids;
+    const size_t *rd_lens;
+    unsigned char *not_hash;
     int error_replies;
-    const char *error_what; /* the command the first error answered */
+    char error_what[32]; /* the command the first error answered */
     char error[256];
 };
 
@@ -64,14 +74,24 @@ static void drop(ss_cache_t *c) {
     }
 }
 
+/* An error reply read as a reply object (AUTH, SELECT, HGET): counted by its name. */
+static void count_error(ss_cache_t *c, const redisReply *r) {
+    size_t n = 0;
+    while (n < r->len && n < 31 && r->str[n] != ' ')
+        n++;
+    if (c->metrics)
+        ss_metrics_redis_reply_error(c->metrics, r->str, n);
+}
+
 /* 0, or SS_ERR_FAIL with errstr for no reply or an error reply; frees the reply. */
-static int command_ok(redisReply *r, char *errstr, size_t errlen, const char *what) {
+static int command_ok(ss_cache_t *c, redisReply *r, char *errstr, size_t errlen, const char *what) {
     if (!r) {
         snprintf(errstr, errlen, "redis %s: no reply", what);
         return SS_ERR_FAIL;
     }
     if (r->type == REDIS_REPLY_ERROR) {
         snprintf(errstr, errlen, "redis %s: %s", what, r->str);
+        count_error(c, r);
         freeReplyObject(r);
         return SS_ERR_FAIL;
     }
@@ -94,9 +114,9 @@ static int ensure(ss_cache_t *c, char *errstr, size_t errlen) {
     }
     redisSetTimeout(c->ctx, tv);
     if ((*c->password &&
-         command_ok(redisCommand(c->ctx, "AUTH %s", c->password), errstr, errlen, "AUTH") < 0) ||
+         command_ok(c, redisCommand(c->ctx, "AUTH %s", c->password), errstr, errlen, "AUTH") < 0) ||
         (c->db &&
-         command_ok(redisCommand(c->ctx, "SELECT %d", c->db), errstr, errlen, "SELECT") < 0)) {
+         command_ok(c, redisCommand(c->ctx, "SELECT %d", c->db), errstr, errlen, "SELECT") < 0)) {
         drop(c);
         return SS_ERR_FAIL;
     }
@@ -159,17 +179,20 @@ static void put_key(ss_cache_t *c, ss_resp_t *b, const char *id, size_t len) {
 }
 
 /* ---- replies read without reply objects: HMGET's values are parsed into c->row as they
- * are read; other replies are only counted. The reader's objects are markers, never used. */
+ * are read; other replies are only classified. The reader's objects are one marker, a
+ * redisReply that hiredis 1.x may read (redisIsPushReply) but no one writes or frees: shared
+ * by every thread, read-only. */
 
-static char marker;
+static redisReply marker = {.type = REDIS_REPLY_NIL};
+
+static void reply_error(ss_cache_t *c, const redisReadTask *t, const char *str, size_t len);
 
 static void *reply_string(const redisReadTask *t, char *str, size_t len) {
     ss_cache_t *c = t->privdata;
     if (!t->parent)
         c->top_type = t->type;
     if (t->type == REDIS_REPLY_ERROR) {
-        if (c->error_replies++ == 0)
-            snprintf(c->error, sizeof(c->error), "%.*s", (int)len, str);
+        reply_error(c, t, str, len);
     } else if (c->row && t->parent && !t->parent->parent && t->idx >= 0 &&
                (size_t)t->idx < c->n_features && t->type == REDIS_REPLY_STRING) {
         c->row[t->idx] = ss_feature_parse(str, len);
@@ -203,12 +226,16 @@ static void *reply_nil(const redisReadTask *t) {
 
 #if HIREDIS_MAJOR >= 1
 static void *reply_double(const redisReadTask *t, double v, char *s, size_t n) {
-    (void)t, (void)v, (void)s, (void)n;
+    (void)v, (void)s, (void)n;
+    if (!t->parent)
+        ((ss_cache_t *)t->privdata)->top_type = t->type;
     return &marker;
 }
 
 static void *reply_bool(const redisReadTask *t, int v) {
-    (void)t, (void)v;
+    (void)v;
+    if (!t->parent)
+        ((ss_cache_t *)t->privdata)->top_type = t->type;
     return &marker;
 }
 #endif
@@ -217,7 +244,7 @@ static void reply_free(void *p) {
     (void)p;
 }
 
-static redisReplyObjectFunctions marker_replies = {
+redisReplyObjectFunctions ss_cache_reply_functions = {
     .createString = reply_string,
     .createArray = reply_array,
     .createInteger = reply_integer,
@@ -228,6 +255,119 @@ static redisReplyObjectFunctions marker_replies = {
 #endif
     .freeObject = reply_free,
 };
+
+/* ---- error replies: WRONGTYPE names one key (a read of it fails alone, a write to it is
+ * dropped); any other error (READONLY, OOM, NOAUTH, LOADING, MASTERDOWN, ...) is the
+ * server's state and fails the call. */
+
+/* The length of the error's first word: Redis' name for it ("WRONGTYPE", "READONLY", ...). */
+static size_t error_word(const char *s, size_t len) {
+    size_t n = 0;
+    while (n < len && n < 31 && s[n] != ' ' && s[n] != '\r' && s[n] != '\n')
+        n++;
+    return n;
+}
+
+/* The bulk string at *p ("$<len>\r\n<bytes>\r\n", written by put_bulk): its bytes in *s,
+ * its length returned, *p moved past it. */
+static size_t bulk_at(const char **p, const char **s) {
+    const char *q = *p + 1;
+    size_t n = 0;
+    while (*q >= '0' && *q <= '9')
+        n = n * 10 + (size_t)(*q++ - '0');
+    *s = q + 2;
+    *p = q + 2 + n + 2;
+    return n;
+}
+
+/* Queued command `i`: its name, and its first argument (the key; empty when none). */
+static void command_at(const ss_cache_t *c, size_t i, const char **name, size_t *nlen,
+                       const char **key, size_t *klen) {
+    const char *p = c->wq.p + c->cmd_off[i] + 1;
+    size_t argc = 0;
+    while (*p >= '0' && *p <= '9')
+        argc = argc * 10 + (size_t)(*p++ - '0');
+    p += 2;
+    *nlen = bulk_at(&p, name);
+    *key = "";
+    *klen = argc >= 2 ? bulk_at(&p, key) : 0;
+}
+
+/* The command whose reply is the idx-th element of reply `i` (an EXEC's: the idx-th command
+ * after the MULTI before it), or reply i's own (idx -1); (size_t)-1 when not known. */
+static size_t command_of(const ss_cache_t *c, size_t i, int idx) {
+    if (i >= c->n_cmd)
+        return (size_t)-1;
+    if (idx < 0)
+        return i;
+    for (size_t m = i; m-- > 0;) {
+        const char *name, *key;
+        size_t nlen, klen;
+        command_at(c, m, &name, &nlen, &key, &klen);
+        if (nlen == 5 && memcmp(name, "MULTI", 5) == 0)
+            return m + 1 + (size_t)idx < i ? m + 1 + (size_t)idx : (size_t)-1;
+    }
+    return (size_t)-1;
+}
+
+/* WRONGTYPE answering reply `c->reply_i` (element idx, -1 for the reply itself): a read's
+ * customer flagged (its key is not a hash), or a write dropped. 1 when so handled, 0 when it
+ * names no key this call can set aside (it then fails the call). */
+static int wrong_type(ss_cache_t *c, int idx, const char *str, size_t len) {
+    if (c->reply_i >= c->n_writes) {
+        size_t r = c->reply_i - c->n_writes;
+        if (idx >= 0 || !c->not_hash || !c->rd_ids)
+            return 0;
+        c->not_hash[r] = 1;
+        ss_log(SS_LOG_WARN,
+               SS_FIELDS(SSF_STR("component", "redis"), SSF_STR("redis_error", "WRONGTYPE"),
+                         SSF_STR("command", "HMGET")),
+               "redis HMGET %s%.*s: %.*s: the key is not a hash; this customer's events cannot "
+               "be scored",
+               c->prefix, (int)c->rd_lens[r], c->rd_ids[r], (int)len, str);
+        return 1;
+    }
+    size_t cmd = command_of(c, c->reply_i, idx);
+    if (cmd == (size_t)-1)
+        return 0;
+    const char *name, *key;
+    size_t nlen, klen;
+    command_at(c, cmd, &name, &nlen, &key, &klen);
+    if (c->metrics)
+        __atomic_add_fetch(&c->metrics->redis_dropped_writes, 1, __ATOMIC_RELAXED);
+    ss_log(SS_LOG_WARN,
+           SS_FIELDS(SSF_STR("component", "redis"), SSF_STR("redis_error", "WRONGTYPE")),
+           "redis %.*s %.*s: %.*s: the key is not a hash; this write is dropped, the others "
+           "go on",
+           (int)nlen, name, (int)klen, key, (int)len, str);
+    return 1;
+}
+
+/* The name of the command whose reply is `c->reply_i` into c->error_what. */
+static void name_command(ss_cache_t *c) {
+    const char *name = "HMGET", *key;
+    size_t nlen = 5, klen;
+    if (c->reply_i < c->n_writes) {
+        name = "HSET/EXPIRE";
+        nlen = 11;
+        if (c->reply_i < c->n_cmd)
+            command_at(c, c->reply_i, &name, &nlen, &key, &klen);
+    }
+    snprintf(c->error_what, sizeof(c->error_what), "%.*s", (int)nlen, name);
+}
+
+static void reply_error(ss_cache_t *c, const redisReadTask *t, const char *str, size_t len) {
+    size_t w = error_word(str, len);
+    if (c->metrics)
+        ss_metrics_redis_reply_error(c->metrics, str, w);
+    int idx = !t->parent ? -1 : !t->parent->parent ? t->idx : -2;
+    if (w == 9 && memcmp(str, "WRONGTYPE", 9) == 0 && idx >= -1 && wrong_type(c, idx, str, len))
+        return;
+    if (c->error_replies++ == 0) {
+        snprintf(c->error, sizeof(c->error), "%.*s", (int)len, str);
+        name_command(c);
+    }
+}
 
 ss_cache_t *ss_cache_new(const ss_config_t *cfg, char *const *features, size_t n_features,
                          char *errstr, size_t errlen) {
@@ -277,6 +417,10 @@ oom:
     return NULL;
 }
 
+void ss_cache_set_metrics(ss_cache_t *c, ss_metrics_t *m) {
+    c->metrics = m;
+}
+
 void ss_cache_destroy(ss_cache_t *c) {
     if (!c)
         return;
@@ -291,6 +435,7 @@ void ss_cache_destroy(ss_cache_t *c) {
     free(c->name_off);
     free(c->rd.p);
     free(c->wq.p);
+    free(c->cmd_off);
     free(c);
 }
 
@@ -306,33 +451,61 @@ static const char *type_name(int type) {
 }
 
 /* Read `n_writes` replies of queued writes, then `n_reads` HMGET replies into out (rows of
- * n_features, NaN where absent), with the marker functions. Error replies are counted; a read
- * answered by anything but an array is an error of its own. 0, or SS_ERR_FAIL with errstr
- * when the connection fails mid-way (the reader then still holds the marker functions). */
-static int read_replies(ss_cache_t *c, size_t n_writes, size_t n_reads, float *out, char *errstr,
-                        size_t errlen) {
-    for (size_t i = 0; i < n_writes + n_reads; i++) {
+ * n_features, NaN where absent), from the connection in use or, without one, from `rd` (fed
+ * by the caller), whose reply functions are the marker's. Reading stops at the first error
+ * that fails the call (c->error_replies); a read answered by anything but an array is one.
+ * 0, or SS_ERR_FAIL with errstr when the connection fails or the bytes end mid-way (the
+ * reader then still holds the marker functions). */
+static int read_replies(ss_cache_t *c, redisReader *rd, size_t n_writes, size_t n_reads, float *out,
+                        char *errstr, size_t errlen) {
+    c->n_writes = n_writes;
+    c->error_replies = 0;
+    c->error_what[0] = '\0';
+    for (size_t i = 0; i < n_writes + n_reads && !c->error_replies; i++) {
         int is_read = i >= n_writes;
+        c->reply_i = i;
         c->row = is_read && out ? out + (i - n_writes) * c->n_features : NULL;
         for (size_t f = 0; c->row && f < c->n_features; f++)
             c->row[f] = NAN;
         c->top_type = 0;
         void *r = NULL;
-        if (redisGetReply(c->ctx, &r) != REDIS_OK || !r) {
-            snprintf(errstr, errlen, "redis %s: %s", is_read ? "HMGET" : "HSET/EXPIRE",
-                     c->ctx->err ? c->ctx->errstr : "connection lost");
+        if ((rd ? redisReaderGetReply(rd, &r) : redisGetReply(c->ctx, &r)) != REDIS_OK || !r) {
+            const char *why = rd ? (rd->err ? rd->errstr : "the reply is incomplete")
+                                 : (c->ctx->err ? c->ctx->errstr : "connection lost");
+            snprintf(errstr, errlen, "redis %s: %s", is_read ? "HMGET" : "HSET/EXPIRE", why);
             c->row = NULL;
             return SS_ERR_FAIL;
         }
         if (is_read && c->top_type != REDIS_REPLY_ARRAY && c->top_type != REDIS_REPLY_ERROR &&
-            c->error_replies++ == 0)
+            c->error_replies++ == 0) {
             snprintf(c->error, sizeof(c->error), "a reply of type %s (an array expected)",
                      type_name(c->top_type));
-        if (c->error_replies && !c->error_what)
-            c->error_what = is_read ? "HMGET" : "HSET/EXPIRE";
+            name_command(c);
+        }
     }
     c->row = NULL;
     return 0;
+}
+
+int ss_cache_read_replies(ss_cache_t *c, redisReader *rd, size_t n_writes, size_t n_reads,
+                          const char *const *ids, const size_t *lens, float *out,
+                          unsigned char *not_hash, char *errstr, size_t errlen) {
+    rd->fn = &ss_cache_reply_functions;
+    rd->privdata = c;
+    c->rd_ids = ids;
+    c->rd_lens = lens;
+    c->not_hash = not_hash;
+    if (not_hash)
+        memset(not_hash, 0, n_reads);
+    int rc = read_replies(c, rd, n_writes, n_reads, out, errstr, errlen);
+    c->rd_ids = NULL;
+    c->rd_lens = NULL;
+    c->not_hash = NULL;
+    if (rc == 0 && c->error_replies) {
+        snprintf(errstr, errlen, "redis %s: %s", c->error_what, c->error);
+        rc = SS_ERR_FAIL;
+    }
+    return rc;
 }
 
 /* The queued writes sent or not: sent again from the start on the next call. */
@@ -407,11 +580,9 @@ static int roundtrip(ss_cache_t *c, int writes, size_t n_reads, float *out, char
     }
     redisReplyObjectFunctions *fn = c->ctx->reader->fn;
     void *priv = c->ctx->reader->privdata;
-    c->ctx->reader->fn = &marker_replies;
+    c->ctx->reader->fn = &ss_cache_reply_functions;
     c->ctx->reader->privdata = c;
-    c->error_replies = 0;
-    c->error_what = NULL;
-    if (read_replies(c, writes ? c->sent_replies : 0, n_reads, out, errstr, errlen) < 0) {
+    if (read_replies(c, NULL, writes ? c->sent_replies : 0, n_reads, out, errstr, errlen) < 0) {
         /* freed with the marker functions still in place: a reply cut off mid-way is held by
          * the reader, and must not reach hiredis' own freeReplyObject */
         drop(c);
@@ -422,20 +593,27 @@ static int roundtrip(ss_cache_t *c, int writes, size_t n_reads, float *out, char
     c->ctx->reader->fn = fn;
     c->ctx->reader->privdata = priv;
     if (c->error_replies) {
+        /* the server's state (READONLY: a master demoted under a live connection; NOAUTH: a
+         * restart with a password; OOM, LOADING, MASTERDOWN, ...): the connection is dropped
+         * with the replies not read yet, so that the next call connects again (to whatever
+         * the address leads to now, with AUTH) */
         snprintf(errstr, errlen, "redis %s: %s", c->error_what, c->error);
+        drop(c);
         if (writes)
             unsend(c);
         return SS_ERR_FAIL;
     }
     if (writes)
-        c->wq.len = c->wq_sent = c->sent_replies = 0;
+        c->wq.len = c->wq_sent = c->sent_replies = c->n_cmd = 0;
     return 0;
 }
 
 int ss_cache_read(ss_cache_t *c, const char *const *ids, const size_t *lens, size_t n, float *out,
-                  char *errstr, size_t errlen) {
+                  unsigned char *not_hash, char *errstr, size_t errlen) {
     if (n == 0)
         return 0;
+    if (not_hash)
+        memset(not_hash, 0, n);
     use(c, READS);
     c->rd.len = 0;
     for (size_t i = 0; i < n; i++) {
@@ -444,7 +622,29 @@ int ss_cache_read(ss_cache_t *c, const char *const *ids, const size_t *lens, siz
         put_key(c, &c->rd, ids[i], lens[i]);
         put(&c->rd, c->names, c->name_off[c->n_features]);
     }
-    return roundtrip(c, 0, n, out, errstr, errlen);
+    c->rd_ids = ids;
+    c->rd_lens = lens;
+    c->not_hash = not_hash;
+    int rc = roundtrip(c, 0, n, out, errstr, errlen);
+    c->rd_ids = NULL;
+    c->rd_lens = NULL;
+    c->not_hash = NULL;
+    return rc;
+}
+
+/* A command about to be queued: where it begins in the queue. */
+static void note_command(ss_cache_t *c) {
+    if (c->n_cmd == c->cap_cmd) {
+        size_t cap = c->cap_cmd ? c->cap_cmd * 2 : 256;
+        size_t *g = realloc(c->cmd_off, cap * sizeof(*g));
+        if (!g) {
+            c->wq.oom = 1;
+            return;
+        }
+        c->cmd_off = g;
+        c->cap_cmd = cap;
+    }
+    c->cmd_off[c->n_cmd++] = c->wq.len;
 }
 
 void ss_cache_queue_write(ss_cache_t *c, const char *id, size_t len, const float *row,
@@ -458,6 +658,7 @@ void ss_cache_queue_write(ss_cache_t *c, const char *id, size_t len, const float
     if (known == 0)
         return; /* nothing known about this customer yet */
     if (set > 0) {
+        note_command(c);
         put_len(b, '*', 2 + 2 * set);
         put(b, "$4\r\nHSET\r\n", 10);
         put_key(c, b, id, len);
@@ -471,6 +672,7 @@ void ss_cache_queue_write(ss_cache_t *c, const char *id, size_t len, const float
         put_name(c, b, f);
         put_bulk(b, val, (size_t)vlen);
     }
+    note_command(c);
     put(b, "*3\r\n$6\r\nEXPIRE\r\n", 16);
     put_key(c, b, id, len);
     put_bulk(b, c->ttlbuf, c->ttl_len);
@@ -479,6 +681,7 @@ void ss_cache_queue_write(ss_cache_t *c, const char *id, size_t len, const float
 
 void ss_cache_queue_command(ss_cache_t *c, size_t argc, const char *const *argv,
                             const size_t *lens) {
+    note_command(c);
     put_len(&c->wq, '*', argc);
     for (size_t i = 0; i < argc; i++)
         put_bulk(&c->wq, argv[i], lens ? lens[i] : strlen(argv[i]));
@@ -515,7 +718,7 @@ void ss_cache_discard(ss_cache_t *c) {
     use(c, WRITES);
     if (c->sent_replies && c->ctx) /* replies still due on this connection: start afresh */
         drop(c);
-    c->wq.len = c->wq_sent = c->sent_replies = c->unsent_replies = 0;
+    c->wq.len = c->wq_sent = c->sent_replies = c->unsent_replies = c->n_cmd = 0;
     c->wq.oom = 0;
 }
 
@@ -537,10 +740,14 @@ int ss_cache_hget(ss_cache_t *c, const char *key, const char *field, char *out, 
     if (!r || r->type == REDIS_REPLY_ERROR) {
         snprintf(errstr, errlen, "redis HGET %s: %s", key,
                  r ? r->str : (c->ctx->err ? c->ctx->errstr : "no reply"));
-        if (r)
+        if (r) {
+            count_error(c, r);
+            if (strncmp(r->str, "WRONGTYPE ", 10) != 0) /* the server's state: connect again */
+                drop(c);
             freeReplyObject(r);
-        else
+        } else {
             drop(c);
+        }
         return SS_ERR_FAIL;
     }
     rc = r->type == REDIS_REPLY_STRING ? 1 : 0;

@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "error.h"
+#include "metrics.h"
 
 typedef struct ss_cache ss_cache_t; /* one per worker thread: not thread-safe */
 
@@ -17,19 +18,29 @@ ss_cache_t *ss_cache_new(const ss_config_t *cfg, char *const *features, size_t n
                          char *errstr, size_t errlen);
 void ss_cache_destroy(ss_cache_t *c);
 
+/* Where error replies are counted (streamscore_redis_reply_errors_total, by the error's name)
+ * and writes dropped (streamscore_redis_dropped_writes_total); NULL: nowhere. */
+void ss_cache_set_metrics(ss_cache_t *c, ss_metrics_t *m);
+
 /* Writes are queued, sent in order on a connection of their own (so that a read never waits
  * behind a flush in Redis' queue: a read sees a write only once ss_cache_sync acknowledged
  * it) and leave the queue once Redis acknowledged them; a write
  * that failed or was not answered stays queued and is sent again with the next call (HSET of
  * values and EXPIRE are idempotent). Error replies are reported with Redis' own words, which
- * begin with its name for the error (WRONGTYPE, READONLY, OOM, NOAUTH, ...). */
+ * begin with its name for the error, and counted by that name. Two kinds:
+ *   WRONGTYPE names one key that is not a hash: a read of it fails for that customer alone
+ *     (flagged in not_hash), a write to it (HSET, also inside MULTI/EXEC) is dropped, logged
+ *     with the key and counted, and the call goes on with the others;
+ *   any other (READONLY, OOM, NOAUTH, LOADING, MASTERDOWN, ...) is the server's state: the
+ *     call fails and its connection is dropped, so that the next call connects again. */
 
 /* Read the vectors of `n` customers into out[n * n_features] (NaN where absent), on the
- * reading connection. Returns 0, or SS_ERR_FAIL with errstr
+ * reading connection. A customer whose key is not a hash reads as absent with not_hash[i]
+ * set (not_hash NULL: the call fails instead). Returns 0, or SS_ERR_FAIL with errstr
  * when Redis fails or answers an error (the connection is re-established on the next call),
  * or SS_ERR_NOMEM. */
 int ss_cache_read(ss_cache_t *c, const char *const *ids, const size_t *lens, size_t n, float *out,
-                  char *errstr, size_t errlen);
+                  unsigned char *not_hash, char *errstr, size_t errlen);
 
 /* Queue the write of one customer: HSET of its non-missing features, then EXPIRE. With
  * `changed` (n_features flags) only the features flagged are set, and a customer with none

@@ -70,8 +70,13 @@ static const char *dlq_reasons[SS_DLQ_REASONS] = {"too_large",
                                                   "unresolvable_schema",
                                                   "registry_unavailable",
                                                   "non_finite_score",
+                                                  "feature_key_wrong_type",
                                                   "unknown",
                                                   "other"};
+
+static const char *redis_errors[SS_REDIS_ERRORS] = {
+    "ERR",     "WRONGTYPE",  "READONLY", "OOM",  "NOAUTH",    "NOPERM",
+    "LOADING", "MASTERDOWN", "MISCONF",  "BUSY", "EXECABORT", "other"};
 
 /* The histograms of ss_metrics_t: where each is, its bounds, how it renders. */
 #define HIST(field, bounds, nm, hp)                                                                \
@@ -156,6 +161,14 @@ void ss_metrics_dead_letter(ss_metrics_t *m, const char *reason) {
         i++;
     __atomic_add_fetch(&m->dlq_by_reason[i], 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&m->dead_lettered, 1, __ATOMIC_RELAXED);
+}
+
+void ss_metrics_redis_reply_error(ss_metrics_t *m, const char *name, size_t len) {
+    int i = 0;
+    while (i < SS_REDIS_ERRORS - 1 &&
+           (strlen(redis_errors[i]) != len || memcmp(redis_errors[i], name, len) != 0))
+        i++;
+    __atomic_add_fetch(&m->redis_reply_errors[i], 1, __ATOMIC_RELAXED);
 }
 
 /* Drop owner's entries, then add what its statistics say it holds now. */
@@ -265,6 +278,16 @@ void ss_metrics_render(ss_metrics_t *m, ss_buf_t *b) {
     counter(b, "streamscore_batches_total", "Batches completed (outputs acknowledged).",
             &m->batches);
     counter(b, "streamscore_redis_errors_total", "Failed Redis round trips.", &m->cache_errors);
+    ss_buf_printf(b, "# HELP streamscore_redis_reply_errors_total Error replies from Redis, by "
+                     "the error's name.\n"
+                     "# TYPE streamscore_redis_reply_errors_total counter\n");
+    for (int i = 0; i < SS_REDIS_ERRORS; i++)
+        ss_buf_printf(b, "streamscore_redis_reply_errors_total{error=\"%s\"} %ld\n",
+                      redis_errors[i],
+                      __atomic_load_n(&m->redis_reply_errors[i], __ATOMIC_RELAXED));
+    counter(b, "streamscore_redis_dropped_writes_total",
+            "Writes to Redis dropped because their key is not a hash (WRONGTYPE).",
+            &m->redis_dropped_writes);
     render_state(m, b);
     counter(b, "streamscore_kafka_errors_total", "Errors reported by the consumers.",
             &m->kafka_errors);

@@ -48,7 +48,10 @@ void ss_hist_tally(const ss_hist_t *h, ss_hist_tally_t *t, double v); /* no atom
 void ss_hist_add_tally(ss_hist_t *h, const ss_hist_tally_t *t);       /* @locality any */
 
 /* Dead-letter reasons with a counter of their own (others count as "other"). */
-#define SS_DLQ_REASONS 11
+#define SS_DLQ_REASONS 12
+
+/* Redis error replies counted by name (others count as "other"). */
+#define SS_REDIS_ERRORS 12
 
 typedef struct ss_metrics {
     /* counters, updated with __atomic builtins */
@@ -60,7 +63,9 @@ typedef struct ss_metrics {
     long dlq_by_reason[SS_DLQ_REASONS];
     /* the local feature stores of every worker thread (state.mode = owned) */
     long store_hits, store_misses, store_evictions, flushes, flushed_customers, restored_records;
-    long store_customers, store_bytes; /* gauges: sums of every thread's */
+    long store_customers, store_bytes;        /* gauges: sums of every thread's */
+    long redis_reply_errors[SS_REDIS_ERRORS]; /* error replies, by the error's name */
+    long redis_dropped_writes;                /* writes to a key that is not a hash */
     ss_hist_t batch_size, predict_seconds, event_latency_seconds, redis_seconds;
 
     pthread_mutex_t lock; /* guards the lag table */
@@ -77,8 +82,12 @@ typedef struct ss_metrics {
 void ss_metrics_init(ss_metrics_t *m);
 void ss_metrics_destroy(ss_metrics_t *m);
 
-/* Count one dead letter for `reason` (a ss_decode_reason() name or "non_finite_score"). */
+/* Count one dead letter for `reason` (a ss_decode_reason() name, "non_finite_score" or
+ * "feature_key_wrong_type"). */
 void ss_metrics_dead_letter(ss_metrics_t *m, const char *reason);
+
+/* Count one Redis error reply whose name (its first word) is name[0..len). @locality any */
+void ss_metrics_redis_reply_error(ss_metrics_t *m, const char *name, size_t len);
 
 /* Replace the lag of the partitions that consumer `owner` holds, from one librdkafka
  * statistics JSON document. @locality the consumer's polling thread */

@@ -33,6 +33,7 @@ ss_batch_t *ss_batch_new(size_t max, size_t nf) {
     b->u_off = calloc(max, sizeof(size_t));
     b->u_part = calloc(max, sizeof(int32_t));
     b->u_unknown = calloc(max, 1);
+    b->u_dead = calloc(max, 1);
     b->u_flag = calloc(max, 1);
     b->table = malloc(tsize * sizeof(int));
     b->table_used = calloc(max, sizeof(size_t));
@@ -40,7 +41,7 @@ ss_batch_t *ss_batch_new(size_t max, size_t nf) {
     b->arena = malloc(b->arena_cap);
     if (!b->msgs || !b->recs || !b->ev_feat || !b->rows || !b->state || !b->state0 || !b->changed ||
         !b->scores || !b->u_ids || !b->u_lens || !b->u_off || !b->u_part || !b->u_unknown ||
-        !b->u_flag || !b->table || !b->table_used || !b->arena) {
+        !b->u_flag || !b->u_dead || !b->table || !b->table_used || !b->arena) {
         ss_batch_destroy(b);
         return NULL;
     }
@@ -53,7 +54,8 @@ void ss_batch_destroy(ss_batch_t *b) {
         return;
     void *bufs[] = {b->msgs,   b->recs,       b->ev_feat, b->rows,   b->state,  b->changed,
                     b->scores, b->u_ids,      b->u_lens,  b->u_off,  b->u_part, b->u_unknown,
-                    b->table,  b->table_used, b->arena,   b->state0, b->u_flag, b};
+                    b->table,  b->table_used, b->arena,   b->state0, b->u_flag, b->u_dead,
+                    b};
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
         free(bufs[i]);
 }
@@ -104,6 +106,7 @@ static int slot_of(ss_batch_t *b, size_t off, size_t len) {
             b->u_lens[s] = len;
             b->u_ids[s] = b->arena + off;
             b->u_unknown[s] = 0;
+            b->u_dead[s] = 0;
             memset(b->changed + (size_t)s * b->nf, 0, b->nf);
             return s;
         }

@@ -41,6 +41,8 @@ typedef struct ss_batch {
     size_t *u_lens, *u_off;
     int32_t *u_part;          /* per customer: the partition its events came from */
     unsigned char *u_unknown; /* per customer: 1 when its known vector could not be read */
+    unsigned char *u_dead;    /* per customer: 1 when its Redis key is not a hash: its records
+                                 are dead letters, and it is neither scored nor kept */
     float *state;             /* per customer: the known vector, merged with its events */
     float *state0;            /* per customer: the known vector before the batch's events */
     unsigned char *u_flag;    /* per customer: scratch for one pass over the records */

@@ -45,6 +45,7 @@ struct ss_state {
     const char **m_ids;
     size_t *m_lens, *m_slot, n_miss;
     float *m_rows;
+    unsigned char *m_not_hash; /* per miss: its key is not a hash (WRONGTYPE) */
 };
 
 /* ------------------------------------------------------------------ offsets */
@@ -118,8 +119,8 @@ void ss_state_destroy(ss_state_t *s) {
     ss_store_destroy(s->staged);
     ss_changelog_destroy(s->changelog);
     ss_cache_destroy(s->cache);
-    void *bufs[] = {
-        s->pending.next, s->covered.next, (void *)s->m_ids, s->m_lens, s->m_slot, s->m_rows, s};
+    void *bufs[] = {s->pending.next, s->covered.next, (void *)s->m_ids, s->m_lens,
+                    s->m_slot,       s->m_rows,       s->m_not_hash,    s};
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
         free(bufs[i]);
 }
@@ -140,9 +141,12 @@ ss_state_t *ss_state_new(const ss_config_t *cfg, char *const *features, size_t n
                       .m_lens = calloc(max, sizeof(size_t)),
                       .m_slot = calloc(max, sizeof(size_t)),
                       .m_rows = malloc(max * (nf ? nf : 1) * sizeof(float)),
+                      .m_not_hash = calloc(max, 1),
                       .cache = ss_cache_new(cfg, features, nf, errstr, errlen)};
     int ok = s->cache != NULL;
-    if (ok && !(s->m_ids && s->m_lens && s->m_slot && s->m_rows)) {
+    if (ok)
+        ss_cache_set_metrics(s->cache, metrics);
+    if (ok && !(s->m_ids && s->m_lens && s->m_slot && s->m_rows && s->m_not_hash)) {
         snprintf(errstr, errlen, "state: out of memory");
         ok = 0;
     }
@@ -252,7 +256,8 @@ static int with_policy(ss_state_t *s, redis_op_t op) {
 }
 
 static int op_read_misses(ss_state_t *s, char *err, size_t errlen) {
-    return ss_cache_read(s->cache, s->m_ids, s->m_lens, s->n_miss, s->m_rows, err, errlen);
+    return ss_cache_read(s->cache, s->m_ids, s->m_lens, s->n_miss, s->m_rows, s->m_not_hash, err,
+                         errlen);
 }
 
 static int op_sync(ss_state_t *s, char *err, size_t errlen) {
@@ -282,6 +287,25 @@ static void show_store(ss_state_t *s) {
 
 /* ------------------------------------------------------------------ a batch */
 
+/* The records of the customers whose Redis key is not a hash (b->u_dead): dead letters, so
+ * that a key that can never be read or written does not stall its partition; the rest of the
+ * batch goes on. Such a customer is neither scored nor kept: its next events meet the same
+ * key, and are scored once the key is a hash again (or gone). */
+static void dead_letter_not_hash(ss_state_t *s, ss_batch_t *b) {
+    char detail[512];
+    for (size_t i = 0; i < b->n_msgs; i++) {
+        const ss_batch_rec_t *r = &b->recs[i];
+        if (r->dlq || r->slot < 0 || !b->u_dead[r->slot])
+            continue;
+        size_t u = (size_t)r->slot; /* the id read again: a dead letter may move the arena */
+        snprintf(detail, sizeof(detail),
+                 "redis key %s%.*s is not a hash (WRONGTYPE): the customer's features can be "
+                 "neither read nor written",
+                 s->cfg->redis_key_prefix, (int)b->u_lens[u], b->u_ids[u]);
+        ss_batch_dead_letter(b, i, "score", "feature_key_wrong_type", detail);
+    }
+}
+
 int ss_state_read(ss_state_t *s, ss_batch_t *b) {
     size_t nf = b->nf;
     s->n_miss = 0;
@@ -307,15 +331,20 @@ int ss_state_read(ss_state_t *s, ss_batch_t *b) {
     }
     if (s->n_miss && (rc = with_policy(s, op_read_misses)) < 0)
         return rc;
+    int not_hash = 0;
     for (size_t i = 0; i < s->n_miss; i++) {
         float *row = b->state + s->m_slot[i] * nf;
         b->u_unknown[s->m_slot[i]] = rc != 0;
+        b->u_dead[s->m_slot[i]] = rc == 0 && s->m_not_hash[i];
+        not_hash |= b->u_dead[s->m_slot[i]];
         if (rc == 0)
             memcpy(row, s->m_rows + i * nf, nf * sizeof(float));
         else
             for (size_t f = 0; f < nf; f++)
                 row[f] = NAN;
     }
+    if (not_hash)
+        dead_letter_not_hash(s, b);
     return rc;
 }
 
@@ -330,6 +359,8 @@ int ss_state_stage(ss_state_t *s, const ss_batch_t *b) {
     if (!s->staged)
         return 0;
     for (size_t u = 0; u < b->n_u; u++) {
+        if (b->u_dead[u])
+            continue;
         if (ss_store_put(s->staged, b->u_ids[u], b->u_lens[u], b->u_part[u], b->state + u * b->nf,
                          b->changed + u * b->nf) < 0) {
             ss_error("state: out of memory for the open transaction's customers");
@@ -450,8 +481,9 @@ static int flush_step(ss_state_t *s, size_t batch_customers) {
 static int commit_shared(ss_state_t *s, const ss_batch_t *b) {
     if (s->writes)
         for (size_t u = 0; u < b->n_u; u++)
-            ss_cache_queue_write(s->cache, b->u_ids[u], b->u_lens[u], b->state + u * b->nf,
-                                 b->changed + u * b->nf);
+            if (!b->u_dead[u])
+                ss_cache_queue_write(s->cache, b->u_ids[u], b->u_lens[u], b->state + u * b->nf,
+                                     b->changed + u * b->nf);
     return ss_cache_pending(s->cache) > 0 ? with_policy(s, op_sync) : 0;
 }
 
@@ -487,6 +519,8 @@ int ss_state_commit(ss_state_t *s, const ss_batch_t *b) {
     if (!s->store)
         return commit_shared(s, b);
     for (size_t u = 0; u < b->n_u; u++) {
+        if (b->u_dead[u])
+            continue;
         if (ss_store_put(s->store, b->u_ids[u], b->u_lens[u], b->u_part[u], b->state + u * b->nf,
                          s->writes ? b->changed + u * b->nf : NULL) < 0) {
             ss_error("state: out of memory in the local store");
