@@ -13,6 +13,7 @@ import time
 import numpy as np
 import pytest
 
+import bad_inputs
 import harness as h
 
 CONNECT = "__connect.errors."
@@ -109,6 +110,10 @@ def test_a_customer_whose_key_is_not_a_hash_is_dead_lettered_and_the_rest_scored
     assert named, "no log line names WRONGTYPE and the key" + w.describe()
     ends = h.end_offsets(ctx.input_topic)
     assert h.committed_offsets(ctx.group, ctx.input_topic, sorted(ends)) == ends
+    bad_inputs.record("Customer whose Redis key is not a hash", "a string under the key prefix",
+                      "its events dead-lettered as `feature_key_wrong_type` (key named), the "
+                      "rest of the batch scored and committed", len(bad_places), 0,
+                      "test_redis_errors.py::test_a_customer_whose_key_is_not_a_hash")
 
 
 def _wait_hash(ctx, cid, worker, timeout=10.0):
