@@ -2,8 +2,9 @@
 must not choke on (records that are not Avro, too big, of unknown schemas, feature keys of the
 wrong type, values the model scores non-finite) records here what it sent, what the worker did
 with it and how many records it lost, once its own assertions have passed. At the end of the
-session the rows are written to build/reliability/bad-inputs.md, and into the section between
-the markers below of $SS_RELIABILITY_DOC when it is set (`make reliability`)."""
+session the rows are written to reliability/bad-inputs.md in the worker's build directory, and
+into the section between the markers below of $SS_RELIABILITY_DOC when it is set
+(`make reliability`)."""
 
 import json
 import os
@@ -59,7 +60,7 @@ def write():
     if not _rows:
         return
     new = section(_rows)
-    out = h.ROOT / "build" / "reliability"
+    out = h.BIN.parent / "reliability"  # build/, build-asan/, build-tsan/: each its own
     out.mkdir(parents=True, exist_ok=True)
     (out / "bad-inputs.md").write_text(new + "\n", encoding="utf-8")
     (out / "bad-inputs.json").write_text(json.dumps(_rows, indent=2), encoding="utf-8")

@@ -182,6 +182,13 @@ class CommitMonitor(threading.Thread):
                 except Exception as e:  # noqa: BLE001 - a broker down: this sample is skipped
                     self.failed_samples += 1
                     self.last_error = repr(e)
+                    # a partition the client's metadata lacks ("Unknown partition") stays
+                    # unknown until the metadata is asked for again
+                    for topic in self.topics.values():
+                        try:
+                            c.list_topics(topic, timeout=2)
+                        except Exception:  # noqa: BLE001 - the next sample tries again
+                            pass
         finally:
             c.close()
 
