@@ -43,13 +43,12 @@ SAN_ENV = ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:log_path=$(SAN_REPORTS)/as
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=$(SAN_REPORTS)/ubsan
 
 # Stage 3: every ThreadSanitizer report fails the run. The integration tests run are the
-# subset `tsan` of tests/integration/conftest.py, every worker with two worker threads (and
-# stopped only once its consumer group has settled, tests/integration/harness.py); the
+# subset `tsan` of tests/integration/conftest.py, every worker with two worker threads; the
 # reports go to files, as in stage 2, and leave the exit codes alone (exitcode=0): the tests
 # judge the behaviour, the files the races. tests/tsan.supp holds the reports that come from
 # inside uninstrumented libraries (libxgboost's OpenMP threads, librdkafka's reference
-# counts); the build links tests/tsan_c11_threads.c, so that librdkafka's C11 threads and
-# locks are seen.
+# counts); scripts/setup builds librdkafka on POSIX threads (--disable-c11threads), whose
+# thread starts and locks ThreadSanitizer intercepts (it does not intercept glibc's C11 ones).
 TSAN_REPORTS = $(CURDIR)/$(BUILD_TSAN)/sanitizer-reports
 TSAN_ENV = TSAN_OPTIONS=log_path=$(TSAN_REPORTS)/tsan:exitcode=0:print_suppressions=0:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/tsan.supp \
 	SS_IT_SUBSET=tsan SS_IT_WORKER_THREADS=2 SS_IT_TEST_TIMEOUT=300

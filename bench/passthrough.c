@@ -57,7 +57,6 @@ typedef struct ack {
 
 typedef struct worker {
     int index;
-    int rebalanced; /* atomic: the consumer has been through a rebalance callback */
     pthread_t tid;
     rd_kafka_t *consumer;
     rd_kafka_message_t **msgs;
@@ -169,8 +168,7 @@ static int send_record(const rd_kafka_message_t *m, ack_t *a) {
 
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque) {
-    worker_t *w = opaque;
-    __atomic_store_n(&w->rebalanced, 1, __ATOMIC_RELEASE);
+    (void)opaque;
     int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     rd_kafka_error_t *error = NULL;
     rd_kafka_resp_err_t ret = RD_KAFKA_RESP_ERR_NO_ERROR;
@@ -234,27 +232,9 @@ static rd_kafka_t *consumer_new(worker_t *w) {
     return rk;
 }
 
-/* Leaves the group after committing the stored offsets. librdkafka 2.0's cooperative-sticky
- * assignor aborts the process (assertion on its state, issue 4312) when a consumer that has
- * joined but not yet received its first assignment is destroyed, with or without the close
- * handshake; so a consumer stopped that early first polls until its first rebalance callback
- * (up to 10 s; records polled meanwhile are dropped, their offsets not stored). */
+/* Leaves the group after committing the stored offsets. */
 static void consumer_close(worker_t *w) {
     rd_kafka_t *rk = w->consumer;
-    int64_t deadline = mono_ns() + 10LL * 1000000000LL;
-    while (!__atomic_load_n(&w->rebalanced, __ATOMIC_ACQUIRE) && mono_ns() < deadline) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
-        if (m)
-            rd_kafka_message_destroy(m);
-    }
-    if (!__atomic_load_n(&w->rebalanced, __ATOMIC_ACQUIRE)) {
-        fprintf(stderr,
-                "passthrough: consumer %d never joined the group; leaving without the "
-                "close handshake\n",
-                w->index);
-        rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
-        return;
-    }
     rd_kafka_resp_err_t err = rd_kafka_commit(rk, NULL, 0);
     if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
         fprintf(stderr, "passthrough: final commit: %s\n", rd_kafka_err2str(err));

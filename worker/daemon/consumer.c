@@ -147,21 +147,6 @@ fail:
 void ss_consumer_destroy(rd_kafka_t *rk) {
     if (!rk)
         return;
-    /* A consumer that holds no partition has nothing to commit or hand over. librdkafka
-     * 2.0's cooperative-sticky assignor aborts the process when such a consumer (one that
-     * never got its first assignment, e.g. stopped while the group waits for a dead member)
-     * is closed (librdkafka issue 4312), so it is destroyed without the close handshake; the
-     * group drops it after session.timeout.ms. */
-    rd_kafka_topic_partition_list_t *assigned = NULL;
-    if (rd_kafka_assignment(rk, &assigned) == RD_KAFKA_RESP_ERR_NO_ERROR && assigned &&
-        assigned->cnt == 0) {
-        rd_kafka_topic_partition_list_destroy(assigned);
-        ss_info("consumer: no partition assigned; leaving without the close handshake");
-        rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
-        return;
-    }
-    if (assigned)
-        rd_kafka_topic_partition_list_destroy(assigned);
     rd_kafka_resp_err_t err = rd_kafka_commit(rk, NULL, 0);
     if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
         ss_warn("consumer: final commit: %s", rd_kafka_err2str(err));
