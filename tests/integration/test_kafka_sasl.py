@@ -1,14 +1,16 @@
 """Kafka over SASL_SSL, as managed services ask for it: SCRAM-SHA-512 over TLS with a private
-CA (the stack's listener, scripts/dev-stack TLS=1). A wrong password or a CA that did not sign
-the broker's certificate stops the worker at once, with exit code 2 and one plain line that
-names the problem and the keys to check, and never a secret."""
+CA (the stack's listener, scripts/dev-stack TLS=1). The worker scores through it; a wrong
+password or a CA that did not sign the broker's certificate stops it at once, with exit code 2
+and one plain line that names the problem and the keys to check, and never a secret."""
 
 import subprocess
 import time
 import uuid
 
+import numpy as np
 import pytest
 
+import harness as h
 
 # The worker's wait for one connection (librdkafka's socket.connection.setup.timeout.ms): a
 # refused login or certificate is known within it, and the worker must have exited a few
@@ -28,6 +30,17 @@ def _sasl_props(ctx, tls, ca_file=None):
 
 def _password_env(password):
     return {"STREAMSCORE_KAFKA_SASL_PASSWORD": password}
+
+
+def _produce_events(ctx, n, seed):
+    """n events through the plain listener (the test's own client); the expected predictions."""
+    rng = np.random.default_rng(seed)
+    customers = [f"sasl-{ctx.uid}-{i:03d}" for i in range(12)]
+    events = h.random_events(rng, customers, n)
+    placed = h.produce(ctx.input_topic, events,
+                       lambda ev: h.encode_avro(h.EVENT_SCHEMA_PATH, ev))
+    expected, _ = h.expected_predictions(events, placed, h.PRIMARY_MODEL)
+    return expected
 
 
 def _stopped_with_one_line(worker, prefix):
@@ -60,6 +73,21 @@ def _assert_no_secret(worker, *secrets):
     text = worker.log_path.read_text(encoding="utf-8", errors="replace")
     for s in secrets:
         assert s not in text, "a password appears in the worker's output" + worker.describe()
+
+
+def test_the_worker_scores_through_the_sasl_ssl_listener(ctx, tls_stack):
+    expected = _produce_events(ctx, 40, seed=1501)
+
+    records, undecodable = ctx.run_until(_sasl_props(ctx, tls_stack), len(expected),
+                                         env=_password_env(tls_stack.kafka_password))
+
+    assert not undecodable, f"undecodable predictions: {undecodable[:3]}"
+    assert len(records) == len(expected), f"{len(records)} predictions for {len(expected)} events"
+    first, n_bad = h.score_mismatches(records, expected)
+    assert n_bad == 0, f"{n_bad} of {len(records)} predictions differ from the reference: {first}"
+    w = ctx.workers[0]
+    _assert_no_secret(w, tls_stack.kafka_password)
+    assert not _plain_lines(w), f"unexpected plain output: {_plain_lines(w)}"
 
 
 # Where the worker first meets Kafka: at-least-once, its consumer and producer once started;
