@@ -137,7 +137,7 @@ static void note_refusal(ss_kafka_refusal_t kind, const char *reason) {
                  "kafka: SASL authentication failed (check kafka.sasl.username, "
                  "kafka.sasl.password): %s",
                  reason);
-    else /* an alert: the broker refused the client's certificate */
+    else /* with an alert, the broker refused the client's certificate: its keys too */
         snprintf(refused_line, sizeof(refused_line),
                  "kafka: TLS handshake failed (check kafka.ssl.ca.location%s): %s",
                  strstr(reason, "alert")
