@@ -17,9 +17,12 @@ SS_REGISTRY=$SS_DEPS/apicurio-registry # Apicurio Registry server (scripts/setup
 : "${REDIS_PORT:=16379}"
 : "${REGISTRY:=0}" # 1: also a Confluent-compatible schema registry (see scripts/dev-stack)
 : "${REGISTRY_PORT:=18081}"
+: "${KAFKA_SASL_PORT:=19094}" # TLS=1: Kafka's SASL_SSL listener (see scripts/dev-stack)
+: "${REDIS_TLS_PORT:=16380}"  # TLS=1: Redis's TLS port
 : "${TOPICS:=customer-events:6,predictions:6,predictions.shadow:6,customer-events.dlq:1,predictions.shadow.dlq:1}"
 case $STACK_DIR in /*) ;; *) STACK_DIR=$SS_ROOT/$STACK_DIR ;; esac
-export STACK_DIR KAFKA_PORT KAFKA_CONTROLLER_PORT KAFKA_BROKERS REDIS_PORT REGISTRY REGISTRY_PORT TOPICS
+export STACK_DIR KAFKA_PORT KAFKA_CONTROLLER_PORT KAFKA_BROKERS REDIS_PORT REGISTRY REGISTRY_PORT TOPICS \
+	KAFKA_SASL_PORT REDIS_TLS_PORT
 
 SS_PROG=${SS_PROG:-$(basename "$0")}
 

@@ -3,6 +3,7 @@ scripts/dev-stack on test-only ports, and per-test isolation (own topics, consum
 Redis key prefix). The stack is always taken down at the end, whatever happened."""
 
 import atexit
+import dataclasses
 import logging
 import os
 import signal
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 import redis as redis_lib
@@ -98,6 +100,9 @@ def _stack_env():
         "TOPICS": "it-stack-ready:1",
         "REGISTRY": "1" if h.REGISTRY else "0",
         "REGISTRY_PORT": str(h.REGISTRY_PORT),
+        "TLS": "1" if h.TLS else "0",
+        "KAFKA_SASL_PORT": str(h.KAFKA_SASL_PORT),
+        "REDIS_TLS_PORT": str(h.REDIS_TLS_PORT),
     })
     return env
 
@@ -133,7 +138,8 @@ class _Stack:
 @pytest.fixture(scope="session")
 def stack():
     """Kafka (h.BOOTSTRAP: one broker, or three nodes for the fault tests) and Redis
-    (h.REDIS_PORT) on loopback for the whole session."""
+    (h.REDIS_PORT) on loopback for the whole session; the single broker's stack also with
+    its TLS listeners (tls_stack)."""
     assert DEV_STACK.exists(), f"{DEV_STACK} not found"
     s = _Stack()
     atexit.register(s.down)
@@ -175,6 +181,45 @@ def _wait_ready(timeout=60.0):
             last = e
         time.sleep(0.5)
     raise AssertionError(f"stack not ready within {timeout}s: {last!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class TlsStack:
+    """What the stack's TLS listeners need (scripts/dev-stack TLS=1, files in STACK_DIR/tls)."""
+
+    dir: Path
+    ca_file: Path  # the private CA that signed the servers' certificate (and the client's)
+    client_cert: Path
+    client_key: Path
+    kafka_sasl_port: int  # SASL_SSL, SCRAM-SHA-512
+    kafka_user: str
+    kafka_password: str
+    redis_tls_port: int
+    redis_user: str  # ACL user: every key, every command
+    redis_password: str
+    reader_user: str  # ACL user: read commands only
+    reader_password: str
+
+
+@pytest.fixture(scope="session")
+def tls_stack(stack):
+    """The session stack's TLS side: Kafka's SASL_SSL listener and Redis's TLS port with its
+    ACL users (the single-broker stack only)."""
+    if not h.TLS:
+        pytest.fail("this test needs the single-broker stack, which runs with TLS "
+                    f"(this session has SS_IT_KAFKA_BROKERS={h.KAFKA_BROKERS})")
+    d = STACK_DIR / "tls"
+
+    def password(name):
+        return (d / name).read_text(encoding="utf-8").strip()
+
+    return TlsStack(dir=d, ca_file=d / "ca.crt", client_cert=d / "client.crt",
+                    client_key=d / "client.key", kafka_sasl_port=h.KAFKA_SASL_PORT,
+                    kafka_user="streamscore",
+                    kafka_password=password("kafka-streamscore.password"),
+                    redis_tls_port=h.REDIS_TLS_PORT, redis_user="streamscore",
+                    redis_password=password("redis-streamscore.password"),
+                    reader_user="reader", reader_password=password("redis-reader.password"))
 
 
 @pytest.fixture

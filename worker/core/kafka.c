@@ -1,6 +1,7 @@
 /* kafka.c - the kafka.* pass-through and librdkafka's logs and errors as structured logs,
  * shared by every Kafka client streamscore makes (worker consumers and producers, the
- * compare tool's range reader, the bench's producer). */
+ * compare tool's range reader, the bench's producer); the first refusal of credentials or a
+ * certificate is kept, for the worker to stop on it (librdkafka would retry it forever). */
 #include "kafka.h"
 
 #include <stdio.h>
@@ -84,11 +85,86 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
            "%s", buf);
 }
 
+/* ---- refusals: credentials or certificates that retrying cannot mend */
+
+/* OpenSSL's words, which librdkafka (2.0.2 as 2.8.0) passes on in the reason, for a
+ * certificate the handshake refused or a handshake the peer refused with an alert: "certificate
+ * verify failed", "Failed to verify broker certificate", "Broker did not provide a
+ * certificate", "alert bad certificate", "alert certificate required", "alert unknown ca", ...
+ * A connection cut during the handshake ("Disconnected", "unexpected eof while reading", "SSL
+ * transport error: ...") is none of them: a broker restarting, retried. */
+static const char *tls_refusals[] = {"certificate", "unknown ca", "alert handshake failure",
+                                     "alert protocol version", NULL};
+
+static int says_tls_refusal(const char *reason) {
+    for (const char **w = tls_refusals; *w; w++)
+        if (strstr(reason, *w))
+            return 1;
+    return 0;
+}
+
+ss_kafka_refusal_t ss_kafka_refusal(int err, const char *reason) {
+    reason = reason ? reason : "";
+    switch (err) {
+    case RD_KAFKA_RESP_ERR__AUTHENTICATION:
+        /* An OAUTHBEARER token that could not be fetched is fetched again by librdkafka (its
+         * endpoint may be back): no broker refused anything. */
+        return strstr(reason, "OAUTHBEARER token") ? SS_KAFKA_RETRY : SS_KAFKA_REFUSED_SASL;
+    case RD_KAFKA_RESP_ERR__SSL:
+        return says_tls_refusal(reason) ? SS_KAFKA_REFUSED_TLS : SS_KAFKA_RETRY;
+    case RD_KAFKA_RESP_ERR__TRANSPORT:
+        /* TLS 1.3: a broker's alert refusing the client's certificate comes after the handshake,
+         * with the next read ("Receive failed: ...:SSL routines::tlsv13 alert certificate
+         * required") */
+        return strstr(reason, "SSL routines") && says_tls_refusal(reason) ? SS_KAFKA_REFUSED_TLS
+                                                                          : SS_KAFKA_RETRY;
+    default: return SS_KAFKA_RETRY;
+    }
+}
+
+/* The first refusal of the process. refused_state: 0 none, 1 being written, 2 written (atomic);
+ * refused_line is written once, before the state becomes 2, and only read after. */
+static int refused_state;
+static char refused_line[1024];
+
+static void note_refusal(ss_kafka_refusal_t kind, const char *reason) {
+    int none = 0;
+    if (!__atomic_compare_exchange_n(&refused_state, &none, 1, 0, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE))
+        return; /* the first one is the answer */
+    if (kind == SS_KAFKA_REFUSED_SASL)
+        snprintf(refused_line, sizeof(refused_line),
+                 "kafka: SASL authentication failed (check kafka.sasl.username, "
+                 "kafka.sasl.password): %s",
+                 reason);
+    else /* with an alert, the broker refused the client's certificate: its keys too */
+        snprintf(refused_line, sizeof(refused_line),
+                 "kafka: TLS handshake failed (check kafka.ssl.ca.location%s): %s",
+                 strstr(reason, "alert")
+                     ? ", kafka.ssl.certificate.location, kafka.ssl.key.location"
+                     : "",
+                 reason);
+    __atomic_store_n(&refused_state, 2, __ATOMIC_RELEASE);
+}
+
+int ss_kafka_refused(char *line, size_t len) {
+    if (__atomic_load_n(&refused_state, __ATOMIC_ACQUIRE) != 2)
+        return 0;
+    if (line && len)
+        snprintf(line, len, "%s", refused_line);
+    return 1;
+}
+
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
     (void)opaque;
     const char *side = rd_kafka_type(rk) == RD_KAFKA_PRODUCER ? "producer" : "consumer";
-    ss_log(err == RD_KAFKA_RESP_ERR__FATAL ? SS_LOG_ERROR : SS_LOG_WARN,
-           SS_FIELDS(SSF_STR("side", side), SSF_STR("error", rd_kafka_err2name(err))),
+    ss_kafka_refusal_t refusal = ss_kafka_refusal(err, reason);
+    if (refusal != SS_KAFKA_RETRY)
+        note_refusal(refusal, reason ? reason : "");
+    ss_log(err == RD_KAFKA_RESP_ERR__FATAL || refusal != SS_KAFKA_RETRY ? SS_LOG_ERROR
+                                                                        : SS_LOG_WARN,
+           SS_FIELDS(SSF_STR("side", side), SSF_STR("error", rd_kafka_err2name(err)),
+                     SSF_BOOL("refused", refusal != SS_KAFKA_RETRY)),
            "kafka: %s: %s", rd_kafka_err2name(err), reason);
 }
 

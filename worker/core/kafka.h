@@ -1,6 +1,7 @@
 /* kafka.h - what every Kafka client of streamscore shares, whichever program makes it:
  * the kafka.* pass-through properties, librdkafka's log and error callbacks as structured
- * logs. The worker's consumers and producers and the compare tool's range reader use it. */
+ * logs, and the refusals (credentials, certificates) that stop a worker instead of being
+ * retried. The worker's consumers and producers and the compare tool's range reader use it. */
 #ifndef SS_KAFKA_H
 #define SS_KAFKA_H
 
@@ -22,7 +23,27 @@ int ss_kafka_conf_apply(rd_kafka_conf_t *conf, const ss_config_t *cfg, int scope
 int ss_kafka_conf_default(rd_kafka_conf_t *conf, const char *key, const char *value);
 
 /* Install the log and error callbacks on `conf`: librdkafka's log lines and client errors
- * as structured logs (a fatal error at level error, the rest at warn). */
+ * as structured logs (a fatal error or a refusal at level error, the rest at warn). A refusal
+ * (below) is also kept for ss_kafka_refused. */
 void ss_kafka_conf_logging(rd_kafka_conf_t *conf);
+
+/* Client errors that retrying cannot mend: the broker refused the client's credentials, or the
+ * TLS handshake refused a certificate (the broker's, not signed by a CA the client trusts, or
+ * the client's). librdkafka itself retries them forever. */
+typedef enum {
+    SS_KAFKA_RETRY = 0,    /* anything else: a broker down, a connection cut, ... */
+    SS_KAFKA_REFUSED_SASL, /* RD_KAFKA_RESP_ERR__AUTHENTICATION */
+    SS_KAFKA_REFUSED_TLS   /* a certificate or handshake problem (__SSL, or __TRANSPORT) */
+} ss_kafka_refusal_t;
+
+/* What a client error (`err` and `reason` as librdkafka's error callback gets them) is. */
+ss_kafka_refusal_t ss_kafka_refusal(int err, const char *reason);
+
+/* The first refusal any client of this process met since it started, as one line naming the
+ * problem and the keys to check (never a secret), e.g. "kafka: SASL authentication failed
+ * (check kafka.sasl.username, kafka.sasl.password): <librdkafka's reason>". Returns 1 with the
+ * line in `line` (when not NULL), or 0 when there was none.
+ * @locality any thread: the line is written once, by the first librdkafka thread to report */
+int ss_kafka_refused(char *line, size_t len);
 
 #endif

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "error.h"
 #include "kafka.h"
 #include "log.h"
@@ -75,6 +76,20 @@ static void *poll_main(void *arg) {
     return NULL;
 }
 
+/* rd_kafka_init_transactions, for up to 60 s, in steps that serve the client's errors (its poll
+ * thread is not running yet): a refusal of credentials or of a certificate ends the wait. */
+static rd_kafka_error_t *init_transactions(rd_kafka_t *rk) {
+    int64_t until = ss_mono_ms() + 60000;
+    for (;;) {
+        rd_kafka_error_t *e = rd_kafka_init_transactions(rk, 1000);
+        rd_kafka_poll(rk, 0);
+        if (!e || !rd_kafka_error_is_retriable(e) || ss_kafka_refused(NULL, 0) ||
+            ss_mono_ms() >= until)
+            return e;
+        rd_kafka_error_destroy(e); /* timed out: called again, it resumes */
+    }
+}
+
 ss_producer_t *ss_producer_new(const ss_config_t *cfg, const char *transactional_id, char *errstr,
                                size_t errlen) {
     ss_producer_t *p = calloc(1, sizeof(*p));
@@ -109,7 +124,7 @@ ss_producer_t *ss_producer_new(const ss_config_t *cfg, const char *transactional
     }
     conf = NULL; /* owned by rk now */
     if (transactional_id) {
-        rd_kafka_error_t *e = rd_kafka_init_transactions(p->rk, 60000);
+        rd_kafka_error_t *e = init_transactions(p->rk);
         if (e) {
             snprintf(errstr, errlen, "producer: initializing transactions for '%s': %s",
                      transactional_id, rd_kafka_error_string(e));

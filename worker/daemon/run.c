@@ -10,6 +10,7 @@
 #include "clock.h"
 #include "endpoints.h"
 #include "error.h"
+#include "kafka.h"
 #include "log.h"
 #include "reload.h"
 #include "state_changelog.h"
@@ -103,11 +104,15 @@ static int workers_create(ss_runtime_t *rt, size_t n) {
     return 0;
 }
 
-/* While the threads work: reload the model when asked; return once every thread finished. */
+/* While the threads work: reload the model when asked; stop them when a Kafka client was
+ * refused (credentials, certificate: retrying cannot mend it); return once every thread
+ * finished. */
 static void watch(ss_runtime_t *rt, size_t started) {
     ss_reload_t reload;
     ss_reload_init(&reload, rt->cfg);
     for (;;) {
+        if (ss_kafka_refused(NULL, 0))
+            __atomic_store_n(&rt->failed, 1, __ATOMIC_RELEASE);
         size_t finished = 0;
         for (size_t i = 0; i < started; i++)
             finished += ss_worker_done(rt->workers[i]);
@@ -158,5 +163,10 @@ int ss_run(const ss_config_t *cfg, ss_model_t *model, int *stop, int *reload, ss
 done:
     ss_http_stop(http); /* before the workers it reports on go away */
     runtime_close(&rt);
+    /* the keys to check, and exit 2 (unless a start-up error already said so) */
+    if (rc != SS_ERR_CONFIG && ss_kafka_refused(err, sizeof(err))) {
+        startup_error(SS_ERR_CONFIG, err);
+        rc = SS_ERR_CONFIG;
+    }
     return rc;
 }

@@ -54,11 +54,13 @@ static rd_kafka_t *client(const ss_config_t *cfg, rd_kafka_type_t type, char *er
     return rk;
 }
 
-/* Partitions of `topic`: >= 0, -1 when it does not exist, SS_ERR_FAIL with errstr. */
-static int partitions_of(rd_kafka_t *rk, const char *topic, char *errstr, size_t errlen) {
+/* Partitions of `topic`: >= 0, -1 when it does not exist, SS_ERR_FAIL with errstr (no answer
+ * within timeout_ms, ...). */
+static int partitions_of(rd_kafka_t *rk, const char *topic, int timeout_ms, char *errstr,
+                         size_t errlen) {
     rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
     const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, t, &md, 10000);
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, t, &md, timeout_ms);
     rd_kafka_topic_destroy(t);
     if (err) {
         snprintf(errstr, errlen, "changelog: metadata of '%s': %s", topic, rd_kafka_err2str(err));
@@ -112,11 +114,17 @@ static int create_topic(rd_kafka_t *rk, const ss_config_t *cfg, int partitions, 
 }
 
 /* The input's partition count. A topic just created may not be in every broker's metadata
- * yet: asked again for up to 15 s before it is called missing. */
+ * yet: asked again for up to 15 s before it is called missing (or the cluster unreachable). A
+ * client refused (credentials, certificate) gets no answer at all: it is told so at once. */
 static int input_partitions(rd_kafka_t *rk, const ss_config_t *cfg, char *errstr, size_t errlen) {
     int n = -1;
-    for (int64_t until = ss_mono_ms() + 15000; n == -1 && ss_mono_ms() < until;) {
-        if ((n = partitions_of(rk, cfg->input_topic, errstr, errlen)) == -1)
+    for (int64_t until = ss_mono_ms() + 15000;
+         (n == -1 || n == SS_ERR_FAIL) && ss_mono_ms() < until;) {
+        n = partitions_of(rk, cfg->input_topic, 1000, errstr, errlen);
+        rd_kafka_poll(rk, 0); /* its errors: a refusal is noted */
+        if (ss_kafka_refused(errstr, errlen))
+            return SS_ERR_CONFIG;
+        if (n == -1)
             ss_sleep_ms(500);
     }
     if (n == -1) {
@@ -134,7 +142,7 @@ int ss_changelog_prepare(const ss_config_t *cfg, char *errstr, size_t errlen) {
     int rc, in = input_partitions(rk, cfg, errstr, errlen);
     if ((rc = in) < 0)
         goto done;
-    rc = partitions_of(rk, cfg->state_changelog_topic, errstr, errlen);
+    rc = partitions_of(rk, cfg->state_changelog_topic, 10000, errstr, errlen);
     if (rc == -1)
         rc = create_topic(rk, cfg, in, errstr, errlen);
     else if (rc >= 0 && rc < in) {
