@@ -43,7 +43,7 @@ static void init(void) {
         ss_config_finalize(cfg, err, sizeof(err)) < 0)
         die("config", cfg ? err : "out of memory");
     ss_metrics_init(&metrics);
-    cache = ss_cache_new(cfg, features, NF, err, sizeof(err));
+    cache = ss_cache_new(cfg, features, NF, NULL, err, sizeof(err));
     if (!cache)
         die("ss_cache_new", err);
     ss_cache_set_metrics(cache, &metrics);
