@@ -1,6 +1,6 @@
 """Redis over TLS with an ACL user (the stack's TLS port, tls_stack): with the CA and the user's
-password (from the environment or from redis.password.file) the worker scores and its
-features are in Redis. What a retry cannot fix stops it with exit 2 and one plain line that
+password (from the environment or from redis.password.file, with or without a client
+certificate) the worker scores and its features are in Redis. What a retry cannot fix stops it with exit 2 and one plain line that
 names the problem and the keys to check, never a secret, under either redis.on.error: a wrong
 password, a CA that did not sign the server's certificate, a server name the certificate does
 not carry, and a user without write permission (NOPERM)."""
@@ -96,11 +96,14 @@ def test_an_acl_user_over_tls_scores_and_writes_its_features(ctx, tls_stack):
     print(f"scored over TLS in {time.monotonic() - start:.1f}s")
 
 
-def test_the_password_from_redis_password_file_and_a_server_name_also_work(ctx, tls_stack):
+def test_the_password_from_a_file_a_server_name_and_a_client_certificate_also_work(ctx,
+                                                                                    tls_stack):
     secret = ctx.tmp / "redis-password"
     secret.write_text(tls_stack.redis_password + "\n", encoding="utf-8")  # as a Secret volume
     props = _tls_props(ctx, tls_stack, tls_stack.redis_user,
-                       {"redis.password.file": secret, "redis.tls.server.name": "localhost"})
+                       {"redis.password.file": secret, "redis.tls.server.name": "localhost",
+                        "redis.tls.cert.file": tls_stack.client_cert,
+                        "redis.tls.key.file": tls_stack.client_key})
     w = _scores_and_writes_features(ctx, tls_stack, props, None, 1502)
     log = w.log_path.read_text(encoding="utf-8", errors="replace")
     assert tls_stack.redis_password not in log, "the password is in the worker's log"
