@@ -116,8 +116,10 @@ out:
 static int secrets_from_files(ss_config_t *cfg, unsigned commands, char *errstr, size_t errlen) {
     for (size_t i = 1; i < ss_config__n_keys; i++) {
         const ss_config__key_t *file_key = &ss_config__keys[i], *key = file_key - 1;
+        if (!(file_key->flags & SS_KEY_SECRET_FILE) || !(file_key->scope & commands))
+            continue;
         const char *path = *(char **)ss_config__field(cfg, file_key);
-        if (!(file_key->flags & SS_KEY_SECRET_FILE) || !(file_key->scope & commands) || !*path)
+        if (!*path)
             continue;
         char **secret = ss_config__field(cfg, key);
         if (**secret) {
