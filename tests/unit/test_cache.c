@@ -120,10 +120,6 @@ static void replies_cut_off_error_replies_and_values(void) {
     ss_config_destroy(cfg);
 }
 
-#ifndef REDIS_REPLY_PUSH
-#define REDIS_REPLY_PUSH 12 /* hiredis 1.x */
-#endif
-
 /* hiredis 1.x reads every object the reply functions return as a redisReply (is it a push
  * reply?): each must be one, of a type that is not REDIS_REPLY_PUSH, for every kind of reply. */
 static void reply_objects_read_as_redis_replies(void) {
