@@ -340,7 +340,7 @@ int main(int argc, char **argv) {
     /* redis: read + write of a batch's customers, one pipeline each (distinct customers
      * per batch, as the worker sends them), written once first so that reads find them */
     {
-        ss_cache_t *cache = ss_cache_new(cfg, model->feature_names, nf, err, sizeof(err));
+        ss_cache_t *cache = ss_cache_new(cfg, model->feature_names, nf, NULL, err, sizeof(err));
         if (!cache) {
             fprintf(stderr, "components: %s\n", err);
             return 1;

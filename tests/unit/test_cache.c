@@ -55,17 +55,26 @@ static int listen_loopback(int *port) {
     return fd;
 }
 
-static ss_cache_t *cache_for(int port, ss_config_t **cfg) {
-    char text[512];
+/* A cache on loopback `port` (degrade: it starts when nothing answers), with the properties
+ * `more` and the environment `env` (NULL-terminated, may be NULL); *why: ss_cache_new's code. */
+static ss_cache_t *cache_with(int port, const char *more, char **env, ss_config_t **cfg, int *why) {
+    char text[1024];
     snprintf(text, sizeof(text),
              "model.path = m.json\nkafka.bootstrap.servers = x:1\nredis.port = %d\n"
-             "redis.timeout.ms = 200\nredis.on.error = degrade\n",
-             port);
+             "redis.timeout.ms = 200\nredis.on.error = degrade\n%s",
+             port, more);
     *cfg = ss_config_new();
+    *why = 0;
     if (ss_config_load_string(*cfg, text, strlen(text), "t", err, sizeof(err)) < 0 ||
+        ss_config_apply_env(*cfg, env, NULL, err, sizeof(err)) < 0 ||
         ss_config_finalize(*cfg, err, sizeof(err)) < 0)
         return NULL;
-    return ss_cache_new(*cfg, features, 3, err, sizeof(err));
+    return ss_cache_new(*cfg, features, 3, why, err, sizeof(err));
+}
+
+static ss_cache_t *cache_for(int port, ss_config_t **cfg) {
+    int why;
+    return cache_with(port, "", NULL, cfg, &why);
 }
 
 static void replies_cut_off_error_replies_and_values(void) {
@@ -110,10 +119,6 @@ static void replies_cut_off_error_replies_and_values(void) {
     close(s.listen_fd);
     ss_config_destroy(cfg);
 }
-
-#ifndef REDIS_REPLY_PUSH
-#define REDIS_REPLY_PUSH 12 /* hiredis 1.x */
-#endif
 
 /* hiredis 1.x reads every object the reply functions return as a redisReply (is it a push
  * reply?): each must be one, of a type that is not REDIS_REPLY_PUSH, for every kind of reply. */
@@ -258,7 +263,96 @@ static void other_error_replies_fail_the_call_naming_the_command(void) {
     offline_close(&o);
 }
 
+/* NOPERM, and NOAUTH when no password is configured, are refusals no retry can fix: the call
+ * fails with SS_ERR_CONFIG, naming the user. With a password, NOAUTH is a server restarted
+ * with one under the connection: the next connection authenticates (SS_ERR_FAIL). */
+static void noperm_and_noauth_without_a_password_are_refusals(void) {
+    offline_t o;
+    const char *ids[1] = {"A"};
+    size_t lens[1] = {1};
+    float row[3] = {1, 2, 3};
+    ss_cache_t *c = offline_open(&o);
+    if (!c)
+        return;
+    ss_cache_queue_write(c, "A", 1, row, NULL); /* HSET, EXPIRE */
+    CHECK(read_fed(c, "-NOPERM this user has no permissions to run the 'hset' command\r\n", 2, 0,
+                   NULL, NULL, NULL, NULL) == SS_ERR_CONFIG);
+    CHECK_STR_CONTAINS(err, "redis: user 'default' lacks a permission: NOPERM this user");
+    CHECK(read_fed(c, "-NOAUTH Authentication required.\r\n", 0, 1, ids, lens, row, NULL) ==
+          SS_ERR_CONFIG);
+    CHECK_STR_CONTAINS(err, "redis: authentication as user 'default' failed (check "
+                            "redis.username, redis.password): NOAUTH");
+    offline_close(&o);
+    char *env[] = {"STREAMSCORE_REDIS_PASSWORD=hunter2", NULL};
+    ss_config_t *cfg = NULL;
+    int why;
+    c = cache_with(1, "redis.username = app\n", env, &cfg, &why);
+    CHECK(c != NULL);
+    if (c) {
+        CHECK(read_fed(c, "-NOAUTH Authentication required.\r\n", 0, 1, ids, lens, row, NULL) ==
+              SS_ERR_FAIL);
+        CHECK(read_fed(c, "-NOPERM no permissions to access one of the keys\r\n", 0, 1, ids, lens,
+                       row, NULL) == SS_ERR_CONFIG);
+        CHECK_STR_CONTAINS(err, "redis: user 'app' lacks a permission: NOPERM");
+        CHECK(!strstr(err, "hunter2"));
+    }
+    ss_cache_destroy(c);
+    ss_config_destroy(cfg);
+}
+
+/* One scripted server answering AUTH: the cache's code and err (degrade: an outage starts
+ * degraded, a refusal does not). */
+static ss_cache_t *auth_answered(const char *reply, ss_config_t **cfg, int *why) {
+    script_t s = {.reply = {reply}, .hold_ms = {0}, .n = 1};
+    int port = 0;
+    s.listen_fd = listen_loopback(&port);
+    CHECK(s.listen_fd >= 0);
+    if (s.listen_fd < 0)
+        return NULL;
+    pthread_t th;
+    pthread_create(&th, NULL, serve, &s);
+    char *env[] = {"STREAMSCORE_REDIS_PASSWORD=hunter2", NULL};
+    ss_cache_t *c = cache_with(port, "redis.username = app\n", env, cfg, why);
+    pthread_join(th, NULL);
+    close(s.listen_fd);
+    return c;
+}
+
+static void a_refused_auth_stops_start_up_under_either_policy_and_names_the_user(void) {
+    ss_config_t *cfg = NULL;
+    int why;
+    ss_cache_t *c = auth_answered(
+        "-WRONGPASS invalid username-password pair or user is disabled.\r\n", &cfg, &why);
+    CHECK(c == NULL && why == SS_ERR_CONFIG);
+    CHECK_STR_CONTAINS(err, "redis: authentication as user 'app' failed (check redis.username, "
+                            "redis.password): WRONGPASS invalid");
+    CHECK(!strstr(err, "hunter2"));
+    ss_cache_destroy(c);
+    ss_config_destroy(cfg);
+    /* a server full is an outage: degrade starts without it */
+    c = auth_answered("-ERR max number of clients reached\r\n", &cfg, &why);
+    CHECK(c != NULL && why == 0);
+    ss_cache_destroy(c);
+    ss_config_destroy(cfg);
+}
+
+static void an_unusable_tls_file_is_a_configuration_error_before_connecting(void) {
+    ss_config_t *cfg = NULL;
+    int why;
+    ss_cache_t *c = cache_with(1, "redis.tls = true\nredis.tls.ca.file = /nonexistent/ca.crt\n",
+                               NULL, &cfg, &why);
+    CHECK(c == NULL && why == SS_ERR_CONFIG);
+    CHECK_STR_CONTAINS(err, "config: key 'redis.tls.ca.file': cannot read '/nonexistent/ca.crt'");
+    ss_config_destroy(cfg);
+}
+
 static const check_test_t tests[] = {
+    {"noperm_and_noauth_without_a_password_are_refusals",
+     noperm_and_noauth_without_a_password_are_refusals},
+    {"a_refused_auth_stops_start_up_under_either_policy_and_names_the_user",
+     a_refused_auth_stops_start_up_under_either_policy_and_names_the_user},
+    {"an_unusable_tls_file_is_a_configuration_error_before_connecting",
+     an_unusable_tls_file_is_a_configuration_error_before_connecting},
     {"wrongtype_on_a_read_flags_that_customer_only", wrongtype_on_a_read_flags_that_customer_only},
     {"wrongtype_on_a_write_drops_that_write_only", wrongtype_on_a_write_drops_that_write_only},
     {"other_error_replies_fail_the_call_naming_the_command",

@@ -3,6 +3,7 @@
  * (the commands that read it, per-command references) and the table of cross-key rules. */
 #include <math.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "config.h"
@@ -247,10 +248,10 @@ static void a_registry_replaces_the_schema_map_and_its_url_and_credentials_are_c
     CHECK(c && ss_config_finalize(c, err, sizeof(err)) < 0);
     CHECK_STR_CONTAINS(err, "'schema.registry.url'");
     ss_config_destroy(c);
-    snprintf(text, sizeof(text),
-             "%sschema.registry.url = https://r\nschema.registry.basic.auth.user.info = alice\n",
-             base);
+    snprintf(text, sizeof(text), "%sschema.registry.url = https://r\n", base);
     c = load(text);
+    char *env[] = {"STREAMSCORE_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO=alice", NULL};
+    CHECK(c && ss_config_apply_env(c, env, NULL, err, sizeof(err)) == 0);
     CHECK(c && ss_config_finalize(c, err, sizeof(err)) < 0);
     CHECK_STR_CONTAINS(err, "'schema.registry.basic.auth.user.info'");
     ss_config_destroy(c);
@@ -361,6 +362,172 @@ out:
     free(run);
     free(cmp);
     free(val);
+}
+
+/* ---- secrets: only from the environment or from the file named by <key>.file */
+
+static const char *const secret_keys[] = {"redis.password", "redis.tls.key.password",
+                                          "schema.registry.basic.auth.user.info",
+                                          "schema.registry.ssl.key.password"};
+#define N_SECRETS (sizeof(secret_keys) / sizeof(secret_keys[0]))
+
+static void a_secret_in_a_properties_file_is_refused_naming_the_key_and_both_ways(void) {
+    for (size_t i = 0; i < N_SECRETS; i++) {
+        char text[256], env[128], file_key[128];
+        snprintf(text, sizeof(text), "input.topic = a\n%s = hunter2:hunter2\n", secret_keys[i]);
+        ss_config_env_name(secret_keys[i], env, sizeof(env));
+        snprintf(file_key, sizeof(file_key), "%s.file", secret_keys[i]);
+        ss_config_t *c = ss_config_new();
+        CHECK(ss_config_load_string(c, text, strlen(text), "t.properties", err, sizeof(err)) ==
+              SS_ERR_CONFIG);
+        CHECK_STR_CONTAINS(err, secret_keys[i]);
+        CHECK_STR_CONTAINS(err, "t.properties:2");
+        CHECK_STR_CONTAINS(err, env);
+        CHECK_STR_CONTAINS(err, file_key);
+        CHECK(!strstr(err, "hunter2"));
+        CHECK(!strchr(err, '\n'));
+        ss_config_destroy(c);
+    }
+}
+
+static void a_secret_on_the_command_line_is_refused(void) {
+    ss_config_t *c = ss_config_new();
+    CHECK(ss_config_set(c, "redis.password", "hunter2", "-X", err, sizeof(err)) == SS_ERR_CONFIG);
+    CHECK_STR_CONTAINS(err, "'redis.password'");
+    CHECK_STR_CONTAINS(err, "STREAMSCORE_REDIS_PASSWORD");
+    CHECK(!strstr(err, "hunter2"));
+    CHECK(strcmp(c->redis_password, "") == 0);
+    ss_config_destroy(c);
+}
+
+static void a_secret_from_the_environment_is_read(void) {
+    ss_config_t *c = load("model.path = m.json\nkafka.bootstrap.servers = x:1\n");
+    char *env[] = {"STREAMSCORE_REDIS_PASSWORD=s3cret",
+                   "STREAMSCORE_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO=alice:pw", NULL};
+    CHECK(c && ss_config_apply_env(c, env, NULL, err, sizeof(err)) == 0);
+    CHECK(c && ss_config_finalize(c, err, sizeof(err)) == 0);
+    CHECK(c && strcmp(c->redis_password, "s3cret") == 0);
+    CHECK(c && strcmp(c->registry_user_info, "alice:pw") == 0);
+    ss_config_destroy(c);
+}
+
+/* A file of `n` bytes in the temporary directory; its path in `path`. */
+static void temp_file(char *path, size_t len, const char *content, size_t n) {
+    snprintf(path, len, "/tmp/ss-test-config-XXXXXX");
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    if (fd >= 0) {
+        CHECK(write(fd, content, n) == (ssize_t)n);
+        close(fd);
+    }
+}
+
+static void a_secret_from_its_file_is_read_with_one_trailing_newline_stripped(void) {
+    char path[64], path2[64], text[512];
+    temp_file(path, sizeof(path), "s3cret\n", 7);
+    temp_file(path2, sizeof(path2), "alice:pw\n\n", 10);
+    snprintf(text, sizeof(text),
+             "model.path = m.json\nkafka.bootstrap.servers = x:1\nredis.password.file = %s\n",
+             path);
+    ss_config_t *c = load(text);
+    char env[128];
+    snprintf(env, sizeof(env), "STREAMSCORE_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO_FILE=%s", path2);
+    char *envp[] = {env, NULL};
+    CHECK(c && ss_config_apply_env(c, envp, NULL, err, sizeof(err)) == 0);
+    CHECK(c && ss_config_finalize(c, err, sizeof(err)) == 0);
+    CHECK(c && strcmp(c->redis_password, "s3cret") == 0);
+    CHECK(c && strcmp(c->registry_user_info, "alice:pw\n") == 0); /* one newline only */
+    ss_config_destroy(c);
+    unlink(path);
+    unlink(path2);
+}
+
+static void a_secret_file_that_cannot_be_read_is_an_error_naming_its_key(void) {
+    ss_config_t *c = load("model.path = m.json\nkafka.bootstrap.servers = x:1\n"
+                          "redis.tls.key.password.file = /nonexistent/key-password\n");
+    CHECK(c && ss_config_finalize(c, err, sizeof(err)) == SS_ERR_CONFIG);
+    CHECK_STR_CONTAINS(err, "'redis.tls.key.password.file'");
+    CHECK_STR_CONTAINS(err, "/nonexistent/key-password");
+    ss_config_destroy(c);
+}
+
+static void a_secret_given_both_ways_is_refused(void) {
+    char path[64], text[512];
+    temp_file(path, sizeof(path), "from-file", 9);
+    snprintf(text, sizeof(text),
+             "model.path = m.json\nkafka.bootstrap.servers = x:1\nredis.password.file = %s\n",
+             path);
+    ss_config_t *c = load(text);
+    char *env[] = {"STREAMSCORE_REDIS_PASSWORD=from-env", NULL};
+    CHECK(c && ss_config_apply_env(c, env, NULL, err, sizeof(err)) == 0);
+    CHECK(c && ss_config_finalize(c, err, sizeof(err)) == SS_ERR_CONFIG);
+    CHECK_STR_CONTAINS(err, "'redis.password'");
+    CHECK_STR_CONTAINS(err, "redis.password.file");
+    CHECK(!strstr(err, "from-env") && !strstr(err, "from-file"));
+    ss_config_destroy(c);
+    unlink(path);
+}
+
+static void every_secret_has_a_file_key_in_the_reference(void) {
+    char *ref = reference(SS_CMD_RUN, 0);
+    for (size_t i = 0; i < N_SECRETS; i++) {
+        char file_key[128];
+        snprintf(file_key, sizeof(file_key), "%s.file", secret_keys[i]);
+        CHECK(lists(ref, secret_keys[i]));
+        CHECK(lists(ref, file_key));
+        CHECK(ss_config_key_scope(file_key) == ss_config_key_scope(secret_keys[i]));
+    }
+    free(ref);
+}
+
+/* ---- Redis: ACL user and TLS */
+
+static void redis_user_and_tls_keys_default_to_the_default_user_in_the_clear(void) {
+    ss_config_t *c = ss_config_new();
+    CHECK(c->redis_tls == 0);
+    CHECK(strcmp(c->redis_username, "") == 0 && strcmp(c->redis_password, "") == 0);
+    CHECK(strcmp(c->redis_tls_ca_file, "") == 0 && strcmp(c->redis_tls_server_name, "") == 0);
+    CHECK(strcmp(c->redis_tls_cert_file, "") == 0 && strcmp(c->redis_tls_key_file, "") == 0);
+    ss_config_destroy(c);
+    c = load("redis.tls = true\nredis.username = streamscore\nredis.tls.ca.file = ca.crt\n"
+             "redis.tls.server.name = redis.internal\n");
+    CHECK(c && c->redis_tls == 1 && strcmp(c->redis_username, "streamscore") == 0);
+    CHECK(c && strcmp(c->redis_tls_ca_file, "ca.crt") == 0);
+    CHECK(c && strcmp(c->redis_tls_server_name, "redis.internal") == 0);
+    ss_config_destroy(c);
+}
+
+static void a_redis_client_certificate_and_its_key_go_together(void) {
+    const char *base = "model.path = m.json\nkafka.bootstrap.servers = x:1\nredis.tls = true\n";
+    const char *one[] = {"redis.tls.cert.file = c.crt\n", "redis.tls.key.file = c.key\n"};
+    char text[512];
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(text, sizeof(text), "%s%s", base, one[i]);
+        ss_config_t *c = load(text);
+        CHECK(c && ss_config_finalize(c, err, sizeof(err)) == SS_ERR_CONFIG);
+        CHECK_STR_CONTAINS(err, "'redis.tls.cert.file'");
+        CHECK_STR_CONTAINS(err, "'redis.tls.key.file'");
+        ss_config_destroy(c);
+    }
+    snprintf(text, sizeof(text), "%s%s%s", base, one[0], one[1]);
+    ss_config_t *c = load(text);
+    CHECK(c && ss_config_finalize(c, err, sizeof(err)) == 0);
+    ss_config_destroy(c);
+}
+
+static void redis_tls_keys_without_redis_tls_are_refused(void) {
+    const char *keys[] = {"redis.tls.ca.file", "redis.tls.cert.file", "redis.tls.server.name"};
+    for (size_t i = 0; i < 3; i++) {
+        char text[512], key[64];
+        snprintf(text, sizeof(text), "model.path = m.json\nkafka.bootstrap.servers = x:1\n%s = x\n",
+                 keys[i]);
+        ss_config_t *c = load(text);
+        CHECK(c && ss_config_finalize(c, err, sizeof(err)) == SS_ERR_CONFIG);
+        snprintf(key, sizeof(key), "'%s'", keys[i]);
+        CHECK_STR_CONTAINS(err, key);
+        CHECK_STR_CONTAINS(err, "redis.tls = false");
+        ss_config_destroy(c);
+    }
 }
 
 static void key_scope_names_commands_and_kafka_client(void) {
@@ -493,6 +660,21 @@ static const check_test_t tests[] = {
     {"full_reference_is_every_commands_keys_each_with_its_scope",
      full_reference_is_every_commands_keys_each_with_its_scope},
     {"key_scope_names_commands_and_kafka_client", key_scope_names_commands_and_kafka_client},
+    {"a_secret_in_a_properties_file_is_refused_naming_the_key_and_both_ways",
+     a_secret_in_a_properties_file_is_refused_naming_the_key_and_both_ways},
+    {"a_secret_on_the_command_line_is_refused", a_secret_on_the_command_line_is_refused},
+    {"a_secret_from_the_environment_is_read", a_secret_from_the_environment_is_read},
+    {"a_secret_from_its_file_is_read_with_one_trailing_newline_stripped",
+     a_secret_from_its_file_is_read_with_one_trailing_newline_stripped},
+    {"a_secret_file_that_cannot_be_read_is_an_error_naming_its_key",
+     a_secret_file_that_cannot_be_read_is_an_error_naming_its_key},
+    {"a_secret_given_both_ways_is_refused", a_secret_given_both_ways_is_refused},
+    {"every_secret_has_a_file_key_in_the_reference", every_secret_has_a_file_key_in_the_reference},
+    {"redis_user_and_tls_keys_default_to_the_default_user_in_the_clear",
+     redis_user_and_tls_keys_default_to_the_default_user_in_the_clear},
+    {"a_redis_client_certificate_and_its_key_go_together",
+     a_redis_client_certificate_and_its_key_go_together},
+    {"redis_tls_keys_without_redis_tls_are_refused", redis_tls_keys_without_redis_tls_are_refused},
     {"rules_are_named_once_each_with_commands_and_a_function",
      rules_are_named_once_each_with_commands_and_a_function},
     {"a_rule_applies_only_to_its_commands", a_rule_applies_only_to_its_commands},

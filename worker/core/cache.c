@@ -1,9 +1,12 @@
 /* cache.c - the Redis feature cache over hiredis. Two connections per worker thread, one
- * for pipelined reads and one for the queue of writes; a broken connection is dropped and
- * re-established on the next call, so the caller's retry policy decides. */
+ * for pipelined reads and one for the queue of writes, in the clear or over TLS (one client
+ * context for both and every reconnection); a broken connection is dropped and
+ * re-established on the next call, so the caller's retry policy decides, unless a retry
+ * cannot help (credentials, TLS trust, a permission): that is a configuration error. */
 #include "cache_int.h"
 
 #include <hiredis/hiredis.h>
+#include <hiredis/hiredis_ssl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +16,7 @@
 #include "features.h"
 #include "log.h"
 #include "metrics.h"
+#include "tls.h"
 
 typedef struct ss_resp {
     char *p;
@@ -27,8 +31,10 @@ struct ss_cache {
      * one in use (use()), conn[] holds both */
     redisContext *ctx, *conn[2];
     int cur;
-    char *host, *password, *prefix;
+    char *host, *username, *password, *prefix;
     int port, db;
+    SSL_CTX *tls;   /* redis.tls: shared by both connections; NULL in the clear */
+    char *tls_name; /* the name the server's certificate must carry */
     long ttl, timeout_ms;
     char *const *features;
     size_t n_features, prefix_len;
@@ -56,6 +62,7 @@ struct ss_cache {
     const size_t *rd_lens;
     unsigned char *not_hash;
     int error_replies;
+    int error_refused;   /* the first error is one no retry can fix (refused(), below) */
     char error_what[32]; /* the command the first error answered */
     char error[256];
 };
@@ -83,23 +90,106 @@ static void count_error(ss_cache_t *c, const redisReply *r) {
         ss_metrics_redis_reply_error(c->metrics, r->str, n);
 }
 
-/* 0, or SS_ERR_FAIL with errstr for no reply or an error reply; frees the reply. */
-static int command_ok(ss_cache_t *c, redisReply *r, char *errstr, size_t errlen, const char *what) {
+/* ---- errors no retry can fix: the worker stops (SS_ERR_CONFIG) whatever redis.on.error
+ * says, for they are no outage. NOAUTH counts when no password is configured (with one, it
+ * is a server restarted with a password under a live connection: the next connection
+ * authenticates). */
+
+enum { NOT_REFUSED = 0, REFUSED_AUTH = 1, REFUSED_PERMISSION = 2 };
+
+/* Which refusal the error reply `str` (its first word `w` long) is. */
+static int refused(const ss_cache_t *c, const char *str, size_t w) {
+    if (w == 6 && memcmp(str, "NOPERM", 6) == 0)
+        return REFUSED_PERMISSION;
+    if ((w == 9 && memcmp(str, "WRONGPASS", 9) == 0) ||
+        (w == 6 && memcmp(str, "NOAUTH", 6) == 0 && !*c->password))
+        return REFUSED_AUTH;
+    return NOT_REFUSED;
+}
+
+/* The message of a refusal (`why`: Redis' words), naming the user and the keys to check, never
+ * the password: SS_ERR_CONFIG. */
+static int say_refused(const ss_cache_t *c, int kind, const char *why, char *errstr,
+                       size_t errlen) {
+    const char *user = *c->username ? c->username : "default";
+    if (kind == REFUSED_PERMISSION)
+        snprintf(errstr, errlen, "redis: user '%s' lacks a permission: %s", user, why);
+    else
+        snprintf(errstr, errlen,
+                 "redis: authentication as user '%s' failed (check redis.username, "
+                 "redis.password): %s",
+                 user, why);
+    return SS_ERR_CONFIG;
+}
+
+/* The length of the error's first word: Redis' name for it ("WRONGTYPE", "READONLY", ...). */
+static size_t error_word(const char *s, size_t len) {
+    size_t n = 0;
+    while (n < len && n < 31 && s[n] != ' ' && s[n] != '\r' && s[n] != '\n')
+        n++;
+    return n;
+}
+
+/* 0, or with errstr for no reply (SS_ERR_FAIL) or an error reply: SS_ERR_CONFIG when no retry
+ * can fix it (AUTH refused, NOPERM; `config_key` names what else to check, NULL: nothing),
+ * else SS_ERR_FAIL. Frees the reply. */
+static int command_ok(ss_cache_t *c, redisReply *r, const char *what, const char *config_key,
+                      char *errstr, size_t errlen) {
+    int rc = 0;
     if (!r) {
-        snprintf(errstr, errlen, "redis %s: no reply", what);
+        snprintf(errstr, errlen, "redis %s: %s", what, c->ctx->err ? c->ctx->errstr : "no reply");
         return SS_ERR_FAIL;
     }
     if (r->type == REDIS_REPLY_ERROR) {
-        snprintf(errstr, errlen, "redis %s: %s", what, r->str);
         count_error(c, r);
-        freeReplyObject(r);
-        return SS_ERR_FAIL;
+        int kind = refused(c, r->str, error_word(r->str, r->len));
+        if (kind)
+            rc = say_refused(c, kind, r->str, errstr, errlen);
+        else if (config_key) {
+            snprintf(errstr, errlen, "redis %s: %s (check %s)", what, r->str, config_key);
+            rc = SS_ERR_CONFIG;
+        } else {
+            snprintf(errstr, errlen, "redis %s: %s", what, r->str);
+            rc = SS_ERR_FAIL;
+        }
     }
     freeReplyObject(r);
-    return 0;
+    return rc;
 }
 
-/* A connection, made (AUTH, SELECT) unless the current one is sound: 0 or SS_ERR_FAIL. */
+/* TLS on the connection just made: 0, SS_ERR_CONFIG when the handshake was refused (the
+ * certificate not trusted or without the name, a TLS alert), SS_ERR_FAIL for an outage. */
+static int start_tls(ss_cache_t *c, char *errstr, size_t errlen) {
+    char why[300];
+    SSL *ssl = ss_tls_connection(c->tls, c->tls_name, errstr, errlen);
+    if (!ssl)
+        return SS_ERR_FAIL;
+    if (redisInitiateSSL(c->ctx, ssl) == REDIS_OK)
+        return 0; /* the connection owns it now */
+    int rc = ss_tls_handshake_refused(ssl, c->ctx->errstr, why, sizeof(why)) ? SS_ERR_CONFIG
+                                                                             : SS_ERR_FAIL;
+    SSL_free(ssl);
+    snprintf(errstr, errlen, "redis %s:%d: TLS: %s (check %s)", c->host, c->port, why,
+             rc == SS_ERR_CONFIG ? "redis.tls.ca.file, redis.tls.server.name"
+                                 : "redis.host, redis.port");
+    return rc;
+}
+
+/* AUTH as redis.username (when set) with redis.password: any error reply is a refusal but a
+ * server that has no room for one more client (an outage). */
+static int authenticate(ss_cache_t *c, char *errstr, size_t errlen) {
+    redisReply *r = *c->username ? redisCommand(c->ctx, "AUTH %s %s", c->username, c->password)
+                                 : redisCommand(c->ctx, "AUTH %s", c->password);
+    if (!r || r->type != REDIS_REPLY_ERROR || strncmp(r->str, "ERR max number of clients", 25) == 0)
+        return command_ok(c, r, "AUTH", NULL, errstr, errlen);
+    count_error(c, r);
+    int rc = say_refused(c, REFUSED_AUTH, r->str, errstr, errlen);
+    freeReplyObject(r);
+    return rc;
+}
+
+/* A connection, made (TLS, AUTH, SELECT) unless the current one is sound: 0, SS_ERR_FAIL
+ * (Redis unreachable or failing: an outage) or SS_ERR_CONFIG (refused: see refused()). */
 static int ensure(ss_cache_t *c, char *errstr, size_t errlen) {
     if (c->ctx && !c->ctx->err)
         return 0;
@@ -112,15 +202,16 @@ static int ensure(ss_cache_t *c, char *errstr, size_t errlen) {
         drop(c);
         return SS_ERR_FAIL;
     }
-    redisSetTimeout(c->ctx, tv);
-    if ((*c->password &&
-         command_ok(c, redisCommand(c->ctx, "AUTH %s", c->password), errstr, errlen, "AUTH") < 0) ||
-        (c->db &&
-         command_ok(c, redisCommand(c->ctx, "SELECT %d", c->db), errstr, errlen, "SELECT") < 0)) {
+    redisSetTimeout(c->ctx, tv); /* before the TLS handshake, which it bounds too */
+    int rc = c->tls ? start_tls(c, errstr, errlen) : 0;
+    if (rc == 0 && (*c->username || *c->password))
+        rc = authenticate(c, errstr, errlen);
+    if (rc == 0 && c->db)
+        rc = command_ok(c, redisCommand(c->ctx, "SELECT %d", c->db), "SELECT", "redis.db", errstr,
+                        errlen);
+    if (rc < 0)
         drop(c);
-        return SS_ERR_FAIL;
-    }
-    return 0;
+    return rc;
 }
 
 /* ---- RESP written directly: one buffer per pipeline, handed to hiredis in slices */
@@ -200,11 +291,7 @@ static void *reply_string(const redisReadTask *t, char *str, size_t len) {
     return &marker;
 }
 
-#if HIREDIS_MAJOR >= 1
 static void *reply_array(const redisReadTask *t, size_t n) {
-#else
-static void *reply_array(const redisReadTask *t, int n) {
-#endif
     (void)n;
     if (!t->parent)
         ((ss_cache_t *)t->privdata)->top_type = t->type;
@@ -224,7 +311,6 @@ static void *reply_nil(const redisReadTask *t) {
     return &marker;
 }
 
-#if HIREDIS_MAJOR >= 1
 static void *reply_double(const redisReadTask *t, double v, char *s, size_t n) {
     (void)v, (void)s, (void)n;
     if (!t->parent)
@@ -238,7 +324,6 @@ static void *reply_bool(const redisReadTask *t, int v) {
         ((ss_cache_t *)t->privdata)->top_type = t->type;
     return &marker;
 }
-#endif
 
 static void reply_free(void *p) {
     (void)p;
@@ -249,24 +334,14 @@ redisReplyObjectFunctions ss_cache_reply_functions = {
     .createArray = reply_array,
     .createInteger = reply_integer,
     .createNil = reply_nil,
-#if HIREDIS_MAJOR >= 1
     .createDouble = reply_double,
     .createBool = reply_bool,
-#endif
     .freeObject = reply_free,
 };
 
 /* ---- error replies: WRONGTYPE names one key (a read of it fails alone, a write to it is
  * dropped); any other error (READONLY, OOM, NOAUTH, LOADING, MASTERDOWN, ...) is the
  * server's state and fails the call. */
-
-/* The length of the error's first word: Redis' name for it ("WRONGTYPE", "READONLY", ...). */
-static size_t error_word(const char *s, size_t len) {
-    size_t n = 0;
-    while (n < len && n < 31 && s[n] != ' ' && s[n] != '\r' && s[n] != '\n')
-        n++;
-    return n;
-}
 
 /* The bulk string at *p ("$<len>\r\n<bytes>\r\n", written by put_bulk): its bytes in *s,
  * its length returned, *p moved past it. */
@@ -365,32 +440,44 @@ static void reply_error(ss_cache_t *c, const redisReadTask *t, const char *str, 
         return;
     if (c->error_replies++ == 0) {
         snprintf(c->error, sizeof(c->error), "%.*s", (int)len, str);
+        c->error_refused = refused(c, str, w);
         name_command(c);
     }
 }
 
-ss_cache_t *ss_cache_new(const ss_config_t *cfg, char *const *features, size_t n_features,
-                         char *errstr, size_t errlen) {
-    ss_cache_t *c = calloc(1, sizeof(*c));
-    if (!c)
-        goto oom;
-    c->host = strdup(cfg->redis_host);
-    c->password = strdup(cfg->redis_password ? cfg->redis_password : "");
-    c->prefix = strdup(cfg->redis_key_prefix);
-    c->port = (int)cfg->redis_port;
-    c->db = (int)cfg->redis_db;
-    c->ttl = cfg->redis_ttl_seconds;
-    c->timeout_ms = cfg->redis_timeout_ms;
-    c->features = features;
-    c->n_features = n_features;
-    c->prefix_len = strlen(c->prefix);
+/* The first error of a call that failed, in errstr: SS_ERR_CONFIG for one no retry can fix,
+ * else SS_ERR_FAIL. */
+static int call_error(const ss_cache_t *c, char *errstr, size_t errlen) {
+    if (c->error_refused)
+        return say_refused(c, c->error_refused, c->error, errstr, errlen);
+    snprintf(errstr, errlen, "redis %s: %s", c->error_what, c->error);
+    return SS_ERR_FAIL;
+}
+
+/* redis.tls: the client context both connections use, and the name they check. */
+static int tls_new(ss_cache_t *c, const ss_config_t *cfg, char *errstr, size_t errlen) {
+    ss_tls_files_t f = {cfg->redis_tls_ca_file,  cfg->redis_tls_cert_file,
+                        cfg->redis_tls_key_file, cfg->redis_tls_key_password,
+                        "redis.tls.ca.file",     "redis.tls.cert.file",
+                        "redis.tls.key.file",    "redis.tls.key.password"};
+    if (!(c->tls = ss_tls_client_new(&f, errstr, errlen)))
+        return SS_ERR_CONFIG;
+    const char *name = *cfg->redis_tls_server_name ? cfg->redis_tls_server_name : cfg->redis_host;
+    if (!(c->tls_name = strdup(name))) {
+        snprintf(errstr, errlen, "cache: out of memory");
+        return SS_ERR_NOMEM;
+    }
+    return 0;
+}
+
+/* The feature names as RESP bulk strings, one after another, and where each begins. */
+static int names_new(ss_cache_t *c, char *const *features, size_t n_features) {
     c->name_off = calloc(n_features + 1, sizeof(size_t));
     for (size_t f = 0; f < n_features; f++)
         c->names_len += strlen(features[f]) + 32;
     c->names = malloc(c->names_len + 1);
-    c->ttl_len = (size_t)snprintf(c->ttlbuf, sizeof(c->ttlbuf), "%ld", c->ttl);
-    if (!c->host || !c->password || !c->prefix || !c->name_off || !c->names)
-        goto oom;
+    if (!c->name_off || !c->names)
+        return SS_ERR_NOMEM;
     size_t off = 0;
     for (size_t f = 0; f < n_features; f++) {
         c->name_off[f] = off;
@@ -401,18 +488,47 @@ ss_cache_t *ss_cache_new(const ss_config_t *cfg, char *const *features, size_t n
         off += len + 2;
     }
     c->name_off[n_features] = off;
-    if (ensure(c, errstr, errlen) < 0) {
-        if (cfg->redis_on_error != SS_REDIS_DEGRADE) {
-            ss_cache_destroy(c);
-            return NULL;
-        }
+    return 0;
+}
+
+ss_cache_t *ss_cache_new(const ss_config_t *cfg, char *const *features, size_t n_features, int *why,
+                         char *errstr, size_t errlen) {
+    int rc = SS_ERR_NOMEM;
+    ss_cache_t *c = calloc(1, sizeof(*c));
+    if (!c)
+        goto oom;
+    c->host = strdup(cfg->redis_host);
+    c->username = strdup(cfg->redis_username ? cfg->redis_username : "");
+    c->password = strdup(cfg->redis_password ? cfg->redis_password : "");
+    c->prefix = strdup(cfg->redis_key_prefix);
+    c->port = (int)cfg->redis_port;
+    c->db = (int)cfg->redis_db;
+    c->ttl = cfg->redis_ttl_seconds;
+    c->timeout_ms = cfg->redis_timeout_ms;
+    c->features = features;
+    c->n_features = n_features;
+    c->prefix_len = strlen(c->prefix ? c->prefix : "");
+    c->ttl_len = (size_t)snprintf(c->ttlbuf, sizeof(c->ttlbuf), "%ld", c->ttl);
+    if (!c->host || !c->username || !c->password || !c->prefix ||
+        names_new(c, features, n_features) < 0)
+        goto oom;
+    if (cfg->redis_tls && (rc = tls_new(c, cfg, errstr, errlen)) < 0)
+        goto fail;
+    rc = ensure(c, errstr, errlen);
+    if (rc == SS_ERR_FAIL && cfg->redis_on_error == SS_REDIS_DEGRADE) {
         /* degrade: start without Redis; every call tries to connect again */
         ss_log(SS_LOG_WARN, SS_FIELDS(SSF_STR("component", "redis"), SSF_STR("policy", "degrade")),
                "%s; starting degraded", errstr);
+        rc = 0;
     }
+    if (rc < 0)
+        goto fail;
     return c;
 oom:
     snprintf(errstr, errlen, "cache: out of memory");
+fail:
+    if (why)
+        *why = rc;
     ss_cache_destroy(c);
     return NULL;
 }
@@ -428,7 +544,10 @@ void ss_cache_destroy(ss_cache_t *c) {
     drop(c);
     use(c, READS);
     drop(c);
+    ss_tls_client_destroy(c->tls); /* after the connections that use it */
+    free(c->tls_name);
     free(c->host);
+    free(c->username);
     free(c->password);
     free(c->prefix);
     free(c->names);
@@ -460,6 +579,7 @@ static int read_replies(ss_cache_t *c, redisReader *rd, size_t n_writes, size_t 
                         char *errstr, size_t errlen) {
     c->n_writes = n_writes;
     c->error_replies = 0;
+    c->error_refused = NOT_REFUSED;
     c->error_what[0] = '\0';
     for (size_t i = 0; i < n_writes + n_reads && !c->error_replies; i++) {
         int is_read = i >= n_writes;
@@ -501,10 +621,8 @@ int ss_cache_read_replies(ss_cache_t *c, redisReader *rd, size_t n_writes, size_
     c->rd_ids = NULL;
     c->rd_lens = NULL;
     c->not_hash = NULL;
-    if (rc == 0 && c->error_replies) {
-        snprintf(errstr, errlen, "redis %s: %s", c->error_what, c->error);
-        rc = SS_ERR_FAIL;
-    }
+    if (rc == 0 && c->error_replies)
+        rc = call_error(c, errstr, errlen);
     return rc;
 }
 
@@ -558,7 +676,7 @@ static int append_queued(ss_cache_t *c) {
 /* On the connection in use: send the queued writes (`writes`) or the call's reads in c->rd,
  * and read the replies of every write sent or of the `n_reads` reads. Acknowledged writes
  * leave the queue; on any failure they stay, to be sent again. 0, SS_ERR_NOMEM, or
- * SS_ERR_FAIL with errstr. */
+ * SS_ERR_FAIL / SS_ERR_CONFIG (refused) with errstr. */
 static int roundtrip(ss_cache_t *c, int writes, size_t n_reads, float *out, char *errstr,
                      size_t errlen) {
     if (c->rd.oom || c->wq.oom) {
@@ -566,10 +684,11 @@ static int roundtrip(ss_cache_t *c, int writes, size_t n_reads, float *out, char
         snprintf(errstr, errlen, "cache: out of memory");
         return SS_ERR_NOMEM;
     }
-    if (ensure(c, errstr, errlen) < 0) {
+    int rc = ensure(c, errstr, errlen);
+    if (rc < 0) {
         if (writes)
             unsend(c);
-        return SS_ERR_FAIL;
+        return rc;
     }
     if (writes ? append_queued(c) < 0 : send_all(c, c->rd.p, c->rd.len) < 0) {
         if (writes)
@@ -596,12 +715,13 @@ static int roundtrip(ss_cache_t *c, int writes, size_t n_reads, float *out, char
         /* the server's state (READONLY: a master demoted under a live connection; NOAUTH: a
          * restart with a password; OOM, LOADING, MASTERDOWN, ...): the connection is dropped
          * with the replies not read yet, so that the next call connects again (to whatever
-         * the address leads to now, with AUTH) */
-        snprintf(errstr, errlen, "redis %s: %s", c->error_what, c->error);
+         * the address leads to now, with AUTH); or a refusal (NOPERM), which stops the
+         * worker */
+        rc = call_error(c, errstr, errlen);
         drop(c);
         if (writes)
             unsend(c);
-        return SS_ERR_FAIL;
+        return rc;
     }
     if (writes)
         c->wq.len = c->wq_sent = c->sent_replies = c->n_cmd = 0;
@@ -696,9 +816,10 @@ int ss_cache_send(ss_cache_t *c, char *errstr, size_t errlen) {
         snprintf(errstr, errlen, "cache: out of memory");
         return SS_ERR_NOMEM;
     }
-    if (ensure(c, errstr, errlen) < 0) {
+    int rc = ensure(c, errstr, errlen);
+    if (rc < 0) {
         unsend(c);
-        return SS_ERR_FAIL;
+        return rc;
     }
     return append_queued(c) < 0 ? failed(c, errstr, errlen, "HSET/EXPIRE") : 0;
 }
@@ -738,17 +859,13 @@ int ss_cache_hget(ss_cache_t *c, const char *key, const char *field, char *out, 
         return rc;
     redisReply *r = redisCommand(c->ctx, "HGET %s %s", key, field);
     if (!r || r->type == REDIS_REPLY_ERROR) {
-        snprintf(errstr, errlen, "redis HGET %s: %s", key,
-                 r ? r->str : (c->ctx->err ? c->ctx->errstr : "no reply"));
-        if (r) {
-            count_error(c, r);
-            if (strncmp(r->str, "WRONGTYPE ", 10) != 0) /* the server's state: connect again */
-                drop(c);
-            freeReplyObject(r);
-        } else {
+        char what[256];
+        int wrong_type = r && strncmp(r->str, "WRONGTYPE ", 10) == 0;
+        snprintf(what, sizeof(what), "HGET %s", key);
+        rc = command_ok(c, r, what, NULL, errstr, errlen);
+        if (!wrong_type) /* the server's state: connect again */
             drop(c);
-        }
-        return SS_ERR_FAIL;
+        return rc;
     }
     rc = r->type == REDIS_REPLY_STRING ? 1 : 0;
     if (rc)

@@ -12,9 +12,14 @@
 
 typedef struct ss_cache ss_cache_t; /* one per worker thread: not thread-safe */
 
-/* Connects (and AUTH/SELECT). Returns NULL with errstr when Redis cannot be reached,
- * unless redis.on.error = degrade: then the connection is tried again on each call. */
-ss_cache_t *ss_cache_new(const ss_config_t *cfg, char *const *features, size_t n_features,
+/* Connects: TLS when redis.tls (the client context is made here, once, for both connections
+ * and every reconnection), AUTH as redis.username with redis.password, SELECT. Returns NULL
+ * with errstr, and the code in *why (may be NULL): SS_ERR_CONFIG when the configuration or
+ * the server refuses (an unusable TLS file, AUTH refused, the certificate not trusted or
+ * without the name, NOPERM: no retry can fix it, whatever redis.on.error says); SS_ERR_FAIL
+ * when Redis cannot be reached, unless redis.on.error = degrade: then the cache is returned
+ * and the connection is tried again on each call; SS_ERR_NOMEM. */
+ss_cache_t *ss_cache_new(const ss_config_t *cfg, char *const *features, size_t n_features, int *why,
                          char *errstr, size_t errlen);
 void ss_cache_destroy(ss_cache_t *c);
 
@@ -31,6 +36,10 @@ void ss_cache_set_metrics(ss_cache_t *c, ss_metrics_t *m);
  *   WRONGTYPE names one key that is not a hash: a read of it fails for that customer alone
  *     (flagged in not_hash), a write to it (HSET, also inside MULTI/EXEC) is dropped, logged
  *     with the key and counted, and the call goes on with the others;
+ *   NOPERM (the user lacks a permission), and NOAUTH with no password configured, are
+ *     refusals no retry can fix: the call fails with SS_ERR_CONFIG ("redis: user 'NAME' lacks
+ *     a permission: NOPERM ..."), and so does any call whose connection is refused (AUTH,
+ *     TLS: see ss_cache_new);
  *   any other (READONLY, OOM, NOAUTH, LOADING, MASTERDOWN, ...) is the server's state: the
  *     call fails and its connection is dropped, so that the next call connects again. */
 
@@ -38,7 +47,7 @@ void ss_cache_set_metrics(ss_cache_t *c, ss_metrics_t *m);
  * reading connection. A customer whose key is not a hash reads as absent with not_hash[i]
  * set (not_hash NULL: the call fails instead). Returns 0, or SS_ERR_FAIL with errstr
  * when Redis fails or answers an error (the connection is re-established on the next call),
- * or SS_ERR_NOMEM. */
+ * SS_ERR_CONFIG when it refuses (see above), or SS_ERR_NOMEM. */
 int ss_cache_read(ss_cache_t *c, const char *const *ids, const size_t *lens, size_t n, float *out,
                   unsigned char *not_hash, char *errstr, size_t errlen);
 
@@ -52,8 +61,8 @@ void ss_cache_queue_write(ss_cache_t *c, const char *id, size_t len, const float
 void ss_cache_queue_command(ss_cache_t *c, size_t argc, const char *const *argv,
                             const size_t *lens);
 
-/* Send the queued commands without waiting for their replies. 0, SS_ERR_FAIL or
- * SS_ERR_NOMEM with errstr. */
+/* Send the queued commands without waiting for their replies. 0, SS_ERR_FAIL, SS_ERR_CONFIG
+ * (the connection refused) or SS_ERR_NOMEM with errstr. */
 int ss_cache_send(ss_cache_t *c, char *errstr, size_t errlen);
 
 /* Send the queued commands and read every outstanding reply: 0 once every queued write is
@@ -71,8 +80,8 @@ void ss_cache_discard(ss_cache_t *c);
 int ss_cache_write(ss_cache_t *c, const char *const *ids, const size_t *lens, size_t n,
                    const float *vecs, const unsigned char *changed, char *errstr, size_t errlen);
 
-/* After a sync, one field of a hash into out: 1 when present, 0 when absent, SS_ERR_FAIL with
- * errstr. */
+/* After a sync, one field of a hash into out: 1 when present, 0 when absent, SS_ERR_FAIL or
+ * SS_ERR_CONFIG (refused) with errstr. */
 int ss_cache_hget(ss_cache_t *c, const char *key, const char *field, char *out, size_t outlen,
                   char *errstr, size_t errlen);
 

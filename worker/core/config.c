@@ -152,12 +152,24 @@ oom:
     return SS_ERR_NOMEM;
 }
 
-int ss_config_set(ss_config_t *cfg, const char *key, const char *value, const char *origin,
-                  char *errstr, size_t errlen) {
+/* One key from `origin`; a secret only where `secret_ok` (the environment, the defaults): a
+ * properties file is read by whoever reads the deployment's configuration, and -X by whoever
+ * lists the processes. The message never holds the value of a secret. */
+static int set_key(ss_config_t *cfg, const char *key, const char *value, const char *origin,
+                   int secret_ok, char *errstr, size_t errlen) {
     const ss_config__prefix_t *p = ss_config__find_prefix(key);
     const ss_config__key_t *k = p ? NULL : ss_config__find(key);
     char why[512];
     int rc;
+    if (k && (k->flags & SS_KEY_SECRET) && !secret_ok) {
+        char env[128];
+        ss_config_env_name(key, env, sizeof(env));
+        snprintf(errstr, errlen,
+                 "config (%s): key '%s' is a secret, never read from a properties file nor -X: "
+                 "set the environment variable %s, or %s.file to a file holding it",
+                 origin, key, env, key);
+        return SS_ERR_CONFIG;
+    }
     if (p)
         rc = set_kafka(cfg, p, key, value, why, sizeof(why));
     else if (k)
@@ -172,12 +184,17 @@ int ss_config_set(ss_config_t *cfg, const char *key, const char *value, const ch
     return rc;
 }
 
+int ss_config_set(ss_config_t *cfg, const char *key, const char *value, const char *origin,
+                  char *errstr, size_t errlen) {
+    return set_key(cfg, key, value, origin, 0, errstr, errlen);
+}
+
 static int set_defaults(ss_config_t *cfg) {
     char err[256];
     cfg->model_threshold = NAN; /* not set: the model card decides */
     for (size_t i = 0; i < ss_config__n_keys; i++) {
         const ss_config__key_t *k = &ss_config__keys[i];
-        if (k->def && ss_config_set(cfg, k->key, k->def, "default", err, sizeof(err)) < 0)
+        if (k->def && set_key(cfg, k->key, k->def, "default", 1, err, sizeof(err)) < 0)
             return SS_ERR_NOMEM; /* the table's defaults are valid: only memory can fail */
     }
     return 0;
@@ -402,7 +419,7 @@ int ss_config_apply_env(ss_config_t *cfg, char **envp, void (*unknown_cb)(const 
                 unknown_cb(name);
             continue;
         }
-        int rc = ss_config_set(cfg, key, eq + 1, origin, errstr, errlen);
+        int rc = set_key(cfg, key, eq + 1, origin, 1, errstr, errlen);
         if (rc < 0)
             return rc;
     }

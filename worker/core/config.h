@@ -72,7 +72,14 @@ typedef struct ss_config {
     char *dlq_topic;
     char *redis_host;
     long redis_port;
+    char *redis_username; /* "" : the default user */
     char *redis_password;
+    int redis_tls;                /* 0 or 1 */
+    char *redis_tls_ca_file;      /* "" : the system's CAs */
+    char *redis_tls_cert_file;    /* "" : no client certificate */
+    char *redis_tls_key_file;     /* with redis_tls_cert_file */
+    char *redis_tls_key_password; /* of redis_tls_key_file; "" for none */
+    char *redis_tls_server_name;  /* "" : redis_host */
     long redis_db;
     char *redis_key_prefix;
     long redis_ttl_seconds;
@@ -102,6 +109,10 @@ typedef struct ss_config {
     double validate_max_model_mb, validate_max_batch_p99_ms;
     int log_level;
 
+    /* <secret key>.file: the file each secret is read from (config_rules.c), "" for none */
+    char *registry_user_info_file, *registry_ssl_key_password_file;
+    char *redis_password_file, *redis_tls_key_password_file;
+
     ss_kv_t *kafka; /* pass-through, in the order given */
     size_t n_kafka;
 
@@ -130,8 +141,10 @@ int ss_config_parse_listen(const char *s, char *host, size_t hostlen, int *port)
 ss_config_t *ss_config_new(void);
 void ss_config_destroy(ss_config_t *cfg);
 
-/* Set one key from `origin` (used in messages: "file x:3", "env NAME", "-X").
- * Returns 0, or SS_ERR_CONFIG (SS_ERR_NOMEM) with a message naming the key in errstr. */
+/* Set one key from `origin` (used in messages: "file x:3", "-X"). A secret (redis.password,
+ * ...) is refused: it comes only from the environment (ss_config_apply_env) or from the file
+ * named by <key>.file. Returns 0, or SS_ERR_CONFIG (SS_ERR_NOMEM) with a message naming the
+ * key, never a secret's value, in errstr. */
 int ss_config_set(ss_config_t *cfg, const char *key, const char *value, const char *origin,
                   char *errstr, size_t errlen);
 

@@ -16,8 +16,9 @@ typedef enum {
     SS_CT_ENUM    /* int: the index of the value in `values` ("a|b"); log.level's is its level */
 } ss_config__type_t;
 
-#define SS_KEY_REQUIRED 1 /* for the commands of the rule "required keys" */
-#define SS_KEY_SECRET 2
+#define SS_KEY_REQUIRED 1    /* for the commands of the rule "required keys" */
+#define SS_KEY_SECRET 2      /* only from the environment, or from the row after it: */
+#define SS_KEY_SECRET_FILE 4 /* <secret key>.file, the file holding the secret */
 
 /* One key (librdkafka's rd_kafka_property, Fluent Bit's flb_config_map). */
 typedef struct ss_config__key {

@@ -9,11 +9,16 @@
 /* One key a line: KIND(key, field of ss_config_t, default, [min, max | values,] scope, doc).
  * A NULL default: none; a rule derives the value, or the key is REQUIRED by the commands
  * that read it. Defaults are text, parsed by the key's setter as any other source is; a
- * BOOL's is true or false. */
+ * BOOL's is true or false. A SECRET is two rows: the key, set only from the environment
+ * (never from a properties file nor -X, which others may read), and <key>.file, a file
+ * holding it (a Kubernetes Secret mounted as a volume), read by the rule secrets_from_files. */
 // clang-format off
+#define SECRET_DOC(key) "A secret: only from the environment variable or the file named by " key ".file; refused in a properties file and in -X."
+#define SECRET_FILE_DOC(key) "File holding " key " (e.g. a Kubernetes Secret mounted as a volume): its content, one trailing newline stripped; empty for none."
 #define OFF(f) offsetof(ss_config_t, f)
 #define STR(key, f, def, scope, doc)          {key, SS_CT_STRING, def, 0, 0, NULL, OFF(f), scope, 0, doc}
-#define SECRET(key, f, scope, doc)            {key, SS_CT_STRING, "", 0, 0, NULL, OFF(f), scope, SS_KEY_SECRET, doc}
+#define SECRET(key, f, scope, doc)            {key, SS_CT_STRING, "", 0, 0, NULL, OFF(f), scope, SS_KEY_SECRET, doc " " SECRET_DOC(key)}, \
+                                              {key ".file", SS_CT_STRING, "", 0, 0, NULL, OFF(f##_file), scope, SS_KEY_SECRET_FILE, SECRET_FILE_DOC(key)}
 #define REQUIRED(key, f, scope, doc)          {key, SS_CT_STRING, NULL, 0, 0, NULL, OFF(f), scope, SS_KEY_REQUIRED, doc}
 #define INT(key, f, def, lo, hi, scope, doc)  {key, SS_CT_INT, def, lo, hi, NULL, OFF(f), scope, 0, doc}
 #define NUM(key, f, def, lo, hi, scope, doc)  {key, SS_CT_DOUBLE, def, lo, hi, NULL, OFF(f), scope, 0, doc}
@@ -76,7 +81,14 @@ const ss_config__key_t ss_config__keys[] = {
     STR("dlq.topic", dlq_topic, NULL, RUN | PRODUCER, "Dead-letter topic for records that cannot be scored. Default: <input.topic>.dlq for a primary, <shadow.topic>.dlq for a shadow."),
     STR("redis.host", redis_host, "127.0.0.1", RUN, "Redis host."),
     INT("redis.port", redis_port, "6379", 1, 65535, RUN, "Redis port."),
+    STR("redis.username", redis_username, "", RUN, "ACL user: AUTH redis.username redis.password; empty: the default user (AUTH redis.password when a password is set)."),
     SECRET("redis.password", redis_password, RUN, "Redis password (AUTH); empty for none."),
+    BOOL("redis.tls", redis_tls, false, RUN, "Connect to Redis over TLS (both connections of every worker thread); the server's certificate is verified against redis.tls.ca.file and redis.tls.server.name."),
+    STR("redis.tls.ca.file", redis_tls_ca_file, "", RUN, "redis.tls: PEM file of the CA certificates that verify the server; empty: the system's CAs."),
+    STR("redis.tls.cert.file", redis_tls_cert_file, "", RUN, "redis.tls: client certificate (PEM, may hold its chain) for mutual TLS, with redis.tls.key.file; empty for none."),
+    STR("redis.tls.key.file", redis_tls_key_file, "", RUN, "redis.tls: private key (PEM) of redis.tls.cert.file; encrypted: its passphrase in redis.tls.key.password."),
+    SECRET("redis.tls.key.password", redis_tls_key_password, RUN, "Passphrase of redis.tls.key.file; empty for none."),
+    STR("redis.tls.server.name", redis_tls_server_name, "", RUN, "redis.tls: the name (DNS name or IP address) the server's certificate must carry, also sent as SNI; empty: redis.host."),
     INT("redis.db", redis_db, "0", 0, 1024, RUN, "Redis database number."),
     STR("redis.key.prefix", redis_key_prefix, "streamscore:features:", RUN, "Key of a customer's feature hash: prefix + customer id."),
     INT("redis.ttl.seconds", redis_ttl_seconds, "604800", 1, 315360000, RUN, "TTL of a feature hash, refreshed on every write."),
@@ -220,7 +232,7 @@ static void write_row(FILE *out, const ref_row_t *r, int markdown) {
 static void key_row(const ss_config__key_t *k, ref_row_t *r, char *range, size_t rangelen) {
     static const char *type_names[] = {"string", "int", "number", "enum"};
     r->key = k->key;
-    r->type = type_names[k->type];
+    r->type = (k->flags & SS_KEY_SECRET) ? "secret" : type_names[k->type];
     r->def = k->def ? k->def : (k->flags & SS_KEY_REQUIRED) ? "(required)" : "(derived)";
     r->doc = k->doc;
     r->scope = k->scope;

@@ -2,6 +2,7 @@
  * span keys, each a named function with the commands it applies to, run in table order by
  * ss_config_finalize_command once every source is applied. A key's own type and bounds are
  * its row's business (config_keys.c); what needs two keys or more is here. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +69,69 @@ static int required_keys(ss_config_t *cfg, unsigned commands, char *errstr, size
         if (!v || !*v)
             return fail(errstr, errlen, "config: key '%s' is required (set it in the file or %s)",
                         k->key, env);
+    }
+    return 0;
+}
+
+/* The content of the file `path` (one trailing newline stripped) into *out: 0, or
+ * SS_ERR_CONFIG / SS_ERR_NOMEM with errstr naming `key` and the file, never the content. */
+#define SECRET_MAX (64 * 1024)
+
+static int read_secret(const char *key, const char *path, char **out, char *errstr, size_t errlen) {
+    char *buf = NULL;
+    int rc = SS_ERR_CONFIG;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fail(errstr, errlen, "config: key '%s': cannot read '%s': %s", key, path, strerror(errno));
+        goto out;
+    }
+    if (!(buf = malloc(SECRET_MAX + 1))) {
+        rc = out_of_memory(errstr, errlen);
+        goto out;
+    }
+    size_t n = fread(buf, 1, SECRET_MAX + 1, f);
+    if (ferror(f) || n > SECRET_MAX || memchr(buf, '\0', n)) {
+        fail(errstr, errlen, "config: key '%s': '%s' %s", key, path,
+             ferror(f)        ? "cannot be read"
+             : n > SECRET_MAX ? "is larger than 64 KiB"
+                              : "holds a NUL byte");
+        goto out;
+    }
+    if (n && buf[n - 1] == '\n')
+        n -= n > 1 && buf[n - 2] == '\r' ? 2 : 1;
+    buf[n] = '\0';
+    free(*out);
+    *out = buf;
+    buf = NULL;
+    rc = 0;
+out:
+    if (f)
+        fclose(f);
+    free(buf);
+    return rc;
+}
+
+/* Every secret named by its <key>.file read from that file; a secret given both there and in
+ * the environment is refused (which one counts would be a guess). */
+static int secrets_from_files(ss_config_t *cfg, unsigned commands, char *errstr, size_t errlen) {
+    for (size_t i = 1; i < ss_config__n_keys; i++) {
+        const ss_config__key_t *file_key = &ss_config__keys[i], *key = file_key - 1;
+        if (!(file_key->flags & SS_KEY_SECRET_FILE) || !(file_key->scope & commands))
+            continue;
+        const char *path = *(char **)ss_config__field(cfg, file_key);
+        if (!*path)
+            continue;
+        char **secret = ss_config__field(cfg, key);
+        if (**secret) {
+            char env[128];
+            ss_config_env_name(key->key, env, sizeof(env));
+            return fail(errstr, errlen,
+                        "config: key '%s' is given twice, by %s and by %s: give one of them",
+                        key->key, env, file_key->key);
+        }
+        int rc = read_secret(file_key->key, path, secret, errstr, errlen);
+        if (rc < 0)
+            return rc;
     }
     return 0;
 }
@@ -141,6 +205,36 @@ static int registry_user_info_has_password(ss_config_t *cfg, unsigned commands, 
     if (*cfg->registry_user_info && !strchr(cfg->registry_user_info, ':'))
         return fail(errstr, errlen,
                     "config: key 'schema.registry.basic.auth.user.info' must be USER:PASSWORD");
+    return 0;
+}
+
+/* A TLS setting without redis.tls would be ignored, and the connection made in the clear. */
+static int redis_tls_keys_need_tls(ss_config_t *cfg, unsigned commands, char *errstr,
+                                   size_t errlen) {
+    const struct {
+        const char *key, *value;
+    } set[] = {{"redis.tls.ca.file", cfg->redis_tls_ca_file},
+               {"redis.tls.cert.file", cfg->redis_tls_cert_file},
+               {"redis.tls.key.file", cfg->redis_tls_key_file},
+               {"redis.tls.key.password", cfg->redis_tls_key_password},
+               {"redis.tls.server.name", cfg->redis_tls_server_name}};
+    for (size_t i = 0; i < sizeof(set) / sizeof(set[0]) && !cfg->redis_tls; i++)
+        if (*set[i].value)
+            return fail(errstr, errlen,
+                        "config: key '%s' is set but redis.tls = false (Redis would be reached "
+                        "in the clear): set redis.tls = true, or remove it",
+                        set[i].key);
+    return 0;
+}
+
+static int redis_tls_cert_with_key(ss_config_t *cfg, unsigned commands, char *errstr,
+                                   size_t errlen) {
+    if (!*cfg->redis_tls_cert_file != !*cfg->redis_tls_key_file)
+        return fail(errstr, errlen,
+                    "config: keys 'redis.tls.cert.file' and 'redis.tls.key.file' go together: "
+                    "'%s' is set, '%s' is not",
+                    *cfg->redis_tls_cert_file ? "redis.tls.cert.file" : "redis.tls.key.file",
+                    *cfg->redis_tls_cert_file ? "redis.tls.key.file" : "redis.tls.cert.file");
     return 0;
 }
 
@@ -278,6 +372,7 @@ static int log_level_applies(ss_config_t *cfg, unsigned commands, char *errstr, 
 // clang-format off
 static const ss_config_rule_t rules[] = {
     {"required_keys",                   SS_CMD_ALL, required_keys},
+    {"secrets_from_files",              SS_CMD_ALL, secrets_from_files},
     {"topics_not_empty",                SS_CMD_ALL, topics_not_empty},
     {"customer_id_field_not_empty",     SS_CMD_ALL, customer_id_field_not_empty},
     {"writer_schema_default",           SS_CMD_ALL, writer_schema_default},
@@ -286,6 +381,8 @@ static const ss_config_rule_t rules[] = {
     {"schema_map_ids",                  SS_CMD_ALL, schema_map_ids},
     {"registry_url_is_http",            SS_CMD_ALL, registry_url_is_http},
     {"registry_user_info_has_password", SS_CMD_ALL, registry_user_info_has_password},
+    {"redis_tls_keys_need_tls",         SS_CMD_RUN, redis_tls_keys_need_tls},
+    {"redis_tls_cert_with_key",         SS_CMD_RUN, redis_tls_cert_with_key},
     {"features_rename_pairs",           SS_CMD_ALL, features_rename_pairs},
     {"metrics_listen_host_port",        SS_CMD_ALL, metrics_listen_host_port},
     {"shadow_file_for_file_output",     SS_CMD_ALL, shadow_file_for_file_output},

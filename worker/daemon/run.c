@@ -155,10 +155,12 @@ int ss_run(const ss_config_t *cfg, ss_model_t *model, int *stop, int *reload, ss
         }
     }
     watch(&rt, started);
-    for (size_t i = 0; i < started; i++)
-        if (ss_worker_join(rt.workers[i]) < 0)
-            rc = SS_ERR_FAIL;
-    if (__atomic_load_n(&rt.failed, __ATOMIC_ACQUIRE))
+    for (size_t i = 0; i < started; i++) {
+        int wrc = ss_worker_join(rt.workers[i]);
+        if (wrc < 0 && rc != SS_ERR_CONFIG) /* Redis refused: exit 2, whatever else failed */
+            rc = wrc;
+    }
+    if (__atomic_load_n(&rt.failed, __ATOMIC_ACQUIRE) && rc == 0)
         rc = SS_ERR_FAIL;
 done:
     ss_http_stop(http); /* before the workers it reports on go away */

@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,6 +38,7 @@ struct ss_state {
     int evicted_unsynced;   /* writes of evicted customers not acknowledged yet */
     long backoff;           /* degrade: the current backoff, 0 when healthy */
     int64_t retry_at;       /* degrade: no attempt before this time (monotonic ms) */
+    int refused;            /* Redis refused (refused()): no call is tried again */
     int64_t next_flush;     /* monotonic ms */
     offsets_t pending;      /* committed batches waiting for a flush */
     offsets_t covered;      /* covered by the flush sent, stored once it is acknowledged */
@@ -126,9 +128,10 @@ void ss_state_destroy(ss_state_t *s) {
 }
 
 ss_state_t *ss_state_new(const ss_config_t *cfg, char *const *features, size_t nf,
-                         ss_metrics_t *metrics, int (*stopping)(void *), void *stop_arg,
+                         ss_metrics_t *metrics, int (*stopping)(void *), void *stop_arg, int *why,
                          char *errstr, size_t errlen) {
     ss_state_t *s = ss_zalloc(sizeof(*s), "state", errstr, errlen);
+    *why = SS_ERR_NOMEM;
     if (!s)
         return NULL;
     size_t max = (size_t)cfg->batch_max_messages;
@@ -142,7 +145,7 @@ ss_state_t *ss_state_new(const ss_config_t *cfg, char *const *features, size_t n
                       .m_slot = calloc(max, sizeof(size_t)),
                       .m_rows = malloc(max * (nf ? nf : 1) * sizeof(float)),
                       .m_not_hash = calloc(max, 1),
-                      .cache = ss_cache_new(cfg, features, nf, errstr, errlen)};
+                      .cache = ss_cache_new(cfg, features, nf, why, errstr, errlen)};
     int ok = s->cache != NULL;
     if (ok)
         ss_cache_set_metrics(s->cache, metrics);
@@ -162,8 +165,10 @@ ss_state_t *ss_state_new(const ss_config_t *cfg, char *const *features, size_t n
         ok = 0;
     }
     if (ok && s->store && s->writes && cfg->delivery == SS_DELIVERY_EXACTLY_ONCE &&
-        !(s->changelog = ss_changelog_new(cfg, features, nf, errstr, errlen)))
+        !(s->changelog = ss_changelog_new(cfg, features, nf, errstr, errlen))) {
+        *why = SS_ERR_FAIL;
         ok = 0;
+    }
     if (!ok) {
         ss_state_destroy(s);
         return NULL;
@@ -213,12 +218,27 @@ static int degrade(ss_state_t *s, const char *err, const char *kind) {
     return 1;
 }
 
-/* Run `op` under redis.on.error: 0 done, 1 degraded (not done), SS_ERR_STOPPED, or
- * SS_ERR_NOMEM. */
+/* A Redis failure no retry can fix (AUTH refused, TLS trust, NOPERM): no outage, so whatever
+ * redis.on.error says the worker stops, with exit 2. Logged by every thread that meets it;
+ * the first also tells it as the one plain line of a fatal error. SS_ERR_CONFIG. */
+static int refused(ss_state_t *s, const char *err) {
+    static int told; /* atomic, shared by the worker threads */
+    s->refused = 1;
+    ss_log(SS_LOG_ERROR, SS_FIELDS(SSF_STR("component", "redis")),
+           "%s; stopping: a retry cannot fix this", err);
+    if (!__atomic_exchange_n(&told, 1, __ATOMIC_ACQ_REL))
+        fprintf(stderr, "streamscore: %s\n", err);
+    return SS_ERR_CONFIG;
+}
+
+/* Run `op` under redis.on.error: 0 done, 1 degraded (not done), SS_ERR_STOPPED,
+ * SS_ERR_CONFIG (refused()) or SS_ERR_NOMEM. */
 static int with_policy(ss_state_t *s, redis_op_t op) {
     int degrading = s->cfg->redis_on_error == SS_REDIS_DEGRADE;
     long backoff = 50;
     char err[512], kind[32];
+    if (s->refused) /* the worker is stopping: a call again would be refused again */
+        return SS_ERR_CONFIG;
     if (degrading && ss_mono_ms() < s->retry_at) {
         ss_cache_discard(s->cache);
         s->evicted_unsynced = 0;
@@ -241,6 +261,8 @@ static int with_policy(ss_state_t *s, redis_op_t op) {
             return rc;
         }
         __atomic_add_fetch(&s->metrics->cache_errors, 1, __ATOMIC_RELAXED);
+        if (rc == SS_ERR_CONFIG)
+            return refused(s, err);
         error_kind(err, kind, sizeof(kind));
         if (degrading)
             return degrade(s, err, kind);
@@ -538,7 +560,7 @@ int ss_state_idle(ss_state_t *s) {
     if (!waiting || !s->store || ss_mono_ms() < s->next_flush)
         return 0;
     int rc = flush(s, 1, SIZE_MAX);
-    return rc == SS_ERR_STOPPED ? rc : 0;
+    return rc == SS_ERR_STOPPED || rc == SS_ERR_CONFIG ? rc : 0;
 }
 
 int ss_state_flush(ss_state_t *s) {
@@ -579,6 +601,8 @@ int ss_state_assign(ss_state_t *s, const rd_kafka_topic_partition_list_t *parts)
         if (n == SS_ERR_STOPPED || n == SS_ERR_NOMEM)
             return (int)n;
         __atomic_add_fetch(&s->metrics->cache_errors, 1, __ATOMIC_RELAXED);
+        if (n == SS_ERR_CONFIG)
+            return refused(s, err);
         ss_warn("%s; replaying the changelog again in 1 s (the partitions wait)", err);
         if (s->stopping(s->stop_arg))
             return SS_ERR_STOPPED;

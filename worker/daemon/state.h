@@ -26,9 +26,10 @@
 typedef struct ss_state ss_state_t;
 
 /* Connects to Redis (cfg redis.*). `stopping` is polled while a blocked call retries.
- * Returns NULL with errstr when Redis cannot be reached and redis.on.error = block. */
+ * Returns NULL with errstr and the code in *why: SS_ERR_FAIL when Redis cannot be reached and
+ * redis.on.error = block, SS_ERR_CONFIG when it refuses (ss_cache_new), SS_ERR_NOMEM. */
 ss_state_t *ss_state_new(const ss_config_t *cfg, char *const *features, size_t nf,
-                         ss_metrics_t *metrics, int (*stopping)(void *), void *stop_arg,
+                         ss_metrics_t *metrics, int (*stopping)(void *), void *stop_arg, int *why,
                          char *errstr, size_t errlen);
 void ss_state_destroy(ss_state_t *s);
 
@@ -40,7 +41,9 @@ int ss_state_attach(ss_state_t *s, rd_kafka_t *consumer, ss_producer_t *txn_prod
 
 /* The known vectors of the batch's customers into b->state, and b->u_unknown set for those
  * that could not be read (degraded: held nowhere but in an unavailable Redis). Returns 0 when
- * read, 1 when degraded, SS_ERR_STOPPED when a stop came while blocked. */
+ * read, 1 when degraded, SS_ERR_STOPPED when a stop came while blocked, SS_ERR_CONFIG when
+ * Redis refused (AUTH, TLS trust, NOPERM: no retry can fix it, under either policy; told on
+ * stderr as the fatal error's plain line, the worker must stop with exit 2). */
 int ss_state_read(ss_state_t *s, ss_batch_t *b);
 
 /* Exactly-once: the batch is in the open transaction; its merged vectors are what the
@@ -54,7 +57,7 @@ int ss_state_committing(ss_state_t *s);
 /* Committed: at-least-once, the batch `b` (outputs produced); exactly-once, the transaction
  * (every batch staged since). Its merged vectors become the known ones, and a flush runs when
  * due. Returns 0, 1 when degraded
- * (not written), SS_ERR_STOPPED. */
+ * (not written), SS_ERR_STOPPED, SS_ERR_CONFIG (refused, as ss_state_read). */
 int ss_state_commit(ss_state_t *s, const ss_batch_t *b);
 
 /* At-least-once: the outputs of the batches up to these next offsets are acknowledged: the
@@ -66,8 +69,8 @@ int ss_state_acked(ss_state_t *s, const rd_kafka_topic_partition_list_t *offsets
 void ss_state_aborted(ss_state_t *s);
 
 /* Nothing to score for a while: a flush that is due runs (and waits for its acknowledgement),
- * so that the offsets of the last batches are stored without more input. Returns 0 or
- * SS_ERR_STOPPED (a stop came while blocked). */
+ * so that the offsets of the last batches are stored without more input. Returns 0,
+ * SS_ERR_STOPPED (a stop came while blocked) or SS_ERR_CONFIG (refused, as ss_state_read). */
 int ss_state_idle(ss_state_t *s);
 
 /* Write every change and wait for Redis to acknowledge them (then store the offsets they
@@ -80,7 +83,7 @@ void ss_state_drop(ss_state_t *s, const rd_kafka_topic_partition_list_t *parts);
 
 /* Partitions assigned: exactly-once replays their changelog into Redis from the checkpoint,
  * so that Redis holds every committed update before they are read. Returns 0, or a negative
- * SS_ERR_* code (logged). */
+ * SS_ERR_* code (logged): SS_ERR_CONFIG when Redis refused (as ss_state_read). */
 int ss_state_assign(ss_state_t *s, const rd_kafka_topic_partition_list_t *parts);
 
 #endif

@@ -396,9 +396,11 @@ static long replay(ss_changelog_t *cl, rd_kafka_t *rk, ss_cache_t *cache,
             applied++;
         }
         rd_kafka_message_destroy(m);
-        if (applied % 512 == 0 && ss_cache_pending(cache) > 0 &&
-            ss_cache_sync(cache, errstr, errlen) < 0)
-            return SS_ERR_FAIL;
+        int rc = applied % 512 == 0 && ss_cache_pending(cache) > 0
+                     ? ss_cache_sync(cache, errstr, errlen)
+                     : 0;
+        if (rc < 0)
+            return rc; /* SS_ERR_CONFIG: refused (NOPERM), the others a failure */
     }
     return applied;
 }
@@ -419,8 +421,9 @@ long ss_changelog_restore(ss_changelog_t *cl, ss_cache_t *cache,
         goto done;
     for (int i = 0; i < from->cnt; i++)
         queue_checkpoint(cache, cl->key, from->elems[i].partition, from->elems[i].offset);
-    if (ss_cache_sync(cache, errstr, errlen) < 0) {
-        rc = SS_ERR_FAIL;
+    int synced = ss_cache_sync(cache, errstr, errlen);
+    if (synced < 0) {
+        rc = synced; /* SS_ERR_CONFIG: refused (NOPERM), the others a failure */
         goto done;
     }
     for (int i = 0; i < from->cnt; i++) { /* where this thread's checkpoints go on from */

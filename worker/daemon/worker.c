@@ -309,6 +309,14 @@ out:
     return rc < 0 ? rc : 0;
 }
 
+/* The thread fails with `rc` (SS_ERR_CONFIG: Redis refused, exit 2; any other: SS_ERR_FAIL);
+ * with `all`, or when Redis refused (it refuses every thread), every thread stops. */
+static void fail(ss_worker_t *w, int rc, int all) {
+    w->rc = rc == SS_ERR_CONFIG ? rc : SS_ERR_FAIL;
+    if (all || rc == SS_ERR_CONFIG)
+        __atomic_store_n(&w->rt->failed, 1, __ATOMIC_RELEASE);
+}
+
 static void *worker_main(void *arg) {
     ss_worker_t *w = arg;
     while (!stopping(w)) {
@@ -319,7 +327,7 @@ static void *worker_main(void *arg) {
             if (rc == SS_ERR_STOPPED)
                 break; /* a stop while Redis was retried: nothing lost, offsets not stored */
             if (rc < 0) {
-                w->rc = SS_ERR_FAIL; /* a failed commit */
+                fail(w, rc, 0); /* a failed commit, or Redis refused */
                 break;
             }
             continue;
@@ -328,11 +336,10 @@ static void *worker_main(void *arg) {
         if (rc == SS_ERR_STOPPED)
             break; /* a stop while Redis or the output was waited for: nothing committed */
         if (rc < 0) {
-            w->rc = SS_ERR_FAIL;
             if (!__atomic_load_n(w->rt->stop, __ATOMIC_ACQUIRE))
                 ss_error("worker %d: stopping after a failed batch; its offsets are not committed",
                          w->index);
-            __atomic_store_n(&w->rt->failed, 1, __ATOMIC_RELEASE);
+            fail(w, rc, 1);
             break;
         }
     }
@@ -352,7 +359,14 @@ static void *worker_main(void *arg) {
 /* ------------------------------------------------------------------ partitions moving */
 
 static int on_assigning(void *arg, const rd_kafka_topic_partition_list_t *parts) {
-    return ss_state_assign(((ss_worker_t *)arg)->state, parts) < 0 ? -1 : 0;
+    ss_worker_t *w = arg;
+    int rc = ss_state_assign(w->state, parts);
+    if (rc != SS_ERR_CONFIG)
+        return rc < 0 ? -1 : 0;
+    /* Redis refused: the worker stops before it reads them, but the partitions are taken all
+     * the same, for librdkafka cannot close a consumer whose rebalance it still waits on */
+    fail(w, rc, 1);
+    return 0;
 }
 
 /* The open transaction committed, every change written: the next owner starts from here. */
@@ -396,8 +410,10 @@ int ss_worker_new(ss_runtime_t *rt, int index, ss_worker_t **out, char *errstr, 
         goto fail;
     }
     if (!(w->state = ss_state_new(cfg, model->feature_names, model->n_features, rt->stats, stopping,
-                                  w, errstr, errlen)))
+                                  w, &why, errstr, errlen))) {
+        rc = why;
         goto fail;
+    }
     if (!(w->consumer = ss_consumer_new(cfg, index, &w->cctx, rt->stats, errstr, errlen))) {
         rc = SS_ERR_CONFIG;
         goto fail;

@@ -14,7 +14,8 @@ int ss_worker_new(ss_runtime_t *rt, int index, ss_worker_t **out, char *errstr, 
 /* Commits stored offsets, leaves the group, destroys. Accepts NULL. */
 void ss_worker_destroy(ss_worker_t *w);
 
-/* Start the thread; ss_worker_join waits for it and returns 0 or SS_ERR_FAIL (a failed batch). */
+/* Start the thread; ss_worker_join waits for it and returns 0, SS_ERR_FAIL (a failed batch)
+ * or SS_ERR_CONFIG (Redis refused: AUTH, TLS trust, NOPERM; told on stderr already). */
 int ss_worker_start(ss_worker_t *w);
 int ss_worker_join(ss_worker_t *w);
 /* Its thread has finished. @locality any thread */
