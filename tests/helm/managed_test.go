@@ -2,6 +2,7 @@ package helmtest
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -154,4 +155,55 @@ func TestRedisTLSVariants(t *testing.T) {
 		}
 		wantNoProps(t, full, props(t, r, full), "redis.tls", "redis.tls.ca.file", "redis.username")
 	})
+}
+
+// A secret's `.file` key names a file holding it (a Secret mounted through extraVolumes): it
+// holds no secret, so config and shadow.config accept it and the properties carry it. Beside
+// a variable that gives the same secret (secrets.* or extraEnv), rendering fails: the worker
+// would have two sources for one secret.
+func TestSecretFileKeys(t *testing.T) {
+	for _, key := range []string{"redis.password.file", "redis.tls.key.password.file",
+		"schema.registry.basic.auth.user.info.file", "schema.registry.ssl.key.password.file"} {
+		for _, where := range []string{"config", "shadow.config"} {
+			t.Run(where+" "+key, func(t *testing.T) {
+				r, err := Render("", "--set", "shadow.enabled=true",
+					"--set", where+"."+escapeKey(key)+"=/run/secrets/streamscore/secret")
+				if err != nil {
+					t.Fatal(err)
+				}
+				wantProps(t, props(t, r, shadowName), map[string]string{key: "/run/secrets/streamscore/secret"})
+				if _, ok := props(t, r, full)[key]; ok != (where == "config") {
+					t.Errorf("the primary's properties hold %s: %v, want %v", key, ok, where == "config")
+				}
+			})
+		}
+	}
+	for _, c := range []struct {
+		key  string
+		set  []string
+		want string
+	}{
+		{"redis.password.file", []string{"secrets.redisPassword.name=redis"},
+			"config: key redis.password.file and secrets.redisPassword both give redis.password: set one"},
+		{"redis.tls.key.password.file", []string{"secrets.redisTlsKeyPassword.name=redis-tls", "secrets.redisTls.secretName=redis-tls",
+			"secrets.redisTls.certKey=tls.crt", "secrets.redisTls.keyKey=tls.key"},
+			"config: key redis.tls.key.password.file and secrets.redisTlsKeyPassword both give redis.tls.key.password: set one"},
+		{"schema.registry.ssl.key.password.file", []string{"extraEnv[0].name=STREAMSCORE_SCHEMA_REGISTRY_SSL_KEY_PASSWORD",
+			"extraEnv[0].valueFrom.secretKeyRef.name=registry-tls", "extraEnv[0].valueFrom.secretKeyRef.key=key-password"},
+			"config: key schema.registry.ssl.key.password.file and extraEnv STREAMSCORE_SCHEMA_REGISTRY_SSL_KEY_PASSWORD both give schema.registry.ssl.key.password: set one"},
+	} {
+		t.Run(c.key+" beside a variable", func(t *testing.T) {
+			args := []string{"--set", "config." + escapeKey(c.key) + "=/run/secrets/streamscore/secret"}
+			for _, s := range c.set {
+				args = append(args, "--set", s)
+			}
+			out, err := helm(renderArgs("", args...)...)
+			if err == nil {
+				t.Fatalf("rendered, but should fail with %q:\n%s", c.want, out)
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("failed, but without %q: %v", c.want, err)
+			}
+		})
+	}
 }

@@ -226,6 +226,24 @@ schemaRegistryTls the URL must be https://. Argument: the root context.
 {{- end -}}
 {{- end -}}
 
+{{/*
+A secret's `.file` key (key) in config (where) holds no secret, but the worker must not get
+the secret (secret) from a variable too: from secrets.* (from) or extraEnv. Argument: dict
+root, where, key, secret, from.
+*/}}
+{{- define "streamscore.checkSecretFile" -}}
+{{- $v := .root.Values -}}
+{{- $env := printf "STREAMSCORE_%s" (upper (replace "." "_" .secret)) -}}
+{{- if and .from (get $v.secrets (trimPrefix "secrets." .from)).name -}}
+{{- fail (printf "%s: key %s and %s both give %s: set one" .where .key .from .secret) -}}
+{{- end -}}
+{{- range $v.extraEnv -}}
+{{- if eq (toString (get . "name")) $env -}}
+{{- fail (printf "%s: key %s and extraEnv %s both give %s: set one" $.where $.key $env $.secret) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
 {{/* The mounted TLS Secrets are in separate folders, neither inside another. Argument: the root context. */}}
 {{- define "streamscore.checkTlsMounts" -}}
 {{- $mounts := list -}}
@@ -271,6 +289,8 @@ secrets.redisTlsKeyPassword is the passphrase of a client key: some Deployment m
 {{- /* keys holding a secret, and the values that set them; any other key that names a
      password, a secret, a private key in PEM or OAuth settings: extraEnv */ -}}
 {{- $secretFrom := dict "kafka.sasl.password" "secrets.kafkaSaslPassword" "redis.password" "secrets.redisPassword" "redis.tls.key.password" "secrets.redisTlsKeyPassword" "schema.registry.basic.auth.user.info" "secrets.schemaRegistryAuth" -}}
+{{- /* the worker's secret keys: `<key>.file` names a file holding the secret */ -}}
+{{- $fileSecrets := list "redis.password" "redis.tls.key.password" "schema.registry.basic.auth.user.info" "schema.registry.ssl.key.password" -}}
 {{- /* the mounted TLS Secrets and the keys the chart sets from them (a pattern) */ -}}
 {{- $tlsKeys := dict "kafkaTls" "^kafka\\.ssl\\..*\\.location$" "schemaRegistryTls" "^schema\\.registry\\.ssl\\..*\\.location$" "redisTls" "^redis\\.tls\\.(ca|cert|key)\\.file$" -}}
 {{- range $where, $cfg := dict "config" $v.config "shadow.config" $v.shadow.config -}}
@@ -278,7 +298,10 @@ secrets.redisTlsKeyPassword is the passphrase of a client key: some Deployment m
 {{- if hasKey $reserved $k -}}
 {{- fail (printf "%s: key %s is set by the chart: %s" $where $k (get $reserved $k)) -}}
 {{- end -}}
-{{- if or (hasKey $secretFrom $k) (regexMatch "password|secret|key\\.pem$|oauthbearer\\.config$" $k) -}}
+{{- $fileOf := ternary (trimSuffix ".file" $k) "" (and (hasSuffix ".file" $k) (has (trimSuffix ".file" $k) $fileSecrets)) -}}
+{{- if $fileOf -}}
+{{- include "streamscore.checkSecretFile" (dict "root" $ "where" $where "key" $k "secret" $fileOf "from" (get $secretFrom $fileOf)) -}}
+{{- else if or (hasKey $secretFrom $k) (regexMatch "password|secret|key\\.pem$|oauthbearer\\.config$" $k) -}}
 {{- $env := printf "STREAMSCORE_%s" (upper (replace "." "_" $k)) -}}
 {{- fail (printf "%s: key %s holds a secret: set it from a Secret (%s)" $where $k (default (printf "extraEnv: %s from a secretKeyRef" $env) (get $secretFrom $k))) -}}
 {{- end -}}
