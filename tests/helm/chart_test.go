@@ -29,16 +29,17 @@ const (
 
 // checks holds what each value set in values/ must render, beyond strict decoding.
 var checks = map[string]func(t *testing.T, r *Rendered){
-	"defaults.yaml":        checkDefaults,
-	"shadow.yaml":          checkShadow,
-	"keda.yaml":            checkKeda,
-	"hpa.yaml":             checkHPA,
-	"monitoring.yaml":      checkMonitoring,
-	"secrets.yaml":         checkSecrets,
-	"model-volume.yaml":    checkModelVolume,
-	"model-image.yaml":     checkModelImage,
-	"model-configmap.yaml": checkModelConfigMap,
-	"schema-registry.yaml": checkSchemaRegistry,
+	"defaults.yaml":         checkDefaults,
+	"shadow.yaml":           checkShadow,
+	"keda.yaml":             checkKeda,
+	"hpa.yaml":              checkHPA,
+	"monitoring.yaml":       checkMonitoring,
+	"secrets.yaml":          checkSecrets,
+	"model-volume.yaml":     checkModelVolume,
+	"model-image.yaml":      checkModelImage,
+	"model-configmap.yaml":  checkModelConfigMap,
+	"schema-registry.yaml":  checkSchemaRegistry,
+	"managed-services.yaml": checkManagedServices,
 }
 
 func valueSets(t *testing.T, dir string) []string {
@@ -405,7 +406,8 @@ func checkCommon(t *testing.T, r *Rendered) {
 			t.Errorf("%s: metrics.listen = %q, want %q", d.Name, p["metrics.listen"], want)
 		}
 		for k := range p {
-			if strings.Contains(k, "password") || k == "schema.registry.basic.auth.user.info" {
+			// a secret's `.file` key names a file holding it
+			if (strings.Contains(k, "password") || strings.HasPrefix(k, "schema.registry.basic.auth.user.info")) && !strings.HasSuffix(k, ".file") {
 				t.Errorf("%s: the properties hold %s", d.Name, k)
 			}
 		}
@@ -752,17 +754,11 @@ func checkSecrets(t *testing.T, r *Rendered) {
 	for _, name := range []string{full, shadowName} {
 		d := deployment(t, r, name)
 		c := container(t, d)
-		for envName, ref := range map[string][2]string{
+		wantSecretEnv(t, name, c, map[string][2]string{
 			"STREAMSCORE_KAFKA_SASL_PASSWORD":    {"kafka-streamscore", "password"},
 			"STREAMSCORE_REDIS_PASSWORD":         {"redis", "redis-password"},
 			"STREAMSCORE_KAFKA_SSL_KEY_PASSWORD": {"kafka-client-tls", "key-password"},
-		} {
-			e := env(c, envName)
-			if e == nil || e.Value != "" || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil ||
-				e.ValueFrom.SecretKeyRef.Name != ref[0] || e.ValueFrom.SecretKeyRef.Key != ref[1] {
-				t.Errorf("%s: %s is not from Secret %s key %s: %+v", name, envName, ref[0], ref[1], e)
-			}
-		}
+		})
 		m := mount(c, "/etc/streamscore-tls/kafka")
 		if m == nil || !m.ReadOnly {
 			t.Fatalf("%s: no read-only mount of the TLS Secret", name)

@@ -12,8 +12,8 @@ import (
 )
 
 // schemaConfigKeys returns the non-kafka keys values.schema.json accepts in config and
-// shadow.config.
-func schemaConfigKeys(t *testing.T) []string {
+// shadow.config, and its patterns of other non-kafka keys (a secret's `.file` key).
+func schemaConfigKeys(t *testing.T) ([]string, []*regexp.Regexp) {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(chartDir, "values.schema.json"))
 	if err != nil {
@@ -34,13 +34,19 @@ func schemaConfigKeys(t *testing.T) []string {
 	if err := json.Unmarshal(raw, &schema); err != nil {
 		t.Fatal(err)
 	}
+	var enum []string
+	var patterns []*regexp.Regexp
 	for _, a := range schema.Definitions.Config.PropertyNames.AnyOf {
 		if len(a.Enum) > 0 {
-			return a.Enum
+			enum = a.Enum
+		} else if a.Pattern != "" && !strings.HasPrefix(a.Pattern, "^kafka") {
+			patterns = append(patterns, regexp.MustCompile(a.Pattern))
 		}
 	}
-	t.Fatal("values.schema.json: no enum of config keys in definitions.config.propertyNames")
-	return nil
+	if enum == nil {
+		t.Fatal("values.schema.json: no enum of config keys in definitions.config.propertyNames")
+	}
+	return enum, patterns
 }
 
 // The config keys the chart's schema accepts are exactly the worker's (from
@@ -65,8 +71,17 @@ func TestConfigKeysMatchWorker(t *testing.T) {
 		t.Skipf("%s predates metrics.listen (the chart's HTTP endpoints); rebuild it", bin)
 	}
 	chart := map[string]bool{}
-	for _, k := range schemaConfigKeys(t) {
+	enum, patterns := schemaConfigKeys(t)
+	for _, k := range enum {
 		chart[k] = true
+	}
+	accepts := func(k string) bool {
+		for _, p := range patterns {
+			if p.MatchString(k) {
+				return true
+			}
+		}
+		return chart[k]
 	}
 	var onlyChart, onlyWorker []string
 	for k := range chart {
@@ -75,7 +90,7 @@ func TestConfigKeysMatchWorker(t *testing.T) {
 		}
 	}
 	for k := range worker {
-		if !chart[k] {
+		if !accepts(k) {
 			onlyWorker = append(onlyWorker, k)
 		}
 	}

@@ -19,35 +19,11 @@ func checkSchemaRegistry(t *testing.T, r *Rendered) {
 	wantCounts(t, r, map[string]int{"Deployment": 2, "ConfigMap": 2})
 	for _, name := range []string{full, shadowName} {
 		d := deployment(t, r, name)
-		c := container(t, d)
-		for envName, ref := range map[string][2]string{
+		wantSecretEnv(t, name, container(t, d), map[string][2]string{
 			registryUserInfoEnv:                            {"schema-registry-streamscore", "user-info"},
 			"STREAMSCORE_SCHEMA_REGISTRY_SSL_KEY_PASSWORD": {"schema-registry-client-tls", "key-password"},
-		} {
-			e := env(c, envName)
-			if e == nil || e.Value != "" || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil ||
-				e.ValueFrom.SecretKeyRef.Name != ref[0] || e.ValueFrom.SecretKeyRef.Key != ref[1] {
-				t.Errorf("%s: %s is not from Secret %s key %s: %+v", name, envName, ref[0], ref[1], e)
-			}
-		}
-		for dir, secret := range map[string]string{
-			registryTLSDir:               "schema-registry-client-tls",
-			"/etc/streamscore-tls/kafka": "kafka-client-tls",
-		} {
-			m := mount(c, dir)
-			if m == nil || !m.ReadOnly || m.SubPath != "" {
-				t.Errorf("%s: want a read-only mount of Secret %s at %s, got %+v", name, secret, dir, m)
-				continue
-			}
-			v := volume(d, m.Name)
-			if v == nil || v.Secret == nil || v.Secret.SecretName != secret ||
-				v.Secret.DefaultMode == nil || *v.Secret.DefaultMode != 0o440 {
-				t.Errorf("%s: volume at %s is not Secret %s with mode 0440: %+v", name, dir, secret, v)
-			}
-		}
-		if a, b := mount(c, registryTLSDir), mount(c, "/etc/streamscore-tls/kafka"); a != nil && b != nil && a.Name == b.Name {
-			t.Errorf("%s: the registry's and Kafka's TLS Secrets share volume %s", name, a.Name)
-		}
+		})
+		wantSecretMounts(t, d, map[string]string{registryTLSDir: "schema-registry-client-tls", kafkaTLSDir: "kafka-client-tls"})
 		p := props(t, r, name)
 		wantProps(t, p, map[string]string{
 			"input.framing":                            "confluent",
@@ -128,6 +104,7 @@ func TestSecretKeysRefusedInConfig(t *testing.T) {
 	for key, instead := range map[string]string{
 		"kafka.sasl.password":                  "secrets.kafkaSaslPassword",
 		"redis.password":                       "secrets.redisPassword",
+		"redis.tls.key.password":               "secrets.redisTlsKeyPassword",
 		"schema.registry.basic.auth.user.info": "secrets.schemaRegistryAuth",
 		"schema.registry.ssl.key.password":     "extraEnv: STREAMSCORE_SCHEMA_REGISTRY_SSL_KEY_PASSWORD",
 		"kafka.ssl.key.password":               "extraEnv: STREAMSCORE_KAFKA_SSL_KEY_PASSWORD",
@@ -159,9 +136,12 @@ func TestSecretKeysRefusedInConfig(t *testing.T) {
 // The TLS file locations are the chart's while their Secret is mounted (config may not set
 // them), and config's own otherwise.
 func TestTLSLocationsSetByTheChart(t *testing.T) {
-	for tls, prefix := range map[string]string{"kafkaTls": "kafka.ssl.", "schemaRegistryTls": "schema.registry.ssl."} {
-		for _, file := range []string{"ca", "certificate", "key"} {
-			key := prefix + file + ".location"
+	for tls, keys := range map[string][]string{
+		"kafkaTls":          {"kafka.ssl.ca.location", "kafka.ssl.certificate.location", "kafka.ssl.key.location"},
+		"schemaRegistryTls": {"schema.registry.ssl.ca.location", "schema.registry.ssl.certificate.location", "schema.registry.ssl.key.location"},
+		"redisTls":          {"redis.tls.ca.file", "redis.tls.cert.file", "redis.tls.key.file"},
+	} {
+		for _, key := range keys {
 			set := []string{"--set", "config." + escapeKey(key) + "=/etc/elsewhere/file.pem"}
 			t.Run(key+" with secrets."+tls, func(t *testing.T) {
 				withSecret := append([]string{"--set", "secrets." + tls + ".secretName=tls-files",

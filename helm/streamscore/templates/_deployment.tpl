@@ -13,11 +13,11 @@ shadow differ in their properties, model, replicas and resources only.
 {{- /* STREAMSCORE_<KEY> variables from secrets.*, each [name, secretKey values], and the
   mounted TLS Secrets, each [volume name, secrets.*Tls]; the shadow gets the same. */ -}}
 {{- $secretEnv := list -}}
-{{- range $pair := list (list "STREAMSCORE_KAFKA_SASL_PASSWORD" $v.secrets.kafkaSaslPassword) (list "STREAMSCORE_REDIS_PASSWORD" $v.secrets.redisPassword) (list "STREAMSCORE_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO" $v.secrets.schemaRegistryAuth) -}}
+{{- range $pair := list (list "STREAMSCORE_KAFKA_SASL_PASSWORD" $v.secrets.kafkaSaslPassword) (list "STREAMSCORE_REDIS_PASSWORD" $v.secrets.redisPassword) (list "STREAMSCORE_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO" $v.secrets.schemaRegistryAuth) (list "STREAMSCORE_REDIS_TLS_KEY_PASSWORD" $v.secrets.redisTlsKeyPassword) -}}
 {{- if (index $pair 1).name -}}{{- $secretEnv = append $secretEnv $pair -}}{{- end -}}
 {{- end -}}
 {{- $tlsMounts := list -}}
-{{- range $pair := list (list "kafka-tls" $v.secrets.kafkaTls) (list "schema-registry-tls" $v.secrets.schemaRegistryTls) -}}
+{{- range $pair := list (list "kafka-tls" $v.secrets.kafkaTls) (list "schema-registry-tls" $v.secrets.schemaRegistryTls) (list "redis-tls" $v.secrets.redisTls) -}}
 {{- if (index $pair 1).secretName -}}{{- $tlsMounts = append $tlsMounts $pair -}}{{- end -}}
 {{- end -}}
 apiVersion: apps/v1

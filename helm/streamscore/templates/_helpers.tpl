@@ -99,20 +99,22 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
 {{/*
-The file locations of a mounted TLS Secret as a JSON dict: <prefix>.ca.location, and
-<prefix>.certificate.location / <prefix>.key.location with mutual TLS; empty without a
-Secret. Argument: dict tls (secrets.kafkaTls or secrets.schemaRegistryTls), prefix.
+The keys the chart sets from a mounted TLS Secret as a JSON dict: the CA file's key (ca), and
+the client certificate's and key's (cert, key) with mutual TLS, each pointing into mountPath,
+and the key switching TLS on (enable = true), if any; empty without a Secret. Argument: dict
+tls (secrets.*Tls), ca, cert, key, enable (key names).
 */}}
 {{- define "streamscore.tlsLocations" -}}
 {{- $out := dict -}}
 {{- with .tls -}}
 {{- if .secretName -}}
 {{- $dir := trimSuffix "/" .mountPath -}}
-{{- $_ := set $out (printf "%s.ca.location" $.prefix) (printf "%s/%s" $dir .caKey) -}}
+{{- $_ := set $out $.ca (printf "%s/%s" $dir .caKey) -}}
 {{- if .certKey -}}
-{{- $_ = set $out (printf "%s.certificate.location" $.prefix) (printf "%s/%s" $dir .certKey) -}}
-{{- $_ = set $out (printf "%s.key.location" $.prefix) (printf "%s/%s" $dir .keyKey) -}}
+{{- $_ = set $out $.cert (printf "%s/%s" $dir .certKey) -}}
+{{- $_ = set $out $.key (printf "%s/%s" $dir .keyKey) -}}
 {{- end -}}
+{{- with $.enable -}}{{- $_ = set $out . true -}}{{- end -}}
 {{- end -}}
 {{- end -}}
 {{- toJson $out -}}
@@ -121,8 +123,8 @@ Secret. Argument: dict tls (secrets.kafkaTls or secrets.schemaRegistryTls), pref
 {{/*
 The effective properties of a component as a dict (key -> value); argument: dict root,
 component. The shadow's are the primary's config merged with shadow.config; the chart adds
-mode, model.path, model.card, metrics.listen and the TLS file locations of Kafka and the
-Schema Registry.
+mode, model.path, model.card, metrics.listen and the TLS files of Kafka, the Schema Registry
+and Redis (with redis.tls = true).
 */}}
 {{- define "streamscore.configDict" -}}
 {{- $v := .root.Values -}}
@@ -138,8 +140,9 @@ Schema Registry.
 {{- $_ = set $cfg "model.card" (printf "%s/%s" (trimSuffix "/" $model.mountPath) $model.card) -}}
 {{- end -}}
 {{- $_ = set $cfg "metrics.listen" (printf "0.0.0.0:%d" (int $v.metrics.port)) -}}
-{{- $cfg = mergeOverwrite $cfg (include "streamscore.tlsLocations" (dict "tls" $v.secrets.kafkaTls "prefix" "kafka.ssl") | fromJson) -}}
-{{- $cfg = mergeOverwrite $cfg (include "streamscore.tlsLocations" (dict "tls" $v.secrets.schemaRegistryTls "prefix" "schema.registry.ssl") | fromJson) -}}
+{{- $cfg = mergeOverwrite $cfg (include "streamscore.tlsLocations" (dict "tls" $v.secrets.kafkaTls "ca" "kafka.ssl.ca.location" "cert" "kafka.ssl.certificate.location" "key" "kafka.ssl.key.location") | fromJson) -}}
+{{- $cfg = mergeOverwrite $cfg (include "streamscore.tlsLocations" (dict "tls" $v.secrets.schemaRegistryTls "ca" "schema.registry.ssl.ca.location" "cert" "schema.registry.ssl.certificate.location" "key" "schema.registry.ssl.key.location") | fromJson) -}}
+{{- $cfg = mergeOverwrite $cfg (include "streamscore.tlsLocations" (dict "tls" $v.secrets.redisTls "ca" "redis.tls.ca.file" "cert" "redis.tls.cert.file" "key" "redis.tls.key.file" "enable" "redis.tls") | fromJson) -}}
 {{- toJson $cfg -}}
 {{- end -}}
 
@@ -223,48 +226,107 @@ schemaRegistryTls the URL must be https://. Argument: the root context.
 {{- end -}}
 {{- end -}}
 
+{{/*
+A secret's `.file` key (key) in config (where) holds no secret, but the worker must not get
+the secret (secret) from a variable too: from secrets.* (from) or extraEnv. Argument: dict
+root, where, key, secret, from.
+*/}}
+{{- define "streamscore.checkSecretFile" -}}
+{{- $v := .root.Values -}}
+{{- $env := printf "STREAMSCORE_%s" (upper (replace "." "_" .secret)) -}}
+{{- if and .from (get $v.secrets (trimPrefix "secrets." .from)).name -}}
+{{- fail (printf "%s: key %s and %s both give %s: set one" .where .key .from .secret) -}}
+{{- end -}}
+{{- range $v.extraEnv -}}
+{{- if eq (toString (get . "name")) $env -}}
+{{- fail (printf "%s: key %s and extraEnv %s both give %s: set one" $.where $.key $env $.secret) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The mounted TLS Secrets are in separate folders, neither inside another. Argument: the root context. */}}
+{{- define "streamscore.checkTlsMounts" -}}
+{{- $mounts := list -}}
+{{- range $tls := list "kafkaTls" "schemaRegistryTls" "redisTls" -}}
+{{- with get $.Values.secrets $tls -}}
+{{- if .secretName -}}{{- $mounts = append $mounts (list $tls (trimSuffix "/" .mountPath)) -}}{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- range $i, $a := $mounts -}}
+{{- range $b := slice $mounts (add1 $i) -}}
+{{- $adir := index $a 1 -}}
+{{- $bdir := index $b 1 -}}
+{{- if or (eq $adir $bdir) (hasPrefix (printf "%s/" $adir) $bdir) (hasPrefix (printf "%s/" $bdir) $adir) -}}
+{{- fail (printf "secrets.%s.mountPath (%s) and secrets.%s.mountPath (%s) must be separate folders, neither inside the other" (index $b 0) $bdir (index $a 0) $adir) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+secrets.redisTlsKeyPassword is the passphrase of a client key: some Deployment must have one
+(redis.tls.key.file, from secrets.redisTls or config). Argument: the root context.
+*/}}
+{{- define "streamscore.checkRedisKeyPassword" -}}
+{{- if .Values.secrets.redisTlsKeyPassword.name -}}
+{{- $components := ternary (list "primary" "shadow") (list "primary") .Values.shadow.enabled -}}
+{{- $keys := 0 -}}
+{{- range $c := $components -}}
+{{- if get (include "streamscore.configDict" (dict "root" $ "component" $c) | fromJson) "redis.tls.key.file" -}}
+{{- $keys = add1 $keys -}}
+{{- end -}}
+{{- end -}}
+{{- if eq $keys 0 -}}
+{{- fail "secrets.redisTlsKeyPassword is set, but no Deployment has a client key (redis.tls.key.file): set secrets.redisTls.certKey and keyKey, or redis.tls.cert.file and redis.tls.key.file in config" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
 {{/* Checks of values the schema cannot express; fails rendering with a message naming the value. */}}
 {{- define "streamscore.validate" -}}
 {{- $v := .Values -}}
 {{- $reserved := dict "mode" "it is the component's (primary, or shadow for the shadow Deployment)" "model.path" "set model (or shadow.model) instead" "model.card" "set model.card (or shadow.model.card) instead" "metrics.listen" "the chart sets 0.0.0.0:<metrics.port>" -}}
 {{- /* keys holding a secret, and the values that set them; any other key that names a
      password, a secret, a private key in PEM or OAuth settings: extraEnv */ -}}
-{{- $secretFrom := dict "kafka.sasl.password" "secrets.kafkaSaslPassword" "redis.password" "secrets.redisPassword" "schema.registry.basic.auth.user.info" "secrets.schemaRegistryAuth" -}}
-{{- /* the mounted TLS Secrets and the prefix of the *.location keys the chart sets from them */ -}}
-{{- $tlsPrefix := dict "kafkaTls" "kafka.ssl." "schemaRegistryTls" "schema.registry.ssl." -}}
+{{- $secretFrom := dict "kafka.sasl.password" "secrets.kafkaSaslPassword" "redis.password" "secrets.redisPassword" "redis.tls.key.password" "secrets.redisTlsKeyPassword" "schema.registry.basic.auth.user.info" "secrets.schemaRegistryAuth" -}}
+{{- /* the worker's secret keys: `<key>.file` names a file holding the secret */ -}}
+{{- $fileSecrets := list "redis.password" "redis.tls.key.password" "schema.registry.basic.auth.user.info" "schema.registry.ssl.key.password" -}}
+{{- /* the mounted TLS Secrets and the keys the chart sets from them (a pattern) */ -}}
+{{- $tlsKeys := dict "kafkaTls" "^kafka\\.ssl\\..*\\.location$" "schemaRegistryTls" "^schema\\.registry\\.ssl\\..*\\.location$" "redisTls" "^redis\\.tls\\.(ca|cert|key)\\.file$" -}}
 {{- range $where, $cfg := dict "config" $v.config "shadow.config" $v.shadow.config -}}
 {{- range $k, $val := $cfg -}}
 {{- if hasKey $reserved $k -}}
 {{- fail (printf "%s: key %s is set by the chart: %s" $where $k (get $reserved $k)) -}}
 {{- end -}}
-{{- if or (hasKey $secretFrom $k) (regexMatch "password|secret|key\\.pem$|oauthbearer\\.config$" $k) -}}
+{{- $fileOf := ternary (trimSuffix ".file" $k) "" (and (hasSuffix ".file" $k) (has (trimSuffix ".file" $k) $fileSecrets)) -}}
+{{- if $fileOf -}}
+{{- include "streamscore.checkSecretFile" (dict "root" $ "where" $where "key" $k "secret" $fileOf "from" (get $secretFrom $fileOf)) -}}
+{{- else if or (hasKey $secretFrom $k) (regexMatch "password|secret|key\\.pem$|oauthbearer\\.config$" $k) -}}
 {{- $env := printf "STREAMSCORE_%s" (upper (replace "." "_" $k)) -}}
 {{- fail (printf "%s: key %s holds a secret: set it from a Secret (%s)" $where $k (default (printf "extraEnv: %s from a secretKeyRef" $env) (get $secretFrom $k))) -}}
 {{- end -}}
-{{- range $tls, $prefix := $tlsPrefix -}}
-{{- if and (get $v.secrets $tls).secretName (hasPrefix $prefix $k) (hasSuffix ".location" $k) -}}
+{{- range $tls, $pattern := $tlsKeys -}}
+{{- if and (get $v.secrets $tls).secretName (regexMatch $pattern $k) -}}
 {{- fail (printf "%s: key %s is set by the chart from secrets.%s" $where $k $tls) -}}
 {{- end -}}
+{{- end -}}
+{{- if and (eq $k "redis.tls") $v.secrets.redisTls.secretName (ne (toString $val) "true") -}}
+{{- fail (printf "%s: key redis.tls is %v, but secrets.redisTls is set (the chart sets redis.tls = true with its files)" $where $val) -}}
 {{- end -}}
 {{- if regexMatch "[\\n\\r]|\\\\$" (toString $val) -}}
 {{- fail (printf "%s: the value of %s must be one line, not ending in a backslash" $where $k) -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
-{{- range $tls, $_ := $tlsPrefix -}}
+{{- range $tls, $_ := $tlsKeys -}}
 {{- with get $v.secrets $tls -}}
 {{- if and .secretName (ne (not .certKey) (not .keyKey)) -}}
 {{- fail (printf "secrets.%s: set both certKey and keyKey (mutual TLS) or neither" $tls) -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
-{{- if and $v.secrets.kafkaTls.secretName $v.secrets.schemaRegistryTls.secretName -}}
-{{- $kdir := trimSuffix "/" $v.secrets.kafkaTls.mountPath -}}
-{{- $rdir := trimSuffix "/" $v.secrets.schemaRegistryTls.mountPath -}}
-{{- if or (eq $kdir $rdir) (hasPrefix (printf "%s/" $kdir) $rdir) (hasPrefix (printf "%s/" $rdir) $kdir) -}}
-{{- fail (printf "secrets.schemaRegistryTls.mountPath (%s) and secrets.kafkaTls.mountPath (%s) must be separate folders, neither inside the other" $rdir $kdir) -}}
-{{- end -}}
-{{- end -}}
+{{- include "streamscore.checkTlsMounts" . -}}
+{{- include "streamscore.checkRedisKeyPassword" . -}}
 {{- include "streamscore.checkRegistry" . -}}
 {{- include "streamscore.checkModel" (dict "model" $v.model "where" "model") -}}
 {{- if and $v.autoscaling.keda.enabled $v.autoscaling.hpa.enabled -}}
