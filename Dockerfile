@@ -10,11 +10,17 @@ FROM debian:bookworm-slim AS build
 ENV DEBIAN_FRONTEND=noninteractive
 WORKDIR /src
 # Debian build packages, the xgboost-cpu wheel (libxgboost.so) and XGBoost's C API header.
-COPY scripts/ scripts/
+# Only what setup --build-only reads is copied: a change to another script keeps this layer
+# in buildah's cache (scripts/image build).
+COPY scripts/setup scripts/lib.sh scripts/requirements.txt scripts/
 RUN scripts/setup --build-only && rm -rf /var/lib/apt/lists/*
+# What CMake configures from: the schemas (compiled in as the defaults), the worker, and the
+# tests and bench folders it adds (their programs are not built here).
 COPY CMakeLists.txt ./
-COPY worker/ worker/
+COPY schemas/ schemas/
 COPY tests/ tests/
+COPY bench/ bench/
+COPY worker/ worker/
 RUN cmake -S . -B build -G Ninja && cmake --build build --target streamscore
 # libxgboost.so and the OpenMP runtime bundled with it by the wheel, for /usr/local/lib.
 RUN mkdir -p /out/lib \
