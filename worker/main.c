@@ -19,6 +19,7 @@
 #include "model.h"
 #include "run.h"
 #include "validate.h"
+#include "versions.h"
 
 #ifndef SS_VERSION
 #define SS_VERSION "0.0.0"
@@ -275,8 +276,9 @@ int main(int argc, char **argv) {
     }
     const char *cmd = argv[1];
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
-        printf("streamscore %s (librdkafka %s, XGBoost %s)\n", SS_VERSION, rd_kafka_version_str(),
-               ss_model_xgboost_version());
+        char v[256];
+        ss_versions(v, sizeof(v));
+        printf("%s\n", v);
         return 0;
     }
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {

@@ -106,11 +106,24 @@ def test_base_config_of_the_error_cases_is_accepted(tmp_path):
         w.kill()
 
 
-def test_version_exits_0_and_prints_a_version():
+def _pinned(name):
+    """A version scripts/setup pins (RDKAFKA_VERSION=2.8.0 ...)."""
+    text = (h.ROOT / "scripts" / "setup").read_text(encoding="utf-8")
+    return re.search(rf"^{name}=(\S+)$", text, re.M).group(1)
+
+
+def test_version_names_the_client_libraries_scripts_setup_builds():
+    """librdkafka as loaded (Debian's librdkafka1 has the same SONAME: a build that loads it
+    says 'built with'), hiredis with TLS, and the others it runs on."""
     r = h.run_cli(["--version"])
     assert r.returncode == 0, f"exit {r.returncode}; stderr: {r.stderr[-2000:]}"
-    assert re.search(r"\d+\.\d+\.\d+", r.stdout + r.stderr), \
-        f"no version number in {r.stdout!r} {r.stderr!r}"
+    line = r.stdout.strip()
+    assert re.fullmatch(r"streamscore \d+\.\d+\.\d+ \(.*\)", line), line
+    assert f"librdkafka {_pinned('RDKAFKA_VERSION')}," in line, line
+    assert f"hiredis {_pinned('HIREDIS_VERSION')}," in line, line
+    assert "built with" not in line, line
+    for lib in ("Avro C", "XGBoost", "OpenSSL"):
+        assert re.search(rf"{lib} \d+\.\d+\.\d+", line), line
 
 
 def test_help_exits_0_and_describes_usage():
