@@ -51,16 +51,17 @@ def _image(*args, timeout=RUN_TIMEOUT_S):
 
 
 @pytest.fixture(scope="module")
-def image(tmp_path_factory):
+def image():
     """streamscore:<version> built by scripts/image (the base and the layers from buildah's
-    cache when nothing changed)."""
+    cache when nothing changed); its log beside the stack's folder (ctest: the build dir)."""
     missing = [t for t in ("buildah", "mmdebstrap") if shutil.which(t) is None]
     if missing:
         why = f"{' and '.join(missing)} not installed (scripts/setup installs them)"
         if os.environ.get("SS_IMAGE_TEST") == "1":
             pytest.fail(f"SS_IMAGE_TEST=1 and {why}", pytrace=False)
         pytest.skip(f"the image cannot be built here: {why}")
-    log = tmp_path_factory.mktemp("image") / "build.log"
+    log = h.STACK_DIR.parent / "image-build.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     with open(log, "wb") as out:
         try:
@@ -71,7 +72,8 @@ def image(tmp_path_factory):
                         + _tail(log.read_text(errors="replace")))
     text = log.read_text(errors="replace")
     assert r.returncode == 0, f"scripts/image build exited {r.returncode} ({log}):\n{_tail(text)}"
-    print(f"scripts/image build: {time.monotonic() - start:.0f} s ({log})")
+    print(f"scripts/image build: {time.monotonic() - start:.0f} s ({log})\n"
+          + "\n".join(line for line in text.splitlines() if line.startswith("image: ")))
     return SimpleNamespace(tag=_image("tag").stdout.strip(), build_log=text)
 
 
@@ -136,7 +138,8 @@ class ImageWorker(h.Worker):
     properties of config_dir mounted at /etc/streamscore, where the chart mounts its own.
     stop() sends SIGTERM, which scripts/image hands to the worker, and wants exit code 0."""
 
-    def __init__(self, config_dir, log_path):  # pylint: disable=super-init-not-called
+    def __init__(self, config_dir, log_path):
+        # not h.Worker.__init__, which starts this build's binary
         self.config_path = Path(config_dir) / "streamscore.properties"
         self.log_path = Path(log_path)
         self.cmd = [str(IMAGE), "run", "-v", f"{config_dir}:/etc/streamscore:ro"]
