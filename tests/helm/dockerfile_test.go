@@ -259,15 +259,44 @@ func TestDockerfileMatchesChart(t *testing.T) {
 			t.Errorf("%s/%s is not in the image", last["WORKDIR"], p)
 		}
 	}
-	// the runtime libraries
+	// the runtime libraries: Debian's, and what librdkafka (built by scripts/setup) links
 	install := strings.Join(runs, "\n")
-	for _, pkg := range []string{"librdkafka1", "libavro23", "libhiredis0.14", "libmicrohttpd12", "libjansson4", "libcurl4", "ca-certificates"} {
-		if !regexp.MustCompile(`\s` + regexp.QuoteMeta(pkg) + `(\s|$)`).MatchString(install) {
+	installs := func(pkg string) bool {
+		return regexp.MustCompile(`\s` + regexp.QuoteMeta(pkg) + `(\s|$)`).MatchString(install)
+	}
+	for _, pkg := range []string{"libavro23", "libmicrohttpd12", "libjansson4", "libcurl4", "libssl3",
+		"libsasl2-2", "libzstd1", "liblz4-1", "ca-certificates"} {
+		if !installs(pkg) {
 			t.Errorf("the runtime stage does not install %s", pkg)
 		}
 	}
 	if strings.Contains(install, "-dev") {
 		t.Error("the runtime stage installs -dev packages")
+	}
+	// librdkafka and hiredis are the build stage's (scripts/setup builds them), never Debian's
+	for _, pkg := range []string{"librdkafka1", "libhiredis0.14"} {
+		if installs(pkg) {
+			t.Errorf("the runtime stage installs Debian's %s: the worker would load it", pkg)
+		}
+	}
+	var buildRuns []string
+	libsCopied := false
+	for _, in := range ins {
+		if in.stage == 0 && in.cmd == "RUN" {
+			buildRuns = append(buildRuns, in.args)
+		}
+	}
+	for _, in := range copies {
+		if flags, srcs, dst := copyArgs(in.args); len(flags) > 0 && flags[0] == "--from=build" &&
+			srcs[0] == "/out/lib/" && dst == "/usr/local/lib/" {
+			libsCopied = true
+		}
+	}
+	for _, lib := range []string{".deps/librdkafka/lib/librdkafka.so.1", ".deps/hiredis/lib/libhiredis.so.1.1.0",
+		".deps/hiredis/lib/libhiredis_ssl.so.1.1.0"} {
+		if !libsCopied || !strings.Contains(strings.Join(buildRuns, "\n"), lib) {
+			t.Errorf("%s does not reach /usr/local/lib through the build stage's /out/lib", lib)
+		}
 	}
 }
 
