@@ -82,7 +82,7 @@ test:
 	done
 
 test-fast: build
-	cd $(BUILD) && ctest --output-on-failure
+	cd $(BUILD) && SS_IMAGE_TEST=1 ctest --output-on-failure
 
 test-asan: setup
 	cmake -S . -B $(BUILD_ASAN) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSS_SANITIZE=address,undefined \

@@ -3,8 +3,6 @@
 config dictionary (tests/fuzz/fuzz_config.dict). Run once and commit the files; rerun after a
 schema or config key change. Deterministic: the same tree gives the same bytes.
 
-  .deps/venv/bin/python tests/fuzz/make_corpus.py
-
 fuzz_decode inputs are one framing byte (even: raw, odd: confluent) and a Kafka value:
 generated events (scripts/churn_data.py) encoded with fastavro in both framings and with both
 writer schemas, then edge cases (all attributes null, empty customer id, enum index out of
@@ -12,7 +10,7 @@ range, truncated header or body, bad magic byte, unknown schema id, trailing byt
 fuzz_config inputs are the sample properties files of config/ and variants of them.
 fuzz_registry inputs are answers of a Confluent-compatible registry (Confluent Schema Registry,
 Apicurio's ccompat API): schemas by id (both event schemas, with and without schemaType and
-references, Protobuf, JSON Schema, not a record), registrations and error bodies."""
+references, Protobuf, JSON Schema, not a record), registrations and error bodies.
 fuzz_tools_json inputs are one parser byte (tests/fuzz/fuzz_tools_json.c) and what that parser
 reads: predictions (JSON, Avro raw and framed), label values and CSV files, the model cards of
 models/ (as the worker and as validate-model read them) and variants of each.

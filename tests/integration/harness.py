@@ -43,8 +43,8 @@ REGISTRY_URL = f"http://127.0.0.1:{REGISTRY_PORT}/apis/ccompat/v7"
 # The single-broker stack also runs with TLS (scripts/dev-stack TLS=1): Kafka's SASL_SSL
 # listener and Redis's TLS port with ACL users, beside the plain ones (conftest's tls_stack).
 TLS = KAFKA_BROKERS == 1
-KAFKA_SASL_PORT = int(os.environ.get("SS_IT_KAFKA_SASL_PORT", "19094"))
-REDIS_TLS_PORT = int(os.environ.get("SS_IT_REDIS_TLS_PORT", "16380"))
+KAFKA_SASL_PORT = int(os.environ.get("SS_IT_KAFKA_SASL_PORT", "22094"))
+REDIS_TLS_PORT = int(os.environ.get("SS_IT_REDIS_TLS_PORT", "22380"))
 BROKER_PORTS = [KAFKA_PORT + n for n in range(KAFKA_BROKERS)]
 STACK_PORTS = (BROKER_PORTS + [KAFKA_CONTROLLER_PORT + n for n in range(KAFKA_BROKERS)]
                + [REDIS_PORT] + ([REGISTRY_PORT] if REGISTRY else [])

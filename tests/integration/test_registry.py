@@ -375,6 +375,10 @@ class _Gateway:
         self.server.server_close()
 
 
+# a secret: only from the environment (or schema.registry.basic.auth.user.info.file)
+USER_INFO_ENV = "STREAMSCORE_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO"
+
+
 def test_registry_behind_https_and_basic_auth_is_used_with_the_ca_and_credentials(
         ctx, schema_registry):
     gw = _Gateway(ctx.tmp, schema_registry.url)
@@ -386,22 +390,23 @@ def test_registry_behind_https_and_basic_auth_is_used_with_the_ca_and_credential
         tls = {"schema.registry.url": gw.url, "schema.registry.ssl.ca.location": gw.cert,
                "schema.registry.retries": 0}
         # wrong password: refused at start-up (the output schema's registration), exit 2
-        bad = ctx.start_worker(_registry_props(ctx, schema_registry, {
-            **tls, "schema.registry.basic.auth.user.info": f"{gw.USER}:wrong"}))
+        bad = ctx.start_worker(_registry_props(ctx, schema_registry, tls),
+                               env={USER_INFO_ENV: f"{gw.USER}:wrong"})
         assert bad.proc.wait(60) == 2, bad.describe()
         assert any("HTTP 401" in line.get("msg", "") for line in bad.log_lines()), bad.describe()
         # no CA: the gateway's certificate is not trusted, nothing is sent in the clear
         untrusted = ctx.start_worker(_registry_props(ctx, schema_registry, {
-            **tls, "schema.registry.ssl.ca.location": None,
-            "schema.registry.basic.auth.user.info": f"{gw.USER}:{gw.PASSWORD}"}))
+            **tls, "schema.registry.ssl.ca.location": None}),
+            env={USER_INFO_ENV: f"{gw.USER}:{gw.PASSWORD}"})
         assert untrusted.proc.wait(60) == 1, untrusted.describe()
         assert any("certificate" in line.get("msg", "").lower()
                    for line in untrusted.log_lines()), untrusted.describe()
         seen = len(gw.requests)
         # the CA and the credentials: every event scored, through the gateway
-        records, undecodable = ctx.run_until(_registry_props(ctx, schema_registry, {
-            **tls, "schema.registry.basic.auth.user.info": f"{gw.USER}:{gw.PASSWORD}"}),
-            len(events), decode=_deserializer(schema_registry))
+        records, undecodable = ctx.run_until(
+            _registry_props(ctx, schema_registry, tls), len(events),
+            decode=_deserializer(schema_registry),
+            env={USER_INFO_ENV: f"{gw.USER}:{gw.PASSWORD}"})
         assert not undecodable and len(records) == len(events)
         made = gw.requests[seen:]
         assert ("POST", f"/apis/ccompat/v7/subjects/{ctx.output_topic}-value/versions", True) \
