@@ -57,7 +57,9 @@ def _scores_and_writes_features(ctx, tls, props, env, seed):
     try:
         problems = []
         for cid, feats in final.items():
-            stored = client.hgetall(ctx.redis_key(cid))
+            # HMGET: the commands the worker's user may run (scripts/dev-stack's ACL)
+            got = client.hmget(ctx.redis_key(cid), h.FEATURES)
+            stored = {n: v for n, v in zip(h.FEATURES, got) if v is not None}
             if set(stored) != set(feats) or any(np.float32(stored[n]) != v
                                                 for n, v in feats.items()):
                 problems.append(f"{cid}: stored {stored}, merged {feats}")
@@ -98,10 +100,13 @@ def test_an_acl_user_over_tls_scores_and_writes_its_features(ctx, tls_stack):
 
 def test_the_password_from_a_file_a_server_name_and_a_client_certificate_also_work(ctx,
                                                                                     tls_stack):
+    """... with exactly-once delivery: the checkpoint hash and MULTI/EXEC are among what the
+    user may run (the stack's ACL for it is the one docs/connecting.md gives)."""
     secret = ctx.tmp / "redis-password"
     secret.write_text(tls_stack.redis_password + "\n", encoding="utf-8")  # as a Secret volume
     props = _tls_props(ctx, tls_stack, tls_stack.redis_user,
                        {"redis.password.file": secret, "redis.tls.server.name": "localhost",
+                        "delivery": "exactly-once",
                         "redis.tls.cert.file": tls_stack.client_cert,
                         "redis.tls.key.file": tls_stack.client_key})
     w = _scores_and_writes_features(ctx, tls_stack, props, None, 1502)
