@@ -62,7 +62,7 @@ SUBSETS = {
         "test_state.py::test_a_second_worker_joining_mid_stream_scores_moved_customers_from_the_first_ones_features",
         "test_state.py::test_the_shadow_merges_its_own_state_never_writes_redis_and_sees_the_primarys_vectors",
         # exactly-once transactions spanning batches, the changelog and its replay
-        "test_state_eos.py::test_a_worker_killed_at_a_failpoint_and_restarted_applies_every_feature_update_once[eos.after-commit-txn10ms]",
+        "test_state_eos.py::test_a_worker_killed_at_a_failpoint_and_restarted_applies_every_feature_update_once[eos.after-commit-txn3ms]",
         "test_restart.py",
         # dead letters sent by the worker threads through the shared producer
         "test_dead_letter.py::test_confluent_framing_bad_records_go_to_the_dead_letter_topic_and_good_ones_are_scored",

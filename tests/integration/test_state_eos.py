@@ -47,19 +47,21 @@ BATCH = 25  # about 120 batches: the failpoints below fire halfway through the s
 # A flush interval of 50 ms lets Redis lag the commits by a few batches (an eos.after-commit
 # kill then leaves committed updates only in the changelog); 0 flushes after every commit, so
 # the flush failpoint is reached once per transaction. A commit interval of 0 makes every
-# batch a transaction (the points fire about halfway through the stream); 10 ms makes a
-# transaction span several batches, as the default does (here some 30 batches: a commit-time
-# point fires at the second commit, before the stream's middle); for the per-batch point, 2 ms
-# (a few batches each), so that transactions have committed before its 60th hit.
+# batch a transaction (the points fire about halfway through the stream); 3 ms makes a
+# transaction span several batches, as the default does (a commit-time point fires at the
+# second commit, before the stream's middle; at 10 ms a worker scoring a backlog as fast as
+# librdkafka 2.8 feeds it could fit the whole stream in two transactions); for
+# the per-batch point, 2 ms (a few batches each), so that transactions have committed before
+# its 60th hit.
 CASES = [
     ("eos.before-produce", 60, 50, 0),
     ("eos.before-commit", 60, 50, 0),
     ("eos.after-commit", 60, 50, 0),
     ("state.during-flush", 60, 0, 0),
     ("eos.before-produce", 60, 50, 2),
-    ("eos.before-commit", 2, 50, 10),
-    ("eos.after-commit", 2, 50, 10),
-    ("state.during-flush", 2, 0, 10),
+    ("eos.before-commit", 2, 50, 3),
+    ("eos.after-commit", 2, 50, 3),
+    ("state.during-flush", 2, 0, 3),
 ]
 
 
