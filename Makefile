@@ -22,7 +22,10 @@
 #                   the bad inputs the tests fed the worker)
 #   make build      configure and build only
 # The integration suite starts Kafka and Redis on fixed ports: its runs (stages 1, 2 and 3)
-# must never overlap, so the stages run in sequence even under make -j.
+# must never overlap, so the stages run in sequence even under make -j. Within stages 1 and
+# 2, ctest runs two tests at a time: the fault tests' three-node cluster (ports 29xxx) beside
+# the integration suite's stack (22xxx); the image test waits for the latter's ports
+# (RESOURCE_LOCK in tests/CMakeLists.txt).
 BUILD ?= build
 BUILD_ASAN ?= build-asan
 BUILD_TSAN ?= build-tsan
@@ -82,14 +85,14 @@ test:
 	done
 
 test-fast: build
-	cd $(BUILD) && SS_IMAGE_TEST=1 ctest --output-on-failure
+	cd $(BUILD) && SS_IMAGE_TEST=1 ctest -j2 --output-on-failure
 
 test-asan: setup
 	cmake -S . -B $(BUILD_ASAN) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSS_SANITIZE=address,undefined \
 		$(CMAKE_FLAGS)
 	cmake --build $(BUILD_ASAN)
 	rm -rf $(SAN_REPORTS) && mkdir -p $(SAN_REPORTS)
-	cd $(BUILD_ASAN) && rc=0 && $(SAN_ENV) ctest --output-on-failure || rc=$$?; \
+	cd $(BUILD_ASAN) && rc=0 && $(SAN_ENV) ctest -j2 --output-on-failure || rc=$$?; \
 	$(call san_verdict,$(SAN_REPORTS),test-asan)
 
 test-tsan: setup
