@@ -23,9 +23,8 @@
 #   make build      configure and build only
 # The integration suite starts Kafka and Redis on fixed ports: its runs (stages 1, 2 and 3)
 # must never overlap, so the stages run in sequence even under make -j. Within stages 1 and
-# 2, ctest runs two tests at a time: the fault tests' three-node cluster (ports 29xxx) beside
-# the integration suite's stack (22xxx); the image test waits for the latter's ports
-# (RESOURCE_LOCK in tests/CMakeLists.txt).
+# 2, ctest runs two tests at a time: the integration suite's stack (ports 22xxx) beside the
+# fault tests' three-node cluster (29xxx) and then the image test's stack (25xxx; stage 1).
 BUILD ?= build
 BUILD_ASAN ?= build-asan
 BUILD_TSAN ?= build-tsan
