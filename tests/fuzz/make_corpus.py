@@ -205,6 +205,12 @@ def registry_corpus():
             {"type": "record", "name": "E", "fields": [
                 {"name": "customer_id", "type": "string"},
                 {"name": "tenure_months", "type": ["null", "string"]}]})},
+        # a field's namespace is not its types': the enum is defined twice (Avro C leaks)
+        "schema-field-namespace-twice.json": {"schema": json.dumps(
+            {"type": "record", "name": "C", "fields": [
+                {"name": "e", "type": {"type": "enum", "name": "T", "symbols": ["A"]}},
+                {"name": "f", "namespace": "s",
+                 "type": {"type": "enum", "name": "T", "symbols": ["A"]}}]})},
         "register.json": {"id": 42},
         "register-big.json": {"id": 2**31},
         "error-404.json": {"error_code": 40403, "message": "Schema 987654 not found"},

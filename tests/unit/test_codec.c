@@ -781,6 +781,25 @@ static void zero_size_items_within_the_bound_decode_and_beyond_it_are_dead_lette
     teardown(&fx);
 }
 
+/* A field's "namespace" is no namespace of the types inside it (Avro C ignores it): an enum
+ * defined twice there is still one name defined twice, refused before Avro C, which leaks
+ * what it parsed of such a schema (found by fuzz_registry). */
+static void a_field_namespace_does_not_hide_a_name_defined_twice(void) {
+    ss_config_t *cfg = config("");
+    ss_codec_t *c = ss_codec_new(cfg, features, NF, err, sizeof(err));
+    CHECK(c != NULL);
+    const char *schema =
+        "{\"type\":\"record\",\"name\":\"C\",\"fields\":["
+        "{\"name\":\"e\",\"type\":{\"type\":\"enum\",\"name\":\"T\",\"symbols\":[\"A\"]}},"
+        "{\"name\":\"f\",\"namespace\":\"s\",\"type\":{\"type\":\"enum\",\"name\":\"T\","
+        "\"symbols\":[\"A\"]}}]}";
+    err[0] = '\0';
+    CHECK(ss_codec_check_fetched(c, schema, err, sizeof(err)) == SS_DECODE_UNRESOLVABLE_SCHEMA);
+    CHECK_STR_CONTAINS(err, "a named type defined twice");
+    ss_codec_destroy(c);
+    ss_config_destroy(cfg);
+}
+
 static const check_test_t tests[] = {
     {"raw_event_decodes_ids_time_and_typed_features",
      raw_event_decodes_ids_time_and_typed_features},
@@ -819,6 +838,8 @@ static const check_test_t tests[] = {
      structural_check_steps_are_linear_in_the_bytes_of_zero_size_items},
     {"zero_size_items_within_the_bound_decode_and_beyond_it_are_dead_letters",
      zero_size_items_within_the_bound_decode_and_beyond_it_are_dead_letters},
+    {"a_field_namespace_does_not_hide_a_name_defined_twice",
+     a_field_namespace_does_not_hide_a_name_defined_twice},
     {NULL, NULL}};
 
 int main(void) {

@@ -631,11 +631,12 @@ static int defines_a_name_twice(json_t *j, const char *ns, json_t *names, int de
     const char *name = json_string_value(json_object_get(j, "name"));
     const char *own = json_string_value(json_object_get(j, "namespace"));
     const char *type = json_string_value(json_object_get(j, "type"));
-    if (own)
-        ns = own;
+    /* only a named type's namespace is inherited (Avro C ignores a field's) */
     if (name && type &&
         (!strcmp(type, "record") || !strcmp(type, "enum") || !strcmp(type, "fixed") ||
          !strcmp(type, "error"))) {
+        if (own)
+            ns = own;
         char full[1024];
         snprintf(full, sizeof(full), "%s%s%s", strchr(name, '.') || !ns ? "" : ns,
                  strchr(name, '.') || !ns || !*ns ? "" : ".", name);
