@@ -1,18 +1,20 @@
 /* model_scores - score feature vectors with a model through streamscore's model module,
  * printing a JSON array of scores. The integration suite compares them with Python
  * XGBoost's, for model files saved by several XGBoost releases.
- * Usage: model_scores MODEL_FILE VECTORS_JSON   (VECTORS_JSON: [[1.0, null, ...], ...]
- * or {"vectors": [...]}; null is a missing value) */
+ * Usage: model_scores MODEL_FILE VECTORS_JSON [compiled]   (VECTORS_JSON: [[1.0, null, ...],
+ * ...] or {"vectors": [...]}; null is a missing value). With "compiled" the model's compiled
+ * trees score (exit 3 when the model's trees are not compiled), else XGBoost's predictor. */
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "model.h"
 
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: model_scores MODEL_FILE VECTORS_JSON\n");
+    if (argc != 3 && (argc != 4 || strcmp(argv[3], "compiled") != 0)) {
+        fprintf(stderr, "usage: model_scores MODEL_FILE VECTORS_JSON [compiled]\n");
         return 2;
     }
     char err[1024];
@@ -21,6 +23,10 @@ int main(int argc, char **argv) {
     if (!m) {
         fprintf(stderr, "%s\n", err);
         return 1;
+    }
+    if (argc == 4 && (ss_model_compile(m, err, sizeof(err)) < 0 || !m->forest)) {
+        fprintf(stderr, "%s: the trees are not compiled\n", argv[1]);
+        return 3;
     }
     json_error_t jerr;
     json_t *doc = json_load_file(argv[2], 0, &jerr);

@@ -32,8 +32,9 @@ def _load_vectors():
     return np.asarray(rows, dtype=np.float32)
 
 
+@pytest.mark.parametrize("predictor", ["xgboost", "compiled"])
 @pytest.mark.parametrize("model_file", _model_files(), ids=lambda p: p.name)
-def test_compat_model_scores_equal_python_xgboost(model_file):
+def test_compat_model_scores_equal_python_xgboost(model_file, predictor):
     assert model_file.exists(), f"no model files in {COMPAT}"
     assert h.MODEL_SCORES_BIN.exists(), f"{h.MODEL_SCORES_BIN} not found: build it first"
     vectors = _load_vectors()
@@ -41,7 +42,8 @@ def test_compat_model_scores_equal_python_xgboost(model_file):
         f"{VECTORS} should hold vectors, some with missing values"
 
     try:
-        r = subprocess.run([str(h.MODEL_SCORES_BIN), str(model_file), str(VECTORS)],
+        r = subprocess.run([str(h.MODEL_SCORES_BIN), str(model_file), str(VECTORS)]
+                           + (["compiled"] if predictor == "compiled" else []),
                            capture_output=True, text=True, timeout=60, cwd=str(h.ROOT))
     except subprocess.TimeoutExpired:
         pytest.fail(f"{h.MODEL_SCORES_BIN.name} did not finish within 60s")
@@ -57,3 +59,6 @@ def test_compat_model_scores_equal_python_xgboost(model_file):
     worst = int(np.argmax(diff))
     assert diff.max() <= h.SCORE_TOL, (f"{int((diff > h.SCORE_TOL).sum())} scores differ; worst "
                                        f"vector {worst}: {scores[worst]!r} vs {want[worst]!r}")
+    if predictor == "compiled":  # the compiled trees give XGBoost's float bits, not just close
+        same = scores.astype(np.float32).view(np.uint32) == want.astype(np.float32).view(np.uint32)
+        assert same.all(), f"{int((~same).sum())} of {len(same)} scores are not XGBoost's bits"

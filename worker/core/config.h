@@ -21,6 +21,7 @@ typedef enum {
     SS_SUBJECT_TOPIC_RECORD = 2
 } ss_subject_t;
 typedef enum { SS_DELIVERY_AT_LEAST_ONCE = 0, SS_DELIVERY_EXACTLY_ONCE = 1 } ss_delivery_mode_t;
+typedef enum { SS_PREDICTOR_AUTO = 0, SS_PREDICTOR_XGBOOST = 1 } ss_predictor_kind_t;
 
 /* A key=value pair passed through to librdkafka. */
 typedef struct ss_kv {
@@ -50,7 +51,8 @@ typedef struct ss_config {
     char *model_name;
     char *model_version;
     double model_threshold;
-    int model_reload; /* 0 or 1 */
+    int model_predictor; /* ss_predictor_kind_t */
+    int model_reload;    /* 0 or 1 */
     long model_reload_interval_ms;
     long drift_window;
     double drift_threshold;

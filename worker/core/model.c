@@ -1,6 +1,7 @@
-/* model.c - loading an XGBoost model through the C API and scoring dense batches
- * in place (XGBoosterPredictFromDense): no DMatrix per batch, nthread 1 per caller,
- * one booster shared by all threads (XGBoost keeps prediction buffers per thread). */
+/* model.c - loading an XGBoost model through the C API and scoring dense batches: with its
+ * trees compiled (forest.c) when they reproduce XGBoost's scores, else in place through
+ * XGBoost (XGBoosterPredictFromDense): no DMatrix per batch, nthread 1 per caller, one booster
+ * shared by all threads (XGBoost keeps prediction buffers per thread). */
 #include "model.h"
 
 #include <jansson.h>
@@ -14,6 +15,7 @@
 
 #include "drift.h"
 #include "error.h"
+#include "forest.h"
 #include "log.h"
 #include "strv.h"
 
@@ -35,6 +37,7 @@ static void model_free(ss_model_t *m) {
     if (m->booster)
         XGBoosterFree(m->booster);
     ss_drift_destroy(m->drift);
+    ss_forest_destroy(m->forest);
     json_decref(m->card);
     ss_strv_free(m->feature_names, m->n_features);
     free(m->name);
@@ -355,19 +358,17 @@ ss_predictor_t *ss_predictor_new(char *errstr, size_t errlen) {
     return p;
 }
 
-int ss_model_predict(ss_model_t *m, ss_predictor_t *p, const float *data, size_t rows, double *out,
-                     char *errstr, size_t errlen) {
-    if (rows == 0)
-        return 0;
+/* Score through XGBoost: *result points at its `rows` float scores (XGBoost's buffer). */
+static int xgb_predict(ss_model_t *m, ss_predictor_t *p, const float *data, size_t rows,
+                       const float **result, char *errstr, size_t errlen) {
     snprintf(p->iface, sizeof(p->iface),
              "{\"data\": [%lu, true], \"shape\": [%zu, %zu], \"strides\": null, "
              "\"typestr\": \"<f4\", \"version\": 3}",
              (unsigned long)(uintptr_t)data, rows, m->n_features);
     const bst_ulong *shape = NULL;
     bst_ulong dim = 0;
-    const float *result = NULL;
     if (XGBoosterPredictFromDense(m->booster, p->iface, predict_config, p->proxy, &shape, &dim,
-                                  &result) != 0) {
+                                  result) != 0) {
         snprintf(errstr, errlen, "model: predict failed: %s", XGBGetLastError());
         return SS_ERR_FAIL;
     }
@@ -381,8 +382,90 @@ int ss_model_predict(ss_model_t *m, ss_predictor_t *p, const float *data, size_t
                  (unsigned long)total, rows);
         return SS_ERR_FAIL;
     }
-    for (size_t i = 0; i < rows; i++)
+    return 0;
+}
+
+int ss_model_predict(ss_model_t *m, ss_predictor_t *p, const float *data, size_t rows, double *out,
+                     char *errstr, size_t errlen) {
+    if (rows == 0)
+        return 0;
+    if (m->forest) {
+        ss_forest_predict(m->forest, data, rows, out);
+        return 0;
+    }
+    const float *result = NULL;
+    int rc = xgb_predict(m, p, data, rows, &result, errstr, errlen);
+    for (size_t i = 0; rc == 0 && i < rows; i++)
         out[i] = result[i];
+    return rc;
+}
+
+/* Whether forest f scores what XGBoost does on rows that take each split both ways: 1 yes,
+ * 0 no (why says where), or a negative error with errstr. */
+static int forest_agrees(ss_model_t *m, const ss_forest_t *f, char *why, size_t whylen,
+                         char *errstr, size_t errlen) {
+    float *rows = NULL;
+    double *ours = NULL;
+    size_t n = 0;
+    ss_predictor_t *p = ss_predictor_new(errstr, errlen);
+    int rc = p ? SS_ERR_NOMEM : SS_ERR_FAIL;
+    if (!p || ss_forest_check_rows(f, 1, &rows, &n) < 0 || !(ours = malloc(n * sizeof(*ours)))) {
+        if (p)
+            snprintf(errstr, errlen, "model: out of memory");
+        goto out;
+    }
+    const float *theirs = NULL;
+    if ((rc = xgb_predict(m, p, rows, n, &theirs, errstr, errlen)) < 0)
+        goto out;
+    ss_forest_predict(f, rows, n, ours);
+    rc = 1;
+    for (size_t i = 0; i < n; i++) {
+        float o = (float)ours[i];
+        if (memcmp(&o, &theirs[i], sizeof(o)) != 0) {
+            snprintf(why, whylen, "check row %zu of %zu scores %.9g, XGBoost %.9g", i, n, o,
+                     theirs[i]);
+            rc = 0;
+            break;
+        }
+    }
+    if (rc == 1)
+        snprintf(why, whylen, "%zu check rows", n);
+out:
+    free(rows);
+    free(ours);
+    ss_predictor_destroy(p);
+    return rc;
+}
+
+int ss_model_compile(ss_model_t *m, char *errstr, size_t errlen) {
+    bst_ulong len = 0;
+    const char *json = NULL;
+    char why[256] = "";
+    ss_forest_t *f = NULL;
+    int rc = 0;
+    if (XGBoosterSaveModelToBuffer(m->booster, "{\"format\": \"json\"}", &len, &json) != 0) {
+        snprintf(why, sizeof(why), "XGBoost cannot write it as JSON: %s", XGBGetLastError());
+    } else if ((rc = ss_forest_compile(json, (size_t)len, m->n_features, &f, why, sizeof(why))) ==
+               SS_ERR_NOMEM) {
+        snprintf(errstr, errlen, "model: out of memory");
+        return rc;
+    } else if (rc == 0 && (rc = forest_agrees(m, f, why, sizeof(why), errstr, errlen)) == 1) {
+        m->forest = f;
+        ss_log(SS_LOG_INFO,
+               SS_FIELDS(SSF_STR("model", m->path), SSF_STR("predictor", "compiled"),
+                         SSF_INT("trees", ss_forest_trees(f)),
+                         SSF_INT("max_depth", ss_forest_max_depth(f)), SSF_STR("checked", why)),
+               "model: scoring with its compiled trees (the bits of XGBoost's predictor on %s)",
+               why);
+        return 0;
+    }
+    ss_forest_destroy(f);
+    if (rc < 0 && rc != SS_ERR_CONFIG)
+        return rc;
+    ss_log(SS_LOG_INFO,
+           SS_FIELDS(SSF_STR("model", m->path), SSF_STR("predictor", "xgboost"),
+                     SSF_STR("reason", why)),
+           "model: scoring with XGBoost's predictor: its trees are not compiled (%s)", why);
     return 0;
 }
 
@@ -401,6 +484,8 @@ int ss_model_open(const ss_config_t *cfg, const ss_model_t *running, ss_model_t 
                  cfg->model_path, m->version, m->n_features, running->n_features);
         goto fail;
     }
+    if (cfg->model_predictor == SS_PREDICTOR_AUTO && ss_model_compile(m, errstr, errlen) < 0)
+        goto fail;
     if (ss_model_check(m, errstr, errlen) < 0)
         goto fail;
     if (ss_model_enable_drift(m, cfg->drift_window, cfg->drift_threshold, errstr, errlen) < 0) {

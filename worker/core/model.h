@@ -18,11 +18,12 @@ typedef struct ss_model {
     char *name;
     char *version;
     char *path;
-    char *sha256_card;      /* the card's model_sha256, or NULL */
-    double threshold;       /* the card's decision threshold, else 0.5 */
-    void *card;             /* the card (json_t *), or NULL */
-    struct ss_drift *drift; /* feature and score drift against the card, or NULL */
-    int refcnt;             /* atomic */
+    char *sha256_card;        /* the card's model_sha256, or NULL */
+    double threshold;         /* the card's decision threshold, else 0.5 */
+    void *card;               /* the card (json_t *), or NULL */
+    struct ss_drift *drift;   /* feature and score drift against the card, or NULL */
+    struct ss_forest *forest; /* the compiled trees that score (forest.c), or NULL: XGBoost */
+    int refcnt;               /* atomic */
 } ss_model_t;
 
 /* Measure drift over the last `window` scored records against the card's baseline (none
@@ -64,15 +65,24 @@ typedef struct ss_predictor {
 ss_predictor_t *ss_predictor_new(char *errstr, size_t errlen);
 void ss_predictor_destroy(ss_predictor_t *p);
 
-/* Score `rows` rows of `m->n_features` float32 values (NaN = missing), row-major.
+/* Score `rows` rows of `m->n_features` float32 values (NaN = missing), row-major, with the
+ * compiled trees when the model has them, else XGBoost's predictor (the same bits either way).
  * Writes one score per row into `out`. Returns 0 or SS_ERR_FAIL with errstr.
  * @locality the thread that owns `p` */
 int ss_model_predict(ss_model_t *m, ss_predictor_t *p, const float *data, size_t rows, double *out,
                      char *errstr, size_t errlen);
 
+/* Compile m's trees (forest.c) and score with them from now on when they give XGBoost's bits
+ * on rows that take every split both ways (ss_forest_check_rows); else keep XGBoost's
+ * predictor. Logs which predictor scores and why. Returns 0 either way, or a negative error
+ * with errstr (out of memory, XGBoost failing). Call before the model is shared. */
+int ss_model_compile(ss_model_t *m, char *errstr, size_t errlen);
+
 /* The one way a model comes into service, at start-up, on reload and in validate-model:
  * load model.path with model.card (model.name / model.version override the card's), score a
- * probe batch (every score finite), require the feature names of `running` when one is given
+ * probe batch (every score finite), compile its trees unless model.predictor = xgboost (kept
+ * only when they score XGBoost's bits on check rows; the log says which predictor scores),
+ * require the feature names of `running` when one is given
  * (a reload cannot change the feature mapping), and enable drift (drift.window,
  * drift.threshold). Stores a model with one reference in *out. Returns 0, or SS_ERR_CONFIG
  * with errstr saying which check failed. */
