@@ -150,9 +150,8 @@ int main(int argc, char **argv) {
         return 2;
     }
 
-    ss_model_t *model = ss_model_load(cfg->model_path, cfg->model_card, cfg->model_name,
-                                      cfg->model_version, err, sizeof(err));
-    if (!model) {
+    ss_model_t *model = NULL; /* as the worker brings it into service (model.predictor) */
+    if (ss_model_open(cfg, NULL, &model, err, sizeof(err)) < 0) {
         fprintf(stderr, "components: %s\n", err);
         return 1;
     }

@@ -33,8 +33,9 @@ int ss_forest_max_depth(const ss_forest_t *f);
 
 /* Rows that take every split both ways: for each split, a row at its threshold and one just
  * below it (the other features drawn from the forest's thresholds, from seed), then the all
- * missing, all 0 and all 1 rows. A malloc'ed row-major array into *rows, its row count into
- * *n. Returns 0 or SS_ERR_NOMEM. */
+ * missing, all 0 and all 1 rows. Beyond 4 Mi values in all (2 x splits x features), every
+ * k-th of those rows only, k as small as keeps them under it. A malloc'ed row-major array
+ * into *rows, its row count into *n. Returns 0 or SS_ERR_NOMEM. */
 int ss_forest_check_rows(const ss_forest_t *f, unsigned seed, float **rows, size_t *n);
 
 #endif
