@@ -3,11 +3,12 @@
  * One consumer per thread in one group (cooperative-sticky, enable.auto.offset.store=false,
  * auto-commit of stored offsets every 1 s, auto.offset.reset=earliest), one shared
  * idempotent acks=all producer (linger.ms=1, the worker's default) served by a poll thread. Each
- * thread collects a batch like the worker (rd_kafka_consumer_poll, up to -n records or -w ms after
- * the first), produces every record unchanged (same value bytes, key = the record's key) to the
- * output topic, waits until every record of the batch is acknowledged, then stores the
- * batch's offsets. On a revocation the stored offsets are committed synchronously; records
- * of partitions revoked while a batch was collected are dropped from it.
+ * thread collects a batch like the worker (rd_kafka_consumer_poll, then what else is queued by
+ * rd_kafka_consume_batch_queue, up to -n records or -w ms after the first), produces every record
+ * unchanged (same value bytes, key = the record's key) to the output topic, waits until every
+ * record of the batch is acknowledged, then stores the batch's offsets. On a revocation the stored
+ * offsets are committed synchronously; records of partitions revoked while a batch was collected
+ * are dropped from it.
  *
  *   cc -O2 -Wall -Wextra -o build/bench-passthrough bench/passthrough.c \
  *      $(pkg-config --cflags --libs rdkafka) -lpthread
@@ -59,6 +60,7 @@ typedef struct worker {
     int index;
     pthread_t tid;
     rd_kafka_t *consumer;
+    rd_kafka_queue_t *queue; /* the consumer's queue: what is queued, taken in one call */
     rd_kafka_message_t **msgs;
     size_t n_msgs;
     ack_t ack;
@@ -235,6 +237,8 @@ static rd_kafka_t *consumer_new(worker_t *w) {
 /* Leaves the group after committing the stored offsets. */
 static void consumer_close(worker_t *w) {
     rd_kafka_t *rk = w->consumer;
+    rd_kafka_queue_destroy(w->queue);
+    w->queue = NULL;
     rd_kafka_resp_err_t err = rd_kafka_commit(rk, NULL, 0);
     if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
         fprintf(stderr, "passthrough: final commit: %s\n", rd_kafka_err2str(err));
@@ -246,6 +250,16 @@ static void consumer_close(worker_t *w) {
 
 /* Poll until the batch is full or wait_ms after its first record, then take whatever else is
  * already queued (up to the batch's size) without waiting (as the worker). */
+static void take(worker_t *w, rd_kafka_message_t *m) {
+    if (m->err) {
+        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            fprintf(stderr, "passthrough: consumer: %s\n", rd_kafka_message_errstr(m));
+        rd_kafka_message_destroy(m);
+        return;
+    }
+    w->msgs[w->n_msgs++] = m;
+}
+
 static size_t collect(worker_t *w) {
     w->n_msgs = 0;
     int64_t deadline = 0;
@@ -261,20 +275,21 @@ static size_t collect(worker_t *w) {
                 break;
             continue;
         }
-        if (m->err) {
-            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                fprintf(stderr, "passthrough: consumer: %s\n", rd_kafka_message_errstr(m));
-            rd_kafka_message_destroy(m);
+        size_t before = w->n_msgs;
+        take(w, m);
+        if (w->n_msgs == before)
             continue;
-        }
-        if (w->n_msgs == 0) {
+        if (before == 0) {
             int64_t now = mono_ns();
             deadline = now + (int64_t)wait_ms * 1000000;
             int64_t zero = 0;
             __atomic_compare_exchange_n(&first_ns, &zero, now, 0, __ATOMIC_ACQ_REL,
                                         __ATOMIC_ACQUIRE);
         }
-        w->msgs[w->n_msgs++] = m;
+        rd_kafka_message_t **more = w->msgs + w->n_msgs;
+        ssize_t n = rd_kafka_consume_batch_queue(w->queue, 0, more, (size_t)batch_max - w->n_msgs);
+        for (ssize_t i = 0; i < n; i++)
+            take(w, more[i]);
     }
     return w->n_msgs;
 }
@@ -455,6 +470,7 @@ int main(int argc, char **argv) {
         pthread_cond_init(&w->ack.cond, NULL);
         w->msgs = calloc((size_t)batch_max, sizeof(*w->msgs));
         w->consumer = consumer_new(w);
+        w->queue = w->consumer ? rd_kafka_queue_get_consumer(w->consumer) : NULL;
         if (!w->msgs || !w->consumer) {
             rc = 1;
             inited++;
@@ -477,6 +493,8 @@ int main(int argc, char **argv) {
 done:
     for (int i = 0; i < inited; i++) {
         worker_t *w = &workers[i];
+        if (w->queue)
+            rd_kafka_queue_destroy(w->queue);
         if (w->consumer) /* never started */
             rd_kafka_destroy_flags(w->consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
         free(w->msgs);

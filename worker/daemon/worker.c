@@ -31,7 +31,8 @@ struct ss_worker {
     ss_runtime_t *rt;
     ss_consumer_ctx_t cctx;
     rd_kafka_t *consumer;
-    int64_t collected_at; /* monotonic ms when the previous batch's collection ended */
+    rd_kafka_queue_t *queue; /* the consumer's queue (collect takes what is queued at once) */
+    int64_t collected_at;    /* monotonic ms when the previous batch's collection ended */
     ss_batch_t *batch;
     ss_decoder_t *dec;
     ss_predictor_t *pred;
@@ -57,6 +58,19 @@ static int stopping(void *arg) {
  * was queued while the previous batch was being processed arrived no earlier than that
  * batch's collection ended: its wait is counted from then, so that under load batches are
  * what accumulated meanwhile rather than waiting the full time again. */
+/* Add m to the batch, or count and drop it when it is an error (a partition's end is not). */
+static void take(ss_worker_t *w, rd_kafka_message_t *m) {
+    if (m->err) {
+        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            count(&w->rt->stats->kafka_errors, 1);
+            ss_warn("consumer: %s", rd_kafka_message_errstr(m));
+        }
+        rd_kafka_message_destroy(m);
+        return;
+    }
+    w->batch->msgs[w->batch->n_msgs++] = m;
+}
+
 static size_t collect(ss_worker_t *w) {
     ss_batch_t *b = w->batch;
     int64_t deadline = 0;
@@ -75,18 +89,18 @@ static size_t collect(ss_worker_t *w) {
             blocked |= !b->n_msgs;
             continue;
         }
-        if (m->err) {
-            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                count(&w->rt->stats->kafka_errors, 1);
-                ss_warn("consumer: %s", rd_kafka_message_errstr(m));
-            }
-            rd_kafka_message_destroy(m);
+        size_t before = b->n_msgs;
+        take(w, m);
+        if (b->n_msgs == before)
             continue;
-        }
-        if (b->n_msgs == 0)
+        if (before == 0)
             deadline = (blocked || !w->collected_at ? ss_mono_ms() : w->collected_at) +
                        w->rt->cfg->batch_max_wait_ms;
-        b->msgs[b->n_msgs++] = m;
+        /* what else is queued already, in one call rather than a poll per record */
+        rd_kafka_message_t **more = b->msgs + b->n_msgs;
+        ssize_t n = rd_kafka_consume_batch_queue(w->queue, 0, more, b->max - b->n_msgs);
+        for (ssize_t i = 0; i < n; i++)
+            take(w, more[i]);
     }
     w->collected_at = ss_mono_ms();
     return b->n_msgs;
@@ -350,6 +364,8 @@ static void *worker_main(void *arg) {
     ss_state_flush(w->state); /* the committed batches' changes, and their offsets stored */
     /* Close here, in the thread that polls this consumer, while the other threads close
      * theirs: leaving the group triggers rebalances that every member must serve. */
+    rd_kafka_queue_destroy(w->queue);
+    w->queue = NULL;
     ss_consumer_destroy(w->consumer);
     w->consumer = NULL;
     __atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
@@ -418,6 +434,7 @@ int ss_worker_new(ss_runtime_t *rt, int index, ss_worker_t **out, char *errstr, 
         rc = SS_ERR_CONFIG;
         goto fail;
     }
+    w->queue = rd_kafka_queue_get_consumer(w->consumer);
     if (!(w->delivery =
               ss_delivery_new(cfg, index, rt->producer, w->acks, rt->stop, errstr, errlen)))
         goto fail;
@@ -443,6 +460,8 @@ fail:
 void ss_worker_destroy(ss_worker_t *w) {
     if (!w)
         return;
+    if (w->queue)
+        rd_kafka_queue_destroy(w->queue);
     ss_consumer_destroy(w->consumer);
     ss_delivery_destroy(w->delivery); /* flushes: deliveries settle the ack */
     ss_output_writer_destroy(w->out);
