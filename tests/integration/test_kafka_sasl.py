@@ -1,7 +1,8 @@
 """Kafka over SASL_SSL, as managed services ask for it: SCRAM-SHA-512 over TLS with a private
 CA (the stack's listener, scripts/dev-stack TLS=1). The worker scores through it; a wrong
-password or a CA that did not sign the broker's certificate stops it at once, with exit code 2
-and one plain line that names the problem and the keys to check, and never a secret."""
+password or a CA that did not sign the broker's certificate stops it (and `compare`) at once,
+with exit code 2 and one plain line that names the problem and the keys to check, and never a
+secret."""
 
 import subprocess
 import time
@@ -126,3 +127,25 @@ def test_an_untrusted_ca_stops_the_worker_with_exit_2_naming_the_tls_handshake(c
                                      "kafka.ssl.ca.location): ")
     assert "certificate verify failed" in line, line
     _assert_no_secret(w, tls_stack.kafka_password)
+
+
+def test_compare_refused_by_the_broker_exits_2_with_one_line_before_its_timeout(ctx, tls_stack):
+    """`streamscore compare` meets the same refusal: it stops at once, exit 2 and one plain line,
+    instead of waiting out compare.timeout.ms and calling the broker unreachable."""
+    wrong = f"wrong-{uuid.uuid4().hex}"
+    props = _sasl_props(ctx, tls_stack)
+    cfg = h.compare_config(ctx.tmp / "compare.properties", ctx.output_topic, ctx.shadow_topic,
+                           ctx.tmp / "compare-out",
+                           extra={**{k: v for k, v in props.items() if k.startswith("kafka.")},
+                                  "compare.timeout.ms": 120000})
+    t0 = time.monotonic()
+    r = h.run_cli(["compare", "-c", str(cfg)], env=_password_env(wrong), timeout=150)
+    took = time.monotonic() - t0
+
+    assert r.returncode == 2, f"exit {r.returncode}, expected 2; stderr: {r.stderr[-2000:]}"
+    assert took < EXIT_WITHIN_S, f"compare took {took:.1f}s to give up (compare.timeout.ms 120 s)"
+    plain = [line for line in r.stderr.splitlines() if line and not line.startswith("{")]
+    assert len(plain) == 1, f"expected one plain line, got {plain!r}"
+    assert plain[0].startswith("streamscore compare: kafka: SASL authentication failed (check "
+                               "kafka.sasl.username, kafka.sasl.password): "), plain[0]
+    assert wrong not in r.stderr and tls_stack.kafka_password not in r.stderr

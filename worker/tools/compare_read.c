@@ -89,6 +89,35 @@ cleanup:
     return rc;
 }
 
+/* The cluster's metadata (all topics: asking for one by name could create it), asked again
+ * every 500 ms until compare.timeout.ms. Between the asks the consumer is polled, which is
+ * where librdkafka reports a broker refusing the client's credentials or certificate: that
+ * ends the wait at once, as a configuration error with the refusal's one line (as for run). */
+static int cluster_metadata(cmp_kreader_t *kr, const struct rd_kafka_metadata **md, char *errstr,
+                            size_t errlen) {
+    int64_t until = ss_mono_ms() + kr->timeout_ms;
+    for (;;) {
+        int64_t left = until - ss_mono_ms();
+        rd_kafka_resp_err_t e = rd_kafka_metadata(kr->rk, 1, NULL, md,
+                                                  left > 500 ? 500
+                                                  : left > 0 ? (int)left
+                                                             : 1);
+        if (!e)
+            return 0;
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(kr->rk, 0); /* serves error callbacks */
+        if (m)
+            rd_kafka_message_destroy(m);
+        if (ss_kafka_refused(errstr, errlen))
+            return SS_ERR_CONFIG;
+        if (ss_mono_ms() >= until) {
+            snprintf(errstr, errlen,
+                     "cannot reach Kafka at %s within %ld ms (compare.timeout.ms): %s",
+                     kr->bootstrap, kr->timeout_ms, rd_kafka_err2str(e));
+            return SS_ERR_FAIL;
+        }
+    }
+}
+
 /* Watermarks of one partition. A partition whose leader is still being elected (a topic
  * just created, a broker restarting) answers with a retriable error: ask again until
  * timeout_ms has passed. */
@@ -183,7 +212,6 @@ int cmp_kreader_new(const ss_config_t *cfg, const char *const *names, const char
                     int n, int64_t from_ms, cmp_kreader_t **out, char *errstr, size_t errlen) {
     cmp_kreader_t *kr = ss_zalloc(sizeof(*kr), "compare", errstr, errlen);
     const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t e;
     int rc = SS_ERR_NOMEM;
     *out = NULL;
     if (!kr)
@@ -195,13 +223,8 @@ int cmp_kreader_new(const ss_config_t *cfg, const char *const *names, const char
             kr->bootstrap = cfg->kafka[i].value;
     if ((rc = consumer_new(kr, cfg, errstr, errlen)) < 0)
         goto cleanup;
-    /* all topics: asking for one by name could create it */
-    if ((e = rd_kafka_metadata(kr->rk, 1, NULL, &md, (int)kr->timeout_ms))) {
-        snprintf(errstr, errlen, "cannot reach Kafka at %s within %ld ms (compare.timeout.ms): %s",
-                 kr->bootstrap, kr->timeout_ms, rd_kafka_err2str(e));
-        rc = SS_ERR_FAIL;
+    if ((rc = cluster_metadata(kr, &md, errstr, errlen)) < 0)
         goto cleanup;
-    }
     kr->n_topics = n;
     for (int t = 0; t < n; t++) {
         kr->name[t] = names[t], kr->key[t] = keys[t];
