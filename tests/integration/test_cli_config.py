@@ -1,8 +1,10 @@
 """Configuration errors stop the worker before it starts: exit code 2, and stderr names the
 key. --version and --help succeed. None of these needs Kafka or Redis."""
 
+import hashlib
 import json
 import re
+import subprocess
 
 import pytest
 
@@ -186,6 +188,58 @@ def test_a_model_scoring_non_finite_is_refused_at_start_up(tmp_path):
 
     assert r.returncode == 2, f"exit {r.returncode}, expected 2; stderr: {r.stderr[-2000:]}"
     assert "not a finite number" in r.stderr and str(model) in r.stderr, r.stderr[-2000:]
+
+
+def _plain(stderr):
+    return [line for line in stderr.splitlines() if line and not line.startswith("{")]
+
+
+PRIMARY_CARD = h.PRIMARY_MODEL.with_name(h.PRIMARY_MODEL.name.rsplit(".", 1)[0] + ".card.json")
+
+
+def test_a_model_file_that_is_not_the_one_its_card_names_exits_2(tmp_path):
+    """The card's model_sha256 is checked on the bytes loaded: a changed file (here one more
+    newline, still the same model to XGBoost) never serves."""
+    model = tmp_path / "churn.json"
+    model.write_bytes(h.PRIMARY_MODEL.read_bytes() + b"\n")
+    cfg = _config(tmp_path, {"model.path": str(model), "model.card": str(PRIMARY_CARD),
+                             "kafka.bootstrap.servers": "127.0.0.1:1"})
+
+    r = h.run_cli(["run", "-c", str(cfg)], timeout=30.0)
+
+    assert r.returncode == 2, f"exit {r.returncode}, expected 2; stderr: {r.stderr[-2000:]}"
+    plain = _plain(r.stderr)
+    assert len(plain) == 1 and "is not the one its card" in plain[0], plain
+    assert hashlib.sha256(model.read_bytes()).hexdigest() in plain[0], plain[0]
+
+
+def test_with_a_signature_key_an_unsigned_or_changed_model_exits_2(tmp_path):
+    """model.signature.key: the model file needs an Ed25519 signature (openssl pkeyutl -rawin)
+    that verifies; missing or not matching the bytes, the worker exits 2 naming the key."""
+    key, pub = tmp_path / "signing.key", tmp_path / "signing.pub.pem"
+    model = tmp_path / "churn.json"
+    model.write_bytes(h.PRIMARY_MODEL.read_bytes())
+    for cmd in (["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(key)],
+                ["openssl", "pkey", "-in", str(key), "-pubout", "-out", str(pub)]):
+        subprocess.run(cmd, check=True, capture_output=True, timeout=30)
+    cfg = _config(tmp_path, {"model.path": str(model), "model.card": str(PRIMARY_CARD),
+                             "model.signature.key": str(pub),
+                             "kafka.bootstrap.servers": "127.0.0.1:1"})
+
+    r = h.run_cli(["run", "-c", str(cfg)], timeout=30.0)  # no churn.json.sig
+    assert r.returncode == 2 and "model.signature" in "".join(_plain(r.stderr)), r.stderr[-2000:]
+
+    subprocess.run(["openssl", "pkeyutl", "-sign", "-rawin", "-inkey", str(key), "-in",
+                    str(model), "-out", str(model) + ".sig"], check=True, capture_output=True,
+                   timeout=30)
+    r = h.run_cli(["validate-model", "-c", str(cfg), "--data", str(h.ROOT / "models" / "data" /
+                   "churn-holdout.avro"), "--no-update-card"], timeout=60.0)
+    assert r.returncode == 0, f"the signed model was refused: {r.stderr[-2000:]}"
+    model.write_bytes(h.PRIMARY_MODEL.read_bytes() + b" ")  # one byte more than was signed
+    r = h.run_cli(["run", "-c", str(cfg)], timeout=30.0)
+    assert r.returncode == 2, f"exit {r.returncode}, expected 2; stderr: {r.stderr[-2000:]}"
+    plain = _plain(r.stderr)
+    assert len(plain) == 1 and "does not verify" in plain[0], plain
 
 
 def _prediction_schema_with(tmp_path, field, avro_type):

@@ -51,8 +51,10 @@ typedef struct ss_config {
     char *model_name;
     char *model_version;
     double model_threshold;
-    int model_predictor; /* ss_predictor_kind_t */
-    int model_reload;    /* 0 or 1 */
+    int model_predictor;       /* ss_predictor_kind_t */
+    char *model_signature;     /* NULL: <model.path>.sig */
+    char *model_signature_key; /* "": no signature required */
+    int model_reload;          /* 0 or 1 */
     long model_reload_interval_ms;
     long drift_window;
     double drift_threshold;

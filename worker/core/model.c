@@ -9,10 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xgboost/c_api.h>
 
+#include "artifact.h"
 #include "drift.h"
 #include "error.h"
 #include "forest.h"
@@ -144,22 +146,33 @@ static int card_feature_names(card_info_t *ci, char *errstr, size_t errlen) {
     return 0;
 }
 
-/* The booster of model file `path`, nthread 1. */
-static int load_booster(ss_model_t *m, const char *path, char *errstr, size_t errlen) {
-    struct stat st;
-    if (stat(path, &st) != 0) {
-        snprintf(errstr, errlen, "model: cannot read model file '%s' (key model.path)", path);
-        return SS_ERR_CONFIG;
-    }
-    if (XGBoosterCreate(NULL, 0, &m->booster) != 0 || XGBoosterLoadModel(m->booster, path) != 0) {
+/* The booster of model file `path`, nthread 1, loaded from the bytes whose SHA-256 goes into
+ * m->sha256 and, with a key_path, whose Ed25519 signature in sig_path verified first. */
+static int load_booster(ss_model_t *m, const char *path, const char *sig_path, const char *key_path,
+                        char *errstr, size_t errlen) {
+    unsigned char *bytes = NULL;
+    size_t len = 0;
+    int rc = ss_artifact_read(path, "model file", "model.path", &bytes, &len, errstr, errlen);
+    if (rc < 0)
+        return rc;
+    ss_artifact_sha256(bytes, len, m->sha256);
+    if (key_path && (rc = ss_artifact_verify(bytes, len, sig_path, key_path, errstr, errlen)) < 0)
+        goto out;
+    rc = SS_ERR_CONFIG;
+    if (XGBoosterCreate(NULL, 0, &m->booster) != 0 ||
+        XGBoosterLoadModelFromBuffer(m->booster, bytes, (bst_ulong)len) != 0) {
         snprintf(errstr, errlen, "model: XGBoost cannot load '%s': %s", path, XGBGetLastError());
-        return SS_ERR_CONFIG;
+        goto out;
     }
+    rc = SS_ERR_FAIL;
     if (XGBoosterSetParam(m->booster, "nthread", "1") != 0) {
         snprintf(errstr, errlen, "model: setting nthread: %s", XGBGetLastError());
-        return SS_ERR_FAIL;
+        goto out;
     }
-    return 0;
+    rc = 0;
+out:
+    free(bytes);
+    return rc;
 }
 
 /* The card parsed into ci->card (NULL: jerr says why) from card_path: its threshold and model
@@ -300,17 +313,35 @@ ss_model_t *ss_model_from_card(const char *text, size_t len, const char *what, c
     return m;
 }
 
+/* The card's model_sha256, when it has one, against the file's. */
+static int check_digest(const ss_model_t *m, const char *card_path, char *errstr, size_t errlen) {
+    if (!m->sha256_card || strcasecmp(m->sha256_card, m->sha256) == 0)
+        return 0;
+    snprintf(errstr, errlen,
+             "model file '%s' is not the one its card '%s' (key model.card) names: its SHA-256 "
+             "is %s, the card's model_sha256 %s",
+             m->path, card_path, m->sha256, m->sha256_card);
+    return SS_ERR_CONFIG;
+}
+
 ss_model_t *ss_model_load(const char *path, const char *card_path, const char *name,
                           const char *version, char *errstr, size_t errlen) {
+    return ss_model_load_signed(path, card_path, name, version, NULL, NULL, errstr, errlen);
+}
+
+ss_model_t *ss_model_load_signed(const char *path, const char *card_path, const char *name,
+                                 const char *version, const char *sig_path, const char *key_path,
+                                 char *errstr, size_t errlen) {
     ss_model_t *m = model_new(path, errstr, errlen);
     card_info_t ci = {0};
     double score;
     if (!m)
         return NULL;
-    if (load_booster(m, path, errstr, errlen) < 0)
+    if (load_booster(m, path, sig_path, key_path, errstr, errlen) < 0)
         goto fail;
     if (card_path && access(card_path, R_OK) == 0) {
-        if (read_card(m, card_path, &ci, errstr, errlen) < 0)
+        if (read_card(m, card_path, &ci, errstr, errlen) < 0 ||
+            check_digest(m, card_path, errstr, errlen) < 0)
             goto fail;
     } else if (!name || !version) {
         snprintf(errstr, errlen,
@@ -472,8 +503,14 @@ int ss_model_compile(ss_model_t *m, char *errstr, size_t errlen) {
 int ss_model_open(const ss_config_t *cfg, const ss_model_t *running, ss_model_t **out, char *errstr,
                   size_t errlen) {
     *out = NULL;
-    ss_model_t *m = ss_model_load(cfg->model_path, cfg->model_card, cfg->model_name,
-                                  cfg->model_version, errstr, errlen);
+    char sig[4096];
+    const char *key =
+        cfg->model_signature_key && *cfg->model_signature_key ? cfg->model_signature_key : NULL;
+    snprintf(sig, sizeof(sig), "%s%s",
+             cfg->model_signature ? cfg->model_signature : cfg->model_path,
+             cfg->model_signature ? "" : ".sig");
+    ss_model_t *m = ss_model_load_signed(cfg->model_path, cfg->model_card, cfg->model_name,
+                                         cfg->model_version, sig, key, errstr, errlen);
     if (!m)
         return SS_ERR_CONFIG;
     if (running && !ss_strv_equal(running->feature_names, running->n_features, m->feature_names,

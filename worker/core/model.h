@@ -19,6 +19,7 @@ typedef struct ss_model {
     char *version;
     char *path;
     char *sha256_card;        /* the card's model_sha256, or NULL */
+    char sha256[65];          /* the model file's SHA-256 (hex), of the bytes loaded */
     double threshold;         /* the card's decision threshold, else 0.5 */
     void *card;               /* the card (json_t *), or NULL */
     struct ss_drift *drift;   /* feature and score drift against the card, or NULL */
@@ -37,10 +38,17 @@ int ss_model_enable_drift(ss_model_t *m, long window, double threshold, char *er
 int ss_model_check(ss_model_t *m, char *errstr, size_t errlen);
 
 /* Load a model file (JSON or UBJSON) and its card. name/version override the card's
- * (either may be NULL); a card that does not exist is fine when both are given.
+ * (either may be NULL); a card that does not exist is fine when both are given. A card with a
+ * model_sha256 must name the file's: any other file is refused.
  * Returns a model with one reference, or NULL with errstr. */
 ss_model_t *ss_model_load(const char *path, const char *card_path, const char *name,
                           const char *version, char *errstr, size_t errlen);
+
+/* ss_model_load, and with key_path (a PEM Ed25519 public key) the file's bytes must first
+ * verify against the signature in sig_path (artifact.c). */
+ss_model_t *ss_model_load_signed(const char *path, const char *card_path, const char *name,
+                                 const char *version, const char *sig_path, const char *key_path,
+                                 char *errstr, size_t errlen);
 
 /* What ss_model_load reads of a card, from `len` bytes of its JSON text (`what` names it in
  * errors): a model without a booster, for tests and the fuzz target (drift may be enabled;

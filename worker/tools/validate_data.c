@@ -1,38 +1,19 @@
 /* validate_data.c - the labeled data set of `validate-model`: an Avro object container file
  * of events, decoded by the worker's own codec (any writer schema that resolves against
  * input.schema), each record's label read from validate.label.field, and the file's SHA-256
- * (libcrypto), recorded so that a result names its exact data. */
+ * (core/artifact.c), recorded so that a result names its exact data. */
 #include <errno.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "artifact.h"
 #include "error.h"
 #include "strv.h"
 #include "validate_int.h"
 
 enum { LABEL_NULL = -1, LABEL_BAD = -2 };
-
-/* The hex SHA-256 of a file's content. */
-static int file_sha256(const char *path, char out[65]) {
-    FILE *f = fopen(path, "rb");
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    unsigned char buf[1 << 16], md[EVP_MAX_MD_SIZE];
-    unsigned int md_len = 0;
-    size_t n;
-    int ok = f && ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
-    while (ok && (n = fread(buf, 1, sizeof(buf), f)) > 0)
-        ok = EVP_DigestUpdate(ctx, buf, n);
-    ok = ok && !ferror(f) && EVP_DigestFinal_ex(ctx, md, &md_len);
-    for (unsigned int i = 0; ok && i < md_len && i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
-    EVP_MD_CTX_free(ctx);
-    if (f)
-        fclose(f);
-    return ok ? 0 : SS_ERR_FAIL;
-}
 
 /* The label field's non-null type: boolean, int or long, optionally in a union with null. */
 static int check_label_field(vld_run_t *r) {
@@ -238,7 +219,7 @@ int vld_data_read(vld_run_t *r) {
                  ds->undecodable, ds->undecodable ? "; first: " : "", ds->first_decode_error);
         goto cleanup;
     }
-    if (file_sha256(r->data, r->data_sha) < 0) {
+    if (ss_artifact_file_sha256(r->data, r->data_sha) < 0) {
         snprintf(r->err, sizeof(r->err), "--data '%s': cannot read it for its SHA-256: %s", r->data,
                  strerror(errno));
         goto cleanup;
