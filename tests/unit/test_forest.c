@@ -154,6 +154,23 @@ static void a_model_it_does_not_reproduce_is_refused_with_the_reason(void) {
     json_array_set_new(json_object_get(tree0(m), "left_children"), 0, json_integer(0));
     refused(m, "malformed");
 
+    m = churn(); /* tree 0 as a chain of 20 splits, each with a leaf on its left */
+    json_t *t0 = tree0(m), *arrays[6];
+    const char *names[] = {"left_children",    "right_children", "split_indices",
+                           "split_conditions", "default_left",   "split_type"};
+    for (int a = 0; a < 6; a++)
+        json_object_set_new(t0, names[a], arrays[a] = json_array());
+    for (int i = 0; i < 41; i++) {
+        int split = i % 2 == 0 && i < 40; /* even nodes split: left leaf i+1, right split i+2 */
+        json_array_append_new(arrays[0], json_integer(split ? i + 1 : -1));
+        json_array_append_new(arrays[1], json_integer(split ? i + 2 : -1));
+        json_array_append_new(arrays[2], json_integer(0));
+        json_array_append_new(arrays[3], json_real(split ? i : 0.5));
+        json_array_append_new(arrays[4], json_integer(0));
+        json_array_append_new(arrays[5], json_integer(0));
+    }
+    refused(m, "deeper than 16 levels");
+
     ss_forest_t *f = NULL;
     CHECK(ss_forest_compile("{\"learner\":", 11, 11, &f, err, sizeof(err)) == SS_ERR_CONFIG);
     CHECK_STR_CONTAINS(err, "not XGBoost JSON");

@@ -15,6 +15,8 @@
 #define FEAT_MASK 0x7fffffffu
 #define MISSING_BELOW 0x80000000u /* feat bit: a missing value goes XGBoost's left */
 #define MAX_CHECK_FLOATS ((size_t)1 << 22)
+#define MAX_DEPTH 16 /* every row walks each tree's full depth: deeper, XGBoost's walk is faster   \
+                      */
 
 typedef struct {
     int32_t next[2]; /* [1]: value below the threshold (XGBoost's left); a leaf: itself twice */
@@ -238,6 +240,13 @@ static int compile_tree(ss_forest_t *f, size_t t, const tree_json_t *tj, size_t 
         level[(size_t)l] = level[(size_t)r] = level[old] + 1;
         if (level[old] + 1 > f->depth[t])
             f->depth[t] = level[old] + 1;
+        if (f->depth[t] > MAX_DEPTH) {
+            snprintf(why, whylen,
+                     "a tree is deeper than %d levels (each row would walk every tree's full "
+                     "depth)",
+                     MAX_DEPTH);
+            goto out;
+        }
         nd->next[1] = (int32_t)next;
         nd->next[0] = (int32_t)next + 1;
         nd->feat = (uint32_t)feat | (dleft != 0 ? MISSING_BELOW : 0);

@@ -17,9 +17,9 @@ typedef struct ss_forest ss_forest_t;
 /* Compile the model in `json` (`len` bytes: XGBoost's JSON model format, as
  * XGBoosterSaveModelToBuffer writes it) for rows of `n_features` values. Compiles a gbtree
  * booster with one output (objective binary:logistic, reg:logistic, binary:logitraw or
- * reg:squarederror), numerical splits only and thresholds whose float value is certain from
- * their text. Returns 0 with the forest in *out; SS_ERR_CONFIG with `why` saying what is not
- * supported (or is malformed); SS_ERR_NOMEM. */
+ * reg:squarederror), numerical splits only, trees of at most 16 levels and thresholds whose
+ * float value is certain from their text. Returns 0 with the forest in *out; SS_ERR_CONFIG with
+ * `why` saying what is not supported (or is malformed); SS_ERR_NOMEM. */
 int ss_forest_compile(const char *json, size_t len, size_t n_features, ss_forest_t **out, char *why,
                       size_t whylen);
 void ss_forest_destroy(ss_forest_t *f);
