@@ -15,8 +15,8 @@
 #define FEAT_MASK 0x7fffffffu
 #define MISSING_BELOW 0x80000000u /* feat bit: a missing value goes XGBoost's left */
 #define MAX_CHECK_FLOATS ((size_t)1 << 22)
-#define MAX_DEPTH 16 /* every row walks each tree's full depth: deeper, XGBoost's walk is faster   \
-                      */
+/* Every row walks each tree's full depth: deeper trees, XGBoost's own walk is faster. */
+#define MAX_DEPTH 16
 
 typedef struct {
     int32_t next[2]; /* [1]: value below the threshold (XGBoost's left); a leaf: itself twice */
