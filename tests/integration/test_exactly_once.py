@@ -133,7 +133,9 @@ def test_a_rewind_with_nothing_committed_yet_keeps_to_auto_offset_reset(ctx):
                        "kafka.consumer.auto.offset.reset": "latest"})
     w = _start_failing(ctx, props, "eos.commit:1")
     deadline = time.monotonic() + 60
-    while "assigned" not in w.log_tail(50):
+    # the partitions are the worker's once their changelog is replayed (it took 2.5 s on a busy
+    # machine): only then does the consumer look up the ends it starts from
+    while "changelog: replayed" not in w.log_tail(50):
         assert w.alive() and time.monotonic() < deadline, "no partitions assigned" + w.describe()
         time.sleep(0.2)
     time.sleep(2)  # the consumer has its positions at the ends
