@@ -108,7 +108,8 @@ def test_a_customer_whose_key_is_not_a_hash_is_dead_lettered_and_the_rest_scored
     named = [line for line in w.log_lines() if line.get("redis_error") == "WRONGTYPE"
              and ctx.redis_key(bad) in line.get("msg", "")]
     assert named, "no log line names WRONGTYPE and the key" + w.describe()
-    ends = h.end_offsets(ctx.input_topic)
+    # a partition none of the 13 customers hashed to has nothing to commit (1.5 % of runs)
+    ends = {p: end for p, end in h.end_offsets(ctx.input_topic).items() if end > 0}
     assert h.committed_offsets(ctx.group, ctx.input_topic, sorted(ends)) == ends
     bad_inputs.record("Customer whose Redis key is not a hash", "a string under the key prefix",
                       "its events dead-lettered as `feature_key_wrong_type` (key named), the "
