@@ -53,11 +53,6 @@ static int stopping(void *arg) {
 
 /* ------------------------------------------------------------------ collecting a batch */
 
-/* Poll until the batch is full or batch.max.wait.ms after its first record arrived, then take
- * whatever else is already queued (up to the batch's size) without waiting. A record that
- * was queued while the previous batch was being processed arrived no earlier than that
- * batch's collection ended: its wait is counted from then, so that under load batches are
- * what accumulated meanwhile rather than waiting the full time again. */
 /* Add m to the batch, or count and drop it when it is an error (a partition's end is not). */
 static void take(ss_worker_t *w, rd_kafka_message_t *m) {
     if (m->err) {
@@ -71,6 +66,11 @@ static void take(ss_worker_t *w, rd_kafka_message_t *m) {
     w->batch->msgs[w->batch->n_msgs++] = m;
 }
 
+/* Poll until the batch is full or batch.max.wait.ms after its first record arrived, then take
+ * whatever else is already queued (up to the batch's size) without waiting. A record that
+ * was queued while the previous batch was being processed arrived no earlier than that
+ * batch's collection ended: its wait is counted from then, so that under load batches are
+ * what accumulated meanwhile rather than waiting the full time again. */
 static size_t collect(ss_worker_t *w) {
     ss_batch_t *b = w->batch;
     int64_t deadline = 0;
