@@ -172,3 +172,58 @@ void ss_kafka_conf_logging(rd_kafka_conf_t *conf) {
     rd_kafka_conf_set_log_cb(conf, log_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
 }
+
+/* ------------------------------------------------------------------ topics */
+
+int ss_kafka_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms, const char *what,
+                        char *errstr, size_t errlen) {
+    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, t, &md, timeout_ms);
+    rd_kafka_topic_destroy(t);
+    if (err) {
+        snprintf(errstr, errlen, "%s: metadata of '%s': %s", what, topic, rd_kafka_err2str(err));
+        return SS_ERR_FAIL;
+    }
+    int n = md->topic_cnt == 1 && !md->topics[0].err ? md->topics[0].partition_cnt : -1;
+    rd_kafka_metadata_destroy(md);
+    return n;
+}
+
+int ss_kafka_create_compacted(rd_kafka_t *rk, const char *topic, int partitions, int replication,
+                              const char *what, const char *key, char *errstr, size_t errlen) {
+    char err[256];
+    rd_kafka_NewTopic_t *nt =
+        rd_kafka_NewTopic_new(topic, partitions, replication, err, sizeof(err));
+    if (!nt) {
+        snprintf(errstr, errlen, "%s: %s (key %s)", what, err, key);
+        return SS_ERR_CONFIG;
+    }
+    rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
+    int rc = SS_ERR_FAIL;
+    const rd_kafka_CreateTopics_result_t *res = ev ? rd_kafka_event_CreateTopics_result(ev) : NULL;
+    size_t n = 0;
+    const rd_kafka_topic_result_t **tr = res ? rd_kafka_CreateTopics_result_topics(res, &n) : NULL;
+    if (!ev) {
+        snprintf(errstr, errlen, "%s: creating '%s': no answer in 30 s", what, topic);
+    } else if (rd_kafka_event_error(ev)) {
+        snprintf(errstr, errlen, "%s: creating '%s': %s", what, topic,
+                 rd_kafka_event_error_string(ev));
+    } else if (n == 1 && rd_kafka_topic_result_error(tr[0]) &&
+               rd_kafka_topic_result_error(tr[0]) != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+        snprintf(errstr, errlen, "%s: creating '%s': %s", what, topic,
+                 rd_kafka_topic_result_error_string(tr[0]));
+    } else {
+        rc = 0;
+        ss_log(SS_LOG_INFO, SS_FIELDS(SSF_STR("topic", topic), SSF_INT("partitions", partitions)),
+               "%s: created (cleanup.policy=compact)", what);
+    }
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_NewTopic_destroy(nt);
+    return rc;
+}

@@ -46,4 +46,16 @@ ss_kafka_refusal_t ss_kafka_refusal(int err, const char *reason);
  * @locality any thread: the line is written once, by the first librdkafka thread to report */
 int ss_kafka_refused(char *line, size_t len);
 
+/* Partitions of `topic`: >= 0, -1 when it does not exist, SS_ERR_FAIL with errstr (no answer
+ * within timeout_ms, ...); `what` starts the error text. */
+int ss_kafka_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms, const char *what,
+                        char *errstr, size_t errlen);
+
+/* Create `topic` compacted (cleanup.policy=compact) with `partitions` and `replication`
+ * (-1: the broker's default); one that exists already is fine. `what` starts the error text,
+ * `key` names the config key that names the topic. Returns 0, SS_ERR_CONFIG (a bad name or
+ * replication) or SS_ERR_FAIL with errstr. */
+int ss_kafka_create_compacted(rd_kafka_t *rk, const char *topic, int partitions, int replication,
+                              const char *what, const char *key, char *errstr, size_t errlen);
+
 #endif

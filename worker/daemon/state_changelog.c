@@ -54,65 +54,6 @@ static rd_kafka_t *client(const ss_config_t *cfg, rd_kafka_type_t type, char *er
     return rk;
 }
 
-/* Partitions of `topic`: >= 0, -1 when it does not exist, SS_ERR_FAIL with errstr (no answer
- * within timeout_ms, ...). */
-static int partitions_of(rd_kafka_t *rk, const char *topic, int timeout_ms, char *errstr,
-                         size_t errlen) {
-    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, t, &md, timeout_ms);
-    rd_kafka_topic_destroy(t);
-    if (err) {
-        snprintf(errstr, errlen, "changelog: metadata of '%s': %s", topic, rd_kafka_err2str(err));
-        return SS_ERR_FAIL;
-    }
-    int n = md->topic_cnt == 1 && !md->topics[0].err ? md->topics[0].partition_cnt : -1;
-    rd_kafka_metadata_destroy(md);
-    return n;
-}
-
-static int create_topic(rd_kafka_t *rk, const ss_config_t *cfg, int partitions, char *errstr,
-                        size_t errlen) {
-    char err[256];
-    rd_kafka_NewTopic_t *nt =
-        rd_kafka_NewTopic_new(cfg->state_changelog_topic, partitions,
-                              (int)cfg->state_changelog_replication_factor, err, sizeof(err));
-    if (!nt) {
-        snprintf(errstr, errlen, "changelog: %s (key state.changelog.topic)", err);
-        return SS_ERR_CONFIG;
-    }
-    rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
-    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-    rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
-    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
-    int rc = SS_ERR_FAIL;
-    const rd_kafka_CreateTopics_result_t *res = ev ? rd_kafka_event_CreateTopics_result(ev) : NULL;
-    size_t n = 0;
-    const rd_kafka_topic_result_t **tr = res ? rd_kafka_CreateTopics_result_topics(res, &n) : NULL;
-    if (!ev) {
-        snprintf(errstr, errlen, "changelog: creating '%s': no answer in 30 s",
-                 cfg->state_changelog_topic);
-    } else if (rd_kafka_event_error(ev)) {
-        snprintf(errstr, errlen, "changelog: creating '%s': %s", cfg->state_changelog_topic,
-                 rd_kafka_event_error_string(ev));
-    } else if (n == 1 && rd_kafka_topic_result_error(tr[0]) &&
-               rd_kafka_topic_result_error(tr[0]) != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
-        snprintf(errstr, errlen, "changelog: creating '%s': %s", cfg->state_changelog_topic,
-                 rd_kafka_topic_result_error_string(tr[0]));
-    } else {
-        rc = 0;
-        ss_log(SS_LOG_INFO,
-               SS_FIELDS(SSF_STR("topic", cfg->state_changelog_topic),
-                         SSF_INT("partitions", partitions)),
-               "changelog: created (cleanup.policy=compact)");
-    }
-    if (ev)
-        rd_kafka_event_destroy(ev);
-    rd_kafka_queue_destroy(q);
-    rd_kafka_NewTopic_destroy(nt);
-    return rc;
-}
-
 /* The input's partition count. A topic just created may not be in every broker's metadata
  * yet: asked again for up to 15 s before it is called missing (or the cluster unreachable). A
  * client refused (credentials, certificate) gets no answer at all: it is told so at once. */
@@ -120,7 +61,7 @@ static int input_partitions(rd_kafka_t *rk, const ss_config_t *cfg, char *errstr
     int n = -1;
     for (int64_t until = ss_mono_ms() + 15000;
          (n == -1 || n == SS_ERR_FAIL) && ss_mono_ms() < until;) {
-        n = partitions_of(rk, cfg->input_topic, 1000, errstr, errlen);
+        n = ss_kafka_partitions(rk, cfg->input_topic, 1000, "changelog", errstr, errlen);
         rd_kafka_poll(rk, 0); /* its errors: a refusal is noted */
         if (ss_kafka_refused(errstr, errlen))
             return SS_ERR_CONFIG;
@@ -142,9 +83,11 @@ int ss_changelog_prepare(const ss_config_t *cfg, char *errstr, size_t errlen) {
     int rc, in = input_partitions(rk, cfg, errstr, errlen);
     if ((rc = in) < 0)
         goto done;
-    rc = partitions_of(rk, cfg->state_changelog_topic, 10000, errstr, errlen);
+    rc = ss_kafka_partitions(rk, cfg->state_changelog_topic, 10000, "changelog", errstr, errlen);
     if (rc == -1)
-        rc = create_topic(rk, cfg, in, errstr, errlen);
+        rc = ss_kafka_create_compacted(rk, cfg->state_changelog_topic, in,
+                                       (int)cfg->state_changelog_replication_factor, "changelog",
+                                       "state.changelog.topic", errstr, errlen);
     else if (rc >= 0 && rc < in) {
         snprintf(errstr, errlen,
                  "config: key 'state.changelog.topic': '%s' has %d partitions, fewer than the "
