@@ -133,6 +133,8 @@ static size_t avro_c_encode(avro_schema_t s, const ss_prediction_t *p, char *buf
     }
     if (!avro_value_get_by_name(&rec, "degraded", &f, NULL))
         avro_value_set_boolean(&f, p->degraded);
+    if (!avro_value_get_by_name(&rec, "route", &f, NULL))
+        avro_value_set_string(&f, p->route ? p->route : "live");
     avro_writer_t w = avro_writer_memory(buf, (int64_t)cap);
     size_t n = avro_value_write(w, &rec) == 0 ? (size_t)avro_writer_tell(w) : 0;
     avro_writer_free(w);
@@ -197,6 +199,7 @@ static void same_bytes_as_avro_c(const char *schema_path, const char *extra) {
         p.threshold = rnd_double();
         p.decision = (int)(rnd() & 1);
         p.degraded = (int)(rnd() & 1);
+        p.route = rnd() % 3 == 0 ? NULL : rnd() & 1 ? "canary" : "live";
         p.source_partition = (int32_t)rnd_long();
         p.source_offset = rnd_long();
         p.event_time = rnd_long();

@@ -30,13 +30,15 @@ enum {
     P_FEATURE_HASH,
     P_CONTRIBUTIONS,
     P_DEGRADED,
+    P_ROUTE,
     P_COUNT
 };
 
 static const char *field_names[P_COUNT] = {
-    "event_id",   "customer_id",   "score",        "decision",         "threshold",
-    "model_name", "model_version", "source_topic", "source_partition", "source_offset",
-    "event_time", "scored_at",     "feature_hash", "contributions",    "degraded"};
+    "event_id",         "customer_id",   "score",         "decision",
+    "threshold",        "model_name",    "model_version", "source_topic",
+    "source_partition", "source_offset", "event_time",    "scored_at",
+    "feature_hash",     "contributions", "degraded",      "route"};
 
 /* One field of the output schema, in the schema's order: a value of the prediction
  * (which >= 0), behind union branch `branch` when the field is a union (else -1); or bytes
@@ -547,7 +549,8 @@ static int encode_avro(ss_encoder_t *e, const ss_prediction_t *p, size_t *len) {
     str[P_MODEL_VERSION] = p->model_version;
     str[P_SOURCE_TOPIC] = p->source_topic;
     str[P_FEATURE_HASH] = p->feature_hash;
-    for (int k = P_MODEL_NAME; k <= P_FEATURE_HASH; k++)
+    str[P_ROUTE] = p->route ? p->route : "live";
+    for (int k = P_MODEL_NAME; k < P_COUNT; k++)
         if (str[k])
             slen[k] = strlen(str[k]);
     num[P_DECISION] = p->decision != 0;
@@ -617,13 +620,13 @@ static int encode_json(ss_encoder_t *e, const ss_prediction_t *p, size_t *len) {
     put_str(b, e->cap, &n, "model_name", p->model_name, strlen(p->model_name));
     put_str(b, e->cap, &n, "model_version", p->model_version, strlen(p->model_version));
     put_str(b, e->cap, &n, "source_topic", p->source_topic, strlen(p->source_topic));
-    n +=
-        (size_t)snprintf(b + n, e->cap - n,
-                         "\"source_partition\":%d,\"source_offset\":%lld,\"event_time\":%lld,"
-                         "\"scored_at\":%lld,\"feature_hash\":\"%s\",\"contributions\":null,"
-                         "\"degraded\":%s}",
-                         p->source_partition, (long long)p->source_offset, (long long)p->event_time,
-                         (long long)p->scored_at, p->feature_hash, p->degraded ? "true" : "false");
+    n += (size_t)snprintf(b + n, e->cap - n,
+                          "\"source_partition\":%d,\"source_offset\":%lld,\"event_time\":%lld,"
+                          "\"scored_at\":%lld,\"feature_hash\":\"%s\",\"contributions\":null,"
+                          "\"degraded\":%s,\"route\":\"%s\"}",
+                          p->source_partition, (long long)p->source_offset,
+                          (long long)p->event_time, (long long)p->scored_at, p->feature_hash,
+                          p->degraded ? "true" : "false", p->route ? p->route : "live");
     *len = n;
     return 0;
 }

@@ -26,14 +26,16 @@ typedef struct ss_prediction {
     int64_t event_time;
     int64_t scored_at;
     char feature_hash[17];
-    int degraded; /* scored without cached features (Redis unavailable) */
+    int degraded;      /* scored without cached features (Redis unavailable) */
+    const char *route; /* "live" or "canary" (NULL: live) */
 } ss_prediction_t;
 
 typedef struct ss_encoder ss_encoder_t; /* per thread */
 
 /* Checks output.schema at start-up, field by field: a field streamscore fills must have the
  * type it writes (string; double for score and threshold; boolean for decision and degraded;
- * int, or long, for source_partition; long for source_offset, event_time and scored_at), or
+ * int, or long, for source_partition; long for source_offset, event_time and scored_at;
+ * string for route), or
  * be a union with a branch of that type (written in that branch); contributions must be null
  * or a union with null (its other branch an array of {feature: string, value: double});
  * any other field needs a default (written as is) or a null branch (written null).
