@@ -17,6 +17,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "model.h"
+#include "rollout_cmd.h"
 #include "run.h"
 #include "validate.h"
 #include "versions.h"
@@ -66,6 +67,8 @@ static void usage(FILE *out) {
             "Usage:\n"
             "  streamscore run -c FILE [-X key=value ...]   run the worker until SIGTERM/SIGINT\n"
             "  streamscore compare -c FILE [options]        compare primary and shadow results\n"
+            "  streamscore rollout status|start|step|promote|rollback -c FILE [options]\n"
+            "                                               move a candidate model to the canary\n"
             "  streamscore validate-model -c FILE --data FILE.avro [options]\n"
             "                                               check a model against its gates\n"
             "  streamscore check-config -c FILE [-X key=value ...]\n"
@@ -76,8 +79,8 @@ static void usage(FILE *out) {
             "environment variable STREAMSCORE_<KEY> (upper case, '.' -> '_'), and -X beats both.\n"
             "Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration,\n"
             "3 a verdict against: compare says hold, validate-model failed a gate.\n"
-            "'streamscore compare --help' and 'streamscore validate-model --help' for their "
-            "options.\n\n"
+            "'streamscore compare --help', 'streamscore rollout --help' and "
+            "'streamscore validate-model --help' for their options.\n\n"
             "Keys:\n",
             SS_VERSION);
     if (out == stdout)
@@ -295,6 +298,8 @@ int main(int argc, char **argv) {
         return cmd_check_config(argc - 2, argv + 2);
     if (strcmp(cmd, "compare") == 0)
         return cmd_with_config(cmd, SS_CMD_COMPARE, ss_compare_main, argc - 2, argv + 2);
+    if (strcmp(cmd, "rollout") == 0)
+        return cmd_with_config(cmd, SS_CMD_ROLLOUT, ss_rollout_main, argc - 2, argv + 2);
     if (strcmp(cmd, "validate-model") == 0)
         return cmd_with_config(cmd, SS_CMD_VALIDATE, ss_validate_main, argc - 2, argv + 2);
     fprintf(stderr, "streamscore: unknown command '%s'\n", cmd);

@@ -536,9 +536,10 @@ static void key_scope_names_commands_and_kafka_client(void) {
     CHECK(ss_config_key_scope("compare.labels") == SS_CMD_COMPARE);
     CHECK(ss_config_key_scope("validate.min.f1") == SS_CMD_VALIDATE);
     CHECK(ss_config_key_scope("log.level") == SS_CMD_ALL);
-    CHECK(ss_config_key_scope("kafka.producer.linger.ms") == (SS_CMD_RUN | SS_SCOPE_PRODUCER));
+    CHECK(ss_config_key_scope("kafka.producer.linger.ms") ==
+          (SS_CMD_RUN | SS_CMD_ROLLOUT | SS_SCOPE_PRODUCER));
     CHECK(ss_config_key_scope("kafka.consumer.session.timeout.ms") ==
-          (SS_CMD_RUN | SS_CMD_COMPARE | SS_SCOPE_CONSUMER));
+          (SS_CMD_RUN | SS_CMD_COMPARE | SS_CMD_ROLLOUT | SS_SCOPE_CONSUMER));
     CHECK(ss_config_key_scope("kafka.bootstrap.servers") & SS_CMD_COMPARE);
     CHECK(ss_config_key_scope("no.such.key") == 0);
     CHECK(ss_config_key_scope("kafka.") == 0);
@@ -563,7 +564,7 @@ static void rules_are_named_once_each_with_commands_and_a_function(void) {
         CHECK(rule_named(rules[i].name) == &rules[i]); /* no name twice */
     }
     const ss_config_rule_t *bootstrap = rule_named("bootstrap_servers_required");
-    CHECK(bootstrap && bootstrap->commands == (SS_CMD_RUN | SS_CMD_COMPARE));
+    CHECK(bootstrap && bootstrap->commands == (SS_CMD_RUN | SS_CMD_COMPARE | SS_CMD_ROLLOUT));
 }
 
 static void a_rule_applies_only_to_its_commands(void) {

@@ -98,6 +98,15 @@ typedef struct ss_config {
     char *transactional_id;
     long delivery_commit_interval_ms;
     long worker_threads;
+    char *rollout_topic; /* "": no rollout control */
+    char *rollout_id;    /* the control records' key */
+    long rollout_replication_factor;
+    char *rollout_steps;
+    int rollout_auto_rollback, rollout_auto_progress;
+    long rollout_step_hold_ms, rollout_window_ms, rollout_min_records, rollout_gate_for_ms;
+    double rollout_gate_error_rate, rollout_gate_latency_p95_ms, rollout_gate_drift_psi;
+    double rollout_gate_shift_psi, rollout_gate_roc_auc;
+    char *rollout_labels_topic; /* "": no labels, no ROC-AUC gate */
     long batch_max_messages;
     long batch_max_wait_ms;
     long shutdown_timeout_ms;
@@ -130,7 +139,8 @@ typedef struct ss_config {
 #define SS_CMD_RUN 0x01u      /* streamscore run; check-config checks what run reads */
 #define SS_CMD_COMPARE 0x02u  /* streamscore compare */
 #define SS_CMD_VALIDATE 0x04u /* streamscore validate-model */
-#define SS_CMD_ALL (SS_CMD_RUN | SS_CMD_COMPARE | SS_CMD_VALIDATE)
+#define SS_CMD_ROLLOUT 0x08u  /* streamscore rollout */
+#define SS_CMD_ALL (SS_CMD_RUN | SS_CMD_COMPARE | SS_CMD_VALIDATE | SS_CMD_ROLLOUT)
 #define SS_SCOPE_CONSUMER 0x10u
 #define SS_SCOPE_PRODUCER 0x20u
 

@@ -32,6 +32,7 @@
 #define COMPARE SS_CMD_COMPARE
 #define VALIDATE SS_CMD_VALIDATE
 #define ALL SS_CMD_ALL
+#define ROLLOUT SS_CMD_ROLLOUT
 #define CONSUMER SS_SCOPE_CONSUMER
 #define PRODUCER SS_SCOPE_PRODUCER
 
@@ -53,7 +54,7 @@ const ss_config__key_t ss_config__keys[] = {
     STR("model.version", model_version, NULL, RUN | VALIDATE, "Model version written into predictions. Default: the card's version."),
     NUM("model.threshold", model_threshold, NULL, 0, 1, RUN | VALIDATE, "decision = score >= threshold. Default: the model card's threshold, else 0.5."),
     ENUM("model.predictor", model_predictor, "auto", "auto|xgboost", RUN | VALIDATE, "What scores: auto compiles the model's trees into the worker's own tree walker when every part of the model is one it reproduces exactly (one output; objective binary:logistic, reg:logistic, binary:logitraw or reg:squarederror; numerical splits; trees of at most 16 levels) and the compiled trees give XGBoost's bits on rows that take every split both ways, checked at every load; any other model, and xgboost, score through XGBoost's predictor (XGBoosterPredictFromDense). The log says which."),
-    STR("model.signature.key", model_signature_key, "", RUN | VALIDATE, "PEM file of an Ed25519 public key. Set: a model file is loaded only when model.signature holds its signature by the matching private key (at start-up a model without one exits 2; a reload keeps the running model). Empty: no signature is needed."),
+    STR("model.signature.key", model_signature_key, "", RUN | VALIDATE | ROLLOUT, "PEM file of an Ed25519 public key. Set: a model file is loaded only when model.signature holds its signature by the matching private key (at start-up a model without one exits 2; a reload keeps the running model). Empty: no signature is needed."),
     STR("model.signature", model_signature, NULL, RUN | VALIDATE, "The model file's Ed25519 signature, 64 raw bytes as `openssl pkeyutl -sign -rawin -inkey KEY -in MODEL -out MODEL.sig` writes it; read when model.signature.key is set. Default: model.path with .sig appended."),
     BOOL("model.reload", model_reload, true, RUN, "Reload the model when model.path or model.card changes (checked every model.reload.interval.ms; a Kubernetes ConfigMap update is such a change). SIGHUP reloads in any case. A model whose feature names differ from the running one's, or that scores a probe batch non-finite, is refused and the running model kept."),
     INT("model.reload.interval.ms", model_reload_interval_ms, "5000", 100, 3600000, RUN, "How often model.reload looks at the model files."),
@@ -108,6 +109,22 @@ const ss_config__key_t ss_config__keys[] = {
     INT("worker.threads", worker_threads, "1", 1, 256, RUN, "Worker threads, each a consumer in the group with its own Redis connection."),
     INT("batch.max.messages", batch_max_messages, "256", 1, 100000, RUN | VALIDATE, "Most records scored in one batch."),
     INT("batch.max.wait.ms", batch_max_wait_ms, "1", 0, 60000, RUN, "Longest wait to fill a batch once its first record arrived; under load a batch is what was queued meanwhile (so a short wait costs no throughput, and each ms of it is a ms of latency at low load)."),
+    STR("rollout.topic", rollout_topic, "", RUN | ROLLOUT, "Progressive rollout (docs/rollout.md): the compacted control topic holding the rollout state (candidate model and digest, share of customers on the canary, state, reason), created if missing with one partition. Every primary worker follows it and applies a change at its next batch; `streamscore rollout` writes it. Empty: no rollout (the model of model.path serves every customer)."),
+    STR("rollout.id", rollout_id, NULL, RUN | ROLLOUT, "Key of this deployment's records in rollout.topic (one topic may hold several deployments' rollouts). Default: the consumer group id."),
+    INT("rollout.replication.factor", rollout_replication_factor, "-1", -1, 32767, RUN | ROLLOUT, "Replication factor of rollout.topic when it is created; -1: the broker's default."),
+    STR("rollout.steps", rollout_steps, "0.05,0.25,0.5,1", RUN | ROLLOUT, "Shares of customers on the canary that `rollout step` and automatic progression go through: ascending, in (0, 1], comma-separated."),
+    BOOL("rollout.auto.rollback", rollout_auto_rollback, true, RUN, "A canary gate beyond its threshold for rollout.gate.for.ms, or a candidate this worker refuses (digest, signature, features, load), writes a rollback (share 0) to rollout.topic with the reason."),
+    BOOL("rollout.auto.progress", rollout_auto_progress, false, RUN, "Step the canary through rollout.steps, then promote it, each step after rollout.step.hold.ms at the current one with every gate judged and passing over a full window."),
+    INT("rollout.step.hold.ms", rollout_step_hold_ms, "600000", 0, 604800000, RUN, "Automatic progression: least time at a share before the next step."),
+    INT("rollout.window.ms", rollout_window_ms, "60000", 1000, 86400000, RUN, "Sliding window of the gate figures (error rate, latency, score shift, ROC-AUC)."),
+    INT("rollout.min.records", rollout_min_records, "1000", 1, 100000000, RUN, "Fewest canary predictions in the window before the gates judge it (drift waits for a full drift.window of the candidate's records). The score shift's sampling noise falls with it: about 0.05 at 1000 for two like models."),
+    INT("rollout.gate.for.ms", rollout_gate_for_ms, "60000", 0, 86400000, RUN, "How long a gate's figure must stay beyond its threshold before it triggers a rollback."),
+    NUM("rollout.gate.error.rate", rollout_gate_error_rate, "0.05", 0, 1, RUN, "Gate: the canary's share of records dead-lettered at scoring (non-finite score) above this triggers."),
+    NUM("rollout.gate.latency.p95.ms", rollout_gate_latency_p95_ms, "500", 0, 3600000, RUN, "Gate: the canary's p95 event-to-prediction latency (ms) above this triggers."),
+    NUM("rollout.gate.drift.psi", rollout_gate_drift_psi, "0.2", 0, 100, RUN, "Gate: the largest population stability index of the canary's features or score against the candidate card's baseline above this triggers (needs a baseline in the card)."),
+    NUM("rollout.gate.shift.psi", rollout_gate_shift_psi, "0.2", 0, 100, RUN, "Gate: the population stability index of the canary's scores against the live model's scores of the same records (every canary record is scored by both), over the deciles of the live model's scores, above this triggers. Scores are taken as probabilities (clamped to 0..1): for other objectives set it out of reach (100) and rely on drift."),
+    NUM("rollout.gate.roc.auc", rollout_gate_roc_auc, "0.8", 0, 1, RUN, "Gate: the canary's ROC-AUC against rollout.labels.topic below this triggers (judged once the window holds labels of both classes)."),
+    STR("rollout.labels.topic", rollout_labels_topic, "", RUN, "Topic of outcomes for the ROC-AUC gate: JSON values {\"customer_id\", \"label\" (0/1), \"time\" (ms)}, each joined with the customer's latest prediction at or before its time. Empty: no ROC-AUC gate."),
     STR("metrics.listen", metrics_listen, "", RUN, "host:port of the HTTP endpoints /metrics (Prometheus), /healthz and /readyz, e.g. 0.0.0.0:9464; empty: no HTTP endpoints."),
     INT("metrics.lag.interval.ms", metrics_lag_interval_ms, "5000", 100, 3600000, RUN | CONSUMER, "How often consumer lag is refreshed (librdkafka statistics.interval.ms of the consumers) when metrics.listen is set."),
     INT("shutdown.timeout.ms", shutdown_timeout_ms, "30000", 100, 600000, RUN | PRODUCER, "On SIGTERM, longest wait for outstanding deliveries before exiting."),
@@ -133,14 +150,14 @@ const ss_config__key_t ss_config__keys[] = {
 const size_t ss_config__n_keys = sizeof(ss_config__keys) / sizeof(ss_config__keys[0]);
 
 const ss_config__prefix_t ss_config__prefixes[] = {
-    {"kafka.", SS_KAFKA_BOTH, RUN | COMPARE | CONSUMER | PRODUCER,
+    {"kafka.", SS_KAFKA_BOTH, RUN | COMPARE | ROLLOUT | CONSUMER | PRODUCER,
      "kafka.<property> is passed to librdkafka for the consumer and the producer (properties "
      "only a consumer has, such as group.id, reach the consumer only). kafka.bootstrap.servers "
      "is required; kafka.group.id defaults to streamscore (primary) or streamscore-shadow "
      "(shadow)."},
-    {"kafka.consumer.", SS_KAFKA_CONSUMER, RUN | COMPARE | CONSUMER,
+    {"kafka.consumer.", SS_KAFKA_CONSUMER, RUN | COMPARE | ROLLOUT | CONSUMER,
      "kafka.consumer.<property> is passed to librdkafka for the consumer only."},
-    {"kafka.producer.", SS_KAFKA_PRODUCER, RUN | PRODUCER,
+    {"kafka.producer.", SS_KAFKA_PRODUCER, RUN | ROLLOUT | PRODUCER,
      "kafka.producer.<property> is passed to librdkafka for the producer only."},
 };
 
@@ -178,6 +195,7 @@ static void scope_text(unsigned scope, char *out, size_t outlen) {
     } names[] = {{SS_CMD_RUN, "run"},
                  {SS_CMD_COMPARE, "compare"},
                  {SS_CMD_VALIDATE, "validate-model"},
+                 {SS_CMD_ROLLOUT, "rollout"},
                  {SS_SCOPE_CONSUMER, "consumer"},
                  {SS_SCOPE_PRODUCER, "producer"}};
     size_t n = 0;

@@ -13,7 +13,9 @@
 #include "config_int.h"
 #include "error.h"
 #include "log.h"
+#include "model.h"
 #include "registry.h"
+#include "rollout.h"
 
 static int out_of_memory(char *errstr, size_t errlen) {
     snprintf(errstr, errlen, "config: out of memory");
@@ -156,13 +158,9 @@ static int writer_schema_default(ss_config_t *cfg, unsigned commands, char *errs
 
 /* model.card: model.path with its .json/.ubj/.ubjson extension replaced by .card.json. */
 static int model_card_default(ss_config_t *cfg, unsigned commands, char *errstr, size_t errlen) {
-    const char *path = cfg->model_path ? cfg->model_path : "";
-    const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
-    size_t n = strlen(path);
-    if (dot && (!slash || dot > slash) &&
-        (strcmp(dot, ".json") == 0 || strcmp(dot, ".ubj") == 0 || strcmp(dot, ".ubjson") == 0))
-        n = (size_t)(dot - path);
-    return derive(&cfg->model_card, errstr, errlen, "%.*s.card.json", (int)n, path);
+    char card[4200];
+    ss_model_card_path(cfg->model_path ? cfg->model_path : "", card, sizeof(card));
+    return derive(&cfg->model_card, errstr, errlen, "%s", card);
 }
 
 static int confluent_needs_schema_source(ss_config_t *cfg, unsigned commands, char *errstr,
@@ -345,6 +343,28 @@ static int changelog_topic_default(ss_config_t *cfg, unsigned commands, char *er
                   group ? group : "streamscore");
 }
 
+static int rollout_id_default(ss_config_t *cfg, unsigned commands, char *errstr, size_t errlen) {
+    if (cfg->rollout_id && *cfg->rollout_id)
+        return 0;
+    const char *group = kafka_value(cfg, "group.id");
+    return derive(&cfg->rollout_id, errstr, errlen, "%s", group ? group : "streamscore");
+}
+
+/* A shadow records a candidate's results; it never serves a canary. */
+static int rollout_is_primary(ss_config_t *cfg, unsigned commands, char *errstr, size_t errlen) {
+    if (*cfg->rollout_topic && cfg->mode == SS_MODE_SHADOW && (commands & SS_CMD_RUN))
+        return fail(errstr, errlen,
+                    "config: key 'rollout.topic' is for a primary: a shadow (mode = shadow) "
+                    "takes no part in a rollout");
+    if (*cfg->rollout_topic && strcmp(cfg->rollout_topic, cfg->input_topic) == 0)
+        return fail(errstr, errlen, "config: key 'rollout.topic' must differ from input.topic");
+    double steps[SS_ROLLOUT_MAX_STEPS];
+    return ss_rollout_parse_steps(cfg->rollout_steps, steps, SS_ROLLOUT_MAX_STEPS, errstr, errlen) <
+                   0
+               ? SS_ERR_CONFIG
+               : 0;
+}
+
 /* A dead letter leaves out the record's value, headers and key when they do not fit the
  * producer's message.max.bytes (output.c); what it always carries, the Kafka Connect headers
  * naming the source and the reason, must fit. (Values larger than the producer's limit can
@@ -387,7 +407,7 @@ static const ss_config_rule_t rules[] = {
     {"metrics_listen_host_port",        SS_CMD_ALL, metrics_listen_host_port},
     {"shadow_file_for_file_output",     SS_CMD_ALL, shadow_file_for_file_output},
     {"file_output_is_not_transactional", SS_CMD_RUN, file_output_is_not_transactional},
-    {"bootstrap_servers_required",      SS_CMD_RUN | SS_CMD_COMPARE, bootstrap_servers_required},
+    {"bootstrap_servers_required",      SS_CMD_RUN | SS_CMD_COMPARE | SS_CMD_ROLLOUT, bootstrap_servers_required},
     {"shadow_topic_default",            SS_CMD_ALL, shadow_topic_default},
     {"dlq_topic_default",               SS_CMD_ALL, dlq_topic_default},
     {"dlq_topic_differs",               SS_CMD_ALL, dlq_topic_differs},
@@ -395,6 +415,8 @@ static const ss_config_rule_t rules[] = {
     {"group_id_default",                SS_CMD_ALL, group_id_default},
     {"transactional_id_default",        SS_CMD_ALL, transactional_id_default},
     {"changelog_topic_default",         SS_CMD_ALL, changelog_topic_default},
+    {"rollout_id_default",              SS_CMD_RUN | SS_CMD_ROLLOUT, rollout_id_default},
+    {"rollout_is_primary",              SS_CMD_RUN | SS_CMD_ROLLOUT, rollout_is_primary},
     {"log_level_applies",               SS_CMD_ALL, log_level_applies},
     {"size_limits_agree",               SS_CMD_RUN, size_limits_agree},
 };

@@ -562,3 +562,12 @@ ss_model_t *ss_model_slot_swap(ss_model_slot_t *s, ss_model_t *m) {
     pthread_mutex_unlock(&s->lock);
     return old;
 }
+
+void ss_model_card_path(const char *path, char *out, size_t len) {
+    const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
+    size_t n = strlen(path);
+    if (dot && (!slash || dot > slash) &&
+        (strcmp(dot, ".json") == 0 || strcmp(dot, ".ubj") == 0 || strcmp(dot, ".ubjson") == 0))
+        n = (size_t)(dot - path);
+    snprintf(out, len, "%.*s.card.json", (int)n, path);
+}

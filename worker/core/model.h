@@ -114,6 +114,10 @@ ss_model_t *ss_model_slot_acquire(ss_model_slot_t *s);
  * slot's reference, for the caller to unref. @locality any thread */
 ss_model_t *ss_model_slot_swap(ss_model_slot_t *s, ss_model_t *m);
 
+/* The card that goes with model file `path` by default: its .json, .ubj or .ubjson extension
+ * replaced by .card.json (appended when it has none). */
+void ss_model_card_path(const char *path, char *out, size_t len);
+
 /* The version string of the linked XGBoost library, e.g. "3.2.0". */
 const char *ss_model_xgboost_version(void);
 

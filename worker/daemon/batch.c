@@ -34,6 +34,7 @@ ss_batch_t *ss_batch_new(size_t max, size_t nf) {
     b->u_part = calloc(max, sizeof(int32_t));
     b->u_unknown = calloc(max, 1);
     b->u_dead = calloc(max, 1);
+    b->u_route = calloc(max, 1);
     b->u_flag = calloc(max, 1);
     b->table = malloc(tsize * sizeof(int));
     b->table_used = calloc(max, sizeof(size_t));
@@ -41,7 +42,7 @@ ss_batch_t *ss_batch_new(size_t max, size_t nf) {
     b->arena = malloc(b->arena_cap);
     if (!b->msgs || !b->recs || !b->ev_feat || !b->rows || !b->state || !b->state0 || !b->changed ||
         !b->scores || !b->u_ids || !b->u_lens || !b->u_off || !b->u_part || !b->u_unknown ||
-        !b->u_flag || !b->u_dead || !b->table || !b->table_used || !b->arena) {
+        !b->u_flag || !b->u_dead || !b->u_route || !b->table || !b->table_used || !b->arena) {
         ss_batch_destroy(b);
         return NULL;
     }
@@ -52,10 +53,10 @@ ss_batch_t *ss_batch_new(size_t max, size_t nf) {
 void ss_batch_destroy(ss_batch_t *b) {
     if (!b)
         return;
-    void *bufs[] = {b->msgs,   b->recs,       b->ev_feat, b->rows,   b->state,  b->changed,
-                    b->scores, b->u_ids,      b->u_lens,  b->u_off,  b->u_part, b->u_unknown,
-                    b->table,  b->table_used, b->arena,   b->state0, b->u_flag, b->u_dead,
-                    b};
+    void *bufs[] = {b->msgs,    b->recs,      b->ev_feat, b->rows,       b->state,
+                    b->changed, b->scores,    b->u_ids,   b->u_lens,     b->u_off,
+                    b->u_part,  b->u_unknown, b->table,   b->table_used, b->arena,
+                    b->state0,  b->u_flag,    b->u_dead,  b->u_route,    b};
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
         free(bufs[i]);
 }
@@ -107,6 +108,7 @@ static int slot_of(ss_batch_t *b, size_t off, size_t len) {
             b->u_ids[s] = b->arena + off;
             b->u_unknown[s] = 0;
             b->u_dead[s] = 0;
+            b->u_route[s] = 0;
             memset(b->changed + (size_t)s * b->nf, 0, b->nf);
             return s;
         }

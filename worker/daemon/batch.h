@@ -43,6 +43,7 @@ typedef struct ss_batch {
     unsigned char *u_unknown; /* per customer: 1 when its known vector could not be read */
     unsigned char *u_dead;    /* per customer: 1 when its Redis key is not a hash: its records
                                  are dead letters, and it is neither scored nor kept */
+    unsigned char *u_route;   /* per customer: the model that scores it (gates.h SS_ROUTE_*) */
     float *state;             /* per customer: the known vector, merged with its events */
     float *state0;            /* per customer: the known vector before the batch's events */
     unsigned char *u_flag;    /* per customer: scratch for one pass over the records */

@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "canary.h"
 #include "drift.h"
 #include "worker.h"
 
@@ -32,7 +33,8 @@ static int ready(ss_runtime_t *rt, ss_buf_t *why) {
 
 static void render_metrics(ss_runtime_t *rt, ss_buf_t *body) {
     ss_metrics_render(rt->stats, body);
-    ss_model_t *m = ss_model_slot_acquire(&rt->model);
+    ss_plan_t *p = ss_plan_acquire(rt);
+    ss_model_t *m = p->live;
     ss_buf_printf(body,
                   "# HELP streamscore_model_info The model scoring now.\n"
                   "# TYPE streamscore_model_info gauge\n"
@@ -49,7 +51,9 @@ static void render_metrics(ss_runtime_t *rt, ss_buf_t *body) {
                   "streamscore_drift_threshold %g\n",
                   rt->cfg->drift_threshold);
     ss_drift_render(m->drift, body);
-    ss_model_unref(m);
+    ss_plan_release(p);
+    if (*rt->cfg->rollout_topic)
+        ss_canary_render(rt, body);
 }
 
 static int on_http(void *ctx, const char *path, ss_buf_t *body, const char **type) {
@@ -68,6 +72,8 @@ static int on_http(void *ctx, const char *path, ss_buf_t *body, const char **typ
         ss_buf_t why = {0};
         int ok = ready(rt, &why);
         ss_buf_printf(body, "%s", ok ? "ready\n" : why.p ? why.p : "not ready\n");
+        if (*rt->cfg->rollout_topic)
+            ss_canary_describe(rt, body);
         ss_buf_free(&why);
         return ok ? 200 : 503;
     }

@@ -42,6 +42,20 @@ void ss_failpoint(const char *name) {
     fflush(stderr);
     _exit(99);
 }
+
+void ss_failpoint_delay(const char *name) {
+    size_t len = strlen(name);
+    const char *spec = getenv("STREAMSCORE_FAILPOINT_DELAY");
+    for (int i = 0; spec && *spec && i < MAX_POINTS; i++, spec += strcspn(spec, ",")) {
+        spec += *spec == ',';
+        if (strncmp(spec, name, len) == 0 && spec[len] == ':') {
+            long ms = strtol(spec + len + 1, NULL, 10);
+            if (ms > 0)
+                usleep((useconds_t)ms * 1000);
+            return;
+        }
+    }
+}
 #else
 typedef int ss_failpoint_unused_t; /* an empty translation unit is not ISO C */
 #endif

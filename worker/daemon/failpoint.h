@@ -4,7 +4,8 @@
  * writes "failpoint <name> hit" to stderr and exits 99 at once, as a crash would leave things.
  * With STREAMSCORE_FAILPOINT_ERROR=<name>[:<n>], ss_failpoint_error(name) returns 1 the n-th
  * time it is reached instead: the caller takes the path of a failure at that point. Several
- * points, joined by commas, may be given.
+ * points, joined by commas, may be given. With STREAMSCORE_FAILPOINT_DELAY=<name>:<ms>,
+ * ss_failpoint_delay(name) sleeps that many milliseconds every time it is reached.
  * In streamscore itself every point compiles to nothing. */
 #ifndef SS_FAILPOINT_H
 #define SS_FAILPOINT_H
@@ -12,6 +13,7 @@
 #ifdef SS_FAILPOINTS
 void ss_failpoint(const char *name);
 int ss_failpoint_error(const char *name);
+void ss_failpoint_delay(const char *name);
 #else
 static inline void ss_failpoint(const char *name) {
     (void)name;
@@ -19,6 +21,9 @@ static inline void ss_failpoint(const char *name) {
 static inline int ss_failpoint_error(const char *name) {
     (void)name;
     return 0;
+}
+static inline void ss_failpoint_delay(const char *name) {
+    (void)name;
 }
 #endif
 

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "canary.h"
 #include "clock.h"
 #include "log.h"
 
@@ -28,6 +29,7 @@ static void reload_model(ss_runtime_t *rt, const char *why) {
     ss_model_t *cur = ss_model_slot_acquire(&rt->model), *m = NULL;
     if (ss_model_open(cfg, cur, &m, err, sizeof(err)) == 0) {
         ss_model_t *old = ss_model_slot_swap(&rt->model, m);
+        ss_canary_live_reloaded(rt);
         ss_log(SS_LOG_INFO,
                SS_FIELDS(SSF_STR("model", m->name), SSF_STR("version", m->version),
                          SSF_STR("previous", old->version), SSF_STR("trigger", why)),

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "canary.h"
 #include "clock.h"
 #include "endpoints.h"
 #include "error.h"
@@ -69,6 +70,9 @@ static int runtime_open(ss_runtime_t *rt, const ss_model_t *model) {
         rc = SS_ERR_CONFIG;
         goto fail;
     }
+    /* the plan the first batch scores by: a rollout recorded in rollout.topic resumes */
+    if ((rc = ss_canary_open(rt, err, sizeof(err))) < 0)
+        goto fail;
     say_size_limits(rt);
     return 0;
 fail:
@@ -81,6 +85,7 @@ static void runtime_close(ss_runtime_t *rt) {
         ss_worker_destroy(rt->workers[i]); /* commits stored offsets and leaves the group */
     free(rt->workers);
     ss_producer_destroy(rt->producer, rt->cfg->shutdown_timeout_ms);
+    ss_canary_close(rt);
     ss_codec_destroy(rt->codec);
     ss_registry_destroy(rt->registry); /* after the codec that uses it */
     ss_output_destroy(rt->output);
@@ -119,7 +124,8 @@ static void watch(ss_runtime_t *rt, size_t started) {
         if (finished == started)
             return;
         ss_reload_tick(&reload, rt);
-        ss_sleep_ms(50);
+        ss_canary_tick(rt);
+        ss_sleep_ms(20);
     }
 }
 

@@ -5,6 +5,7 @@
 #ifndef SS_RUNTIME_H
 #define SS_RUNTIME_H
 
+#include <pthread.h>
 #include <stddef.h>
 
 #include "codec.h"
@@ -16,13 +17,20 @@
 #include "registry.h"
 
 typedef struct ss_worker ss_worker_t;
+struct ss_plan;
+struct ss_canary;
+struct ss_gates;
 
 typedef struct ss_runtime {
     const ss_config_t *cfg;
-    ss_model_slot_t model;   /* swapped by a reload */
-    ss_codec_t *codec;       /* writer plans: append-only, internally locked */
-    ss_registry_t *registry; /* schema.registry.url set, else NULL; internally locked */
-    ss_producer_t *producer; /* at-least-once: shared by the threads; exactly-once: NULL */
+    ss_model_slot_t model; /* the configured model (model.path): swapped by a reload */
+    pthread_mutex_t plan_lock;
+    struct ss_plan *plan;     /* what a batch scores by (canary.h): guarded by plan_lock */
+    struct ss_canary *canary; /* the rollout (canary.h): the main thread's */
+    struct ss_gates *gates;   /* the canary's figures: internally locked */
+    ss_codec_t *codec;        /* writer plans: append-only, internally locked */
+    ss_registry_t *registry;  /* schema.registry.url set, else NULL; internally locked */
+    ss_producer_t *producer;  /* at-least-once: shared by the threads; exactly-once: NULL */
     ss_output_t *output;
     ss_metrics_t *stats;   /* atomic counters */
     int *stop;             /* atomic: set by the signal handler */

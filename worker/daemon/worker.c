@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "batch.h"
+#include "canary.h"
 #include "clock.h"
 #include "consumer.h"
 #include "delivery.h"
@@ -41,6 +42,14 @@ struct ss_worker {
     ss_delivery_t *delivery;
     ss_output_writer_t *out;
     long predicted; /* predictions of the batch in hand (its dead letters not counted) */
+    /* a canary in the batch: its rows gathered, scored by the candidate; every row's live
+     * score kept (for the shift gate and the live model's drift) */
+    size_t n_canary;
+    int *canary_row;    /* per canary row: its row in the batch */
+    float *canary_rows; /* the canary rows, gathered */
+    double *canary_scores, *live_scores;
+    int64_t candidate_ns; /* the candidate's scoring time in the batch */
+    ss_gate_tally_t tally[SS_ROUTES];
 };
 
 static void count(long *c, long n) {
@@ -159,17 +168,57 @@ static int decode(ss_worker_t *w) {
     return 0;
 }
 
-/* Score the batch's rows in one call; a non-finite score makes its record a dead letter, and
- * then the batch is merged again without it (its features reach neither its customer's later
- * events nor the state) and scored again. Only a customer's first non-finite record of a pass
- * is dead-lettered: the later ones may have been merged with it, and are scored again. */
-static int score(ss_worker_t *w, ss_model_t *model) {
+/* The route of every customer of the batch under `plan`. */
+static void route(ss_worker_t *w, const ss_plan_t *plan) {
+    ss_batch_t *b = w->batch;
+    for (size_t s = 0; s < b->n_u; s++)
+        b->u_route[s] = (unsigned char)ss_plan_route(plan, b->u_ids[s], b->u_lens[s]);
+}
+
+/* The canary's rows scored by the candidate in one call, their scores put in place of the
+ * live model's (kept in live_scores). */
+static int score_canary(ss_worker_t *w, const ss_plan_t *plan, char *err, size_t errlen) {
+    ss_batch_t *b = w->batch;
+    size_t nf = b->nf, k = 0;
+    memcpy(w->live_scores, b->scores, b->n_rows * sizeof(double));
+    for (size_t i = 0; i < b->n_msgs; i++) {
+        const ss_batch_rec_t *r = &b->recs[i];
+        if (r->dlq || b->u_route[r->slot] != SS_ROUTE_CANARY)
+            continue;
+        w->canary_row[k] = r->row;
+        memcpy(w->canary_rows + k * nf, b->rows + (size_t)r->row * nf, nf * sizeof(float));
+        k++;
+    }
+    w->n_canary = k;
+    if (k == 0)
+        return 0;
+    int64_t t0 = ss_mono_ns();
+    ss_failpoint_delay("rollout.candidate.predict");
+    if (ss_model_predict(plan->candidate, w->pred, w->canary_rows, k, w->canary_scores, err,
+                         errlen) < 0)
+        return SS_ERR_FAIL;
+    w->candidate_ns += ss_mono_ns() - t0;
+    for (size_t j = 0; j < k; j++)
+        b->scores[w->canary_row[j]] = w->canary_scores[j];
+    return 0;
+}
+
+/* Score the batch's rows in one call (and the canary's rows in a second, by the candidate); a
+ * non-finite score makes its record a dead letter, and then the batch is merged again without
+ * it (its features reach neither its customer's later events nor the state) and scored again.
+ * Only a customer's first non-finite record of a pass is dead-lettered: the later ones may
+ * have been merged with it, and are scored again. */
+static int score(ss_worker_t *w, const ss_plan_t *plan) {
     ss_batch_t *b = w->batch;
     char err[512];
     ss_hist_observe(&w->rt->stats->batch_size, (double)b->n_msgs);
+    w->candidate_ns = 0;
     for (;;) {
         int64_t t0 = ss_mono_ns();
-        if (ss_model_predict(model, w->pred, b->rows, b->n_rows, b->scores, err, sizeof(err)) < 0) {
+        w->n_canary = 0;
+        if (ss_model_predict(plan->live, w->pred, b->rows, b->n_rows, b->scores, err, sizeof(err)) <
+                0 ||
+            (plan->buckets && score_canary(w, plan, err, sizeof(err)) < 0)) {
             ss_error("%s", err);
             return SS_ERR_FAIL;
         }
@@ -210,14 +259,22 @@ static void fill_prediction(const ss_batch_t *b, size_t i, ss_prediction_t *p) {
                          p->feature_hash);
 }
 
-/* One prediction or dead letter per record. */
-static int emit(ss_worker_t *w, const ss_model_t *model) {
+/* One prediction or dead letter per record; a prediction names the model of its route. */
+static int emit(ss_worker_t *w, const ss_plan_t *plan) {
     ss_batch_t *b = w->batch;
     char err[512];
-    ss_prediction_t p = {.threshold = ss_model_threshold(model, w->rt->cfg->model_threshold),
-                         .model_name = model->name,
-                         .model_version = model->version,
-                         .scored_at = ss_wall_ms()};
+    ss_prediction_t p[SS_ROUTES] = {{.threshold = plan->live_threshold,
+                                     .model_name = plan->live->name,
+                                     .model_version = plan->live->version,
+                                     .route = "live",
+                                     .scored_at = ss_wall_ms()}};
+    if (plan->candidate) {
+        p[SS_ROUTE_CANARY] = p[SS_ROUTE_LIVE];
+        p[SS_ROUTE_CANARY].threshold = plan->candidate_threshold;
+        p[SS_ROUTE_CANARY].model_name = plan->candidate->name;
+        p[SS_ROUTE_CANARY].model_version = plan->candidate->version;
+        p[SS_ROUTE_CANARY].route = "canary";
+    }
     long degraded = 0;
     w->predicted = 0;
     for (size_t i = 0; i < b->n_msgs; i++) {
@@ -228,10 +285,11 @@ static int emit(ss_worker_t *w, const ss_model_t *model) {
             rc = ss_output_dead_letter(w->out, b->msgs[i], r->stage, r->reason,
                                        ss_batch_detail(b, i), err, sizeof(err));
         } else {
-            fill_prediction(b, i, &p);
-            p.degraded = b->u_unknown[r->slot];
-            degraded += p.degraded;
-            rc = ss_output_prediction(w->out, &p, err, sizeof(err));
+            ss_prediction_t *pr = &p[b->u_route[r->slot]];
+            fill_prediction(b, i, pr);
+            pr->degraded = b->u_unknown[r->slot];
+            degraded += pr->degraded;
+            rc = ss_output_prediction(w->out, pr, err, sizeof(err));
         }
         if (rc < 0) {
             ss_error("%s", err);
@@ -267,8 +325,39 @@ static void on_aborted(void *arg) {
     ss_state_aborted(((ss_worker_t *)arg)->state);
 }
 
-/* A committed batch: its counters, its events' end-to-end latency, and drift. */
-static void account(ss_worker_t *w, ss_model_t *model) {
+/* A committed batch's figures per route, for the rollout's gates: its records and scoring
+ * errors, their latency, and the canary's scores beside the live model's. The live route's
+ * latency leaves out the time the candidate took in the batch: a slow candidate shows on its
+ * own route only. */
+static void tally_routes(ss_worker_t *w, int64_t acked) {
+    ss_batch_t *b = w->batch;
+    ss_gate_tally_t *t = w->tally;
+    ss_gate_tally_clear(&t[SS_ROUTE_LIVE]);
+    ss_gate_tally_clear(&t[SS_ROUTE_CANARY]);
+    for (size_t i = 0; i < b->n_msgs; i++) {
+        const ss_batch_rec_t *r = &b->recs[i];
+        if (r->slot < 0 || b->u_dead[r->slot])
+            continue; /* not scored: undecodable, or its Redis key is not a hash */
+        ss_gate_tally_t *rt = &t[b->u_route[r->slot]];
+        rt->records++;
+        if (r->dlq) {
+            rt->errors++; /* a non-finite score */
+            continue;
+        }
+        rd_kafka_timestamp_type_t tstype;
+        int64_t ts = rd_kafka_message_timestamp(b->msgs[i], &tstype);
+        int64_t at = acked - (b->u_route[r->slot] == SS_ROUTE_LIVE ? w->candidate_ns / 1000000 : 0);
+        if (ts > 0)
+            ss_gate_tally_latency(rt, (double)(at > ts ? at - ts : 0) / 1000.0);
+        if (b->u_route[r->slot] == SS_ROUTE_CANARY)
+            ss_gate_tally_shift(rt, b->scores[r->row], w->live_scores[r->row]);
+    }
+    ss_canary_observe(w->rt, t);
+}
+
+/* A committed batch: its counters, its events' end-to-end latency, and drift (of each model on
+ * the rows it scored). */
+static void account(ss_worker_t *w, const ss_plan_t *plan) {
     ss_batch_t *b = w->batch;
     ss_metrics_t *stats = w->rt->stats;
     count(&stats->produced, w->predicted);
@@ -283,8 +372,19 @@ static void account(ss_worker_t *w, ss_model_t *model) {
                           (double)(acked > ts ? acked - ts : 0) / 1000.0);
     }
     ss_hist_add_tally(&stats->event_latency_seconds, &latency);
-    if (model->drift && b->n_rows > 0)
-        ss_drift_observe(model->drift, b->rows, b->scores, b->n_rows);
+    if (plan->candidate)
+        tally_routes(w, acked);
+    if (b->n_rows == 0)
+        return;
+    if (!w->n_canary) {
+        if (plan->live->drift)
+            ss_drift_observe(plan->live->drift, b->rows, b->scores, b->n_rows);
+        return;
+    }
+    if (plan->live->drift) /* every row, as the live model scored it */
+        ss_drift_observe(plan->live->drift, b->rows, w->live_scores, b->n_rows);
+    if (plan->candidate->drift)
+        ss_drift_observe(plan->candidate->drift, w->canary_rows, w->canary_scores, w->n_canary);
 }
 
 static int process_batch(ss_worker_t *w) {
@@ -292,7 +392,7 @@ static int process_batch(ss_worker_t *w) {
     drop_revoked(w);
     if (b->n_msgs == 0)
         return 0;
-    ss_model_t *model = ss_model_slot_acquire(&w->rt->model);
+    ss_plan_t *plan = ss_plan_acquire(w->rt); /* one plan for the whole batch */
     char err[512];
     int rc, aborted = 0;
     ss_batch_reset(b);
@@ -303,10 +403,11 @@ static int process_batch(ss_worker_t *w) {
     if ((rc = ss_state_read(w->state, b)) < 0)
         goto out;
     ss_batch_merge(b);
-    if ((rc = score(w, model)) < 0)
+    route(w, plan);
+    if ((rc = score(w, plan)) < 0)
         goto out;
     ss_failpoint("eos.before-produce");
-    if ((rc = emit(w, model)) < 0)
+    if ((rc = emit(w, plan)) < 0)
         goto out;
     if ((rc = ss_output_flush(w->out, err, sizeof(err))) < 0) {
         ss_error("%s", err);
@@ -314,12 +415,12 @@ static int process_batch(ss_worker_t *w) {
     }
     rc = ss_delivery_commit(w->delivery, w->consumer, b, &aborted);
     if (rc == 0 && !aborted)
-        account(w, model);
+        account(w, plan);
 out:
     if (rc < 0)
         ss_delivery_abort(w->delivery);
     release(w);
-    ss_model_unref(model);
+    ss_plan_release(plan);
     return rc < 0 ? rc : 0;
 }
 
@@ -418,6 +519,15 @@ int ss_worker_new(ss_runtime_t *rt, int index, ss_worker_t **out, char *errstr, 
         snprintf(errstr, errlen, "worker: out of memory for batch buffers");
         goto fail;
     }
+    size_t max = (size_t)cfg->batch_max_messages, nf = model->n_features;
+    w->canary_row = malloc(max * sizeof(int));
+    w->canary_rows = malloc(max * nf * sizeof(float) + 1);
+    w->canary_scores = malloc(max * sizeof(double));
+    w->live_scores = malloc(max * sizeof(double));
+    if (!w->canary_row || !w->canary_rows || !w->canary_scores || !w->live_scores) {
+        snprintf(errstr, errlen, "worker: out of memory for batch buffers");
+        goto fail;
+    }
     if (!(w->dec = ss_decoder_new(rt->codec, errstr, errlen)) ||
         !(w->pred = ss_predictor_new(errstr, errlen)))
         goto fail;
@@ -471,6 +581,10 @@ void ss_worker_destroy(ss_worker_t *w) {
     ss_state_destroy(w->state);
     ss_predictor_destroy(w->pred);
     ss_batch_destroy(w->batch);
+    free(w->canary_row);
+    free(w->canary_rows);
+    free(w->canary_scores);
+    free(w->live_scores);
     free(w);
 }
 
