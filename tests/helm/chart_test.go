@@ -40,6 +40,7 @@ var checks = map[string]func(t *testing.T, r *Rendered){
 	"model-configmap.yaml":  checkModelConfigMap,
 	"schema-registry.yaml":  checkSchemaRegistry,
 	"managed-services.yaml": checkManagedServices,
+	"rollout.yaml":          checkRollout,
 }
 
 func valueSets(t *testing.T, dir string) []string {
@@ -524,7 +525,11 @@ func checkDefaults(t *testing.T, r *Rendered) {
 		"redis.port":              "6379",
 		"worker.threads":          "1",
 		"log.level":               "info",
+		"rollout.topic":           rolloutTopic,
 	})
+	if mount(c, candidateDir) != nil || volume(d, "candidate") != nil {
+		t.Error("rollout.candidate.source none, yet a candidate is mounted")
+	}
 	if d.Spec.Template.Spec.TerminationGracePeriodSeconds == nil || *d.Spec.Template.Spec.TerminationGracePeriodSeconds <= 30 {
 		t.Error("terminationGracePeriodSeconds must exceed the worker's shutdown.timeout.ms (30 s)")
 	}
@@ -550,6 +555,12 @@ func checkShadow(t *testing.T, r *Rendered) {
 	wantProps(t, p, map[string]string{"mode": "primary", "worker.threads": "1", "kafka.group.id": "streamscore"})
 	if _, ok := p["shadow.topic"]; ok {
 		t.Error("the primary's properties hold shadow.topic")
+	}
+	if got := rolloutProps(t, r, shadowName); len(got) > 0 {
+		t.Errorf("a shadow runs no rollout, yet its properties hold %v", got)
+	}
+	if m := mount(container(t, deployment(t, r, shadowName)), candidateDir); m != nil {
+		t.Error("the shadow mounts the rollout's candidate")
 	}
 	sd := deployment(t, r, shadowName)
 	if *sd.Spec.Replicas != 1 {
@@ -713,6 +724,10 @@ func checkMonitoring(t *testing.T, r *Rendered) {
 		"StreamscoreFeatureDrift":      {"streamscore_feature_psi", "> 0.2"},
 		"StreamscoreScoreDrift":        {"streamscore_score_psi", "> 0.2"},
 		"StreamscoreModelReloadFailed": {`streamscore_model_reloads_total{namespace="scoring",job=~"ss-streamscore|ss-streamscore-shadow",result="failed"}`},
+	}
+	// rollout.enabled is the default
+	for alert, parts := range rolloutAlerts {
+		want[alert] = parts
 	}
 	for alert, parts := range want {
 		rule, ok := rules[alert]

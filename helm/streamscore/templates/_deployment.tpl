@@ -1,6 +1,7 @@
 {{/*
 A worker Deployment; argument: dict root, component (primary | shadow). The primary and the
-shadow differ in their properties, model, replicas and resources only.
+shadow differ in their properties, model, replicas and resources, and in the rollout's
+candidate (rollout.candidate), mounted in the primary only.
 */}}
 {{- define "streamscore.deployment" -}}
 {{- $root := .root -}}
@@ -10,6 +11,8 @@ shadow differ in their properties, model, replicas and resources only.
 {{- $model := ternary $v.shadow.model $v.model $shadow -}}
 {{- $resources := ternary (default $v.resources $v.shadow.resources) $v.resources $shadow -}}
 {{- $autoscaled := and (not $shadow) (or $v.autoscaling.keda.enabled $v.autoscaling.hpa.enabled) -}}
+{{- /* the candidate's source when the primary mounts it (configMap | volume), else empty */ -}}
+{{- $candidate := ternary $v.rollout.candidate.source "" (and (not $shadow) $v.rollout.enabled (ne $v.rollout.candidate.source "none")) -}}
 {{- /* STREAMSCORE_<KEY> variables from secrets.*, each [name, secretKey values], and the
   mounted TLS Secrets, each [volume name, secrets.*Tls]; the shadow gets the same. */ -}}
 {{- $secretEnv := list -}}
@@ -127,6 +130,12 @@ spec:
               mountPath: {{ $model.mountPath }}
               readOnly: true
             {{- end }}
+            {{- if $candidate }}
+            # The rollout's candidate: `streamscore rollout start --model` finds it here.
+            - name: candidate
+              mountPath: {{ include "streamscore.candidateMountPath" . }}
+              readOnly: true
+            {{- end }}
             {{- range $tlsMounts }}
             - name: {{ index . 0 }}
               mountPath: {{ (index . 1).mountPath }}
@@ -149,6 +158,14 @@ spec:
         {{- else if eq $model.source "volume" }}
         - name: model
           {{- toYaml $model.volume | nindent 10 }}
+        {{- end }}
+        {{- if eq $candidate "configMap" }}
+        - name: candidate
+          configMap:
+            name: {{ include "streamscore.modelConfigMapName" (dict "root" $root "component" "candidate" "model" $v.rollout.candidate) }}
+        {{- else if eq $candidate "volume" }}
+        - name: candidate
+          {{- toYaml $v.rollout.candidate.volume | nindent 10 }}
         {{- end }}
         {{- range $tlsMounts }}
         - name: {{ index . 0 }}

@@ -84,6 +84,11 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- end -}}
 
+{{/* Where the primary pods mount the rollout's candidate model (rollout.candidate). */}}
+{{- define "streamscore.candidateMountPath" -}}
+/models/candidate
+{{- end -}}
+
 {{/* The model card's file name inside the model's folder: model.card, or the worker's default. */}}
 {{- define "streamscore.modelCardFile" -}}
 {{- default (regexReplaceAll "\\.(json|ubj)$" .file ".card.json") .card -}}
@@ -122,17 +127,24 @@ tls (secrets.*Tls), ca, cert, key, enable (key names).
 
 {{/*
 The effective properties of a component as a dict (key -> value); argument: dict root,
-component. The shadow's are the primary's config merged with shadow.config; the chart adds
-mode, model.path, model.card, metrics.listen and the TLS files of Kafka, the Schema Registry
-and Redis (with redis.tls = true).
+component. The shadow's are the primary's config without its rollout.* keys (a shadow runs no
+rollout) merged with shadow.config; the chart adds mode, model.path, model.card,
+metrics.listen, the TLS files of Kafka, the Schema Registry and Redis (with redis.tls = true)
+and, for the primary with rollout.enabled, rollout.topic "<fullname>-rollout" unless config
+names one.
 */}}
 {{- define "streamscore.configDict" -}}
 {{- $v := .root.Values -}}
 {{- $cfg := deepCopy $v.config -}}
 {{- $model := $v.model -}}
 {{- if eq .component "shadow" -}}
+{{- range $k := keys $cfg -}}
+{{- if hasPrefix "rollout." $k -}}{{- $_ := unset $cfg $k -}}{{- end -}}
+{{- end -}}
 {{- $cfg = mergeOverwrite $cfg (deepCopy $v.shadow.config) -}}
 {{- $model = $v.shadow.model -}}
+{{- else if and $v.rollout.enabled (not (get $cfg "rollout.topic")) -}}
+{{- $_ := set $cfg "rollout.topic" (printf "%s-rollout" (include "streamscore.fullname" .root)) -}}
 {{- end -}}
 {{- $_ := set $cfg "mode" .component -}}
 {{- $_ = set $cfg "model.path" (include "streamscore.modelPath" $model) -}}
@@ -264,6 +276,42 @@ root, where, key, secret, from.
 {{- end -}}
 
 {{/*
+Rollout control is the primary's: shadow.config sets no rollout.* key, config no rollout.topic
+without rollout.enabled; with it, the candidate's source is complete and its mount is a folder
+of its own (not inside the model's or a TLS Secret's, nor holding one). Argument: the root
+context.
+*/}}
+{{- define "streamscore.checkRollout" -}}
+{{- $v := .Values -}}
+{{- range $k := keys $v.shadow.config | sortAlpha -}}
+{{- if hasPrefix "rollout." $k -}}
+{{- fail (printf "shadow.config: key %s: a shadow runs no rollout (rollout.* keys go in config, for the primary)" $k) -}}
+{{- end -}}
+{{- end -}}
+{{- if and (not $v.rollout.enabled) (get $v.config "rollout.topic") -}}
+{{- fail "config: key rollout.topic is set, but rollout.enabled is false: set rollout.enabled (the chart then mounts the candidate and creates the rollout alerts) or remove the key" -}}
+{{- end -}}
+{{- $c := $v.rollout.candidate -}}
+{{- if and $v.rollout.enabled (ne $c.source "none") -}}
+{{- include "streamscore.checkModel" (dict "model" $c "where" "rollout.candidate") -}}
+{{- $dir := include "streamscore.candidateMountPath" . -}}
+{{- $others := list -}}
+{{- if ne $v.model.source "image" -}}{{- $others = append $others (list "model.mountPath" (trimSuffix "/" $v.model.mountPath)) -}}{{- end -}}
+{{- range $tls := list "kafkaTls" "schemaRegistryTls" "redisTls" -}}
+{{- with get $v.secrets $tls -}}
+{{- if .secretName -}}{{- $others = append $others (list (printf "secrets.%s.mountPath" $tls) (trimSuffix "/" .mountPath)) -}}{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- range $others -}}
+{{- $odir := index . 1 -}}
+{{- if or (eq $odir $dir) (hasPrefix (printf "%s/" $odir) $dir) (hasPrefix (printf "%s/" $dir) $odir) -}}
+{{- fail (printf "rollout.candidate is mounted at %s: %s (%s) must be a separate folder, neither inside the other" $dir (index . 0) $odir) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
 secrets.redisTlsKeyPassword is the passphrase of a client key: some Deployment must have one
 (redis.tls.key.file, from secrets.redisTls or config). Argument: the root context.
 */}}
@@ -326,6 +374,7 @@ secrets.redisTlsKeyPassword is the passphrase of a client key: some Deployment m
 {{- end -}}
 {{- end -}}
 {{- include "streamscore.checkTlsMounts" . -}}
+{{- include "streamscore.checkRollout" . -}}
 {{- include "streamscore.checkRedisKeyPassword" . -}}
 {{- include "streamscore.checkRegistry" . -}}
 {{- include "streamscore.checkModel" (dict "model" $v.model "where" "model") -}}
