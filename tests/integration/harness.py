@@ -854,6 +854,45 @@ def encode_prediction(record):
     return encode_avro(PREDICTION_SCHEMA_PATH, record)
 
 
+# The field a rollout added to predictions (after `degraded`): the route that scored the record.
+ROUTE_FIELD = {"name": "route", "type": "string", "default": "live",
+               "doc": "live, or canary: scored by the rollout's candidate in the primary."}
+
+
+def prediction_schema(route=True):
+    """schemas/prediction.avsc with the field `route` appended (route=True), or without it (the
+    schema before the field existed), whether or not the file has the field yet."""
+    schema = load_schema_json(PREDICTION_SCHEMA_PATH)
+    schema["fields"] = [f for f in schema["fields"] if f["name"] != "route"]
+    if route:
+        schema["fields"].append(dict(ROUTE_FIELD))
+    return schema
+
+
+def write_prediction_schema(path, route=True):
+    """prediction_schema(route) written to path (an output.schema for compare)."""
+    Path(path).write_text(json.dumps(prediction_schema(route), indent=2), encoding="utf-8")
+    return Path(path)
+
+
+@lru_cache(maxsize=None)
+def _parsed_prediction(route):
+    return fastavro.parse_schema(_strip_logical_types(prediction_schema(route)))
+
+
+def encode_prediction_routed(record):
+    """A prediction dict as a worker of its schema writes it: with the field `route` when the
+    dict has a "route" key, else with the schema from before that field."""
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, _parsed_prediction("route" in record), record, strict=True)
+    return buf.getvalue()
+
+
+def encode_prediction_json(record):
+    """A prediction dict as output.format = json writes it."""
+    return json.dumps(record).encode()
+
+
 def produce_records(topic, records, encode=encode_prediction, timeout=30.0):
     """Produce prediction dicts keyed by customer id, in order; [(partition, offset)]."""
     return produce(topic, records, encode, timeout)
@@ -889,21 +928,33 @@ class CompareCase:
       one shadow result delivered twice (identical copies).
     Labels (CSV customer_id,label,time): most customers have a label after their event;
     some have none, some only one before the event (unlabeled), some two after it (the
-    earliest counts); plus malformed rows."""
+    earliest counts); plus malformed rows.
+
+    Routes (a rollout's canary): with n_canary, n_canary_divergent or n_canary_primary_only,
+    that many more sources whose primary prediction has route "canary" (scored by the
+    candidate, model version 1.1.0, in the primary): identical-feature pairs whose shadow
+    score is the same (the shadow runs the same candidate), pairs whose feature_hash differs,
+    primary-only ones. The primary's other predictions are then half without a route field
+    (written before it existed: they count as "live") and half with route "live"; the shadow's
+    carry route "live". Without canary sources no record has the field. Encode the records
+    with encode_prediction_routed (it picks the schema by the field)."""
 
     THRESHOLD = 0.5
     T0 = 1_735_689_600_000  # 2025-01-01T00:00:00Z
 
     def __init__(self, seed=4242, source_topic="it-compare-events", n_identical=180,
                  flips_yes_no=7, flips_no_yes=4, n_divergent=20, n_primary_only=8,
-                 n_shadow_only=5):
+                 n_shadow_only=5, n_canary=0, n_canary_divergent=0, n_canary_primary_only=0):
         rng = np.random.default_rng(seed)
         self.source_topic = source_topic
         self.primary, self.shadow, label_rows = [], [], []
         th = self.THRESHOLD
         kinds = (["same"] * (n_identical - flips_yes_no - flips_no_yes) + ["yes_no"] * flips_yes_no
                  + ["no_yes"] * flips_no_yes + ["divergent"] * n_divergent
-                 + ["primary_only"] * n_primary_only + ["shadow_only"] * n_shadow_only)
+                 + ["primary_only"] * n_primary_only + ["shadow_only"] * n_shadow_only
+                 + ["canary"] * n_canary + ["canary_divergent"] * n_canary_divergent
+                 + ["canary_primary_only"] * n_canary_primary_only)
+        self.routed = n_canary + n_canary_divergent + n_canary_primary_only > 0
         kinds = [kinds[i] for i in rng.permutation(len(kinds))]
         self.kinds = kinds
         self.label_of = {}  # customer -> expected label (None: unlabeled)
@@ -915,6 +966,9 @@ class CompareCase:
             if kind == "same":
                 sp = float(rng.uniform(0.05, 0.42) if rng.random() < 0.6 else rng.uniform(0.58, 0.95))
                 ss = sp + float(rng.uniform(-0.04, 0.04))
+            elif kind == "canary":  # the candidate on both sides, on the same features
+                sp = float(rng.uniform(0.03, 0.97))
+                ss = sp
             elif kind == "yes_no":
                 sp = float(rng.uniform(0.5, 0.6))
                 ss = sp - float(rng.uniform(0.11, 0.2))
@@ -928,17 +982,25 @@ class CompareCase:
                       "source_topic": source_topic, "source_partition": part,
                       "source_offset": off, "event_time": event_time, "contributions": None,
                       "degraded": False}
+            canary = kind.startswith("canary")
             if kind != "shadow_only":
                 self.primary.append({**common, "score": sp, "decision": sp >= th,
-                                     "model_name": "churn", "model_version": "1.0.0",
+                                     "model_name": "churn",
+                                     "model_version": "1.1.0" if canary else "1.0.0",
                                      "scored_at": event_time + int(rng.integers(3, 60)),
                                      "feature_hash": fh})
-            if kind != "primary_only":
+                if canary:
+                    self.primary[-1]["route"] = "canary"
+                elif self.routed and i % 2 == 0:
+                    self.primary[-1]["route"] = "live"
+            if kind not in ("primary_only", "canary_primary_only"):
                 self.shadow.append({**common, "score": ss, "decision": ss >= th,
                                     "model_name": "churn", "model_version": "1.1.0",
                                     "scored_at": event_time + int(rng.integers(10, 400)),
                                     "feature_hash": f"{int(rng.integers(0, 2**63)):016x}"
-                                    if kind == "divergent" else fh})
+                                    if kind in ("divergent", "canary_divergent") else fh})
+                if self.routed:
+                    self.shadow[-1]["route"] = "live"
             # labels, loosely following the primary score so that AUCs are informative
             p_pos = sp if kind != "shadow_only" else ss
             y = int(rng.random() < p_pos)
@@ -1015,35 +1077,89 @@ class CompareCase:
         fl = e["pairs"]["flips"]
         fl["total"] = fl["no_to_yes"] + fl["yes_to_no"]
         fl["rate"] = fl["total"] / len(ident)
-        from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
-
         for side, recs in (("primary", list(P.values())), ("shadow", list(S.values()))):
             counts = [0] * 20
             for r in recs:
                 counts[hist_bin(r["score"], 0.0, 1.0, 20)] += 1
             e["distributions"][side] = {"counts": counts, "below": 0, "above": 0}
-            lat = [r["scored_at"] - r["event_time"] for r in recs]
-            e["latency_ms"][side] = {"n": len(lat), "p50": linear_percentile(lat, 50),
-                                     "p99": linear_percentile(lat, 99)}
-            lab = [(self.label_of[r["customer_id"]], r) for r in recs
-                   if self.label_of[r["customer_id"]] is not None]
-            y = np.array([v for v, _ in lab])
-            score = np.array([r["score"] for _, r in lab])
-            dec = np.array([r["decision"] for _, r in lab]).astype(int)
-            e["labels"][side] = {
-                "labeled": len(lab), "positives": int(y.sum()),
-                "roc_auc": float(roc_auc_score(y, score)),
-                "precision": float(precision_score(y, dec)), "recall": float(recall_score(y, dec)),
-                "f1": float(f1_score(y, dec)),
-                "tp": int(((y == 1) & (dec == 1)).sum()), "fp": int(((y == 0) & (dec == 1)).sum()),
-                "fn": int(((y == 1) & (dec == 0)).sum()), "tn": int(((y == 0) & (dec == 0)).sum())}
-            e["models"][side] = [{"name": "churn", "version": recs[0]["model_version"],
-                                  "threshold": self.THRESHOLD, "records": len(recs)}]
+            e["latency_ms"][side] = self._latency(recs)
+            e["labels"][side] = self._labels(recs)
+            versions = sorted({r["model_version"] for r in recs})
+            e["models"][side] = [{"name": "churn", "version": v, "threshold": self.THRESHOLD,
+                                  "records": sum(r["model_version"] == v for r in recs)}
+                                 for v in versions]  # compare lists them as read: sort both
+        e["routes"] = self._routes(P, S)
         e["labels_input"] = {"rows": len(self.label_rows), "malformed": self.malformed_label_rows}
         self.values = {"abs_diff": np.abs(d).tolist(),
                        "latency_primary": [r["scored_at"] - r["event_time"] for r in P.values()],
                        "latency_shadow": [r["scored_at"] - r["event_time"] for r in S.values()]}
         return e
+
+    @staticmethod
+    def _latency(recs):
+        lat = [r["scored_at"] - r["event_time"] for r in recs]
+        return {"n": len(lat), "p50": linear_percentile(lat, 50) if lat else None,
+                "p99": linear_percentile(lat, 99) if lat else None}
+
+    def _labels(self, recs):
+        """compare's labels figures of these records (None where a figure is undefined)."""
+        from sklearn.metrics import roc_auc_score
+
+        lab = [(self.label_of[r["customer_id"]], r) for r in recs
+               if self.label_of[r["customer_id"]] is not None]
+        y = np.array([v for v, _ in lab], dtype=int)
+        score = np.array([r["score"] for _, r in lab])
+        dec = np.array([r["decision"] for _, r in lab]).astype(int)
+        tp, fp = int(((y == 1) & (dec == 1)).sum()), int(((y == 0) & (dec == 1)).sum())
+        fn, tn = int(((y == 1) & (dec == 0)).sum()), int(((y == 0) & (dec == 0)).sum())
+        precision = tp / (tp + fp) if tp + fp else None
+        recall = tp / (tp + fn) if tp + fn else None
+        f1 = (2 * precision * recall / (precision + recall)
+              if precision is not None and recall is not None and precision + recall else None)
+        return {"labeled": len(lab), "positives": int(y.sum()),
+                "roc_auc": float(roc_auc_score(y, score)) if 0 < y.sum() < len(y) else None,
+                "precision": precision, "recall": recall, "f1": f1,
+                "tp": tp, "fp": fp, "fn": fn, "tn": tn}
+
+    def _routes(self, P, S):
+        """compare.json's "routes": the pair figures per route of the primary's records (none:
+        "live"), latency and labels over the route's matched pairs."""
+        from scipy.stats import spearmanr
+
+        routes = {}
+        for route in sorted({r.get("route", "live") for r in P.values()},
+                            key=lambda x: (x != "live", x != "canary", x)):
+            keys = [k for k, r in P.items() if r.get("route", "live") == route]
+            matched = [k for k in keys if k in S]
+            ident = [(P[k], S[k]) for k in matched if P[k]["feature_hash"] == S[k]["feature_hash"]]
+            p = np.array([a["score"] for a, _ in ident])
+            s = np.array([b["score"] for _, b in ident])
+            d = s - p
+            no_yes = sum(1 for a, b in ident if not a["decision"] and b["decision"])
+            yes_no = sum(1 for a, b in ident if a["decision"] and not b["decision"])
+            rho = float(spearmanr(p, s).statistic) if len(ident) >= 2 else None
+            routes[route] = {
+                "counts": {"primary": len(keys), "matched": len(matched),
+                           "primary_only": len(keys) - len(matched),
+                           "matched_share": len(matched) / len(keys),
+                           "identical_features": len(ident),
+                           "identical_share": len(ident) / len(matched) if matched else None},
+                "pairs": {"scope": "identical_features", "n": len(ident),
+                          "score_diff": {
+                              "mean": float(d.mean()) if len(ident) else None,
+                              "abs_p50": linear_percentile(np.abs(d), 50) if len(ident) else None,
+                              "abs_p99": linear_percentile(np.abs(d), 99) if len(ident) else None,
+                              "abs_max": float(np.abs(d).max()) if len(ident) else None},
+                          "flips": {"no_to_yes": no_yes, "yes_to_no": yes_no,
+                                    "total": no_yes + yes_no,
+                                    "rate": (no_yes + yes_no) / len(ident) if ident else None},
+                          "spearman": rho},
+                "latency_ms": {"primary": self._latency([P[k] for k in matched]),
+                               "shadow": self._latency([S[k] for k in matched])},
+                "labels": {"primary": self._labels([P[k] for k in matched]),
+                           "shadow": self._labels([S[k] for k in matched])},
+            }
+        return routes
 
 
 def compare_config(path, output_topic, shadow_topic, out_dir, labels=None, extra=None):
@@ -1237,3 +1353,349 @@ def wait_metrics(port, done, timeout=30.0, worker=None, what="metrics"):
             raise AssertionError(f"{what} not reached within {timeout:.0f}s; last scrape: "
                                  f"{status} {shown[:60]}" + (worker.describe() if worker else ""))
         time.sleep(0.3)
+
+
+# --------------------------------------------------------------------------- rollout
+# rollout: the helpers of test_rollout.py (routing buckets, the command, the control topic).
+
+ROLLOUT_BUCKETS = 10000
+_M64 = 0xFFFFFFFFFFFFFFFF
+
+
+def fnv1a64(data, h=0xCBF29CE484222325):
+    """FNV-1a 64 of bytes (offset basis 0xcbf29ce484222325, prime 0x100000001b3)."""
+    for b in data:
+        h ^= b
+        h = (h * 0x100000001B3) & _M64
+    return h
+
+
+def fmix64(k):
+    """MurmurHash3's 64-bit finalizer."""
+    k ^= k >> 33
+    k = (k * 0xFF51AFD7ED558CCD) & _M64
+    k ^= k >> 33
+    k = (k * 0xC4CEB9FE1A85EC53) & _M64
+    k ^= k >> 33
+    return k
+
+
+@lru_cache(maxsize=200_000)
+def rollout_bucket(salt, customer_id):
+    """A customer's routing bucket, 0..9999: fmix64(FNV-1a 64 of the salt's bytes, one 0 byte,
+    the customer id's bytes) mod 10000 (salt: the candidate's sha256, 64 lower-case hex)."""
+    return fmix64(fnv1a64(salt.encode() + b"\0" + customer_id.encode())) % ROLLOUT_BUCKETS
+
+
+def rollout_canary(salt, customer_id, share):
+    """Whether the customer is on the canary at `share`: bucket < round(share * 10000)."""
+    return rollout_bucket(salt, customer_id) < round(share * ROLLOUT_BUCKETS)
+
+
+def sha256_file(path):
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def rollout_cli(config, command, *args, env=None, timeout=30.0):
+    """`streamscore rollout COMMAND -c CONFIG ARGS...` run to completion."""
+    return run_cli(["rollout", command, "-c", str(config), *[str(a) for a in args]], env=env,
+                   timeout=timeout)
+
+
+def cli_json(r, what="streamscore rollout"):
+    """The JSON document a `--json` command printed on stdout."""
+    text = r.stdout.strip()
+    try:
+        return json.loads(text)
+    except ValueError:
+        lines = [line for line in text.splitlines() if line.startswith("{")]
+        assert lines, f"`{what}` printed no JSON: stdout {r.stdout[-2000:]!r}, " \
+                      f"stderr {r.stderr[-2000:]!r}"
+        return json.loads(lines[-1])
+
+
+def rollout_json(config, command, *args, env=None, timeout=30.0):
+    """Run a rollout command with --json; asserts exit 0 and returns the record it printed."""
+    r = rollout_cli(config, command, *args, "--json", env=env, timeout=timeout)
+    assert r.returncode == 0, (f"`streamscore rollout {command} {' '.join(map(str, args))}` exit "
+                               f"{r.returncode}; stdout {r.stdout[-1000:]!r}; stderr "
+                               f"{r.stderr[-2000:]!r}")
+    rec = cli_json(r, f"streamscore rollout {command}")
+    assert isinstance(rec.get("offset"), int) and rec["offset"] >= 0, \
+        f"`rollout {command} --json` printed no offset: {rec}"
+    return rec
+
+
+def plain_lines(text):
+    """The lines of stderr that are not JSON log lines."""
+    return [line for line in text.splitlines() if line.strip() and not line.startswith("{")]
+
+
+def wait_topic(name, timeout=30.0):
+    """Wait until a topic exists with every partition led (without asking the broker for it
+    by name, which could create it)."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+    deadline = time.monotonic() + timeout
+    while True:
+        t = admin.list_topics(timeout=10).topics.get(name)
+        if t is not None and t.error is None and t.partitions and \
+                all(p.leader >= 0 for p in t.partitions.values()):
+            return t
+        assert time.monotonic() < deadline, f"topic {name} not there after {timeout:.0f}s"
+        time.sleep(0.2)
+
+
+class ControlReader:
+    """Reads a rollout control topic (partition 0) from its start: each record's JSON value
+    with _offset, _timestamp (the Kafka timestamp, ms) and _key added."""
+
+    def __init__(self, topic, timeout=30.0):
+        wait_topic(topic, timeout)
+        self.topic = topic
+        self.records = []
+        self.c = Consumer({"bootstrap.servers": BOOTSTRAP,
+                           "group.id": f"it-control-{uuid.uuid4().hex[:12]}",
+                           "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                           "enable.partition.eof": True})
+        self.c.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+        self.eof = -1
+
+    def close(self):
+        if self.c is not None:
+            self.c.close()
+            self.c = None
+
+    def poll(self, timeout=0.2):
+        for msg in self.c.consume(100, timeout):
+            err = msg.error()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    self.eof = msg.offset()
+                    continue
+                raise AssertionError(f"consumer error reading {self.topic}: {err}")
+            rec = {"_offset": msg.offset(), "_timestamp": msg.timestamp()[1],
+                   "_key": (msg.key() or b"").decode("utf-8", "replace")}
+            try:
+                value = json.loads(msg.value().decode("utf-8"))
+                rec.update(value if isinstance(value, dict) else {"_unparsed": value})
+            except (ValueError, AttributeError, UnicodeDecodeError):
+                rec["_unparsed"] = msg.value()
+            self.records.append(rec)
+        return self.records
+
+    def wait_until(self, done, timeout=30.0, workers=(), what="control records"):
+        """Poll until done(records) holds; fails on timeout or when a worker exits."""
+        deadline = time.monotonic() + timeout
+        while not done(self.records):
+            for w in workers:
+                if not w.alive():
+                    raise AssertionError(f"worker exited (code {w.proc.returncode}) while "
+                                         f"waiting for {what}" + w.describe())
+            if time.monotonic() > deadline:
+                shown = [{k: v for k, v in r.items() if k in ("_offset", "state", "share",
+                                                              "origin", "reason", "base")}
+                         for r in self.records]
+                raise AssertionError(f"{what} not on {self.topic} within {timeout:.0f}s; "
+                                     f"records: {shown}"
+                                     + "".join(w.describe() for w in workers))
+            self.poll(0.2)
+        return self.records
+
+    def at(self, offset, timeout=30.0):
+        """The record at offset (waiting for it)."""
+        self.wait_until(lambda recs: any(r["_offset"] == offset for r in recs), timeout,
+                        what=f"the record at offset {offset}")
+        return next(r for r in self.records if r["_offset"] == offset)
+
+    def end(self):
+        _, high = self.c.get_watermark_offsets(TopicPartition(self.topic, 0), timeout=10,
+                                               cached=False)
+        return high
+
+    def drain(self, timeout=20.0):
+        high = self.end()
+        deadline = time.monotonic() + timeout
+        while self.eof < high and (not self.records or self.records[-1]["_offset"] < high - 1):
+            assert time.monotonic() < deadline, f"could not read {self.topic} to {high}"
+            self.poll(0.2)
+        return self.records
+
+
+def rollout_chain(records, rollout_id):
+    """The records of rollout_id a worker applies, in order: every command; an automatic
+    record only when its base is the offset of the record applied last (or none was)."""
+    chain = []
+    for r in sorted(records, key=lambda r: r["_offset"]):
+        if r.get("_key") != rollout_id or "_unparsed" in r:
+            continue
+        if r.get("origin") == "automatic" and chain and r.get("base") != chain[-1]["_offset"]:
+            continue
+        chain.append(r)
+    return chain
+
+
+def rollout_outcomes(record, customer_id, configured_version):
+    """The (route, model_version) pairs a customer's prediction may carry under a control
+    record (None: no record, the configured model serves everyone)."""
+    if record is None:
+        return {("live", configured_version)}
+    live = record.get("live")
+    live_version = live["version"] if live else configured_version
+    if record.get("state") == "canary":
+        cand = record["candidate"]
+        if rollout_canary(cand["sha256"], customer_id, float(record["share"])):
+            return {("canary", cand["version"])}
+    return {("live", live_version)}
+
+
+def allowed_outcomes(chain, scored_at, customer_id, configured_version, slack_ms):
+    """What a prediction scored at `scored_at` may carry: the outcome of the record in force
+    then (the last whose Kafka timestamp is not after it), or of an earlier one whose successor
+    was written less than slack_ms before it (not applied yet)."""
+    times = [r["_timestamp"] for r in chain]
+    current = -1
+    for i, t in enumerate(times):
+        if t <= scored_at:
+            current = i
+    out = set(rollout_outcomes(chain[current] if current >= 0 else None, customer_id,
+                               configured_version))
+    for j in range(-1, current):
+        if times[j + 1] + slack_ms >= scored_at:
+            out |= rollout_outcomes(chain[j] if j >= 0 else None, customer_id, configured_version)
+    return out
+
+
+def route_problems(records, chain, slack_ms, configured_version="1.0.0", limit=10):
+    """Predictions whose (route, model_version) the control records in force around their
+    scored_at do not allow: (first `limit` descriptions, how many)."""
+    bad = []
+    for r in records:
+        allowed = allowed_outcomes(chain, r["scored_at"], r["customer_id"], configured_version,
+                                   slack_ms)
+        got = (r.get("route"), r["model_version"])
+        if got not in allowed:
+            bad.append(f"{r['customer_id']} @ {r['source_partition']}/{r['source_offset']} "
+                       f"scored_at {r['scored_at']}: {got}, allowed {sorted(allowed)}")
+    return bad[:limit], len(bad)
+
+
+def metric_sum(samples, metric_name, /, **labels):
+    """The sum of the samples of a metric whose labels include `labels` (None if none)."""
+    want = {(k, str(v)) for k, v in labels.items()}
+    values = [v for (n, ls), v in samples.items() if n == metric_name and want <= ls]
+    return sum(values) if values else None
+
+
+def metric_labels(samples, metric_name):
+    """[(labels dict, value)] of every sample of a metric."""
+    return [(dict(ls), v) for (n, ls), v in samples.items() if n == metric_name]
+
+
+def scrape(port):
+    status, body = http_get(port, "/metrics")
+    assert status == 200, f"/metrics on {port}: {status} {body[:300]}"
+    return parse_metrics(body)
+
+
+def wait_rollout_applied(port, offset, share, worker=None, timeout=30.0):
+    """Until the worker's /metrics show the control record at `offset` applied with `share`."""
+    return wait_metrics(port, lambda s: metric_sum(s, "streamscore_rollout_offset") == offset
+                        and metric_sum(s, "streamscore_rollout_share") is not None
+                        and abs(metric_sum(s, "streamscore_rollout_share") - share) < 1e-9,
+                        timeout=timeout, worker=worker,
+                        what=f"control record {offset} applied (share {share})")
+
+
+class SteadyStream:
+    """Customer events produced at a steady rate by a thread until stop(): a third carry
+    every feature, the rest 0..4, keyed by customer id, event_time the wall clock. Idempotent
+    producer: nothing is lost or duplicated."""
+
+    def __init__(self, topic, customers, rate, seed):
+        import threading
+
+        self.topic = topic
+        self.customers = list(customers)
+        self.rate = rate
+        self.rng = np.random.default_rng(seed)
+        self.events = []
+        self.where = {}  # event index -> (partition, offset)
+        self.errors = []
+        self.sent = 0
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def _run(self):
+        p = Producer({"bootstrap.servers": BOOTSTRAP, "enable.idempotence": True,
+                      "linger.ms": 5, "message.timeout.ms": 60000})
+
+        def on_delivery(i):
+            def cb(err, msg):
+                with self._lock:
+                    if err is not None:
+                        self.errors.append(str(err))
+                    else:
+                        self.where[i] = (msg.partition(), msg.offset())
+            return cb
+
+        try:
+            start = time.monotonic()
+            i = 0
+            while not self._stop.is_set():
+                due = start + i / self.rate
+                while not self._stop.is_set():
+                    wait = due - time.monotonic()
+                    if wait <= 0:
+                        break
+                    p.poll(min(wait, 0.05))
+                if self._stop.is_set():
+                    break
+                rng = self.rng
+                cid = self.customers[int(rng.integers(0, len(self.customers)))]
+                feats = (random_features(rng, len(FEATURES), len(FEATURES))
+                         if rng.random() < 0.33 else random_features(rng, 0, 4))
+                ev = make_event(cid, int(time.time() * 1000), rng, **feats)
+                self.events.append(ev)
+                value = encode_avro(EVENT_SCHEMA_PATH, ev)
+                while True:
+                    try:
+                        p.produce(self.topic, key=cid.encode(), value=value,
+                                  on_delivery=on_delivery(i))
+                        break
+                    except BufferError:
+                        p.poll(0.05)
+                i += 1
+                self.sent = i
+                p.poll(0)
+        except Exception as e:  # noqa: BLE001 - reported by stop()
+            self.errors.append(repr(e))
+        finally:
+            left = p.flush(60)
+            if left:
+                self.errors.append(f"{left} events not delivered")
+
+    def stop(self, timeout=90.0):
+        """Stop producing; returns (events, [(partition, offset)] aligned with them)."""
+        self._stop.set()
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), "the event stream did not stop"
+        assert not self.errors, f"producing the event stream failed: {self.errors[:5]}"
+        assert len(self.where) == len(self.events), \
+            f"{len(self.where)} of {len(self.events)} events placed"
+        return list(self.events), [self.where[i] for i in range(len(self.events))]
+
+    def wait_sent(self, n, timeout=60.0):
+        deadline = time.monotonic() + timeout
+        while self.sent < n:
+            assert not self.errors, f"producing the event stream failed: {self.errors[:5]}"
+            assert time.monotonic() < deadline, f"only {self.sent} of {n} events sent"
+            time.sleep(0.05)

@@ -1,5 +1,7 @@
 """compare.html, rendered by headless Chromium: one self-contained page whose three SVG
-charts carry the figures of compare.json, and that asks the network for nothing."""
+charts carry the figures of compare.json, whose per-route table gives compare.json's
+"routes" (a canary among the primary's predictions), and that asks the network for
+nothing."""
 
 import json
 import re
@@ -53,11 +55,13 @@ class _Marks(HTMLParser):
 
 @pytest.fixture
 def report(ctx):
-    """compare.json and compare.html of the hand-built case (harness.CompareCase)."""
+    """compare.json and compare.html of the hand-built case (harness.CompareCase), with
+    canary predictions among the primary's."""
     ctx.add_topics(ctx.shadow_topic)
-    case = h.CompareCase(source_topic=ctx.input_topic)
-    h.produce_records(ctx.output_topic, case.primary)
-    h.produce_records(ctx.shadow_topic, case.shadow)
+    case = h.CompareCase(source_topic=ctx.input_topic, n_canary=40, n_canary_divergent=3,
+                         n_canary_primary_only=3)
+    h.produce_records(ctx.output_topic, case.primary, encode=h.encode_prediction_routed)
+    h.produce_records(ctx.shadow_topic, case.shadow, encode=h.encode_prediction_routed)
     out = ctx.tmp / "report"
     cfg = h.compare_config(ctx.tmp / "compare.properties", ctx.output_topic, ctx.shadow_topic, out,
                            case.labels_csv(ctx.tmp / "labels.csv"),
@@ -125,6 +129,71 @@ def test_rendered_report_has_three_charts_with_the_figures_and_no_network_access
 
     # The verdict and its reason are on the page.
     assert "hold" in dom.lower() and "promote.max.flip.rate" in dom
+
+
+class _Routes(HTMLParser):
+    """The rows of the table with id "routes" (lists of cell texts, the header row first) and
+    the text of the paragraph with id "canary-note"."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows, self.note = [], None
+        self._table = self._cell = self._note = False
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "table" and a.get("id") == "routes":
+            self._table = True
+        elif self._table and tag == "tr":
+            self.rows.append([])
+        elif self._table and tag in ("th", "td"):
+            self._cell = True
+            self.rows[-1].append("")
+        elif tag == "p" and a.get("id") == "canary-note":
+            self._note, self.note = True, ""
+
+    def handle_endtag(self, tag):
+        if tag == "table":
+            self._table = False
+        elif tag in ("th", "td"):
+            self._cell = False
+        elif tag == "p":
+            self._note = False
+
+    def handle_data(self, data):
+        if self._cell:
+            self.rows[-1][-1] += data
+        elif self._note:
+            self.note += data
+
+
+def test_rendered_report_has_the_per_route_table_and_the_canary_note(report):
+    data = report["json"]
+
+    r = h.chromium(report["html"].as_uri(), report["tmp"] / "chromium-profile", "--dump-dom")
+
+    assert r.returncode == 0, f"chromium exit {r.returncode}: {r.stderr[-2000:]}"
+    p = _Routes()
+    p.feed(r.stdout)
+    assert p.rows, "no per-route table (id routes) in the rendered page"
+    head, rows = p.rows[0], p.rows[1:]
+    assert [row[0] for row in rows] == list(data["routes"]) == ["live", "canary"], \
+        f"route rows {[row[0] for row in rows]}, compare.json routes {list(data['routes'])}"
+    col = {name: i for i, name in enumerate(head)}
+    for row in rows:
+        rt = data["routes"][row[0]]
+        want = {"primary": [rt["counts"]["primary"]],
+                "matched (share)": [rt["counts"]["matched"], rt["counts"]["matched_share"]],
+                "identical pairs": [rt["counts"]["identical_features"]],
+                "flip rate": [rt["pairs"]["flips"]["rate"]],
+                "ROC-AUC primary / shadow": [rt["labels"]["primary"]["roc_auc"],
+                                             rt["labels"]["shadow"]["roc_auc"]]}
+        for name, values in want.items():
+            assert name in col, f"no column {name!r} in {head}"
+            cell = row[col[name]]
+            assert all(h.mentions(cell, v) for v in values), \
+                f"route {row[0]}: {name} {cell!r}, compare.json {values}"
+    assert p.note and "compare the candidate with itself" in p.note, f"canary note {p.note!r}"
 
 
 def test_report_screenshot_shows_the_charts(report):

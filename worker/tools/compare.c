@@ -1,7 +1,9 @@
 /* compare.c - `streamscore compare`: reads the primary's predictions and the shadow's results,
  * joins them on the source record (topic, partition, offset) with bounded memory and works
- * out how the candidate model differs; report.c renders the figures (compare.json's structure
- * is documented there). This file is the command: its options and the steps of one run;
+ * out how the candidate model differs, overall and per route of the primary's predictions
+ * (`route`: "live", or "canary" for records a rollout's candidate scored in the primary; none
+ * reads as "live"); report.c renders the figures (compare.json's structure is documented
+ * there). This file is the command: its options and the steps of one run;
  * compare_int.h maps the other parts.
  *
  * A run: labels first (each record is labeled as it is read), then each topic read once up to
@@ -36,7 +38,8 @@ static void usage(FILE *out) {
         "Joins the primary's predictions (output.topic) with the shadow's results\n"
         "(shadow.topic, or shadow.file when shadow.output = file) on the source record\n"
         "(topic, partition, offset), read up to each partition's end at start, and reports\n"
-        "how the candidate differs: a summary on stdout, DIR/compare.json, DIR/compare.html.\n\n"
+        "how the candidate differs: a summary on stdout, DIR/compare.json, DIR/compare.html.\n"
+        "The figures are given per route of the primary's predictions too (live, canary).\n\n"
         "Options:\n"
         "  --from TIME        first record, by the output records' Kafka timestamp (inclusive;\n"
         "                     scored_at for shadow.file); ISO-8601 UTC like\n"
@@ -173,10 +176,27 @@ static int setup(cmp_t *c, char *errstr, size_t errlen) {
 }
 
 /* The topics' ranges, the shadow file, the spill buckets and the value files. */
+/* The names of the value files (compare_int.h's CMP_PAIRS ...). */
+static const char *const col_names[CMP_NCOLS] = {"pairs", "absdiff", "lat0", "lat1",
+                                                 "pos0",  "pos1",    "neg0", "neg1"};
+
+/* The value files of each route read (after the inputs: the routes are known). */
+static int open_route_cols(cmp_t *c, char *errstr, size_t errlen) {
+    char name[32];
+    for (int k = 0; k < c->r.n_routes; k++)
+        for (int i = 0; i < CMP_NCOLS; i++) {
+            snprintf(name, sizeof(name), "route%d-%s", k, col_names[i]);
+            if (cmp_col_open(&c->rcol[k][i], c->tmp, name, i == CMP_PAIRS ? 2 : 1) < 0) {
+                snprintf(errstr, errlen, "cannot set up spill files in '%s': %s", c->tmp,
+                         strerror(errno));
+                return SS_ERR_FAIL;
+            }
+        }
+    return 0;
+}
+
 static int open_inputs(cmp_t *c, cmp_kreader_t **kr, FILE **shadow_file, char *errstr,
                        size_t errlen) {
-    static const char *const col_names[CMP_NCOLS] = {"pairs", "absdiff", "lat0", "lat1",
-                                                     "pos0",  "pos1",    "neg0", "neg1"};
     const ss_config_t *cfg = c->cfg;
     const char *names[2] = {cfg->output_topic, cfg->shadow_topic};
     const char *keys[2] = {"output.topic", "shadow.topic"};
@@ -256,7 +276,7 @@ static int run(cmp_t *c, char *errstr, size_t errlen) {
         goto cleanup;
     cmp_kreader_destroy(kr);
     kr = NULL;
-    if ((rc = cmp_join(c, errstr, errlen)) < 0)
+    if ((rc = open_route_cols(c, errstr, errlen)) < 0 || (rc = cmp_join(c, errstr, errlen)) < 0)
         goto cleanup;
     log_sides(c);
     if ((rc = cmp_figures(c)) < 0) {
@@ -278,8 +298,11 @@ cleanup:
 static void cmp_destroy(cmp_t *c) {
     if (!c)
         return;
-    for (int i = 0; i < CMP_NCOLS; i++)
+    for (int i = 0; i < CMP_NCOLS; i++) {
         cmp_col_close(&c->col[i]);
+        for (int k = 0; k < SS_CMP_MAX_ROUTES; k++)
+            cmp_col_close(&c->rcol[k][i]);
+    }
     cmp_spill_destroy(&c->spill);
     if (*c->tmp)
         rmdir(c->tmp);

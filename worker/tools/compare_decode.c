@@ -1,7 +1,15 @@
 /* compare_decode.c - one prediction record, as the primary and the shadow write them: Avro of
  * output.schema (raw, or in the Confluent wire format) read with Avro C, or a JSON object
  * (output.format = json, the shadow's results file) read with jansson. Both become the same
- * list of field values, checked once. */
+ * list of field values, checked once.
+ *
+ * The field `route` ("live" | "canary", appended to the prediction schema after `degraded`)
+ * is optional: a record without it (written before the field existed) reads as "live". A
+ * topic holds both kinds while workers are upgraded, and output.schema may be either, so an
+ * Avro value is read with output.schema, and when that does not take exactly the value's
+ * bytes, with its variant: output.schema without a last field `route` when it has one, else
+ * with that field appended. The value is the first read that takes all its bytes; failing
+ * that, the first that succeeds (trailing bytes are ignored, as they always were). */
 #include <avro.h>
 #include <jansson.h>
 #include <math.h>
@@ -27,12 +35,14 @@ enum {
     F_EVENT_TIME,
     F_SCORED_AT,
     F_FEATURE_HASH,
+    F_ROUTE,
     F_COUNT
 };
 static const char *const pred_keys[F_COUNT] = {
     "customer_id",   "score",         "decision",     "threshold",
     "model_name",    "model_version", "source_topic", "source_partition",
-    "source_offset", "event_time",    "scored_at",    "feature_hash"};
+    "source_offset", "event_time",    "scored_at",    "feature_hash",
+    "route"};
 static const int pred_required[] = {F_SCORE, F_DECISION, F_SOURCE_PARTITION, F_SOURCE_OFFSET,
                                     F_FEATURE_HASH};
 
@@ -46,12 +56,17 @@ typedef struct val {
     double num; /* V_INT, V_REAL */
 } val_t;
 
-struct cmp_decoder {
+/* One writer schema an Avro value may have been written with, and a value of it. */
+typedef struct plan {
     avro_schema_t schema;
     avro_value_iface_t *iface;
     avro_value_t value;
-    avro_reader_t reader;
     int idx[F_COUNT];
+} plan_t;
+
+struct cmp_decoder {
+    plan_t plan[2]; /* output.schema; its variant with or without `route` (schema NULL: none) */
+    avro_reader_t reader;
     int framed;   /* Avro values in the Confluent wire format (a registry, or output.schema.id) */
     json_t *json; /* the last JSON value decoded: its strings back the prediction */
 };
@@ -114,10 +129,46 @@ void cmp_decoder_destroy(cmp_decoder_t *d) {
     json_decref(d->json);
     if (d->reader)
         avro_reader_free(d->reader);
-    ss_avro_value_release(d->iface, &d->value);
-    if (d->schema)
-        avro_schema_decref(d->schema);
+    for (int i = 0; i < 2; i++) {
+        ss_avro_value_release(d->plan[i].iface, &d->plan[i].value);
+        if (d->plan[i].schema)
+            avro_schema_decref(d->plan[i].schema);
+    }
     free(d);
+}
+
+/* output.schema's variant: the same record less its last field when that is `route`, else
+ * with a string field `route` appended (NULL: out of memory, or `route` elsewhere). */
+static avro_schema_t route_variant(avro_schema_t s) {
+    size_t n = avro_schema_record_size(s);
+    int ri = avro_schema_record_field_get_index(s, "route");
+    if (ri >= 0 && (size_t)ri != n - 1)
+        return NULL;
+    avro_schema_t v = avro_schema_record(avro_schema_name(s), avro_schema_namespace(s));
+    int rc = v ? 0 : -1;
+    for (size_t i = 0; rc == 0 && i < (ri >= 0 ? n - 1 : n); i++)
+        rc = avro_schema_record_field_append(v, avro_schema_record_field_name(s, (int)i),
+                                             avro_schema_record_field_get_by_index(s, (int)i));
+    if (rc == 0 && ri < 0) {
+        avro_schema_t str = avro_schema_string();
+        rc = str ? avro_schema_record_field_append(v, "route", str) : -1;
+        if (str)
+            avro_schema_decref(str);
+    }
+    if (rc != 0 && v) {
+        avro_schema_decref(v);
+        v = NULL;
+    }
+    return v;
+}
+
+/* The field indexes and a value of pl->schema (none: nothing to do). */
+static int plan_init(plan_t *pl) {
+    if (!pl->schema)
+        return 0;
+    for (int i = 0; i < F_COUNT; i++)
+        pl->idx[i] = avro_schema_record_field_get_index(pl->schema, pred_keys[i]);
+    return ss_avro_value_new(pl->schema, &pl->iface, &pl->value);
 }
 
 int cmp_decoder_new(const ss_config_t *cfg, int avro, cmp_decoder_t **out, char *errstr,
@@ -130,19 +181,20 @@ int cmp_decoder_new(const ss_config_t *cfg, int avro, cmp_decoder_t **out, char 
     if (!avro)
         goto done;
     d->framed = *cfg->registry_url || cfg->output_schema_id >= 0;
-    if (!(d->schema = ss_schema_load(cfg->output_schema, "output.schema", errstr, errlen)))
+    avro_schema_t schema = ss_schema_load(cfg->output_schema, "output.schema", errstr, errlen);
+    if (!(d->plan[0].schema = schema))
         goto cleanup;
-    for (int i = 0; i < F_COUNT; i++)
-        d->idx[i] = avro_schema_record_field_get_index(d->schema, pred_keys[i]);
     for (size_t i = 0; i < sizeof(pred_required) / sizeof(pred_required[0]); i++)
-        if (d->idx[pred_required[i]] < 0) {
+        if (avro_schema_record_field_get_index(schema, pred_keys[pred_required[i]]) < 0) {
             snprintf(errstr, errlen, "config: key 'output.schema': '%s' has no field '%s'",
                      cfg->output_schema, pred_keys[pred_required[i]]);
             goto cleanup;
         }
     avro_set_allocator(capped_alloc, NULL); /* frees what the default allocator made */
+    /* no variant (`route` not last): the records have output.schema only */
+    d->plan[1].schema = route_variant(schema);
     d->reader = avro_reader_memory("", 0);
-    if (!d->reader || ss_avro_value_new(d->schema, &d->iface, &d->value) < 0) {
+    if (!d->reader || plan_init(&d->plan[0]) < 0 || plan_init(&d->plan[1]) < 0) {
         snprintf(errstr, errlen, "avro: %s", avro_strerror());
         rc = SS_ERR_NOMEM;
         goto cleanup;
@@ -273,8 +325,10 @@ static int pred_from(const val_t *v, cmp_pred_t *p) {
         str_of(&v[F_MODEL_NAME], &p->model_name) ||
         str_of(&v[F_MODEL_VERSION], &p->model_version) ||
         str_of(&v[F_SOURCE_TOPIC], &p->source_topic) || time_of(&v[F_EVENT_TIME], &p->event_time) ||
-        time_of(&v[F_SCORED_AT], &p->scored_at))
+        time_of(&v[F_SCORED_AT], &p->scored_at) || str_of(&v[F_ROUTE], &p->route))
         return SS_ERR_FAIL;
+    if (p->route.n == 0) /* absent (an older record), null or empty: the default */
+        p->route.p = "live", p->route.n = 4;
     return 0;
 }
 
@@ -295,35 +349,50 @@ static int decode_json(cmp_decoder_t *d, const void *buf, size_t len, val_t *v) 
     return 0;
 }
 
-static int decode_avro(cmp_decoder_t *d, const void *buf, size_t len, val_t *v) {
-    if (!d->iface || !d->value.self)
+/* Read the value with plan pl: 0 when it took every byte, 1 when bytes are left over, or
+ * SS_ERR_FAIL. */
+static int read_plan(cmp_decoder_t *d, plan_t *pl, const void *buf, size_t len) {
+    char extra;
+    if (!pl->iface || !pl->value.self)
         return SS_ERR_FAIL;
+    avro_value_reset(&pl->value);
+    avro_reader_memory_set_source(d->reader, buf, (int64_t)len);
+    av.cap = 65536 + 32 * len, av.on = 1, av.n = 0;
+    int rc = avro_value_read(d->reader, &pl->value);
+    if (rc != 0) {
+        avro_value_decref(&pl->value);
+        pl->value.self = NULL;
+    }
+    av.on = 0, av.cap = SIZE_MAX;
+    if (rc != 0) {
+        for (size_t i = 0; i < av.n; i++)
+            free(av.p[i]);
+        if (avro_generic_value_new(pl->iface, &pl->value) != 0)
+            pl->value.self = NULL;
+        return SS_ERR_FAIL;
+    }
+    return avro_read(d->reader, &extra, 1) == 0; /* a byte left: not all taken */
+}
+
+static int decode_avro(cmp_decoder_t *d, const void *buf, size_t len, val_t *v) {
     if (d->framed) { /* magic byte 0 and the schema id: the body follows */
         if (len < 5 || ((const unsigned char *)buf)[0] != 0)
             return SS_ERR_FAIL;
         buf = (const unsigned char *)buf + 5;
         len -= 5;
     }
-    avro_value_reset(&d->value);
-    avro_reader_memory_set_source(d->reader, buf, (int64_t)len);
-    av.cap = 65536 + 32 * len, av.on = 1, av.n = 0;
-    int rc = avro_value_read(d->reader, &d->value);
-    if (rc != 0) {
-        avro_value_decref(&d->value);
-        d->value.self = NULL;
-    }
-    av.on = 0, av.cap = SIZE_MAX;
-    if (rc != 0) {
-        for (size_t i = 0; i < av.n; i++)
-            free(av.p[i]);
-        if (avro_generic_value_new(d->iface, &d->value) != 0)
-            d->value.self = NULL;
+    plan_t *pl = &d->plan[0];
+    int rc = read_plan(d, pl, buf, len), rc1;
+    if (rc != 0 && d->plan[1].schema && (rc1 = read_plan(d, &d->plan[1], buf, len)) >= 0 &&
+        (rc1 == 0 || rc < 0))
+        pl = &d->plan[1], rc = rc1;
+    if (rc < 0)
         return SS_ERR_FAIL;
-    }
     for (int i = 0; i < F_COUNT; i++) {
         avro_value_t f;
         v[i].type = V_ABSENT;
-        if (d->idx[i] >= 0 && avro_value_get_by_index(&d->value, (size_t)d->idx[i], &f, NULL) == 0)
+        if (pl->idx[i] >= 0 &&
+            avro_value_get_by_index(&pl->value, (size_t)pl->idx[i], &f, NULL) == 0)
             avro_val(&f, &v[i], 0);
     }
     return 0;

@@ -148,17 +148,48 @@ static double ratio(uint64_t a, uint64_t b) {
     return b ? (double)a / (double)b : NAN;
 }
 
+/* Latency quantiles (lat[2]) and ROC-AUC of one side from the value files col[CMP_NCOLS]. */
+static int perf_figures(cmp_t *c, cmp_col_t *col, int side, double *lat, double *auc) {
+    int rc = col_quantiles(c, &col[CMP_LAT + side], p50_p99, lat, 2);
+    return rc < 0 ? rc : col_auc(c, &col[CMP_POS + side], &col[CMP_NEG + side], auc);
+}
+
 /* Latency quantiles, ROC-AUC, precision, recall and F1 of one side. */
 static int side_figures(cmp_t *c, int side) {
     ss_cmp_side_t *sd = &c->r.side[side];
     double v[2];
     int rc;
     sd->latency_n = c->col[CMP_LAT + side].n;
-    if ((rc = col_quantiles(c, &c->col[CMP_LAT + side], p50_p99, v, 2)) < 0 ||
-        (rc = col_auc(c, &c->col[CMP_POS + side], &c->col[CMP_NEG + side], &sd->auc)) < 0)
+    if ((rc = perf_figures(c, c->col, side, v, &sd->auc)) < 0)
         return rc;
     sd->latency_p50 = v[0], sd->latency_p99 = v[1];
     ss_stats_prf(sd->tp, sd->fp, sd->fn, NAN, &sd->precision, &sd->recall, &sd->f1);
+    return 0;
+}
+
+/* The figures of route k, defined as the overall ones, from the route's value files. */
+static int route_figures(cmp_t *c, int k) {
+    ss_cmp_route_t *rt = &c->r.routes[k];
+    cmp_col_t *col = c->rcol[k];
+    double v[2];
+    int rc;
+    rt->matched_share = ratio(rt->matched, rt->primary);
+    rt->identical_share = ratio(rt->identical, rt->matched);
+    rt->flip_rate = ratio(rt->flips_no_yes + rt->flips_yes_no, rt->identical);
+    rt->diff_mean = rt->identical ? c->rdiff_sum[k] / (double)rt->identical : NAN;
+    rt->abs_max = rt->identical ? col[CMP_ABSDIFF].max[0] : NAN;
+    if ((rc = col_quantiles(c, &col[CMP_ABSDIFF], p50_p99, v, 2)) < 0 ||
+        (rc = col_spearman(c, &col[CMP_PAIRS], &rt->spearman)) < 0)
+        return rc;
+    rt->abs_p50 = v[0], rt->abs_p99 = v[1];
+    for (int side = 0; side < 2; side++) {
+        ss_cmp_route_side_t *sd = &rt->side[side];
+        sd->latency_n = col[CMP_LAT + side].n;
+        if ((rc = perf_figures(c, col, side, v, &sd->auc)) < 0)
+            return rc;
+        sd->latency_p50 = v[0], sd->latency_p99 = v[1];
+        ss_stats_prf(sd->tp, sd->fp, sd->fn, NAN, &sd->precision, &sd->recall, &sd->f1);
+    }
     return 0;
 }
 
@@ -181,6 +212,9 @@ int cmp_figures(cmp_t *c) {
         return SS_ERR_FAIL;
     for (int s = 0; s < 2; s++)
         if ((rc = side_figures(c, s)) < 0)
+            return rc;
+    for (int k = 0; k < r->n_routes; k++)
+        if (r->routes[k].primary && (rc = route_figures(c, k)) < 0)
             return rc;
     return 0;
 }

@@ -1,7 +1,7 @@
 /* compare_input.c - both sides of `compare` read into the spill: the primary's output topic,
  * the shadow's topic or results file. Each decoded prediction becomes a fixed 64-byte record
- * with its label; records outside the time range are counted and skipped (by Kafka timestamp
- * on a topic, by scored_at in the shadow file). */
+ * with its label (and on the primary, its route); records outside the time range are counted
+ * and skipped (by Kafka timestamp on a topic, by scored_at in the shadow file). */
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -47,6 +47,32 @@ static int model_index(ss_cmp_side_t *sd, const cmp_pred_t *p) {
     return i;
 }
 
+/* The index of a primary prediction's route in the result's routes: "live" 0 and "canary" 1,
+ * then others as read (their first SS_CMP_ROUTE_NAME - 1 bytes, a byte beyond printable ASCII
+ * read as '?'), the last slot, "(others)", taking every route beyond. */
+static int route_index(ss_cmp_result_t *r, const cmp_str_t *route) {
+    char name[SS_CMP_ROUTE_NAME];
+    size_t n = route->n < sizeof(name) - 1 ? route->n : sizeof(name) - 1;
+    int i;
+    for (size_t k = 0; k < n; k++)
+        name[k] = route->p[k] >= 0x20 && route->p[k] < 0x7f ? route->p[k] : '?';
+    name[n] = '\0';
+    if (r->n_routes == 0) {
+        snprintf(r->routes[0].name, SS_CMP_ROUTE_NAME, "live");
+        snprintf(r->routes[1].name, SS_CMP_ROUTE_NAME, "canary");
+        r->n_routes = 2;
+    }
+    for (i = 0; i < r->n_routes; i++)
+        if (strcmp(r->routes[i].name, name) == 0)
+            return i;
+    if (i == SS_CMP_MAX_ROUTES)
+        return SS_CMP_MAX_ROUTES - 1;
+    snprintf(r->routes[i].name, SS_CMP_ROUTE_NAME, "%s",
+             i == SS_CMP_MAX_ROUTES - 1 ? "(others)" : name);
+    r->n_routes++;
+    return i;
+}
+
 static void malformed(cmp_t *c, int side, const char *where, int64_t at) {
     if (++c->r.side[side].malformed <= 5)
         ss_log(SS_LOG_WARN,
@@ -74,7 +100,8 @@ static int take(cmp_t *c, int side, const cmp_pred_t *p, const char *where, int6
                    .model = (uint16_t)model_index(&c->r.side[side], p),
                    .side = (uint8_t)side,
                    .decision = (uint8_t)p->decision,
-                   .label = (int8_t)cmp_label_of(c, &p->customer_id, p->event_time)};
+                   .label = (int8_t)cmp_label_of(c, &p->customer_id, p->event_time),
+                   .route = side == SS_CMP_PRIMARY ? (uint8_t)route_index(&c->r, &p->route) : 0};
     c->r.side[side].read++;
     return cmp_spill_push(&c->spill, &r, c->err, sizeof(c->err));
 }

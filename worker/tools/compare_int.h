@@ -38,8 +38,9 @@ typedef struct cmp_rec {
     int32_t partition;
     uint16_t model; /* index in the side's models, 0xffff beyond them */
     uint8_t side, decision;
-    int8_t label; /* CMP_UNLABELED, 0 or 1 */
-    uint8_t pad[3];
+    int8_t label;  /* CMP_UNLABELED, 0 or 1 */
+    uint8_t route; /* the primary's: index in the result's routes (0 "live"); 0 on the shadow */
+    uint8_t pad[2];
 } cmp_rec_t;
 _Static_assert(sizeof(cmp_rec_t) == 64, "cmp_rec_t is 64 bytes");
 
@@ -66,9 +67,10 @@ typedef struct cmp_str {
     size_t n;
 } cmp_str_t;
 
-/* A decoded prediction; its strings point into the decoder's memory (until its next call). */
+/* A decoded prediction; its strings point into the decoder's memory (until its next call).
+ * route is "live" when the record has none (written before the field existed). */
 typedef struct cmp_pred {
-    cmp_str_t customer_id, model_name, model_version, source_topic;
+    cmp_str_t customer_id, model_name, model_version, source_topic, route;
     double score, threshold;
     int decision;
     int32_t partition;
@@ -101,7 +103,9 @@ void cmp_kreader_destroy(cmp_kreader_t *kr);
 
 typedef struct cmp_decoder cmp_decoder_t;
 
-/* A decoder of JSON predictions, and of Avro ones of output.schema when `avro` is set.
+/* A decoder of JSON predictions, and of Avro ones of output.schema when `avro` is set: records
+ * written with output.schema, and with it less or plus a last field `route` (the prediction
+ * schema before and after the field was added), whichever output.schema is.
  * Returns 0 with *out, or SS_ERR_CONFIG with errstr (output.schema unusable). */
 int cmp_decoder_new(const ss_config_t *cfg, int avro, cmp_decoder_t **out, char *errstr,
                     size_t errlen);
@@ -185,6 +189,10 @@ typedef struct cmp {
     /* value files: the identical-feature pairs (primary, shadow score), |difference|, and per
      * side the latencies and the scores of labeled positives and negatives */
     cmp_col_t col[CMP_NCOLS];
+    /* the same per route of the primary's predictions, over the route's matched pairs (labels
+     * and latency too); opened for the routes seen when the join starts */
+    cmp_col_t rcol[SS_CMP_MAX_ROUTES][CMP_NCOLS];
+    double rdiff_sum[SS_CMP_MAX_ROUTES];
     uint64_t seq[2];
     double diff_sum;
     uint64_t rng;

@@ -1,7 +1,8 @@
 /* compare_join.c - the join of `compare`: one bucket at a time, its records placed in an
  * open-addressing table by join key (a re-delivery: the copy read last wins), then every
- * distinct record counted on its side and every pair on both; values the figures need go to
- * the value files. A full bucket (262144 records) takes about 25 MB with its table. */
+ * distinct record counted on its side and every pair on both, overall and in the route of its
+ * primary record; values the figures need go to the value files. A full bucket (262144
+ * records) takes about 25 MB with its table. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,39 @@ static void side_stats(cmp_t *c, const cmp_rec_t *r) {
         sd->fn += r->label && !r->decision, sd->tn += !r->label && !r->decision;
         cmp_col_push(&c->col[(r->label ? CMP_POS : CMP_NEG) + r->side], r->score, 0);
     }
+    if (r->side == SS_CMP_PRIMARY)
+        c->r.routes[r->route].primary++;
+}
+
+/* A pair in the route of its primary record: the pair figures as overall, and each side's
+ * latency and labels over the route's matched pairs. */
+static void route_pair_stats(cmp_t *c, const cmp_rec_t *p, const cmp_rec_t *s) {
+    ss_cmp_route_t *rt = &c->r.routes[p->route];
+    cmp_col_t *col = c->rcol[p->route];
+    const cmp_rec_t *pair[2] = {p, s};
+    rt->matched++;
+    for (int side = 0; side < 2; side++) {
+        const cmp_rec_t *x = pair[side];
+        ss_cmp_route_side_t *sd = &rt->side[side];
+        if (x->event_time != CMP_NO_TIME && x->scored_at != CMP_NO_TIME)
+            cmp_col_push(&col[CMP_LAT + side], (double)(x->scored_at - x->event_time), 0);
+        if (x->label >= 0) {
+            sd->labeled++;
+            sd->positives += (uint64_t)x->label;
+            sd->tp += x->label && x->decision, sd->fp += !x->label && x->decision;
+            sd->fn += x->label && !x->decision, sd->tn += !x->label && !x->decision;
+            cmp_col_push(&col[(x->label ? CMP_POS : CMP_NEG) + side], x->score, 0);
+        }
+    }
+    if (p->fhash != s->fhash)
+        return;
+    rt->identical++;
+    double d = s->score - p->score;
+    c->rdiff_sum[p->route] += d;
+    cmp_col_push(&col[CMP_PAIRS], p->score, s->score);
+    cmp_col_push(&col[CMP_ABSDIFF], fabs(d), 0);
+    rt->flips_no_yes += !p->decision && s->decision;
+    rt->flips_yes_no += p->decision && !s->decision;
 }
 
 static void pair_stats(cmp_t *c, const cmp_rec_t *p, const cmp_rec_t *s) {
@@ -87,11 +121,13 @@ static void count(cmp_t *c, const cmp_rec_t *recs, const slot_t *tab, size_t cap
         for (int side = 0; side < 2; side++)
             if (sl->i[side] >= 0)
                 side_stats(c, &recs[sl->i[side]]);
-        if (sl->i[0] >= 0 && sl->i[1] >= 0)
+        if (sl->i[0] >= 0 && sl->i[1] >= 0) {
             pair_stats(c, &recs[sl->i[0]], &recs[sl->i[1]]);
-        else if (sl->i[0] >= 0)
+            route_pair_stats(c, &recs[sl->i[0]], &recs[sl->i[1]]);
+        } else if (sl->i[0] >= 0) {
             c->r.primary_only++;
-        else if (sl->i[1] >= 0)
+            c->r.routes[recs[sl->i[0]].route].primary_only++;
+        } else if (sl->i[1] >= 0)
             c->r.shadow_only++;
     }
 }

@@ -1,6 +1,15 @@
 /* compare_verdict.c - the verdict of `compare`: each promote.* key that is set (>= 0) is a
  * criterion on one figure; promote when every criterion passes, hold when one fails (a figure
- * that cannot be computed fails its criterion), none when no key is set. */
+ * that cannot be computed fails its criterion), none when no key is set.
+ *
+ * The criteria judge the overall figures, every route together, as before routes existed; the
+ * per-route figures (compare.json "routes") are reported only. During a rollout the primary's
+ * "canary" predictions were scored by the candidate itself: when the shadow runs that same
+ * candidate, a canary pair compares the candidate with itself, and its scores and decisions
+ * should be identical (no flips, differences 0; a difference there means the two runs did
+ * not score the same features or model). Such pairs pull the overall flip rate and score
+ * differences towards 0 in proportion to the canary share, so the live route's figures are
+ * the candidate-versus-live comparison; the reports say so when canary pairs are present. */
 #include <math.h>
 #include <stdio.h>
 

@@ -26,8 +26,20 @@
  *   "labels": null | { "primary"|"shadow": {"labeled", "positives", "roc_auc", "precision",
  *                      "recall", "f1", "tp", "fp", "fn", "tn"} },  // all distinct records,
  *                                                   // precision etc. from recorded decisions
+ *   "routes": { route: {  // per route of the primary's predictions ("live", "canary"; none
+ *                         // reads as "live"), each route with primary records; the figures
+ *                         // above restricted to the primary predictions of that route
+ *       "counts": { "primary": n (distinct), "matched": n, "primary_only": n,
+ *                   "matched_share": x, "identical_features": n, "identical_share": x },
+ *       "pairs": { "scope": "identical_features", "n": n, "score_diff": {"mean", "abs_p50",
+ *                  "abs_p99", "abs_max"}, "flips": {"no_to_yes", "yes_to_no", "total",
+ *                  "rate"}, "spearman": x },
+ *       "latency_ms": { "primary"|"shadow": {"n", "p50", "p99"} },  // the route's matched
+ *       "labels": null | { "primary"|"shadow": {as "labels"} },      // pairs, both sides
+ *       "note": str|null } },  // canary: its pairs compare the candidate with itself
  *   "verdict": { "decision": "promote"|"hold"|"none", "reasons": [failed], "passed": [str],
- *                "criteria": [ {"key", "limit", "value", "passed", "reason"} ] },
+ *                "criteria": [ {"key", "limit", "value", "passed", "reason"} ] },  // overall
+ *                                                   // figures only, whatever the routes
  *   "method": { "exact": bool, "exact_limit": n, "buckets": n, "max_bucket_records": n } }
  * Quantiles, ROC-AUC and Spearman follow core/stats.h (exact), or its binned forms when
  * "method.exact" is false. */
@@ -44,6 +56,26 @@
 #include "error.h"
 
 static const char *const verdict_names[] = {"none", "promote", "hold"};
+
+/* The note on the canary route (compare_verdict.c explains it). */
+static const char canary_note[] =
+    "canary predictions were scored by the candidate in the primary: when the shadow runs the "
+    "same candidate, canary pairs compare the candidate with itself and should be identical (no "
+    "flips, score differences 0); the live route compares the candidate with the live model. "
+    "The verdict judges the overall figures.";
+
+/* The routes reported: those with primary records. */
+static int route_shown(const ss_cmp_result_t *r, int k) {
+    return r->routes[k].primary > 0;
+}
+
+/* Whether canary predictions are among the primary's. */
+static int canary_present(const ss_cmp_result_t *r) {
+    for (int k = 0; k < r->n_routes; k++)
+        if (route_shown(r, k) && strcmp(r->routes[k].name, "canary") == 0)
+            return 1;
+    return 0;
+}
 
 static void iso_time(int64_t ms, char *out, size_t outlen) {
     time_t s = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
@@ -82,6 +114,40 @@ static json_t *jcounts(const uint64_t *v, size_t n) {
     return a;
 }
 
+static json_t *jlatency(uint64_t n, double p50, double p99) {
+    return json_pack("{s:o, s:o, s:o}", "n", jint(n), "p50", jnum(p50), "p99", jnum(p99));
+}
+
+/* A side's labels figures; the fields are those of ss_cmp_side_t and ss_cmp_route_side_t. */
+#define JLABELS(d)                                                                                 \
+    json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "labeled", jint((d)->labeled), \
+              "positives", jint((d)->positives), "roc_auc", jnum((d)->auc), "precision",           \
+              jnum((d)->precision), "recall", jnum((d)->recall), "f1", jnum((d)->f1), "tp",        \
+              jint((d)->tp), "fp", jint((d)->fp), "fn", jint((d)->fn), "tn", jint((d)->tn))
+
+static json_t *jroute(const ss_cmp_result_t *r, const ss_cmp_route_t *rt) {
+    json_t *lat = json_object(), *labels = r->labels ? json_object() : json_null();
+    for (int s = 0; s < 2; s++) {
+        const ss_cmp_route_side_t *d = &rt->side[s];
+        json_object_set_new(lat, r->side[s].name,
+                            jlatency(d->latency_n, d->latency_p50, d->latency_p99));
+        if (r->labels)
+            json_object_set_new(labels, r->side[s].name, JLABELS(d));
+    }
+    return json_pack(
+        "{s:{s:o, s:o, s:o, s:o, s:o, s:o}, s:{s:s, s:o, s:{s:o, s:o, s:o, s:o}, s:{s:o, s:o, "
+        "s:o, s:o}, s:o}, s:o, s:o, s:o}",
+        "counts", "primary", jint(rt->primary), "matched", jint(rt->matched), "primary_only",
+        jint(rt->primary_only), "matched_share", jnum(rt->matched_share), "identical_features",
+        jint(rt->identical), "identical_share", jnum(rt->identical_share), "pairs", "scope",
+        "identical_features", "n", jint(rt->identical), "score_diff", "mean", jnum(rt->diff_mean),
+        "abs_p50", jnum(rt->abs_p50), "abs_p99", jnum(rt->abs_p99), "abs_max", jnum(rt->abs_max),
+        "flips", "no_to_yes", jint(rt->flips_no_yes), "yes_to_no", jint(rt->flips_yes_no), "total",
+        jint(rt->flips_no_yes + rt->flips_yes_no), "rate", jnum(rt->flip_rate), "spearman",
+        jnum(rt->spearman), "latency_ms", lat, "labels", labels, "note",
+        jstr(strcmp(rt->name, "canary") == 0 ? canary_note : NULL));
+}
+
 int ss_report_write_json(const ss_cmp_result_t *r, const char *path, char *errstr, size_t errlen) {
     char now[40];
     const ss_cmp_side_t *P = &r->side[0], *S = &r->side[1];
@@ -112,18 +178,14 @@ int ss_report_write_json(const ss_cmp_result_t *r, const char *path, char *errst
                             json_pack("{s:o, s:o, s:o}", "counts",
                                       jcounts(d->dist, SS_CMP_DIST_BINS), "below",
                                       jint(d->dist_below), "above", jint(d->dist_above)));
-        json_object_set_new(lat, d->name,
-                            json_pack("{s:o, s:o, s:o}", "n", jint(d->latency_n), "p50",
-                                      jnum(d->latency_p50), "p99", jnum(d->latency_p99)));
+        json_object_set_new(lat, d->name, jlatency(d->latency_n, d->latency_p50, d->latency_p99));
         if (r->labels)
-            json_object_set_new(labels, d->name,
-                                json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
-                                          "labeled", jint(d->labeled), "positives",
-                                          jint(d->positives), "roc_auc", jnum(d->auc), "precision",
-                                          jnum(d->precision), "recall", jnum(d->recall), "f1",
-                                          jnum(d->f1), "tp", jint(d->tp), "fp", jint(d->fp), "fn",
-                                          jint(d->fn), "tn", jint(d->tn)));
+            json_object_set_new(labels, d->name, JLABELS(d));
     }
+    json_t *routes = json_object();
+    for (int k = 0; k < r->n_routes; k++)
+        if (route_shown(r, k))
+            json_object_set_new(routes, r->routes[k].name, jroute(r, &r->routes[k]));
     json_object_set_new(inputs, "time_range",
                         json_pack("{s:o, s:o, s:o, s:o, s:s}", "from", jtime(r->from_ms, 1), "to",
                                   jtime(r->to_ms, 1), "from_ms", jtime(r->from_ms, 0), "to_ms",
@@ -158,12 +220,12 @@ int ss_report_write_json(const ss_cmp_result_t *r, const char *path, char *errst
     }
     iso_time(ss_wall_ms(), now, sizeof(now));
     json_t *root = json_pack(
-        "{s:i, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:{s:s, s:o, s:o, s:o}, s:{s:b, s:I, s:i, "
-        "s:o}}",
+        "{s:i, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:{s:s, s:o, s:o, s:o}, s:{s:b, s:I, "
+        "s:i, s:o}}",
         "streamscore_compare", 1, "generated_at", now, "inputs", inputs, "counts", counts, "models",
         models, "pairs", pairs, "distributions", dist, "latency_ms", lat, "labels", labels,
-        "verdict", "decision", verdict_names[r->verdict], "reasons", reasons, "passed", passed,
-        "criteria", criteria, "method", "exact", r->exact, "exact_limit",
+        "routes", routes, "verdict", "decision", verdict_names[r->verdict], "reasons", reasons,
+        "passed", passed, "criteria", criteria, "method", "exact", r->exact, "exact_limit",
         (json_int_t)r->exact_limit, "buckets", r->buckets, "max_bucket_records",
         jint(r->max_bucket));
     int rc = root && json_dump_file(root, path, JSON_INDENT(2) | JSON_REAL_PRECISION(17)) == 0
@@ -251,6 +313,94 @@ static void figure_rows(const ss_cmp_result_t *r, row_fn fn, void *o) {
     }
 }
 
+/* ---- the per-route table: the terminal summary and the HTML report --------------------- */
+
+#define ROUTE_COLS 8
+typedef char cell_t[128];
+
+static const char *const route_heads[ROUTE_COLS] = {"route",
+                                                    "primary",
+                                                    "matched (share)",
+                                                    "identical pairs",
+                                                    "flips no->yes / yes->no",
+                                                    "flip rate",
+                                                    "diff mean, |diff| p50 / p99",
+                                                    "ROC-AUC primary / shadow"};
+
+static const char route_caption[] =
+    "The figures above, restricted to each route of the primary's predictions (one without a "
+    "route field counts as live); latency and labels over the route's matched pairs.";
+
+/* The cells of route rt's row; the columns: ROUTE_COLS, less the last without labels. */
+static int route_cells(const ss_cmp_result_t *r, const ss_cmp_route_t *rt, cell_t *cell) {
+    char a[32], b[32], c[32];
+    snprintf(cell[0], sizeof(cell_t), "%s", rt->name);
+    snprintf(cell[1], sizeof(cell_t), "%" PRIu64, rt->primary);
+    snprintf(cell[2], sizeof(cell_t), "%" PRIu64 " (%s)", rt->matched,
+             fmt_num(a, sizeof(a), "%.4f", rt->matched_share));
+    snprintf(cell[3], sizeof(cell_t), "%" PRIu64, rt->identical);
+    snprintf(cell[4], sizeof(cell_t), "%" PRIu64 " / %" PRIu64, rt->flips_no_yes, rt->flips_yes_no);
+    fmt_num(cell[5], sizeof(cell_t), "%.4f", rt->flip_rate);
+    snprintf(cell[6], sizeof(cell_t), "%s, %s / %s", fmt_num(a, sizeof(a), "%+.6f", rt->diff_mean),
+             fmt_num(b, sizeof(b), "%.6f", rt->abs_p50),
+             fmt_num(c, sizeof(c), "%.6f", rt->abs_p99));
+    snprintf(cell[7], sizeof(cell_t), "%s / %s", fmt_num(a, sizeof(a), "%.4f", rt->side[0].auc),
+             fmt_num(b, sizeof(b), "%.4f", rt->side[1].auc));
+    return r->labels ? ROUTE_COLS : ROUTE_COLS - 1;
+}
+
+/* Print text from column `indent` on, wrapped at 100 columns. */
+static void print_wrapped(FILE *out, int indent, const char *text) {
+    const char *p = text;
+    while (*p) {
+        int room = 100 - indent, n = (int)strlen(p);
+        if (n > room) {
+            n = room;
+            while (n > 0 && p[n] != ' ')
+                n--;
+            if (n == 0)
+                n = room;
+        }
+        fprintf(out, "%*s%.*s\n", indent, "", n, p);
+        p += n;
+        while (*p == ' ')
+            p++;
+    }
+}
+
+static void print_routes(const ss_cmp_result_t *r, FILE *out) {
+    cell_t cell[SS_CMP_MAX_ROUTES][ROUTE_COLS];
+    int width[ROUTE_COLS] = {0}, ncols = r->labels ? ROUTE_COLS : ROUTE_COLS - 1, rows = 0;
+    for (int i = 0; i < ncols; i++)
+        width[i] = (int)strlen(route_heads[i]);
+    for (int k = 0; k < r->n_routes; k++) {
+        if (!route_shown(r, k))
+            continue;
+        route_cells(r, &r->routes[k], cell[rows]);
+        for (int i = 0; i < ncols; i++) {
+            int w = (int)strlen(cell[rows][i]);
+            width[i] = w > width[i] ? w : width[i];
+        }
+        rows++;
+    }
+    if (!rows)
+        return;
+    char caption[sizeof(route_caption) + 16];
+    snprintf(caption, sizeof(caption), "Per route: %s", route_caption);
+    print_wrapped(out, 2, caption);
+    for (int row = -1; row < rows; row++) {
+        fprintf(out, "   ");
+        for (int i = 0; i < ncols; i++)
+            fprintf(out, i ? "  %*s" : " %-*s", width[i], row < 0 ? route_heads[i] : cell[row][i]);
+        fputc('\n', out);
+    }
+    if (canary_present(r)) {
+        char note[sizeof(canary_note) + 8];
+        snprintf(note, sizeof(note), "note: %s", canary_note);
+        print_wrapped(out, 4, note);
+    }
+}
+
 static void print_row(void *o, const char *name, const char *value) {
     fprintf(o, "  %-40s %s\n", name, value);
 }
@@ -264,6 +414,7 @@ void ss_report_print_summary(const ss_cmp_result_t *r, FILE *out) {
     fprintf(out, "streamscore compare: %s (primary) vs %s (shadow, %s), %s .. %s\n",
             r->side[0].location, r->side[1].location, r->side[1].source, from, to);
     figure_rows(r, print_row, out);
+    print_routes(r, out);
     fprintf(out, "  %-40s %s\n", "verdict",
             r->verdict == SS_VERDICT_PROMOTE ? "PROMOTE"
             : r->verdict == SS_VERDICT_HOLD  ? "HOLD"
@@ -433,6 +584,42 @@ static void chart_scatter(FILE *f, const ss_cmp_result_t *r) {
     fprintf(f, "</svg></figure>\n");
 }
 
+static void html_routes(FILE *f, const ss_cmp_result_t *r) {
+    cell_t cell[ROUTE_COLS];
+    int ncols = r->labels ? ROUTE_COLS : ROUTE_COLS - 1, rows = 0;
+    for (int k = 0; k < r->n_routes; k++)
+        rows += route_shown(r, k);
+    if (!rows)
+        return;
+    fprintf(f, "<h2>Per route</h2>\n<p class=\"caption\">");
+    esc(f, route_caption);
+    fprintf(f, "</p>\n<table id=\"routes\">\n<tr>");
+    for (int i = 0; i < ncols; i++) {
+        fprintf(f, "<th>");
+        esc(f, route_heads[i]);
+        fprintf(f, "</th>");
+    }
+    fprintf(f, "</tr>\n");
+    for (int k = 0; k < r->n_routes; k++) {
+        if (!route_shown(r, k))
+            continue;
+        route_cells(r, &r->routes[k], cell);
+        fprintf(f, "<tr class=\"route\">");
+        for (int i = 0; i < ncols; i++) {
+            fprintf(f, i ? "<td>" : "<th>");
+            esc(f, cell[i]);
+            fprintf(f, i ? "</td>" : "</th>");
+        }
+        fprintf(f, "</tr>\n");
+    }
+    fprintf(f, "</table>\n");
+    if (canary_present(r)) {
+        fprintf(f, "<p id=\"canary-note\" class=\"note\">Note: ");
+        esc(f, canary_note);
+        fprintf(f, "</p>\n");
+    }
+}
+
 static void html_row(void *o, const char *name, const char *value) {
     fprintf(o, "<tr><th>");
     esc(o, name);
@@ -473,6 +660,8 @@ int ss_report_write_html(const ss_cmp_result_t *r, const char *path, char *errst
             ".verdict{padding:10px 14px;border-radius:4px}.verdict.promote{background:#e3f4e1}\n"
             ".verdict.hold{background:#fde2e1}.verdict.none{background:#eee}\n"
             "li.failed{color:#a50f15}li.passed{color:#256029}\n"
+            ".caption{font-size:13px;color:#444}.note{font-size:13px;padding:6px 10px;"
+            "background:#fff8e1;border-left:3px solid #f2b600}\n"
             "</style></head><body>\n<h1>streamscore compare</h1>\n<p class=\"inputs\">");
     escf(f,
          "Primary: %s (%s, %s). Candidate: %s (%s, %s). Time range: %s .. %s (by Kafka "
@@ -495,7 +684,9 @@ int ss_report_write_html(const ss_cmp_result_t *r, const char *path, char *errst
     }
     fprintf(f, "</section>\n<h2>Figures</h2>\n<table id=\"figures\">\n");
     figure_rows(r, html_row, f);
-    fprintf(f, "</table>\n<h2>Charts</h2>\n");
+    fprintf(f, "</table>\n");
+    html_routes(f, r);
+    fprintf(f, "<h2>Charts</h2>\n");
     chart_distributions(f, r);
     chart_differences(f, r);
     chart_scatter(f, r);

@@ -12,6 +12,8 @@
 #define SS_CMP_SAMPLE_MAX 2000 /* scatter sample of identical-feature pairs */
 #define SS_CMP_MAX_MODELS 16   /* distinct (name, version) listed per side */
 #define SS_CMP_MAX_CRITERIA 5
+#define SS_CMP_MAX_ROUTES 8 /* routes reported; more distinct values share the last */
+#define SS_CMP_ROUTE_NAME 32
 
 enum { SS_CMP_PRIMARY = 0, SS_CMP_SHADOW = 1 };
 enum { SS_VERDICT_NONE = 0, SS_VERDICT_PROMOTE = 1, SS_VERDICT_HOLD = 2 };
@@ -55,6 +57,29 @@ typedef struct ss_cmp_criterion {
     char reason[256];
 } ss_cmp_criterion_t;
 
+/* Latency and labels of one side over the matched pairs of one route. */
+typedef struct ss_cmp_route_side {
+    uint64_t latency_n;
+    double latency_p50, latency_p99;
+    uint64_t labeled, positives, tp, fp, fn, tn;
+    double auc, precision, recall, f1;
+} ss_cmp_route_side_t;
+
+/* The pairwise figures restricted to the primary predictions of one route (the `route` field
+ * of the primary's record: "live", "canary"; absent reads as "live"). Defined as the overall
+ * ones; latency and labels are over the route's matched pairs, both sides on the same
+ * source records. */
+typedef struct ss_cmp_route {
+    char name[SS_CMP_ROUTE_NAME];
+    uint64_t primary; /* distinct primary records of the route */
+    uint64_t matched, primary_only, identical;
+    double matched_share, identical_share;
+    double diff_mean, abs_p50, abs_p99, abs_max, spearman;
+    uint64_t flips_no_yes, flips_yes_no;
+    double flip_rate;
+    ss_cmp_route_side_t side[2];
+} ss_cmp_route_t;
+
 typedef struct ss_cmp_result {
     ss_cmp_side_t side[2];
     int64_t from_ms, to_ms; /* INT64_MIN / INT64_MAX when open */
@@ -75,6 +100,10 @@ typedef struct ss_cmp_result {
     long exact_limit;    /* values held in memory for the exact figures */
     int buckets;         /* spill buckets used by the join */
     uint64_t max_bucket; /* records in the largest bucket */
+    /* per route of the primary's predictions: index 0 "live", 1 "canary", then others in the
+     * order read; a route is reported when it has primary records */
+    ss_cmp_route_t routes[SS_CMP_MAX_ROUTES];
+    int n_routes;
     ss_cmp_criterion_t criteria[SS_CMP_MAX_CRITERIA];
     int n_criteria;
     int verdict;
