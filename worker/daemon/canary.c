@@ -13,6 +13,7 @@
 #include "clock.h"
 #include "control.h"
 #include "drift.h"
+#include "labels.h"
 #include "log.h"
 #include "runtime.h"
 #include "strv.h"
@@ -27,6 +28,7 @@ static const char *refusal_names[N_REFUSALS] = {"digest", "signature", "features
 
 struct ss_canary {
     ss_control_t *ctl;      /* NULL: rollout.topic is empty */
+    ss_labels_t *labels;    /* NULL: rollout.labels.topic is empty */
     ss_model_t *live;       /* the model a promote made live, or NULL: the configured one */
     ss_model_t *candidate;  /* verified and loaded, or NULL */
     int64_t applied;        /* offset of the state applied, -1 none */
@@ -472,6 +474,8 @@ int ss_canary_open(ss_runtime_t *rt, char *errstr, size_t errlen) {
         return why;
     if ((rc = ss_control_catch_up(c->ctl, 30000, errstr, errlen)) < 0)
         return rc;
+    if (*cfg->rollout_labels_topic && !(c->labels = ss_labels_open(cfg, &why, errstr, errlen)))
+        return why;
     if (ss_control_state(c->ctl)->phase != SS_ROLLOUT_NONE)
         apply(rt);
     else
@@ -485,6 +489,7 @@ void ss_canary_close(ss_runtime_t *rt) {
     if (!c)
         return;
     ss_control_close(c->ctl);
+    ss_labels_close(c->labels);
     ss_plan_release(rt->plan);
     rt->plan = NULL;
     ss_model_unref(c->live);
@@ -505,7 +510,18 @@ void ss_canary_tick(ss_runtime_t *rt) {
         apply(rt);
     if (c->written >= 0 && ss_control_skipped(c->ctl) == c->written)
         restate(rt);
+    if (c->labels)
+        ss_labels_poll(c->labels, rt->gates, ss_wall_ms());
     evaluate(rt);
+}
+
+int ss_canary_wants_recent(ss_runtime_t *rt) {
+    return rt->canary->labels != NULL;
+}
+
+void ss_canary_remember(ss_runtime_t *rt, const ss_recent_t *r, size_t n) {
+    if (rt->canary->labels && n)
+        ss_labels_remember(rt->canary->labels, r, n);
 }
 
 void ss_canary_observe(ss_runtime_t *rt, const ss_gate_tally_t tally[SS_ROUTES]) {
@@ -606,6 +622,19 @@ void ss_canary_render(ss_runtime_t *rt, ss_buf_t *out) {
         ss_buf_printf(out, "streamscore_rollout_rollbacks_total{gate=\"%s\"} %ld\n",
                       g < N_GATES ? gate_names[g] : "refused", c->rollbacks[g]);
     pthread_mutex_unlock(&c->lock);
+    if (c->labels) {
+        long n[3];
+        ss_labels_counts(c->labels, &n[0], &n[1], &n[2]);
+        ss_buf_printf(out,
+                      "# HELP streamscore_rollout_labels_total Labels read from "
+                      "rollout.labels.topic: joined with a prediction of this process, "
+                      "unmatched, or malformed.\n"
+                      "# TYPE streamscore_rollout_labels_total counter\n"
+                      "streamscore_rollout_labels_total{outcome=\"joined\"} %ld\n"
+                      "streamscore_rollout_labels_total{outcome=\"unmatched\"} %ld\n"
+                      "streamscore_rollout_labels_total{outcome=\"malformed\"} %ld\n",
+                      n[0], n[1], n[2]);
+    }
 }
 
 void ss_canary_describe(ss_runtime_t *rt, ss_buf_t *out) {

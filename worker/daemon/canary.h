@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "gates.h"
+#include "labels.h"
 #include "metrics.h"
 #include "model.h"
 #include "rollout.h"
@@ -49,6 +50,11 @@ void ss_canary_tick(ss_runtime_t *rt);
 
 /* The configured model changed (reload): publish a plan with it. @locality the main thread */
 void ss_canary_live_reloaded(ss_runtime_t *rt);
+
+/* Whether predictions are remembered for the labels (rollout.labels.topic set). */
+int ss_canary_wants_recent(ss_runtime_t *rt);
+/* Remember n predictions for the labels to join. @locality any thread */
+void ss_canary_remember(ss_runtime_t *rt, const ss_recent_t *r, size_t n);
 
 /* A batch's figures per route. @locality any thread */
 void ss_canary_observe(ss_runtime_t *rt, const ss_gate_tally_t tally[SS_ROUTES]);

@@ -21,6 +21,7 @@
 #include "error.h"
 #include "failpoint.h"
 #include "features.h"
+#include "labels.h"
 #include "log.h"
 #include "state.h"
 
@@ -49,6 +50,7 @@ struct ss_worker {
     float *canary_rows; /* the canary rows, gathered */
     double *canary_scores, *live_scores;
     int64_t candidate_ns; /* the candidate's scoring time in the batch */
+    ss_recent_t *recent;  /* the batch's predictions, for the labels (rollout.labels.topic) */
     ss_gate_tally_t tally[SS_ROUTES];
 };
 
@@ -332,6 +334,8 @@ static void on_aborted(void *arg) {
 static void tally_routes(ss_worker_t *w, int64_t acked) {
     ss_batch_t *b = w->batch;
     ss_gate_tally_t *t = w->tally;
+    size_t n_recent = 0;
+    int remember = ss_canary_wants_recent(w->rt);
     ss_gate_tally_clear(&t[SS_ROUTE_LIVE]);
     ss_gate_tally_clear(&t[SS_ROUTE_CANARY]);
     for (size_t i = 0; i < b->n_msgs; i++) {
@@ -351,8 +355,13 @@ static void tally_routes(ss_worker_t *w, int64_t acked) {
             ss_gate_tally_latency(rt, (double)(at > ts ? at - ts : 0) / 1000.0);
         if (b->u_route[r->slot] == SS_ROUTE_CANARY)
             ss_gate_tally_shift(rt, b->scores[r->row], w->live_scores[r->row]);
+        if (remember)
+            w->recent[n_recent++] =
+                (ss_recent_t){ss_labels_hash(b->arena + r->cust_off, r->cust_len),
+                              (float)b->scores[r->row], b->u_route[r->slot], r->event_time};
     }
     ss_canary_observe(w->rt, t);
+    ss_canary_remember(w->rt, w->recent, n_recent);
 }
 
 /* A committed batch: its counters, its events' end-to-end latency, and drift (of each model on
@@ -524,7 +533,8 @@ int ss_worker_new(ss_runtime_t *rt, int index, ss_worker_t **out, char *errstr, 
     w->canary_rows = malloc(max * nf * sizeof(float) + 1);
     w->canary_scores = malloc(max * sizeof(double));
     w->live_scores = malloc(max * sizeof(double));
-    if (!w->canary_row || !w->canary_rows || !w->canary_scores || !w->live_scores) {
+    w->recent = malloc(max * sizeof(*w->recent));
+    if (!w->canary_row || !w->canary_rows || !w->canary_scores || !w->live_scores || !w->recent) {
         snprintf(errstr, errlen, "worker: out of memory for batch buffers");
         goto fail;
     }
@@ -585,6 +595,7 @@ void ss_worker_destroy(ss_worker_t *w) {
     free(w->canary_rows);
     free(w->canary_scores);
     free(w->live_scores);
+    free(w->recent);
     free(w);
 }
 
