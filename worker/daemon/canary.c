@@ -395,11 +395,16 @@ static void evaluate(ss_runtime_t *rt) {
     };
     int fired = -1, breached = 0, all_pass = judged[G_ERROR];
     for (int g = 0; g < N_GATES; g++) {
-        /* beyond the threshold on the canary's route, and not on the live route's: what ails
-         * both (a backlog, bad input, labels the model cannot know) is not the candidate's */
+        /* beyond the threshold on the canary's route, and not on the live route's, or worse
+         * there by more than the threshold's margin (the threshold itself; for ROC-AUC its
+         * distance from 1): what ails both routes alike (a backlog, bad input, labels no
+         * model can know) is not the candidate's, while a candidate slow enough to delay the
+         * live records of its batches too is still worse than them by its own time */
         double x = v[SS_ROUTE_CANARY][g], y = v[SS_ROUTE_LIVE][g];
-        int live_beyond = g == G_AUC ? y < thr[g] : y > thr[g];
-        int beyond = judged[g] && (g == G_AUC ? x < thr[g] : x > thr[g]) && !live_beyond;
+        int auc = g == G_AUC;
+        int live_beyond = auc ? y < thr[g] : y > thr[g];
+        int worse = auc ? y - x > 1 - thr[g] : x - y > thr[g];
+        int beyond = judged[g] && (auc ? x < thr[g] : x > thr[g]) && (!live_beyond || worse);
         breached |= beyond;
         if (!beyond)
             c->since[g] = 0;

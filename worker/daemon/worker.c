@@ -327,6 +327,23 @@ static void on_aborted(void *arg) {
     ss_state_aborted(((ss_worker_t *)arg)->state);
 }
 
+/* The batch's predictions, remembered for the labels of the ROC-AUC gate to join
+ * (rollout.labels.topic): before they are produced, so that a label cannot arrive first. */
+static void remember(ss_worker_t *w, const ss_plan_t *plan) {
+    ss_batch_t *b = w->batch;
+    size_t n = 0;
+    if (!plan->candidate || !ss_canary_wants_recent(w->rt))
+        return;
+    for (size_t i = 0; i < b->n_msgs; i++) {
+        const ss_batch_rec_t *r = &b->recs[i];
+        if (!r->dlq)
+            w->recent[n++] =
+                (ss_recent_t){ss_labels_hash(b->arena + r->cust_off, r->cust_len),
+                              (float)b->scores[r->row], b->u_route[r->slot], r->event_time};
+    }
+    ss_canary_remember(w->rt, w->recent, n);
+}
+
 /* A committed batch's figures per route, for the rollout's gates: its records and scoring
  * errors, their latency, and the canary's scores beside the live model's. The live route's
  * latency leaves out the time the candidate took in the batch: a slow candidate shows on its
@@ -334,8 +351,6 @@ static void on_aborted(void *arg) {
 static void tally_routes(ss_worker_t *w, int64_t acked) {
     ss_batch_t *b = w->batch;
     ss_gate_tally_t *t = w->tally;
-    size_t n_recent = 0;
-    int remember = ss_canary_wants_recent(w->rt);
     ss_gate_tally_clear(&t[SS_ROUTE_LIVE]);
     ss_gate_tally_clear(&t[SS_ROUTE_CANARY]);
     for (size_t i = 0; i < b->n_msgs; i++) {
@@ -355,13 +370,8 @@ static void tally_routes(ss_worker_t *w, int64_t acked) {
             ss_gate_tally_latency(rt, (double)(at > ts ? at - ts : 0) / 1000.0);
         if (b->u_route[r->slot] == SS_ROUTE_CANARY)
             ss_gate_tally_shift(rt, b->scores[r->row], w->live_scores[r->row]);
-        if (remember)
-            w->recent[n_recent++] =
-                (ss_recent_t){ss_labels_hash(b->arena + r->cust_off, r->cust_len),
-                              (float)b->scores[r->row], b->u_route[r->slot], r->event_time};
     }
     ss_canary_observe(w->rt, t);
-    ss_canary_remember(w->rt, w->recent, n_recent);
 }
 
 /* A committed batch: its counters, its events' end-to-end latency, and drift (of each model on
@@ -416,6 +426,7 @@ static int process_batch(ss_worker_t *w) {
     if ((rc = score(w, plan)) < 0)
         goto out;
     ss_failpoint("eos.before-produce");
+    remember(w, plan);
     if ((rc = emit(w, plan)) < 0)
         goto out;
     if ((rc = ss_output_flush(w->out, err, sizeof(err))) < 0) {
