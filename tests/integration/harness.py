@@ -1527,12 +1527,13 @@ class ControlReader:
 
 def rollout_chain(records, rollout_id):
     """The records of rollout_id a worker applies, in order: every command; an automatic
-    record only when its base is the offset of the record applied last (or none was)."""
+    record only when its base is at or after the offset of the record applied last (or none
+    was): a restatement after a skipped record is based on the skipped one."""
     chain = []
     for r in sorted(records, key=lambda r: r["_offset"]):
         if r.get("_key") != rollout_id or "_unparsed" in r:
             continue
-        if r.get("origin") == "automatic" and chain and r.get("base") != chain[-1]["_offset"]:
+        if r.get("origin") == "automatic" and chain and r.get("base", -1) < chain[-1]["_offset"]:
             continue
         chain.append(r)
     return chain
