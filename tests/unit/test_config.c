@@ -346,7 +346,7 @@ static void full_reference_is_every_commands_keys_each_with_its_scope(void) {
     CHECK_STR_CONTAINS(all, "| `input.topic` | string | `customer-events` |  | run; consumer |");
     CHECK_STR_CONTAINS(all,
                        "| `output.topic` | string | `predictions` |  | run, compare; producer |");
-    CHECK_STR_CONTAINS(all, "| run, compare, validate-model |"); /* log.level */
+    CHECK_STR_CONTAINS(all, "| run, compare, validate-model, rollout |"); /* log.level */
     /* every row of one command's reference is a row of the full one */
     const char *refs[] = {run, cmp, val};
     for (size_t r = 0; r < 3; r++)
