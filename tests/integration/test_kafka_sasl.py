@@ -149,3 +149,24 @@ def test_compare_refused_by_the_broker_exits_2_with_one_line_before_its_timeout(
     assert plain[0].startswith("streamscore compare: kafka: SASL authentication failed (check "
                                "kafka.sasl.username, kafka.sasl.password): "), plain[0]
     assert wrong not in r.stderr and tls_stack.kafka_password not in r.stderr
+
+
+def test_the_rollout_command_refused_by_the_broker_exits_2_with_one_line(ctx, tls_stack):
+    """`streamscore rollout` meets the same refusal: exit 2 and one plain line, at once, with
+    nothing written."""
+    wrong = f"wrong-{uuid.uuid4().hex}"
+    props = _sasl_props(ctx, tls_stack)
+    cfg = ctx.tmp / "rollout.properties"
+    h.write_properties(cfg, {**{k: v for k, v in props.items() if k.startswith("kafka.")},
+                             "rollout.topic": f"it-rollout-{ctx.uid}"})
+    t0 = time.monotonic()
+    r = h.run_cli(["rollout", "status", "-c", str(cfg)], env=_password_env(wrong), timeout=150)
+    took = time.monotonic() - t0
+
+    assert r.returncode == 2, f"exit {r.returncode}, expected 2; stderr: {r.stderr[-2000:]}"
+    assert took < EXIT_WITHIN_S, f"rollout took {took:.1f}s to give up"
+    plain = [line for line in r.stderr.splitlines() if line and not line.startswith("{")]
+    assert len(plain) == 1, f"expected one plain line, got {plain!r}"
+    assert plain[0].startswith("streamscore rollout: kafka: SASL authentication failed (check "
+                               "kafka.sasl.username, kafka.sasl.password): "), plain[0]
+    assert wrong not in r.stderr and tls_stack.kafka_password not in r.stderr
