@@ -566,6 +566,7 @@ def test_a_good_candidate_progresses_share_by_share_to_promotion_and_a_rollback_
         events, placed = stream.stop()
         reader.wait_until(lambda recs: set(placed) <= set(h.index_by_source(recs)), 60,
                           worker=w, what="a prediction for every event")
+        counted = h.scrape(port)
         w.stop()
         reader.drain()
         control.drain()
@@ -600,6 +601,14 @@ def test_a_good_candidate_progresses_share_by_share_to_promotion_and_a_rollback_
     assert set(promoted_phase) == {("live", CAND)}, promoted_phase
     after = _outcome_counts(r for r in reader.records if r["scored_at"] > t_rb + slack)
     assert set(after) == {("live", LIVE)}, after
+    # the routes' counters count every prediction, with a candidate loaded or not (before the
+    # start, after the promotion, after the rollback)
+    routes = {r: h.metric_sum(counted, "streamscore_route_records_total", route=r)
+              for r in ("live", "canary")}
+    produced = h.metric_sum(counted, "streamscore_records_produced_total")
+    assert routes["live"] + routes["canary"] == produced, (routes, produced)
+    canary_seen = sum(1 for r in reader.records if r["route"] == "canary")
+    assert routes["canary"] == canary_seen, (routes, canary_seen)
     refs = _references(events, placed, {LIVE: h.PRIMARY_MODEL, CAND: h.CANDIDATE_MODEL})
     first_bad, n_bad = _score_problems(reader.records, refs)
     assert n_bad == 0, f"{n_bad} predictions differ from their model's reference: {first_bad}"

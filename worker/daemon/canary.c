@@ -530,15 +530,18 @@ void ss_canary_remember(ss_runtime_t *rt, const ss_recent_t *r, size_t n) {
 }
 
 void ss_canary_observe(ss_runtime_t *rt, const ss_gate_tally_t tally[SS_ROUTES]) {
-    ss_canary_t *c = rt->canary;
     int64_t now = ss_wall_ms();
+    for (int r = 0; r < SS_ROUTES; r++)
+        if (tally[r].records)
+            ss_gates_add(rt->gates, r, &tally[r], now);
+}
+
+void ss_canary_count(ss_runtime_t *rt, const long predicted[SS_ROUTES],
+                     const long errors[SS_ROUTES]) {
+    ss_canary_t *c = rt->canary;
     for (int r = 0; r < SS_ROUTES; r++) {
-        if (!tally[r].records)
-            continue;
-        ss_gates_add(rt->gates, r, &tally[r], now);
-        __atomic_add_fetch(&c->route_records[r], tally[r].records - tally[r].errors,
-                           __ATOMIC_RELAXED);
-        __atomic_add_fetch(&c->route_errors[r], tally[r].errors, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&c->route_records[r], predicted[r], __ATOMIC_RELAXED);
+        __atomic_add_fetch(&c->route_errors[r], errors[r], __ATOMIC_RELAXED);
     }
 }
 

@@ -56,6 +56,11 @@ int ss_canary_wants_recent(ss_runtime_t *rt);
 /* Remember n predictions for the labels to join. @locality any thread */
 void ss_canary_remember(ss_runtime_t *rt, const ss_recent_t *r, size_t n);
 
+/* A committed batch's predictions and scoring errors (non-finite scores) per route, counted
+ * whether or not a candidate is loaded. @locality any thread */
+void ss_canary_count(ss_runtime_t *rt, const long predicted[SS_ROUTES],
+                     const long errors[SS_ROUTES]);
+
 /* A batch's figures per route. @locality any thread */
 void ss_canary_observe(ss_runtime_t *rt, const ss_gate_tally_t tally[SS_ROUTES]);
 

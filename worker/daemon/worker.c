@@ -43,6 +43,7 @@ struct ss_worker {
     ss_delivery_t *delivery;
     ss_output_writer_t *out;
     long predicted; /* predictions of the batch in hand (its dead letters not counted) */
+    long route_predicted[SS_ROUTES], route_errors[SS_ROUTES]; /* and per route */
     /* a canary in the batch: its rows gathered, scored by the candidate; every row's live
      * score kept (for the shift gate and the live model's drift) */
     size_t n_canary;
@@ -279,10 +280,14 @@ static int emit(ss_worker_t *w, const ss_plan_t *plan) {
     }
     long degraded = 0;
     w->predicted = 0;
+    memset(w->route_predicted, 0, sizeof(w->route_predicted));
+    memset(w->route_errors, 0, sizeof(w->route_errors));
     for (size_t i = 0; i < b->n_msgs; i++) {
         const ss_batch_rec_t *r = &b->recs[i];
         int rc;
         w->predicted += !r->dlq;
+        if (r->slot >= 0 && !b->u_dead[r->slot]) /* scored: by its route's model */
+            (r->dlq ? w->route_errors : w->route_predicted)[b->u_route[r->slot]]++;
         if (r->dlq) {
             rc = ss_output_dead_letter(w->out, b->msgs[i], r->stage, r->reason,
                                        ss_batch_detail(b, i), err, sizeof(err));
@@ -391,6 +396,7 @@ static void account(ss_worker_t *w, const ss_plan_t *plan) {
                           (double)(acked > ts ? acked - ts : 0) / 1000.0);
     }
     ss_hist_add_tally(&stats->event_latency_seconds, &latency);
+    ss_canary_count(w->rt, w->route_predicted, w->route_errors);
     if (plan->candidate)
         tally_routes(w, acked);
     if (b->n_rows == 0)
