@@ -64,6 +64,11 @@ SUBSETS = {
         # exactly-once transactions spanning batches, the changelog and its replay
         "test_state_eos.py::test_a_worker_killed_at_a_failpoint_and_restarted_applies_every_feature_update_once[eos.after-commit-txn3ms]",
         "test_restart.py",
+        # a rollout: the plan both worker threads take per batch, their gate tallies and the
+        # recent predictions, the main thread following the control topic and judging, the
+        # HTTP thread rendering the figures
+        "test_rollout.py::test_a_bad_candidate_is_rolled_back_by_the_gate_it_trips_and_then_serves_nothing[scores_far_from_live]",
+        "test_rollout_labels.py::test_the_roc_auc_gate_rolls_back_a_candidate_that_ranks_worse_than_the_live_model[live]",
         # dead letters sent by the worker threads through the shared producer
         "test_dead_letter.py::test_confluent_framing_bad_records_go_to_the_dead_letter_topic_and_good_ones_are_scored",
     ],
