@@ -290,6 +290,32 @@ def model_card(model_path):
         return json.load(f)
 
 
+def model_infinite_above(path, feature, threshold):
+    """A regression model over the worker's features: two one-split trees on `feature`, each
+    leaf 0.1 below `threshold` (and for a missing value), 3e38 above it: a row above scores
+    +inf (the two leaves sum past the largest float32), every other row 0.7, the start-up
+    probe rows (all missing, all 0, all 1) included."""
+    import xgboost as xgb
+
+    rng = np.random.default_rng(11)
+    x = rng.random((64, len(FEATURES)))
+    d = xgb.DMatrix(x, label=x[:, 0] > 0.5, feature_names=list(FEATURES))
+    bst = xgb.train({"objective": "reg:squarederror", "max_depth": 1, "base_score": 0.5}, d,
+                    num_boost_round=2)
+    bst.save_model(str(path))
+    doc = json.loads(path.read_text())
+    for tree in doc["learner"]["gradient_booster"]["model"]["trees"]:
+        assert tree["left_children"][0] == 1 and tree["right_children"][0] == 2, tree
+        tree["split_indices"][0] = FEATURES.index(feature)
+        tree["split_conditions"][0] = threshold
+        tree["default_left"][0] = 1
+        for leaf, value in ((1, 0.1), (2, 3e38)):
+            tree["split_conditions"][leaf] = value
+            tree["base_weights"][leaf] = value
+    path.write_text(json.dumps(doc))
+    return path
+
+
 # --------------------------------------------------------------------------- kafka
 
 

@@ -210,40 +210,12 @@ def test_confluent_framing_bad_records_go_to_the_dead_letter_topic_and_good_ones
     _run_and_check(ctx, props, _mix(goods, bads), "test_dead_letter.py::test_confluent_framing")
 
 
-def _model_infinite_above(path, feature, threshold):
-    """A regression model over the worker's features: two one-split trees on `feature`, each
-    leaf 0.1 below `threshold` (and for a missing value), 3e38 above it: a row above scores
-    +inf (the two leaves sum past the largest float32), every other row 0.7, the start-up
-    probe rows (all missing, all 0, all 1) included."""
-    import json
-
-    import xgboost as xgb
-
-    rng = np.random.default_rng(11)
-    x = rng.random((64, len(h.FEATURES)))
-    d = xgb.DMatrix(x, label=x[:, 0] > 0.5, feature_names=list(h.FEATURES))
-    bst = xgb.train({"objective": "reg:squarederror", "max_depth": 1, "base_score": 0.5}, d,
-                    num_boost_round=2)
-    bst.save_model(str(path))
-    doc = json.loads(path.read_text())
-    for tree in doc["learner"]["gradient_booster"]["model"]["trees"]:
-        assert tree["left_children"][0] == 1 and tree["right_children"][0] == 2, tree
-        tree["split_indices"][0] = h.FEATURES.index(feature)
-        tree["split_conditions"][0] = threshold
-        tree["default_left"][0] = 1
-        for leaf, value in ((1, 0.1), (2, 3e38)):
-            tree["split_conditions"][leaf] = value
-            tree["base_weights"][leaf] = value
-    path.write_text(json.dumps(doc))
-    return path
-
-
 def test_a_record_scored_non_finite_changes_no_features(ctx, tmp_path):
     """A record the model scores +inf is dead-lettered as non_finite_score, and its features
     count for nothing: the customer's later event in the same batch is scored without them,
     and Redis never holds them."""
     rng = np.random.default_rng(1401)
-    model = _model_infinite_above(tmp_path / "inf-above.json", "monthly_charges", 1000.0)
+    model = h.model_infinite_above(tmp_path / "inf-above.json", "monthly_charges", 1000.0)
     cid = f"nf-{ctx.uid}"
     first = h.make_event(cid, 1_700_000_000_000, rng, monthly_charges=50.0, tenure_months=3)
     poison = h.make_event(cid, 1_700_000_000_001, rng, monthly_charges=5000.0, logins_30d=9)

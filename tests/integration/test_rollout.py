@@ -348,31 +348,6 @@ def test_two_workers_apply_a_step_within_a_batch_and_a_restarted_worker_resumes_
 # --------------------------------------------------------------------------- 3. rollback
 
 
-def _model_infinite_above(path, feature, threshold):
-    """A regression model over the worker's features (test_dead_letter.py's): two one-split
-    trees on `feature`, each leaf 0.1 below `threshold` (and for a missing value), 3e38 above
-    it: a row above scores +inf, every other row 0.7, the probe rows included."""
-    import xgboost as xgb
-
-    rng = np.random.default_rng(11)
-    x = rng.random((64, len(h.FEATURES)))
-    d = xgb.DMatrix(x, label=x[:, 0] > 0.5, feature_names=list(h.FEATURES))
-    bst = xgb.train({"objective": "reg:squarederror", "max_depth": 1, "base_score": 0.5}, d,
-                    num_boost_round=2)
-    bst.save_model(str(path))
-    doc = json.loads(path.read_text())
-    for tree in doc["learner"]["gradient_booster"]["model"]["trees"]:
-        assert tree["left_children"][0] == 1 and tree["right_children"][0] == 2, tree
-        tree["split_indices"][0] = h.FEATURES.index(feature)
-        tree["split_conditions"][0] = threshold
-        tree["default_left"][0] = 1
-        for leaf, value in ((1, 0.1), (2, 3e38)):
-            tree["split_conditions"][leaf] = value
-            tree["base_weights"][leaf] = value
-    path.write_text(json.dumps(doc))
-    return path
-
-
 PROBE_ROWS = [[np.nan] * len(h.FEATURES), [0.0] * len(h.FEATURES), [1.0] * len(h.FEATURES)]
 
 
@@ -396,7 +371,7 @@ def _non_finite_candidate(tmp):
     it: the error-rate gate must catch it."""
     path = tmp / "non-finite" / "model.json"
     path.parent.mkdir()
-    _model_infinite_above(path, "monthly_charges", 60.0)
+    h.model_infinite_above(path, "monthly_charges", 60.0)
     assert np.isfinite(h.reference_scores(path, PROBE_ROWS)).all()
     row = [np.nan] * len(h.FEATURES)
     row[h.FEATURES.index("monthly_charges")] = 100.0
