@@ -34,39 +34,20 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 
 static rd_kafka_t *client(const ss_config_t *cfg, rd_kafka_type_t type, ss_control_t *c,
                           char *errstr, size_t errlen) {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    char err[256];
-    int consumer = type == RD_KAFKA_CONSUMER;
-    if (ss_kafka_conf_apply(conf, cfg, consumer ? SS_KAFKA_CONSUMER : SS_KAFKA_PRODUCER, errstr,
-                            errlen) < 0) {
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
     /* the control consumer reads one partition it assigns itself: never in a group */
-    const char *set[][2] = {{"enable.auto.commit", "false"},
-                            {"enable.partition.eof", "true"},
-                            {"auto.offset.reset", "earliest"},
-                            {"fetch.wait.max.ms", "100"},
-                            {"isolation.level", "read_committed"}};
-    const char *pset[][2] = {{"enable.idempotence", "true"}, {"acks", "all"}, {"linger.ms", "0"}};
-    size_t n = consumer ? sizeof(set) / sizeof(set[0]) : sizeof(pset) / sizeof(pset[0]);
-    for (size_t i = 0; i < n; i++) {
-        const char *k = consumer ? set[i][0] : pset[i][0], *v = consumer ? set[i][1] : pset[i][1];
-        if (rd_kafka_conf_set(conf, k, v, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
-            snprintf(errstr, errlen, "%s: %s", c->who, err);
-            rd_kafka_conf_destroy(conf);
-            return NULL;
-        }
-    }
-    if (!consumer) {
-        rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-        rd_kafka_conf_set_opaque(conf, c);
-    }
-    ss_kafka_conf_logging(conf);
-    rd_kafka_t *rk = rd_kafka_new(type, conf, err, sizeof(err));
-    if (!rk)
-        snprintf(errstr, errlen, "%s: %s", c->who, err);
-    return rk;
+    static const char *const reader[][2] = {{"enable.auto.commit", "false"},
+                                            {"enable.partition.eof", "true"},
+                                            {"auto.offset.reset", "earliest"},
+                                            {"fetch.wait.max.ms", "100"},
+                                            {"isolation.level", "read_committed"}};
+    static const char *const writer[][2] = {
+        {"enable.idempotence", "true"}, {"acks", "all"}, {"linger.ms", "0"}};
+    if (type == RD_KAFKA_CONSUMER)
+        return ss_kafka_client(cfg, type, NULL, reader, 5, c->who, errstr, errlen);
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_opaque(conf, c);
+    return ss_kafka_client(cfg, type, conf, writer, 3, c->who, errstr, errlen);
 }
 
 /* The topic, created when missing (a topic just created may take a moment to be known). */

@@ -173,7 +173,32 @@ void ss_kafka_conf_logging(rd_kafka_conf_t *conf) {
     rd_kafka_conf_set_error_cb(conf, error_cb);
 }
 
-/* ------------------------------------------------------------------ topics */
+/* ------------------------------------------------------------------ clients and topics */
+
+rd_kafka_t *ss_kafka_client(const ss_config_t *cfg, rd_kafka_type_t type, rd_kafka_conf_t *conf,
+                            const char *const set[][2], size_t n, const char *who, char *errstr,
+                            size_t errlen) {
+    char err[256];
+    if (!conf)
+        conf = rd_kafka_conf_new();
+    int scope = type == RD_KAFKA_CONSUMER ? SS_KAFKA_CONSUMER : SS_KAFKA_PRODUCER;
+    if (ss_kafka_conf_apply(conf, cfg, scope, errstr, errlen) < 0) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (rd_kafka_conf_set(conf, set[i][0], set[i][1], err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+            snprintf(errstr, errlen, "%s: %s", who, err);
+            rd_kafka_conf_destroy(conf);
+            return NULL;
+        }
+    }
+    ss_kafka_conf_logging(conf);
+    rd_kafka_t *rk = rd_kafka_new(type, conf, err, sizeof(err));
+    if (!rk)
+        snprintf(errstr, errlen, "%s: %s", who, err);
+    return rk;
+}
 
 int ss_kafka_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms, const char *what,
                         char *errstr, size_t errlen) {

@@ -46,6 +46,14 @@ ss_kafka_refusal_t ss_kafka_refusal(int err, const char *reason);
  * @locality any thread: the line is written once, by the first librdkafka thread to report */
 int ss_kafka_refused(char *line, size_t len);
 
+/* A client of `type` outside the worker's group: `conf` (a fresh one when NULL; taken in any
+ * case) gets cfg's kafka.* properties of its side, then the n name/value pairs of `set` that
+ * the caller's use needs (they win), and the log callbacks. `who` starts the error text.
+ * Returns the client, or NULL with errstr (a key kafka.* names, or librdkafka's refusal). */
+rd_kafka_t *ss_kafka_client(const ss_config_t *cfg, rd_kafka_type_t type, rd_kafka_conf_t *conf,
+                            const char *const set[][2], size_t n, const char *who, char *errstr,
+                            size_t errlen);
+
 /* Partitions of `topic`: >= 0, -1 when it does not exist, SS_ERR_FAIL with errstr (no answer
  * within timeout_ms, ...); `what` starts the error text. */
 int ss_kafka_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms, const char *what,

@@ -29,29 +29,16 @@ struct ss_changelog {
 
 /* ------------------------------------------------------------------ the topic at start-up */
 
+/* A producer (topic metadata, creation) or a consumer reading committed records from the
+ * start, outside the group. */
 static rd_kafka_t *client(const ss_config_t *cfg, rd_kafka_type_t type, char *errstr,
                           size_t errlen) {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    char err[256];
-    int scope = type == RD_KAFKA_CONSUMER ? SS_KAFKA_CONSUMER : SS_KAFKA_PRODUCER;
-    if (ss_kafka_conf_apply(conf, cfg, scope, errstr, errlen) < 0) {
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
-    if (type == RD_KAFKA_CONSUMER &&
-        (rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err)) ||
-         rd_kafka_conf_set(conf, "isolation.level", "read_committed", err, sizeof(err)) ||
-         rd_kafka_conf_set(conf, "enable.partition.eof", "true", err, sizeof(err)) ||
-         rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof(err)))) {
-        snprintf(errstr, errlen, "changelog: %s", err);
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
-    ss_kafka_conf_logging(conf);
-    rd_kafka_t *rk = rd_kafka_new(type, conf, err, sizeof(err));
-    if (!rk)
-        snprintf(errstr, errlen, "changelog: %s", err);
-    return rk;
+    static const char *const reader[][2] = {{"enable.auto.commit", "false"},
+                                            {"isolation.level", "read_committed"},
+                                            {"enable.partition.eof", "true"},
+                                            {"auto.offset.reset", "earliest"}};
+    int consumer = type == RD_KAFKA_CONSUMER;
+    return ss_kafka_client(cfg, type, NULL, reader, consumer ? 4 : 0, "changelog", errstr, errlen);
 }
 
 /* The input's partition count. A topic just created may not be in every broker's metadata
