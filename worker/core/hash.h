@@ -16,4 +16,16 @@ static inline uint64_t ss_fnv1a(uint64_t h, const void *p, size_t n) {
     return h;
 }
 
+/* MurmurHash3's 64-bit finalizer: every bit of `k` reaches every bit of the result. FNV-1a's
+ * low bits depend on the input's low bits only, so ids that differ in their last characters
+ * can share them: an index taken from the low bits of a hash goes through this first. */
+static inline uint64_t ss_fmix64(uint64_t k) {
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdULL;
+    k ^= k >> 33;
+    k *= 0xc4ceb9fe1a85ec53ULL;
+    k ^= k >> 33;
+    return k;
+}
+
 #endif

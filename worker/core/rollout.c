@@ -326,13 +326,7 @@ uint64_t ss_rollout_salt(const char *salt) {
 }
 
 uint32_t ss_rollout_bucket_of(uint64_t salted, const char *id, size_t len) {
-    uint64_t k = ss_fnv1a(salted, id, len); /* MurmurHash3's fmix64: every bit mixed */
-    k ^= k >> 33;
-    k *= 0xff51afd7ed558ccdULL;
-    k ^= k >> 33;
-    k *= 0xc4ceb9fe1a85ec53ULL;
-    k ^= k >> 33;
-    return (uint32_t)(k % SS_ROUTE_BUCKETS);
+    return (uint32_t)(ss_fmix64(ss_fnv1a(salted, id, len)) % SS_ROUTE_BUCKETS);
 }
 
 uint32_t ss_rollout_bucket(const char *salt, const char *id, size_t len) {

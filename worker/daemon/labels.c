@@ -21,23 +21,9 @@ struct ss_labels {
 };
 
 static rd_kafka_t *consumer_new(const ss_config_t *cfg, char *errstr, size_t errlen) {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    char err[256];
-    if (ss_kafka_conf_apply(conf, cfg, SS_KAFKA_CONSUMER, errstr, errlen) < 0) {
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
-    if (rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err)) ||
-        rd_kafka_conf_set(conf, "enable.partition.eof", "false", err, sizeof(err))) {
-        snprintf(errstr, errlen, "labels: %s", err);
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
-    ss_kafka_conf_logging(conf);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
-    if (!rk)
-        snprintf(errstr, errlen, "labels: %s", err);
-    return rk;
+    static const char *const reader[][2] = {{"enable.auto.commit", "false"},
+                                            {"enable.partition.eof", "false"}};
+    return ss_kafka_client(cfg, RD_KAFKA_CONSUMER, NULL, reader, 2, "labels", errstr, errlen);
 }
 
 ss_labels_t *ss_labels_open(const ss_config_t *cfg, int *why, char *errstr, size_t errlen) {
@@ -100,7 +86,7 @@ void ss_labels_close(ss_labels_t *l) {
 void ss_labels_remember(ss_labels_t *l, const ss_recent_t *r, size_t n) {
     pthread_mutex_lock(&l->lock);
     for (size_t i = 0; i < n; i++) {
-        ss_recent_t *slot = &l->recent[r[i].hash & (SS_LABELS_RECENT - 1)];
+        ss_recent_t *slot = &l->recent[ss_fmix64(r[i].hash) & (SS_LABELS_RECENT - 1)];
         if (slot->hash != r[i].hash || slot->time <= r[i].time)
             *slot = r[i]; /* a customer's latest, or a newer customer in its place */
     }
@@ -133,7 +119,7 @@ static void join(ss_labels_t *l, const rd_kafka_message_t *m, ss_gate_tally_t t[
     uint64_t h = id_hash(json_string_value(id), json_string_length(id));
     json_decref(j);
     pthread_mutex_lock(&l->lock);
-    ss_recent_t r = l->recent[h & (SS_LABELS_RECENT - 1)];
+    ss_recent_t r = l->recent[ss_fmix64(h) & (SS_LABELS_RECENT - 1)];
     pthread_mutex_unlock(&l->lock);
     if (r.hash != h || r.time > when) {
         __atomic_add_fetch(&l->unmatched, 1, __ATOMIC_RELAXED);
