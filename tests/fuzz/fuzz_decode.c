@@ -7,7 +7,9 @@
  * ids 1 = schemas/customer_event.avsc and 2 = tests/data/customer_event_v2.avsc); the rest is
  * the Kafka value. Schema files are found under $STREAMSCORE_ROOT, else the source directory
  * this target was built from. Every value is also decoded by a second decoder reading
- * bodies through Avro C's generic reader: both must agree, bit for bit. */
+ * bodies through Avro C's generic reader: both must agree, bit for bit. The confluent target
+ * reads three features as native categories mapped by name (an enum, an int and the event id
+ * string, renamed), some values of which are not among the categories (dead letters). */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -63,10 +65,19 @@ static void target_init(target_t *t, const char *root, int framing) {
     if (framing == SS_FRAMING_CONFLUENT) {
         set(t->cfg, "input.framing", "confluent");
         set(t->cfg, "input.schema.map", map);
+        set(t->cfg, "features.rename", "days_since_last_login=event_id");
     }
     if (ss_config_finalize(t->cfg, err, sizeof(err)) < 0)
         die("config", err);
-    t->codec = ss_codec_new(t->cfg, features, NF, err, sizeof(err));
+    static char *contract[] = {"TWO_YEAR", "MONTH_TO_MONTH"}, *products[] = {"1", "2", "3"},
+                *ids[] = {"e1", "ev-9", "e\xc3\xa9"};
+    static char **names[NF] = {[3] = contract, [9] = products, [10] = ids};
+    static const size_t n_names[NF] = {[3] = 2, [9] = 3, [10] = 3};
+    static const unsigned char categorical[NF] = {[3] = 1, [9] = 1, [10] = 1};
+    ss_codec_cats_t cats = {categorical, names, n_names, SS_UNSEEN_DEAD_LETTER};
+    t->codec =
+        ss_codec_new_cats(t->cfg, features, NF, framing == SS_FRAMING_CONFLUENT ? &cats : NULL,
+                          NULL, NULL, err, sizeof(err));
     if (!t->codec)
         die("codec (set STREAMSCORE_ROOT to the source tree)", err);
     t->dec = ss_decoder_new(t->codec, err, sizeof(err));

@@ -800,7 +800,142 @@ static void a_field_namespace_does_not_hide_a_name_defined_twice(void) {
     ss_config_destroy(cfg);
 }
 
+/* ---- native categorical features: values mapped to the model's codes by name */
+
+static const char cat_schema[] =
+    "{\"type\":\"record\",\"name\":\"E\",\"fields\":["
+    "{\"name\":\"customer_id\",\"type\":\"string\"},"
+    "{\"name\":\"color\",\"type\":[\"null\",{\"type\":\"enum\",\"name\":\"Color\","
+    "\"symbols\":[\"red\",\"green\",\"blue\",\"purple\"]}],\"default\":null},"
+    "{\"name\":\"shade\",\"type\":[\"null\",\"string\"],\"default\":null},"
+    "{\"name\":\"x\",\"type\":\"double\"}]}";
+
+/* An event of cat_schema, by hand: color symbol index (-1 null), shade (NULL: null), x. */
+static size_t cat_event(int color, const char *shade, double x) {
+    unsigned char *p = buf;
+    *p++ = 2 * 2; /* customer id: "C1" */
+    *p++ = 'C', *p++ = '1';
+    if (color < 0) {
+        *p++ = 0;
+    } else {
+        *p++ = 2;                          /* branch 1 */
+        *p++ = (unsigned char)(2 * color); /* zigzag */
+    }
+    if (!shade) {
+        *p++ = 0;
+    } else {
+        size_t n = strlen(shade);
+        *p++ = 2;
+        *p++ = (unsigned char)(2 * n);
+        memcpy(p, shade, n);
+        p += n;
+    }
+    memcpy(p, &x, 8); /* little-endian */
+    return (size_t)(p + 8 - buf);
+}
+
+static ss_codec_t *cat_codec(int unseen) {
+    const char *path = "/tmp/test_codec_categorical.avsc";
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return NULL;
+    fputs(cat_schema, f);
+    fclose(f);
+    ss_config_t *cfg = config("input.schema = /tmp/test_codec_categorical.avsc\n"
+                              "input.event.id.field =\ninput.event.time.field =\n");
+    char *const feats[] = {"color", "shade", "x"};
+    static char *color_names[] = {"blue", "green", "red"}; /* the model's order */
+    static char *shade_names[] = {"dark", "light"};
+    static char **names[] = {color_names, shade_names, NULL};
+    static const size_t n_names[] = {3, 2, 0};
+    static const unsigned char categorical[] = {1, 1, 0};
+    ss_codec_cats_t cats = {categorical, names, n_names, unseen};
+    ss_codec_t *c = ss_codec_new_cats(cfg, feats, 3, &cats, NULL, NULL, err, sizeof(err));
+    if (!c)
+        fprintf(stderr, "  %s\n", err);
+    ss_config_destroy(cfg); /* the codec keeps what it needs */
+    return c;
+}
+
+static void categories_are_read_by_name_as_the_models_codes(void) {
+    for (int direct = 0; direct < 2; direct++) {
+        ss_codec_t *c = cat_codec(SS_UNSEEN_DEAD_LETTER);
+        ss_decoder_t *d = c ? ss_decoder_new(c, err, sizeof(err)) : NULL;
+        CHECK(d != NULL);
+        if (!d) {
+            ss_codec_destroy(c);
+            return;
+        }
+        ss_decoder_set_direct(d, direct);
+        ss_event_t ev;
+        float f[3];
+        size_t len = cat_event(0, "light", 2.5); /* red, light */
+        CHECK(ss_decoder_decode(d, buf, len, &ev, f, err, sizeof(err)) == SS_DECODE_OK);
+        CHECK(f[0] == 2.0f && f[1] == 1.0f && f[2] == 2.5f);
+        len = cat_event(2, "dark", 0); /* blue, dark */
+        CHECK(ss_decoder_decode(d, buf, len, &ev, f, err, sizeof(err)) == SS_DECODE_OK);
+        CHECK(f[0] == 0.0f && f[1] == 0.0f);
+        len = cat_event(-1, NULL, 0); /* nulls: missing */
+        CHECK(ss_decoder_decode(d, buf, len, &ev, f, err, sizeof(err)) == SS_DECODE_OK);
+        CHECK(isnan(f[0]) && isnan(f[1]));
+        len = cat_event(3, "dark", 0); /* purple: not a category of the model */
+        CHECK(ss_decoder_decode(d, buf, len, &ev, f, err, sizeof(err)) ==
+              SS_DECODE_UNKNOWN_CATEGORY);
+        CHECK_STR_CONTAINS(err, "'color'");
+        len = cat_event(1, "lightish", 0);
+        CHECK(ss_decoder_decode(d, buf, len, &ev, f, err, sizeof(err)) ==
+              SS_DECODE_UNKNOWN_CATEGORY);
+        CHECK_STR_CONTAINS(err, "'shade'");
+        CHECK(strcmp(ss_decode_reason(SS_DECODE_UNKNOWN_CATEGORY), "unknown_category") == 0);
+        ss_decoder_destroy(d);
+        ss_codec_destroy(c);
+    }
+}
+
+static void an_unseen_category_is_missing_or_other_when_configured(void) {
+    for (int unseen = SS_UNSEEN_MISSING; unseen <= SS_UNSEEN_OTHER; unseen++) {
+        ss_codec_t *c = cat_codec(unseen);
+        ss_decoder_t *d = c ? ss_decoder_new(c, err, sizeof(err)) : NULL;
+        CHECK(d != NULL);
+        if (d) {
+            ss_event_t ev;
+            float f[3];
+            size_t len = cat_event(3, "lightish", 1);
+            CHECK(ss_decoder_decode(d, buf, len, &ev, f, err, sizeof(err)) == SS_DECODE_OK);
+            if (unseen == SS_UNSEEN_MISSING)
+                CHECK(isnan(f[0]) && isnan(f[1]));
+            else
+                CHECK(f[0] == 3.0f && f[1] == 2.0f); /* a code past the model's categories */
+        }
+        ss_decoder_destroy(d);
+        ss_codec_destroy(c);
+    }
+}
+
+static void a_string_field_feeds_only_a_categorical_feature(void) {
+    const char *path = "/tmp/test_codec_categorical.avsc";
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    fputs(cat_schema, f);
+    fclose(f);
+    ss_config_t *cfg = config("input.schema = /tmp/test_codec_categorical.avsc\n"
+                              "input.event.id.field =\ninput.event.time.field =\n");
+    char *const feats[] = {"shade", "x"};
+    CHECK(ss_codec_new(cfg, feats, 2, err, sizeof(err)) == NULL);
+    CHECK_STR_CONTAINS(err, "'input.schema'");
+    CHECK_STR_CONTAINS(err, "shade");
+    ss_config_destroy(cfg);
+}
+
 static const check_test_t tests[] = {
+    {"categories_are_read_by_name_as_the_models_codes",
+     categories_are_read_by_name_as_the_models_codes},
+    {"an_unseen_category_is_missing_or_other_when_configured",
+     an_unseen_category_is_missing_or_other_when_configured},
+    {"a_string_field_feeds_only_a_categorical_feature",
+     a_string_field_feeds_only_a_categorical_feature},
     {"raw_event_decodes_ids_time_and_typed_features",
      raw_event_decodes_ids_time_and_typed_features},
     {"decoder_is_reusable_across_records", decoder_is_reusable_across_records},

@@ -100,8 +100,8 @@ static void out_of_range_names_the_key_and_bounds(void) {
     CHECK(load("batch.max.messages = 0\n") == NULL);
     CHECK_STR_CONTAINS(err, "'batch.max.messages'");
     CHECK_STR_CONTAINS(err, "out of range");
-    CHECK(load("model.threshold = 1.5\n") == NULL);
-    CHECK_STR_CONTAINS(err, "'model.threshold'");
+    CHECK(load("explain.sample = 1.5\n") == NULL);
+    CHECK_STR_CONTAINS(err, "'explain.sample'");
 }
 
 static void enum_value_must_be_listed(void) {

@@ -41,6 +41,8 @@ static ss_prediction_t sample(void) {
     p.event_time = 1700000000000LL;
     p.scored_at = 1700000000500LL;
     strcpy(p.feature_hash, "0123456789abcdef");
+    p.predicted_class = -1;
+    p.contributions_output = -1;
     return p;
 }
 
@@ -72,9 +74,13 @@ static void avro_encoding_reads_back_with_the_schema(void) {
     avro_value_get_by_name(&rec, "score", &f, NULL);
     avro_value_get_double(&f, &d);
     CHECK(d == 0.8125);
+    avro_value_t br;
+    int disc0 = -1;
     avro_value_get_by_name(&rec, "decision", &f, NULL);
-    avro_value_get_boolean(&f, &b);
-    CHECK(b == 1);
+    avro_value_get_discriminant(&f, &disc0);
+    avro_value_get_current_branch(&f, &br);
+    avro_value_get_boolean(&br, &b);
+    CHECK(disc0 == 1 && b == 1);
     avro_value_get_by_name(&rec, "source_offset", &f, NULL);
     avro_value_get_long(&f, &l);
     CHECK(l == 123456789012LL);
@@ -96,10 +102,25 @@ static void avro_encoding_reads_back_with_the_schema(void) {
     ss_config_destroy(cfg);
 }
 
+/* A nullable field `f` (a union with null first): its null branch, or with `has` its value
+ * branch in `br` (returns 1: the caller sets it). A field that is not a union: 0, unset. */
+static avro_value_t br;
+static int set_opt(avro_value_t *f, int has) {
+    if (avro_value_get_type(f) != AVRO_UNION)
+        return 0;
+    if (!has) {
+        avro_value_set_branch(f, 0, &br);
+        avro_value_set_null(&br);
+        return 0;
+    }
+    avro_value_set_branch(f, 1, &br);
+    return 1;
+}
+
 /* The reference: the same record through Avro C's generic value and writer. */
 static size_t avro_c_encode(avro_schema_t s, const ss_prediction_t *p, char *buf, size_t cap) {
     avro_value_iface_t *iface = avro_generic_class_from_schema(s);
-    avro_value_t rec, f, br;
+    avro_value_t rec, f;
     avro_generic_value_new(iface, &rec);
     if (!avro_value_get_by_name(&rec, "event_id", &f, NULL))
         avro_value_set_string_len(&f, p->event_id, p->event_id_len + 1);
@@ -108,9 +129,11 @@ static size_t avro_c_encode(avro_schema_t s, const ss_prediction_t *p, char *buf
     if (!avro_value_get_by_name(&rec, "score", &f, NULL))
         avro_value_set_double(&f, p->score);
     if (!avro_value_get_by_name(&rec, "decision", &f, NULL))
-        avro_value_set_boolean(&f, p->decision);
+        set_opt(&f, p->decision >= 0) ? avro_value_set_boolean(&br, p->decision)
+                                      : avro_value_set_boolean(&f, p->decision);
     if (!avro_value_get_by_name(&rec, "threshold", &f, NULL))
-        avro_value_set_double(&f, p->threshold);
+        set_opt(&f, !isnan(p->threshold)) ? avro_value_set_double(&br, p->threshold)
+                                          : avro_value_set_double(&f, p->threshold);
     if (!avro_value_get_by_name(&rec, "model_name", &f, NULL))
         avro_value_set_string(&f, p->model_name);
     if (!avro_value_get_by_name(&rec, "model_version", &f, NULL))
@@ -128,9 +151,40 @@ static size_t avro_c_encode(avro_schema_t s, const ss_prediction_t *p, char *buf
     if (!avro_value_get_by_name(&rec, "feature_hash", &f, NULL))
         avro_value_set_string(&f, p->feature_hash);
     if (!avro_value_get_by_name(&rec, "contributions", &f, NULL)) {
-        avro_value_set_branch(&f, 0, &br);
-        avro_value_set_null(&br);
+        avro_value_set_branch(&f, p->contributions ? 1 : 0, &br);
+        for (size_t i = 0; p->contributions && i < p->n_contributions; i++) {
+            avro_value_t item, g, gb;
+            avro_value_append(&br, &item, NULL);
+            avro_value_get_by_name(&item, "feature", &g, NULL);
+            avro_value_set_string(&g, p->contributions[i].feature);
+            if (!avro_value_get_by_name(&item, "contribution", &g, NULL))
+                avro_value_set_double(&g, p->contributions[i].contribution);
+            avro_value_get_by_name(&item, "value", &g, NULL);
+            if (avro_value_get_type(&g) != AVRO_UNION)
+                avro_value_set_double(&g, p->contributions[i].value);
+            else if (isnan(p->contributions[i].value))
+                avro_value_set_branch(&g, 0, &gb);
+            else if (avro_value_set_branch(&g, 1, &gb) == 0)
+                avro_value_set_double(&gb, p->contributions[i].value);
+        }
     }
+    if (!avro_value_get_by_name(&rec, "outputs", &f, NULL)) {
+        avro_value_set_branch(&f, p->outputs ? 1 : 0, &br);
+        for (size_t i = 0; p->outputs && i < p->n_outputs; i++) {
+            avro_value_t item;
+            avro_value_append(&br, &item, NULL);
+            avro_value_set_double(&item, p->outputs[i]);
+        }
+    }
+    if (!avro_value_get_by_name(&rec, "predicted_class", &f, NULL) &&
+        set_opt(&f, p->predicted_class >= 0))
+        avro_value_set_int(&br, p->predicted_class);
+    if (!avro_value_get_by_name(&rec, "contributions_bias", &f, NULL) &&
+        set_opt(&f, p->contributions != NULL))
+        avro_value_set_double(&br, p->contributions_bias);
+    if (!avro_value_get_by_name(&rec, "contributions_output", &f, NULL) &&
+        set_opt(&f, p->contributions && p->contributions_output >= 0))
+        avro_value_set_int(&br, p->contributions_output);
     if (!avro_value_get_by_name(&rec, "degraded", &f, NULL))
         avro_value_set_boolean(&f, p->degraded);
     if (!avro_value_get_by_name(&rec, "route", &f, NULL))
@@ -196,8 +250,23 @@ static void same_bytes_as_avro_c(const char *schema_path, const char *extra) {
         p.model_version = strs[2];
         p.source_topic = strs[3];
         p.score = rnd_double();
-        p.threshold = rnd_double();
-        p.decision = (int)(rnd() & 1);
+        p.threshold = rnd() % 4 == 0 ? NAN : rnd_double();
+        p.decision = isnan(p.threshold) ? -1 : (int)(rnd() & 1);
+        static double outs[8];
+        static ss_contribution_t contribs[4];
+        static const char *const names[] = {"tenure", "", "monthly_charges", "x\"y"};
+        p.n_outputs = (size_t)(rnd() % 8);
+        p.outputs = rnd() % 3 == 0 ? NULL : outs;
+        for (size_t k = 0; k < p.n_outputs; k++)
+            outs[k] = rnd_double();
+        p.predicted_class = rnd() % 3 == 0 ? -1 : (int)(rnd() % 1000);
+        p.n_contributions = (size_t)(rnd() % 5);
+        p.contributions = rnd() % 2 ? NULL : contribs;
+        for (size_t k = 0; k < p.n_contributions; k++)
+            contribs[k] =
+                (ss_contribution_t){names[rnd() % 4], rnd() % 3 ? rnd_double() : NAN, rnd_double()};
+        p.contributions_bias = rnd_double();
+        p.contributions_output = rnd() % 2 ? -1 : (int)(rnd() % 10);
         p.degraded = (int)(rnd() & 1);
         p.route = rnd() % 3 == 0 ? NULL : rnd() & 1 ? "canary" : "live";
         p.source_partition = (int32_t)rnd_long();
@@ -441,7 +510,8 @@ static void a_wrong_type_in_the_nested_contribution_record_is_refused(void) {
         "\"int\"}]}}]";
     refused(variant("contributions", c, NULL), "field 'contributions.rank'", "not one", "nullable");
     refused(variant("contributions", "[\"null\",{\"type\":\"array\",\"items\":\"double\"}]", NULL),
-            "field 'contributions'", "is double", "records {feature: string, value: double}");
+            "field 'contributions'", "is double",
+            "records {feature: string, value: double, contribution: double}");
 }
 
 static void a_field_streamscore_does_not_fill_needs_a_default_or_null(void) {
@@ -578,7 +648,98 @@ static void unions_defaults_and_nulls_decode_back(void) {
     unlink(path);
 }
 
+/* What a model writes must fit: no decision needs a nullable decision and threshold, and
+ * explanations need the contribution field of the item record. */
+static void a_schema_that_cannot_hold_what_the_model_writes_is_refused(void) {
+    ss_encoder_needs_t none = {0}, no_decision = {.no_decision = 1}, explain = {.contributions = 1};
+    ss_config_t *cfg;
+    ss_encoder_t *e = encoder_of("schemas/prediction.avsc", &cfg);
+    CHECK(e &&
+          ss_encoder_check_needs(e, &no_decision, "objective reg:gamma", err, sizeof(err)) == 0);
+    CHECK(e && ss_encoder_check_needs(e, &explain, "x", err, sizeof(err)) == 0);
+    ss_encoder_destroy(e);
+    ss_config_destroy(cfg);
+    const char *path = variant("decision", "\"boolean\"", NULL);
+    e = encoder_of(path, &cfg);
+    CHECK(e && ss_encoder_check_needs(e, &none, "x", err, sizeof(err)) == 0);
+    CHECK(e &&
+          ss_encoder_check_needs(e, &no_decision, "objective reg:gamma", err, sizeof(err)) < 0);
+    CHECK_STR_CONTAINS(err, "'output.schema'");
+    CHECK_STR_CONTAINS(err, "field 'decision'");
+    CHECK_STR_CONTAINS(err, "reg:gamma");
+    ss_encoder_destroy(e);
+    ss_config_destroy(cfg);
+    unlink(path);
+    path = variant("contributions",
+                   "[\"null\",{\"type\":\"array\",\"items\":{\"type\":\"record\",\"name\":"
+                   "\"C\",\"fields\":[{\"name\":\"feature\",\"type\":\"string\"},{\"name\":"
+                   "\"value\",\"type\":\"double\"}]}}]",
+                   NULL);
+    e = encoder_of(path, &cfg);
+    CHECK(e && ss_encoder_check_needs(e, &none, "x", err, sizeof(err)) == 0);
+    CHECK(e && ss_encoder_check_needs(e, &explain, "x", err, sizeof(err)) < 0);
+    CHECK_STR_CONTAINS(err, "'contribution'");
+    ss_encoder_destroy(e);
+    ss_config_destroy(cfg);
+    unlink(path);
+}
+
+/* Every output, the class and an explanation, as JSON: null where there is none. */
+static void json_carries_outputs_class_and_explanation(void) {
+    ss_config_t *cfg = config("output.format = json\n");
+    ss_encoder_t *e = ss_encoder_new(cfg, err, sizeof(err));
+    ss_prediction_t p = sample();
+    double outs[3] = {0.25, 0.5, 0.25};
+    ss_contribution_t c[2] = {{"tenure", NAN, -0.75}, {"x\"y", 3.5, 0.125}};
+    p.decision = -1;
+    p.threshold = NAN;
+    p.outputs = outs;
+    p.n_outputs = 3;
+    p.predicted_class = 1;
+    p.contributions = c;
+    p.n_contributions = 2;
+    p.contributions_bias = -1.5;
+    p.contributions_output = 1;
+    const void *out = NULL;
+    size_t len = 0;
+    CHECK(e && ss_encoder_encode(e, &p, &out, &len, err, sizeof(err)) == 0);
+    json_error_t jerr;
+    json_t *j = e ? json_loadb(out, len, 0, &jerr) : NULL;
+    CHECK(j != NULL);
+    CHECK(json_is_null(json_object_get(j, "decision")) &&
+          json_is_null(json_object_get(j, "threshold")));
+    CHECK(json_array_size(json_object_get(j, "outputs")) == 3 &&
+          json_real_value(json_array_get(json_object_get(j, "outputs"), 1)) == 0.5);
+    CHECK(json_integer_value(json_object_get(j, "predicted_class")) == 1);
+    json_t *c0 = json_array_get(json_object_get(j, "contributions"), 0);
+    json_t *c1 = json_array_get(json_object_get(j, "contributions"), 1);
+    CHECK(strcmp(json_string_value(json_object_get(c0, "feature")), "tenure") == 0 &&
+          json_is_null(json_object_get(c0, "value")) &&
+          json_real_value(json_object_get(c0, "contribution")) == -0.75);
+    CHECK(strcmp(json_string_value(json_object_get(c1, "feature")), "x\"y") == 0 &&
+          json_real_value(json_object_get(c1, "value")) == 3.5);
+    CHECK(json_real_value(json_object_get(j, "contributions_bias")) == -1.5 &&
+          json_integer_value(json_object_get(j, "contributions_output")) == 1);
+    json_decref(j);
+    p = sample();
+    p.predicted_class = -1;
+    p.contributions_output = -1;
+    CHECK(e && ss_encoder_encode(e, &p, &out, &len, err, sizeof(err)) == 0);
+    j = e ? json_loadb(out, len, 0, &jerr) : NULL;
+    CHECK(j && json_is_true(json_object_get(j, "decision")) &&
+          json_is_null(json_object_get(j, "outputs")) &&
+          json_is_null(json_object_get(j, "predicted_class")) &&
+          json_is_null(json_object_get(j, "contributions")) &&
+          json_is_null(json_object_get(j, "contributions_bias")));
+    json_decref(j);
+    ss_encoder_destroy(e);
+    ss_config_destroy(cfg);
+}
+
 static const check_test_t tests[] = {
+    {"a_schema_that_cannot_hold_what_the_model_writes_is_refused",
+     a_schema_that_cannot_hold_what_the_model_writes_is_refused},
+    {"json_carries_outputs_class_and_explanation", json_carries_outputs_class_and_explanation},
     {"avro_encoding_reads_back_with_the_schema", avro_encoding_reads_back_with_the_schema},
     {"avro_encoding_is_byte_for_byte_avro_c", avro_encoding_is_byte_for_byte_avro_c},
     {"json_encoding_is_valid_json_with_the_same_fields",

@@ -120,6 +120,7 @@ static int plan_branch(writer_plan_t *wp, branch_plan_t *bp, avro_schema_t wb,
                        const reader_field_t *rf) {
     avro_type_t wt = avro_typeof(wb);
     bp->kind = kind_of(wt);
+    bp->cats = rf->cats;
     if (bp->kind == K_NULL)
         return 0;
     if (!promotable(wt, rf->type)) {
@@ -134,8 +135,11 @@ static int plan_branch(writer_plan_t *wp, branch_plan_t *bp, avro_schema_t wb,
     if (!(bp->symmap = malloc((size_t)(n ? n : 1) * sizeof(int))))
         return SS_ERR_NOMEM;
     bp->n_symbols = n;
-    for (int i = 0; i < n; i++)
-        bp->symmap[i] = avro_schema_enum_get_by_name(rf->enum_schema, avro_schema_enum_get(wb, i));
+    for (int i = 0; i < n; i++) {
+        const char *sym = avro_schema_enum_get(wb, i);
+        bp->symmap[i] = rf->cats ? ss__cat_lookup(rf->cats, sym, strlen(sym))
+                                 : avro_schema_enum_get_by_name(rf->enum_schema, sym);
+    }
     return 0;
 }
 
@@ -380,13 +384,20 @@ int ss_codec_feature_fields(const ss_config_t *cfg, char *const *features, size_
 }
 
 /* The reader default of a feature field, from the schema JSON (Avro C does not keep it). */
-static float reader_default(json_t *fields, const char *name, avro_schema_t enum_schema) {
+static float reader_default(json_t *fields, const char *name, avro_schema_t enum_schema,
+                            const cat_index_t *cats) {
     size_t i;
     json_t *fj;
     json_array_foreach(fields, i, fj) {
         if (strcmp(json_string_value(json_object_get(fj, "name")) ?: "", name) != 0)
             continue;
         json_t *d = json_object_get(fj, "default");
+        if (cats && (json_is_string(d) || json_is_number(d))) {
+            int code = json_is_string(d)
+                           ? ss__cat_lookup(cats, json_string_value(d), json_string_length(d))
+                           : ss__cat_lookup_number(cats, json_number_value(d));
+            return code >= 0 ? (float)code : cats->unseen;
+        }
         if (json_is_number(d))
             return (float)json_number_value(d);
         if (json_is_boolean(d))
@@ -402,8 +413,9 @@ static float reader_default(json_t *fields, const char *name, avro_schema_t enum
 
 /* What input.schema says of feature f, read from event field `field`. */
 static int reader_field(ss_codec_t *c, const ss_config_t *cfg, json_t *rfields_json,
-                        const char *feature, const char *field, reader_field_t *rf, char *errstr,
-                        size_t errlen) {
+                        const char *feature, const char *field, reader_field_t *rf,
+                        const ss_codec_cats_t *cats, size_t f, char *errstr, size_t errlen) {
+    int named = cats && cats->categorical && cats->categorical[f] && cats->names && cats->names[f];
     int idx = avro_schema_record_field_get_index(c->reader, field);
     if (idx < 0) {
         snprintf(errstr, errlen,
@@ -415,26 +427,30 @@ static int reader_field(ss_codec_t *c, const ss_config_t *cfg, json_t *rfields_j
     int is_union, ok;
     avro_schema_t t =
         nonnull(avro_schema_record_field_get_by_index(c->reader, idx), &is_union, &ok);
-    if (!ok || !t || !is_numeric_type(avro_typeof(t))) {
+    if (!ok || !t ||
+        !(is_numeric_type(avro_typeof(t)) || (named && avro_typeof(t) == AVRO_STRING))) {
         snprintf(errstr, errlen,
                  "config: key 'input.schema': field '%s' of '%s' feeds model feature '%s' "
-                 "but is not int, long, float, double, boolean or enum (optionally nullable)",
-                 field, cfg->input_schema, feature);
+                 "but is not int, long, float, double, boolean or enum%s (optionally nullable)",
+                 field, cfg->input_schema, feature, named ? " or string (a category)" : "");
         return SS_ERR_CONFIG;
     }
-    if (!(rf->name = strdup(field))) {
+    if (!(rf->name = strdup(field)) ||
+        (named &&
+         !(rf->cats = ss__cat_index_new(cats->names[f], cats->n_names[f], cats->unseen)))) {
         snprintf(errstr, errlen, "codec: out of memory");
         return SS_ERR_NOMEM;
     }
+    c->any_cats |= named && cats->unseen == SS_UNSEEN_DEAD_LETTER;
     rf->type = avro_typeof(t);
     rf->enum_schema = rf->type == AVRO_ENUM ? t : NULL;
-    rf->def = reader_default(rfields_json, rf->name, rf->enum_schema);
+    rf->def = reader_default(rfields_json, rf->name, rf->enum_schema, rf->cats);
     return 0;
 }
 
 /* input.schema, and the reader field of every feature (after features.rename). */
-static int load_reader(ss_codec_t *c, const ss_config_t *cfg, char *const *features, char *errstr,
-                       size_t errlen) {
+static int load_reader(ss_codec_t *c, const ss_config_t *cfg, char *const *features,
+                       const ss_codec_cats_t *cats, char *errstr, size_t errlen) {
     char **fields = NULL;
     json_t *rjson = NULL;
     int rc = SS_ERR_CONFIG;
@@ -451,7 +467,7 @@ static int load_reader(ss_codec_t *c, const ss_config_t *cfg, char *const *featu
     }
     for (size_t f = 0; f < c->n_features && rc == 0; f++)
         rc = reader_field(c, cfg, json_object_get(rjson, "fields"), features[f], fields[f],
-                          &c->rfields[f], errstr, errlen);
+                          &c->rfields[f], cats, f, errstr, errlen);
     if (rc == 0 && avro_schema_record_field_get_index(c->reader, c->cust_field) < 0) {
         snprintf(errstr, errlen,
                  "config: key 'input.customer.id.field': '%s' is not a field of '%s'",
@@ -485,8 +501,10 @@ void ss_codec_destroy(ss_codec_t *c) {
     free(c->misses);
     pthread_mutex_destroy(&c->lock);
     pthread_cond_destroy(&c->fetched);
-    for (size_t f = 0; c->rfields && f < c->n_features; f++)
+    for (size_t f = 0; c->rfields && f < c->n_features; f++) {
         free((char *)c->rfields[f].name);
+        ss__cat_index_free(c->rfields[f].cats);
+    }
     free(c->rfields);
     if (c->reader)
         avro_schema_decref(c->reader);
@@ -504,6 +522,12 @@ ss_codec_t *ss_codec_new(const ss_config_t *cfg, char *const *features, size_t n
 ss_codec_t *ss_codec_new_for_writer(const ss_config_t *cfg, char *const *features,
                                     size_t n_features, avro_schema_t writer, const char *what,
                                     char *errstr, size_t errlen) {
+    return ss_codec_new_cats(cfg, features, n_features, NULL, writer, what, errstr, errlen);
+}
+
+ss_codec_t *ss_codec_new_cats(const ss_config_t *cfg, char *const *features, size_t n_features,
+                              const ss_codec_cats_t *cats, avro_schema_t writer, const char *what,
+                              char *errstr, size_t errlen) {
     ss_codec_t *c = calloc(1, sizeof(*c));
     if (!c) {
         snprintf(errstr, errlen, "codec: out of memory");
@@ -521,7 +545,7 @@ ss_codec_t *ss_codec_new_for_writer(const ss_config_t *cfg, char *const *feature
         snprintf(errstr, errlen, "codec: out of memory");
         goto fail;
     }
-    if (load_reader(c, cfg, features, errstr, errlen) < 0 ||
+    if (load_reader(c, cfg, features, cats, errstr, errlen) < 0 ||
         add_writers(c, cfg, writer, what, errstr, errlen) < 0)
         goto fail;
     return c;

@@ -22,6 +22,8 @@ typedef enum {
     SS_DECODE_BAD_TYPE = -6,
     SS_DECODE_UNRESOLVABLE_SCHEMA = -7,  /* a fetched writer schema does not resolve */
     SS_DECODE_REGISTRY_UNAVAILABLE = -8, /* the registry could not be asked */
+    SS_DECODE_UNKNOWN_CATEGORY = -9,     /* a category the model was not trained with
+                                            (features.unseen.category = dead_letter) */
 } ss_decode_rc_t;
 
 const char *ss_decode_reason(int rc); /* stable short name, e.g. "bad_magic" */
@@ -56,6 +58,24 @@ ss_codec_t *ss_codec_new_for_writer(const ss_config_t *cfg, char *const *feature
                                     size_t n_features, struct avro_obj_t *writer, const char *what,
                                     char *errstr, size_t errlen);
 size_t ss_codec_n_features(const ss_codec_t *c);
+
+/* A model's native categorical features, for the codec: per feature, 1 when it is
+ * categorical (categorical NULL: none is) and the names of the categories it was trained
+ * with (names[f] NULL: none known, the values are codes as they come: an enum's index). An
+ * Avro enum symbol or string of such a feature becomes the index of its name;
+ * `unseen` (ss_unseen_t, features.unseen.category) says what one not among them becomes. */
+typedef struct ss_codec_cats {
+    const unsigned char *categorical;
+    char **const *names;
+    const size_t *n_names;
+    int unseen;
+} ss_codec_cats_t;
+
+/* ss_codec_new_for_writer (writer NULL: ss_codec_new) with the features' categories (cats
+ * NULL: none). */
+ss_codec_t *ss_codec_new_cats(const ss_config_t *cfg, char *const *features, size_t n_features,
+                              const ss_codec_cats_t *cats, struct avro_obj_t *writer,
+                              const char *what, char *errstr, size_t errlen);
 
 /* With a registry (not owned; it must outlive the codec), schema ids neither configured nor
  * seen before are fetched from it while decoding, as ss_registry_fetch_permit allows; a

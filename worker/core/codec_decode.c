@@ -18,6 +18,7 @@ const char *ss_decode_reason(int rc) {
     case SS_DECODE_BAD_TYPE: return "bad_type";
     case SS_DECODE_UNRESOLVABLE_SCHEMA: return "unresolvable_schema";
     case SS_DECODE_REGISTRY_UNAVAILABLE: return "registry_unavailable";
+    case SS_DECODE_UNKNOWN_CATEGORY: return "unknown_category";
     }
     return "unknown";
 }
@@ -169,6 +170,12 @@ static float feature_value(avro_value_t *v, const branch_plan_t *bp) {
         avro_value_get_enum(v, &b);
         r.i = b;
         break;
+    case K_STRING: {
+        size_t size = 0;
+        avro_value_get_string(v, &r.s, &size);
+        r.slen = size ? size - 1 : 0; /* Avro C counts the NUL */
+        break;
+    }
     default: break;
     }
     return raw_feature(&r, bp);
@@ -219,7 +226,7 @@ static int extract(ss_decoder_t *d, const writer_plan_t *wp, avro_value_t *rec, 
         }
         features[f] = is_null ? NAN : feature_value(&v, &fp->branches[branch]);
     }
-    return SS_DECODE_OK;
+    return c->any_cats ? ss__unseen_category(c, features, errstr, errlen) : SS_DECODE_OK;
 }
 
 static void event_init(ss_event_t *ev) {

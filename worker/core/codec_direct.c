@@ -115,7 +115,10 @@ int ss__decode_direct(ss_decoder_t *d, const writer_plan_t *wp, const unsigned c
         snprintf(errstr, errlen, "decoder: out of memory");
         return SS_DECODE_BAD_AVRO;
     }
-    return need_customer(c, ev, errstr, errlen);
+    int rc = need_customer(c, ev, errstr, errlen);
+    if (rc == SS_DECODE_OK && c->any_cats)
+        rc = ss__unseen_category(c, features, errstr, errlen);
+    return rc;
 bad:
     snprintf(errstr, errlen, "Avro body does not match the writer schema");
     return SS_DECODE_BAD_AVRO;

@@ -1,8 +1,9 @@
 /* codec_int.h - the codec's insides, shared by its files and included by nothing else:
  * codec.c (the reader schema, writer plans and the registry-backed plan list), codec_decode.c
  * (decoders: framing, per-thread state and the generic reader), codec_check.c (the structural
- * check of bodies) and codec_direct.c (the direct reader). What runs per field is static
- * inline here, so each reader keeps it in its own code. */
+ * check of bodies), codec_direct.c (the direct reader) and codec_cats.c (the categories of
+ * categorical features, by name). What runs per field is static inline here, so each reader
+ * keeps it in its own code. */
 #ifndef SS_CODEC_INT_H
 #define SS_CODEC_INT_H
 
@@ -18,12 +19,61 @@
 #include "registry.h"
 
 /* How one writer value (or union branch) becomes a float. */
-typedef enum { K_NULL = 0, K_INT, K_LONG, K_FLOAT, K_DOUBLE, K_BOOL, K_ENUM, K_BAD } kind_t;
+typedef enum {
+    K_NULL = 0,
+    K_INT,
+    K_LONG,
+    K_FLOAT,
+    K_DOUBLE,
+    K_BOOL,
+    K_ENUM,
+    K_STRING,
+    K_BAD
+} kind_t;
+
+/* A categorical feature's categories as the model names them, sorted by name for lookup. */
+typedef struct cat_entry {
+    const char *name;
+    size_t len;
+    int code; /* the model's code: the category's index in its list */
+} cat_entry_t;
+
+typedef struct cat_index {
+    char **names; /* owned, the model's order */
+    size_t n;
+    cat_entry_t *sorted;
+    float unseen; /* what a category not among them becomes: NaN, n, or SS_CAT_UNSEEN */
+} cat_index_t;
+
+/* The value of a category the model was not trained with, when it is a dead letter: a NaN
+ * with a payload of its own, found after the record is read (ss__unseen_category). */
+#define SS_CAT_UNSEEN_BITS 0x7fc0ca7eu
+
+static inline float ss__cat_unseen(void) {
+    union {
+        uint32_t u;
+        float f;
+    } v = {SS_CAT_UNSEEN_BITS};
+    return v.f;
+}
+
+/* The index of categories `names` (copied; code i = names[i]), with what an unseen one
+ * becomes (ss_unseen_t); NULL when out of memory. */
+cat_index_t *ss__cat_index_new(char *const *names, size_t n, int unseen);
+void ss__cat_index_free(cat_index_t *ci);
+
+/* The code of category `s` (len bytes), or -1. */
+int ss__cat_lookup(const cat_index_t *ci, const char *s, size_t len);
+
+/* The code of a number named as a category ("%.17g", e.g. 7 -> "7"), or -1. */
+int ss__cat_lookup_number(const cat_index_t *ci, double v);
 
 typedef struct branch_plan {
     kind_t kind;
-    int *symmap; /* K_ENUM: writer symbol -> reader symbol index, -1 unknown */
+    int *symmap; /* K_ENUM: writer symbol -> reader symbol index (with cats: the model's code),
+                    -1 unknown */
     int n_symbols;
+    const cat_index_t *cats; /* the feature's categories by name, or NULL */
 } branch_plan_t;
 
 typedef struct field_plan {
@@ -58,7 +108,8 @@ typedef struct reader_field {
     const char *name; /* event field name (after rename) */
     avro_type_t type; /* non-null type */
     avro_schema_t enum_schema;
-    float def; /* reader default, NaN for null/none */
+    float def;         /* reader default, NaN for null/none */
+    cat_index_t *cats; /* a categorical feature with category names: values mapped by name */
 } reader_field_t;
 
 /* A schema id the registry could not give: records with it are dead-lettered without
@@ -89,6 +140,7 @@ struct ss_codec {
     reader_field_t *rfields;
     size_t n_features;
     char *cust_field, *event_id_field, *time_field;
+    int any_cats; /* some feature maps categories by name, unseen ones dead letters */
     /* Writer plans: those of the config are added before any decoder exists; with a
      * registry, fetched ones are appended while decoders run. A plan never changes or moves
      * once added (the array holds pointers), so a decoder keeps its own pointers to them
@@ -143,6 +195,7 @@ static inline kind_t kind_of(avro_type_t t) {
     case AVRO_DOUBLE: return K_DOUBLE;
     case AVRO_BOOLEAN: return K_BOOL;
     case AVRO_ENUM: return K_ENUM;
+    case AVRO_STRING: return K_STRING;
     default: return K_BAD;
     }
 }
@@ -174,6 +227,14 @@ static inline int read_varint(const unsigned char **p, const unsigned char *end,
  * float range, is not a usable value (NaN). */
 static inline float raw_feature(const raw_t *r, const branch_plan_t *bp) {
     float v;
+    if (bp->cats && bp->kind != K_ENUM) { /* a category named by a string or a number */
+        int code = bp->kind == K_STRING   ? ss__cat_lookup(bp->cats, r->s, r->slen)
+                   : bp->kind == K_DOUBLE ? ss__cat_lookup_number(bp->cats, r->d)
+                   : bp->kind == K_FLOAT  ? ss__cat_lookup_number(bp->cats, r->f)
+                   : bp->kind == K_BAD    ? -1
+                                          : ss__cat_lookup_number(bp->cats, (double)r->i);
+        return code >= 0 ? (float)code : bp->cats->unseen;
+    }
     switch (bp->kind) {
     case K_INT: v = (float)(int32_t)r->i; break;
     case K_LONG: v = (float)r->i; break;
@@ -181,13 +242,18 @@ static inline float raw_feature(const raw_t *r, const branch_plan_t *bp) {
     case K_DOUBLE: v = (float)r->d; break;
     case K_BOOL: v = r->i ? 1.0f : 0.0f; break;
     case K_ENUM:
-        v = r->i < 0 || r->i >= bp->n_symbols || bp->symmap[r->i] < 0 ? NAN
-                                                                      : (float)bp->symmap[r->i];
+        v = r->i < 0 || r->i >= bp->n_symbols || bp->symmap[r->i] < 0
+                ? (bp->cats ? bp->cats->unseen : NAN)
+                : (float)bp->symmap[r->i];
         break;
     default: v = NAN;
     }
     return isinf(v) ? NAN : v;
 }
+
+/* SS_DECODE_UNKNOWN_CATEGORY with errstr when a feature holds a category the model was not
+ * trained with (features.unseen.category = dead_letter), else SS_DECODE_OK. */
+int ss__unseen_category(const ss_codec_t *c, const float *features, char *errstr, size_t errlen);
 
 /* SS_DECODE_OK when the event has a customer id, else why not. */
 static inline int need_customer(const ss_codec_t *c, const ss_event_t *ev, char *errstr,

@@ -22,6 +22,8 @@ typedef enum {
 } ss_subject_t;
 typedef enum { SS_DELIVERY_AT_LEAST_ONCE = 0, SS_DELIVERY_EXACTLY_ONCE = 1 } ss_delivery_mode_t;
 typedef enum { SS_PREDICTOR_AUTO = 0, SS_PREDICTOR_XGBOOST = 1 } ss_predictor_kind_t;
+/* features.unseen.category: an Avro value naming a category the model was not trained with */
+typedef enum { SS_UNSEEN_DEAD_LETTER = 0, SS_UNSEEN_MISSING = 1, SS_UNSEEN_OTHER = 2 } ss_unseen_t;
 
 /* A key=value pair passed through to librdkafka. */
 typedef struct ss_kv {
@@ -58,7 +60,12 @@ typedef struct ss_config {
     long model_reload_interval_ms;
     long drift_window;
     double drift_threshold;
-    char *metrics_listen; /* "" when off */
+    long explain_top_k;           /* 0: no explanations */
+    double explain_sample;        /* share of the events explained */
+    char *explain_when;           /* always | decision | class:N[,N...] */
+    char *explain_topic;          /* "": contributions in the prediction */
+    int features_unseen_category; /* ss_unseen_t */
+    char *metrics_listen;         /* "" when off */
     long metrics_lag_interval_ms;
     char *features_rename;
     char *output_topic;
@@ -116,10 +123,15 @@ typedef struct ss_config {
     char *compare_output_dir;
     long compare_timeout_ms;
     double promote_max_flip_rate, promote_max_score_diff_p99, promote_max_auc_drop;
+    double promote_max_class_flip_rate;
     double promote_max_latency_p99_ms, promote_min_matched_share;
     char *validate_label_field;
     double validate_min_roc_auc, validate_min_precision, validate_min_recall, validate_min_f1;
     double validate_max_model_mb, validate_max_batch_p99_ms;
+    double validate_max_rmse, validate_max_mae, validate_min_r2;
+    double validate_max_log_loss, validate_min_accuracy, validate_min_macro_f1;
+    char *validate_segment_field, *validate_segment_gates;
+    long validate_segment_min_records;
     int log_level;
 
     /* <secret key>.file: the file each secret is read from (config_rules.c), "" for none */

@@ -12,6 +12,7 @@
 #include "config.h"
 #include "config_int.h"
 #include "error.h"
+#include "explain.h"
 #include "log.h"
 #include "model.h"
 #include "registry.h"
@@ -365,6 +366,22 @@ static int rollout_is_primary(ss_config_t *cfg, unsigned commands, char *errstr,
                : 0;
 }
 
+/* explain.when parses; explain.topic is a topic of its own. */
+static int explain_keys(ss_config_t *cfg, unsigned commands, char *errstr, size_t errlen) {
+    ss_explain_when_t when;
+    if (ss_explain_parse_when(cfg->explain_when, &when, errstr, errlen) < 0)
+        return SS_ERR_CONFIG;
+    const char *t = cfg->explain_topic;
+    if (!*t)
+        return 0;
+    if (strcmp(t, cfg->input_topic) == 0 || strcmp(t, cfg->output_topic) == 0 ||
+        strcmp(t, cfg->dlq_topic) == 0)
+        return fail(errstr, errlen,
+                    "config: key 'explain.topic' must differ from input.topic, output.topic and "
+                    "dlq.topic");
+    return 0;
+}
+
 /* A dead letter leaves out the record's value, headers and key when they do not fit the
  * producer's message.max.bytes (output.c); what it always carries, the Kafka Connect headers
  * naming the source and the reason, must fit. (Values larger than the producer's limit can
@@ -417,6 +434,7 @@ static const ss_config_rule_t rules[] = {
     {"changelog_topic_default",         SS_CMD_ALL, changelog_topic_default},
     {"rollout_id_default",              SS_CMD_RUN | SS_CMD_ROLLOUT, rollout_id_default},
     {"rollout_is_primary",              SS_CMD_RUN | SS_CMD_ROLLOUT, rollout_is_primary},
+    {"explain_keys",                    SS_CMD_RUN, explain_keys},
     {"log_level_applies",               SS_CMD_ALL, log_level_applies},
     {"size_limits_agree",               SS_CMD_RUN, size_limits_agree},
 };

@@ -69,6 +69,7 @@ static const char *dlq_reasons[SS_DLQ_REASONS] = {"too_large",
                                                   "bad_type",
                                                   "unresolvable_schema",
                                                   "registry_unavailable",
+                                                  "unknown_category",
                                                   "non_finite_score",
                                                   "feature_key_wrong_type",
                                                   "unknown",
@@ -94,6 +95,8 @@ static const struct hist_def {
          "From an input record's Kafka timestamp to its output's acknowledgement."),
     HIST(redis_seconds, redis_le, "streamscore_redis_seconds",
          "Time of one Redis pipeline (a batch's reads or writes)."),
+    HIST(explain_seconds, predict_le, "streamscore_explain_seconds",
+         "Time of one batch's explanations (explain.top.k): its contributions and top-k."),
 };
 #define N_HISTS (sizeof(hist_defs) / sizeof(*hist_defs))
 
@@ -269,6 +272,8 @@ void ss_metrics_render(ss_metrics_t *m, ss_buf_t *b) {
             &m->produced);
     counter(b, "streamscore_records_degraded_total",
             "Records scored without cached features (redis.on.error = degrade).", &m->degraded);
+    counter(b, "streamscore_predictions_explained_total",
+            "Predictions explained with their top contributions (explain.top.k).", &m->explained);
     ss_buf_printf(b, "# HELP streamscore_records_dead_lettered_total Records sent to the "
                      "dead-letter topic, by reason.\n"
                      "# TYPE streamscore_records_dead_lettered_total counter\n");

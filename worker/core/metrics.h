@@ -48,7 +48,7 @@ void ss_hist_tally(const ss_hist_t *h, ss_hist_tally_t *t, double v); /* no atom
 void ss_hist_add_tally(ss_hist_t *h, const ss_hist_tally_t *t);       /* @locality any */
 
 /* Dead-letter reasons with a counter of their own (others count as "other"). */
-#define SS_DLQ_REASONS 12
+#define SS_DLQ_REASONS 13
 
 /* Redis error replies counted by name (others count as "other"). */
 #define SS_REDIS_ERRORS 12
@@ -56,7 +56,8 @@ void ss_hist_add_tally(ss_hist_t *h, const ss_hist_tally_t *t);       /* @locali
 typedef struct ss_metrics {
     /* counters, updated with __atomic builtins */
     long consumed, scored, produced, dead_lettered, cache_errors, batches, kafka_errors;
-    long degraded; /* scored without cached features (redis.on.error = degrade) */
+    long degraded;  /* scored without cached features (redis.on.error = degrade) */
+    long explained; /* predictions explained (explain.top.k) */
     long rebalances, reloads_ok, reloads_failed;
     /* schema registry: requests by result, retries, writer schemas known */
     long registry_ok, registry_not_found, registry_failed, registry_retries, writer_schemas;
@@ -66,7 +67,7 @@ typedef struct ss_metrics {
     long store_customers, store_bytes;        /* gauges: sums of every thread's */
     long redis_reply_errors[SS_REDIS_ERRORS]; /* error replies, by the error's name */
     long redis_dropped_writes;                /* writes to a key that is not a hash */
-    ss_hist_t batch_size, predict_seconds, event_latency_seconds, redis_seconds;
+    ss_hist_t batch_size, predict_seconds, event_latency_seconds, redis_seconds, explain_seconds;
 
     pthread_mutex_t lock; /* guards the lag table */
     struct ss_lag {

@@ -24,6 +24,10 @@
 static const char predict_config[] =
     "{\"type\": 0, \"training\": false, \"iteration_begin\": 0, \"iteration_end\": 0,"
     " \"strict_shape\": false, \"missing\": NaN, \"cache_id\": 0}";
+/* multi:softmax: the margins (XGBoost's own output would be the class index alone) */
+static const char margin_config[] =
+    "{\"type\": 1, \"training\": false, \"iteration_begin\": 0, \"iteration_end\": 0,"
+    " \"strict_shape\": false, \"missing\": NaN, \"cache_id\": 0}";
 
 const char *ss_model_xgboost_version(void) {
     static char buf[32];
@@ -41,6 +45,12 @@ static void model_free(ss_model_t *m) {
     ss_drift_destroy(m->drift);
     ss_forest_destroy(m->forest);
     json_decref(m->card);
+    for (size_t i = 0; m->categories && i < m->n_features; i++)
+        ss_strv_free(m->categories[i], m->n_categories[i]);
+    free(m->categories);
+    free(m->n_categories);
+    free(m->categorical);
+    ss_objective_clear(&m->objective);
     ss_strv_free(m->feature_names, m->n_features);
     free(m->name);
     free(m->version);
@@ -96,7 +106,13 @@ int ss_model_check(ss_model_t *m, char *errstr, size_t errlen) {
 }
 
 double ss_model_threshold(const ss_model_t *m, double configured) {
+    if (m->objective.task == SS_TASK_MULTICLASS)
+        return NAN;
     return isnan(configured) ? m->threshold : configured;
+}
+
+void ss_model_codec_cats(const ss_model_t *m, int unseen, ss_codec_cats_t *out) {
+    *out = (ss_codec_cats_t){m->categorical, m->categories, m->n_categories, unseen};
 }
 
 ss_model_t *ss_model_ref(ss_model_t *m) {
@@ -158,6 +174,8 @@ static int load_booster(ss_model_t *m, const char *path, const char *sig_path, c
     ss_artifact_sha256(bytes, len, m->sha256);
     if (key_path && (rc = ss_artifact_verify(bytes, len, sig_path, key_path, errstr, errlen)) < 0)
         goto out;
+    if ((rc = ss_objective_peek(bytes, len, path, errstr, errlen)) < 0)
+        goto out;
     rc = SS_ERR_CONFIG;
     if (XGBoosterCreate(NULL, 0, &m->booster) != 0 ||
         XGBoosterLoadModelFromBuffer(m->booster, bytes, (bst_ulong)len) != 0) {
@@ -190,9 +208,8 @@ static int card_fields(ss_model_t *m, const char *card_path, card_info_t *ci,
     json_t *thr = json_object_get(ci->card, "threshold");
     if (json_is_number(thr)) {
         double t = json_number_value(thr);
-        if (!(t >= 0 && t <= 1)) {
-            snprintf(errstr, errlen, "model card '%s': threshold %g is not in [0, 1]", card_path,
-                     t);
+        if (!isfinite(t)) {
+            snprintf(errstr, errlen, "model card '%s': threshold %g is not a number", card_path, t);
             return SS_ERR_CONFIG;
         }
         m->threshold = t;
@@ -274,6 +291,111 @@ static int feature_names(ss_model_t *m, const char *path, const char *card_path,
     return 0;
 }
 
+/* The category names of one feature from XGBoost's encoding (gbtree model "cats": "enc"):
+ * strings as UTF-8 bytes between offsets, or numbers (their text, "%.17g"). */
+static char **category_names(json_t *enc, size_t *n) {
+    json_t *values = json_object_get(enc, "values"), *offsets = json_object_get(enc, "offsets");
+    size_t nv = json_array_size(values), no = json_array_size(offsets);
+    int strings = json_is_array(offsets) && json_array_size(offsets) > 0;
+    *n = strings ? no - 1 : nv;
+    char **names = calloc(*n ? *n : 1, sizeof(char *));
+    for (size_t i = 0; names && i < *n; i++) {
+        char buf[64];
+        if (strings) {
+            size_t a = (size_t)json_integer_value(json_array_get(offsets, i));
+            size_t b = (size_t)json_integer_value(json_array_get(offsets, i + 1));
+            if (b < a || b > nv)
+                b = a;
+            if (!(names[i] = malloc(b - a + 1)))
+                break;
+            for (size_t k = a; k < b; k++)
+                names[i][k - a] = (char)json_integer_value(json_array_get(values, k));
+            names[i][b - a] = 0;
+        } else {
+            snprintf(buf, sizeof(buf), "%.17g", json_number_value(json_array_get(values, i)));
+            names[i] = strdup(buf);
+        }
+        if (!names[i]) {
+            ss_strv_free(names, i);
+            return NULL;
+        }
+    }
+    return names;
+}
+
+/* The gbtree model in XGBoost's JSON dump (dart keeps it one level down). */
+static json_t *gbtree_model(json_t *root) {
+    json_t *gb = json_object_get(json_object_get(root, "learner"), "gradient_booster");
+    json_t *model = json_object_get(gb, "model");
+    return model ? model : json_object_get(json_object_get(gb, "gbtree"), "model");
+}
+
+/* Which features are categorical (feature type 'c') and, when the model was trained with
+ * their names (XGBoost 3.1 and later keep them), the names of their categories. */
+static int read_categories(ss_model_t *m, char *errstr, size_t errlen) {
+    bst_ulong n = 0;
+    const char **types = NULL;
+    if (XGBoosterGetStrFeatureInfo(m->booster, "feature_type", &n, &types) != 0 || n == 0)
+        return 0;
+    int any = 0;
+    for (bst_ulong i = 0; i < n; i++)
+        any |= strcmp(types[i], "c") == 0;
+    if (!any || n != m->n_features)
+        return 0;
+    m->categorical = calloc(n, 1);
+    m->categories = calloc(n, sizeof(*m->categories));
+    m->n_categories = calloc(n, sizeof(*m->n_categories));
+    if (!m->categorical || !m->categories || !m->n_categories)
+        goto nomem;
+    for (bst_ulong i = 0; i < n; i++)
+        m->categorical[i] = strcmp(types[i], "c") == 0;
+    bst_ulong len = 0;
+    const char *text = NULL;
+    if (XGBoosterSaveModelToBuffer(m->booster, "{\"format\": \"json\"}", &len, &text) != 0) {
+        snprintf(errstr, errlen, "model '%s': XGBoost cannot write it as JSON: %s", m->path,
+                 XGBGetLastError());
+        return SS_ERR_CONFIG;
+    }
+    json_t *root = json_loadb(text, (size_t)len, 0, NULL);
+    json_t *enc = json_object_get(json_object_get(gbtree_model(root), "cats"), "enc");
+    int rc = 0;
+    if (json_array_size(enc) == n) {
+        for (bst_ulong i = 0; i < n && rc == 0; i++) {
+            if (!m->categorical[i])
+                continue;
+            m->categories[i] = category_names(json_array_get(enc, i), &m->n_categories[i]);
+            if (!m->categories[i])
+                rc = SS_ERR_NOMEM;
+            else if (m->n_categories[i] == 0) {
+                free(m->categories[i]);
+                m->categories[i] = NULL;
+            }
+        }
+    }
+    json_decref(root);
+    if (rc == 0)
+        return 0;
+nomem:
+    snprintf(errstr, errlen, "model: out of memory");
+    return SS_ERR_NOMEM;
+}
+
+/* The objective's threshold when the card gives none; a binary probability's must be one. */
+static int decide_threshold(ss_model_t *m, const char *card_path, char *errstr, size_t errlen) {
+    const ss_objective_t *o = &m->objective;
+    if (isnan(m->threshold)) {
+        m->threshold = o->default_threshold;
+        return 0;
+    }
+    if (o->task == SS_TASK_BINARY && strcmp(o->name, "binary:logitraw") != 0 &&
+        !(m->threshold >= 0 && m->threshold <= 1)) {
+        snprintf(errstr, errlen, "model card '%s': threshold %g is not in [0, 1] (objective %s)",
+                 card_path, m->threshold, o->name);
+        return SS_ERR_CONFIG;
+    }
+    return 0;
+}
+
 /* A model of `path` with no booster nor card yet, one reference; NULL with errstr. */
 static ss_model_t *model_new(const char *path, char *errstr, size_t errlen) {
     ss_model_t *m = calloc(1, sizeof(*m));
@@ -283,7 +405,7 @@ static ss_model_t *model_new(const char *path, char *errstr, size_t errlen) {
         return NULL;
     }
     m->refcnt = 1;
-    m->threshold = 0.5;
+    m->threshold = NAN;
     return m;
 }
 
@@ -310,6 +432,9 @@ ss_model_t *ss_model_from_card(const char *text, size_t len, const char *what, c
     m->feature_names = ci.names;
     m->n_features = ci.n_names;
     m->card = ci.card;
+    m->objective.n_outputs = 1;
+    if (isnan(m->threshold))
+        m->threshold = 0.5;
     return m;
 }
 
@@ -351,7 +476,10 @@ ss_model_t *ss_model_load_signed(const char *path, const char *card_path, const 
         goto fail;
     }
     if (identity(m, card_path, ci.card, name, version, errstr, errlen) < 0 ||
-        feature_names(m, path, card_path, &ci, errstr, errlen) < 0)
+        feature_names(m, path, card_path, &ci, errstr, errlen) < 0 ||
+        ss_objective_read(m->booster, path, &m->objective, errstr, errlen) < 0 ||
+        decide_threshold(m, card_path, errstr, errlen) < 0 ||
+        read_categories(m, errstr, errlen) < 0)
         goto fail;
     /* Probe: score one all-missing row now so that the learner is configured before
      * worker threads share it, and so that a model that cannot score fails at load. */
@@ -372,6 +500,7 @@ void ss_predictor_destroy(ss_predictor_t *p) {
         return;
     if (p->proxy)
         XGDMatrixFree(p->proxy);
+    free(p->row);
     free(p);
 }
 
@@ -389,7 +518,8 @@ ss_predictor_t *ss_predictor_new(char *errstr, size_t errlen) {
     return p;
 }
 
-/* Score through XGBoost: *result points at its `rows` float scores (XGBoost's buffer). */
+/* Score through XGBoost: *result points at its `rows` x n_outputs float values (XGBoost's
+ * buffer; margins for multi:softmax). */
 static int xgb_predict(ss_model_t *m, ss_predictor_t *p, const float *data, size_t rows,
                        const float **result, char *errstr, size_t errlen) {
     snprintf(p->iface, sizeof(p->iface),
@@ -398,19 +528,20 @@ static int xgb_predict(ss_model_t *m, ss_predictor_t *p, const float *data, size
              (unsigned long)(uintptr_t)data, rows, m->n_features);
     const bst_ulong *shape = NULL;
     bst_ulong dim = 0;
-    if (XGBoosterPredictFromDense(m->booster, p->iface, predict_config, p->proxy, &shape, &dim,
-                                  result) != 0) {
+    if (XGBoosterPredictFromDense(m->booster, p->iface,
+                                  m->objective.softmax ? margin_config : predict_config, p->proxy,
+                                  &shape, &dim, result) != 0) {
         snprintf(errstr, errlen, "model: predict failed: %s", XGBGetLastError());
         return SS_ERR_FAIL;
     }
     bst_ulong total = 1;
     for (bst_ulong i = 0; i < dim; i++)
         total *= shape[i];
-    if (total != rows) {
+    size_t outs = m->objective.n_outputs ? m->objective.n_outputs : 1;
+    if (total != rows * outs) {
         snprintf(errstr, errlen,
-                 "model: predict returned %lu values for %zu rows (only single-output models "
-                 "are supported)",
-                 (unsigned long)total, rows);
+                 "model '%s': objective %s predicted %lu values for %zu rows, not %zu a row",
+                 m->path, m->objective.name, (unsigned long)total, rows, outs);
         return SS_ERR_FAIL;
     }
     return 0;
@@ -418,17 +549,143 @@ static int xgb_predict(ss_model_t *m, ss_predictor_t *p, const float *data, size
 
 int ss_model_predict(ss_model_t *m, ss_predictor_t *p, const float *data, size_t rows, double *out,
                      char *errstr, size_t errlen) {
+    return ss_model_predict_outputs(m, p, data, rows, out, NULL, NULL, errstr, errlen);
+}
+
+int ss_model_predict_outputs(ss_model_t *m, ss_predictor_t *p, const float *data, size_t rows,
+                             double *scores, double *outputs, int *classes, char *errstr,
+                             size_t errlen) {
     if (rows == 0)
         return 0;
+    size_t k = m->objective.n_outputs;
     if (m->forest) {
-        ss_forest_predict(m->forest, data, rows, out);
+        ss_forest_predict(m->forest, data, rows, scores);
+        for (size_t i = 0; i < rows; i++) {
+            if (outputs)
+                outputs[i] = scores[i];
+            if (classes)
+                classes[i] = -1;
+        }
         return 0;
     }
     const float *result = NULL;
     int rc = xgb_predict(m, p, data, rows, &result, errstr, errlen);
-    for (size_t i = 0; rc == 0 && i < rows; i++)
-        out[i] = result[i];
+    if (rc < 0)
+        return rc;
+    if (k <= 1) {
+        for (size_t i = 0; i < rows; i++) {
+            scores[i] = result[i];
+            if (outputs)
+                outputs[i] = result[i];
+            if (classes)
+                classes[i] = -1;
+        }
+        return 0;
+    }
+    if (p->row_cap < k) {
+        float *row = realloc(p->row, k * sizeof(float));
+        if (!row) {
+            snprintf(errstr, errlen, "model: out of memory");
+            return SS_ERR_NOMEM;
+        }
+        p->row = row;
+        p->row_cap = k;
+    }
+    for (size_t i = 0; i < rows; i++) {
+        int cls;
+        memcpy(p->row, result + i * k, k * sizeof(float));
+        ss_objective_finish_row(&m->objective, p->row, &scores[i], &cls);
+        if (classes)
+            classes[i] = cls;
+        for (size_t j = 0; outputs && j < k; j++)
+            outputs[i * k + j] = p->row[j];
+    }
+    return 0;
+}
+
+static const char contribs_config[] =
+    "{\"type\": 2, \"training\": false, \"iteration_begin\": 0, \"iteration_end\": 0,"
+    " \"strict_shape\": true}";
+
+int ss_model_contributions(ss_model_t *m, const float *data, size_t rows, const float **out,
+                           char *errstr, size_t errlen) {
+    char iface[256];
+    snprintf(iface, sizeof(iface),
+             "{\"data\": [%lu, true], \"shape\": [%zu, %zu], \"strides\": null, "
+             "\"typestr\": \"<f4\", \"version\": 3}",
+             (unsigned long)(uintptr_t)data, rows, m->n_features);
+    DMatrixHandle dm = NULL;
+    const bst_ulong *shape = NULL;
+    bst_ulong dim = 0;
+    int rc = SS_ERR_FAIL;
+    if (XGDMatrixCreateFromDense(iface, "{\"missing\": NaN, \"nthread\": 1}", &dm) != 0)
+        goto xgb;
+    if (m->categorical) {
+        const char **types = malloc(m->n_features * sizeof(char *));
+        if (!types) {
+            snprintf(errstr, errlen, "model: out of memory");
+            XGDMatrixFree(dm);
+            return SS_ERR_NOMEM;
+        }
+        for (size_t f = 0; f < m->n_features; f++)
+            types[f] = m->categorical[f] ? "c" : "q";
+        int set = XGDMatrixSetStrFeatureInfo(dm, "feature_type", types, m->n_features);
+        free(types);
+        if (set != 0)
+            goto xgb;
+    }
+    if (XGBoosterPredictFromDMatrix(m->booster, dm, contribs_config, &shape, &dim, out) != 0)
+        goto xgb;
+    bst_ulong total = 1;
+    for (bst_ulong i = 0; i < dim; i++)
+        total *= shape[i];
+    if (total != rows * m->objective.n_outputs * (m->n_features + 1)) {
+        snprintf(errstr, errlen, "model '%s': %lu contributions for %zu rows of %zu outputs",
+                 m->path, (unsigned long)total, rows, m->objective.n_outputs);
+        goto out;
+    }
+    rc = 0;
+    goto out;
+xgb:
+    snprintf(errstr, errlen, "model '%s': contributions: %.*s", m->path,
+             (int)strcspn(XGBGetLastError(), "\n"), XGBGetLastError());
+out:
+    if (dm)
+        XGDMatrixFree(dm);
     return rc;
+}
+
+static int same_categories(const ss_model_t *a, const ss_model_t *b, size_t f) {
+    int ca = a->categorical && a->categorical[f], cb = b->categorical && b->categorical[f];
+    if (ca != cb)
+        return 0;
+    if (!ca)
+        return 1;
+    return ss_strv_equal(a->categories[f], a->categories[f] ? a->n_categories[f] : 0,
+                         b->categories[f], b->categories[f] ? b->n_categories[f] : 0);
+}
+
+int ss_model_same_interface(const ss_model_t *a, const ss_model_t *b, char *why, size_t whylen) {
+    if (!ss_strv_equal(a->feature_names, a->n_features, b->feature_names, b->n_features)) {
+        snprintf(why, whylen, "other feature names (%zu vs %zu features, mapped by name)",
+                 a->n_features, b->n_features);
+        return 0;
+    }
+    for (size_t f = 0; f < a->n_features; f++) {
+        if (!same_categories(a, b, f)) {
+            snprintf(why, whylen, "other categories for feature '%s'", a->feature_names[f]);
+            return 0;
+        }
+    }
+    int ma = a->objective.task == SS_TASK_MULTICLASS, mb = b->objective.task == SS_TASK_MULTICLASS;
+    if (ma != mb || a->objective.n_outputs != b->objective.n_outputs) {
+        snprintf(why, whylen, "another kind of output (%s with %zu output%s vs %s with %zu)",
+                 ss_task_name(a->objective.task), a->objective.n_outputs,
+                 a->objective.n_outputs == 1 ? "" : "s", ss_task_name(b->objective.task),
+                 b->objective.n_outputs);
+        return 0;
+    }
+    return 1;
 }
 
 /* Whether forest f scores what XGBoost does on rows that take each split both ways: 1 yes,
@@ -500,6 +757,34 @@ int ss_model_compile(ss_model_t *m, char *errstr, size_t errlen) {
     return 0;
 }
 
+/* One log line: the objective, its outputs, the decision, the categorical features. */
+static void describe_outputs(const ss_model_t *m, double configured) {
+    const ss_objective_t *o = &m->objective;
+    char outs[256] = "", decision[96];
+    size_t n = 0, cats = 0;
+    for (size_t i = 0; o->n_outputs > 1 && i < o->n_outputs && n < sizeof(outs) - 8; i++)
+        n += (size_t)snprintf(outs + n, sizeof(outs) - n, "%s%s", i ? ", " : " (",
+                              o->output_names[i]);
+    if (n)
+        snprintf(outs + n, sizeof(outs) - n, ")");
+    double t = ss_model_threshold(m, configured);
+    if (o->task == SS_TASK_MULTICLASS)
+        snprintf(decision, sizeof(decision), "the predicted class");
+    else if (isnan(t))
+        snprintf(decision, sizeof(decision), "none");
+    else
+        snprintf(decision, sizeof(decision), "score >= %g", t);
+    for (size_t f = 0; m->categorical && f < m->n_features; f++)
+        cats += m->categorical[f];
+    ss_log(SS_LOG_INFO,
+           SS_FIELDS(SSF_STR("model", m->path), SSF_STR("objective", o->name),
+                     SSF_STR("task", ss_task_name(o->task)), SSF_INT("outputs", o->n_outputs),
+                     SSF_INT("categorical_features", cats)),
+           "model: objective %s (%s), %zu output%s%s, decision: %s, %zu categorical feature%s",
+           o->name, ss_task_name(o->task), o->n_outputs, o->n_outputs == 1 ? "" : "s", outs,
+           decision, cats, cats == 1 ? "" : "s");
+}
+
 int ss_model_open(const ss_config_t *cfg, const ss_model_t *running, ss_model_t **out, char *errstr,
                   size_t errlen) {
     *out = NULL;
@@ -513,18 +798,28 @@ int ss_model_open(const ss_config_t *cfg, const ss_model_t *running, ss_model_t 
                                          cfg->model_version, sig, key, errstr, errlen);
     if (!m)
         return SS_ERR_CONFIG;
-    if (running && !ss_strv_equal(running->feature_names, running->n_features, m->feature_names,
-                                  m->n_features)) {
+    char why[256];
+    if (running && !ss_model_same_interface(running, m, why, sizeof(why))) {
         snprintf(errstr, errlen,
-                 "model '%s' (version %s) has other feature names than the running model "
-                 "(%zu vs %zu features, mapped by name): a new feature mapping needs a restart",
-                 cfg->model_path, m->version, m->n_features, running->n_features);
+                 "model '%s' (version %s) has %s than the running model: a new feature mapping "
+                 "or output needs a restart",
+                 cfg->model_path, m->version, why);
+        goto fail;
+    }
+    double t = cfg->model_threshold;
+    if (!isnan(t) && m->objective.task == SS_TASK_BINARY &&
+        strcmp(m->objective.name, "binary:logitraw") != 0 && !(t >= 0 && t <= 1)) {
+        snprintf(errstr, errlen,
+                 "config: key 'model.threshold': %g is not in [0, 1], and model '%s' (objective "
+                 "%s) scores probabilities",
+                 t, cfg->model_path, m->objective.name);
         goto fail;
     }
     if (cfg->model_predictor == SS_PREDICTOR_AUTO && ss_model_compile(m, errstr, errlen) < 0)
         goto fail;
     if (ss_model_check(m, errstr, errlen) < 0)
         goto fail;
+    describe_outputs(m, cfg->model_threshold);
     if (ss_model_enable_drift(m, cfg->drift_window, cfg->drift_threshold, errstr, errlen) < 0) {
         size_t n = strlen(errstr);
         snprintf(errstr + n, errlen > n ? errlen - n : 0, " (key model.card)");

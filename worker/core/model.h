@@ -8,8 +8,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "codec.h"
 #include "config.h"
 #include "error.h"
+#include "objective.h"
 
 typedef struct ss_model {
     void *booster;        /* BoosterHandle; immutable after load */
@@ -20,7 +22,15 @@ typedef struct ss_model {
     char *path;
     char *sha256_card;        /* the card's model_sha256, or NULL */
     char sha256[65];          /* the model file's SHA-256 (hex), of the bytes loaded */
-    double threshold;         /* the card's decision threshold, else 0.5 */
+    double threshold;         /* the card's decision threshold, else the objective's (binary
+                                 0.5, binary:logitraw 0), else NaN: no decision */
+    ss_objective_t objective; /* the task, the outputs per row and which one is the score */
+    /* native categorical features (XGBoost's feature type 'c'): per feature, 1 when it is one,
+     * and the category names the model was trained with (code i = names[i]), NULL when the
+     * model carries none (then its codes are read as they come: an enum's index) */
+    unsigned char *categorical;
+    char ***categories;
+    size_t *n_categories;
     void *card;               /* the card (json_t *), or NULL */
     struct ss_drift *drift;   /* feature and score drift against the card, or NULL */
     struct ss_forest *forest; /* the compiled trees that score (forest.c), or NULL: XGBoost */
@@ -57,17 +67,26 @@ ss_model_t *ss_model_from_card(const char *text, size_t len, const char *what, c
                                size_t errlen);
 
 /* The threshold to decide at: `configured` (model.threshold) unless it is NaN (not set),
- * then the model card's, else 0.5. */
+ * then the model card's, else the objective's default (binary: 0.5, binary:logitraw: 0).
+ * NaN: no decision (multi-class, whose decision is its predicted class; regression, ranking
+ * and survival without a threshold set). */
 double ss_model_threshold(const ss_model_t *m, double configured);
+
+/* m's categorical features for the codec (ss_codec_new_cats); `unseen`: features.unseen.category.
+ * Valid while m is. */
+void ss_model_codec_cats(const ss_model_t *m, int unseen, ss_codec_cats_t *out);
 
 /* Take / drop a reference. @locality any thread */
 ss_model_t *ss_model_ref(ss_model_t *m);
 void ss_model_unref(ss_model_t *m);
 
-/* Per-thread prediction state: a proxy DMatrix and a reusable request buffer. */
+/* Per-thread prediction state: a proxy DMatrix, a reusable request buffer and a row of
+ * outputs. */
 typedef struct ss_predictor {
     void *proxy; /* DMatrixHandle */
     char iface[256];
+    float *row; /* one row of outputs (multi-output models) */
+    size_t row_cap;
 } ss_predictor_t;
 
 ss_predictor_t *ss_predictor_new(char *errstr, size_t errlen);
@@ -79,6 +98,29 @@ void ss_predictor_destroy(ss_predictor_t *p);
  * @locality the thread that owns `p` */
 int ss_model_predict(ss_model_t *m, ss_predictor_t *p, const float *data, size_t rows, double *out,
                      char *errstr, size_t errlen);
+
+/* ss_model_predict with every output: `scores` (rows), and when not NULL `outputs`
+ * (rows x m->objective.n_outputs, row-major: class probabilities, quantiles or targets; for a
+ * single-output model the score again) and `classes` (rows: the predicted class of a
+ * multi-class model, else -1). A row with a non-finite output scores NaN.
+ * @locality the thread that owns `p` */
+int ss_model_predict_outputs(ss_model_t *m, ss_predictor_t *p, const float *data, size_t rows,
+                             double *scores, double *outputs, int *classes, char *errstr,
+                             size_t errlen);
+
+/* SHAP contributions of `rows` rows (XGBoost's exact TreeSHAP: XGBoosterPredictFromDMatrix
+ * with pred_contribs): *out points at rows x n_outputs x (n_features + 1) floats, each
+ * output's feature contributions then its bias (XGBoost's buffer, valid until the thread's
+ * next prediction with m). Returns 0, or SS_ERR_FAIL / SS_ERR_NOMEM with errstr.
+ * @locality any thread; the result is the calling thread's */
+int ss_model_contributions(ss_model_t *m, const float *data, size_t rows, const float **out,
+                           char *errstr, size_t errlen);
+
+/* Whether two models read the same inputs and write the same kind of outputs: feature names,
+ * categories and types, the number of outputs, and both multi-class or neither (a binary
+ * model may give way to a regression of the same features, e.g. reg:logistic). 1 yes; 0 no,
+ * with why (for a message). */
+int ss_model_same_interface(const ss_model_t *a, const ss_model_t *b, char *why, size_t whylen);
 
 /* Compile m's trees (forest.c) and score with them from now on when they give XGBoost's bits
  * on rows that take every split both ways (ss_forest_check_rows); else keep XGBoost's

@@ -6,6 +6,7 @@
 
 #include <avro.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,14 +32,27 @@ enum {
     P_CONTRIBUTIONS,
     P_DEGRADED,
     P_ROUTE,
+    P_OUTPUTS,
+    P_PREDICTED_CLASS,
+    P_CONTRIBUTIONS_BIAS,
+    P_CONTRIBUTIONS_OUTPUT,
     P_COUNT
 };
 
 static const char *field_names[P_COUNT] = {
-    "event_id",         "customer_id",   "score",         "decision",
-    "threshold",        "model_name",    "model_version", "source_topic",
-    "source_partition", "source_offset", "event_time",    "scored_at",
-    "feature_hash",     "contributions", "degraded",      "route"};
+    "event_id",   "customer_id",   "score",           "decision",           "threshold",
+    "model_name", "model_version", "source_topic",    "source_partition",   "source_offset",
+    "event_time", "scored_at",     "feature_hash",    "contributions",      "degraded",
+    "route",      "outputs",       "predicted_class", "contributions_bias", "contributions_output"};
+
+/* Fields written null when a prediction has no value for them: nullable in output.schema
+ * (always for the last ones; decision and threshold when the model may have no decision). */
+static int optional_field(int k) {
+    return k == P_CONTRIBUTIONS || k >= P_OUTPUTS;
+}
+
+/* The fields of a contribution record. */
+enum { C_FEATURE, C_VALUE, C_CONTRIBUTION, C_OTHER };
 
 /* One field of the output schema, in the schema's order: a value of the prediction
  * (which >= 0), behind union branch `branch` when the field is a union (else -1); or bytes
@@ -46,8 +60,16 @@ static const char *field_names[P_COUNT] = {
 typedef struct {
     int which;
     int64_t branch;
-    size_t off, len; /* the fixed bytes, in consts */
+    int64_t null_branch; /* the union's null branch, -1 none */
+    size_t off, len;     /* the fixed bytes, in consts */
 } slot_t;
+
+/* One field of the contribution record: C_*, its value branch (-1 none) and null branch. */
+typedef struct {
+    int which;
+    int64_t branch, null_branch;
+    size_t off, len; /* C_OTHER: its fixed bytes, in consts */
+} citem_t;
 
 typedef struct {
     unsigned char *p;
@@ -60,7 +82,10 @@ struct ss_encoder {
     int32_t schema_id; /* >= 0: values framed in the Confluent wire format with this id */
     slot_t *slots;     /* one per field of the output schema */
     size_t n_slots;
-    bytes_t consts; /* every slot's fixed bytes */
+    bytes_t consts;  /* every slot's fixed bytes */
+    citem_t *citems; /* the contribution record's fields, in its order */
+    size_t n_citems;
+    int has_contribution; /* the record has its field contribution (explain.top.k needs it) */
     char *buf;
     size_t cap;
 };
@@ -69,14 +94,18 @@ struct ss_encoder {
 static avro_type_t written_type(int which) {
     switch (which) {
     case P_SCORE:
+    case P_CONTRIBUTIONS_BIAS:
     case P_THRESHOLD: return AVRO_DOUBLE;
+    case P_PREDICTED_CLASS:
+    case P_CONTRIBUTIONS_OUTPUT: return AVRO_INT32;
+    case P_OUTPUTS:
+    case P_CONTRIBUTIONS: return AVRO_ARRAY;
     case P_DECISION:
     case P_DEGRADED: return AVRO_BOOLEAN;
     case P_SOURCE_PARTITION: return AVRO_INT32;
     case P_SOURCE_OFFSET:
     case P_EVENT_TIME:
     case P_SCORED_AT: return AVRO_INT64;
-    case P_CONTRIBUTIONS: return AVRO_NULL;
     default: return AVRO_STRING;
     }
 }
@@ -87,6 +116,7 @@ static const char *written_name(avro_type_t t) {
     case AVRO_BOOLEAN: return "boolean";
     case AVRO_INT32: return "int";
     case AVRO_INT64: return "long";
+    case AVRO_ARRAY: return "an array";
     default: return "string";
     }
 }
@@ -97,6 +127,7 @@ void ss_encoder_destroy(ss_encoder_t *e) {
     if (e->schema)
         avro_schema_decref(e->schema);
     free(e->slots);
+    free(e->citems);
     free(e->consts.p);
     free(e->buf);
     free(e);
@@ -355,41 +386,117 @@ static int find_type(avro_schema_t t, avro_type_t want, avro_type_t alt, int64_t
     return SS_ERR_CONFIG;
 }
 
+/* A field of a nullable value that is not nullable. */
+static int not_nullable(const char *name, const char *why, char *errstr, size_t errlen) {
+    snprintf(errstr, errlen,
+             "config: key 'output.schema': field '%s' must be nullable (a union with null): %s",
+             name, why);
+    return SS_ERR_CONFIG;
+}
+
+/* The item of contributions: {feature: string, value: double, contribution: double}, value
+ * may be nullable (null: missing), any other field has a default or is nullable. */
+static int check_contribution(ss_encoder_t *e, avro_schema_t r, const json_t *jitems, char *errstr,
+                              size_t errlen) {
+    static const char want_text[] =
+        "an array of records {feature: string, value: double, contribution: double}";
+    if (!is_avro_record(r))
+        return mismatch("contributions", r, want_text, errstr, errlen);
+    size_t n = avro_schema_record_size(r);
+    free(e->citems);
+    if (!(e->citems = calloc(n ? n : 1, sizeof(*e->citems)))) {
+        snprintf(errstr, errlen, "encoder: out of memory");
+        return SS_ERR_NOMEM;
+    }
+    e->n_citems = n;
+    int seen = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *name = avro_schema_record_field_name(r, (int)i);
+        avro_schema_t t = deref(avro_schema_record_field_get_by_index(r, (int)i));
+        citem_t *c = &e->citems[i];
+        c->which = strcmp(name, "feature") == 0        ? C_FEATURE
+                   : strcmp(name, "value") == 0        ? C_VALUE
+                   : strcmp(name, "contribution") == 0 ? C_CONTRIBUTION
+                                                       : C_OTHER;
+        char path[300];
+        snprintf(path, sizeof(path), "contributions.%s", name);
+        find_type(t, AVRO_NULL, AVRO_NULL, &c->null_branch);
+        if (c->which == C_OTHER) {
+            const json_t *jf = NULL, *f;
+            size_t k;
+            json_array_foreach(json_object_get(jitems, "fields"), k, f) {
+                if (strcmp(json_string_value(json_object_get(f, "name")) ?: "", name) == 0)
+                    jf = f;
+            }
+            const json_t *def = json_object_get(jf, "default");
+            if (!def && c->null_branch < 0 && !is_avro_null(t)) {
+                snprintf(errstr, errlen,
+                         "config: key 'output.schema': field '%s' is not one streamscore fills: "
+                         "give it a default or make it nullable",
+                         path);
+                return SS_ERR_CONFIG;
+            }
+            c->off = e->consts.len;
+            int rc = def                   ? put_default(&e->consts, t, def, 0)
+                     : c->null_branch >= 0 ? bytes_long(&e->consts, c->null_branch)
+                                           : 0;
+            if (rc == SS_ERR_NOMEM) {
+                snprintf(errstr, errlen, "encoder: out of memory");
+                return rc;
+            }
+            if (rc < 0)
+                return mismatch(path, t, "its default", errstr, errlen);
+            c->len = e->consts.len - c->off;
+            continue;
+        }
+        avro_type_t want = c->which == C_FEATURE ? AVRO_STRING : AVRO_DOUBLE;
+        if (find_type(t, want, want, &c->branch) < 0)
+            return mismatch(path, t, written_name(want), errstr, errlen);
+        seen |= 1 << c->which;
+    }
+    if (!(seen & (1 << C_FEATURE)) || !(seen & (1 << C_VALUE)))
+        return mismatch("contributions", r, want_text, errstr, errlen);
+    e->has_contribution = (seen & (1 << C_CONTRIBUTION)) != 0;
+    return 0;
+}
+
+/* outputs and contributions: an array (of double; of contribution records) behind a union
+ * with null. `jtype` is the field's JSON type (for the item record's defaults). */
+static int plan_array(ss_encoder_t *e, slot_t *sl, int k, avro_schema_t t, const json_t *jtype,
+                      char *errstr, size_t errlen) {
+    const char *name = field_names[k];
+    const char *want = k == P_OUTPUTS ? "null or an array of double"
+                                      : "null or an array of records {feature: string, value: "
+                                        "double, contribution: double}";
+    sl->which = k;
+    if (find_type(t, AVRO_ARRAY, AVRO_ARRAY, &sl->branch) < 0 ||
+        find_type(t, AVRO_NULL, AVRO_NULL, &sl->null_branch) < 0 || sl->branch < 0)
+        return mismatch(name, t, want, errstr, errlen);
+    avro_schema_t arr = deref(avro_schema_union_branch(t, (int)sl->branch));
+    avro_schema_t items = deref(avro_schema_array_items(arr));
+    if (k == P_OUTPUTS)
+        return avro_typeof(items) == AVRO_DOUBLE ? 0 : mismatch(name, t, want, errstr, errlen);
+    const json_t *jitems = NULL, *br;
+    size_t i;
+    json_array_foreach(jtype, i, br) {
+        if (json_is_object(br) && json_object_get(br, "items"))
+            jitems = json_object_get(br, "items");
+    }
+    return check_contribution(e, items, jitems, errstr, errlen);
+}
+
 /* A field written from the prediction. A partition (int) also fits a long: same bytes. */
 static int plan_value(slot_t *sl, int k, avro_schema_t t, char *errstr, size_t errlen) {
     avro_type_t want = written_type(k);
     sl->which = k;
+    find_type(t, AVRO_NULL, AVRO_NULL, &sl->null_branch);
+    if (!is_avro_union(t))
+        sl->null_branch = -1;
+    if (optional_field(k) && sl->null_branch < 0)
+        return not_nullable(field_names[k], "predictions without it write null", errstr, errlen);
     if (find_type(t, want, k == P_SOURCE_PARTITION ? AVRO_INT64 : want, &sl->branch) == 0)
         return 0;
     return mismatch(field_names[k], t, written_name(want), errstr, errlen);
-}
-
-/* The item of contributions (written once top-k exists): {feature: string, value: double},
- * and any other field nullable. */
-static int check_contribution(avro_schema_t r, char *errstr, size_t errlen) {
-    int64_t branch;
-    if (!is_avro_record(r))
-        return mismatch("contributions", r, "an array of records {feature: string, value: double}",
-                        errstr, errlen);
-    for (size_t i = 0; i < avro_schema_record_size(r); i++) {
-        const char *name = avro_schema_record_field_name(r, (int)i);
-        avro_schema_t t = deref(avro_schema_record_field_get_by_index(r, (int)i));
-        avro_type_t want = strcmp(name, "feature") == 0 ? AVRO_STRING
-                           : strcmp(name, "value") == 0 ? AVRO_DOUBLE
-                                                        : AVRO_NULL;
-        if (find_type(t, want, want, &branch) == 0)
-            continue;
-        char path[300];
-        snprintf(path, sizeof(path), "contributions.%s", name);
-        if (want != AVRO_NULL)
-            return mismatch(path, t, written_name(want), errstr, errlen);
-        snprintf(errstr, errlen,
-                 "config: key 'output.schema': field '%s' is not one streamscore fills: make it "
-                 "nullable",
-                 path);
-        return SS_ERR_CONFIG;
-    }
-    return 0;
 }
 
 /* A slot of fixed bytes: the varint of `branch` (nothing when -1), or a default. */
@@ -402,32 +509,6 @@ static int put_const(ss_encoder_t *e, slot_t *sl, int64_t branch, const json_t *
                            : 0;
     sl->len = e->consts.len - sl->off;
     return rc;
-}
-
-/* contributions: null for now, the null branch of a union (or the type null); its other
- * branches must be what top-k will write, an array of contribution records. */
-static int plan_contributions(ss_encoder_t *e, slot_t *sl, avro_schema_t t, char *errstr,
-                              size_t errlen) {
-    int64_t null_branch = -1;
-    int ok = is_avro_null(t) || is_avro_union(t);
-    for (size_t i = 0; is_avro_union(t) && i < avro_schema_union_size(t) && ok; i++) {
-        avro_schema_t b = deref(avro_schema_union_branch(t, (int)i));
-        if (is_avro_null(b))
-            null_branch = (int64_t)i;
-        else if (!is_avro_array(b))
-            ok = 0;
-        else if (check_contribution(deref(avro_schema_array_items(b)), errstr, errlen) < 0)
-            return SS_ERR_CONFIG;
-    }
-    if (!ok || (is_avro_union(t) && null_branch < 0))
-        return mismatch("contributions", t,
-                        "null (a union of null and an array of {feature: string, value: double})",
-                        errstr, errlen);
-    if (put_const(e, sl, null_branch, NULL, t) < 0) {
-        snprintf(errstr, errlen, "encoder: out of memory");
-        return SS_ERR_NOMEM;
-    }
-    return 0;
 }
 
 /* A field streamscore does not fill: written as its default, else as null. */
@@ -475,9 +556,10 @@ static int plan_fields(ss_encoder_t *e, const json_t *fields, char *errstr, size
         while (k < P_COUNT && strcmp(name, field_names[k]) != 0)
             k++;
         slot_t *sl = &e->slots[e->n_slots++];
-        int rc = k == P_CONTRIBUTIONS ? plan_contributions(e, sl, t, errstr, errlen)
-                 : k < P_COUNT        ? plan_value(sl, k, t, errstr, errlen)
-                                      : plan_other(e, sl, name, t, jf, errstr, errlen);
+        int rc = k == P_CONTRIBUTIONS || k == P_OUTPUTS
+                     ? plan_array(e, sl, k, t, json_object_get(jf, "type"), errstr, errlen)
+                 : k < P_COUNT ? plan_value(sl, k, t, errstr, errlen)
+                               : plan_other(e, sl, name, t, jf, errstr, errlen);
         if (rc < 0)
             return rc;
     }
@@ -536,11 +618,55 @@ static size_t put_frame(ss_encoder_t *e) {
     return 5;
 }
 
+/* Whether prediction p has a value for field k (else it is written null). */
+static int has_value(const ss_prediction_t *p, int k) {
+    switch (k) {
+    case P_DECISION: return p->decision >= 0;
+    case P_THRESHOLD: return !isnan(p->threshold);
+    case P_OUTPUTS: return p->outputs != NULL;
+    case P_PREDICTED_CLASS: return p->predicted_class >= 0;
+    case P_CONTRIBUTIONS:
+    case P_CONTRIBUTIONS_BIAS: return p->contributions != NULL;
+    case P_CONTRIBUTIONS_OUTPUT: return p->contributions && p->contributions_output >= 0;
+    default: return 1;
+    }
+}
+
+/* The contributions array: its items as planned (e->citems). */
+static unsigned char *put_contributions(const ss_encoder_t *e, unsigned char *d,
+                                        const ss_prediction_t *p) {
+    if (p->n_contributions)
+        d = put_long(d, (int64_t)p->n_contributions);
+    for (size_t j = 0; j < p->n_contributions; j++) {
+        const ss_contribution_t *c = &p->contributions[j];
+        for (size_t i = 0; i < e->n_citems; i++) {
+            const citem_t *ci = &e->citems[i];
+            if (ci->which == C_OTHER) {
+                if (ci->len)
+                    memcpy(d, e->consts.p + ci->off, ci->len);
+                d += ci->len;
+                continue;
+            }
+            if (ci->which == C_VALUE && isnan(c->value) && ci->null_branch >= 0) {
+                d = put_long(d, ci->null_branch);
+                continue;
+            }
+            if (ci->branch >= 0)
+                d = put_long(d, ci->branch);
+            d = ci->which == C_FEATURE ? put_string(d, c->feature, strlen(c->feature))
+                : ci->which == C_VALUE ? put_double(d, c->value)
+                                       : put_double(d, c->contribution);
+        }
+    }
+    return put_long(d, 0);
+}
+
 /* Every field in the schema's order, as planned: no value can fail to fit its field. */
 static int encode_avro(ss_encoder_t *e, const ss_prediction_t *p, size_t *len) {
     const char *str[P_COUNT] = {0};
     size_t slen[P_COUNT] = {0};
     int64_t num[P_COUNT] = {0};
+    double dbl[P_COUNT] = {0};
     str[P_EVENT_ID] = p->event_id ? p->event_id : "";
     slen[P_EVENT_ID] = p->event_id ? p->event_id_len : 0;
     str[P_CUSTOMER_ID] = p->customer_id;
@@ -550,19 +676,29 @@ static int encode_avro(ss_encoder_t *e, const ss_prediction_t *p, size_t *len) {
     str[P_SOURCE_TOPIC] = p->source_topic;
     str[P_FEATURE_HASH] = p->feature_hash;
     str[P_ROUTE] = p->route ? p->route : "live";
-    for (int k = P_MODEL_NAME; k < P_COUNT; k++)
+    for (int k = P_MODEL_NAME; k <= P_ROUTE; k++)
         if (str[k])
             slen[k] = strlen(str[k]);
-    num[P_DECISION] = p->decision != 0;
+    num[P_DECISION] = p->decision > 0;
     num[P_DEGRADED] = p->degraded != 0;
     num[P_SOURCE_PARTITION] = p->source_partition;
     num[P_SOURCE_OFFSET] = p->source_offset;
     num[P_EVENT_TIME] = p->event_time;
     num[P_SCORED_AT] = p->scored_at;
-    /* per field at most a branch and a length or number (10 bytes each), then the string */
+    num[P_PREDICTED_CLASS] = p->predicted_class;
+    num[P_CONTRIBUTIONS_OUTPUT] = p->contributions_output;
+    dbl[P_SCORE] = p->score;
+    dbl[P_THRESHOLD] = p->threshold;
+    dbl[P_CONTRIBUTIONS_BIAS] = p->contributions_bias;
+    /* per field at most a branch and a length or number (10 bytes each), then the string;
+     * per output 8 bytes; per contribution its fixed bytes, its name and 3 x 10 + 16 */
     size_t need = 5 + e->consts.len + 20 * e->n_slots;
     for (int k = 0; k < P_COUNT; k++)
         need += slen[k];
+    if (p->outputs)
+        need += 8 * p->n_outputs;
+    for (size_t j = 0; p->contributions && j < p->n_contributions; j++)
+        need += e->consts.len + 10 * e->n_citems + 16 + strlen(p->contributions[j].feature);
     if (reserve(e, need) < 0)
         return SS_ERR_NOMEM;
     unsigned char *d = (unsigned char *)e->buf + put_frame(e);
@@ -575,16 +711,47 @@ static int encode_avro(ss_encoder_t *e, const ss_prediction_t *p, size_t *len) {
             d += sl->len;
             continue;
         }
+        if (!has_value(p, k) && sl->null_branch >= 0) {
+            d = put_long(d, sl->null_branch);
+            continue;
+        }
         if (sl->branch >= 0)
             d = put_long(d, sl->branch);
         switch (written_type(k)) {
         case AVRO_STRING: d = put_string(d, str[k], slen[k]); break;
-        case AVRO_DOUBLE: d = put_double(d, k == P_SCORE ? p->score : p->threshold); break;
+        case AVRO_DOUBLE: d = put_double(d, dbl[k]); break;
         case AVRO_BOOLEAN: *d++ = (unsigned char)num[k]; break;
+        case AVRO_ARRAY:
+            if (k == P_CONTRIBUTIONS) {
+                d = put_contributions(e, d, p);
+                break;
+            }
+            if (p->n_outputs)
+                d = put_long(d, (int64_t)p->n_outputs);
+            for (size_t j = 0; j < p->n_outputs; j++)
+                d = put_double(d, p->outputs[j]);
+            d = put_long(d, 0);
+            break;
         default: /* int and long */ d = put_long(d, num[k]); break;
         }
     }
     *len = (size_t)((char *)d - e->buf);
+    return 0;
+}
+
+int ss_encoder_check_needs(const ss_encoder_t *e, const ss_encoder_needs_t *needs, const char *why,
+                           char *errstr, size_t errlen) {
+    if (needs->contributions && e->n_citems && !e->has_contribution) {
+        snprintf(errstr, errlen,
+                 "config: key 'output.schema': the records of field 'contributions' have no field "
+                 "'contribution' (double), which explain.top.k writes");
+        return SS_ERR_CONFIG;
+    }
+    for (size_t i = 0; needs->no_decision && i < e->n_slots; i++) {
+        int k = e->slots[i].which;
+        if ((k == P_DECISION || k == P_THRESHOLD) && e->slots[i].null_branch < 0)
+            return not_nullable(field_names[k], why, errstr, errlen);
+    }
     return 0;
 }
 
@@ -605,9 +772,56 @@ static void put_str(char *dst, size_t cap, size_t *n, const char *k, const char 
     *n += (size_t)snprintf(dst + *n, cap - *n, "\",");
 }
 
+/* A double as JSON: shortest round trip, null when not finite. */
+static void put_num(char *b, size_t cap, size_t *n, double v) {
+    *n += (size_t)(isfinite(v) ? snprintf(b + *n, cap - *n, "%.17g", v)
+                               : snprintf(b + *n, cap - *n, "null"));
+}
+
+static void put_json_extra(const ss_prediction_t *p, char *b, size_t cap, size_t *n) {
+    *n += (size_t)snprintf(b + *n, cap - *n, ",\"outputs\":%s", p->outputs ? "[" : "null");
+    for (size_t j = 0; p->outputs && j < p->n_outputs; j++) {
+        if (j)
+            b[(*n)++] = ',';
+        put_num(b, cap, n, p->outputs[j]);
+    }
+    if (p->outputs)
+        b[(*n)++] = ']';
+    *n += (size_t)(p->predicted_class >= 0
+                       ? snprintf(b + *n, cap - *n, ",\"predicted_class\":%d", p->predicted_class)
+                       : snprintf(b + *n, cap - *n, ",\"predicted_class\":null"));
+    *n += (size_t)snprintf(b + *n, cap - *n, ",\"contributions\":%s",
+                           p->contributions ? "[" : "null");
+    for (size_t j = 0; p->contributions && j < p->n_contributions; j++) {
+        const ss_contribution_t *c = &p->contributions[j];
+        *n += (size_t)snprintf(b + *n, cap - *n, "%s{", j ? "," : "");
+        put_str(b, cap, n, "feature", c->feature, strlen(c->feature));
+        *n += (size_t)snprintf(b + *n, cap - *n, "\"value\":");
+        put_num(b, cap, n, c->value);
+        *n += (size_t)snprintf(b + *n, cap - *n, ",\"contribution\":");
+        put_num(b, cap, n, c->contribution);
+        b[(*n)++] = '}';
+    }
+    if (p->contributions)
+        b[(*n)++] = ']';
+    *n += (size_t)snprintf(b + *n, cap - *n, ",\"contributions_bias\":");
+    if (p->contributions)
+        put_num(b, cap, n, p->contributions_bias);
+    else
+        *n += (size_t)snprintf(b + *n, cap - *n, "null");
+    *n += (size_t)(p->contributions && p->contributions_output >= 0
+                       ? snprintf(b + *n, cap - *n, ",\"contributions_output\":%d",
+                                  p->contributions_output)
+                       : snprintf(b + *n, cap - *n, ",\"contributions_output\":null"));
+}
+
 static int encode_json(ss_encoder_t *e, const ss_prediction_t *p, size_t *len) {
     size_t need = 1024 + 6 * (p->event_id_len + p->customer_id_len + strlen(p->source_topic) +
                               strlen(p->model_name) + strlen(p->model_version));
+    if (p->outputs)
+        need += 26 * p->n_outputs;
+    for (size_t j = 0; p->contributions && j < p->n_contributions; j++)
+        need += 96 + 6 * strlen(p->contributions[j].feature);
     if (reserve(e, need) < 0)
         return SS_ERR_NOMEM;
     char *b = e->buf;
@@ -615,18 +829,25 @@ static int encode_json(ss_encoder_t *e, const ss_prediction_t *p, size_t *len) {
     b[0] = '{';
     put_str(b, e->cap, &n, "event_id", p->event_id ? p->event_id : "", p->event_id_len);
     put_str(b, e->cap, &n, "customer_id", p->customer_id, p->customer_id_len);
-    n += (size_t)snprintf(b + n, e->cap - n, "\"score\":%.17g,\"decision\":%s,\"threshold\":%.17g,",
-                          p->score, p->decision ? "true" : "false", p->threshold);
+    n += (size_t)snprintf(b + n, e->cap - n,
+                          "\"score\":%.17g,\"decision\":%s,\"threshold\":", p->score,
+                          p->decision < 0 ? "null"
+                          : p->decision   ? "true"
+                                          : "false");
+    put_num(b, e->cap, &n, p->threshold);
+    b[n++] = ',';
     put_str(b, e->cap, &n, "model_name", p->model_name, strlen(p->model_name));
     put_str(b, e->cap, &n, "model_version", p->model_version, strlen(p->model_version));
     put_str(b, e->cap, &n, "source_topic", p->source_topic, strlen(p->source_topic));
     n += (size_t)snprintf(b + n, e->cap - n,
                           "\"source_partition\":%d,\"source_offset\":%lld,\"event_time\":%lld,"
-                          "\"scored_at\":%lld,\"feature_hash\":\"%s\",\"contributions\":null,"
-                          "\"degraded\":%s,\"route\":\"%s\"}",
+                          "\"scored_at\":%lld,\"feature_hash\":\"%s\","
+                          "\"degraded\":%s,\"route\":\"%s\"",
                           p->source_partition, (long long)p->source_offset,
                           (long long)p->event_time, (long long)p->scored_at, p->feature_hash,
                           p->degraded ? "true" : "false", p->route ? p->route : "live");
+    put_json_extra(p, b, e->cap, &n);
+    b[n++] = '}';
     *len = n;
     return 0;
 }

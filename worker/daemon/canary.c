@@ -168,13 +168,18 @@ static ss_model_t *load_named(ss_runtime_t *rt, const ss_rollout_model_t *want, 
                  m->sha256, want->sha256);
         goto fail;
     }
-    if (!ss_strv_equal(running->feature_names, running->n_features, m->feature_names,
-                       m->n_features)) {
+    char differ[256];
+    if (!ss_model_same_interface(running, m, differ, sizeof(differ))) {
         *why = R_FEATURES;
         snprintf(errstr, errlen,
-                 "its feature names are not the running model's (%zu vs %zu features): a new "
-                 "feature mapping needs a restart with it as model.path",
-                 m->n_features, running->n_features);
+                 "it has %s than the running model: a new feature mapping or output needs a "
+                 "restart with it as model.path",
+                 differ);
+        goto fail;
+    }
+    if (ss_runtime_model_fits(rt, m, NAN, differ, sizeof(differ)) < 0) {
+        *why = R_FEATURES;
+        snprintf(errstr, errlen, "%.480s", differ);
         goto fail;
     }
     goto out;

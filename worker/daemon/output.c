@@ -118,6 +118,20 @@ int ss_output_register_schema(ss_output_t *o, ss_registry_t *registry, char *err
     return rc;
 }
 
+int ss_output_check_needs(ss_output_t *o, const ss_encoder_needs_t *needs, const char *why,
+                          char *errstr, size_t errlen) {
+    ss_encoder_t *enc = ss_encoder_new(o->cfg, errstr, errlen);
+    if (!enc)
+        return SS_ERR_CONFIG;
+    int rc = ss_encoder_check_needs(enc, needs, why, errstr, errlen);
+    ss_encoder_destroy(enc);
+    return rc;
+}
+
+int ss_output_splits_explanations(const ss_output_t *o) {
+    return !o->file && *o->cfg->explain_topic;
+}
+
 void ss_output_writer_set_ack(ss_output_writer_t *w, ss_ack_t *ack) {
     w->ack = ack;
 }
@@ -170,18 +184,29 @@ static int append_line(ss_output_writer_t *w, const void *val, size_t len, char 
     return 0;
 }
 
-int ss_output_prediction(ss_output_writer_t *w, const ss_prediction_t *p, char *errstr,
-                         size_t errlen) {
+/* Encode `p` and send it to `topic` (the file's lines when the output is a file). */
+static int send_prediction(ss_output_writer_t *w, const char *topic, const ss_prediction_t *p,
+                           char *errstr, size_t errlen) {
     const void *val;
     size_t vlen;
     if (ss_encoder_encode(w->enc, p, &val, &vlen, errstr, errlen) < 0)
         return SS_ERR_FAIL;
     if (w->o->file)
         return append_line(w, val, vlen, errstr, errlen) < 0 ? SS_ERR_FAIL : 0;
-    if (ss_producer_send(w->producer, w->o->name, RD_KAFKA_PARTITION_UA, p->customer_id,
+    if (ss_producer_send(w->producer, topic, RD_KAFKA_PARTITION_UA, p->customer_id,
                          p->customer_id_len, val, vlen, NULL, 0, NULL, w->ack, errstr, errlen) < 0)
         return SS_ERR_FAIL;
     return 0;
+}
+
+int ss_output_prediction(ss_output_writer_t *w, const ss_prediction_t *p, char *errstr,
+                         size_t errlen) {
+    return send_prediction(w, w->o->name, p, errstr, errlen);
+}
+
+int ss_output_explanation(ss_output_writer_t *w, const ss_prediction_t *p, char *errstr,
+                          size_t errlen) {
+    return send_prediction(w, w->o->cfg->explain_topic, p, errstr, errlen);
 }
 
 /* What a dead letter leaves out, in this order, until it fits the producer's

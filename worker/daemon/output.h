@@ -32,6 +32,15 @@ const char *ss_output_name(const ss_output_t *o);
  * cannot be read or does not fit (errstr names the field) or the registry refused it. */
 int ss_output_register_schema(ss_output_t *o, ss_registry_t *registry, char *errstr, size_t errlen);
 
+/* Whether output.schema holds what the model writes (ss_encoder_check_needs); `why` names
+ * the model's part (e.g. its objective) in the message. Returns 0 or SS_ERR_CONFIG. */
+int ss_output_check_needs(ss_output_t *o, const ss_encoder_needs_t *needs, const char *why,
+                          char *errstr, size_t errlen);
+
+/* Whether explanations go to explain.topic rather than into the predictions (a topic output
+ * with explain.topic set; the shadow's file keeps them in its lines). */
+int ss_output_splits_explanations(const ss_output_t *o);
+
 /* Count the deliveries from now on in `ack`. */
 void ss_output_writer_set_ack(ss_output_writer_t *w, ss_ack_t *ack);
 
@@ -48,6 +57,11 @@ void ss_output_writer_destroy(ss_output_writer_t *w);
 /* Encode and send one prediction, keyed by its customer id. Returns 0 or SS_ERR_FAIL. */
 int ss_output_prediction(ss_output_writer_t *w, const ss_prediction_t *p, char *errstr,
                          size_t errlen);
+
+/* Encode and send an explained prediction to explain.topic, keyed by its customer id.
+ * Returns 0 or SS_ERR_FAIL. */
+int ss_output_explanation(ss_output_writer_t *w, const ss_prediction_t *p, char *errstr,
+                          size_t errlen);
 
 /* Send message `m` to the dead-letter topic with its headers and the error's; logged and
  * counted by reason. Returns 0 or SS_ERR_FAIL. */

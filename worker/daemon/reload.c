@@ -27,7 +27,12 @@ static void reload_model(ss_runtime_t *rt, const char *why) {
     const ss_config_t *cfg = rt->cfg;
     char err[1024] = "";
     ss_model_t *cur = ss_model_slot_acquire(&rt->model), *m = NULL;
-    if (ss_model_open(cfg, cur, &m, err, sizeof(err)) == 0) {
+    if (ss_model_open(cfg, cur, &m, err, sizeof(err)) == 0 &&
+        ss_runtime_model_fits(rt, m, cfg->model_threshold, err, sizeof(err)) < 0) {
+        ss_model_unref(m);
+        m = NULL;
+    }
+    if (m) {
         ss_model_t *old = ss_model_slot_swap(&rt->model, m);
         ss_canary_live_reloaded(rt);
         ss_log(SS_LOG_INFO,

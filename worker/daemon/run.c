@@ -3,6 +3,7 @@
  * in the reverse one. What each thread does with a batch is worker.c. */
 #include "run.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,38 @@ static void say_size_limits(ss_runtime_t *rt) {
                room, max, rt->cfg->input_max_bytes);
 }
 
+int ss_runtime_model_fits(ss_runtime_t *rt, const ss_model_t *model, double threshold, char *err,
+                          size_t errlen) {
+    const ss_config_t *cfg = rt->cfg;
+    ss_encoder_needs_t needs = {.no_decision = isnan(ss_model_threshold(model, threshold)),
+                                .contributions = cfg->explain_top_k > 0};
+    char why[512];
+    snprintf(why, sizeof(why), "model '%s' (objective %s) has no decision%s", model->path,
+             model->objective.name,
+             model->objective.task == SS_TASK_MULTICLASS ? " (its predicted_class is one)"
+                                                         : "; or set model.threshold");
+    int rc = ss_output_check_needs(rt->output, &needs, why, err, errlen);
+    if (rc < 0 || cfg->explain_top_k == 0)
+        return rc;
+    float *row = malloc(model->n_features * sizeof(float));
+    const float *c;
+    if (!row) {
+        snprintf(err, errlen, "worker: out of memory");
+        return SS_ERR_NOMEM;
+    }
+    for (size_t f = 0; f < model->n_features; f++)
+        row[f] = NAN;
+    char xerr[768];
+    rc = ss_model_contributions((ss_model_t *)model, row, 1, &c, xerr, sizeof(xerr));
+    free(row);
+    if (rc < 0) {
+        snprintf(err, errlen, "config: key 'explain.top.k': model '%s' cannot be explained: %s",
+                 model->path, xerr);
+        return SS_ERR_CONFIG;
+    }
+    return 0;
+}
+
 /* The parts every thread shares. Returns 0 or an SS_ERR_* code (logged). */
 static int runtime_open(ss_runtime_t *rt, const ss_model_t *model) {
     const ss_config_t *cfg = rt->cfg;
@@ -47,7 +80,10 @@ static int runtime_open(ss_runtime_t *rt, const ss_model_t *model) {
         rc = strncmp(err, "config: ", 8) == 0 ? SS_ERR_CONFIG : SS_ERR_NOMEM;
         goto fail;
     }
-    rt->codec = ss_codec_new(cfg, model->feature_names, model->n_features, err, sizeof(err));
+    ss_codec_cats_t cats;
+    ss_model_codec_cats(model, cfg->features_unseen_category, &cats);
+    rt->codec = ss_codec_new_cats(cfg, model->feature_names, model->n_features, &cats, NULL, NULL,
+                                  err, sizeof(err));
     if (!rt->codec) {
         rc = SS_ERR_CONFIG;
         goto fail;
@@ -59,7 +95,8 @@ static int runtime_open(ss_runtime_t *rt, const ss_model_t *model) {
     ss_codec_attach_registry(rt->codec,
                              cfg->input_framing == SS_FRAMING_CONFLUENT ? rt->registry : NULL,
                              cfg->registry_miss_ttl_ms, rt->stats);
-    if ((rc = ss_output_register_schema(rt->output, rt->registry, err, sizeof(err))) < 0)
+    if ((rc = ss_output_register_schema(rt->output, rt->registry, err, sizeof(err))) < 0 ||
+        (rc = ss_runtime_model_fits(rt, model, cfg->model_threshold, err, sizeof(err))) < 0)
         goto fail;
     if (cfg->delivery == SS_DELIVERY_EXACTLY_ONCE && cfg->state_mode == SS_STATE_OWNED &&
         cfg->mode == SS_MODE_PRIMARY && (rc = ss_changelog_prepare(cfg, err, sizeof(err))) < 0)

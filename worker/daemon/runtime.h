@@ -41,6 +41,13 @@ typedef struct ss_runtime {
 } ss_runtime_t;
 
 /* A stop was asked for, or a worker failed. @locality any thread */
+/* Whether `model` can serve here: output.schema holds what it writes (a model without a
+ * decision needs a nullable decision), and explain.top.k can explain it. Checked at start-up,
+ * on reload and for a rollout candidate; `threshold` is the configured one (model.threshold,
+ * NaN for a candidate: its card decides). Returns 0, or SS_ERR_CONFIG / SS_ERR_NOMEM with err. */
+int ss_runtime_model_fits(ss_runtime_t *rt, const ss_model_t *model, double threshold, char *err,
+                          size_t errlen);
+
 static inline int ss_runtime_stopping(const ss_runtime_t *rt) {
     return __atomic_load_n(rt->stop, __ATOMIC_ACQUIRE) ||
            __atomic_load_n(&rt->failed, __ATOMIC_ACQUIRE);

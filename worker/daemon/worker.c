@@ -19,6 +19,7 @@
 #include "delivery.h"
 #include "drift.h"
 #include "error.h"
+#include "explainer.h"
 #include "failpoint.h"
 #include "features.h"
 #include "labels.h"
@@ -51,7 +52,14 @@ struct ss_worker {
     float *canary_rows; /* the canary rows, gathered */
     double *canary_scores, *live_scores;
     int64_t candidate_ns; /* the candidate's scoring time in the batch */
-    ss_recent_t *recent;  /* the batch's predictions, for the labels (rollout.labels.topic) */
+    /* per row: every output (n_out a row, multi-output models), the predicted class and the
+     * decision (-1: none); the canary's, gathered */
+    size_t n_out;
+    double *outputs, *canary_outputs;
+    int *classes, *canary_classes;
+    signed char *decisions;
+    ss_explainer_t *explainer; /* NULL: explain.top.k = 0 */
+    ss_recent_t *recent;       /* the batch's predictions, for the labels (rollout.labels.topic) */
     ss_gate_tally_t tally[SS_ROUTES];
 };
 
@@ -197,12 +205,19 @@ static int score_canary(ss_worker_t *w, const ss_plan_t *plan, char *err, size_t
         return 0;
     int64_t t0 = ss_mono_ns();
     ss_failpoint_delay("rollout.candidate.predict");
-    if (ss_model_predict(plan->candidate, w->pred, w->canary_rows, k, w->canary_scores, err,
-                         errlen) < 0)
+    if (ss_model_predict_outputs(plan->candidate, w->pred, w->canary_rows, k, w->canary_scores,
+                                 w->n_out > 1 ? w->canary_outputs : NULL, w->canary_classes, err,
+                                 errlen) < 0)
         return SS_ERR_FAIL;
     w->candidate_ns += ss_mono_ns() - t0;
-    for (size_t j = 0; j < k; j++)
-        b->scores[w->canary_row[j]] = w->canary_scores[j];
+    for (size_t j = 0; j < k; j++) {
+        size_t row = (size_t)w->canary_row[j];
+        b->scores[row] = w->canary_scores[j];
+        w->classes[row] = w->canary_classes[j];
+        if (w->n_out > 1)
+            memcpy(w->outputs + row * w->n_out, w->canary_outputs + j * w->n_out,
+                   w->n_out * sizeof(double));
+    }
     return 0;
 }
 
@@ -219,8 +234,9 @@ static int score(ss_worker_t *w, const ss_plan_t *plan) {
     for (;;) {
         int64_t t0 = ss_mono_ns();
         w->n_canary = 0;
-        if (ss_model_predict(plan->live, w->pred, b->rows, b->n_rows, b->scores, err, sizeof(err)) <
-                0 ||
+        if (ss_model_predict_outputs(plan->live, w->pred, b->rows, b->n_rows, b->scores,
+                                     w->n_out > 1 ? w->outputs : NULL, w->classes, err,
+                                     sizeof(err)) < 0 ||
             (plan->buckets && score_canary(w, plan, err, sizeof(err)) < 0)) {
             ss_error("%s", err);
             return SS_ERR_FAIL;
@@ -245,7 +261,21 @@ static int score(ss_worker_t *w, const ss_plan_t *plan) {
     }
 }
 
-static void fill_prediction(const ss_batch_t *b, size_t i, ss_prediction_t *p) {
+/* Each row's decision, by the threshold of the model of its route (-1: none). */
+static void decide(ss_worker_t *w, const ss_plan_t *plan) {
+    ss_batch_t *b = w->batch;
+    for (size_t i = 0; i < b->n_msgs; i++) {
+        const ss_batch_rec_t *r = &b->recs[i];
+        if (r->dlq)
+            continue;
+        double t = b->u_route[r->slot] == SS_ROUTE_CANARY ? plan->candidate_threshold
+                                                          : plan->live_threshold;
+        w->decisions[r->row] = isnan(t) ? -1 : b->scores[r->row] >= t;
+    }
+}
+
+static void fill_prediction(const ss_worker_t *w, size_t i, ss_prediction_t *p) {
+    const ss_batch_t *b = w->batch;
     const rd_kafka_message_t *m = b->msgs[i];
     const ss_batch_rec_t *r = &b->recs[i];
     p->event_id = b->arena + r->evid_off;
@@ -253,13 +283,27 @@ static void fill_prediction(const ss_batch_t *b, size_t i, ss_prediction_t *p) {
     p->customer_id = b->arena + r->cust_off;
     p->customer_id_len = r->cust_len;
     p->score = b->scores[r->row];
-    p->decision = p->score >= p->threshold;
+    p->decision = w->decisions[r->row];
+    p->predicted_class = w->classes[r->row];
+    p->outputs = w->n_out > 1 ? w->outputs + (size_t)r->row * w->n_out : NULL;
+    p->n_outputs = w->n_out > 1 ? w->n_out : 0;
+    ss_explainer_fill(w->explainer, b, i, p);
     p->source_topic = rd_kafka_topic_name(m->rkt);
     p->source_partition = m->partition;
     p->source_offset = m->offset;
     p->event_time = r->event_time;
     ss_features_hash_hex(ss_features_hash(b->rows + (size_t)r->row * b->nf, b->nf),
                          p->feature_hash);
+}
+
+/* A prediction; its explanation with it, or to explain.topic as well. */
+static int emit_one(ss_worker_t *w, ss_prediction_t *p, char *err, size_t errlen) {
+    if (!p->contributions || !ss_output_splits_explanations(w->rt->output))
+        return ss_output_prediction(w->out, p, err, errlen);
+    if (ss_output_explanation(w->out, p, err, errlen) < 0)
+        return SS_ERR_FAIL;
+    p->contributions = NULL;
+    return ss_output_prediction(w->out, p, err, errlen);
 }
 
 /* One prediction or dead letter per record; a prediction names the model of its route. */
@@ -293,10 +337,10 @@ static int emit(ss_worker_t *w, const ss_plan_t *plan) {
                                        ss_batch_detail(b, i), err, sizeof(err));
         } else {
             ss_prediction_t *pr = &p[b->u_route[r->slot]];
-            fill_prediction(b, i, pr);
+            fill_prediction(w, i, pr);
             pr->degraded = b->u_unknown[r->slot];
             degraded += pr->degraded;
-            rc = ss_output_prediction(w->out, pr, err, sizeof(err));
+            rc = emit_one(w, pr, err, sizeof(err));
         }
         if (rc < 0) {
             ss_error("%s", err);
@@ -305,6 +349,23 @@ static int emit(ss_worker_t *w, const ss_plan_t *plan) {
     }
     count(&w->rt->stats->scored, (long)b->n_rows);
     count(&w->rt->stats->degraded, degraded);
+    count(&w->rt->stats->explained, ss_explainer_count(w->explainer));
+    return 0;
+}
+
+/* The decisions, then the explanations of the records chosen (explain.*). */
+static int explain(ss_worker_t *w, const ss_plan_t *plan) {
+    char err[768];
+    decide(w, plan);
+    if (!w->explainer || w->batch->n_rows == 0)
+        return 0;
+    int64_t t0 = ss_mono_ns();
+    if (ss_explainer_run(w->explainer, w->batch, plan, w->decisions, w->classes, err, sizeof(err)) <
+        0) {
+        ss_error("%s", err);
+        return SS_ERR_FAIL;
+    }
+    ss_hist_observe(&w->rt->stats->explain_seconds, (double)(ss_mono_ns() - t0) / 1e9);
     return 0;
 }
 
@@ -429,7 +490,7 @@ static int process_batch(ss_worker_t *w) {
         goto out;
     ss_batch_merge(b);
     route(w, plan);
-    if ((rc = score(w, plan)) < 0)
+    if ((rc = score(w, plan)) < 0 || (rc = explain(w, plan)) < 0)
         goto out;
     ss_failpoint("eos.before-produce");
     remember(w, plan);
@@ -551,8 +612,20 @@ int ss_worker_new(ss_runtime_t *rt, int index, ss_worker_t **out, char *errstr, 
     w->canary_scores = malloc(max * sizeof(double));
     w->live_scores = malloc(max * sizeof(double));
     w->recent = malloc(max * sizeof(*w->recent));
-    if (!w->canary_row || !w->canary_rows || !w->canary_scores || !w->live_scores || !w->recent) {
+    w->n_out = model->objective.n_outputs;
+    w->outputs = malloc(max * w->n_out * sizeof(double) + 1);
+    w->canary_outputs = malloc(max * w->n_out * sizeof(double) + 1);
+    w->classes = malloc(max * sizeof(int) + 1);
+    w->canary_classes = malloc(max * sizeof(int) + 1);
+    w->decisions = malloc(max + 1);
+    if (!w->canary_row || !w->canary_rows || !w->canary_scores || !w->live_scores || !w->recent ||
+        !w->outputs || !w->canary_outputs || !w->classes || !w->canary_classes || !w->decisions) {
         snprintf(errstr, errlen, "worker: out of memory for batch buffers");
+        goto fail;
+    }
+    w->explainer = ss_explainer_new(cfg, max, nf, errstr, errlen);
+    if (!w->explainer && errstr[0]) {
+        rc = SS_ERR_NOMEM;
         goto fail;
     }
     if (!(w->dec = ss_decoder_new(rt->codec, errstr, errlen)) ||
@@ -613,6 +686,12 @@ void ss_worker_destroy(ss_worker_t *w) {
     free(w->canary_scores);
     free(w->live_scores);
     free(w->recent);
+    free(w->outputs);
+    free(w->canary_outputs);
+    free(w->classes);
+    free(w->canary_classes);
+    free(w->decisions);
+    ss_explainer_destroy(w->explainer);
     free(w);
 }
 
