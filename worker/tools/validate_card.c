@@ -25,19 +25,35 @@ static void fmt_value(char *buf, size_t len, double v, const char *fmt) {
         snprintf(buf, len, fmt, v);
 }
 
-static void print_gate_row(const vld_gate_t *g, const char *value_fmt, const char *gate_fmt) {
-    char value[32], gate[96], thr[32];
-    fmt_value(value, sizeof(value), g->value, value_fmt);
-    if (g->threshold < 0) {
-        snprintf(gate, sizeof(gate), "not checked (%s)", g->key);
+/* How gate g's values are written: rates and losses to 4 decimals, errors in the label's
+ * unit to 6 significant digits. */
+static const char *gate_fmt(int g) {
+    return g == G_RMSE || g == G_MAE ? "%.6g" : "%.4f";
+}
+
+/* The gate column: the rule, "not checked" or "not applicable", naming the key. */
+static void fmt_gate(char *buf, size_t len, const vld_run_t *r, const vld_gate_t *g,
+                     const char *thr_fmt) {
+    char thr[32];
+    if (!g->applies) {
+        snprintf(buf, len, "not applicable to %s (%s)", ss_task_name(r->task), g->key);
+    } else if (!g->set) {
+        snprintf(buf, len, "not checked (%s)", g->key);
     } else {
-        snprintf(thr, sizeof(thr), gate_fmt, g->threshold);
-        snprintf(gate, sizeof(gate), "%s %s (%s)", g->is_max ? "<=" : ">=", thr, g->key);
+        snprintf(thr, sizeof(thr), thr_fmt, g->threshold);
+        snprintf(buf, len, "%s %s (%s)", g->is_max ? "<=" : ">=", thr, g->key);
     }
+}
+
+static void print_gate_row(const vld_run_t *r, const vld_gate_t *g, const char *value_fmt,
+                           const char *gate_fmt) {
+    char value[32], gate[96];
+    fmt_value(value, sizeof(value), g->value, value_fmt);
+    fmt_gate(gate, sizeof(gate), r, g, gate_fmt);
     printf("  %-18s %-12s %-44s %s\n", g->name, value, gate,
-           g->threshold < 0 ? "-"
-           : g->passed      ? "pass"
-                            : "FAIL");
+           !(g->set && g->applies) ? "-"
+           : g->passed             ? "pass"
+                                   : "FAIL");
 }
 
 /* The fields the data lacks, ", "-separated after a space; `with_feature`: each with its
@@ -51,6 +67,11 @@ static void print_missing(const vld_run_t *r, int with_feature) {
     }
 }
 
+/* A segment's value as the table shows it. */
+static const char *seg_text(const vld_segment_t *s) {
+    return s->value ? s->value : "(null)";
+}
+
 /* The last line: PASS, or FAIL naming every failed gate. */
 static void print_verdict(const vld_run_t *r) {
     const vld_gate_t *gates = r->gates;
@@ -59,7 +80,9 @@ static void print_verdict(const vld_run_t *r) {
     if (r->passed) {
         int checked = 1;
         for (int i = 0; i < N_GATES; i++)
-            checked += gates[i].threshold >= 0;
+            checked += gates[i].set && gates[i].applies;
+        for (int i = 0; i < N_QUALITY; i++)
+            checked += r->seg_gates[i].named && gates[i].applies;
         printf("\nPASS: all %d checked gates passed\n", checked);
         return;
     }
@@ -73,12 +96,71 @@ static void print_verdict(const vld_run_t *r) {
                gates[i].threshold, gates[i].key);
         sep = "; ";
     }
+    for (int i = 0; i < N_QUALITY; i++) {
+        const vld_seg_gate_t *sg = &r->seg_gates[i];
+        if (!sg->named || sg->passed)
+            continue;
+        fmt_value(v, sizeof(v), sg->value, "%.4g");
+        if (sg->segment < 0)
+            printf("%sworst segment %s: no segment of %s has %ld records (%s, "
+                   "validate.segment.min.records)",
+                   sep, gates[i].name, r->cfg->validate_segment_field,
+                   r->cfg->validate_segment_min_records, gates[i].key);
+        else
+            printf("%sworst segment %s %s %s %g in %s=%s (%s, validate.segment.gates)", sep,
+                   gates[i].name, v, gates[i].is_max ? ">" : "<", gates[i].threshold,
+                   r->cfg->validate_segment_field, seg_text(&r->segs[sg->segment]), gates[i].key);
+        sep = "; ";
+    }
     if (r->n_missing) {
         printf("%sfeatures_present %zu/%zu (the data lacks", sep, nf - r->n_missing, nf);
         print_missing(r, 0);
         printf(")");
     }
     printf("\n");
+}
+
+/* Each segment's count and metrics, then the worst segment of each segment gate. */
+static void print_segments(const vld_run_t *r) {
+    const ss_config_t *cfg = r->cfg;
+    char v[32], g[96];
+    printf("\nsegments by %s (validate.segment.field): %zu; gated: those of at least %ld "
+           "records (validate.segment.min.records)\n",
+           cfg->validate_segment_field, r->n_segs, cfg->validate_segment_min_records);
+    printf("  %-24s %-10s", "segment", "n");
+    for (int q = 0; q < N_QUALITY; q++)
+        if (r->gates[q].applies)
+            printf(" %-10s", r->gates[q].name);
+    printf(" %s\n", "gated");
+    for (size_t s = 0; s < r->n_segs; s++) {
+        const vld_segment_t *seg = &r->segs[s];
+        printf("  %-24.24s %-10zu", seg_text(seg), seg->m.n);
+        for (int q = 0; q < N_QUALITY; q++) {
+            if (!r->gates[q].applies)
+                continue;
+            fmt_value(v, sizeof(v), seg->m.q[q], gate_fmt(q));
+            printf(" %-10s", v);
+        }
+        printf(" %s\n", seg->gated ? "yes" : "no");
+    }
+    if (!r->any_seg_gate)
+        return;
+    printf("\nworst gated segment (validate.segment.gates):\n");
+    printf("  %-18s %-12s %-44s %-6s %s\n", "metric", "value", "gate", "result", "segment");
+    for (int q = 0; q < N_QUALITY; q++) {
+        const vld_seg_gate_t *sg = &r->seg_gates[q];
+        if (!sg->named)
+            continue;
+        fmt_value(v, sizeof(v), sg->value, gate_fmt(q));
+        fmt_gate(g, sizeof(g), r, &r->gates[q], gate_fmt(q));
+        if (!r->gates[q].applies) {
+            printf("  %-18s %-12s %-44s -\n", r->gates[q].name, v, g);
+            continue;
+        }
+        printf(
+            "  %-18s %-12s %-44s %-6s %s\n", r->gates[q].name, v, g, sg->passed ? "pass" : "FAIL",
+            sg->segment >= 0 ? seg_text(&r->segs[sg->segment]) : "(no segment has enough records)");
+    }
 }
 
 void vld_print_report(const vld_run_t *r) {
@@ -91,26 +173,45 @@ void vld_print_report(const vld_run_t *r) {
     printf("streamscore validate-model: %s %s (%s, %lld bytes)\n", r->model->name,
            r->model->version, cfg->model_path, r->model_bytes);
     printf("data: %s (sha256 %.16s...)\n", r->data, r->data_sha);
-    printf("records: %zu read, %zu scored, %zu without label, %zu with a label not 0/1, "
+    printf("records: %zu read, %zu scored, %zu without label, %zu with a label not %s, "
            "%zu undecodable\n",
-           ds->records, ds->n, ds->unlabeled, ds->bad_label, ds->undecodable);
+           ds->records, ds->n, ds->unlabeled, ds->bad_label, vld_label_rule(r->task),
+           ds->undecodable);
     if (ds->undecodable)
         printf("first undecodable: %s\n", ds->first_decode_error);
-    printf("threshold: %g (%s)", r->threshold,
-           isnan(cfg->model_threshold) ? "the model card's, or 0.5" : "model.threshold");
-    if (!isnan(r->card_threshold) && fabs(r->card_threshold - r->threshold) > 1e-12)
-        printf("; note: the model card's threshold is %g", r->card_threshold);
+    if (r->task == SS_TASK_BINARY) {
+        printf("threshold: %g (%s)", r->threshold,
+               isnan(cfg->model_threshold) ? "the model card's, or 0.5" : "model.threshold");
+        if (!isnan(r->card_threshold) && fabs(r->card_threshold - r->threshold) > 1e-12)
+            printf("; note: the model card's threshold is %g", r->card_threshold);
+    } else {
+        printf("objective: %s (task %s", r->model->objective.name, ss_task_name(r->task));
+        if (r->n_classes)
+            printf(", %zu classes", r->n_classes);
+        printf(")");
+    }
     printf("\nbatches: %zu of up to %zu rows (batch.max.messages)\n\n", r->n_batches, r->batch);
 
     printf("  %-18s %-12s %-44s %s\n", "metric", "value", "gate", "result");
-    for (int i = G_AUC; i <= G_F1; i++)
-        print_gate_row(&gates[i], "%.4f", "%.4f");
-    printf("  %-18s %-12.4f\n", "positive_rate", r->m.positive_rate);
+    for (int i = 0; i < N_QUALITY; i++)
+        if (gates[i].applies)
+            print_gate_row(r, &gates[i], gate_fmt(i), gate_fmt(i));
+    if (r->task == SS_TASK_RANKING || r->task == SS_TASK_SURVIVAL) {
+        snprintf(g, sizeof(g), "no quality gate applies to %s", ss_task_name(r->task));
+        printf("  %-18s %-12s %-44s %s\n", "quality", "n/a", g, "-");
+    }
+    for (int i = 0; i < N_QUALITY; i++)
+        if (!gates[i].applies && gates[i].set)
+            print_gate_row(r, &gates[i], gate_fmt(i), gate_fmt(i));
+    if (r->task == SS_TASK_BINARY)
+        printf("  %-18s %-12.4f\n", "positive_rate", r->m.positive_rate);
+    if (r->n_classes)
+        printf("  %-18s %-12zu\n", "classes", r->n_classes);
     printf("  %-18s %-12zu\n", "n", r->m.n);
-    print_gate_row(&gates[G_MODEL_MB], "%.3f", "%g");
+    print_gate_row(r, &gates[G_MODEL_MB], "%.3f", "%g");
     fmt_value(v, sizeof(v), r->m.batch_p50_ms, "%.3f");
     printf("  %-18s %-12s\n", "batch_p50_ms", v);
-    print_gate_row(&gates[G_BATCH_P99], "%.3f", "%g");
+    print_gate_row(r, &gates[G_BATCH_P99], "%.3f", "%g");
     fmt_value(v, sizeof(v), r->m.rows_per_s, "%.0f");
     printf("  %-18s %-12s\n", "rows_per_s", v);
     snprintf(v, sizeof(v), "%zu/%zu", nf - r->n_missing, nf);
@@ -122,6 +223,8 @@ void vld_print_report(const vld_run_t *r) {
         print_missing(r, 1);
         printf("\n");
     }
+    if (r->seg_index >= 0)
+        print_segments(r);
     print_verdict(r);
     fflush(stdout);
 }
@@ -136,15 +239,19 @@ static json_t *num(double v) {
     return isfinite(v) ? json_real(v) : json_null();
 }
 
-/* The gates that were checked, with the features gate; the names of those that were not. */
-static json_t *gates_json(const vld_run_t *r, json_t **not_checked) {
+/* The gates that were checked, with the features gate; the names of those that were not, and
+ * of those that do not apply to the task although their threshold is set. */
+static json_t *gates_json(const vld_run_t *r, json_t **not_checked, json_t **not_applicable) {
     size_t nf = r->model->n_features;
     json_t *jg = json_object(), *jmiss = json_array();
     *not_checked = json_array();
+    *not_applicable = json_array();
     for (int g = 0; g < N_GATES; g++) {
         const vld_gate_t *gt = &r->gates[g];
-        if (gt->threshold < 0) {
-            json_array_append_new(*not_checked, json_string(gt->name));
+        if (!gt->applies || !gt->set) {
+            if (gt->applies || gt->set)
+                json_array_append_new(gt->applies ? *not_checked : *not_applicable,
+                                      json_string(gt->name));
             continue;
         }
         double v = round_to(gt->value, g == G_BATCH_P99 ? 1e3 : 1e6);
@@ -161,6 +268,73 @@ static json_t *gates_json(const vld_run_t *r, json_t **not_checked) {
     return jg;
 }
 
+/* The task's quality metrics of `m` (binary: with the positive rate; multi-class: with the
+ * number of classes), rounded to 6 decimals. */
+static json_t *quality_json(const vld_run_t *r, const vld_metrics_t *m) {
+    json_t *o = json_object();
+    for (int g = 0; g < N_QUALITY; g++)
+        if (r->gates[g].applies)
+            json_object_set_new(o, r->gates[g].name, num(round_to(m->q[g], 1e6)));
+    if (r->task == SS_TASK_BINARY)
+        json_object_set_new(o, "positive_rate", num(round_to(m->positive_rate, 1e6)));
+    if (r->n_classes)
+        json_object_set_new(o, "n_classes", json_integer((json_int_t)r->n_classes));
+    return o;
+}
+
+/* A segment's value as a JSON string: its bytes when they are UTF-8, else with each byte
+ * outside ASCII written as '?'; null for null. */
+static json_t *seg_value_json(const vld_segment_t *s) {
+    if (!s->value)
+        return json_null();
+    json_t *j = json_stringn(s->value, s->len);
+    if (j)
+        return j;
+    char *copy = malloc(s->len + 1);
+    if (!copy)
+        return NULL;
+    for (size_t i = 0; i < s->len; i++)
+        copy[i] = (unsigned char)s->value[i] < 0x80 ? s->value[i] : '?';
+    j = json_stringn(copy, s->len);
+    free(copy);
+    return j;
+}
+
+/* validate.segment.field's segments: each one's count and metrics, and the worst of each
+ * segment gate. */
+static json_t *segments_json(const vld_run_t *r) {
+    json_t *values = json_array(), *gates = json_object(), *not_applicable = json_array();
+    size_t n_gated = 0;
+    for (size_t s = 0; s < r->n_segs; s++) {
+        const vld_segment_t *seg = &r->segs[s];
+        n_gated += seg->gated != 0;
+        json_array_append_new(values,
+                              json_pack("{s:o, s:I, s:b, s:o}", "value", seg_value_json(seg), "n",
+                                        (json_int_t)seg->m.n, "gated", seg->gated, "metrics",
+                                        quality_json(r, &seg->m)));
+    }
+    for (int g = 0; g < N_QUALITY; g++) {
+        const vld_seg_gate_t *sg = &r->seg_gates[g];
+        const vld_gate_t *gt = &r->gates[g];
+        if (!sg->named)
+            continue;
+        if (!gt->applies) {
+            json_array_append_new(not_applicable, json_string(gt->name));
+            continue;
+        }
+        json_object_set_new(
+            gates, gt->name,
+            json_pack("{s:s, s:f, s:o, s:o, s:b}", "key", gt->key, "threshold", gt->threshold,
+                      "value", num(round_to(sg->value, 1e6)), "segment",
+                      sg->segment >= 0 ? seg_value_json(&r->segs[sg->segment]) : json_null(),
+                      "passed", sg->passed));
+    }
+    return json_pack("{s:s, s:I, s:I, s:o, s:o, s:o}", "field", r->cfg->validate_segment_field,
+                     "min_records", (json_int_t)r->cfg->validate_segment_min_records, "gated",
+                     (json_int_t)n_gated, "values", values, "gates", gates, "not_applicable",
+                     not_applicable);
+}
+
 /* The result as the card's "validation" object (new reference, NULL when out of memory). */
 static json_t *result_json(const vld_run_t *r) {
     const vld_metrics_t *m = &r->m;
@@ -168,24 +342,33 @@ static json_t *result_json(const vld_run_t *r) {
     char when[32];
     time_t t = time(NULL);
     struct tm tm;
-    json_t *not_checked = NULL, *gates = gates_json(r, &not_checked);
+    json_t *not_checked = NULL, *not_applicable = NULL;
+    json_t *gates = gates_json(r, &not_checked, &not_applicable);
+    json_t *metrics = quality_json(r, m);
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
-    json_t *metrics = json_pack(
-        "{s:o, s:f, s:f, s:f, s:f, s:o, s:o, s:o, s:I}", "roc_auc", num(round_to(m->roc_auc, 1e6)),
-        "precision", round_to(m->precision, 1e6), "recall", round_to(m->recall, 1e6), "f1",
-        round_to(m->f1, 1e6), "positive_rate", round_to(m->positive_rate, 1e6), "batch_p50_ms",
-        num(round_to(m->batch_p50_ms, 1e3)), "batch_p99_ms", num(round_to(m->batch_p99_ms, 1e3)),
-        "rows_per_s", num(round_to(m->rows_per_s, 1)), "batch_rows", (json_int_t)r->batch);
-    return json_pack("{s:s, s:s, s:s, s:I, s:{s:I, s:I, s:I, s:I}, s:s, s:f, s:o, s:I, s:o, s:o, "
-                     "s:b, s:s, s:s}",
-                     "validated_at", when, "data_file", r->data, "data_sha256", r->data_sha, "n",
-                     (json_int_t)ds->n, "records", "read", (json_int_t)ds->records, "unlabeled",
-                     (json_int_t)ds->unlabeled, "bad_label", (json_int_t)ds->bad_label,
-                     "undecodable", (json_int_t)ds->undecodable, "label_field",
-                     r->cfg->validate_label_field, "threshold", r->threshold, "metrics", metrics,
-                     "model_bytes", (json_int_t)r->model_bytes, "gates", gates, "not_checked",
-                     not_checked, "passed", r->passed, "streamscore_version", SS_VERSION,
-                     "xgboost_version", ss_model_xgboost_version());
+    json_object_set_new(metrics, "batch_p50_ms", num(round_to(m->batch_p50_ms, 1e3)));
+    json_object_set_new(metrics, "batch_p99_ms", num(round_to(m->batch_p99_ms, 1e3)));
+    json_object_set_new(metrics, "rows_per_s", num(round_to(m->rows_per_s, 1)));
+    json_object_set_new(metrics, "batch_rows", json_integer((json_int_t)r->batch));
+    json_t *res = json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:I, s:{s:I, s:I, s:I, s:I}, s:s, s:o, s:o, s:I, s:o, s:o, "
+        "s:o, s:b, s:s, s:s}",
+        "validated_at", when, "data_file", r->data, "data_sha256", r->data_sha, "task",
+        ss_task_name(r->task), "objective", r->model->objective.name, "n", (json_int_t)ds->n,
+        "records", "read", (json_int_t)ds->records, "unlabeled", (json_int_t)ds->unlabeled,
+        "bad_label", (json_int_t)ds->bad_label, "undecodable", (json_int_t)ds->undecodable,
+        "label_field", r->cfg->validate_label_field, "threshold", num(r->threshold), "metrics",
+        metrics, "model_bytes", (json_int_t)r->model_bytes, "gates", gates, "not_checked",
+        not_checked, "not_applicable", not_applicable, "passed", r->passed, "streamscore_version",
+        SS_VERSION, "xgboost_version", ss_model_xgboost_version());
+    if (res && r->seg_index >= 0) {
+        json_t *segs = segments_json(r);
+        if (!segs || json_object_set_new(res, "segments", segs) != 0) {
+            json_decref(res);
+            return NULL;
+        }
+    }
+    return res;
 }
 
 /* Whether every real of `v` reads back exactly when written with `digits` significant
