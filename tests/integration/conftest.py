@@ -69,6 +69,12 @@ SUBSETS = {
         # HTTP thread rendering the figures
         "test_rollout.py::test_a_bad_candidate_is_rolled_back_by_the_gate_it_trips_and_then_serves_nothing[scores_far_from_live]",
         "test_rollout_labels.py::test_the_roc_auc_gate_rolls_back_a_candidate_that_ranks_worse_than_the_live_model[live]",
+        # explanations: both worker threads asking the shared booster for contributions beside
+        # its in-place predictions, the explained predictions to a side topic too; categories
+        # read by name, an unseen one dead-lettered
+        "test_explain.py::test_the_top_k_contributions_are_xgboosts_largest_shap_values[multi_softprob]",
+        "test_explain.py::test_explain_topic_gets_the_explained_predictions_and_the_output_topic_none",
+        "test_categorical.py::test_a_category_is_mapped_by_name_and_an_unseen_one_follows_features_unseen_category[string-dead_letter]",
         # dead letters sent by the worker threads through the shared producer
         "test_dead_letter.py::test_confluent_framing_bad_records_go_to_the_dead_letter_topic_and_good_ones_are_scored",
     ],
