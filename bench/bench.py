@@ -501,10 +501,28 @@ def throughput_run(d, name, kind, events, a=None):
                                               3),
                 "predict": round(m.get("streamscore_predict_seconds_sum", 0) / b * 1e3, 3),
             }
+            if m.get("streamscore_explain_seconds_sum") is not None:
+                out["stages_ms_per_batch"]["explain"] = round(
+                    m["streamscore_explain_seconds_sum"] / b * 1e3, 3)
             out["mean_batch"] = round(m.get("streamscore_batch_size_sum", 0) / b, 1)
             out["batches"] = int(b)
         out["state"] = state_figures(m, events)
+        if kind in EXPLAIN_KINDS:
+            out["explain"] = explain_figures(m, events)
     return out, problems
+
+
+def explain_figures(m, events):
+    """Of a worker explaining, from its /metrics: the predictions explained (and their share
+    of the events), the time of the explain stage (streamscore_explain_seconds: contributions
+    and top-k, wall clock) per batch and per explained prediction."""
+    n = m.get("streamscore_predictions_explained_total")
+    t = m.get("streamscore_explain_seconds_sum")
+    b = m.get("streamscore_batches_total")
+    return {"explained": int(n) if n is not None else None,
+            "share_explained": ratio(n, events),
+            "explain_ms_per_batch": round(t / b * 1e3, 3) if t is not None and b else None,
+            "explain_us_per_explained": round(t / n * 1e6, 3) if t is not None and n else None}
 
 
 def stage_quantiles(values):
@@ -660,6 +678,7 @@ def conditions(a, d):
     return {
         "events": a.events, "customers": a.customers, "partitions": a.partitions,
         "cold_events": a.cold_events,
+        "explain_top_k": a.explain_top_k, "explain_sample": a.explain_sample,
         "threads": a.threads, "python_peer_processes": a.threads,
         "batch_max_messages": a.batch, "batch_max_wait_ms": a.batch_wait_ms,
         "python_peer_batch": a.peer_batch, "repeats": a.repeat,
@@ -732,11 +751,59 @@ def stage_budget(results, runs, a):
             "note": "components: one thread alone; measured: threads x batch / events per s"}
 
 
+def explain_summary(results, runs, a):
+    """What an explanation costs: the worker explaining every event (explain.top.k) and a
+    sample of them (explain.sample), each against the plain worker of the same round (events/s
+    ratio, CPU µs per event beyond the worker's), the explain stage as the worker timed it, and
+    the component timings by batch size: predict and explain µs per row, one thread. None when
+    neither was measured."""
+    comp = results.get("components") or {}
+    ce = comp.get("explain")
+    if not any(k in r for r in runs for k in EXPLAIN_KINDS) and not ce:
+        return None
+    out = {"top_k": a.explain_top_k, "sample": a.explain_sample}
+    for k in EXPLAIN_KINDS:
+        if not any(k in r for r in runs):
+            continue
+
+        def med(key, k=k):
+            return median([r[k].get("explain", {}).get(key) for r in runs if k in r])
+
+        out[k] = {
+            "sample": 1.0 if k == "explain" else a.explain_sample,
+            "events_per_s": results["events_per_s_runs"][k],
+            "to_worker": results["ratios"][k + "_to_worker"],
+            "cpu_us_per_event_over_worker": spread(
+                [r.get(k + "_cpu_us_per_event_over_worker") for r in runs], 3),
+            "share_explained": med("share_explained"),
+            "explain_ms_per_batch": med("explain_ms_per_batch"),
+            "explain_us_per_explained": med("explain_us_per_explained"),
+        }
+    if ce:
+        pr = comp.get("predict", {})
+        by = {}
+        for size, e in ce.items():
+            p = pr.get(size, {})
+            pu = p.get("us_per_row")
+            if pu is None and p.get("ns_per_row") is not None:
+                pu = round(p["ns_per_row"] / 1e3, 3)
+            by[size] = {"predict_us_per_row": pu, "explain_us_per_row": e["us_per_row"],
+                        "contributions_us_per_row": e.get("contributions_us_per_row"),
+                        "top_k_us_per_row": e.get("top_k_us_per_row"),
+                        "explain_to_predict": ratio(e["us_per_row"], pu, 2)}
+        out["components_by_batch"] = by
+        out["components_top_k"] = comp.get("explain_top_k")
+    return out
+
+
 # the throughput runs: the worker (at-least-once, hot workload), the pass-through, the Python
-# peer, the worker with delivery = exactly-once (hot) and the worker on the cold workload
-KINDS = ("worker", "passthrough", "python", "eos", "cold")
+# peer, the worker with delivery = exactly-once (hot), the worker on the cold workload, and the
+# worker explaining (hot: explain.top.k on every event, and on a sample of them)
+KINDS = ("worker", "passthrough", "python", "eos", "cold", "explain", "explain1")
 WORKER_KINDS = ("worker", "eos", "cold")
+EXPLAIN_KINDS = ("explain", "explain1")
 KIND_LABELS = {"worker": "worker, hot", "eos": "worker, exactly-once", "cold": "worker, cold",
+               "explain": "worker, explaining all", "explain1": "worker, explaining a sample",
                "passthrough": "Kafka pass-through", "python": "Python peer",
                "latency": "latency worker", "soak": "soak worker"}
 
@@ -972,6 +1039,13 @@ def cmd_report(a):
         wc = entry.get("worker", {}).get("cpu_s_per_million")
         yc = entry.get("python", {}).get("cpu_s_per_million")
         entry["worker_to_python_per_cpu_s"] = round(yc / wc, 2) if wc and yc else None
+        for k in EXPLAIN_KINDS:  # within the round, against the plain worker
+            xe = entry.get(k, {}).get("events_per_s")
+            xc = entry.get(k, {}).get("cpu_s_per_million")
+            entry[k + "_to_worker"] = round(xe / w, 3) if xe and w else None
+            # CPU s per million events = CPU µs per event
+            entry[k + "_cpu_us_per_event_over_worker"] = (
+                round(xc - wc, 3) if xc is not None and wc is not None else None)
         runs.append(entry)
 
     def col(kind, key):
@@ -988,6 +1062,8 @@ def cmd_report(a):
         "cold_to_passthrough": spread([r["cold_to_passthrough"] for r in runs], 3),
         "worker_to_python": spread([r["worker_to_python"] for r in runs], 2),
         "worker_to_python_per_cpu_s": spread([r["worker_to_python_per_cpu_s"] for r in runs], 2),
+        "explain_to_worker": spread([r["explain_to_worker"] for r in runs], 3),
+        "explain1_to_worker": spread([r["explain1_to_worker"] for r in runs], 3),
     }
     results["events_per_s_runs"] = {k: spread(col(k, "events_per_s")) for k in KINDS}
 
@@ -1042,6 +1118,7 @@ def cmd_report(a):
     results["runs"] = runs
     results["latency_worker"] = {k: lat.get(k) for k in ("rss_mb", "cpu_s")} if lat else None
     results["stage_budget_ms_per_batch"] = stage_budget(results, runs, a)
+    results["explain"] = explain_summary(results, runs, a)
     results["state"] = state_summary(d, runs, a)
 
     results["goals"] = goals_of(results, runs, a)
@@ -1075,11 +1152,14 @@ def cmd_report(a):
     print(row % ("throughput (backlog)", "events/s", "range over runs", "CPU s/M", "peak RSS",
                  "Kafka", "Redis"))
     sc = results["stack_cpu_s_per_million"]
+    xk, xpct = a.explain_top_k, "%g%%" % (a.explain_sample * 100)
     for k, label in (("worker", "streamscore worker"), ("passthrough", "Kafka pass-through (C)"),
                      ("python", "Python peer"), ("eos", "worker, exactly-once"),
-                     ("cold", "worker, cold workload")):
+                     ("cold", "worker, cold workload"),
+                     ("explain", "worker, explain top-%d" % xk),
+                     ("explain1", "worker, explain %s top-%d" % (xpct, xk))):
         e = ew[k]
-        if k in ("eos", "cold") and e["median"] is None:
+        if k in ("eos", "cold") + EXPLAIN_KINDS and e["median"] is None:
             continue
         print(row % (label, fmt(e["median"]), "%s .. %s" % (fmt(e["min"]), fmt(e["max"])),
                      fmt(results["cpu_s_per_million"][k], 2),
@@ -1096,15 +1176,66 @@ def cmd_report(a):
     if ew["cold"]["median"] is not None:
         print("  %-24s %s" % ("", "(cold workload: %s events, each of a new customer)"
                               % fmt(a.cold_events)))
+    if ew["explain"]["median"] is not None or ew["explain1"]["median"] is not None:
+        print("  %-24s %s" % ("", "(explain: the worker with explain.top.k = %d on every event, "
+                                  "and on explain.sample = %g of them)" % (xk, a.explain_sample)))
     for k, label in (("worker_to_passthrough", "worker / pass-through"),
                      ("worker_to_python", "worker / Python peer"),
                      ("worker_to_python_per_cpu_s", "per CPU second: w / peer"),
                      ("eos_to_passthrough", "exactly-once / pass-thr."),
-                     ("cold_to_passthrough", "cold / pass-through")):
+                     ("cold_to_passthrough", "cold / pass-through"),
+                     ("explain_to_worker", "explain / worker"),
+                     ("explain1_to_worker", "explain %s / worker" % xpct)):
         r = results["ratios"][k]
-        if r["median"] is None and k in ("eos_to_passthrough", "cold_to_passthrough"):
+        if r["median"] is None and k in ("eos_to_passthrough", "cold_to_passthrough",
+                                         "explain_to_worker", "explain1_to_worker"):
             continue
         print("  %-24s %10s %20s" % (label, r["median"], "%s .. %s" % (r["min"], r["max"])))
+    xs = results["explain"]
+    if xs:
+        print(line)
+        print("  explanations (explain.top.k = %d)" % xk)
+        row = "  %-40s %24s %24s"
+        cols = [k for k in EXPLAIN_KINDS if k in xs]
+        if cols:
+            print(row % ("", *("every event" if k == "explain" else "explain.sample %g"
+                               % xs[k]["sample"] for k in cols), *([""] * (2 - len(cols)))))
+
+            def cells(get):
+                return [get(xs[k]) for k in cols] + [""] * (2 - len(cols))
+
+            def rng(q, nd=3):
+                return ("-" if q["median"] is None else "%s (%s..%s)" % (
+                    fmt(q["median"], nd), fmt(q["min"], nd), fmt(q["max"], nd)))
+
+            print(row % ("events/s / the worker's (range)", *cells(lambda v: rng(v["to_worker"]))))
+            print(row % ("CPU us per event beyond the worker's", *cells(
+                lambda v: rng(v["cpu_us_per_event_over_worker"], 2))))
+            print(row % ("share of events explained", *cells(
+                lambda v: fmt(v["share_explained"], 4))))
+            print(row % ("in the worker: explain ms per batch", *cells(
+                lambda v: fmt(v["explain_ms_per_batch"], 3))))
+            print(row % ("in the worker: explain us per explained", *cells(
+                lambda v: fmt(v["explain_us_per_explained"], 2))))
+            print("  %s" % "(CPU: of the worker process, from the release of the backlog to the "
+                         "last commit, minus the plain")
+            print("  %s" % " worker's in the same round; in the worker: streamscore_explain_"
+                         "seconds, wall clock)")
+        cb = xs.get("components_by_batch")
+        if cb:
+            sizes = list(cb)
+            row = "  %-40s" + " %9s" * len(sizes)
+            print(row % ("one thread, us per row, by batch size", *sizes))
+            print(row % ("  predict (ss_model_predict)", *(fmt(cb[z]["predict_us_per_row"], 3)
+                                                          for z in sizes)))
+            print(row % ("  explain: contributions + top-%s" % xs.get("components_top_k"),
+                         *(fmt(cb[z]["explain_us_per_row"], 3) for z in sizes)))
+            print(row % ("    of which contributions", *(
+                fmt(cb[z]["contributions_us_per_row"], 3) for z in sizes)))
+            print(row % ("    of which top-k", *(fmt(cb[z]["top_k_us_per_row"], 3)
+                                                for z in sizes)))
+            print(row % ("  explain / predict", *(fmt(cb[z]["explain_to_predict"], 2)
+                                                 for z in sizes)))
     st = results["state"]
     if st:
         print(line)
@@ -1214,7 +1345,12 @@ def cmd_markdown(a):
                      ("python", "Python peer, %d processes" % c["threads"]),
                      ("eos", "streamscore worker, exactly-once, %d threads" % c["threads"]),
                      ("cold", "streamscore worker, cold workload (%s new customers), %d threads"
-                      % (fmt(c.get("cold_events")), c["threads"]))):
+                      % (fmt(c.get("cold_events")), c["threads"])),
+                     ("explain", "streamscore worker, `explain.top.k = %s` on every event, %d "
+                      "threads" % (c.get("explain_top_k"), c["threads"])),
+                     ("explain1", "streamscore worker, `explain.top.k = %s`, `explain.sample = "
+                      "%s`, %d threads" % (c.get("explain_top_k"), c.get("explain_sample"),
+                                           c["threads"]))):
         e = ew.get(k)
         if not e or e["median"] is None:
             continue
@@ -1236,11 +1372,53 @@ def cmd_markdown(a):
                      ("worker_to_python", "worker / Python peer"),
                      ("worker_to_python_per_cpu_s", "worker / Python peer, per CPU second"),
                      ("eos_to_passthrough", "worker exactly-once / pass-through"),
-                     ("cold_to_passthrough", "worker on the cold workload / pass-through")):
+                     ("cold_to_passthrough", "worker on the cold workload / pass-through"),
+                     ("explain_to_worker", "worker explaining every event / worker"),
+                     ("explain1_to_worker", "worker explaining a share of %s / worker"
+                      % c.get("explain_sample"))):
         q = r["ratios"].get(k)
         if not q or q["median"] is None:
             continue
         out.append("| %s | %s | %s – %s |" % (label, q["median"], q["min"], q["max"]))
+    xs = r.get("explain")
+    cols = [k for k in EXPLAIN_KINDS if xs and k in xs]
+    if cols:
+        out.append("")
+        out.append("| explanations (`explain.top.k = %s`), against the plain worker of the same "
+                   "round | %s |" % (xs["top_k"], " | ".join(
+                       "every event" if k == "explain" else "`explain.sample = %s`"
+                       % xs[k]["sample"] for k in cols)))
+        out.append("|---|" + "---:|" * len(cols))
+
+        def rng(q, nd):
+            return ("-" if not q or q["median"] is None else "%s (%s – %s)" % (
+                fmt(q["median"], nd), fmt(q["min"], nd), fmt(q["max"], nd)))
+
+        for label, get in (
+                ("events/s / the worker's (median, range)", lambda v: rng(v["to_worker"], 3)),
+                ("CPU µs per event beyond the worker's (median, range)",
+                 lambda v: rng(v["cpu_us_per_event_over_worker"], 2)),
+                ("share of events explained", lambda v: fmt(v["share_explained"], 4)),
+                ("explain stage in the worker (`streamscore_explain_seconds`), ms per batch",
+                 lambda v: fmt(v["explain_ms_per_batch"], 3)),
+                ("explain stage in the worker, µs per explained prediction",
+                 lambda v: fmt(v["explain_us_per_explained"], 2))):
+            out.append("| %s | %s |" % (label, " | ".join(get(xs[k]) for k in cols)))
+    cb = xs.get("components_by_batch") if xs else None
+    if cb:
+        sizes = list(cb)
+        out.append("")
+        out.append("| µs per row by batch size, one thread (`bench-components`) | %s |"
+                   % " | ".join(sizes))
+        out.append("|---|" + "---:|" * len(sizes))
+        for label, key, nd in (
+                ("predict (`ss_model_predict`)", "predict_us_per_row", 3),
+                ("explain: `ss_model_contributions` + `ss_explain_top` (top %s)"
+                 % xs.get("components_top_k"), "explain_us_per_row", 3),
+                ("of which contributions", "contributions_us_per_row", 3),
+                ("of which top-k", "top_k_us_per_row", 3),
+                ("explain / predict", "explain_to_predict", 2)):
+            out.append("| %s | %s |" % (label, " | ".join(fmt(cb[z][key], nd) for z in sizes)))
     st = r.get("state")
     if st:
         out.append("")
@@ -1412,6 +1590,10 @@ def main(argv=None):
     rp.add_argument("--latency-seconds", type=float, required=True)
     rp.add_argument("--cold-events", type=int, default=0,
                     help="events (and distinct customers) of the cold workload")
+    rp.add_argument("--explain-top-k", type=int, default=3,
+                    help="explain.top.k of the explain runs and of the explain component")
+    rp.add_argument("--explain-sample", type=float, default=0.01,
+                    help="explain.sample of the explain1 runs")
     rp.add_argument("--loadavg", required=True)
     rp.add_argument("--started", required=True, help="UTC date and time of the start")
     sub.add_parser("calibrate")

@@ -8,6 +8,10 @@
  *   merge     the batch's events applied in order to their customers' states
  *             (ss_features_merge, row copy), and the feature hash of every scored row
  *   predict   ss_model_predict by batch size (1, 16, 64, 256, 512, 1024 rows)
+ *   explain   an explanation of every row of a batch, as the worker makes it with
+ *             explain.top.k = -k (3): ss_model_contributions (XGBoost's exact TreeSHAP) and
+ *             ss_explain_top of each row, by batch size (1, 16, 64, 256, 512 rows); both
+ *             together and each alone, per batch and per row
  *   encode    ss_encoder_encode of one prediction per record
  *   redis     ss_cache_read + ss_cache_write of a batch's customers (one pipeline each),
  *             against the configured Redis, by batch size (every known feature written: an
@@ -36,6 +40,7 @@
 #include "cache.h"
 #include "codec.h"
 #include "config.h"
+#include "explain.h"
 #include "features.h"
 #include "kafka.h"
 #include "model.h"
@@ -43,6 +48,7 @@
 #include "producer.h"
 
 static double target_s = 0.5; /* seconds of repetitions per measurement */
+static size_t top_k = 3;      /* explain: the contributions kept per row (explain.top.k) */
 
 static double now_s(void) {
     struct timespec ts;
@@ -92,7 +98,8 @@ static void series_take(series_t *s, double *med, double *p90) {
 
 static void usage(FILE *f) {
     fprintf(f, "usage: bench-components -c CONFIG [-X KEY=VALUE]... -s SOURCE_TOPIC -o OUT_TOPIC\n"
-               "                        [-n RECORDS (20000)] [-T SECONDS_PER_MEASUREMENT (0.5)]\n");
+               "                        [-n RECORDS (20000)] [-T SECONDS_PER_MEASUREMENT (0.5)]\n"
+               "                        [-k EXPLAIN_TOP_K (3)]\n");
 }
 
 int main(int argc, char **argv) {
@@ -101,13 +108,15 @@ int main(int argc, char **argv) {
     char **overrides = calloc((size_t)argc, sizeof(char *));
     size_t n_over = 0, max = 20000;
     int opt;
-    while ((opt = getopt(argc, argv, "c:X:s:o:n:T:h")) != -1) {
+    long k_arg = 3;
+    while ((opt = getopt(argc, argv, "c:X:s:o:n:T:k:h")) != -1) {
         switch (opt) {
         case 'c': cfg_path = optarg; break;
         case 's': src = optarg; break;
         case 'o': out_topic = optarg; break;
         case 'n': max = (size_t)strtoul(optarg, NULL, 10); break;
         case 'T': target_s = strtod(optarg, NULL); break;
+        case 'k': k_arg = strtol(optarg, NULL, 10); break;
         case 'X':
             if (!strchr(optarg, '=')) {
                 usage(stderr);
@@ -119,10 +128,12 @@ int main(int argc, char **argv) {
         default: usage(stderr); return 2;
         }
     }
-    if (!cfg_path || !src || !out_topic || max == 0 || !(target_s > 0) || optind != argc) {
+    if (!cfg_path || !src || !out_topic || max == 0 || !(target_s > 0) || k_arg < 1 ||
+        k_arg > 1000 || optind != argc) {
         usage(stderr);
         return 2;
     }
+    top_k = (size_t)k_arg;
     ss_config_t *cfg = ss_config_new();
     if (ss_config_load_file(cfg, cfg_path, err, sizeof(err)) < 0) {
         fprintf(stderr, "components: %s\n", err);
@@ -277,11 +288,64 @@ int main(int argc, char **argv) {
             double med, p90;
             series_take(&total, &med, &p90);
             printf("%s\n  \"%zu\": {\"us_per_batch\": %.1f, \"p90_us_per_batch\": %.1f, "
-                   "\"ns_per_row\": %.0f, \"rows_per_s\": %.0f, \"batches\": %zu}",
-                   s ? "," : "", B, med * 1e6, p90 * 1e6, med / (double)B * 1e9, (double)B / med,
-                   reps);
+                   "\"ns_per_row\": %.0f, \"us_per_row\": %.3f, \"rows_per_s\": %.0f, "
+                   "\"batches\": %zu}",
+                   s ? "," : "", B, med * 1e6, p90 * 1e6, med / (double)B * 1e9,
+                   med / (double)B * 1e6, (double)B / med, reps);
         }
         printf("}");
+    }
+
+    /* explain by batch size: every row of the batch explained, as the worker's explainer
+     * does for the rows it chose (contributions of the gathered rows in one call, then the
+     * top-k of each row, of the output that is the score for a multi-output model) */
+    {
+        static const size_t sizes[] = {1, 16, 64, 256, 512};
+        size_t outs = model->objective.n_outputs, stride = nf + 1;
+        size_t g = outs <= 1 ? 0 : model->objective.score_output;
+        ss_contribution_t *top = malloc(top_k * sizeof(*top));
+        double bias, sink = 0; /* printed, so the top-k is computed */
+        if (!top) {
+            fprintf(stderr, "components: out of memory\n");
+            return 1;
+        }
+        printf(",\n \"explain_top_k\": %zu,\n \"explain\": {", top_k);
+        for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
+            size_t B = sizes[s] <= n ? sizes[s] : n, reps = 0;
+            double t_start = now_s();
+            for (size_t b0 = 0; now_s() - t_start < target_s || reps < 5; b0 += B, reps++) {
+                if (b0 + B > n)
+                    b0 = 0;
+                const float *c = NULL;
+                double t0 = now_s();
+                if (ss_model_contributions(model, rows + b0 * nf, B, &c, err, sizeof(err))) {
+                    fprintf(stderr, "components: explain: %s\n", err);
+                    return 1;
+                }
+                double t1 = now_s();
+                for (size_t j = 0; j < B; j++) {
+                    size_t got = ss_explain_top(c + (j * outs + g) * stride, rows + (b0 + j) * nf,
+                                                nf, model->feature_names, top_k, top, &bias);
+                    if (got)
+                        sink += top[0].contribution;
+                }
+                double t2 = now_s();
+                series_add(&first, t1 - t0);
+                series_add(&second, t2 - t1);
+                series_add(&total, t2 - t0);
+            }
+            double mc, pc, mt, pt, med, p90;
+            series_take(&first, &mc, &pc);
+            series_take(&second, &mt, &pt);
+            series_take(&total, &med, &p90);
+            printf("%s\n  \"%zu\": {\"us_per_batch\": %.1f, \"p90_us_per_batch\": %.1f, "
+                   "\"us_per_row\": %.3f, \"contributions_us_per_row\": %.3f, "
+                   "\"top_k_us_per_row\": %.3f, \"rows_per_s\": %.0f, \"batches\": %zu}",
+                   s ? "," : "", B, med * 1e6, p90 * 1e6, med / (double)B * 1e6,
+                   mc / (double)B * 1e6, mt / (double)B * 1e6, (double)B / med, reps);
+        }
+        printf("},\n \"explain_check\": %.6g", sink);
+        free(top);
     }
 
     /* encode: one prediction per record, as the worker fills it */
