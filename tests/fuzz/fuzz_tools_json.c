@@ -89,9 +89,12 @@ static void prediction(cmp_decoder_t *d, int json, const uint8_t *v, size_t len)
         die("cmp_decode", "neither decoded nor SS_ERR_FAIL");
     if (rc != 0)
         return;
-    if (!isfinite(p.score) || (p.decision != 0 && p.decision != 1) || p.partition < 0 ||
-        p.offset < 0)
+    if (!isfinite(p.score) || (p.has_decision && p.decision != 0 && p.decision != 1) ||
+        p.partition < 0 || p.offset < 0 || p.predicted_class < -1 || (p.n_outputs && !p.outputs))
         die("cmp_decode", "a decoded prediction out of range");
+    for (size_t i = 0; i < p.n_outputs; i++)
+        if (!isfinite(p.outputs[i]))
+            die("cmp_decode", "a decoded output that is not a finite number");
     /* the strings point into decoder memory: read every byte (ASan checks the bounds) */
     touch(p.customer_id.p, p.customer_id.n);
     touch(p.model_name.p, p.model_name.n);
@@ -131,8 +134,10 @@ static void labels(int csv, const uint8_t *v, size_t len) {
         at += n;
     }
     for (size_t i = 0; i < c->n_labels; i++)
-        if (c->labels[i].label != 0 && c->labels[i].label != 1)
-            die("labels", "a label neither 0 nor 1");
+        if ((c->labels[i].label != 0 && c->labels[i].label != 1 &&
+             c->labels[i].label != CMP_UNLABELED) ||
+            !isfinite(c->labels[i].value))
+            die("labels", "a label neither 0, 1 nor a number");
     free(c->labels);
     free(c);
 }
@@ -174,7 +179,7 @@ static void card(const uint8_t *v, size_t len) {
             die("ss_model_from_card", "no model and no message");
         return;
     }
-    if (!(m->threshold >= 0 && m->threshold <= 1) || !m->name || !m->version)
+    if (!isfinite(m->threshold) || !m->name || !m->version)
         die("ss_model_from_card", "a card read with a bad threshold or no name/version");
     for (size_t j = 0; j < m->n_features; j++)
         if (!m->feature_names[j])

@@ -880,40 +880,6 @@ def encode_prediction(record):
     return encode_avro(PREDICTION_SCHEMA_PATH, record)
 
 
-# The field a rollout added to predictions (after `degraded`): the route that scored the record.
-ROUTE_FIELD = {"name": "route", "type": "string", "default": "live",
-               "doc": "live, or canary: scored by the rollout's candidate in the primary."}
-
-
-def prediction_schema(route=True):
-    """schemas/prediction.avsc with the field `route` appended (route=True), or without it (the
-    schema before the field existed), whether or not the file has the field yet."""
-    schema = load_schema_json(PREDICTION_SCHEMA_PATH)
-    schema["fields"] = [f for f in schema["fields"] if f["name"] != "route"]
-    if route:
-        schema["fields"].append(dict(ROUTE_FIELD))
-    return schema
-
-
-def write_prediction_schema(path, route=True):
-    """prediction_schema(route) written to path (an output.schema for compare)."""
-    Path(path).write_text(json.dumps(prediction_schema(route), indent=2), encoding="utf-8")
-    return Path(path)
-
-
-@lru_cache(maxsize=None)
-def _parsed_prediction(route):
-    return fastavro.parse_schema(_strip_logical_types(prediction_schema(route)))
-
-
-def encode_prediction_routed(record):
-    """A prediction dict as a worker of its schema writes it: with the field `route` when the
-    dict has a "route" key, else with the schema from before that field."""
-    buf = io.BytesIO()
-    fastavro.schemaless_writer(buf, _parsed_prediction("route" in record), record, strict=True)
-    return buf.getvalue()
-
-
 def encode_prediction_json(record):
     """A prediction dict as output.format = json writes it."""
     return json.dumps(record).encode()
@@ -963,7 +929,7 @@ class CompareCase:
     primary-only ones. The primary's other predictions are then half without a route field
     (written before it existed: they count as "live") and half with route "live"; the shadow's
     carry route "live". Without canary sources no record has the field. Encode the records
-    with encode_prediction_routed (it picks the schema by the field)."""
+    with test_compare.encode_of_its_time (it picks the schema version by the field)."""
 
     THRESHOLD = 0.5
     T0 = 1_735_689_600_000  # 2025-01-01T00:00:00Z

@@ -1,7 +1,8 @@
 """compare.html, rendered by headless Chromium: one self-contained page whose three SVG
 charts carry the figures of compare.json, whose per-route table gives compare.json's
 "routes" (a canary among the primary's predictions), and that asks the network for
-nothing."""
+nothing. A multi-class comparison adds the per-output differences and the class matrix, a
+regression the distribution of |difference| with its percentiles; a binary one neither."""
 
 import json
 import re
@@ -11,12 +12,14 @@ import numpy as np
 import pytest
 
 import harness as h
+import test_compare as tc
 
 pytestmark = pytest.mark.skipif(not h.CHROMIUM.exists(),
                                 reason=f"{h.CHROMIUM} is absent: scripts/setup installs the "
                                        f"Debian package chromium")
 
 CHARTS = ("chart-distributions", "chart-differences", "chart-scatter")
+OTHER_KINDS_CHARTS = ("chart-outputs", "chart-class-matrix", "chart-abs-diff")
 URL_ATTRS = {"src", "href", "xlink:href", "action", "srcset", "data", "poster", "formaction"}
 
 
@@ -60,8 +63,8 @@ def report(ctx):
     ctx.add_topics(ctx.shadow_topic)
     case = h.CompareCase(source_topic=ctx.input_topic, n_canary=40, n_canary_divergent=3,
                          n_canary_primary_only=3)
-    h.produce_records(ctx.output_topic, case.primary, encode=h.encode_prediction_routed)
-    h.produce_records(ctx.shadow_topic, case.shadow, encode=h.encode_prediction_routed)
+    h.produce_records(ctx.output_topic, case.primary, encode=tc.encode_of_its_time)
+    h.produce_records(ctx.shadow_topic, case.shadow, encode=tc.encode_of_its_time)
     out = ctx.tmp / "report"
     cfg = h.compare_config(ctx.tmp / "compare.properties", ctx.output_topic, ctx.shadow_topic, out,
                            case.labels_csv(ctx.tmp / "labels.csv"),
@@ -98,6 +101,8 @@ def test_rendered_report_has_three_charts_with_the_figures_and_no_network_access
     p.feed(dom)
     missing = [c for c in CHARTS if c not in p.charts]
     assert not missing, f"charts {missing} not in the rendered page (svg ids: {sorted(p.charts)})"
+    other = [c for c in OTHER_KINDS_CHARTS if c in p.charts]
+    assert not other, f"a binary comparison's page has the charts {other} of other kinds"
 
     # Score distributions: 20 bars per side; each bar's count is compare.json's, and a bar is
     # drawn with a height exactly when its bin holds records.
@@ -228,3 +233,103 @@ def test_report_screenshot_shows_the_charts(report):
             "shadow bars": pixels_near(over_white("ff7f0e", 0.55))}
     faint = {k: v for k, v in seen.items() if v < 500}
     assert not faint, f"chart marks barely visible in the screenshot (pixels): {seen}"
+
+
+# ---- multi-class and regression
+
+def _rendered(html_path, tmp):
+    r = h.chromium(html_path.as_uri(), tmp / "chromium-profile", "--dump-dom")
+    assert r.returncode == 0, f"chromium exit {r.returncode}: {r.stderr[-2000:]}"
+    p = _Marks()
+    p.feed(r.stdout)
+    return p
+
+
+def _compare_report(ctx, case, name, extra=None):
+    out = ctx.tmp / name
+    cfg = h.compare_config(ctx.tmp / f"{name}.properties", ctx.output_topic, ctx.shadow_topic, out,
+                           case.labels_path, {**getattr(case, "extra", {}), **(extra or {})})
+    r = h.run_cli(["compare", "-c", str(cfg), "--quiet"], timeout=60)
+    assert r.returncode == 0, f"exit {r.returncode}: {r.stderr[-3000:]}"
+    return json.loads((out / "compare.json").read_text(encoding="utf-8")), out / "compare.html"
+
+
+def _number_in_title(mark, pattern):
+    m = re.search(pattern, mark["title"])
+    assert m, f"no {pattern!r} in the title of {mark}"
+    return float(m.group(1))
+
+
+def test_rendered_multiclass_report_charts_the_per_output_differences_and_the_class_matrix(ctx):
+    """Two bars per output (mean and p99 of |difference|, as compare.json's per_output), one
+    cell per (primary class, candidate class) holding compare.json's count, shaded exactly
+    when it holds pairs; and the binary charts still there."""
+    case = tc.produce_multiclass(ctx, seed=23)
+    data, page = _compare_report(ctx, case, "multiclass")
+
+    p = _rendered(page, ctx.tmp)
+
+    missing = [c for c in CHARTS + ("chart-outputs", "chart-class-matrix") if c not in p.charts]
+    assert not missing, f"charts {missing} not in the page (svg ids: {sorted(p.charts)})"
+    assert "chart-abs-diff" not in p.charts
+    per_output = data["outputs"]["per_output"]
+    assert len(per_output) == case.k
+    for cls, key in (("output-mean", "abs_mean"), ("output-p99", "abs_p99")):
+        bars = _bars(p.charts["chart-outputs"], cls)
+        assert len(bars) == case.k, f"{len(bars)} {cls} bars for {case.k} outputs"
+        got = [_number_in_title(b, r"\|difference\| ([-+0-9.eE]+)") for b in bars]
+        want = [o[key] for o in per_output]
+        assert np.allclose(got, want, rtol=1e-5), f"{cls}: {got} != compare.json {want}"
+        heights = [float(b["attrs"]["height"]) for b in bars]
+        assert all(x > 0 for x in heights), f"{cls} bars drawn {heights}"
+    p99 = [float(b["attrs"]["height"]) for b in _bars(p.charts["chart-outputs"], "output-p99")]
+    mean = [float(b["attrs"]["height"]) for b in _bars(p.charts["chart-outputs"], "output-mean")]
+    assert all(a >= b for a, b in zip(p99, mean)), "a p99 bar lower than its mean bar"
+
+    cells = [m for m in p.charts["chart-class-matrix"]
+             if m["tag"] == "rect" and "cell" in m["classes"] and "key" not in m["classes"]]
+    matrix = data["classes"]["matrix"]
+    assert len(cells) == case.k ** 2, f"{len(cells)} cells for {case.k} classes"
+    for m in cells:
+        a, b = (int(x) for x in re.search(r"primary class (\d+), candidate class (\d+)",
+                                          m["title"]).groups())
+        count = int(_number_in_title(m, r": (\d+) \("))
+        assert count == matrix[a][b], f"cell ({a}, {b}): {count}, compare.json {matrix[a][b]}"
+        assert ("diag" in m["classes"]) == (a == b), f"cell ({a}, {b}) classes {m['classes']}"
+        assert (float(m["attrs"]["fill-opacity"]) > 0) == (count > 0), m
+    flips = sum(matrix[a][b] for a in range(case.k) for b in range(case.k) if a != b)
+    assert flips == data["classes"]["changed"] > 0
+
+
+def test_rendered_regression_report_charts_the_absolute_differences_with_percentiles(ctx):
+    """40 bars of |difference| holding compare.json's regression histogram, and markers at its
+    p50, p95 and p99; the distributions span the values read (not [0, 1])."""
+    ctx.add_topics(ctx.shadow_topic)
+    case = tc.RegressionCase(source_topic=ctx.input_topic, seed=33)
+    h.produce_records(ctx.output_topic, case.primary, encode=tc.encode_current)
+    h.produce_records(ctx.shadow_topic, case.shadow, encode=tc.encode_current)
+    case.labels_path = case.labels_csv(ctx.tmp / "labels.csv")
+    data, page = _compare_report(ctx, case, "regression")
+
+    p = _rendered(page, ctx.tmp)
+
+    missing = [c for c in CHARTS + ("chart-abs-diff",) if c not in p.charts]
+    assert not missing, f"charts {missing} not in the page (svg ids: {sorted(p.charts)})"
+    assert "chart-outputs" not in p.charts and "chart-class-matrix" not in p.charts
+    bars = _bars(p.charts["chart-abs-diff"], "absdiff")
+    want = data["regression"]["abs_diff_histogram"]["counts"]
+    assert len(bars) == 40, f"{len(bars)} bars, expected 40"
+    assert [_count_in_title(b) for b in bars] == want
+    assert sum(float(b["attrs"]["height"]) > 0 for b in bars) == sum(c > 0 for c in want)
+    svg = re.search(r'<svg id="chart-abs-diff".*?</svg>', page.read_text(encoding="utf-8"), re.S)
+    markers = dict(re.findall(r'<line class="marker"[^>]*><title>(p\d+) ([-+0-9.eE]+)</title>',
+                              svg.group(0)))
+    sd = data["regression"]["score_diff"]
+    assert set(markers) == {"p50", "p95", "p99"}, f"markers {markers}"
+    for q in ("p50", "p95", "p99"):
+        assert np.isclose(float(markers[q]), sd[f"abs_{q}"], rtol=1e-5), f"{q}: {markers[q]}"
+    dist = _bars(p.charts["chart-distributions"], "primary")
+    lows = [float(re.search(r"score ([-+0-9.eE]+)-", b["title"]).group(1)) for b in dist]
+    edges = data["distributions"]["edges"]
+    assert edges[-1] > 1 and np.allclose(lows, edges[:-1], rtol=1e-3), \
+        f"distribution bars from {lows[:3]}..., compare.json edges {edges[:3]}..."

@@ -11,8 +11,9 @@
  * every record spilled to one of B bucket files, B = expected records / 262144 (1..4096), the
  * expectation (an upper bound) taken before reading from the partitions' offset ranges and
  * the shadow file's size / 150 bytes; then the join a bucket at a time, the figures, the
- * verdict and the reports. Resident memory: one bucket + bucket write buffers (16 MB) +
- * labels (24 bytes per label row) + the exact arrays (--exact-limit) + ~3 MB of histograms +
+ * verdict and the reports. Resident memory: one bucket (80 bytes a record, plus 8 per output
+ * of a multi-output model, at most SS_CMP_MAX_OUTPUTS) + bucket write buffers (16 MB) +
+ * labels (32 bytes per label row) + the exact arrays (--exact-limit) + ~3 MB of histograms +
  * librdkafka's prefetch (queued.max.messages.kbytes, 16 MB unless set), whatever the topics'
  * size; only inputs beyond 4096 x 262144 records make buckets outgrow the target. */
 #include "compare.h"
@@ -53,10 +54,12 @@ static void usage(FILE *out) {
         "  --json-only        write compare.json only, no compare.html\n"
         "  --quiet            no summary on stdout\n"
         "  --help             this text\n\n"
+        "Predictions of every objective compare: decisions (binary), predicted classes and\n"
+        "every output (multi-class, multi-output), values (regression, ranking, survival).\n\n"
         "Promotion criteria: promote.min.matched.share, promote.max.flip.rate,\n"
-        "promote.max.score.diff.p99, promote.max.auc.drop, promote.max.latency.p99.ms\n"
-        "(negative: not checked). Other keys: compare.timeout.ms, output.format,\n"
-        "output.schema, kafka.*.\n"
+        "promote.max.class.flip.rate, promote.max.score.diff.p99, promote.max.auc.drop,\n"
+        "promote.max.latency.p99.ms (negative: not checked). Other keys: compare.timeout.ms,\n"
+        "output.format, output.schema, kafka.*.\n"
         "Exit codes: 0 promote or no criterion set, 1 runtime failure, 2 bad usage,\n"
         "3 hold.\n");
 }
@@ -303,6 +306,8 @@ static void cmp_destroy(cmp_t *c) {
         for (int k = 0; k < SS_CMP_MAX_ROUTES; k++)
             cmp_col_close(&c->rcol[k][i]);
     }
+    for (int i = 0; i < SS_CMP_MAX_OUTPUTS; i++)
+        cmp_col_close(&c->ocol[i]);
     cmp_spill_destroy(&c->spill);
     if (*c->tmp)
         rmdir(c->tmp);

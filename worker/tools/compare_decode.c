@@ -1,15 +1,18 @@
-/* compare_decode.c - one prediction record, as the primary and the shadow write them: Avro of
- * output.schema (raw, or in the Confluent wire format) read with Avro C, or a JSON object
- * (output.format = json, the shadow's results file) read with jansson. Both become the same
- * list of field values, checked once.
+/* compare_decode.c - one prediction record, as the primary and the shadow write them: Avro
+ * (raw, or in the Confluent wire format) read with Avro C, or a JSON object (output.format =
+ * json, the shadow's results file) read with jansson. Both become the same list of field
+ * values, checked once.
  *
- * The field `route` ("live" | "canary", appended to the prediction schema after `degraded`)
- * is optional: a record without it (written before the field existed) reads as "live". A
- * topic holds both kinds while workers are upgraded, and output.schema may be either, so an
- * Avro value is read with output.schema, and when that does not take exactly the value's
- * bytes, with its variant: output.schema without a last field `route` when it has one, else
- * with that field appended. The value is the first read that takes all its bytes; failing
- * that, the first that succeeds (trailing bytes are ignored, as they always were). */
+ * A topic holds records of every version of the prediction schema its workers wrote while
+ * they were upgraded: the one before `route`, the one with `route` (a string after
+ * `degraded`), and the current one (decision and threshold nullable; outputs,
+ * predicted_class and the contributions' bias after `route`). The current one is compiled in
+ * (ss_schema_json), the two before it are kept here as text. A value carries no version, so
+ * it is read with each in turn: output.schema first (when it is none of them, a schema of the
+ * user's), then the current, the one with `route`, the one before it. The value is the first
+ * read that takes exactly its bytes and gives a valid prediction; failing that, the first
+ * valid one that leaves bytes over (a later version's trailing fields, ignored). Fields a
+ * version lacks read as absent: route "live", no outputs, no class. */
 #include <avro.h>
 #include <jansson.h>
 #include <math.h>
@@ -36,24 +39,54 @@ enum {
     F_SCORED_AT,
     F_FEATURE_HASH,
     F_ROUTE,
+    F_OUTPUTS,
+    F_PREDICTED_CLASS,
     F_COUNT
 };
 static const char *const pred_keys[F_COUNT] = {
-    "customer_id",   "score",         "decision",     "threshold",
-    "model_name",    "model_version", "source_topic", "source_partition",
-    "source_offset", "event_time",    "scored_at",    "feature_hash",
-    "route"};
+    "customer_id",   "score",         "decision",       "threshold",
+    "model_name",    "model_version", "source_topic",   "source_partition",
+    "source_offset", "event_time",    "scored_at",      "feature_hash",
+    "route",         "outputs",       "predicted_class"};
 static const int pred_required[] = {F_SCORE, F_DECISION, F_SOURCE_PARTITION, F_SOURCE_OFFSET,
                                     F_FEATURE_HASH};
 
+/* The versions of schemas/prediction.avsc before the current one (docs left out): before the
+ * field `route`, and with it (decision and threshold not yet nullable, no outputs). */
+#define PREDICTION_V1_FIELDS                                                                       \
+    "{\"type\":\"record\",\"name\":\"Prediction\",\"namespace\":\"streamscore\",\"fields\":["      \
+    "{\"name\":\"event_id\",\"type\":\"string\"},"                                                 \
+    "{\"name\":\"customer_id\",\"type\":\"string\"},"                                              \
+    "{\"name\":\"score\",\"type\":\"double\"},"                                                    \
+    "{\"name\":\"decision\",\"type\":\"boolean\"},"                                                \
+    "{\"name\":\"threshold\",\"type\":\"double\"},"                                                \
+    "{\"name\":\"model_name\",\"type\":\"string\"},"                                               \
+    "{\"name\":\"model_version\",\"type\":\"string\"},"                                            \
+    "{\"name\":\"source_topic\",\"type\":\"string\"},"                                             \
+    "{\"name\":\"source_partition\",\"type\":\"int\"},"                                            \
+    "{\"name\":\"source_offset\",\"type\":\"long\"},"                                              \
+    "{\"name\":\"event_time\",\"type\":{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"}}," \
+    "{\"name\":\"scored_at\",\"type\":{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"}},"  \
+    "{\"name\":\"feature_hash\",\"type\":\"string\"},"                                             \
+    "{\"name\":\"contributions\",\"type\":[\"null\",{\"type\":\"array\","                          \
+    "\"items\":{\"type\":\"record\",\"name\":\"Contribution\",\"fields\":["                        \
+    "{\"name\":\"feature\",\"type\":\"string\"},"                                                  \
+    "{\"name\":\"value\",\"type\":\"double\"}]}}],\"default\":null},"                              \
+    "{\"name\":\"degraded\",\"type\":\"boolean\",\"default\":false}"
+static const char schema_before_route[] = PREDICTION_V1_FIELDS "]}";
+static const char schema_with_route[] =
+    PREDICTION_V1_FIELDS ",{\"name\":\"route\",\"type\":\"string\",\"default\":\"live\"}]}";
+
 /* A field's value, whichever the encoding. */
-enum { V_ABSENT = 0, V_NULL, V_STR, V_INT, V_REAL, V_BOOL, V_OTHER };
+enum { V_ABSENT = 0, V_NULL, V_STR, V_INT, V_REAL, V_BOOL, V_ARRAY, V_OTHER };
 typedef struct val {
     int type;
-    const char *s; /* V_STR */
-    size_t n;
-    int64_t i;  /* V_INT, V_BOOL */
-    double num; /* V_INT, V_REAL */
+    const char *s;      /* V_STR */
+    size_t n;           /* V_STR; V_ARRAY: its items */
+    int64_t i;          /* V_INT, V_BOOL */
+    double num;         /* V_INT, V_REAL */
+    avro_value_t arr;   /* V_ARRAY of Avro */
+    const json_t *jarr; /* V_ARRAY of JSON */
 } val_t;
 
 /* One writer schema an Avro value may have been written with, and a value of it. */
@@ -64,11 +97,16 @@ typedef struct plan {
     int idx[F_COUNT];
 } plan_t;
 
+#define MAX_PLANS 4
+
 struct cmp_decoder {
-    plan_t plan[2]; /* output.schema; its variant with or without `route` (schema NULL: none) */
+    plan_t plan[MAX_PLANS]; /* output.schema, then the versions it is not, newest first */
+    int n_plans;
     avro_reader_t reader;
     int framed;   /* Avro values in the Confluent wire format (a registry, or output.schema.id) */
     json_t *json; /* the last JSON value decoded: its strings back the prediction */
+    double *outs; /* the last prediction's outputs */
+    size_t outs_cap;
 };
 
 /* avro-c allocates the length a string claims before reading it, and leaks that buffer when
@@ -129,77 +167,84 @@ void cmp_decoder_destroy(cmp_decoder_t *d) {
     json_decref(d->json);
     if (d->reader)
         avro_reader_free(d->reader);
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < d->n_plans; i++) {
         ss_avro_value_release(d->plan[i].iface, &d->plan[i].value);
         if (d->plan[i].schema)
             avro_schema_decref(d->plan[i].schema);
     }
+    free(d->outs);
     free(d);
 }
 
-/* output.schema's variant: the same record less its last field when that is `route`, else
- * with a string field `route` appended (NULL: out of memory, or `route` elsewhere). */
-static avro_schema_t route_variant(avro_schema_t s) {
-    size_t n = avro_schema_record_size(s);
-    int ri = avro_schema_record_field_get_index(s, "route");
-    if (ri >= 0 && (size_t)ri != n - 1)
-        return NULL;
-    avro_schema_t v = avro_schema_record(avro_schema_name(s), avro_schema_namespace(s));
-    int rc = v ? 0 : -1;
-    for (size_t i = 0; rc == 0 && i < (ri >= 0 ? n - 1 : n); i++)
-        rc = avro_schema_record_field_append(v, avro_schema_record_field_name(s, (int)i),
-                                             avro_schema_record_field_get_by_index(s, (int)i));
-    if (rc == 0 && ri < 0) {
-        avro_schema_t str = avro_schema_string();
-        rc = str ? avro_schema_record_field_append(v, "route", str) : -1;
-        if (str)
-            avro_schema_decref(str);
-    }
-    if (rc != 0 && v) {
-        avro_schema_decref(v);
-        v = NULL;
-    }
-    return v;
+/* A schema from its JSON text; NULL with avro_strerror(). */
+static avro_schema_t schema_of_text(const char *text) {
+    avro_schema_t s = NULL;
+    return avro_schema_from_json_length(text, strlen(text), &s) == 0 ? s : NULL;
 }
 
-/* The field indexes and a value of pl->schema (none: nothing to do). */
-static int plan_init(plan_t *pl) {
-    if (!pl->schema)
-        return 0;
+/* Add schema s as the next plan (taking its reference) unless an earlier plan has the same
+ * schema (then s is released). 0, or SS_ERR_NOMEM with avro_strerror(). */
+static int plan_add(cmp_decoder_t *d, avro_schema_t s) {
+    for (int i = 0; i < d->n_plans; i++)
+        if (avro_schema_equal(d->plan[i].schema, s)) {
+            avro_schema_decref(s);
+            return 0;
+        }
+    plan_t *pl = &d->plan[d->n_plans++];
+    pl->schema = s;
     for (int i = 0; i < F_COUNT; i++)
-        pl->idx[i] = avro_schema_record_field_get_index(pl->schema, pred_keys[i]);
-    return ss_avro_value_new(pl->schema, &pl->iface, &pl->value);
+        pl->idx[i] = avro_schema_record_field_get_index(s, pred_keys[i]);
+    return ss_avro_value_new(s, &pl->iface, &pl->value) < 0 ? SS_ERR_NOMEM : 0;
+}
+
+/* output.schema, then the versions of the prediction schema. */
+static int plans_init(cmp_decoder_t *d, const ss_config_t *cfg, char *errstr, size_t errlen) {
+    avro_schema_t schema = ss_schema_load(cfg->output_schema, "output.schema", errstr, errlen);
+    if (!schema)
+        return SS_ERR_CONFIG;
+    for (size_t i = 0; i < sizeof(pred_required) / sizeof(pred_required[0]); i++)
+        if (avro_schema_record_field_get_index(schema, pred_keys[pred_required[i]]) < 0) {
+            snprintf(errstr, errlen, "config: key 'output.schema': '%s' has no field '%s'",
+                     cfg->output_schema, pred_keys[pred_required[i]]);
+            avro_schema_decref(schema);
+            return SS_ERR_CONFIG;
+        }
+    if (plan_add(d, schema) < 0)
+        goto nomem;
+    /* the current version (ss_schema_json: compiled in, unless the current folder has
+     * schemas/prediction.avsc) */
+    if (!(schema = ss_schema_load("schemas/prediction.avsc", "output.schema", errstr, errlen)))
+        return SS_ERR_CONFIG;
+    if (plan_add(d, schema) < 0)
+        goto nomem;
+    const char *const older[] = {schema_with_route, schema_before_route};
+    for (size_t i = 0; i < sizeof(older) / sizeof(older[0]); i++)
+        if (!(schema = schema_of_text(older[i])) || plan_add(d, schema) < 0)
+            goto nomem;
+    return 0;
+nomem:
+    snprintf(errstr, errlen, "avro: %s", avro_strerror());
+    return SS_ERR_NOMEM;
 }
 
 int cmp_decoder_new(const ss_config_t *cfg, int avro, cmp_decoder_t **out, char *errstr,
                     size_t errlen) {
     cmp_decoder_t *d = ss_zalloc(sizeof(*d), "compare", errstr, errlen);
-    int rc = SS_ERR_CONFIG;
+    int rc;
     *out = NULL;
     if (!d)
         return SS_ERR_NOMEM;
-    if (!avro)
-        goto done;
-    d->framed = *cfg->registry_url || cfg->output_schema_id >= 0;
-    avro_schema_t schema = ss_schema_load(cfg->output_schema, "output.schema", errstr, errlen);
-    if (!(d->plan[0].schema = schema))
-        goto cleanup;
-    for (size_t i = 0; i < sizeof(pred_required) / sizeof(pred_required[0]); i++)
-        if (avro_schema_record_field_get_index(schema, pred_keys[pred_required[i]]) < 0) {
-            snprintf(errstr, errlen, "config: key 'output.schema': '%s' has no field '%s'",
-                     cfg->output_schema, pred_keys[pred_required[i]]);
+    if (avro) {
+        d->framed = *cfg->registry_url || cfg->output_schema_id >= 0;
+        if ((rc = plans_init(d, cfg, errstr, errlen)) < 0)
+            goto cleanup;
+        avro_set_allocator(capped_alloc, NULL); /* frees what the default allocator made */
+        if (!(d->reader = avro_reader_memory("", 0))) {
+            snprintf(errstr, errlen, "avro: %s", avro_strerror());
+            rc = SS_ERR_NOMEM;
             goto cleanup;
         }
-    avro_set_allocator(capped_alloc, NULL); /* frees what the default allocator made */
-    /* no variant (`route` not last): the records have output.schema only */
-    d->plan[1].schema = route_variant(schema);
-    d->reader = avro_reader_memory("", 0);
-    if (!d->reader || plan_init(&d->plan[0]) < 0 || plan_init(&d->plan[1]) < 0) {
-        snprintf(errstr, errlen, "avro: %s", avro_strerror());
-        rc = SS_ERR_NOMEM;
-        goto cleanup;
     }
-done:
     *out = d;
     d = NULL;
     rc = 0;
@@ -244,6 +289,10 @@ static void avro_val(avro_value_t *f, val_t *v, int depth) {
             v->type = V_BOOL, v->i = b;
         break;
     case AVRO_NULL: v->type = V_NULL; break;
+    case AVRO_ARRAY:
+        if (avro_value_get_size(f, &v->n) == 0)
+            v->type = V_ARRAY, v->arr = *f;
+        break;
     case AVRO_UNION:
         if (depth == 0 && avro_value_get_current_branch(f, &branch) == 0)
             avro_val(&branch, v, 1);
@@ -262,6 +311,7 @@ static void json_val(const json_t *j, val_t *v) {
     case JSON_TRUE:
     case JSON_FALSE: v->type = V_BOOL, v->i = json_is_true(j); break;
     case JSON_NULL: v->type = V_NULL; break;
+    case JSON_ARRAY: v->type = V_ARRAY, v->jarr = j, v->n = json_array_size(j); break;
     default: v->type = V_OTHER; break;
     }
 }
@@ -306,14 +356,65 @@ static int hash_of(const val_t *v, uint64_t *out) {
     return 0;
 }
 
-static int pred_from(const val_t *v, cmp_pred_t *p) {
-    const val_t *dec = &v[F_DECISION], *part = &v[F_SOURCE_PARTITION], *off = &v[F_SOURCE_OFFSET];
-    if ((v[F_SCORE].type != V_INT && v[F_SCORE].type != V_REAL) || !isfinite(v[F_SCORE].num))
-        return SS_ERR_FAIL;
-    p->score = v[F_SCORE].num;
+/* The decision: a boolean (or 0/1 in JSON), or null. */
+static int decision_of(const val_t *dec, cmp_pred_t *p) {
+    p->has_decision = dec->type != V_NULL;
+    p->decision = 0;
+    if (dec->type == V_NULL)
+        return 0;
     if (dec->type != V_BOOL && !(dec->type == V_INT && (dec->i == 0 || dec->i == 1)))
         return SS_ERR_FAIL;
     p->decision = (int)dec->i;
+    return 0;
+}
+
+/* outputs (an array of finite numbers, into the decoder's buffer; absent or null: none) and
+ * predicted_class (an int >= 0; absent or null: -1). */
+static int outputs_of(cmp_decoder_t *d, const val_t *o, const val_t *cls, cmp_pred_t *p) {
+    p->outputs = NULL, p->n_outputs = 0, p->predicted_class = -1;
+    if (cls->type == V_INT) {
+        if (cls->i < 0 || cls->i > INT32_MAX)
+            return SS_ERR_FAIL;
+        p->predicted_class = (int)cls->i;
+    } else if (cls->type != V_ABSENT && cls->type != V_NULL) {
+        return SS_ERR_FAIL;
+    }
+    if (o->type == V_ABSENT || o->type == V_NULL)
+        return 0;
+    if (o->type != V_ARRAY)
+        return SS_ERR_FAIL;
+    if (o->n > d->outs_cap) {
+        double *g = realloc(d->outs, o->n * sizeof(double));
+        if (!g)
+            return SS_ERR_FAIL;
+        d->outs = g, d->outs_cap = o->n;
+    }
+    for (size_t k = 0; k < o->n; k++) {
+        val_t item = {0};
+        if (o->jarr) {
+            json_val(json_array_get(o->jarr, k), &item);
+        } else {
+            avro_value_t e;
+            avro_value_t arr = o->arr; /* the getters take a non-const value */
+            if (avro_value_get_by_index(&arr, k, &e, NULL) == 0)
+                avro_val(&e, &item, 1);
+        }
+        if ((item.type != V_INT && item.type != V_REAL) || !isfinite(item.num))
+            return SS_ERR_FAIL;
+        d->outs[k] = item.num;
+    }
+    p->outputs = d->outs, p->n_outputs = o->n;
+    return 0;
+}
+
+static int pred_from(cmp_decoder_t *d, const val_t *v, cmp_pred_t *p) {
+    const val_t *part = &v[F_SOURCE_PARTITION], *off = &v[F_SOURCE_OFFSET];
+    if ((v[F_SCORE].type != V_INT && v[F_SCORE].type != V_REAL) || !isfinite(v[F_SCORE].num))
+        return SS_ERR_FAIL;
+    p->score = v[F_SCORE].num;
+    if (decision_of(&v[F_DECISION], p) < 0 ||
+        outputs_of(d, &v[F_OUTPUTS], &v[F_PREDICTED_CLASS], p) < 0)
+        return SS_ERR_FAIL;
     p->threshold =
         v[F_THRESHOLD].type == V_INT || v[F_THRESHOLD].type == V_REAL ? v[F_THRESHOLD].num : NAN;
     if (part->type != V_INT || part->i < 0 || part->i > INT32_MAX || off->type != V_INT ||
@@ -334,19 +435,21 @@ static int pred_from(const val_t *v, cmp_pred_t *p) {
 
 /* ---- the two encodings ------------------------------------------------------------------- */
 
-static int decode_json(cmp_decoder_t *d, const void *buf, size_t len, val_t *v) {
+static int decode_json(cmp_decoder_t *d, const void *buf, size_t len, cmp_pred_t *p) {
     json_error_t jerr;
+    val_t v[F_COUNT];
     json_decref(d->json);
     d->json = json_loadb(buf, len, 0, &jerr);
     if (!json_is_object(d->json))
         return SS_ERR_FAIL;
     for (int i = 0; i < F_COUNT; i++) {
         const json_t *j = json_object_get(d->json, pred_keys[i]);
-        v[i].type = V_ABSENT;
+        v[i] = (val_t){.type = V_ABSENT};
         if (j)
             json_val(j, &v[i]);
     }
-    return 0;
+    /* a JSON decision is never absent: a record without the key is not a prediction */
+    return v[F_DECISION].type == V_ABSENT ? SS_ERR_FAIL : pred_from(d, v, p);
 }
 
 /* Read the value with plan pl: 0 when it took every byte, 1 when bytes are left over, or
@@ -374,32 +477,39 @@ static int read_plan(cmp_decoder_t *d, plan_t *pl, const void *buf, size_t len) 
     return avro_read(d->reader, &extra, 1) == 0; /* a byte left: not all taken */
 }
 
-static int decode_avro(cmp_decoder_t *d, const void *buf, size_t len, val_t *v) {
-    if (d->framed) { /* magic byte 0 and the schema id: the body follows */
+/* The prediction in plan pl's value (read last). */
+static int pred_of_plan(cmp_decoder_t *d, plan_t *pl, cmp_pred_t *p) {
+    val_t v[F_COUNT];
+    for (int i = 0; i < F_COUNT; i++) {
+        avro_value_t f;
+        v[i] = (val_t){.type = V_ABSENT};
+        if (pl->idx[i] >= 0 &&
+            avro_value_get_by_index(&pl->value, (size_t)pl->idx[i], &f, NULL) == 0)
+            avro_val(&f, &v[i], 0);
+    }
+    return pred_from(d, v, p);
+}
+
+static int decode_avro(cmp_decoder_t *d, const void *buf, size_t len, cmp_pred_t *p) {
+    int leftover = -1; /* the first plan that read a valid prediction with bytes left over */
+    if (d->framed) {   /* magic byte 0 and the schema id: the body follows */
         if (len < 5 || ((const unsigned char *)buf)[0] != 0)
             return SS_ERR_FAIL;
         buf = (const unsigned char *)buf + 5;
         len -= 5;
     }
-    plan_t *pl = &d->plan[0];
-    int rc = read_plan(d, pl, buf, len), rc1;
-    if (rc != 0 && d->plan[1].schema && (rc1 = read_plan(d, &d->plan[1], buf, len)) >= 0 &&
-        (rc1 == 0 || rc < 0))
-        pl = &d->plan[1], rc = rc1;
-    if (rc < 0)
-        return SS_ERR_FAIL;
-    for (int i = 0; i < F_COUNT; i++) {
-        avro_value_t f;
-        v[i].type = V_ABSENT;
-        if (pl->idx[i] >= 0 &&
-            avro_value_get_by_index(&pl->value, (size_t)pl->idx[i], &f, NULL) == 0)
-            avro_val(&f, &v[i], 0);
+    for (int i = 0; i < d->n_plans; i++) {
+        int rc = read_plan(d, &d->plan[i], buf, len);
+        if (rc < 0 || (rc == 1 && leftover >= 0) || pred_of_plan(d, &d->plan[i], p) < 0)
+            continue;
+        if (rc == 0)
+            return 0;
+        leftover = i;
     }
-    return 0;
+    /* its value is as read: the plans after it read into values of their own */
+    return leftover >= 0 ? pred_of_plan(d, &d->plan[leftover], p) : SS_ERR_FAIL;
 }
 
 int cmp_decode(cmp_decoder_t *d, int json, const void *buf, size_t len, cmp_pred_t *p) {
-    val_t v[F_COUNT];
-    int rc = json ? decode_json(d, buf, len, v) : decode_avro(d, buf, len, v);
-    return rc < 0 ? rc : pred_from(v, p);
+    return json ? decode_json(d, buf, len, p) : decode_avro(d, buf, len, p);
 }

@@ -3,7 +3,8 @@
  * when a figure's values fit --exact-limit (held in memory, <= 48 bytes each), else from
  * 65536-bin histograms over the values' [min, max] (a quantile lands within one bin,
  * (max - min) / 65536, of the order statistics around its rank; values in one bin count as
- * ties), so that memory stays bounded. */
+ * ties), so that memory stays bounded. The same holds for each output of a multi-output
+ * model, one value file and one figure at a time. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,8 +20,10 @@ typedef struct hists {
     int k;
 } hists_t;
 
-/* the quantiles compare reports: median and p99 */
+/* the quantiles compare reports: median and p99 (p95 too of the score differences) */
 static const double p50_p99[2] = {0.5, 0.99};
+static const double p50_p95_p99[3] = {0.5, 0.95, 0.99};
+static const double p99[1] = {0.99};
 
 static void hists_fn(void *o, const double *v, size_t n) {
     hists_t *s = o;
@@ -144,6 +147,12 @@ static void diff_hist_fn(void *o, const double *v, size_t n) {
                                   SS_CMP_DIFF_BINS)]++;
 }
 
+static void abs_hist_fn(void *o, const double *v, size_t n) {
+    ss_cmp_result_t *r = o;
+    for (size_t i = 0; i < n; i++)
+        r->abs_hist[ss_stats_bin(v[i], 0, r->abs_hist_hi, SS_CMP_DIFF_BINS)]++;
+}
+
 static double ratio(uint64_t a, uint64_t b) {
     return b ? (double)a / (double)b : NAN;
 }
@@ -164,6 +173,24 @@ static int side_figures(cmp_t *c, int side) {
         return rc;
     sd->latency_p50 = v[0], sd->latency_p99 = v[1];
     ss_stats_prf(sd->tp, sd->fp, sd->fn, NAN, &sd->precision, &sd->recall, &sd->f1);
+    sd->rmse = sd->valued ? sqrt(c->sse[side] / (double)sd->valued) : NAN;
+    sd->mae = sd->valued ? c->sae[side] / (double)sd->valued : NAN;
+    return 0;
+}
+
+/* |difference| of each output compared: mean, p99 and max. */
+static int output_figures(cmp_t *c) {
+    ss_cmp_result_t *r = &c->r;
+    for (int i = 0; i < r->n_outputs; i++) {
+        ss_cmp_output_t *o = &r->outputs[i];
+        cmp_col_t *col = &c->ocol[i];
+        int rc;
+        o->n = col->n;
+        o->abs_mean = col->n ? c->odiff_sum[i] / (double)col->n : NAN;
+        o->abs_max = col->n ? col->max[0] : NAN;
+        if ((rc = col_quantiles(c, col, p99, &o->abs_p99, 1)) < 0)
+            return rc;
+    }
     return 0;
 }
 
@@ -171,17 +198,18 @@ static int side_figures(cmp_t *c, int side) {
 static int route_figures(cmp_t *c, int k) {
     ss_cmp_route_t *rt = &c->r.routes[k];
     cmp_col_t *col = c->rcol[k];
-    double v[2];
+    double v[3];
     int rc;
     rt->matched_share = ratio(rt->matched, rt->primary);
     rt->identical_share = ratio(rt->identical, rt->matched);
-    rt->flip_rate = ratio(rt->flips_no_yes + rt->flips_yes_no, rt->identical);
+    rt->flip_rate = ratio(rt->flips_no_yes + rt->flips_yes_no, rt->decided);
+    rt->class_flip_rate = ratio(rt->class_flips, rt->class_pairs);
     rt->diff_mean = rt->identical ? c->rdiff_sum[k] / (double)rt->identical : NAN;
     rt->abs_max = rt->identical ? col[CMP_ABSDIFF].max[0] : NAN;
-    if ((rc = col_quantiles(c, &col[CMP_ABSDIFF], p50_p99, v, 2)) < 0 ||
+    if ((rc = col_quantiles(c, &col[CMP_ABSDIFF], p50_p95_p99, v, 3)) < 0 ||
         (rc = col_spearman(c, &col[CMP_PAIRS], &rt->spearman)) < 0)
         return rc;
-    rt->abs_p50 = v[0], rt->abs_p99 = v[1];
+    rt->abs_p50 = v[0], rt->abs_p95 = v[1], rt->abs_p99 = v[2];
     for (int side = 0; side < 2; side++) {
         ss_cmp_route_side_t *sd = &rt->side[side];
         sd->latency_n = col[CMP_LAT + side].n;
@@ -195,21 +223,27 @@ static int route_figures(cmp_t *c, int k) {
 
 int cmp_figures(cmp_t *c) {
     ss_cmp_result_t *r = &c->r;
-    double v[2];
+    double v[3];
     int rc;
     r->matched_share = ratio(r->matched, r->side[0].records);
     r->identical_share = ratio(r->identical, r->matched);
-    r->flip_rate = ratio(r->flips_no_yes + r->flips_yes_no, r->identical);
+    r->flip_rate = ratio(r->flips_no_yes + r->flips_yes_no, r->decided);
+    r->class_flip_rate = ratio(r->class_flips, r->class_pairs);
     r->diff_mean = r->identical ? c->diff_sum / (double)r->identical : NAN;
     r->abs_max = r->identical ? c->col[CMP_ABSDIFF].max[0] : NAN;
-    if ((rc = col_quantiles(c, &c->col[CMP_ABSDIFF], p50_p99, v, 2)) < 0 ||
+    if ((rc = col_quantiles(c, &c->col[CMP_ABSDIFF], p50_p95_p99, v, 3)) < 0 ||
         (rc = col_spearman(c, &c->col[CMP_PAIRS], &r->spearman)) < 0)
         return rc;
-    r->abs_p50 = v[0], r->abs_p99 = v[1];
+    r->abs_p50 = v[0], r->abs_p95 = v[1], r->abs_p99 = v[2];
     double m = r->identical && r->abs_max > 0 ? r->abs_max : 1e-3;
-    r->diff_lo = -m, r->diff_hi = m;
+    r->diff_lo = -m, r->diff_hi = m, r->abs_hist_hi = m;
     if (r->identical && cmp_col_scan(&c->col[CMP_PAIRS], diff_hist_fn, r) < 0)
         return SS_ERR_FAIL;
+    if (r->identical && r->kind == SS_CMP_KIND_REGRESSION &&
+        cmp_col_scan(&c->col[CMP_ABSDIFF], abs_hist_fn, r) < 0)
+        return SS_ERR_FAIL;
+    if ((rc = output_figures(c)) < 0)
+        return rc;
     for (int s = 0; s < 2; s++)
         if ((rc = side_figures(c, s)) < 0)
             return rc;

@@ -1,7 +1,9 @@
 /* compare_input.c - both sides of `compare` read into the spill: the primary's output topic,
- * the shadow's topic or results file. Each decoded prediction becomes a fixed 64-byte record
- * with its label (and on the primary, its route); records outside the time range are counted
- * and skipped (by Kafka timestamp on a topic, by scored_at in the shadow file). */
+ * the shadow's topic or results file. Each decoded prediction becomes a fixed 80-byte record
+ * with its label (and on the primary, its route), followed by its outputs when it has some;
+ * records outside the time range are counted and skipped (by Kafka timestamp on a topic, by
+ * scored_at in the shadow file). What the records hold (decisions, classes, outputs, the
+ * scores' range) is noted on the way: it decides the kind of comparison. */
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -82,28 +84,47 @@ static void malformed(cmp_t *c, int side, const char *where, int64_t at) {
                at);
 }
 
+/* What the record holds, for the kind of comparison. */
+static void note_kind(cmp_t *c, int side, const cmp_pred_t *p) {
+    if (c->r.side[0].read + c->r.side[1].read == 0) /* the first */
+        c->score_min = c->score_max = p->score;
+    c->with_decision += (uint64_t)p->has_decision;
+    c->with_class += p->predicted_class >= 0;
+    c->max_class = p->predicted_class > c->max_class ? p->predicted_class : c->max_class;
+    c->score_min = p->score < c->score_min ? p->score : c->score_min;
+    c->score_max = p->score > c->score_max ? p->score : c->score_max;
+    if (p->n_outputs > (size_t)c->max_out[side])
+        c->max_out[side] = p->n_outputs < 65535 ? (int)p->n_outputs : 65535;
+}
+
 /* One decoded prediction into the spill. */
 static int take(cmp_t *c, int side, const cmp_pred_t *p, const char *where, int64_t at) {
     int topic = intern_topic(c, &p->source_topic);
+    double value;
     if (topic < 0) {
         malformed(c, side, where, at);
         return 0;
     }
+    note_kind(c, side, p);
+    int label = cmp_label_of(c, &p->customer_id, p->event_time, &value);
     cmp_rec_t r = {.offset = p->offset,
                    .event_time = p->event_time,
                    .scored_at = p->scored_at,
                    .seq = c->seq[side]++,
                    .fhash = p->fhash,
                    .score = p->score,
+                   .value = value,
                    .topic = (uint32_t)topic,
                    .partition = p->partition,
+                   .cls = p->predicted_class,
                    .model = (uint16_t)model_index(&c->r.side[side], p),
+                   .n_out = (uint16_t)(p->n_outputs < 65535 ? p->n_outputs : 65535),
                    .side = (uint8_t)side,
-                   .decision = (uint8_t)p->decision,
-                   .label = (int8_t)cmp_label_of(c, &p->customer_id, p->event_time),
+                   .decision = p->has_decision ? (uint8_t)p->decision : CMP_NO_DECISION,
+                   .label = (int8_t)label,
                    .route = side == SS_CMP_PRIMARY ? (uint8_t)route_index(&c->r, &p->route) : 0};
     c->r.side[side].read++;
-    return cmp_spill_push(&c->spill, &r, c->err, sizeof(c->err));
+    return cmp_spill_push(&c->spill, &r, p->outputs, c->err, sizeof(c->err));
 }
 
 static int ranged(const cmp_t *c) {

@@ -4,12 +4,13 @@
  *
  *   compare.c         the command: options, the steps of a run, the reports
  *   compare_read.c    a finite read of whole Kafka topics (manual assignment, never commits)
- *   compare_decode.c  a prediction from Avro (output.schema) or JSON (jansson)
+ *   compare_decode.c  a prediction from Avro (every version of the prediction schema) or JSON
  *   compare_labels.c  outcome labels from a CSV file or a topic, looked up per record
  *   compare_input.c   both sides read into the spill buckets
  *   compare_spill.c   bucket files of records and files of values, in a temporary folder
  *   compare_join.c    the join, one bucket at a time, and the counts it gives
- *   compare_figures.c quantiles, Spearman, ROC-AUC (core/stats.h), exact or binned
+ *   compare_figures.c quantiles, Spearman, ROC-AUC (core/stats.h), exact or binned; the
+ *                     per-output, per-class and regression figures
  *   compare_verdict.c the promote.* criteria and the verdict */
 #ifndef SS_COMPARE_INT_H
 #define SS_COMPARE_INT_H
@@ -25,24 +26,35 @@
 #define CMP_UNLABELED (-1)
 #define CMP_MAX_TOPICS 64
 #define CMP_HIST_BINS 65536 /* bins of the histograms beyond --exact-limit */
+#define CMP_NO_DECISION 2   /* cmp_rec_t.decision of a record whose decision is null */
 
 /* ---- records ------------------------------------------------------------------------- */
 
-/* One prediction as spilled: the join key and what the figures need. */
+/* One prediction as spilled: the join key and what the figures need. In a bucket file each
+ * record is followed by its first min(n_out, SS_CMP_MAX_OUTPUTS) outputs (doubles). */
 typedef struct cmp_rec {
     int64_t offset, event_time, scored_at; /* times CMP_NO_TIME when absent */
     uint64_t seq;                          /* read order on its side: the latest wins */
     uint64_t fhash;
     double score;
+    double value;   /* the label as a number (compare_labels.c), NaN when there is none */
     uint32_t topic; /* interned source topic */
     int32_t partition;
-    uint16_t model; /* index in the side's models, 0xffff beyond them */
-    uint8_t side, decision;
-    int8_t label;  /* CMP_UNLABELED, 0 or 1 */
-    uint8_t route; /* the primary's: index in the result's routes (0 "live"); 0 on the shadow */
-    uint8_t pad[2];
+    int32_t cls;     /* predicted_class, -1 when null */
+    uint32_t out_at; /* once loaded: the index of its first output in the bucket's outputs */
+    uint16_t model;  /* index in the side's models, 0xffff beyond them */
+    uint16_t n_out;  /* outputs of the record (65535 for more), 0 when null */
+    uint8_t side;
+    uint8_t decision; /* 0, 1 or CMP_NO_DECISION */
+    int8_t label;     /* CMP_UNLABELED, 0 or 1 */
+    uint8_t route;    /* the primary's: index in the result's routes (0 "live"); 0 on the shadow */
 } cmp_rec_t;
-_Static_assert(sizeof(cmp_rec_t) == 64, "cmp_rec_t is 64 bytes");
+_Static_assert(sizeof(cmp_rec_t) == 80, "cmp_rec_t is 80 bytes");
+
+/* The outputs of a record that are spilled with it. */
+static inline size_t cmp_rec_spilled(const cmp_rec_t *r) {
+    return r->n_out < SS_CMP_MAX_OUTPUTS ? r->n_out : SS_CMP_MAX_OUTPUTS;
+}
 
 static inline uint64_t cmp_mix64(uint64_t x) {
     x ^= x >> 30;
@@ -67,12 +79,16 @@ typedef struct cmp_str {
     size_t n;
 } cmp_str_t;
 
-/* A decoded prediction; its strings point into the decoder's memory (until its next call).
- * route is "live" when the record has none (written before the field existed). */
+/* A decoded prediction; its strings and outputs point into the decoder's memory (until its
+ * next call). route is "live" when the record has none (written before the field existed). */
 typedef struct cmp_pred {
     cmp_str_t customer_id, model_name, model_version, source_topic, route;
-    double score, threshold;
-    int decision;
+    double score, threshold; /* threshold NaN when null or absent */
+    int has_decision;        /* 0: decision null (the objective defines none) */
+    int decision;            /* 0 or 1 when has_decision */
+    int predicted_class;     /* multi-class: the class, else -1 (null or absent) */
+    const double *outputs;   /* every output of a multi-output model, NULL when null */
+    size_t n_outputs;
     int32_t partition;
     int64_t offset, event_time, scored_at;
     uint64_t fhash;
@@ -103,9 +119,9 @@ void cmp_kreader_destroy(cmp_kreader_t *kr);
 
 typedef struct cmp_decoder cmp_decoder_t;
 
-/* A decoder of JSON predictions, and of Avro ones of output.schema when `avro` is set: records
- * written with output.schema, and with it less or plus a last field `route` (the prediction
- * schema before and after the field was added), whichever output.schema is.
+/* A decoder of JSON predictions, and of Avro ones when `avro` is set: a value written with any
+ * version of the prediction schema (the current one, the one with `route` before objectives
+ * other than binary, the one before `route`) or with output.schema when it is another.
  * Returns 0 with *out, or SS_ERR_CONFIG with errstr (output.schema unusable). */
 int cmp_decoder_new(const ss_config_t *cfg, int avro, cmp_decoder_t **out, char *errstr,
                     size_t errlen);
@@ -118,21 +134,25 @@ void cmp_decoder_destroy(cmp_decoder_t *d);
 typedef struct cmp_spill {
     const char *dir;
     int nb;
-    size_t cap; /* records per bucket buffer */
-    cmp_rec_t *buf;
-    uint32_t *fill;
-    uint64_t *count;
+    size_t cap; /* bytes per bucket buffer */
+    unsigned char *buf;
+    size_t *fill;     /* bytes in each bucket's buffer */
+    uint64_t *count;  /* records per bucket */
+    uint64_t *n_outs; /* spilled outputs per bucket */
 } cmp_spill_t;
 
 /* Buckets for `expected` records in folder `dir`. 0 or SS_ERR_NOMEM. */
 int cmp_spill_init(cmp_spill_t *s, const char *dir, uint64_t expected);
-/* Add a record to its bucket (written out when the bucket's buffer is full). */
-int cmp_spill_push(cmp_spill_t *s, const cmp_rec_t *r, char *errstr, size_t errlen);
+/* Add a record and its first cmp_rec_spilled(r) `outputs` (NULL when that is 0) to its bucket
+ * (written out when the bucket's buffer is full). */
+int cmp_spill_push(cmp_spill_t *s, const cmp_rec_t *r, const double *outputs, char *errstr,
+                   size_t errlen);
 /* Write out what the buffers still hold. */
 int cmp_spill_flush_all(cmp_spill_t *s, char *errstr, size_t errlen);
-/* Bucket b's records into *recs (grown to *cap records), its file removed. */
-int cmp_spill_load(cmp_spill_t *s, int b, cmp_rec_t **recs, size_t *cap, char *errstr,
-                   size_t errlen);
+/* Bucket b's records into *recs (grown to *cap records) and their outputs into *outs (grown
+ * to *ocap doubles; each record's out_at set), its file removed. */
+int cmp_spill_load(cmp_spill_t *s, int b, cmp_rec_t **recs, size_t *cap, double **outs,
+                   size_t *ocap, char *errstr, size_t errlen);
 /* Free the buffers and remove the bucket files left. */
 void cmp_spill_destroy(cmp_spill_t *s);
 
@@ -164,7 +184,8 @@ typedef struct cmp_opts {
 typedef struct cmp_label {
     uint64_t cust; /* FNV-1a of the customer id */
     int64_t time;
-    int64_t label;
+    int64_t label; /* 0 or 1, CMP_UNLABELED for a number other than those */
+    double value;  /* the label as a number (true 1, false 0) */
 } cmp_label_t;
 
 enum {
@@ -193,6 +214,17 @@ typedef struct cmp {
      * and latency too); opened for the routes seen when the join starts */
     cmp_col_t rcol[SS_CMP_MAX_ROUTES][CMP_NCOLS];
     double rdiff_sum[SS_CMP_MAX_ROUTES];
+    /* per output of the identical-feature pairs: |difference| (opened when the join starts,
+     * for the outputs both sides have) and its sum */
+    cmp_col_t ocol[SS_CMP_MAX_OUTPUTS];
+    double odiff_sum[SS_CMP_MAX_OUTPUTS];
+    /* what the records read hold, to tell the kind of comparison before the join */
+    uint64_t with_decision, with_class;
+    int max_class;               /* the largest predicted class */
+    int max_out[2];              /* the most outputs of a record on each side */
+    double score_min, score_max; /* over every record read */
+    /* regression labels per side: records with a numeric label, squared and absolute errors */
+    double sse[2], sae[2];
     uint64_t seq[2];
     double diff_sum;
     uint64_t rng;
@@ -214,13 +246,15 @@ int cmp_labels_csv_line(cmp_t *c, char *line, int *header, int col[3], const cha
 /* One JSON value of a labels topic (`len` bytes; NULL: none): a row added or counted as
  * malformed. 0, or SS_ERR_NOMEM with c->err. */
 int cmp_labels_json(cmp_t *c, const void *buf, size_t len);
-/* The customer's earliest label at or after the event, or CMP_UNLABELED. */
-int cmp_label_of(const cmp_t *c, const cmp_str_t *cid, int64_t event_time);
+/* The customer's earliest label at or after the event: CMP_UNLABELED when none, or when that
+ * label is a number other than 0 and 1; *value: the label as a number, NaN when none. */
+int cmp_label_of(const cmp_t *c, const cmp_str_t *cid, int64_t event_time, double *value);
 
 /* compare_input.c: the shadow file (when given) and the topics of kr into the spill. */
 int cmp_read_inputs(cmp_t *c, cmp_kreader_t *kr, FILE *shadow_file, char *errstr, size_t errlen);
 
-/* compare_join.c: join the spilled records, counting as it goes. */
+/* compare_join.c: the kind of comparison (from what the records read hold) and the value files
+ * it needs, then join the spilled records, counting as it goes. */
 int cmp_join(cmp_t *c, char *errstr, size_t errlen);
 
 /* compare_figures.c: the figures from the counts and the value files. 0 or SS_ERR_FAIL. */

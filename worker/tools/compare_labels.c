@@ -1,11 +1,14 @@
 /* compare_labels.c - the outcomes `compare` scores the models against: rows of (customer id,
  * label, time) from a CSV file or from a topic of JSON values, loaded before the predictions
  * and sorted by a 64-bit hash of the customer id, then time, so that each prediction takes
- * its customer's earliest label at or after its event time with one binary search. */
+ * its customer's earliest label at or after its event time with one binary search. A label
+ * is a class (1/0, true/false: ROC-AUC, precision, recall) or any number (a regression's
+ * target: RMSE, MAE); 1 and 0 are both. */
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,19 +103,32 @@ int cmp_parse_time(const char *s, size_t n, int64_t *ms) {
     return 0;
 }
 
-/* 1/true, 0/false (any case, spaces around), else CMP_UNLABELED. */
-static int parse_label(const char *s, size_t n) {
-    char buf[8];
-    if (trimmed_copy(s, n, buf, sizeof(buf)) < 0)
-        return CMP_UNLABELED;
-    if (strcmp(buf, "1") == 0 || strcasecmp(buf, "true") == 0)
-        return 1;
-    if (strcmp(buf, "0") == 0 || strcasecmp(buf, "false") == 0)
-        return 0;
-    return CMP_UNLABELED;
+/* The class of a label that is a number: 1 or 0, else CMP_UNLABELED. */
+static int class_of(double v) {
+    return v == 1 ? 1 : v == 0 ? 0 : CMP_UNLABELED;
 }
 
-static int labels_add(cmp_t *c, const char *cid, size_t n, int label, int64_t time) {
+/* true/false (any case, spaces around) or a finite number: the number in *value (true 1,
+ * false 0) and its class; else CMP_UNLABELED and *value NaN. */
+static int parse_label(const char *s, size_t n, double *value) {
+    char buf[64], *end;
+    *value = NAN;
+    if (trimmed_copy(s, n, buf, sizeof(buf)) < 0)
+        return CMP_UNLABELED;
+    if (strcasecmp(buf, "true") == 0 || strcasecmp(buf, "false") == 0) {
+        *value = buf[0] == 't' || buf[0] == 'T';
+        return class_of(*value);
+    }
+    errno = 0;
+    double v = strtod(buf, &end);
+    if (*end || errno || !isfinite(v) ||
+        !(isdigit((unsigned char)buf[0]) || buf[0] == '-' || buf[0] == '+' || buf[0] == '.'))
+        return CMP_UNLABELED;
+    *value = v;
+    return class_of(v);
+}
+
+static int labels_add(cmp_t *c, const char *cid, size_t n, int label, double value, int64_t time) {
     if (c->n_labels == c->cap_labels) {
         size_t cap = c->cap_labels ? c->cap_labels * 2 : 4096;
         cmp_label_t *g = realloc(c->labels, cap * sizeof(*g));
@@ -122,7 +138,7 @@ static int labels_add(cmp_t *c, const char *cid, size_t n, int label, int64_t ti
         }
         c->labels = g, c->cap_labels = cap;
     }
-    c->labels[c->n_labels++] = (cmp_label_t){ss_fnv1a(SS_FNV1A_INIT, cid, n), time, label};
+    c->labels[c->n_labels++] = (cmp_label_t){ss_fnv1a(SS_FNV1A_INIT, cid, n), time, label, value};
     c->r.labels_rows++;
     return 0;
 }
@@ -134,10 +150,11 @@ static int label_cmp(const void *a, const void *b) {
     return x->time < y->time ? -1 : x->time > y->time;
 }
 
-int cmp_label_of(const cmp_t *c, const cmp_str_t *cid, int64_t event_time) {
+int cmp_label_of(const cmp_t *c, const cmp_str_t *cid, int64_t event_time, double *value) {
+    *value = NAN;
     if (!c->n_labels || event_time == CMP_NO_TIME)
         return CMP_UNLABELED;
-    cmp_label_t key = {ss_fnv1a(SS_FNV1A_INIT, cid->p, cid->n), event_time, 0};
+    cmp_label_t key = {ss_fnv1a(SS_FNV1A_INIT, cid->p, cid->n), event_time, 0, 0};
     size_t lo = 0, hi = c->n_labels;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -146,8 +163,10 @@ int cmp_label_of(const cmp_t *c, const cmp_str_t *cid, int64_t event_time) {
         else
             hi = mid;
     }
-    return lo < c->n_labels && c->labels[lo].cust == key.cust ? (int)c->labels[lo].label
-                                                              : CMP_UNLABELED;
+    if (lo == c->n_labels || c->labels[lo].cust != key.cust)
+        return CMP_UNLABELED;
+    *value = c->labels[lo].value;
+    return (int)c->labels[lo].label;
 }
 
 /* ---- CSV ------------------------------------------------------------------------------- */
@@ -219,11 +238,12 @@ static int csv_header(char **fields, int n, int col[3], const char *path, char *
 /* One data row: a label added, or counted as malformed. */
 static int csv_row(cmp_t *c, char **fields, int n, const int col[3]) {
     int64_t t;
+    double v;
     if (n > col[0] && n > col[1] && n > col[2]) {
         const char *cid = trim(fields[col[0]]);
-        int lab = *cid ? parse_label(fields[col[1]], strlen(fields[col[1]])) : CMP_UNLABELED;
-        if (lab != CMP_UNLABELED && cmp_parse_time(fields[col[2]], strlen(fields[col[2]]), &t) == 0)
-            return labels_add(c, cid, strlen(cid), lab, t);
+        int lab = parse_label(fields[col[1]], strlen(fields[col[1]]), &v);
+        if (*cid && !isnan(v) && cmp_parse_time(fields[col[2]], strlen(fields[col[2]]), &t) == 0)
+            return labels_add(c, cid, strlen(cid), lab, v, t);
     }
     c->r.labels_malformed++;
     return 0;
@@ -280,29 +300,29 @@ static int in_int64(double x) {
     return x >= -9223372036854775808.0 && x < 9223372036854775808.0;
 }
 
-/* label: true/false, 0/1 or a string of those; time: epoch ms (an integer, or a real within
- * 64 bits) or an ISO-8601 string. */
-static int json_label(const json_t *v, const char **cid, int64_t *t) {
+/* label: true/false, a number or a string of those (*value; NaN: none); time: epoch ms (an
+ * integer, or a real within 64 bits) or an ISO-8601 string. The class, or CMP_UNLABELED. */
+static int json_label(const json_t *v, const char **cid, int64_t *t, double *value) {
     const json_t *jc = json_object_get(v, "customer_id"), *jl = json_object_get(v, "label");
     const json_t *jt = json_object_get(v, "time");
-    int lab = CMP_UNLABELED;
+    *value = NAN;
     if (json_is_boolean(jl))
-        lab = json_is_true(jl);
-    else if (json_is_integer(jl) && (json_integer_value(jl) | 1) == 1)
-        lab = (int)json_integer_value(jl);
+        *value = json_is_true(jl);
+    else if (json_is_number(jl) && isfinite(json_number_value(jl)))
+        *value = json_number_value(jl);
     else if (json_is_string(jl))
-        lab = parse_label(json_string_value(jl), json_string_length(jl));
+        parse_label(json_string_value(jl), json_string_length(jl), value);
     if (json_is_integer(jt))
         *t = json_integer_value(jt);
     else if (json_is_real(jt) && in_int64(json_real_value(jt)))
         *t = (int64_t)json_real_value(jt);
     else if (json_is_real(jt) || !json_is_string(jt) ||
              cmp_parse_time(json_string_value(jt), json_string_length(jt), t) < 0)
-        lab = CMP_UNLABELED;
+        *value = NAN;
     if (!json_is_string(jc) || !json_string_length(jc))
-        lab = CMP_UNLABELED;
+        *value = NAN;
     *cid = json_string_value(jc);
-    return lab;
+    return isnan(*value) ? CMP_UNLABELED : class_of(*value);
 }
 
 int cmp_labels_json(cmp_t *c, const void *buf, size_t len) {
@@ -310,11 +330,12 @@ int cmp_labels_json(cmp_t *c, const void *buf, size_t len) {
     json_t *v = buf ? json_loadb(buf, len, 0, &jerr) : NULL;
     const char *cid = NULL;
     int64_t t = 0;
-    int lab = json_is_object(v) ? json_label(v, &cid, &t) : CMP_UNLABELED, rc = 0;
-    if (lab == CMP_UNLABELED)
+    double value = NAN;
+    int lab = json_is_object(v) ? json_label(v, &cid, &t, &value) : CMP_UNLABELED, rc = 0;
+    if (isnan(value))
         c->r.labels_malformed++;
     else
-        rc = labels_add(c, cid, strlen(cid), lab, t);
+        rc = labels_add(c, cid, strlen(cid), lab, value, t);
     json_decref(v);
     return rc;
 }

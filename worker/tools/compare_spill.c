@@ -2,7 +2,7 @@
  * record goes to one of B bucket files chosen by a hash of its join key (both sides of a pair
  * and a record's re-deliveries meet in one bucket), and the values the figures need are
  * written to value files and read back afterwards. All files live in the run's temporary
- * folder. */
+ * folder. A bucket file is a sequence of records, each followed by its spilled outputs. */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -15,8 +15,11 @@
 
 #define BUCKET_TARGET 262144 /* records per bucket the bucket count aims at */
 #define MAX_BUCKETS 4096
-#define WRITE_BUFFER_BYTES (16u << 20) /* all buckets' write buffers together */
-#define MAX_BUCKET_BUFFER 16384        /* records */
+#define WRITE_BUFFER_BYTES (16u << 20)                /* all buckets' write buffers together */
+#define MAX_BUCKET_BUFFER (16384 * sizeof(cmp_rec_t)) /* bytes */
+/* the largest record with its outputs: every bucket buffer holds one (4096 bytes at least) */
+#define MAX_ENTRY (sizeof(cmp_rec_t) + SS_CMP_MAX_OUTPUTS * sizeof(double))
+_Static_assert(MAX_ENTRY <= WRITE_BUFFER_BYTES / MAX_BUCKETS, "a bucket buffer holds a record");
 
 static void bucket_path(const cmp_spill_t *s, int b, char *out, size_t n) {
     snprintf(out, n, "%s/bucket-%04d", s->dir, b);
@@ -26,12 +29,13 @@ int cmp_spill_init(cmp_spill_t *s, const char *dir, uint64_t expected) {
     uint64_t nb = (expected + BUCKET_TARGET - 1) / BUCKET_TARGET;
     s->dir = dir;
     s->nb = nb < 1 ? 1 : nb > MAX_BUCKETS ? MAX_BUCKETS : (int)nb;
-    s->cap = WRITE_BUFFER_BYTES / sizeof(cmp_rec_t) / (size_t)s->nb;
+    s->cap = WRITE_BUFFER_BYTES / (size_t)s->nb;
     s->cap = s->cap > MAX_BUCKET_BUFFER ? MAX_BUCKET_BUFFER : s->cap;
-    s->buf = malloc((size_t)s->nb * s->cap * sizeof(cmp_rec_t));
+    s->buf = malloc((size_t)s->nb * s->cap);
     s->fill = calloc((size_t)s->nb, sizeof(*s->fill));
     s->count = calloc((size_t)s->nb, sizeof(*s->count));
-    return s->buf && s->fill && s->count ? 0 : SS_ERR_NOMEM;
+    s->n_outs = calloc((size_t)s->nb, sizeof(*s->n_outs));
+    return s->buf && s->fill && s->count && s->n_outs ? 0 : SS_ERR_NOMEM;
 }
 
 /* Append bucket b's buffer to its file. */
@@ -39,8 +43,8 @@ static int spill_flush(cmp_spill_t *s, int b, char *errstr, size_t errlen) {
     char path[576];
     bucket_path(s, b, path, sizeof(path));
     int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0600);
-    const char *p = (const char *)&s->buf[(size_t)b * s->cap];
-    size_t left = s->fill[b] * sizeof(cmp_rec_t);
+    const unsigned char *p = &s->buf[(size_t)b * s->cap];
+    size_t left = s->fill[b];
     while (fd >= 0 && left > 0) {
         ssize_t w = write(fd, p, left);
         if (w <= 0) {
@@ -59,11 +63,20 @@ static int spill_flush(cmp_spill_t *s, int b, char *errstr, size_t errlen) {
     return ok ? 0 : SS_ERR_FAIL;
 }
 
-int cmp_spill_push(cmp_spill_t *s, const cmp_rec_t *r, char *errstr, size_t errlen) {
+int cmp_spill_push(cmp_spill_t *s, const cmp_rec_t *r, const double *outputs, char *errstr,
+                   size_t errlen) {
     int b = (int)(cmp_rec_hash(r) % (uint64_t)s->nb);
-    s->buf[(size_t)b * s->cap + s->fill[b]++] = *r;
+    size_t k = cmp_rec_spilled(r), need = sizeof(*r) + k * sizeof(double);
+    if (s->fill[b] + need > s->cap && spill_flush(s, b, errstr, errlen) < 0)
+        return SS_ERR_FAIL;
+    unsigned char *p = &s->buf[(size_t)b * s->cap + s->fill[b]];
+    memcpy(p, r, sizeof(*r));
+    if (k)
+        memcpy(p + sizeof(*r), outputs, k * sizeof(double));
+    s->fill[b] += need;
     s->count[b]++;
-    return s->fill[b] == s->cap ? spill_flush(s, b, errstr, errlen) : 0;
+    s->n_outs[b] += k;
+    return 0;
 }
 
 int cmp_spill_flush_all(cmp_spill_t *s, char *errstr, size_t errlen) {
@@ -73,26 +86,46 @@ int cmp_spill_flush_all(cmp_spill_t *s, char *errstr, size_t errlen) {
     return 0;
 }
 
-int cmp_spill_load(cmp_spill_t *s, int b, cmp_rec_t **recs, size_t *cap, char *errstr,
-                   size_t errlen) {
-    size_t n = (size_t)s->count[b];
+/* Grow *a to hold n items of `size` bytes (*cap items). */
+static int grow(void **a, size_t *cap, size_t n, size_t size) {
+    if (n <= *cap)
+        return 0;
+    free(*a);
+    *cap = 0;
+    if (!(*a = malloc(n * size)))
+        return SS_ERR_NOMEM;
+    *cap = n;
+    return 0;
+}
+
+int cmp_spill_load(cmp_spill_t *s, int b, cmp_rec_t **recs, size_t *cap, double **outs,
+                   size_t *ocap, char *errstr, size_t errlen) {
+    size_t n = (size_t)s->count[b], no = (size_t)s->n_outs[b], got = 0, at = 0;
     char path[576];
-    if (n > *cap) {
-        free(*recs);
-        *cap = 0;
-        if (!(*recs = malloc(n * sizeof(cmp_rec_t)))) {
-            snprintf(errstr, errlen, "out of memory for a bucket of %zu records", n);
-            return SS_ERR_NOMEM;
-        }
-        *cap = n;
+    if (no > UINT32_MAX) {
+        snprintf(errstr, errlen, "a bucket of %zu records holds %zu outputs, more than 2^32", n,
+                 no);
+        return SS_ERR_NOMEM;
+    }
+    if (grow((void **)recs, cap, n, sizeof(cmp_rec_t)) < 0 ||
+        grow((void **)outs, ocap, no ? no : 1, sizeof(double)) < 0) {
+        snprintf(errstr, errlen, "out of memory for a bucket of %zu records", n);
+        return SS_ERR_NOMEM;
     }
     bucket_path(s, b, path, sizeof(path));
     FILE *f = fopen(path, "rb");
-    size_t got = f ? fread(*recs, sizeof(cmp_rec_t), n, f) : 0;
+    for (; f && got < n && fread(&(*recs)[got], sizeof(cmp_rec_t), 1, f) == 1; got++) {
+        cmp_rec_t *r = &(*recs)[got];
+        size_t k = cmp_rec_spilled(r);
+        if (at + k > no || fread(*outs + at, sizeof(double), k, f) != k)
+            break;
+        r->out_at = (uint32_t)at;
+        at += k;
+    }
     if (f)
         fclose(f);
     unlink(path);
-    if (got != n) {
+    if (got != n || at != no) {
         snprintf(errstr, errlen, "spill file '%s': short read", path);
         return SS_ERR_FAIL;
     }
@@ -108,6 +141,7 @@ void cmp_spill_destroy(cmp_spill_t *s) {
     free(s->buf);
     free(s->fill);
     free(s->count);
+    free(s->n_outs);
     memset(s, 0, sizeof(*s));
 }
 

@@ -1,48 +1,6 @@
-/* report.c - renders the figures of `streamscore compare`: a terminal summary, compare.json
- * (jansson) and compare.html, one self-contained page with inline SVG charts and no network
- * access, so that it can be archived with a promotion decision.
- *
- * compare.json (structure version 1; figures that cannot be computed are null):
- * { "streamscore_compare": 1, "generated_at": ISO,
- *   "inputs": { "primary"|"shadow": { "source": "kafka"|"file", "topic": str|null,
- *                 "file": str|null, "format": "avro"|"json", "partitions": n, "read": n,
- *                 "malformed": n, "out_of_range": n, "other_models_records": n },
- *               "time_range": { "from": ISO|null, "to": ISO|null, "from_ms": n|null,
- *                 "to_ms": n|null, "by": "kafka timestamp" },   // [from, to)
- *               "labels": null | { "source": str, "rows": n, "malformed": n } },
- *   "counts": { "primary": n, "shadow": n (distinct keys), "matched": n, "primary_only": n,
- *               "shadow_only": n, "duplicates": {"primary": n, "shadow": n},
- *               "matched_share": x (matched / primary), "identical_features": n,
- *               "identical_share": x (identical / matched) },
- *   "models": { "primary"|"shadow": [ {"name", "version", "threshold", "records"} ] },
- *   "pairs": { "scope": "identical_features", "n": n,          // d = shadow - primary score
- *              "score_diff": {"mean", "abs_p50", "abs_p99", "abs_max"},
- *              "flips": {"no_to_yes", "yes_to_no", "total", "rate"}, // recorded decisions
- *              "spearman": x, "diff_histogram": {"lo", "hi", "counts": [40]} },
- *   "distributions": { "edges": [21 over 0..1], "primary"|"shadow": {"counts": [20],
- *                      "below": n, "above": n} },   // all distinct records; out of [0, 1]
- *                                                   // counted in the edge bins too
- *   "latency_ms": { "primary"|"shadow": {"n", "p50", "p99"} },  // scored_at - event_time
- *   "labels": null | { "primary"|"shadow": {"labeled", "positives", "roc_auc", "precision",
- *                      "recall", "f1", "tp", "fp", "fn", "tn"} },  // all distinct records,
- *                                                   // precision etc. from recorded decisions
- *   "routes": { route: {  // per route of the primary's predictions ("live", "canary"; none
- *                         // reads as "live"), each route with primary records; the figures
- *                         // above restricted to the primary predictions of that route
- *       "counts": { "primary": n (distinct), "matched": n, "primary_only": n,
- *                   "matched_share": x, "identical_features": n, "identical_share": x },
- *       "pairs": { "scope": "identical_features", "n": n, "score_diff": {"mean", "abs_p50",
- *                  "abs_p99", "abs_max"}, "flips": {"no_to_yes", "yes_to_no", "total",
- *                  "rate"}, "spearman": x },
- *       "latency_ms": { "primary"|"shadow": {"n", "p50", "p99"} },  // the route's matched
- *       "labels": null | { "primary"|"shadow": {as "labels"} },      // pairs, both sides
- *       "note": str|null } },  // canary: its pairs compare the candidate with itself
- *   "verdict": { "decision": "promote"|"hold"|"none", "reasons": [failed], "passed": [str],
- *                "criteria": [ {"key", "limit", "value", "passed", "reason"} ] },  // overall
- *                                                   // figures only, whatever the routes
- *   "method": { "exact": bool, "exact_limit": n, "buckets": n, "max_bucket_records": n } }
- * Quantiles, ROC-AUC and Spearman follow core/stats.h (exact), or its binned forms when
- * "method.exact" is false. */
+/* report.c - renders the figures of `streamscore compare`: a terminal summary and
+ * compare.html, one self-contained page with inline SVG charts and no network access, so that
+ * it can be archived with a promotion decision. compare.json is report_json.c's. */
 #include "report.h"
 
 #include <inttypes.h>
@@ -54,187 +12,37 @@
 
 #include "clock.h"
 #include "error.h"
+#include "report_int.h"
 
-static const char *const verdict_names[] = {"none", "promote", "hold"};
+const char *const ss__report_verdict_names[3] = {"none", "promote", "hold"};
+const char *const ss__report_kind_names[3] = {"binary", "multiclass", "regression"};
 
 /* The note on the canary route (compare_verdict.c explains it). */
-static const char canary_note[] =
+const char ss__report_canary_note[] =
     "canary predictions were scored by the candidate in the primary: when the shadow runs the "
     "same candidate, canary pairs compare the candidate with itself and should be identical (no "
     "flips, score differences 0); the live route compares the candidate with the live model. "
     "The verdict judges the overall figures.";
 
 /* The routes reported: those with primary records. */
-static int route_shown(const ss_cmp_result_t *r, int k) {
+int ss__report_route_shown(const ss_cmp_result_t *r, int k) {
     return r->routes[k].primary > 0;
 }
 
 /* Whether canary predictions are among the primary's. */
-static int canary_present(const ss_cmp_result_t *r) {
+int ss__report_canary_present(const ss_cmp_result_t *r) {
     for (int k = 0; k < r->n_routes; k++)
-        if (route_shown(r, k) && strcmp(r->routes[k].name, "canary") == 0)
+        if (ss__report_route_shown(r, k) && strcmp(r->routes[k].name, "canary") == 0)
             return 1;
     return 0;
 }
 
-static void iso_time(int64_t ms, char *out, size_t outlen) {
+void ss__report_iso_time(int64_t ms, char *out, size_t outlen) {
     time_t s = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
     struct tm tm;
     gmtime_r(&s, &tm);
     size_t n = strftime(out, outlen, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(out + n, outlen - n, ".%03dZ", (int)(ms - (int64_t)s * 1000));
-}
-
-/* ---- compare.json ------------------------------------------------------------------------ */
-
-static json_t *jnum(double v) {
-    return isfinite(v) ? json_real(v) : json_null();
-}
-static json_t *jint(uint64_t v) {
-    return json_integer((json_int_t)v);
-}
-static json_t *jstr(const char *s) {
-    return s ? json_string(s) : json_null();
-}
-
-static json_t *jtime(int64_t ms, int iso) {
-    char buf[40];
-    if (ms == INT64_MIN || ms == INT64_MAX)
-        return json_null();
-    if (!iso)
-        return json_integer((json_int_t)ms);
-    iso_time(ms, buf, sizeof(buf));
-    return json_string(buf);
-}
-
-static json_t *jcounts(const uint64_t *v, size_t n) {
-    json_t *a = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(a, jint(v[i]));
-    return a;
-}
-
-static json_t *jlatency(uint64_t n, double p50, double p99) {
-    return json_pack("{s:o, s:o, s:o}", "n", jint(n), "p50", jnum(p50), "p99", jnum(p99));
-}
-
-/* A side's labels figures; the fields are those of ss_cmp_side_t and ss_cmp_route_side_t. */
-#define JLABELS(d)                                                                                 \
-    json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "labeled", jint((d)->labeled), \
-              "positives", jint((d)->positives), "roc_auc", jnum((d)->auc), "precision",           \
-              jnum((d)->precision), "recall", jnum((d)->recall), "f1", jnum((d)->f1), "tp",        \
-              jint((d)->tp), "fp", jint((d)->fp), "fn", jint((d)->fn), "tn", jint((d)->tn))
-
-static json_t *jroute(const ss_cmp_result_t *r, const ss_cmp_route_t *rt) {
-    json_t *lat = json_object(), *labels = r->labels ? json_object() : json_null();
-    for (int s = 0; s < 2; s++) {
-        const ss_cmp_route_side_t *d = &rt->side[s];
-        json_object_set_new(lat, r->side[s].name,
-                            jlatency(d->latency_n, d->latency_p50, d->latency_p99));
-        if (r->labels)
-            json_object_set_new(labels, r->side[s].name, JLABELS(d));
-    }
-    return json_pack(
-        "{s:{s:o, s:o, s:o, s:o, s:o, s:o}, s:{s:s, s:o, s:{s:o, s:o, s:o, s:o}, s:{s:o, s:o, "
-        "s:o, s:o}, s:o}, s:o, s:o, s:o}",
-        "counts", "primary", jint(rt->primary), "matched", jint(rt->matched), "primary_only",
-        jint(rt->primary_only), "matched_share", jnum(rt->matched_share), "identical_features",
-        jint(rt->identical), "identical_share", jnum(rt->identical_share), "pairs", "scope",
-        "identical_features", "n", jint(rt->identical), "score_diff", "mean", jnum(rt->diff_mean),
-        "abs_p50", jnum(rt->abs_p50), "abs_p99", jnum(rt->abs_p99), "abs_max", jnum(rt->abs_max),
-        "flips", "no_to_yes", jint(rt->flips_no_yes), "yes_to_no", jint(rt->flips_yes_no), "total",
-        jint(rt->flips_no_yes + rt->flips_yes_no), "rate", jnum(rt->flip_rate), "spearman",
-        jnum(rt->spearman), "latency_ms", lat, "labels", labels, "note",
-        jstr(strcmp(rt->name, "canary") == 0 ? canary_note : NULL));
-}
-
-int ss_report_write_json(const ss_cmp_result_t *r, const char *path, char *errstr, size_t errlen) {
-    char now[40];
-    const ss_cmp_side_t *P = &r->side[0], *S = &r->side[1];
-    json_t *inputs = json_object(), *models = json_object(), *dist = json_object();
-    json_t *lat = json_object(), *labels = r->labels ? json_object() : json_null();
-    json_t *edges = json_array();
-    for (int i = 0; i <= SS_CMP_DIST_BINS; i++)
-        json_array_append_new(edges, json_real((double)i / SS_CMP_DIST_BINS));
-    json_object_set_new(dist, "edges", edges);
-    for (int s = 0; s < 2; s++) {
-        const ss_cmp_side_t *d = &r->side[s];
-        int file = strcmp(d->source, "file") == 0;
-        json_object_set_new(
-            inputs, d->name,
-            json_pack("{s:s, s:o, s:o, s:s, s:i, s:o, s:o, s:o, s:o}", "source", d->source, "topic",
-                      jstr(file ? NULL : d->location), "file", jstr(file ? d->location : NULL),
-                      "format", d->format, "partitions", d->partitions, "read", jint(d->read),
-                      "malformed", jint(d->malformed), "out_of_range", jint(d->out_of_range),
-                      "other_models_records", jint(d->other_models)));
-        json_t *ml = json_array();
-        for (int m = 0; m < d->n_models; m++)
-            json_array_append_new(ml, json_pack("{s:s, s:s, s:o, s:o}", "name", d->models[m].name,
-                                                "version", d->models[m].version, "threshold",
-                                                jnum(d->models[m].threshold), "records",
-                                                jint(d->models[m].records)));
-        json_object_set_new(models, d->name, ml);
-        json_object_set_new(dist, d->name,
-                            json_pack("{s:o, s:o, s:o}", "counts",
-                                      jcounts(d->dist, SS_CMP_DIST_BINS), "below",
-                                      jint(d->dist_below), "above", jint(d->dist_above)));
-        json_object_set_new(lat, d->name, jlatency(d->latency_n, d->latency_p50, d->latency_p99));
-        if (r->labels)
-            json_object_set_new(labels, d->name, JLABELS(d));
-    }
-    json_t *routes = json_object();
-    for (int k = 0; k < r->n_routes; k++)
-        if (route_shown(r, k))
-            json_object_set_new(routes, r->routes[k].name, jroute(r, &r->routes[k]));
-    json_object_set_new(inputs, "time_range",
-                        json_pack("{s:o, s:o, s:o, s:o, s:s}", "from", jtime(r->from_ms, 1), "to",
-                                  jtime(r->to_ms, 1), "from_ms", jtime(r->from_ms, 0), "to_ms",
-                                  jtime(r->to_ms, 0), "by", "kafka timestamp"));
-    json_object_set_new(inputs, "labels",
-                        r->labels ? json_pack("{s:s, s:o, s:o}", "source", r->labels, "rows",
-                                              jint(r->labels_rows), "malformed",
-                                              jint(r->labels_malformed))
-                                  : json_null());
-    json_t *counts = json_pack(
-        "{s:o, s:o, s:o, s:o, s:o, s:{s:o, s:o}, s:o, s:o, s:o}", "primary", jint(P->records),
-        "shadow", jint(S->records), "matched", jint(r->matched), "primary_only",
-        jint(r->primary_only), "shadow_only", jint(r->shadow_only), "duplicates", "primary",
-        jint(P->duplicates), "shadow", jint(S->duplicates), "matched_share", jnum(r->matched_share),
-        "identical_features", jint(r->identical), "identical_share", jnum(r->identical_share));
-    json_t *pairs = json_pack(
-        "{s:s, s:o, s:{s:o, s:o, s:o, s:o}, s:{s:o, s:o, s:o, s:o}, s:o, s:{s:o, s:o, s:o}}",
-        "scope", "identical_features", "n", jint(r->identical), "score_diff", "mean",
-        jnum(r->diff_mean), "abs_p50", jnum(r->abs_p50), "abs_p99", jnum(r->abs_p99), "abs_max",
-        jnum(r->abs_max), "flips", "no_to_yes", jint(r->flips_no_yes), "yes_to_no",
-        jint(r->flips_yes_no), "total", jint(r->flips_no_yes + r->flips_yes_no), "rate",
-        jnum(r->flip_rate), "spearman", jnum(r->spearman), "diff_histogram", "lo",
-        json_real(r->diff_lo), "hi", json_real(r->diff_hi), "counts",
-        jcounts(r->diff_hist, SS_CMP_DIFF_BINS));
-    json_t *reasons = json_array(), *passed = json_array(), *criteria = json_array();
-    for (int i = 0; i < r->n_criteria; i++) {
-        const ss_cmp_criterion_t *k = &r->criteria[i];
-        json_array_append_new(k->passed ? passed : reasons, json_string(k->reason));
-        json_array_append_new(criteria, json_pack("{s:s, s:o, s:o, s:b, s:s}", "key", k->key,
-                                                  "limit", jnum(k->limit), "value", jnum(k->value),
-                                                  "passed", k->passed, "reason", k->reason));
-    }
-    iso_time(ss_wall_ms(), now, sizeof(now));
-    json_t *root = json_pack(
-        "{s:i, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:{s:s, s:o, s:o, s:o}, s:{s:b, s:I, "
-        "s:i, s:o}}",
-        "streamscore_compare", 1, "generated_at", now, "inputs", inputs, "counts", counts, "models",
-        models, "pairs", pairs, "distributions", dist, "latency_ms", lat, "labels", labels,
-        "routes", routes, "verdict", "decision", verdict_names[r->verdict], "reasons", reasons,
-        "passed", passed, "criteria", criteria, "method", "exact", r->exact, "exact_limit",
-        (json_int_t)r->exact_limit, "buckets", r->buckets, "max_bucket_records",
-        jint(r->max_bucket));
-    int rc = root && json_dump_file(root, path, JSON_INDENT(2) | JSON_REAL_PRECISION(17)) == 0
-                 ? 0
-                 : SS_ERR_FAIL;
-    if (rc)
-        snprintf(errstr, errlen, "cannot write '%s'%s", path, root ? "" : " (out of memory)");
-    json_decref(root);
-    return rc;
 }
 
 /* ---- the figures as rows: the terminal summary and the HTML table -------------------- */
@@ -260,7 +68,33 @@ static void rowf(row_fn fn, void *o, const char *name, const char *fmt, ...) {
     fn(o, name, buf);
 }
 
-static void figure_rows(const ss_cmp_result_t *r, row_fn fn, void *o) {
+/* Multi-output models: what was compared, and each output's |difference| (the first `most`,
+ * the others in one row). */
+static void output_rows(const ss_cmp_result_t *r, row_fn fn, void *o, int most) {
+    char a[32], b[32], c[32], name[64];
+    if (!r->side[0].n_outputs && !r->side[1].n_outputs)
+        return;
+    rowf(fn, o, "outputs compared",
+         "%d (primary %d, shadow %d; %" PRIu64 " pairs with outputs, %" PRIu64
+         " of them with different numbers)",
+         r->n_outputs, r->side[0].n_outputs, r->side[1].n_outputs, r->output_pairs,
+         r->output_mismatch);
+    for (int i = 0; i < r->n_outputs; i++) {
+        const ss_cmp_output_t *x = &r->outputs[i];
+        if (i == most) {
+            snprintf(name, sizeof(name), "outputs %d to %d", i, r->n_outputs - 1);
+            fn(o, name, "see compare.json or compare.html");
+            break;
+        }
+        snprintf(name, sizeof(name), "output %d |difference| mean / p99 / max", i);
+        rowf(fn, o, name, "%s / %s / %s (%" PRIu64 " pairs)",
+             fmt_num(a, sizeof(a), "%.6g", x->abs_mean), fmt_num(b, sizeof(b), "%.6g", x->abs_p99),
+             fmt_num(c, sizeof(c), "%.6g", x->abs_max), x->n);
+    }
+}
+
+/* The figures, one row each (at most `most_outputs` rows of outputs). */
+static void figure_rows(const ss_cmp_result_t *r, row_fn fn, void *o, int most_outputs) {
     char a[32], b[32], c[32], d[32], name[64];
     for (int s = 0; s < 2; s++) {
         const ss_cmp_side_t *x = &r->side[s];
@@ -287,11 +121,26 @@ static void figure_rows(const ss_cmp_result_t *r, row_fn fn, void *o) {
          fmt_num(a, sizeof(a), "%.4f", r->identical_share));
     rowf(fn, o, "score difference, candidate - primary", "mean %s",
          fmt_num(a, sizeof(a), "%+.6f", r->diff_mean));
-    rowf(fn, o, "|difference| p50 / p99 / max", "%s / %s / %s",
-         fmt_num(a, sizeof(a), "%.6f", r->abs_p50), fmt_num(b, sizeof(b), "%.6f", r->abs_p99),
-         fmt_num(c, sizeof(c), "%.6f", r->abs_max));
-    rowf(fn, o, "decision flips no->yes / yes->no", "%" PRIu64 " / %" PRIu64 ", flip rate %s",
-         r->flips_no_yes, r->flips_yes_no, fmt_num(a, sizeof(a), "%.4f", r->flip_rate));
+    if (r->kind == SS_CMP_KIND_REGRESSION)
+        rowf(fn, o, "|difference| p50 / p95 / p99 / max", "%s / %s / %s / %s",
+             fmt_num(a, sizeof(a), "%.6g", r->abs_p50), fmt_num(b, sizeof(b), "%.6g", r->abs_p95),
+             fmt_num(c, sizeof(c), "%.6g", r->abs_p99), fmt_num(d, sizeof(d), "%.6g", r->abs_max));
+    else
+        rowf(fn, o, "|difference| p50 / p99 / max", "%s / %s / %s",
+             fmt_num(a, sizeof(a), "%.6f", r->abs_p50), fmt_num(b, sizeof(b), "%.6f", r->abs_p99),
+             fmt_num(c, sizeof(c), "%.6f", r->abs_max));
+    if (r->identical && !r->decided)
+        rowf(fn, o, "decision flips no->yes / yes->no", "n/a: no decisions (%s), flip rate n/a",
+             r->kind == SS_CMP_KIND_MULTICLASS ? "multi-class: see class flips"
+                                               : "the objective defines none");
+    else
+        rowf(fn, o, "decision flips no->yes / yes->no", "%" PRIu64 " / %" PRIu64 ", flip rate %s",
+             r->flips_no_yes, r->flips_yes_no, fmt_num(a, sizeof(a), "%.4f", r->flip_rate));
+    if (r->kind == SS_CMP_KIND_MULTICLASS)
+        rowf(fn, o, "class flips (predicted class changed)",
+             "%" PRIu64 " of %" PRIu64 " pairs, class flip rate %s", r->class_flips, r->class_pairs,
+             fmt_num(a, sizeof(a), "%.4f", r->class_flip_rate));
+    output_rows(r, fn, o, most_outputs);
     rowf(fn, o, "Spearman rank correlation", "%s (%s)", fmt_num(a, sizeof(a), "%.6f", r->spearman),
          r->exact ? "exact" : "from histograms");
     for (int s = 0; s < 2; s++) {
@@ -301,6 +150,18 @@ static void figure_rows(const ss_cmp_result_t *r, row_fn fn, void *o) {
     }
     if (!r->labels)
         return;
+    if (r->kind == SS_CMP_KIND_REGRESSION) {
+        rowf(fn, o, "labels", "%s: %" PRIu64 " rows, %" PRIu64 " malformed", r->labels,
+             r->labels_rows, r->labels_malformed);
+        for (int s = 0; s < 2; s++) {
+            const ss_cmp_side_t *x = &r->side[s];
+            snprintf(name, sizeof(name), "%s RMSE, MAE", x->name);
+            rowf(fn, o, name, "%s, %s (%" PRIu64 " with a numeric label)",
+                 fmt_num(a, sizeof(a), "%.6g", x->rmse), fmt_num(b, sizeof(b), "%.6g", x->mae),
+                 x->valued);
+        }
+        return;
+    }
     rowf(fn, o, "labels", "%s: %" PRIu64 " rows, %" PRIu64 " malformed", r->labels, r->labels_rows,
          r->labels_malformed);
     for (int s = 0; s < 2; s++) {
@@ -339,7 +200,11 @@ static int route_cells(const ss_cmp_result_t *r, const ss_cmp_route_t *rt, cell_
     snprintf(cell[2], sizeof(cell_t), "%" PRIu64 " (%s)", rt->matched,
              fmt_num(a, sizeof(a), "%.4f", rt->matched_share));
     snprintf(cell[3], sizeof(cell_t), "%" PRIu64, rt->identical);
-    snprintf(cell[4], sizeof(cell_t), "%" PRIu64 " / %" PRIu64, rt->flips_no_yes, rt->flips_yes_no);
+    if (rt->identical && !rt->decided) /* no decisions: n/a, never a false 0 */
+        snprintf(cell[4], sizeof(cell_t), "n/a");
+    else
+        snprintf(cell[4], sizeof(cell_t), "%" PRIu64 " / %" PRIu64, rt->flips_no_yes,
+                 rt->flips_yes_no);
     fmt_num(cell[5], sizeof(cell_t), "%.4f", rt->flip_rate);
     snprintf(cell[6], sizeof(cell_t), "%s, %s / %s", fmt_num(a, sizeof(a), "%+.6f", rt->diff_mean),
              fmt_num(b, sizeof(b), "%.6f", rt->abs_p50),
@@ -374,7 +239,7 @@ static void print_routes(const ss_cmp_result_t *r, FILE *out) {
     for (int i = 0; i < ncols; i++)
         width[i] = (int)strlen(route_heads[i]);
     for (int k = 0; k < r->n_routes; k++) {
-        if (!route_shown(r, k))
+        if (!ss__report_route_shown(r, k))
             continue;
         route_cells(r, &r->routes[k], cell[rows]);
         for (int i = 0; i < ncols; i++) {
@@ -394,10 +259,34 @@ static void print_routes(const ss_cmp_result_t *r, FILE *out) {
             fprintf(out, i ? "  %*s" : " %-*s", width[i], row < 0 ? route_heads[i] : cell[row][i]);
         fputc('\n', out);
     }
-    if (canary_present(r)) {
-        char note[sizeof(canary_note) + 8];
-        snprintf(note, sizeof(note), "note: %s", canary_note);
+    if (ss__report_canary_present(r)) {
+        char note[sizeof(ss__report_canary_note) + 8];
+        snprintf(note, sizeof(note), "note: %s", ss__report_canary_note);
         print_wrapped(out, 4, note);
+    }
+}
+
+/* Multi-class: the primary class x candidate class counts, when they fit a terminal. */
+static void print_class_matrix(const ss_cmp_result_t *r, FILE *out) {
+    if (r->kind != SS_CMP_KIND_MULTICLASS || !r->n_classes)
+        return;
+    if (r->n_classes > 12) {
+        fprintf(out, "  class matrix: %d classes, see compare.html or compare.json\n",
+                r->n_classes);
+        return;
+    }
+    fprintf(out,
+            "  class matrix (rows: primary class, columns: candidate class; identical-feature "
+            "pairs)\n    %-8s",
+            "");
+    for (int b = 0; b < r->n_classes; b++)
+        fprintf(out, " %8d%s", b, r->classes_beyond && b == r->n_classes - 1 ? "+" : "");
+    fputc('\n', out);
+    for (int a = 0; a < r->n_classes; a++) {
+        fprintf(out, "    %-8d", a);
+        for (int b = 0; b < r->n_classes; b++)
+            fprintf(out, " %8" PRIu64, r->class_matrix[a][b]);
+        fputc('\n', out);
     }
 }
 
@@ -408,12 +297,13 @@ static void print_row(void *o, const char *name, const char *value) {
 void ss_report_print_summary(const ss_cmp_result_t *r, FILE *out) {
     char from[40] = "start", to[40] = "end";
     if (r->from_ms != INT64_MIN)
-        iso_time(r->from_ms, from, sizeof(from));
+        ss__report_iso_time(r->from_ms, from, sizeof(from));
     if (r->to_ms != INT64_MAX)
-        iso_time(r->to_ms, to, sizeof(to));
+        ss__report_iso_time(r->to_ms, to, sizeof(to));
     fprintf(out, "streamscore compare: %s (primary) vs %s (shadow, %s), %s .. %s\n",
             r->side[0].location, r->side[1].location, r->side[1].source, from, to);
-    figure_rows(r, print_row, out);
+    figure_rows(r, print_row, out, 16);
+    print_class_matrix(r, out);
     print_routes(r, out);
     fprintf(out, "  %-40s %s\n", "verdict",
             r->verdict == SS_VERDICT_PROMOTE ? "PROMOTE"
@@ -464,9 +354,10 @@ static double py(double v, double lo, double hi) {
     return MT + PH - (hi > lo ? (v - lo) / (hi - lo) : 0) * PH;
 }
 
-/* Opens an <svg> with a frame, 5 ticks on each axis and axis titles. */
-static void axes(FILE *f, const char *id, const char *title, double x0, double x1, double y0,
-                 double y1, const char *xt, const char *yt) {
+/* Opens an <svg> with a frame, 5 ticks on each axis (none on x without xticks: the chart
+ * labels its own categories) and axis titles. */
+static void axes_ticks(FILE *f, const char *id, const char *title, double x0, double x1, double y0,
+                       double y1, const char *xt, const char *yt, int xticks) {
     fprintf(f, "<figure><figcaption>");
     esc(f, title);
     fprintf(f,
@@ -478,10 +369,11 @@ static void axes(FILE *f, const char *id, const char *title, double x0, double x
     for (int i = 0; i <= 4; i++) {
         double xv = x0 + (x1 - x0) * i / 4, yv = y0 + (y1 - y0) * i / 4;
         double X = px(xv, x0, x1), Y = py(yv, y0, y1);
-        fprintf(f,
-                "<line class=\"tick\" x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\"/>"
-                "<text class=\"tl\" x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%.3g</text>\n",
-                X, MT + PH, X, MT + PH + 4, X, MT + PH + 16, xv);
+        if (xticks)
+            fprintf(f,
+                    "<line class=\"tick\" x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\"/>"
+                    "<text class=\"tl\" x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%.3g</text>\n",
+                    X, MT + PH, X, MT + PH + 4, X, MT + PH + 16, xv);
         fprintf(f,
                 "<line class=\"tick\" x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\"/>"
                 "<text class=\"tl\" x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%.3g</text>\n",
@@ -495,6 +387,11 @@ static void axes(FILE *f, const char *id, const char *title, double x0, double x
             MT + PH / 2);
     esc(f, yt);
     fprintf(f, "</text>\n");
+}
+
+static void axes(FILE *f, const char *id, const char *title, double x0, double x1, double y0,
+                 double y1, const char *xt, const char *yt) {
+    axes_ticks(f, id, title, x0, x1, y0, y1, xt, yt, 1);
 }
 
 static double nice_max(double v) {
@@ -513,18 +410,23 @@ static void chart_distributions(FILE *f, const ss_cmp_result_t *r) {
             top = share[s][i] > top ? share[s][i] : top;
         }
     top = nice_max(top);
-    axes(f, "chart-distributions", "Score distributions (all records of each side, 20 bins)", 0, 1,
-         0, top, "score", "share of the side's records");
+    /* a regression's values over the range read, a probability's over [0, 1] */
+    double lo = r->dist_lo, hi = r->dist_hi, step = (hi - lo) / SS_CMP_DIST_BINS;
+    int values = r->kind == SS_CMP_KIND_REGRESSION;
+    axes(f, "chart-distributions", "Score distributions (all records of each side, 20 bins)", lo,
+         hi, 0, top, "score", "share of the side's records");
     double bw = (double)PW / SS_CMP_DIST_BINS;
     for (int s = 0; s < 2; s++)
         for (int i = 0; i < SS_CMP_DIST_BINS; i++) {
             double y = py(share[s][i], 0, top);
             fprintf(f,
-                    "<rect class=\"bar %s\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\">"
-                    "<title>%s, score %.2f-%.2f: %" PRIu64 " (%.2f%%)</title></rect>\n",
-                    r->side[s].name, ML + i * bw + 1, y, bw - 2, MT + PH - y, r->side[s].name,
-                    (double)i / SS_CMP_DIST_BINS, (double)(i + 1) / SS_CMP_DIST_BINS,
-                    r->side[s].dist[i], 100 * share[s][i]);
+                    "<rect class=\"bar %s\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\">",
+                    r->side[s].name, ML + i * bw + 1, y, bw - 2, MT + PH - y);
+            fprintf(f,
+                    values ? "<title>%s, score %.4g-%.4g: %" PRIu64 " (%.2f%%)</title></rect>\n"
+                           : "<title>%s, score %.2f-%.2f: %" PRIu64 " (%.2f%%)</title></rect>\n",
+                    r->side[s].name, lo + i * step, lo + (i + 1) * step, r->side[s].dist[i],
+                    100 * share[s][i]);
         }
     for (int s = 0; s < 2; s++) {
         const ss_cmp_model_t *m = r->side[s].n_models ? &r->side[s].models[0] : NULL;
@@ -566,7 +468,8 @@ static void chart_differences(FILE *f, const ss_cmp_result_t *r) {
 }
 
 static void chart_scatter(FILE *f, const ss_cmp_result_t *r) {
-    double lo = 0, hi = 1;
+    int values = r->kind == SS_CMP_KIND_REGRESSION && r->n_sample > 0;
+    double lo = values ? INFINITY : 0, hi = values ? -INFINITY : 1; /* values: their range */
     for (int i = 0; i < r->n_sample; i++)
         for (int k = 0; k < 2; k++) {
             lo = r->sample[i][k] < lo ? r->sample[i][k] : lo;
@@ -575,6 +478,8 @@ static void chart_scatter(FILE *f, const ss_cmp_result_t *r) {
     char title[128];
     snprintf(title, sizeof(title), "Primary vs candidate score (%d identical-feature pairs%s)",
              r->n_sample, (uint64_t)r->n_sample < r->identical ? ", a uniform sample" : "");
+    if (values && !(hi > lo))
+        hi = lo + 1;
     axes(f, "chart-scatter", title, lo, hi, lo, hi, "primary score", "candidate score");
     fprintf(f, "<line class=\"diagonal\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n",
             px(lo, lo, hi), py(lo, lo, hi), px(hi, lo, hi), py(hi, lo, hi));
@@ -584,11 +489,154 @@ static void chart_scatter(FILE *f, const ss_cmp_result_t *r) {
     fprintf(f, "</svg></figure>\n");
 }
 
+/* Multi-output models: mean and p99 of |difference| per output, two bars per output. */
+static void chart_outputs(FILE *f, const ss_cmp_result_t *r) {
+    double top = 0;
+    int n = r->n_outputs;
+    for (int i = 0; i < n; i++) {
+        const ss_cmp_output_t *o = &r->outputs[i];
+        top = isfinite(o->abs_p99) && o->abs_p99 > top ? o->abs_p99 : top;
+        top = isfinite(o->abs_mean) && o->abs_mean > top ? o->abs_mean : top;
+    }
+    top = nice_max(top);
+    axes_ticks(f, "chart-outputs",
+               "Per-output |candidate - primary| (identical-feature pairs): mean and p99", 0, n, 0,
+               top, "output (class probability, quantile or target)", "|difference|", 0);
+    double gw = n ? (double)PW / n : PW;
+    int every = n > 32 ? (n + 31) / 32 : 1;
+    for (int i = 0; i < n; i++) {
+        const ss_cmp_output_t *o = &r->outputs[i];
+        const double v[2] = {o->abs_mean, o->abs_p99};
+        const char *const cls[2] = {"output-mean", "output-p99"}, *const what[2] = {"mean", "p99"};
+        for (int k = 0; k < 2; k++) {
+            double y = py(isfinite(v[k]) ? v[k] : 0, 0, top);
+            fprintf(f,
+                    "<rect class=\"bar %s\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
+                    "height=\"%.1f\"><title>output %d, %s |difference| %.6g (%" PRIu64
+                    " pairs)</title></rect>\n",
+                    cls[k], ML + i * gw + gw * (0.1 + 0.4 * k), y, gw * 0.4, MT + PH - y, i,
+                    what[k], v[k], o->n);
+        }
+        if (i % every == 0)
+            fprintf(f, "<text class=\"tl\" x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%d</text>\n",
+                    ML + (i + 0.5) * gw, MT + PH + 16, i);
+    }
+    for (int k = 0; k < 2; k++)
+        fprintf(f,
+                "<g class=\"legend\"><rect class=\"key %s\" x=\"%d\" y=\"%d\" width=\"12\" "
+                "height=\"12\"/><text x=\"%d\" y=\"%d\">%s |difference|</text></g>\n",
+                k ? "output-p99" : "output-mean", W - MR - 160, MT + 8 + 18 * k, W - MR - 142,
+                MT + 18 + 18 * k, k ? "p99 of" : "mean");
+    if (!r->output_pairs)
+        fprintf(f,
+                "<text class=\"empty\" x=\"%d\" y=\"%d\" text-anchor=\"middle\">no "
+                "identical-feature pairs with outputs on both sides</text>\n",
+                ML + PW / 2, MT + PH / 2);
+    fprintf(f, "</svg></figure>\n");
+}
+
+/* Multi-class: the primary class x candidate class matrix, each cell shaded by its share of
+ * the primary class's pairs (the diagonal: the class kept; elsewhere: a class flip). */
+static void chart_class_matrix(FILE *f, const ss_cmp_result_t *r) {
+    int n = r->n_classes, side = PH;
+    double cs = n ? (double)side / n : side;
+    char title[160];
+    snprintf(title, sizeof(title),
+             "Predicted class, primary (rows) x candidate (columns): %" PRIu64 " of %" PRIu64
+             " identical-feature pairs changed class",
+             r->class_flips, r->class_pairs);
+    fprintf(f, "<figure><figcaption>");
+    esc(f, title);
+    fprintf(f,
+            "</figcaption>\n<svg id=\"chart-class-matrix\" width=\"%d\" height=\"%d\" "
+            "viewBox=\"0 0 %d %d\" role=\"img\">\n",
+            W, H, W, H);
+    for (int a = 0; a < n; a++) {
+        uint64_t row = 0;
+        for (int b = 0; b < n; b++)
+            row += r->class_matrix[a][b];
+        for (int b = 0; b < n; b++) {
+            uint64_t k = r->class_matrix[a][b];
+            double share = row ? (double)k / (double)row : 0;
+            fprintf(f,
+                    "<rect class=\"cell%s\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
+                    "fill-opacity=\"%.3f\"><title>primary class %d%s, candidate class %d%s: "
+                    "%" PRIu64 " (%.2f%% of the primary class)</title></rect>\n",
+                    a == b ? " diag" : "", ML + b * cs, MT + a * cs, cs, cs,
+                    k ? 0.12 + 0.88 * share : 0.0, a, r->classes_beyond && a == n - 1 ? "+" : "", b,
+                    r->classes_beyond && b == n - 1 ? "+" : "", k, 100 * share);
+            if (n <= 10)
+                fprintf(f,
+                        "<text class=\"count\" x=\"%.1f\" y=\"%.1f\" "
+                        "text-anchor=\"middle\">%" PRIu64 "</text>\n",
+                        ML + (b + 0.5) * cs, MT + (a + 0.5) * cs + 4, k);
+        }
+    }
+    int every = n > 16 ? (n + 15) / 16 : 1;
+    for (int i = 0; i < n; i += every)
+        fprintf(f,
+                "<text class=\"tl\" x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%d%s</text>"
+                "<text class=\"tl\" x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%d%s</text>\n",
+                ML + (i + 0.5) * cs, MT + side + 16, i, r->classes_beyond && i == n - 1 ? "+" : "",
+                ML - 6, MT + (i + 0.5) * cs + 4, i, r->classes_beyond && i == n - 1 ? "+" : "");
+    fprintf(f,
+            "<text class=\"at\" x=\"%d\" y=\"%d\" text-anchor=\"middle\">candidate class</text>"
+            "<text class=\"at\" transform=\"translate(14,%d) rotate(-90)\" "
+            "text-anchor=\"middle\">primary class</text>\n",
+            ML + side / 2, H - 6, MT + side / 2);
+    char a[32];
+    fprintf(f,
+            "<g class=\"legend\"><rect class=\"key cell diag\" x=\"%d\" y=\"%d\" width=\"12\" "
+            "height=\"12\"/><text x=\"%d\" y=\"%d\">same class</text><rect class=\"key cell\" "
+            "x=\"%d\" y=\"%d\" width=\"12\" height=\"12\"/><text x=\"%d\" y=\"%d\">class "
+            "changed</text><text x=\"%d\" y=\"%d\">class flip rate %s</text></g>\n",
+            ML + side + 24, MT + 8, ML + side + 42, MT + 18, ML + side + 24, MT + 26,
+            ML + side + 42, MT + 36, ML + side + 24, MT + 60,
+            fmt_num(a, sizeof(a), "%.4f", r->class_flip_rate));
+    fprintf(f, "</svg></figure>\n");
+}
+
+/* Regression: the distribution of |candidate - primary| with its p50, p95 and p99. */
+static void chart_abs_diff(FILE *f, const ss_cmp_result_t *r) {
+    uint64_t top = 0;
+    for (int i = 0; i < SS_CMP_DIFF_BINS; i++)
+        top = r->abs_hist[i] > top ? r->abs_hist[i] : top;
+    double ytop = nice_max((double)top), hi = r->abs_hist_hi;
+    axes(f, "chart-abs-diff",
+         "|candidate - primary| of the values (identical-feature pairs), with p50, p95 and p99", 0,
+         hi, 0, ytop, "|candidate score - primary score|", "pairs");
+    double bw = (double)PW / SS_CMP_DIFF_BINS, step = hi / SS_CMP_DIFF_BINS;
+    for (int i = 0; i < SS_CMP_DIFF_BINS; i++) {
+        double y = py((double)r->abs_hist[i], 0, ytop);
+        fprintf(f,
+                "<rect class=\"bar absdiff\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
+                "height=\"%.1f\"><title>%.4g to %.4g: %" PRIu64 "</title></rect>\n",
+                ML + i * bw + 0.5, y, bw - 1, MT + PH - y, i * step, (i + 1) * step,
+                r->abs_hist[i]);
+    }
+    const double q[3] = {r->abs_p50, r->abs_p95, r->abs_p99};
+    const char *const qn[3] = {"p50", "p95", "p99"};
+    for (int k = 0; k < 3 && r->identical; k++) {
+        double X = px(fmin(q[k], hi), 0, hi);
+        fprintf(f,
+                "<line class=\"marker\" x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\">"
+                "<title>%s %.6g</title></line><text class=\"tl\" x=\"%.1f\" y=\"%d\" "
+                "text-anchor=\"middle\">%s</text>\n",
+                X, MT, X, MT + PH, qn[k], q[k], X, MT + 12 + 12 * k, qn[k]);
+    }
+    if (!r->identical)
+        fprintf(f,
+                "<text class=\"empty\" x=\"%d\" y=\"%d\" text-anchor=\"middle\">no "
+                "identical-feature pairs</text>\n",
+                ML + PW / 2, MT + PH / 2);
+    fprintf(f, "</svg></figure>\n");
+}
+
 static void html_routes(FILE *f, const ss_cmp_result_t *r) {
     cell_t cell[ROUTE_COLS];
     int ncols = r->labels ? ROUTE_COLS : ROUTE_COLS - 1, rows = 0;
     for (int k = 0; k < r->n_routes; k++)
-        rows += route_shown(r, k);
+        rows += ss__report_route_shown(r, k);
     if (!rows)
         return;
     fprintf(f, "<h2>Per route</h2>\n<p class=\"caption\">");
@@ -601,7 +649,7 @@ static void html_routes(FILE *f, const ss_cmp_result_t *r) {
     }
     fprintf(f, "</tr>\n");
     for (int k = 0; k < r->n_routes; k++) {
-        if (!route_shown(r, k))
+        if (!ss__report_route_shown(r, k))
             continue;
         route_cells(r, &r->routes[k], cell);
         fprintf(f, "<tr class=\"route\">");
@@ -613,9 +661,9 @@ static void html_routes(FILE *f, const ss_cmp_result_t *r) {
         fprintf(f, "</tr>\n");
     }
     fprintf(f, "</table>\n");
-    if (canary_present(r)) {
+    if (ss__report_canary_present(r)) {
         fprintf(f, "<p id=\"canary-note\" class=\"note\">Note: ");
-        esc(f, canary_note);
+        esc(f, ss__report_canary_note);
         fprintf(f, "</p>\n");
     }
 }
@@ -636,11 +684,11 @@ int ss_report_write_html(const ss_cmp_result_t *r, const char *path, char *errst
         snprintf(errstr, errlen, "cannot write '%s'", path);
         return SS_ERR_FAIL;
     }
-    iso_time(ss_wall_ms(), now, sizeof(now));
+    ss__report_iso_time(ss_wall_ms(), now, sizeof(now));
     if (r->from_ms != INT64_MIN)
-        iso_time(r->from_ms, from, sizeof(from));
+        ss__report_iso_time(r->from_ms, from, sizeof(from));
     if (r->to_ms != INT64_MAX)
-        iso_time(r->to_ms, to, sizeof(to));
+        ss__report_iso_time(r->to_ms, to, sizeof(to));
     fprintf(f, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>");
     escf(f, "streamscore compare: %s vs %s", P->location, S->location);
     fprintf(f,
@@ -657,6 +705,11 @@ int ss_report_write_html(const ss_cmp_result_t *r, const char *path, char *errst
             ".bar.diff{fill:#6a51a3}.point{fill:#1f77b4;fill-opacity:.45}\n"
             ".diagonal{stroke:#d62728;stroke-dasharray:4 3}.legend text{font-size:12px}\n"
             ".empty{fill:#888;font-size:13px}\n"
+            ".bar.output-mean,.key.output-mean{fill:#2ca02c}.bar.output-p99,.key.output-p99"
+            "{fill:#9467bd}\n.cell{fill:#d62728;stroke:#bbb}.cell.diag{fill:#2ca02c}"
+            ".count{font-size:11px;fill:#111}\n"
+            ".bar.absdiff{fill:#8c564b}.marker{stroke:#d62728;stroke-width:1.5;"
+            "stroke-dasharray:5 3}\n"
             ".verdict{padding:10px 14px;border-radius:4px}.verdict.promote{background:#e3f4e1}\n"
             ".verdict.hold{background:#fde2e1}.verdict.none{background:#eee}\n"
             "li.failed{color:#a50f15}li.passed{color:#256029}\n"
@@ -668,7 +721,7 @@ int ss_report_write_html(const ss_cmp_result_t *r, const char *path, char *errst
          "timestamp). Generated %s.",
          P->location, P->source, P->format, S->location, S->source, S->format, from, to, now);
     fprintf(f, "</p>\n<section id=\"verdict\" class=\"verdict %s\"><h2>Verdict: %s</h2>\n",
-            verdict_names[r->verdict],
+            ss__report_verdict_names[r->verdict],
             r->verdict == SS_VERDICT_PROMOTE ? "promote"
             : r->verdict == SS_VERDICT_HOLD  ? "hold"
                                              : "no criterion set");
@@ -683,13 +736,19 @@ int ss_report_write_html(const ss_cmp_result_t *r, const char *path, char *errst
         fprintf(f, "</ul>\n");
     }
     fprintf(f, "</section>\n<h2>Figures</h2>\n<table id=\"figures\">\n");
-    figure_rows(r, html_row, f);
+    figure_rows(r, html_row, f, SS_CMP_MAX_OUTPUTS);
     fprintf(f, "</table>\n");
     html_routes(f, r);
     fprintf(f, "<h2>Charts</h2>\n");
     chart_distributions(f, r);
     chart_differences(f, r);
+    if (r->kind == SS_CMP_KIND_REGRESSION)
+        chart_abs_diff(f, r);
     chart_scatter(f, r);
+    if (r->n_outputs)
+        chart_outputs(f, r);
+    if (r->kind == SS_CMP_KIND_MULTICLASS && r->n_classes)
+        chart_class_matrix(f, r);
     fprintf(f, "</body></html>\n");
     int rc = ferror(f) | fclose(f);
     if (rc)
