@@ -394,6 +394,12 @@ static void axes(FILE *f, const char *id, const char *title, double x0, double x
     axes_ticks(f, id, title, x0, x1, y0, y1, xt, yt, 1);
 }
 
+/* A chart's note that it has nothing to draw, in its middle. */
+static void empty_note(FILE *f, const char *text) {
+    fprintf(f, "<text class=\"empty\" x=\"%d\" y=\"%d\" text-anchor=\"middle\">%s</text>\n",
+            ML + PW / 2, MT + PH / 2, text);
+}
+
 static double nice_max(double v) {
     if (!(v > 0))
         return 1;
@@ -460,10 +466,7 @@ static void chart_differences(FILE *f, const ss_cmp_result_t *r) {
                 r->diff_lo + (i + 1) * step, r->diff_hist[i]);
     }
     if (!r->identical)
-        fprintf(f,
-                "<text class=\"empty\" x=\"%d\" y=\"%d\" text-anchor=\"middle\">no "
-                "identical-feature pairs</text>\n",
-                ML + PW / 2, MT + PH / 2);
+        empty_note(f, "no identical-feature pairs");
     fprintf(f, "</svg></figure>\n");
 }
 
@@ -528,10 +531,7 @@ static void chart_outputs(FILE *f, const ss_cmp_result_t *r) {
                 k ? "output-p99" : "output-mean", W - MR - 160, MT + 8 + 18 * k, W - MR - 142,
                 MT + 18 + 18 * k, k ? "p99 of" : "mean");
     if (!r->output_pairs)
-        fprintf(f,
-                "<text class=\"empty\" x=\"%d\" y=\"%d\" text-anchor=\"middle\">no "
-                "identical-feature pairs with outputs on both sides</text>\n",
-                ML + PW / 2, MT + PH / 2);
+        empty_note(f, "no identical-feature pairs with outputs on both sides");
     fprintf(f, "</svg></figure>\n");
 }
 
@@ -625,10 +625,7 @@ static void chart_abs_diff(FILE *f, const ss_cmp_result_t *r) {
                 X, MT, X, MT + PH, qn[k], q[k], X, MT + 12 + 12 * k, qn[k]);
     }
     if (!r->identical)
-        fprintf(f,
-                "<text class=\"empty\" x=\"%d\" y=\"%d\" text-anchor=\"middle\">no "
-                "identical-feature pairs</text>\n",
-                ML + PW / 2, MT + PH / 2);
+        empty_note(f, "no identical-feature pairs");
     fprintf(f, "</svg></figure>\n");
 }
 
