@@ -174,12 +174,14 @@ static int load_booster(ss_model_t *m, const char *path, const char *sig_path, c
     ss_artifact_sha256(bytes, len, m->sha256);
     if (key_path && (rc = ss_artifact_verify(bytes, len, sig_path, key_path, errstr, errlen)) < 0)
         goto out;
-    if ((rc = ss_objective_peek(bytes, len, path, errstr, errlen)) < 0)
-        goto out;
     rc = SS_ERR_CONFIG;
     if (XGBoosterCreate(NULL, 0, &m->booster) != 0 ||
         XGBoosterLoadModelFromBuffer(m->booster, bytes, (bst_ulong)len) != 0) {
-        snprintf(errstr, errlen, "model: XGBoost cannot load '%s': %s", path, XGBGetLastError());
+        /* an objective XGBoost does not know is named as streamscore names one it does not
+         * serve; any other failure in XGBoost's words */
+        if (ss_objective_peek(bytes, len, path, errstr, errlen) == 0)
+            snprintf(errstr, errlen, "model: XGBoost cannot load '%s': %.*s", path,
+                     (int)strcspn(XGBGetLastError(), "\n"), XGBGetLastError());
         goto out;
     }
     rc = SS_ERR_FAIL;

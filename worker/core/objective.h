@@ -36,11 +36,10 @@ const char *ss_objective_served(void);
 /* The task of objective `name`, or -1 when it is not served. */
 int ss_objective_task(const char *name);
 
-/* Before XGBoost reads a model file: the objective of a JSON model (`len` bytes), when it
- * names one streamscore does not serve, is refused with one line naming it and `path`
- * (XGBoost would refuse an unknown one with its own words, or serve one streamscore cannot
- * describe). UBJSON and unreadable text pass: the booster's configuration is read next.
- * Returns 0 or SS_ERR_CONFIG with errstr. */
+/* When XGBoost cannot read a model file: the objective of a JSON model (`len` bytes), when
+ * it names one streamscore does not serve, is refused with one line naming it and `path`
+ * (XGBoost's own message names neither). UBJSON and unreadable text pass (0): XGBoost's
+ * message stands. Returns 0 or SS_ERR_CONFIG with errstr. */
 int ss_objective_peek(const unsigned char *bytes, size_t len, const char *path, char *errstr,
                       size_t errlen);
 
