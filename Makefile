@@ -24,7 +24,8 @@
 # The integration suite starts Kafka and Redis on fixed ports: its runs (stages 1, 2 and 3)
 # must never overlap, so the stages run in sequence even under make -j. Within stages 1 and
 # 2, ctest runs two tests at a time: the integration suite's stack (ports 22xxx) beside the
-# fault tests' three-node cluster (29xxx) and then the image test's stack (25xxx; stage 1).
+# fault tests' three-node cluster (29xxx), the models' suites' stack (21xxx: every objective,
+# explanations, categorical features) and the image test's stack (25xxx; stage 1).
 BUILD ?= build
 BUILD_ASAN ?= build-asan
 BUILD_TSAN ?= build-tsan
@@ -99,7 +100,7 @@ test-tsan: setup
 		$(CMAKE_FLAGS)
 	cmake --build $(BUILD_TSAN)
 	rm -rf $(TSAN_REPORTS) && mkdir -p $(TSAN_REPORTS)
-	cd $(BUILD_TSAN) && rc=0 && $(TSAN_ENV) ctest -R '^(unit\..*|integration)$$' \
+	cd $(BUILD_TSAN) && rc=0 && $(TSAN_ENV) ctest -R '^(unit\..*|integration|integration\.models)$$' \
 		--output-on-failure || rc=$$?; \
 	$(call san_verdict,$(TSAN_REPORTS),test-tsan)
 
