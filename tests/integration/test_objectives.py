@@ -148,3 +148,24 @@ def test_a_binary_model_writes_its_decisions_into_a_non_nullable_decision_field(
              for k in keys if not ol.close(by_source[k]["score"], expected[k]["score"])
              or by_source[k]["decision"] is not expected[k]["decision"]]
     assert not wrong, f"{len(wrong)} predictions differ: {wrong[:5]}"
+
+
+def test_a_model_xgboost_cannot_explain_is_refused_at_start_when_explanations_are_asked(tmp_path):
+    """Vector-leaf trees (multi_strategy = multi_output_tree) score, but XGBoost has no
+    contributions for them: with explain.top.k set the worker says so at start-up, in one line
+    naming the key, rather than failing on its first batch."""
+    rng = np.random.default_rng(11)
+    x, z = ol.training_matrix(rng, 300)
+    d = ol.xgb.DMatrix(x, np.column_stack([z, -z]), missing=np.nan,
+                       feature_names=list(ol.FEATURES))
+    bst = ol.xgb.train({"objective": "reg:squarederror", "multi_strategy": "multi_output_tree",
+                        "tree_method": "hist", "max_depth": 2, "nthread": 1}, d, 2)
+    model, card = ol.save_model(bst, tmp_path, "vector-leaf")
+
+    r = h.run_cli(["run", "-c", str(_offline_config(tmp_path, model, card,
+                                                     {"explain.top.k": 3}))], timeout=30.0)
+
+    assert r.returncode == 2, f"exit {r.returncode}, expected 2; stderr: {r.stderr[-2000:]}"
+    plain = h.plain_lines(r.stderr)
+    assert len(plain) == 1, f"expected one plain line, got {plain!r}"
+    assert "'explain.top.k'" in plain[0] and "cannot be explained" in plain[0], plain[0]

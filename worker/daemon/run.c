@@ -64,8 +64,8 @@ int ss_runtime_model_fits(ss_runtime_t *rt, const ss_model_t *model, double thre
     rc = ss_model_contributions((ss_model_t *)model, row, 1, &c, xerr, sizeof(xerr));
     free(row);
     if (rc < 0) {
-        snprintf(err, errlen, "config: key 'explain.top.k': model '%s' cannot be explained: %s",
-                 model->path, xerr);
+        snprintf(err, errlen, "config: key 'explain.top.k': the model cannot be explained: %s",
+                 xerr);
         return SS_ERR_CONFIG;
     }
     return 0;
