@@ -123,3 +123,37 @@ def test_a_category_is_mapped_by_name_and_an_unseen_one_follows_features_unseen_
     ends = h.end_offsets(ctx.input_topic)
     committed = h.committed_offsets(ctx.group, ctx.input_topic, sorted(ends))
     assert committed == ends, f"committed offsets {committed} != end offsets {ends}"
+
+
+def test_a_categorical_models_explanations_are_xgboosts_for_the_categories_by_name(
+        ctx, trained, tmp_path):
+    """explain.top.k with a categorical feature: the contributions (the DMatrix the worker
+    explains carries the feature types) equal Python's pred_contribs on a DataFrame with the
+    same categories, and the category's value is the code it was scored as."""
+    bst, model, card = trained
+    reader, writer = ol.write_schemas(tmp_path, ol.CAT_FEATURES, absent=None, name="PlanEvent",
+                                      feature_types={ol.CAT_FEATURE: _plan_type("string")})
+    events = [ev for ev in _events(np.random.default_rng(977), f"cat-explain-{ctx.uid}",
+                                   N_EVENTS) if ev[ol.CAT_FEATURE] != ol.UNSEEN]
+    placed = ol.produce_events(ctx.input_topic, events, writer)
+    numeric = np.array([[np.nan if ev[f] is None else ev[f] for f in ol.CAT_FEATURES[1:]]
+                        for ev in events], dtype=np.float32)
+    plans = [ev[ol.CAT_FEATURE] for ev in events]
+    codes = np.array([np.nan if p is None else ol.cat_code(ol.CAT_FEATURE, p) for p in plans],
+                     dtype=np.float32)
+    vectors = np.column_stack([codes, numeric]).astype(np.float32)
+    d = ol.xgb.DMatrix(ol.cat_frame(plans, numeric), enable_categorical=True, missing=np.nan)
+    contribs = np.asarray(bst.predict(d, pred_contribs=True), dtype=np.float64)
+
+    records, undecodable = ctx.run_until(
+        ol.config(ctx, model, card, reader, writer, {"explain.top.k": 3}), len(events))
+
+    assert not undecodable, f"undecodable predictions: {undecodable[:3]}"
+    by_source = ol.one_per_source(records, placed)
+    problems = []
+    for i, src in enumerate(placed):
+        bad = ol.contribution_problems(by_source[src], contribs[i, :-1], float(contribs[i, -1]),
+                                       None, vectors[i], 3, features=list(ol.CAT_FEATURES))
+        if bad:
+            problems.append(f"{src} plan {plans[i]!r}: {'; '.join(bad)}")
+    assert not problems, f"{len(problems)} of {len(events)} explanations differ: {problems[:5]}"

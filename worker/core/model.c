@@ -622,20 +622,6 @@ int ss_model_contributions(ss_model_t *m, const float *data, size_t rows, const 
     int rc = SS_ERR_FAIL;
     if (XGDMatrixCreateFromDense(iface, "{\"missing\": NaN, \"nthread\": 1}", &dm) != 0)
         goto xgb;
-    if (m->categorical) {
-        const char **types = malloc(m->n_features * sizeof(char *));
-        if (!types) {
-            snprintf(errstr, errlen, "model: out of memory");
-            XGDMatrixFree(dm);
-            return SS_ERR_NOMEM;
-        }
-        for (size_t f = 0; f < m->n_features; f++)
-            types[f] = m->categorical[f] ? "c" : "q";
-        int set = XGDMatrixSetStrFeatureInfo(dm, "feature_type", types, m->n_features);
-        free(types);
-        if (set != 0)
-            goto xgb;
-    }
     if (XGBoosterPredictFromDMatrix(m->booster, dm, contribs_config, &shape, &dim, out) != 0)
         goto xgb;
     bst_ulong total = 1;
