@@ -394,6 +394,9 @@ static int not_nullable(const char *name, const char *why, char *errstr, size_t 
     return SS_ERR_CONFIG;
 }
 
+static int plan_other(ss_encoder_t *e, slot_t *sl, const char *name, avro_schema_t t,
+                      const json_t *jfield, char *errstr, size_t errlen);
+
 /* The item of contributions: {feature: string, value: double, contribution: double}, value
  * may be nullable (null: missing), any other field has a default or is nullable. */
 static int check_contribution(ss_encoder_t *e, avro_schema_t r, const json_t *jitems, char *errstr,
@@ -428,25 +431,12 @@ static int check_contribution(ss_encoder_t *e, avro_schema_t r, const json_t *ji
                 if (strcmp(json_string_value(json_object_get(f, "name")) ?: "", name) == 0)
                     jf = f;
             }
-            const json_t *def = json_object_get(jf, "default");
-            if (!def && c->null_branch < 0 && !is_avro_null(t)) {
-                snprintf(errstr, errlen,
-                         "config: key 'output.schema': field '%s' is not one streamscore fills: "
-                         "give it a default or make it nullable",
-                         path);
-                return SS_ERR_CONFIG;
-            }
-            c->off = e->consts.len;
-            int rc = def                   ? put_default(&e->consts, t, def, 0)
-                     : c->null_branch >= 0 ? bytes_long(&e->consts, c->null_branch)
-                                           : 0;
-            if (rc == SS_ERR_NOMEM) {
-                snprintf(errstr, errlen, "encoder: out of memory");
-                return rc;
-            }
+            slot_t fixed;
+            int rc = plan_other(e, &fixed, path, t, jf, errstr, errlen);
             if (rc < 0)
-                return mismatch(path, t, "its default", errstr, errlen);
-            c->len = e->consts.len - c->off;
+                return rc;
+            c->off = fixed.off;
+            c->len = fixed.len;
             continue;
         }
         avro_type_t want = c->which == C_FEATURE ? AVRO_STRING : AVRO_DOUBLE;
