@@ -31,6 +31,7 @@
 #include "compare_int.h"
 #include "error.h"
 #include "log.h"
+#include "timeparse.h"
 
 static void usage(FILE *out) {
     fprintf(
@@ -79,7 +80,7 @@ static int usage_error(const char *fmt, ...) {
 static int option_value(const char *name, const char *val, cmp_opts_t *o) {
     if (!strcmp(name, "--from") || !strcmp(name, "--to")) {
         int64_t *t = name[2] == 'f' ? &o->from_ms : &o->to_ms;
-        if (cmp_parse_time(val, strlen(val), t) < 0)
+        if (ss_parse_time(val, strlen(val), t) < 0)
             return usage_error("%s '%s': expected ISO-8601 UTC (2026-11-23T10:00:00Z) or epoch "
                                "milliseconds",
                                name, val);

@@ -232,9 +232,6 @@ typedef struct cmp {
     char err[1024]; /* the first fatal error raised inside a callback */
 } cmp_t;
 
-/* compare_labels.c. Epoch milliseconds, or ISO-8601 "YYYY-MM-DD[THH:MM[:SS[.fff]]][Z|+HH:MM]"
- * (UTC without a zone). 0 or SS_ERR_FAIL. */
-int cmp_parse_time(const char *s, size_t n, int64_t *ms);
 /* Load the labels of c->o.labels (a CSV file or topic:NAME). 0, SS_ERR_CONFIG or SS_ERR_FAIL
  * with errstr. */
 int cmp_labels_load(cmp_t *c, char *errstr, size_t errlen);

@@ -19,89 +19,7 @@
 #include "error.h"
 #include "hash.h"
 #include "log.h"
-
-/* [s, s + n) without the spaces around it, copied into buf (NUL-terminated). */
-static int trimmed_copy(const char *s, size_t n, char *buf, size_t cap) {
-    while (n && isspace((unsigned char)*s))
-        s++, n--;
-    while (n && isspace((unsigned char)s[n - 1]))
-        n--;
-    if (n == 0 || n >= cap)
-        return SS_ERR_FAIL;
-    memcpy(buf, s, n);
-    buf[n] = '\0';
-    return 0;
-}
-
-/* "THH:MM[:SS[.fff]]" (or with a space or 't') after a date, if there; *pp moves past it. */
-static int iso_clock(const char **pp, int *h, int *mi, int *sec, int *frac) {
-    const char *p = *pp;
-    int used = 0, digits = 0;
-    if (*p != 'T' && *p != 't' && *p != ' ')
-        return 0;
-    if (sscanf(p + 1, "%2d:%2d%n", h, mi, &used) != 2 || used != 5)
-        return SS_ERR_FAIL;
-    p += 6;
-    if (*p == ':') {
-        if (!isdigit((unsigned char)p[1]) || !isdigit((unsigned char)p[2]))
-            return SS_ERR_FAIL;
-        *sec = (p[1] - '0') * 10 + (p[2] - '0');
-        p += 3;
-    }
-    if (*p == '.') {
-        for (p++; isdigit((unsigned char)*p); p++, digits++)
-            if (digits < 3)
-                *frac = *frac * 10 + (*p - '0');
-        if (!digits)
-            return SS_ERR_FAIL;
-        for (; digits < 3; digits++)
-            *frac *= 10;
-    }
-    *pp = p;
-    return 0;
-}
-
-/* "Z", "+HH:MM" or "-HH:MM" (*off: minutes east of UTC), if there; returns what follows. */
-static const char *iso_zone(const char *p, int *off) {
-    if (*p == 'Z' || *p == 'z')
-        return p + 1;
-    if ((*p == '+' || *p == '-') && isdigit((unsigned char)p[1]) && isdigit((unsigned char)p[2]) &&
-        p[3] == ':' && isdigit((unsigned char)p[4]) && isdigit((unsigned char)p[5])) {
-        *off = ((p[1] - '0') * 10 + (p[2] - '0')) * 60 + (p[4] - '0') * 10 + (p[5] - '0');
-        *off = *p == '-' ? -*off : *off;
-        return p + 6;
-    }
-    return p;
-}
-
-int cmp_parse_time(const char *s, size_t n, int64_t *ms) {
-    char buf[64], *end;
-    if (trimmed_copy(s, n, buf, sizeof(buf)) < 0)
-        return SS_ERR_FAIL;
-    errno = 0;
-    long long v = strtoll(buf, &end, 10);
-    if (*end == '\0' && errno == 0) {
-        *ms = v;
-        return 0;
-    }
-    int y, mo, d, h = 0, mi = 0, sec = 0, used = 0, frac = 0, off = 0;
-    if (sscanf(buf, "%4d-%2d-%2d%n", &y, &mo, &d, &used) != 3 || used != 10)
-        return SS_ERR_FAIL;
-    const char *p = buf + used;
-    if (iso_clock(&p, &h, &mi, &sec, &frac) < 0)
-        return SS_ERR_FAIL;
-    p = iso_zone(p, &off);
-    if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
-        return SS_ERR_FAIL;
-    struct tm tm = {.tm_year = y - 1900,
-                    .tm_mon = mo - 1,
-                    .tm_mday = d,
-                    .tm_hour = h,
-                    .tm_min = mi,
-                    .tm_sec = sec};
-    *ms = (int64_t)timegm(&tm) * 1000 + frac - (int64_t)off * 60000;
-    return 0;
-}
+#include "timeparse.h"
 
 /* The class of a label that is a number: 1 or 0, else CMP_UNLABELED. */
 static int class_of(double v) {
@@ -113,7 +31,7 @@ static int class_of(double v) {
 static int parse_label(const char *s, size_t n, double *value) {
     char buf[64], *end;
     *value = NAN;
-    if (trimmed_copy(s, n, buf, sizeof(buf)) < 0)
+    if (ss_trimmed_copy(s, n, buf, sizeof(buf)) < 0)
         return CMP_UNLABELED;
     if (strcasecmp(buf, "true") == 0 || strcasecmp(buf, "false") == 0) {
         *value = buf[0] == 't' || buf[0] == 'T';
@@ -242,7 +160,7 @@ static int csv_row(cmp_t *c, char **fields, int n, const int col[3]) {
     if (n > col[0] && n > col[1] && n > col[2]) {
         const char *cid = trim(fields[col[0]]);
         int lab = parse_label(fields[col[1]], strlen(fields[col[1]]), &v);
-        if (*cid && !isnan(v) && cmp_parse_time(fields[col[2]], strlen(fields[col[2]]), &t) == 0)
+        if (*cid && !isnan(v) && ss_parse_time(fields[col[2]], strlen(fields[col[2]]), &t) == 0)
             return labels_add(c, cid, strlen(cid), lab, v, t);
     }
     c->r.labels_malformed++;
@@ -317,7 +235,7 @@ static int json_label(const json_t *v, const char **cid, int64_t *t, double *val
     else if (json_is_real(jt) && in_int64(json_real_value(jt)))
         *t = (int64_t)json_real_value(jt);
     else if (json_is_real(jt) || !json_is_string(jt) ||
-             cmp_parse_time(json_string_value(jt), json_string_length(jt), t) < 0)
+             ss_parse_time(json_string_value(jt), json_string_length(jt), t) < 0)
         *value = NAN;
     if (!json_is_string(jc) || !json_string_length(jc))
         *value = NAN;
