@@ -17,8 +17,10 @@
 #include "log.h"
 #include "metrics.h"
 #include "model.h"
+#include "replay.h"
 #include "rollout_cmd.h"
 #include "run.h"
+#include "score_file.h"
 #include "validate.h"
 #include "versions.h"
 
@@ -69,6 +71,10 @@ static void usage(FILE *out) {
             "  streamscore compare -c FILE [options]        compare primary and shadow results\n"
             "  streamscore rollout status|start|step|promote|rollback -c FILE [options]\n"
             "                                               move a candidate model to the canary\n"
+            "  streamscore replay -c FILE --from WHEN --output-topic TOPIC [options]\n"
+            "                                               re-score a range of input.topic\n"
+            "  streamscore score-file -c FILE --input PATH --output PATH [options]\n"
+            "                                               score Avro or JSON-lines files\n"
             "  streamscore validate-model -c FILE --data FILE.avro [options]\n"
             "                                               check a model against its gates\n"
             "  streamscore check-config -c FILE [-X key=value ...]\n"
@@ -300,6 +306,10 @@ int main(int argc, char **argv) {
         return cmd_with_config(cmd, SS_CMD_COMPARE, ss_compare_main, argc - 2, argv + 2);
     if (strcmp(cmd, "rollout") == 0)
         return cmd_with_config(cmd, SS_CMD_ROLLOUT, ss_rollout_main, argc - 2, argv + 2);
+    if (strcmp(cmd, "replay") == 0)
+        return cmd_with_config(cmd, SS_CMD_RUN, ss_replay_main, argc - 2, argv + 2);
+    if (strcmp(cmd, "score-file") == 0)
+        return cmd_with_config(cmd, SS_CMD_RUN, ss_score_file_main, argc - 2, argv + 2);
     if (strcmp(cmd, "validate-model") == 0)
         return cmd_with_config(cmd, SS_CMD_VALIDATE, ss_validate_main, argc - 2, argv + 2);
     fprintf(stderr, "streamscore: unknown command '%s'\n", cmd);

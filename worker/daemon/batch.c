@@ -177,3 +177,33 @@ static void merge(ss_batch_t *b) {
     }
     b->n_rows = k;
 }
+
+size_t ss_batch_dead_letter_non_finite(ss_batch_t *b) {
+    size_t failed = 0;
+    memset(b->u_flag, 0, b->n_u);
+    for (size_t i = 0; i < b->n_msgs; i++) {
+        ss_batch_rec_t *r = &b->recs[i];
+        if (!r->dlq && !isfinite(b->scores[r->row]) && !b->u_flag[r->slot]) {
+            b->u_flag[r->slot] = 1;
+            ss_batch_dead_letter(b, i, "score", "non_finite_score",
+                                 "the model returned a non-finite score");
+            failed++;
+        }
+    }
+    return failed;
+}
+
+void ss_batch_dead_letter_not_hash(ss_batch_t *b, const char *prefix) {
+    char detail[512];
+    for (size_t i = 0; i < b->n_msgs; i++) {
+        const ss_batch_rec_t *r = &b->recs[i];
+        if (r->dlq || r->slot < 0 || !b->u_dead[r->slot])
+            continue;
+        size_t u = (size_t)r->slot; /* the id read again: a dead letter may move the arena */
+        snprintf(detail, sizeof(detail),
+                 "redis key %s%.*s is not a hash (WRONGTYPE): the customer's features can be "
+                 "neither read nor written",
+                 prefix, (int)b->u_lens[u], b->u_ids[u]);
+        ss_batch_dead_letter(b, i, "score", "feature_key_wrong_type", detail);
+    }
+}

@@ -77,6 +77,15 @@ int ss_batch_add(ss_batch_t *b, size_t i, const ss_event_t *ev, int64_t fallback
 void ss_batch_dead_letter(ss_batch_t *b, size_t i, const char *stage, const char *reason,
                           const char *detail);
 
+/* A non-finite score dead-letters its record: the first such record of each customer (the
+ * later ones may have been merged with it, and are scored again once the batch is merged
+ * again without it). Returns how many were dead-lettered. */
+size_t ss_batch_dead_letter_non_finite(ss_batch_t *b);
+
+/* The records of the customers whose Redis key (`prefix` + id) is not a hash (u_dead): dead
+ * letters "feature_key_wrong_type". */
+void ss_batch_dead_letter_not_hash(ss_batch_t *b, const char *prefix);
+
 /* The dead-letter detail of record i (its reason when the detail did not fit). */
 const char *ss_batch_detail(const ss_batch_t *b, size_t i);
 

@@ -118,6 +118,10 @@ int ss_output_register_schema(ss_output_t *o, ss_registry_t *registry, char *err
     return rc;
 }
 
+int32_t ss_output_schema_id(const ss_output_t *o) {
+    return o->schema_id;
+}
+
 int ss_output_check_needs(ss_output_t *o, const ss_encoder_needs_t *needs, const char *why,
                           char *errstr, size_t errlen) {
     ss_encoder_t *enc = ss_encoder_new(o->cfg, errstr, errlen);

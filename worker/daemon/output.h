@@ -32,6 +32,9 @@ const char *ss_output_name(const ss_output_t *o);
  * cannot be read or does not fit (errstr names the field) or the registry refused it. */
 int ss_output_register_schema(ss_output_t *o, ss_registry_t *registry, char *errstr, size_t errlen);
 
+/* The registry id Avro predictions are framed with, -1 for none (ss_output_register_schema). */
+int32_t ss_output_schema_id(const ss_output_t *o);
+
 /* Whether output.schema holds what the model writes (ss_encoder_check_needs); `why` names
  * the model's part (e.g. its objective) in the message. Returns 0 or SS_ERR_CONFIG. */
 int ss_output_check_needs(ss_output_t *o, const ss_encoder_needs_t *needs, const char *why,

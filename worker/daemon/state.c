@@ -309,25 +309,6 @@ static void show_store(ss_state_t *s) {
 
 /* ------------------------------------------------------------------ a batch */
 
-/* The records of the customers whose Redis key is not a hash (b->u_dead): dead letters, so
- * that a key that can never be read or written does not stall its partition; the rest of the
- * batch goes on. Such a customer is neither scored nor kept: its next events meet the same
- * key, and are scored once the key is a hash again (or gone). */
-static void dead_letter_not_hash(ss_state_t *s, ss_batch_t *b) {
-    char detail[512];
-    for (size_t i = 0; i < b->n_msgs; i++) {
-        const ss_batch_rec_t *r = &b->recs[i];
-        if (r->dlq || r->slot < 0 || !b->u_dead[r->slot])
-            continue;
-        size_t u = (size_t)r->slot; /* the id read again: a dead letter may move the arena */
-        snprintf(detail, sizeof(detail),
-                 "redis key %s%.*s is not a hash (WRONGTYPE): the customer's features can be "
-                 "neither read nor written",
-                 s->cfg->redis_key_prefix, (int)b->u_lens[u], b->u_ids[u]);
-        ss_batch_dead_letter(b, i, "score", "feature_key_wrong_type", detail);
-    }
-}
-
 int ss_state_read(ss_state_t *s, ss_batch_t *b) {
     size_t nf = b->nf;
     s->n_miss = 0;
@@ -366,7 +347,7 @@ int ss_state_read(ss_state_t *s, ss_batch_t *b) {
                 row[f] = NAN;
     }
     if (not_hash)
-        dead_letter_not_hash(s, b);
+        ss_batch_dead_letter_not_hash(b, s->cfg->redis_key_prefix);
     return rc;
 }
 

@@ -242,18 +242,7 @@ static int score(ss_worker_t *w, const ss_plan_t *plan) {
             return SS_ERR_FAIL;
         }
         ss_hist_observe(&w->rt->stats->predict_seconds, (double)(ss_mono_ns() - t0) / 1e9);
-        size_t failed = 0;
-        memset(b->u_flag, 0, b->n_u);
-        for (size_t i = 0; i < b->n_msgs; i++) {
-            ss_batch_rec_t *r = &b->recs[i];
-            if (!r->dlq && !isfinite(b->scores[r->row]) && !b->u_flag[r->slot]) {
-                b->u_flag[r->slot] = 1;
-                ss_batch_dead_letter(b, i, "score", "non_finite_score",
-                                     "the model returned a non-finite score");
-                failed++;
-            }
-        }
-        if (failed == 0)
+        if (ss_batch_dead_letter_non_finite(b) == 0)
             return 0;
         ss_batch_remerge(b);
         if (b->n_rows == 0)
