@@ -41,6 +41,7 @@ var checks = map[string]func(t *testing.T, r *Rendered){
 	"schema-registry.yaml":  checkSchemaRegistry,
 	"managed-services.yaml": checkManagedServices,
 	"rollout.yaml":          checkRollout,
+	"score-file.yaml":       checkScoreFile,
 }
 
 func valueSets(t *testing.T, dir string) []string {
@@ -435,6 +436,7 @@ func checkCommon(t *testing.T, r *Rendered) {
 	if count(r, "ScaledObject")+count(r, "HorizontalPodAutoscaler") > 1 {
 		t.Error("more than one autoscaler")
 	}
+	checkCommonCronJobs(t, r)
 }
 
 // secretStandIns are what a value from a Secret stands in as for check-config, for the
@@ -484,7 +486,7 @@ func checkConfigAccepted(t *testing.T, name, properties string, c corev1.Contain
 
 func checkDefaults(t *testing.T, r *Rendered) {
 	wantCounts(t, r, map[string]int{"Deployment": 1, "Service": 1, "ConfigMap": 1, "ServiceAccount": 1,
-		"PodDisruptionBudget": 1, "ScaledObject": 0, "HorizontalPodAutoscaler": 0, "ServiceMonitor": 0, "PrometheusRule": 0})
+		"PodDisruptionBudget": 1, "ScaledObject": 0, "HorizontalPodAutoscaler": 0, "ServiceMonitor": 0, "PrometheusRule": 0, "CronJob": 0})
 	d := deployment(t, r, full)
 	if d.Spec.Replicas == nil || *d.Spec.Replicas != 2 {
 		t.Errorf("replicas %v, want 2", d.Spec.Replicas)
