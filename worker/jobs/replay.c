@@ -16,7 +16,7 @@
 #include "kafka.h"
 #include "log.h"
 #include "replay_int.h"
-#include "timeparse.h"
+#include "when.h"
 
 #define TIMEOUT_MS 30000
 
@@ -50,97 +50,21 @@ static void usage(void) {
         "usage or configuration, a refused topic, a range with no records.\n");
 }
 
-/* ------------------------------------------------------------------ WHEN */
-
-enum { W_BEGINNING, W_NOW, W_TIME, W_OFFSETS };
-
-typedef struct when {
-    int kind;
-    int64_t ms;       /* W_TIME */
-    const char *text; /* W_OFFSETS: "P:O,..." */
-} when_t;
-
-static int is_offsets(const char *s) {
-    int pairs = 0;
-    while (*s) {
-        if (!isdigit((unsigned char)*s))
-            return 0;
-        while (isdigit((unsigned char)*s))
-            s++;
-        if (*s++ != ':' || !isdigit((unsigned char)*s))
-            return 0;
-        while (isdigit((unsigned char)*s))
-            s++;
-        pairs++;
-        if (*s == ',')
-            s++;
-        else if (*s)
-            return 0;
-    }
-    return pairs > 0;
-}
-
-static int parse_when(const char *opt, const char *s, int64_t now, when_t *w, char *err,
-                      size_t errlen) {
-    char unit;
-    long long n;
-    int used = 0;
-    memset(w, 0, sizeof(*w));
-    w->text = s;
-    if (strcmp(s, "beginning") == 0 || strcmp(s, "earliest") == 0)
-        w->kind = W_BEGINNING;
-    else if (strcmp(s, "now") == 0 || strcmp(s, "end") == 0)
-        w->kind = W_NOW;
-    else if (is_offsets(s))
-        w->kind = W_OFFSETS;
-    else if (s[0] == '-' && sscanf(s + 1, "%lld%c%n", &n, &unit, &used) == 2 &&
-             s[1 + used] == '\0' && n >= 0 && strchr("smhd", unit)) {
-        long long mult = unit == 's'   ? 1000
-                         : unit == 'm' ? 60000
-                         : unit == 'h' ? 3600000
-                                       : 86400000;
-        w->kind = W_TIME;
-        w->ms = now - n * mult;
-    } else if (ss_parse_time(s, strlen(s), &w->ms) == 0) {
-        w->kind = W_TIME;
-    } else {
-        snprintf(err, errlen,
-                 "%s '%s': not a time (ISO-8601 like 2026-12-01T10:00:00Z, epoch milliseconds, "
-                 "-2h), beginning, now, or offsets P:O[,P:O...]",
-                 opt, s);
-        return SS_ERR_CONFIG;
-    }
-    return 0;
-}
-
-/* The offset `w` names in partition p, or -1 when it names none there (W_OFFSETS). */
-static int64_t offsets_lookup(const char *s, int32_t p) {
-    while (*s) {
-        char *end;
-        long part = strtol(s, &end, 10);
-        long long off = strtoll(end + 1, &end, 10);
-        if (part == p)
-            return off;
-        s = *end ? end + 1 : end;
-    }
-    return -1;
-}
-
 /* Resolve `w` in every partition into out[] (clamped to [lo, hi]); `dflt` is the offset of a
- * partition W_OFFSETS does not name (lo or hi). Times: the first offset at or after. */
-static int resolve(rp_t *r, const when_t *w, const int64_t *lo, const int64_t *hi, int end_side,
+ * partition SS_WHEN_OFFSETS does not name (lo or hi). Times: the first offset at or after. */
+static int resolve(rp_t *r, const ss_when_t *w, const int64_t *lo, const int64_t *hi, int end_side,
                    int64_t *out, char *err, size_t errlen) {
     rd_kafka_topic_partition_list_t *l = NULL;
     for (int i = 0; i < r->n_parts; i++) {
         int32_t p = r->parts[i].id;
-        int64_t o = w->kind == W_BEGINNING ? lo[i] : hi[i];
-        if (w->kind == W_OFFSETS) {
-            o = offsets_lookup(w->text, p);
+        int64_t o = w->kind == SS_WHEN_BEGINNING ? lo[i] : hi[i];
+        if (w->kind == SS_WHEN_OFFSETS) {
+            o = ss_when_offset(w->text, p);
             o = o < 0 ? (end_side ? hi[i] : lo[i]) : o;
         }
         out[i] = o < lo[i] ? lo[i] : o > hi[i] ? hi[i] : o;
     }
-    if (w->kind != W_TIME)
+    if (w->kind != SS_WHEN_TIME)
         return 0;
     l = rd_kafka_topic_partition_list_new(r->n_parts);
     for (int i = 0; i < r->n_parts; i++)
@@ -254,13 +178,13 @@ static int earlier_progress(rp_t *r, char *err, size_t errlen) {
 
 static int resolve_range(rp_t *r, char *err, size_t errlen) {
     int64_t *lo = NULL, *hi = NULL, *a = NULL, *b = NULL, *f = NULL, now = ss_wall_ms();
-    when_t wf, wt, wff;
+    ss_when_t wf, wt, wff;
     int rc;
-    if ((rc = parse_when("--from", r->from, now, &wf, err, errlen)) < 0 ||
-        (rc = parse_when("--to", r->to, now, &wt, err, errlen)) < 0 ||
-        (rc = parse_when("--features-from", r->features_from, now, &wff, err, errlen)) < 0)
+    if ((rc = ss_when_parse("--from", r->from, now, &wf, err, errlen)) < 0 ||
+        (rc = ss_when_parse("--to", r->to, now, &wt, err, errlen)) < 0 ||
+        (rc = ss_when_parse("--features-from", r->features_from, now, &wff, err, errlen)) < 0)
         return rc;
-    if (wf.kind == W_NOW || wt.kind == W_BEGINNING) {
+    if (wf.kind == SS_WHEN_NOW || wt.kind == SS_WHEN_BEGINNING) {
         snprintf(err, errlen, "replay: --from cannot be now, --to cannot be beginning");
         return SS_ERR_CONFIG;
     }
