@@ -205,7 +205,7 @@ static void outputs_appear_under_their_name_only_when_finished(void) {
     CHECK(mkdtemp(dir) != NULL);
     char path[256], text[64] = "";
     snprintf(path, sizeof(path), "%s/out.jsonl", dir);
-    ss_file_out_t *o = ss_file_out_open(c, path, SS_OUT_JSON, err, sizeof(err));
+    ss_file_out_t *o = ss_file_out_open(c, path, SS_OUT_JSON, NULL, err, sizeof(err));
     CHECK(o && ss_file_out_write(o, "{\"a\":1}", 7, NULL, 0, err, sizeof(err)) == 0);
     CHECK(access(path, F_OK) != 0 && count_files(dir, ".out.jsonl.partial-") == 1);
     CHECK(ss_file_out_finish(o, err, sizeof(err)) == 0);
@@ -215,7 +215,7 @@ static void outputs_appear_under_their_name_only_when_finished(void) {
         fclose(f);
     CHECK(count_files(dir, ".out.jsonl.partial-") == 0);
     /* given up: the temporary file goes, the file under the name stays as it was */
-    o = ss_file_out_open(c, path, SS_OUT_AVRO, err, sizeof(err));
+    o = ss_file_out_open(c, path, SS_OUT_AVRO, "deflate", err, sizeof(err));
     CHECK(o && count_files(dir, ".out.jsonl.partial-") == 1);
     ss_file_out_abort(o);
     CHECK(count_files(dir, ".out.jsonl.partial-") == 0);
@@ -224,7 +224,7 @@ static void outputs_appear_under_their_name_only_when_finished(void) {
     if (f)
         fclose(f);
     snprintf(path, sizeof(path), "%s/missing/out.jsonl", dir);
-    CHECK(!ss_file_out_open(c, path, SS_OUT_JSON, err, sizeof(err)));
+    CHECK(!ss_file_out_open(c, path, SS_OUT_JSON, NULL, err, sizeof(err)));
     CHECK_STR_CONTAINS(err, "missing/out.jsonl");
     snprintf(path, sizeof(path), "%s/out.jsonl", dir);
     unlink(path);

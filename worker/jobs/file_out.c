@@ -41,8 +41,8 @@ static char *temp_name(const char *path) {
     return out;
 }
 
-ss_file_out_t *ss_file_out_open(const ss_config_t *cfg, const char *path, int format, char *err,
-                                size_t errlen) {
+ss_file_out_t *ss_file_out_open(const ss_config_t *cfg, const char *path, int format,
+                                const char *codec, char *err, size_t errlen) {
     ss_file_out_t *o = ss_zalloc(sizeof(*o), "score-file", err, errlen);
     if (!o)
         return NULL;
@@ -61,10 +61,12 @@ ss_file_out_t *ss_file_out_open(const ss_config_t *cfg, const char *path, int fo
     avro_schema_t schema = ss_schema_load(cfg->output_schema, "output.schema", err, errlen);
     if (!schema)
         goto fail;
-    int rc = avro_file_writer_create_with_codec(o->tmp, schema, &o->writer, "deflate", 0);
+    int rc =
+        avro_file_writer_create_with_codec(o->tmp, schema, &o->writer, codec ? codec : "null", 0);
     avro_schema_decref(schema);
     if (rc != 0) {
-        snprintf(err, errlen, "'%s': cannot write beside it: %s", path, avro_strerror());
+        snprintf(err, errlen, "'%s': cannot write it with codec '%s': %s", path,
+                 codec ? codec : "null", avro_strerror());
         o->writer = NULL;
         goto fail;
     }

@@ -13,10 +13,11 @@ enum { SS_OUT_AVRO = 0, SS_OUT_JSON = 1, SS_OUT_LINES = 2 /* text lines as given
 
 typedef struct ss_file_out ss_file_out_t;
 
-/* A file at `path` in `format` (SS_OUT_AVRO: a container file of output.schema, deflate).
- * Returns NULL with errstr (SS_ERR_CONFIG material: names the path). */
-ss_file_out_t *ss_file_out_open(const ss_config_t *cfg, const char *path, int format, char *errstr,
-                                size_t errlen);
+/* A file at `path` in `format` (SS_OUT_AVRO: a container file of output.schema, its blocks
+ * compressed with Avro codec `codec`: "null" (NULL), "deflate", "snappy", "lzma", as Avro C
+ * was built). Returns NULL with errstr (SS_ERR_CONFIG material: names the path). */
+ss_file_out_t *ss_file_out_open(const ss_config_t *cfg, const char *path, int format,
+                                const char *codec, char *errstr, size_t errlen);
 /* A topic, through `producer` (not owned). */
 ss_file_out_t *ss_file_out_topic(ss_producer_t *producer, const char *topic, char *errstr,
                                  size_t errlen);

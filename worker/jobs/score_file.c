@@ -28,6 +28,8 @@ static void usage(void) {
         "  --output PATH         .avro: an Avro container file of output.schema; else JSON lines;\n"
         "                        written as .NAME.partial-PID beside it, renamed when complete\n"
         "  --output-format F     avro | json, whatever the extension\n"
+        "  --output-codec C      an Avro output's block codec: null (default), deflate, snappy,\n"
+        "                        lzma (as Avro C was built)\n"
         "  --output-topic TOPIC  produce the predictions there instead (not a topic of the live\n"
         "                        worker)\n"
         "  --model PATH          score with this model (and its card) instead of model.path\n"
@@ -58,6 +60,13 @@ static int parse_value(sf_t *s, const char *a, const char *v, char *err, size_t 
         s->output_topic = v;
     } else if (strcmp(a, "--model") == 0) {
         s->model_path = v;
+    } else if (strcmp(a, "--output-codec") == 0) {
+        if (strcmp(v, "null") && strcmp(v, "deflate") && strcmp(v, "snappy") && strcmp(v, "lzma")) {
+            snprintf(err, errlen, "score-file: --output-codec '%s': null, deflate, snappy or lzma",
+                     v);
+            return SS_ERR_CONFIG;
+        }
+        s->codec = v;
     } else if (strcmp(a, "--dead-letters") == 0) {
         s->dead_letters = v;
     } else if (strcmp(a, "--threads") == 0) {
@@ -155,12 +164,12 @@ static int open_outputs(sf_t *s, char *err, size_t errlen) {
     } else {
         int f = s->out_format >= 0 ? s->out_format : ss_file_format_of(s->output);
         s->out_format = f == SS_FILE_AVRO ? SS_OUT_AVRO : SS_OUT_JSON;
-        s->out = ss_file_out_open(&s->job.jc, s->output, s->out_format, err, errlen);
+        s->out = ss_file_out_open(&s->job.jc, s->output, s->out_format, s->codec, err, errlen);
     }
     if (!s->out)
         return SS_ERR_CONFIG;
     if (s->dead_letters &&
-        !(s->dlq = ss_file_out_open(&s->job.jc, s->dead_letters, SS_OUT_LINES, err, errlen)))
+        !(s->dlq = ss_file_out_open(&s->job.jc, s->dead_letters, SS_OUT_LINES, NULL, err, errlen)))
         return SS_ERR_CONFIG;
     return 0;
 }
@@ -193,9 +202,7 @@ static int open_threads(sf_t *s, char *err, size_t errlen) {
         if (rc < 0)
             return rc;
     }
-    s->recs = calloc(SF_CHUNK, sizeof(*s->recs));
-    s->feats = malloc(SF_CHUNK * s->job.model->n_features * sizeof(float) + 1);
-    return s->recs && s->feats ? 0 : SS_ERR_NOMEM;
+    return sf_chunks_new(s, s->job.model->n_features);
 }
 
 static void close_all(sf_t *s, int rc) {
@@ -209,15 +216,12 @@ static void close_all(sf_t *s, int rc) {
         ss_scorer_destroy(s->th[t].scorer);
         ss_encoder_destroy(s->th[t].enc);
         free(s->th[t].fake);
-        free(s->th[t].out);
     }
+    sf_chunks_free(s);
     ss_producer_destroy(s->producer, s->cfg->shutdown_timeout_ms);
     ss_job_close(&s->job);
     free(s->in);
     free(s->th);
-    free(s->recs);
-    free(s->feats);
-    free(s->arena);
     free(s->inputs);
     json_decref(s->reasons);
 }

@@ -29,6 +29,18 @@ typedef struct sf_rec {
     size_t out_off, out_len; /* its encoded prediction in its owner's buffer */
 } sf_rec_t;
 
+/* A chunk of records: read and decoded by the main thread, scored by the threads, written by
+ * the main thread. Two of them: one is read (and then written) while the other is scored. */
+typedef struct sf_chunk {
+    sf_rec_t *recs;
+    size_t n_recs;
+    float *feats; /* per record: the event's features */
+    char *arena;  /* ids and decode details */
+    size_t arena_len, arena_cap;
+    char **out; /* per thread: the chunk's encoded predictions and scoring details */
+    size_t *out_len, *out_cap;
+} sf_chunk_t;
+
 typedef struct sf_thread {
     struct sf *sf;
     int index;
@@ -36,8 +48,6 @@ typedef struct sf_thread {
     ss_scorer_t *scorer;
     ss_encoder_t *enc;
     rd_kafka_message_t *fake; /* per batch record: its input and index, for explain.sample */
-    char *out;                /* the chunk's encoded predictions and dead-letter details */
-    size_t out_len, out_cap;
     int rc;
     char err[1024];
 } sf_thread_t;
@@ -47,7 +57,7 @@ typedef struct sf {
     /* options */
     const char **inputs;
     int n_inputs, in_format, out_format, threads, seed, json, progress;
-    const char *output, *output_topic, *model_path, *dead_letters;
+    const char *output, *output_topic, *model_path, *dead_letters, *codec;
     int stop; /* atomic */
     /* what it runs with */
     ss_job_t job;
@@ -57,17 +67,17 @@ typedef struct sf {
     sf_thread_t *th;
     pthread_barrier_t start, done;
     int quit;
-    /* the chunk */
-    sf_rec_t *recs;
-    size_t n_recs;
-    float *feats;
-    char *arena;
-    size_t arena_len, arena_cap;
+    sf_chunk_t chunks[2];
+    sf_chunk_t *scoring; /* the chunk the threads score: set before they start */
     /* figures */
     long records, predictions, dead;
     json_t *reasons;
     ss_progress_t prog;
 } sf_t;
+
+/* score_file_run.c: the chunks' buffers for `threads` threads (0 or SS_ERR_NOMEM), and freed. */
+int sf_chunks_new(sf_t *s, size_t n_features);
+void sf_chunks_free(sf_t *s);
 
 /* score_file_run.c: start the threads, score every input, stop the threads. Returns 0 or a
  * negative SS_ERR_* code with errstr (SS_ERR_STOPPED: a stop signal). */
