@@ -8,6 +8,8 @@ the outputs back and turns them into the table and build/bench/results.json.
   collect  read a topic's records: partition, offset, timestamp (and, of predictions, the
            source partition and offset) into a .npy file
   offsets  the end offset of every partition of a topic, as JSON
+  avro-file  a topic's raw customer events (schemas/customer_event.avsc) written to an Avro
+           container file, partition after partition (each customer's events in order)
   proc     CPU seconds (utime + stime) and peak RSS (VmHWM) of running processes, as JSON
   scrape   the worker's /metrics counters, gauges and histogram sums, as JSON
   sample   VmRSS and CPU of a process every few seconds while it runs (the soak), as JSON lines
@@ -212,6 +214,44 @@ def cmd_collect(a):
         log("%s: timed out after %.0f s, %d record(s) not read" % (a.topic, a.timeout, short))
         return 1
     log("%s: %d record(s) read" % (a.topic, len(arr)))
+    return 0
+
+
+# ---------------------------------------------------------------------------- avro-file
+def cmd_avro_file(a):
+    """Reads a topic of raw-framed events up to its current end and writes them to an Avro
+    container file (deflate off: score-file's reading, not inflating, is what is measured)."""
+    with open(os.path.join(ROOT, "schemas/customer_event.avsc"), encoding="utf-8") as f:
+        schema = fastavro.parse_schema(json.load(f))
+    c = Consumer({"bootstrap.servers": a.bootstrap, "group.id": "streamscore-bench-reader",
+                  "enable.auto.commit": False, "fetch.wait.max.ms": 50,
+                  "isolation.level": "read_committed"})
+    parts = sorted(c.list_topics(a.topic, timeout=10).topics[a.topic].partitions)
+    end = {p: c.get_watermark_offsets(TopicPartition(a.topic, p), timeout=10)[1] for p in parts}
+    c.assign([TopicPartition(a.topic, p, 0) for p in parts if end[p] > 0])
+    pos = {p: 0 for p in parts}
+    by_part = {p: [] for p in parts}
+    deadline = time.monotonic() + a.timeout
+    reader = fastavro.schemaless_reader
+    while any(pos[p] < end[p] for p in parts) and time.monotonic() < deadline:
+        for m in c.consume(10000, timeout=0.2):
+            if m.error():
+                continue
+            p = m.partition()
+            by_part[p].append(reader(io.BytesIO(m.value()), schema))
+            pos[p] = m.offset() + 1
+    c.close()
+    short = sum(max(0, end[p] - pos[p]) for p in parts)
+    if short:
+        log("%s: timed out after %.0f s, %d record(s) not read" % (a.topic, a.timeout, short))
+        return 1
+    tmp = a.out + ".partial"
+    with open(tmp, "wb") as f:
+        fastavro.writer(f, schema, (r for p in parts for r in by_part[p]), codec="null")
+    os.replace(tmp, a.out)
+    n = sum(len(v) for v in by_part.values())
+    print(json.dumps({"records": n, "path": a.out, "bytes": os.path.getsize(a.out)}))
+    log("%s: %d record(s) written to %s" % (a.topic, n, os.path.relpath(a.out, ROOT)))
     return 0
 
 
@@ -1014,6 +1054,44 @@ def fmt(x, nd=0):
     return ("{:,.%df}" % nd).format(x)
 
 
+def jobs_figures(d, plan, worker_eps, events, problems):
+    """replay and score-file (BENCH_JOBS) on the backlog's events, against the live worker's
+    median events/s of the same run; None when they were not run."""
+    entries = [e for e in plan if e["type"] == "job"]
+    if not entries:
+        return None
+
+    def to_worker(x):
+        return round(x / worker_eps, 3) if x and worker_eps else None
+
+    out = {"worker_events_per_s": worker_eps, "replay": None, "score_file": []}
+    for e in entries:
+        s = last_json_line(os.path.join(d, e["name"] + ".json")) or {}
+        if e.get("rc"):
+            problems.append("%s: exited with %s (build/bench/%s.log)" % (e["name"], e["rc"],
+                                                                         e["name"]))
+        eps = s.get("events_per_second")
+        if e["kind"] == "replay":
+            out["replay"] = {"read": s.get("read"), "predictions": s.get("predictions"),
+                             "seconds": s.get("seconds"), "events_per_s": eps,
+                             "to_worker": to_worker(eps), "partitions": e.get("partitions")}
+            if s.get("predictions") != events:
+                problems.append("replay: %s predictions of %d events" % (s.get("predictions"),
+                                                                        events))
+        else:
+            th = s.get("threads") or e.get("threads")
+            per_core = eps / th if eps and th else None
+            out["score_file"].append({
+                "threads": th, "records": s.get("records"), "seconds": s.get("seconds"),
+                "events_per_s": eps,
+                "events_per_s_per_core": round(per_core) if per_core else None,
+                "to_worker": to_worker(eps), "per_core_to_worker": to_worker(per_core)})
+            if s.get("records") != events:
+                problems.append("score-file, %s thread(s): %s records of %d events" % (
+                    th, s.get("records"), events))
+    return out
+
+
 def cmd_report(a):
     d = a.dir
     problems = []
@@ -1120,6 +1198,7 @@ def cmd_report(a):
     results["stage_budget_ms_per_batch"] = stage_budget(results, runs, a)
     results["explain"] = explain_summary(results, runs, a)
     results["state"] = state_summary(d, runs, a)
+    results["jobs"] = jobs_figures(d, plan, results["events_per_s"], a.events, problems)
 
     results["goals"] = goals_of(results, runs, a)
     results["conditions"] = cond
@@ -1191,6 +1270,21 @@ def cmd_report(a):
                                          "explain_to_worker", "explain1_to_worker"):
             continue
         print("  %-24s %10s %20s" % (label, r["median"], "%s .. %s" % (r["min"], r["max"])))
+    jb = results["jobs"]
+    if jb:
+        print(line)
+        row = "  %-24s %10s %10s %12s %12s"
+        print(row % ("jobs (the same events)", "events/s", "per core", "/ worker", "seconds"))
+        if jb["replay"]:
+            x = jb["replay"]
+            print(row % ("replay --from beginning", fmt(x["events_per_s"]), "", x["to_worker"],
+                         fmt(x["seconds"], 2)))
+        for x in jb["score_file"]:
+            print(row % ("score-file, %s thread(s)" % x["threads"], fmt(x["events_per_s"]),
+                         fmt(x["events_per_s_per_core"]), x["to_worker"], fmt(x["seconds"], 2)))
+        print("  %-24s %s" % ("", "(/ worker: against the worker's median events/s above, %s; "
+                                  "score-file: an Avro file, no Kafka)" % fmt(
+                                      jb["worker_events_per_s"])))
     xs = results["explain"]
     if xs:
         print(line)
@@ -1380,6 +1474,25 @@ def cmd_markdown(a):
         if not q or q["median"] is None:
             continue
         out.append("| %s | %s | %s – %s |" % (label, q["median"], q["min"], q["max"]))
+    jb = r.get("jobs")
+    if jb:
+        out.append("")
+        out.append("| jobs on the backlog's events (one run each) | events/s | events/s per "
+                   "core | / the worker's events/s (%s) | seconds |"
+                   % fmt(jb["worker_events_per_s"]))
+        out.append("|---|---:|---:|---:|---:|")
+        x = jb.get("replay")
+        if x:
+            out.append("| `streamscore replay --from beginning`, the backlog's topic (%s "
+                       "partitions) into a new topic | %s | | %s | %s |" % (
+                           x.get("partitions") or c["partitions"], fmt(x["events_per_s"]),
+                           x["to_worker"], fmt(x["seconds"], 2)))
+        for x in jb.get("score_file", []):
+            out.append("| `streamscore score-file --threads %s`, an Avro container file, no "
+                       "Kafka | %s | %s | %s | %s |" % (
+                           x["threads"], fmt(x["events_per_s"]),
+                           fmt(x["events_per_s_per_core"]), x["to_worker"],
+                           fmt(x["seconds"], 2)))
     xs = r.get("explain")
     cols = [k for k in EXPLAIN_KINDS if xs and k in xs]
     if cols:
@@ -1596,6 +1709,11 @@ def main(argv=None):
                     help="explain.sample of the explain1 runs")
     rp.add_argument("--loadavg", required=True)
     rp.add_argument("--started", required=True, help="UTC date and time of the start")
+    af = sub.add_parser("avro-file")
+    af.add_argument("--bootstrap", required=True)
+    af.add_argument("--topic", required=True)
+    af.add_argument("--out", required=True)
+    af.add_argument("--timeout", type=float, default=180)
     sub.add_parser("calibrate")
     md = sub.add_parser("markdown")
     md.add_argument("results", help="a results.json of make bench")
@@ -1603,7 +1721,8 @@ def main(argv=None):
     return {"topics": cmd_topics, "ready": cmd_ready, "drained": cmd_drained,
             "collect": cmd_collect, "offsets": cmd_offsets, "proc": cmd_proc,
             "scrape": cmd_scrape, "sample": cmd_sample, "report": cmd_report,
-            "markdown": cmd_markdown, "calibrate": cmd_calibrate}[a.cmd](a)
+            "markdown": cmd_markdown, "calibrate": cmd_calibrate,
+            "avro-file": cmd_avro_file}[a.cmd](a)
 
 
 if __name__ == "__main__":
