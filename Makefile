@@ -32,7 +32,7 @@ BUILD_TSAN ?= build-tsan
 BUILD_FUZZ ?= build-fuzz
 CMAKE_FLAGS ?=
 FUZZ_CC ?= clang
-FUZZ_TARGETS = fuzz_decode fuzz_config fuzz_registry fuzz_tools_json fuzz_resp
+FUZZ_TARGETS = fuzz_decode fuzz_config fuzz_registry fuzz_tools_json fuzz_resp fuzz_score_file
 export PATH := $(CURDIR)/.deps/venv/bin:$(PATH)
 
 # Stage 2: every sanitizer report fails the run. The first one halts the process; leaks are

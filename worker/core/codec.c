@@ -674,35 +674,41 @@ static int defines_a_name_twice(json_t *j, const char *ns, json_t *names, int de
     return 0;
 }
 
-/* A writer schema's JSON text, as the registry gave it for `id`, as an Avro record schema
- * in *out: 0, or SS_ERR_INVALID with errstr. */
-static int writer_from_text(int32_t id, const char *text, avro_schema_t *out, char *errstr,
-                            size_t errlen) {
+int ss_schema_from_text(const char *text, size_t len, const char *what, avro_schema_t *out,
+                        char *errstr, size_t errlen) {
     avro_schema_t s = NULL;
     *out = NULL;
-    json_t *j = json_loads(text, JSON_DECODE_ANY, NULL), *names = json_object();
+    json_t *j = json_loadb(text, len, JSON_DECODE_ANY, NULL), *names = json_object();
     int twice = !j || !names || defines_a_name_twice(j, NULL, names, 0);
     json_decref(j);
     json_decref(names);
     if (twice) {
         snprintf(errstr, errlen,
-                 "schema id %d from the registry is not a valid Avro schema: not JSON, nested "
-                 "too deep, or a named type defined twice",
-                 id);
+                 "%s is not a valid Avro schema: not JSON, nested too deep, or a named type "
+                 "defined twice",
+                 what);
         return SS_ERR_INVALID;
     }
-    if (avro_schema_from_json_length(text, strlen(text), &s) != 0) {
-        snprintf(errstr, errlen, "schema id %d from the registry is not a valid Avro schema: %s",
-                 id, avro_strerror());
+    if (avro_schema_from_json_length(text, len, &s) != 0) {
+        snprintf(errstr, errlen, "%s is not a valid Avro schema: %s", what, avro_strerror());
         return SS_ERR_INVALID;
     }
     if (!is_avro_record(s)) {
-        snprintf(errstr, errlen, "schema id %d from the registry is not an Avro record", id);
+        snprintf(errstr, errlen, "%s is not an Avro record", what);
         avro_schema_decref(s);
         return SS_ERR_INVALID;
     }
     *out = s;
     return 0;
+}
+
+/* A writer schema's JSON text, as the registry gave it for `id`, as an Avro record schema
+ * in *out: 0, or SS_ERR_INVALID with errstr. */
+static int writer_from_text(int32_t id, const char *text, avro_schema_t *out, char *errstr,
+                            size_t errlen) {
+    char what[64];
+    snprintf(what, sizeof(what), "schema id %d from the registry", id);
+    return ss_schema_from_text(text, strlen(text), what, out, errstr, errlen);
 }
 
 int ss_codec_check_fetched(ss_codec_t *c, const char *schema, char *errstr, size_t errlen) {

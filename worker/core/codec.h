@@ -111,6 +111,13 @@ int ss_decoder_decode(ss_decoder_t *d, const void *value, size_t len, ss_event_t
  * instead (the same results, slower: for tests). */
 void ss_decoder_set_direct(ss_decoder_t *d, int direct);
 
+/* The first record of `len` bytes of records of the codec's single writer schema
+ * (ss_codec_new_for_writer), one after another as in an Avro container file's block: its
+ * length in *used (0 when its structure does not fit: the rest cannot be split), decoded as
+ * ss_decoder_decode decodes a value. SS_DECODE_OK or a negative ss_decode_rc_t with errstr. */
+int ss_decoder_decode_next(ss_decoder_t *d, const void *data, size_t len, size_t *used,
+                           ss_event_t *ev, float *features, char *errstr, size_t errlen);
+
 /* Like ss_decoder_decode, for a record already read as a value of the codec's single
  * writer schema (ss_codec_new_for_writer). */
 struct avro_value;
@@ -125,6 +132,14 @@ int ss_codec_feature_fields(const ss_config_t *cfg, char *const *features, size_
 
 /* Load an Avro schema from a file; NULL with errstr naming `key`. */
 struct avro_obj_t *ss_schema_load(const char *path, const char *key, char *errstr, size_t errlen);
+
+/* Schema JSON text from outside (a registry's answer, a container file's header), read into
+ * an Avro record schema in *out; `what` starts the message. Text Avro C would misread (not
+ * JSON, nested too deep, a named type defined twice: it leaks what it parsed) is refused
+ * before Avro C sees it. Returns 0, or SS_ERR_INVALID with errstr. */
+struct avro_obj_t;
+int ss_schema_from_text(const char *text, size_t len, const char *what, struct avro_obj_t **out,
+                        char *errstr, size_t errlen);
 
 /* A schema file's JSON (NULL with jerr). The defaults of input.schema and output.schema
  * ("schemas/customer_event.avsc", "schemas/prediction.avsc") are compiled in: such a path

@@ -300,6 +300,27 @@ int ss_decoder_decode(ss_decoder_t *d, const void *value, size_t len, ss_event_t
     return extract(d, wp, &st->value, ev, features, errstr, errlen);
 }
 
+int ss_decoder_decode_next(ss_decoder_t *d, const void *data, size_t len, size_t *used,
+                           ss_event_t *ev, float *features, char *errstr, size_t errlen) {
+    const writer_plan_t *wp = d->codec->writers[0];
+    const unsigned char *p = data, *q = p;
+    event_init(ev);
+    *used = 0;
+    if (ss__check_value(wp->schema, &q, p + len, 0) < 0) {
+        snprintf(errstr, errlen,
+                 "Avro record does not match the writer schema (truncated, or a length, union "
+                 "branch or enum index out of range)");
+        return SS_DECODE_BAD_AVRO;
+    }
+    *used = (size_t)(q - p);
+    if ((long)*used > d->codec->max_bytes) {
+        snprintf(errstr, errlen, "record of %zu bytes exceeds input.max.bytes (%ld)", *used,
+                 d->codec->max_bytes);
+        return SS_DECODE_TOO_LARGE;
+    }
+    return ss__decode_direct(d, wp, p, *used, ev, features, errstr, errlen);
+}
+
 int ss_decoder_extract(ss_decoder_t *d, avro_value_t *rec, ss_event_t *ev, float *features,
                        char *errstr, size_t errlen) {
     event_init(ev);

@@ -1,6 +1,6 @@
-/* file_in.c - score-file's readers: Avro container files through Avro C's reader and the
- * codec's extract (validate-model reads its data the same way), JSON lines through jansson
- * into a value of input.schema. */
+/* file_in.c - score-file's readers: Avro container files block by block (ocf.c), each record
+ * checked and decoded by the codec as a Kafka value is; JSON lines through jansson into a
+ * value of input.schema, read by the codec's extract. */
 #include "file_in.h"
 
 #include <avro.h>
@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "error.h"
+#include "ocf.h"
 
 struct ss_file_in {
     const ss_config_t *cfg;
@@ -19,7 +20,11 @@ struct ss_file_in {
     int format;
     FILE *fp;
     long long size;
-    avro_file_reader_t reader;
+    ss_ocf_t *ocf;
+    const unsigned char *block; /* the block being read: its records from `at` on */
+    size_t block_len, at;
+    long long block_left; /* records of the block not read yet */
+    int block_bad;        /* a record of the block did not fit: the rest cannot be split */
     avro_schema_t schema; /* the writer's (Avro) or input.schema (JSON lines) */
     avro_value_iface_t *iface;
     avro_value_t value;
@@ -42,28 +47,13 @@ int ss_file_format_of(const char *path) {
 }
 
 static int open_avro(ss_file_in_t *in, char *err, size_t errlen) {
-    unsigned char magic[4] = {0};
-    size_t got = fread(magic, 1, sizeof(magic), in->fp);
-    if (got != sizeof(magic) || memcmp(magic, "Obj\x01", 4) != 0) {
-        snprintf(err, errlen,
-                 "--input '%s' is not an Avro object container file (no 'Obj\\x01' "
-                 "magic)",
-                 in->path);
+    char what[1024];
+    size_t len;
+    if (!(in->ocf = ss_ocf_open(in->fp, in->size, in->path, err, errlen)))
         return SS_ERR_CONFIG;
-    }
-    rewind(in->fp);
-    if (avro_file_reader_fp(in->fp, in->path, 0, &in->reader) != 0) {
-        snprintf(err, errlen, "--input '%s': not a readable Avro container file: %s", in->path,
-                 avro_strerror());
-        in->reader = NULL;
-        return SS_ERR_CONFIG;
-    }
-    in->schema = avro_file_reader_get_writer_schema(in->reader);
-    if (!in->schema || !is_avro_record(in->schema)) {
-        snprintf(err, errlen, "--input '%s': its schema is not a record", in->path);
-        return SS_ERR_CONFIG;
-    }
-    return 0;
+    const char *text = ss_ocf_schema_text(in->ocf, &len);
+    snprintf(what, sizeof(what), "--input '%s': its schema", in->path);
+    return ss_schema_from_text(text, len, what, &in->schema, err, errlen) < 0 ? SS_ERR_CONFIG : 0;
 }
 
 static int open_json(ss_file_in_t *in, char *err, size_t errlen) {
@@ -115,8 +105,7 @@ void ss_file_in_close(ss_file_in_t *in) {
     ss_decoder_destroy(in->dec);
     ss_avro_value_release(in->iface, &in->value);
     ss_codec_destroy(in->codec);
-    if (in->reader)
-        avro_file_reader_close(in->reader);
+    ss_ocf_close(in->ocf);
     if (in->schema)
         avro_schema_decref(in->schema);
     if (in->fp)
@@ -238,23 +227,46 @@ static const char *json_record(ss_file_in_t *in, const char *line, size_t len, c
 
 /* ------------------------------------------------------------------ next */
 
+/* The next record of the container: from the block in hand, or the next block. */
+static int next_avro(ss_file_in_t *in, ss_event_t *ev, float *features, int *rc,
+                     const char **reason, char *err, size_t errlen) {
+    while (in->block_left == 0) {
+        int got =
+            ss_ocf_next_block(in->ocf, &in->block, &in->block_len, &in->block_left, err, errlen);
+        if (got <= 0) {
+            in->ended = got == 0;
+            return got;
+        }
+        in->at = 0;
+        in->block_bad = 0;
+    }
+    in->block_left--;
+    if (in->block_bad) {
+        snprintf(err, errlen,
+                 "an earlier record of its block did not match the writer schema: "
+                 "the block's later records cannot be told apart");
+        *rc = SS_DECODE_BAD_AVRO;
+        *reason = ss_decode_reason(*rc);
+        return 1;
+    }
+    size_t used;
+    *rc = ss_decoder_decode_next(in->dec, in->block + in->at, in->block_len - in->at, &used, ev,
+                                 features, err, errlen);
+    in->at += used;
+    in->block_bad = used == 0;
+    if (*rc != SS_DECODE_OK)
+        *reason = ss_decode_reason(*rc);
+    return 1;
+}
+
 int ss_file_in_next(ss_file_in_t *in, ss_event_t *ev, float *features, int *rc, const char **reason,
                     char *err, size_t errlen) {
     *reason = NULL;
     if (in->ended)
         return 0;
-    if (in->format == SS_FILE_AVRO) {
-        avro_value_reset(&in->value);
-        int r = avro_file_reader_read_value(in->reader, &in->value);
-        if (r == EOF) {
-            in->ended = 1;
-            return 0;
-        }
-        if (r != 0) {
-            snprintf(err, errlen, "--input '%s': cannot read on: %s", in->path, avro_strerror());
-            return SS_ERR_FAIL;
-        }
-    } else {
+    if (in->format == SS_FILE_AVRO)
+        return next_avro(in, ev, features, rc, reason, err, errlen);
+    {
         ssize_t len;
         do {
             errno = 0;
