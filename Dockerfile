@@ -44,12 +44,13 @@ FROM debian:bookworm-slim
 # client; the runtime of the build's libcurl4-openssl-dev), libssl3 3.0.22-1~deb12u2 (libcrypto:
 # SHA-256; libssl: TLS), libstdc++6 12.2.0-14+deb12u1 (for libxgboost.so), and what the
 # librdkafka of the build stage links besides: libsasl2-2 2.1.28+dfsg-10+deb12u1, libzstd1
-# 1.5.4+dfsg2-5+deb12u1, liblz4-1 1.9.4-1, zlib1g 1:1.2.13.dfsg-1+deb12u1. Debian's librdkafka1
+# 1.5.4+dfsg2-5+deb12u1, liblz4-1 1.9.4-1, zlib1g 1:1.2.13.dfsg-1+deb12u1; score-file's container
+# codecs besides: libsnappy1v5 1.1.9-3, liblzma5 5.4.1-1. Debian's librdkafka1
 # (2.0.2) and libhiredis0.14 are not installed: the build stage's 2.8.0 and 1.2.0 are copied.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libavro23 libmicrohttpd12 libjansson4 libcurl4 libssl3 libstdc++6 \
-      libsasl2-2 libzstd1 liblz4-1 zlib1g \
+      libsasl2-2 libzstd1 liblz4-1 zlib1g libsnappy1v5 liblzma5 \
       ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/build/streamscore /usr/local/bin/streamscore
