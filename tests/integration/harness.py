@@ -50,6 +50,11 @@ STACK_PORTS = (BROKER_PORTS + [KAFKA_CONTROLLER_PORT + n for n in range(KAFKA_BR
                + [REDIS_PORT] + ([REGISTRY_PORT] if REGISTRY else [])
                + ([KAFKA_SASL_PORT, REDIS_TLS_PORT] if TLS else []))
 BOOTSTRAP = ",".join(f"127.0.0.1:{port}" for port in BROKER_PORTS)
+# How long a batch in flight may still score by what was in force when a change came (a
+# rollout step, a reload): one second, three under the sanitizers (stages 2 and 3 of make test
+# run slower builds, two suites at a time).
+SANITIZED = bool(os.environ.get("ASAN_OPTIONS") or os.environ.get("TSAN_OPTIONS"))
+CHANGE_SLACK_MS = 3000 if SANITIZED else 1000
 
 EVENT_SCHEMA_PATH = ROOT / "schemas" / "customer_event.avsc"
 PREDICTION_SCHEMA_PATH = ROOT / "schemas" / "prediction.avsc"

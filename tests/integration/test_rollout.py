@@ -427,7 +427,7 @@ def test_a_bad_candidate_is_rolled_back_by_the_gate_it_trips_and_then_serves_not
     stream = h.SteadyStream(ctx.input_topic, customers, 200, seed=7003)
     reader = h.TopicReader(ctx.output_topic)
     control = h.ControlReader(_control_topic(ctx))
-    slack = batch_wait + 1000 + (delay or 0)  # a batch scoring when the change came
+    slack = batch_wait + h.CHANGE_SLACK_MS + (delay or 0)  # a batch scoring when the change came
     try:
         stream.start()
         _wait_produced(port, 200, w)
@@ -507,7 +507,7 @@ def test_a_good_candidate_progresses_share_by_share_to_promotion_and_a_rollback_
     w, port, props = _start(ctx, over)
     cfg = ctx.config(props)
     _wait_running(port, w)
-    slack = batch_wait + 1000
+    slack = batch_wait + h.CHANGE_SLACK_MS
     customers = [f"gp-{ctx.uid}-{i:04d}" for i in range(3000)]
     stream = h.SteadyStream(ctx.input_topic, customers, 400, seed=7004)
     reader = h.TopicReader(ctx.output_topic)
@@ -705,7 +705,7 @@ def test_every_event_is_scored_once_by_a_model_the_state_allows_through_every_ch
     w, port, props = _start(ctx, over)
     cfg = ctx.config(props)
     _wait_running(port, w)
-    slack = batch_wait + 1000
+    slack = batch_wait + h.CHANGE_SLACK_MS
     customers = [f"dl-{ctx.uid}-{i:04d}" for i in range(1500)]
     stream = h.SteadyStream(ctx.input_topic, customers, 250, seed=7006)
     reader = h.TopicReader(ctx.output_topic)  # read_committed (librdkafka's default)
