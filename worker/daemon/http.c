@@ -25,6 +25,7 @@ struct ss_http {
     ss_http_handler_fn path_fn; /* ss_http_start's handler */
     void *path_ctx;
     void (*answered)(void *ctx, int status, double seconds);
+    int json_errors;
 };
 
 const char *ss_http_arg(const ss_http_req_t *r, const char *name) {
@@ -60,13 +61,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     const char *type = "text/plain; charset=utf-8";
     const char *length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
     int status;
+    const char *fmt = h->json_errors ? "{\"error\":\"%s\"}\n" : "%s\n";
+    if (h->json_errors)
+        type = "application/json";
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
         status = MHD_HTTP_METHOD_NOT_ALLOWED;
-        ss_buf_printf(&body, "method not allowed\n");
+        ss_buf_printf(&body, fmt, "method not allowed: GET or HEAD");
     } else if ((length && strcmp(length, "0") != 0) ||
                MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding")) {
         status = MHD_HTTP_CONTENT_TOO_LARGE; /* a GET carries no body here */
-        ss_buf_printf(&body, "a request body is not accepted\n");
+        ss_buf_printf(&body, fmt, "a request body is not accepted");
     } else {
         status = h->fn(h->ctx, &req, &body, &type);
     }
@@ -145,6 +149,7 @@ ss_http_t *ss_http_serve(const char *listen, const ss_http_opts_t *o, ss_http_re
     h->fn = fn;
     h->ctx = ctx;
     h->answered = o->answered;
+    h->json_errors = o->json_errors;
     const char *mode;
     unsigned flags = poll_mode(&mode);
     struct MHD_OptionItem opts[12];

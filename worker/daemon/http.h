@@ -46,6 +46,7 @@ typedef struct ss_http_opts {
     /* every answer's status and time, the handler's or the server's own (405, 413); NULL:
      * none. @locality one of the server's threads */
     void (*answered)(void *ctx, int status, double seconds);
+    int json_errors; /* the server's own answers (405, 413) as {"error": "..."} */
 } ss_http_opts_t;
 
 /* Listen on `listen` ("host:port") as `o` says. Returns NULL with errstr (naming o->key) when

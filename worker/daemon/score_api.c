@@ -196,11 +196,17 @@ out:
 /* The explain=k argument: 0 when absent, -1 when not a number in 0..SS_SCORE_MAX_EXPLAIN. */
 static long explain_arg(ss_http_req_t *req) {
     const char *v = ss_http_arg(req, "explain");
-    char *end;
+    long k = 0;
     if (!v)
         return 0;
-    long k = strtol(v, &end, 10);
-    return *v && !*end && k >= 0 && k <= SS_SCORE_MAX_EXPLAIN ? k : -1;
+    if (!*v || strlen(v) > 2)
+        return -1;
+    for (const char *p = v; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return -1; /* digits only: no sign, no spaces */
+        k = k * 10 + (*p - '0');
+    }
+    return k <= SS_SCORE_MAX_EXPLAIN ? k : -1;
 }
 
 static int answer(ss_score_api_t *a, ss_http_req_t *req, ss_buf_t *body) {
@@ -322,7 +328,8 @@ ss_score_api_t *ss_score_api_start(ss_runtime_t *rt, int *why, char *err, size_t
                         .tls_cert = a->cert,
                         .tls_key = a->key,
                         .tls_trust = a->ca,
-                        .answered = answered};
+                        .answered = answered,
+                        .json_errors = 1};
     if (!(a->http = ss_http_serve(cfg->score_listen, &o, handle, a, err, errlen))) {
         *why = a->cert ? SS_ERR_CONFIG : SS_ERR_FAIL;
         goto fail;
@@ -332,6 +339,7 @@ ss_score_api_t *ss_score_api_start(ss_runtime_t *rt, int *why, char *err, size_t
                      SSF_INT("tls", a->cert != NULL), SSF_INT("client_certificates", a->ca != NULL),
                      SSF_INT("token", *cfg->score_token != '\0')),
            "score api: http%s://%s/v1/customers/{id}/score", a->cert ? "s" : "", cfg->score_listen);
+    *why = 0;
     return a;
 fail:
     ss_score_api_stop(a);
