@@ -42,6 +42,7 @@ var checks = map[string]func(t *testing.T, r *Rendered){
 	"managed-services.yaml": checkManagedServices,
 	"rollout.yaml":          checkRollout,
 	"score-file.yaml":       checkScoreFile,
+	"dashboard.yaml":        checkDashboard,
 }
 
 func valueSets(t *testing.T, dir string) []string {

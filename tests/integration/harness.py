@@ -398,9 +398,11 @@ def in_partition_order(events, placed):
 
 
 class TopicReader:
-    """Reads a topic from the beginning of every partition (no group, no commits)."""
+    """Reads a topic from the beginning of every partition (no group, no commits). extra:
+    more consumer properties (e.g. {"isolation.level": "read_committed"}, librdkafka's
+    default, said explicitly)."""
 
-    def __init__(self, topic, decode="avro"):
+    def __init__(self, topic, decode="avro", extra=None):
         self.topic = topic
         self.decode = decode
         self.records = []
@@ -409,7 +411,7 @@ class TopicReader:
                            "group.id": f"it-reader-{uuid.uuid4().hex[:12]}",
                            "enable.auto.commit": False,
                            "auto.offset.reset": "earliest",
-                           "enable.partition.eof": True})
+                           "enable.partition.eof": True, **(extra or {})})
         md = self.c.list_topics(topic, timeout=10)
         t = md.topics.get(topic)
         assert t is not None and t.error is None and t.partitions, f"topic {topic} not found"
@@ -576,6 +578,18 @@ def _kill_live_workers():
         w.kill()
 
 
+def kill_group(proc):
+    """SIGKILL the process group of `proc` (started with start_new_session) and reap it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        pass
+
+
 class Worker:
     """One `streamscore run -c FILE` process with its stderr in a log file."""
 
@@ -649,14 +663,7 @@ class Worker:
 
     def kill(self):
         if self.alive():
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                pass
+            kill_group(self.proc)
         if not self._log.closed:
             self._log.close()
         _LIVE_WORKERS.discard(self)
@@ -1396,6 +1403,21 @@ def rollout_cli(config, command, *args, env=None, timeout=30.0):
                    timeout=timeout)
 
 
+def job_ok(command, cfg, *args, timeout=120.0):
+    """Run `streamscore COMMAND -c CFG ARGS... --json` (an offline job: replay, score-file);
+    asserts exit 0 and returns its summary."""
+    r = run_cli([command, "-c", str(cfg), *[str(a) for a in args], "--json"], timeout=timeout)
+    assert r.returncode == 0, (f"`streamscore {command} {' '.join(map(str, args))}` exit "
+                               f"{r.returncode}; stdout {r.stdout[-1500:]!r}; stderr "
+                               f"{r.stderr[-2500:]!r}")
+    return cli_json(r, f"streamscore {command}")
+
+
+def plain_lines(stderr):
+    """The lines of stderr that are not JSON log lines (progress, the fatal error's line)."""
+    return [line for line in stderr.splitlines() if line.strip() and not line.startswith("{")]
+
+
 def cli_json(r, what="streamscore rollout"):
     """The JSON document a `--json` command printed on stdout."""
     text = r.stdout.strip()
@@ -1692,3 +1714,267 @@ class SteadyStream:
             assert not self.errors, f"producing the event stream failed: {self.errors[:5]}"
             assert time.monotonic() < deadline, f"only {self.sent} of {n} events sent"
             time.sleep(0.05)
+
+
+# --------------------------------------------------------------------------- offline jobs
+# replay and score-file (test_replay.py, test_score_file.py): many events, made, merged and
+# hashed a column at a time, produced in bulk; the jobs run as processes of their own.
+
+EVENT_TIME_T0 = 1_700_000_000_000
+
+
+def bulk_events(rng, customers, n, t0=EVENT_TIME_T0, full_share=0.33, partial_share=2 / 11,
+                id_prefix="ev"):
+    """n events over the given customers (drawn at random: several events each when n is
+    larger than the customer set), vectorised for large n: a full_share carry every feature,
+    each of the others each feature with probability partial_share (null otherwise).
+    event_time = t0 + 10 ms per event; event_id = f"{id_prefix}-{index}". Same dicts as
+    make_event; float values are float32-exact (so a decimal text of them reads back the same
+    float whatever the reader's rounding path)."""
+    cust = rng.integers(0, len(customers), n)
+    full = rng.random(n) < full_share
+    present = {f: full | (rng.random(n) < partial_share) for f in FEATURES}
+    vals = {
+        "tenure_months": rng.integers(0, 73, n).tolist(),
+        "monthly_charges": np.round(rng.uniform(18.0, 120.0, n), 2).tolist(),
+        "total_charges": np.round(rng.uniform(0.0, 8700.0, n), 2).tolist(),
+        "contract_type": [CONTRACT_TYPES[k] for k in rng.integers(0, 3, n).tolist()],
+        "support_calls_30d": rng.integers(0, 12, n).tolist(),
+        "logins_30d": rng.integers(0, 60, n).tolist(),
+        "payment_failures_90d": rng.integers(0, 6, n).tolist(),
+        "data_usage_gb": rng.uniform(0.0, 150.0, n).astype(np.float32).astype(float).tolist(),
+        "has_autopay": (rng.integers(0, 2, n) == 1).tolist(),
+        "num_products": rng.integers(1, 6, n).tolist(),
+        "days_since_last_login": rng.integers(0, 120, n).tolist(),
+    }
+    etype = rng.integers(0, len(EVENT_TYPES), n).tolist()
+    pres = {f: present[f].tolist() for f in FEATURES}
+    cust = cust.tolist()
+    events = []
+    for i in range(n):
+        ev = {"event_id": f"{id_prefix}-{i}", "customer_id": customers[cust[i]],
+              "event_time": t0 + 10 * i, "event_type": EVENT_TYPES[etype[i]]}
+        for f in FEATURES:
+            ev[f] = vals[f][i] if pres[f][i] else None
+        events.append(ev)
+    return events
+
+
+def event_matrix(events):
+    """The events' own feature vectors (float32, NaN = missing), one row each."""
+    x = np.full((len(events), len(FEATURES)), np.nan, dtype=np.float32)
+    for j, name in enumerate(FEATURES):
+        col = [ev.get(name) for ev in events]
+        if name == "contract_type":
+            col = [None if v is None else CONTRACT_TYPES.index(v) for v in col]
+        elif name == "has_autopay":
+            col = [None if v is None else (1.0 if v else 0.0) for v in col]
+        x[:, j] = np.array([np.nan if v is None else v for v in col], dtype=np.float64)
+    return x
+
+
+def merged_matrix(events, seeded=None):
+    """simulate_merge's vectors for events in merge order, vectorised: row i is the float32
+    vector scored for events[i] (each customer's known features start from seeded[customer],
+    name -> float32, when given)."""
+    seeded = seeded or {}
+    seeds = [cid for cid in seeded if any(not np.isnan(v) for v in seeded[cid].values())]
+    rows = np.full((len(seeds), len(FEATURES)), np.nan, dtype=np.float32)
+    for k, cid in enumerate(seeds):
+        for j, name in enumerate(FEATURES):
+            if name in seeded[cid]:
+                rows[k, j] = seeded[cid][name]
+    x = np.vstack([rows, event_matrix(events)])
+    ids = seeds + [ev["customer_id"] for ev in events]
+    _, codes = np.unique(np.array(ids, dtype=object).astype(str), return_inverse=True)
+    order = np.argsort(codes, kind="stable")  # per customer, seeds first, then events in order
+    xs, cs = x[order], codes[order]
+    n = len(ids)
+    pos = np.arange(n)
+    first = np.r_[True, cs[1:] != cs[:-1]] if n else np.zeros(0, dtype=bool)
+    group_start = np.maximum.accumulate(np.where(first, pos, 0)) if n else pos
+    out_sorted = np.full_like(xs, np.nan)
+    for j in range(len(FEATURES)):
+        valid = ~np.isnan(xs[:, j])
+        last = np.maximum.accumulate(np.where(valid, pos, -1)) if n else pos
+        ok = last >= group_start
+        out_sorted[ok, j] = xs[last[ok], j]
+    out = np.empty_like(out_sorted)
+    out[order] = out_sorted
+    return out[len(seeds):]
+
+
+def feature_hashes(matrix):
+    """feature_hash of every row of a float32 matrix, vectorised."""
+    m = np.asarray(matrix, dtype="<f4")
+    bits = m.view("<u4").copy()
+    bits[np.isnan(m)] = 0x7FC00000
+    data = np.ascontiguousarray(bits.astype("<u4")).view(np.uint8).reshape(len(m), -1)
+    acc = np.full(len(m), 0xCBF29CE484222325, dtype=np.uint64)
+    prime = np.uint64(0x100000001B3)
+    with np.errstate(over="ignore"):
+        for k in range(data.shape[1]):
+            acc ^= data[:, k].astype(np.uint64)
+            acc *= prime
+    return [f"{v:016x}" for v in acc.tolist()]
+
+
+def produce_bulk(topic, messages, timeout=60.0):
+    """Produce (key, value) pairs in order, fast (idempotent, large batches, no poll per
+    message). Returns [(partition, offset, timestamp ms)] aligned with messages."""
+    placed = [None] * len(messages)
+    errors = []
+
+    def on_delivery(i):
+        def cb(err, msg):
+            if err is not None:
+                errors.append((i, err))
+            else:
+                placed[i] = (msg.partition(), msg.offset(), msg.timestamp()[1])
+        return cb
+
+    p = Producer({"bootstrap.servers": BOOTSTRAP, "enable.idempotence": True,
+                  "linger.ms": 20, "batch.num.messages": 10000,
+                  "queue.buffering.max.messages": 1_000_000,
+                  "queue.buffering.max.kbytes": 1_048_576,
+                  "message.timeout.ms": int(timeout * 1000)})
+    for i, (key, value) in enumerate(messages):
+        while True:
+            try:
+                p.produce(topic, key=key, value=value, on_delivery=on_delivery(i))
+                break
+            except BufferError:
+                p.poll(0.05)
+        if i % 5000 == 0:
+            p.poll(0)
+    left = p.flush(timeout)
+    assert left == 0, f"{left} messages not delivered to {topic} within {timeout}s"
+    assert not errors, f"delivery errors producing to {topic}: {errors[:5]}"
+    assert all(x is not None for x in placed)
+    return placed
+
+
+def event_messages(events):
+    """(customer id key, raw Avro value) of each event."""
+    schema = parsed_schema(EVENT_SCHEMA_PATH)
+    out = []
+    for ev in events:
+        buf = io.BytesIO()
+        fastavro.schemaless_writer(buf, schema, ev)
+        out.append((ev["customer_id"].encode(), buf.getvalue()))
+    return out
+
+
+def write_event_file(path, events, schema=None, codec="deflate"):
+    """An Avro object container file of events (writer schema: the event schema as written,
+    logical types included, unless another is given)."""
+    schema = schema if schema is not None else load_schema_json(EVENT_SCHEMA_PATH)
+    with open(path, "wb") as f:
+        fastavro.writer(f, fastavro.parse_schema(schema), events, codec=codec,
+                        sync_interval=64 * 1024)
+    return Path(path)
+
+
+def write_event_json_lines(path, events):
+    """Events as JSON lines keyed by the event schema's field names; a missing feature is
+    written as null on even lines and left out on odd ones (both mean missing)."""
+    with open(path, "w", encoding="utf-8") as f:
+        for i, ev in enumerate(events):
+            obj = {k: v for k, v in ev.items() if v is not None or i % 2 == 0}
+            f.write(json.dumps(obj, separators=(",", ":")) + "\n")
+    return Path(path)
+
+
+def group_offsets(group, admin=None):
+    """A consumer group's committed offsets, {(topic, partition): offset}, from the admin API
+    (ListConsumerGroupOffsets)."""
+    from confluent_kafka import ConsumerGroupTopicPartitions
+    from confluent_kafka.admin import AdminClient
+
+    admin = admin or AdminClient({"bootstrap.servers": BOOTSTRAP})
+    res = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)],
+                                            request_timeout=10)
+    got = res[group].result(15)
+    return {(tp.topic, tp.partition): tp.offset for tp in got.topic_partitions}
+
+
+def high_watermarks(topic):
+    """end_offsets(topic) read by one short-lived consumer that joins no group (fast enough to
+    call before and after every command of a test)."""
+    c = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": f"it-ends-{uuid.uuid4().hex[:12]}",
+                  "enable.auto.commit": False})
+    try:
+        t = c.list_topics(topic, timeout=10).topics.get(topic)
+        assert t is not None and t.error is None and t.partitions, f"topic {topic} not found"
+        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10,
+                                           cached=False)[1] for p in sorted(t.partitions)}
+    finally:
+        c.close()
+
+
+def redis_dumps(prefix):
+    """Every key under prefix: {key: DUMP bytes} (the value byte for byte, not the TTL)."""
+    return {k: v[0] for k, v in redis_snapshot(prefix).items()}
+
+
+class Job:
+    """One offline command (`streamscore replay ...`, `streamscore score-file ...`) run in
+    the background, its stdout and stderr in files (stderr is then not a terminal)."""
+
+    def __init__(self, args, out_dir, name="job", env=None):
+        assert BIN.exists(), f"worker binary {BIN} not found: build it first"
+        self.args = [str(a) for a in args]
+        self.cmd = [str(BIN), *self.args]
+        n = len(list(Path(out_dir).glob(f"{name}-*.stderr"))) + 1
+        self.stdout_path = Path(out_dir) / f"{name}-{n}.stdout"
+        self.stderr_path = Path(out_dir) / f"{name}-{n}.stderr"
+        self._out = open(self.stdout_path, "wb")
+        self._err = open(self.stderr_path, "wb")
+        self.proc = subprocess.Popen(self.cmd, cwd=str(ROOT), stdin=subprocess.DEVNULL,
+                                     stdout=self._out, stderr=self._err, env=worker_env(env),
+                                     start_new_session=True)
+        _LIVE_WORKERS.add(self)
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stdout(self):
+        return self.stdout_path.read_text(encoding="utf-8", errors="replace")
+
+    def stderr(self):
+        return self.stderr_path.read_text(encoding="utf-8", errors="replace")
+
+    def describe(self, n=30):
+        err = "\n".join(self.stderr().splitlines()[-n:])
+        return (f"\n--- `streamscore {' '.join(self.args)}` (exit {self.proc.returncode}) ---\n"
+                f"stdout: {self.stdout()[-2000:]}\nstderr tail:\n{err}\n---")
+
+    def _close(self):
+        for f in (self._out, self._err):
+            if not f.closed:
+                f.close()
+        _LIVE_WORKERS.discard(self)
+
+    def wait(self, timeout=120.0):
+        """Wait for the exit; returns the exit code (a negative signal number if killed)."""
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"still running after {timeout:.0f}s" + self.describe())
+        self._close()
+        return rc
+
+    def completed(self):
+        """The finished job as a CompletedProcess (stdout, stderr as text)."""
+        return subprocess.CompletedProcess(self.cmd, self.proc.returncode, self.stdout(),
+                                           self.stderr())
+
+    def signal(self, sig):
+        if self.alive():
+            os.kill(self.proc.pid, sig)
+
+    def kill(self):
+        if self.alive():
+            kill_group(self.proc)
+        self._close()

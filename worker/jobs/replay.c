@@ -381,6 +381,10 @@ int ss_replay_main(const ss_config_t *cfg, int argc, char **argv) {
             0 ||
         (r.dlq_topic && (rc = ss_job_check_exists(r.consumer, "--dead-letter-topic", r.dlq_topic,
                                                   err, sizeof(err))) < 0) ||
+        /* the producer first: its transactions' start fences a killed run and aborts its open
+         * transaction, whose offsets would leave the progress unreadable (unstable) until
+         * the transaction timed out */
+        (rc = open_pipeline(&r, err, sizeof(err))) < 0 ||
         (rc = resolve_range(&r, err, sizeof(err))) < 0)
         goto out;
     ss_job_catch_signals(&r.stop);
@@ -395,8 +399,7 @@ int ss_replay_main(const ss_config_t *cfg, int argc, char **argv) {
            "replay started");
     if (r.was_complete)
         goto out;
-    if ((rc = open_pipeline(&r, err, sizeof(err))) < 0 ||
-        (!r.resumed && (rc = rp_pin(&r, err, sizeof(err))) < 0) ||
+    if ((!r.resumed && (rc = rp_pin(&r, err, sizeof(err))) < 0) ||
         (rc = rp_run(&r, err, sizeof(err))) < 0)
         goto out;
 out:
