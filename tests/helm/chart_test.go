@@ -43,6 +43,7 @@ var checks = map[string]func(t *testing.T, r *Rendered){
 	"rollout.yaml":          checkRollout,
 	"score-file.yaml":       checkScoreFile,
 	"dashboard.yaml":        checkDashboard,
+	"score-api.yaml":        checkScoreAPI,
 }
 
 func valueSets(t *testing.T, dir string) []string {
@@ -322,6 +323,15 @@ func volume(d *appsv1.Deployment, name string) *corev1.Volume {
 	return nil
 }
 
+func port(c corev1.Container, name string) *corev1.ContainerPort {
+	for i := range c.Ports {
+		if c.Ports[i].Name == name {
+			return &c.Ports[i]
+		}
+	}
+	return nil
+}
+
 func env(c corev1.Container, name string) *corev1.EnvVar {
 	for i := range c.Env {
 		if c.Env[i].Name == name {
@@ -377,9 +387,10 @@ func checkCommon(t *testing.T, r *Rendered) {
 		if ps.EnableServiceLinks == nil || *ps.EnableServiceLinks {
 			t.Errorf("%s: enableServiceLinks must be false (service links add STREAMSCORE_* variables)", d.Name)
 		}
-		// probes and port
-		if len(c.Ports) != 1 || c.Ports[0].Name != "metrics" {
-			t.Errorf("%s: want one container port named metrics, got %+v", d.Name, c.Ports)
+		// probes and ports: metrics, and the score API's on the primary only
+		metricsPort := port(c, "metrics")
+		if metricsPort == nil || len(c.Ports) > 2 || (len(c.Ports) == 2 && port(c, "score") == nil) {
+			t.Fatalf("%s: want a container port named metrics (and score on the primary), got %+v", d.Name, c.Ports)
 		}
 		for probe, path := range map[*corev1.Probe]string{c.LivenessProbe: "/healthz", c.ReadinessProbe: "/readyz"} {
 			if probe == nil || probe.HTTPGet == nil || probe.HTTPGet.Path != path || probe.HTTPGet.Port.String() != "metrics" {
@@ -405,9 +416,10 @@ func checkCommon(t *testing.T, r *Rendered) {
 		}
 		checkConfigAccepted(t, d.Name, text, c)
 		p := props(t, r, d.Name)
-		if want := fmt.Sprintf("0.0.0.0:%d", c.Ports[0].ContainerPort); p["metrics.listen"] != want {
+		if want := fmt.Sprintf("0.0.0.0:%d", metricsPort.ContainerPort); p["metrics.listen"] != want {
 			t.Errorf("%s: metrics.listen = %q, want %q", d.Name, p["metrics.listen"], want)
 		}
+		checkCommonScoreAPI(t, r, d, p)
 		for k := range p {
 			// a secret's `.file` key names a file holding it
 			if (strings.Contains(k, "password") || strings.HasPrefix(k, "schema.registry.basic.auth.user.info")) && !strings.HasSuffix(k, ".file") {
@@ -421,9 +433,12 @@ func checkCommon(t *testing.T, r *Rendered) {
 			t.Errorf("%s: the selector does not name the component", d.Name)
 		}
 	}
-	// one Service per Deployment, port metrics
+	// one Service per Deployment, port metrics, and the score API's
 	for _, o := range r.Find("Service") {
 		s := o.Value.(*corev1.Service)
+		if s.Name == scoreServiceName {
+			continue // checkCommonScoreAPI
+		}
 		if len(s.Spec.Ports) != 1 || s.Spec.Ports[0].Name != "metrics" || s.Spec.Ports[0].TargetPort.String() != "metrics" {
 			t.Errorf("Service %s: want one port named metrics targeting metrics: %+v", s.Name, s.Spec.Ports)
 		}
@@ -431,8 +446,12 @@ func checkCommon(t *testing.T, r *Rendered) {
 			t.Errorf("Service %s has no Deployment of the same name", s.Name)
 		}
 	}
-	if count(r, "Service") != count(r, "Deployment") {
-		t.Errorf("%d Services for %d Deployments", count(r, "Service"), count(r, "Deployment"))
+	scoreServices := 0
+	if r.Get("Service", scoreServiceName) != nil {
+		scoreServices = 1
+	}
+	if count(r, "Service") != count(r, "Deployment")+scoreServices {
+		t.Errorf("%d Services for %d Deployments and %d score API Service", count(r, "Service"), count(r, "Deployment"), scoreServices)
 	}
 	if count(r, "ScaledObject")+count(r, "HorizontalPodAutoscaler") > 1 {
 		t.Error("more than one autoscaler")
@@ -504,6 +523,16 @@ func checkDefaults(t *testing.T, r *Rendered) {
 	}
 	if mount(c, "/var/lib/streamscore/model") != nil || volume(d, "model") != nil {
 		t.Error("model source image must mount no model volume")
+	}
+	// the score API is off: no port, no score.* key, no Service
+	if len(c.Ports) != 1 || port(c, "score") != nil {
+		t.Errorf("scoreApi.enabled is false, yet container ports %+v", c.Ports)
+	}
+	if got := scoreProps(t, r, full); len(got) > 0 {
+		t.Errorf("scoreApi.enabled is false, yet the properties hold %v", got)
+	}
+	if r.Get("Service", scoreServiceName) != nil {
+		t.Errorf("scoreApi.enabled is false, yet Service %s", scoreServiceName)
 	}
 	if len(c.Env) != 0 {
 		t.Errorf("no secrets configured, yet env %+v", c.Env)

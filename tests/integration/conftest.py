@@ -81,6 +81,9 @@ SUBSETS = {
         # others; a replay beside librdkafka's threads, its transactions and progress
         "test_score_file.py::test_one_and_two_threads_write_the_same_json_lines_but_scored_at",
         "test_replay.py::test_a_replay_scores_as_the_live_worker_did_from_an_empty_redis",
+        # the score API's pool of threads (each with its Redis connection and predictor)
+        # scoring with the plan and the shared booster while both worker threads stream
+        "test_score_api.py::test_a_customer_is_scored_on_its_merged_features_as_its_last_prediction_was",
     ],
 }
 

@@ -1,6 +1,9 @@
-/* test_http.c - the HTTP server under /metrics, /healthz and /readyz (http.c), started on its
- * own with a stub handler: it answers when the process holds descriptors above 1023 (select
- * cannot watch them), and clients idling on one address do not take the slots of another. */
+/* test_http.c - the HTTP server under /metrics, /healthz and /readyz and the score API (http.c),
+ * started on its own with a stub handler: it answers when the process holds descriptors above
+ * 1023 (select cannot watch them), clients idling on one address do not take the slots of
+ * another, and a server of ss_http_serve gives its handler the request's arguments and headers,
+ * answers what is not a GET without a body itself (as JSON when asked), and reports every
+ * answer. */
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -91,6 +94,90 @@ static int get_healthz(int port, char *resp, size_t resplen) {
     return sscanf(resp, "HTTP/1.%*d %d", &status) == 1 ? status : 0;
 }
 
+/* A raw request to 127.0.0.1:port: the response's status, 0 if none came in 3 s. */
+static int request(int port, const char *req, char *resp, size_t resplen) {
+    resp[0] = '\0';
+    int fd = connect_from(NULL, port);
+    if (fd < 0)
+        return 0;
+    size_t len = 0, n = strlen(req);
+    if (write(fd, req, n) == (ssize_t)n) {
+        ssize_t got;
+        while (len + 1 < resplen && (got = read(fd, resp + len, resplen - 1 - len)) > 0)
+            len += (size_t)got;
+    }
+    resp[len] = '\0';
+    close(fd);
+    int status = 0;
+    return sscanf(resp, "HTTP/1.%*d %d", &status) == 1 ? status : 0;
+}
+
+static int answered_n, answered_last;
+
+static void answered(void *ctx, int status, double seconds) {
+    (void)ctx;
+    (void)seconds;
+    __atomic_add_fetch(&answered_n, 1, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&answered_last, status, __ATOMIC_SEQ_CST);
+}
+
+/* Echo the path, the argument k and the header X-A. */
+static int echo(void *ctx, ss_http_req_t *req, ss_buf_t *body, const char **type) {
+    (void)ctx;
+    const char *k = ss_http_arg(req, "k"), *xa = ss_http_header(req, "x-a");
+    *type = "application/json";
+    ss_buf_printf(body, "%s|%s|%s", req->path, k ? k : "-", xa ? xa : "-");
+    if (strcmp(req->path, "/auth") == 0) {
+        req->www_authenticate = "Bearer realm=\"t\"";
+        return 401;
+    }
+    return 200;
+}
+
+static void a_server_gives_its_handler_the_request_and_answers_the_rest_itself(void) {
+    char listen[64], err[256], resp[2048];
+    ss_http_opts_t o = {.key = "score.listen",
+                        .threads = 2,
+                        .connections = 16,
+                        .per_ip = 8,
+                        .timeout_s = 2,
+                        .memory = 16384,
+                        .answered = answered,
+                        .json_errors = 1};
+    ss_http_t *h = NULL;
+    int port = 0;
+    for (int i = 0; i < 50 && !h; i++) {
+        port = 20000 + rand() % 12768;
+        snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+        h = ss_http_serve(listen, &o, echo, NULL, err, sizeof(err));
+    }
+    CHECK(h != NULL);
+    if (!h)
+        return;
+    CHECK(request(port, "GET /v1/a%20b?k=7 HTTP/1.0\r\nX-A: hello\r\n\r\n", resp, sizeof(resp)) ==
+          200);
+    CHECK_STR_CONTAINS(resp, "/v1/a b|7|hello");
+    CHECK(request(port, "GET /auth HTTP/1.0\r\n\r\n", resp, sizeof(resp)) == 401);
+    CHECK_STR_CONTAINS(resp, "WWW-Authenticate: Bearer realm=\"t\"");
+    CHECK(request(port, "POST /v1 HTTP/1.0\r\nContent-Length: 0\r\n\r\n", resp, sizeof(resp)) ==
+          405);
+    CHECK_STR_CONTAINS(resp, "{\"error\":\"method not allowed: GET or HEAD\"}");
+    CHECK_STR_CONTAINS(resp, "Allow: GET, HEAD");
+    CHECK(request(port, "GET /v1 HTTP/1.0\r\nContent-Length: 3\r\n\r\nabc", resp, sizeof(resp)) ==
+          413);
+    CHECK_STR_CONTAINS(resp, "application/json");
+    ss_http_stop(h);
+    CHECK(__atomic_load_n(&answered_n, __ATOMIC_SEQ_CST) == 4);
+    CHECK(__atomic_load_n(&answered_last, __ATOMIC_SEQ_CST) == 413);
+    /* a port already taken is refused, naming the key */
+    ss_http_t *h1 = ss_http_serve(listen, &o, echo, NULL, err, sizeof(err));
+    ss_http_t *h2 = h1 ? ss_http_serve(listen, &o, echo, NULL, err, sizeof(err)) : NULL;
+    CHECK(h1 && !h2);
+    CHECK_STR_CONTAINS(err, "score.listen: cannot listen on");
+    ss_http_stop(h1);
+    ss_http_stop(h2);
+}
+
 static void answers_while_the_process_holds_descriptors_above_1023(void) {
     struct rlimit rl;
     getrlimit(RLIMIT_NOFILE, &rl);
@@ -157,6 +244,8 @@ int main(void) {
          answers_while_the_process_holds_descriptors_above_1023},
         {"clients_idling_from_one_address_leave_the_probe_its_slot",
          clients_idling_from_one_address_leave_the_probe_its_slot},
+        {"a_server_gives_its_handler_the_request_and_answers_the_rest_itself",
+         a_server_gives_its_handler_the_request_and_answers_the_rest_itself},
         {NULL, NULL},
     };
     return check_run_all(tests);

@@ -67,6 +67,10 @@ typedef struct ss_config {
     int features_unseen_category; /* ss_unseen_t */
     char *metrics_listen;         /* "" when off */
     long metrics_lag_interval_ms;
+    char *score_listen; /* the score API (score_api.c): "" when off */
+    long score_threads, score_max_connections;
+    char *score_token; /* "" : no bearer token asked */
+    char *score_tls_cert_file, *score_tls_key_file, *score_tls_client_ca_file;
     char *features_rename;
     char *output_topic;
     int output_format;
@@ -137,6 +141,7 @@ typedef struct ss_config {
     /* <secret key>.file: the file each secret is read from (config_rules.c), "" for none */
     char *registry_user_info_file, *registry_ssl_key_password_file;
     char *redis_password_file, *redis_tls_key_password_file;
+    char *score_token_file;
 
     ss_kv_t *kafka; /* pass-through, in the order given */
     size_t n_kafka;

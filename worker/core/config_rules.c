@@ -259,6 +259,36 @@ static int metrics_listen_host_port(ss_config_t *cfg, unsigned commands, char *e
     return 0;
 }
 
+static int score_api_keys(ss_config_t *cfg, unsigned commands, char *errstr, size_t errlen) {
+    char host[256];
+    int port;
+    if (!*cfg->score_listen)
+        return 0;
+    if (ss_config_parse_listen(cfg->score_listen, host, sizeof(host), &port) < 0)
+        return fail(errstr, errlen,
+                    "config: key 'score.listen': '%s' is not host:port (e.g. 0.0.0.0:9465, port "
+                    "1..65535)",
+                    cfg->score_listen);
+    if (strcmp(cfg->score_listen, cfg->metrics_listen) == 0)
+        return fail(errstr, errlen,
+                    "config: key 'score.listen': '%s' is metrics.listen too; the score API needs a "
+                    "listener of its own",
+                    cfg->score_listen);
+    if (cfg->mode == SS_MODE_SHADOW)
+        return fail(errstr, errlen,
+                    "config: key 'score.listen': a shadow (mode = shadow) does not answer scores; "
+                    "set it on the primary");
+    if (!*cfg->score_tls_cert_file != !*cfg->score_tls_key_file)
+        return fail(errstr, errlen, "config: key '%s': set together with '%s'",
+                    *cfg->score_tls_cert_file ? "score.tls.cert.file" : "score.tls.key.file",
+                    *cfg->score_tls_cert_file ? "score.tls.key.file" : "score.tls.cert.file");
+    if (*cfg->score_tls_client_ca_file && !*cfg->score_tls_cert_file)
+        return fail(errstr, errlen,
+                    "config: key 'score.tls.client.ca.file': client certificates need HTTPS: set "
+                    "score.tls.cert.file and score.tls.key.file");
+    return 0;
+}
+
 static int shadow_file_for_file_output(ss_config_t *cfg, unsigned commands, char *errstr,
                                        size_t errlen) {
     if (cfg->shadow_output == SS_SHADOW_FILE && !*cfg->shadow_file)
@@ -422,6 +452,7 @@ static const ss_config_rule_t rules[] = {
     {"redis_tls_cert_with_key",         SS_CMD_RUN, redis_tls_cert_with_key},
     {"features_rename_pairs",           SS_CMD_ALL, features_rename_pairs},
     {"metrics_listen_host_port",        SS_CMD_ALL, metrics_listen_host_port},
+    {"score_api_keys",                  SS_CMD_RUN, score_api_keys},
     {"shadow_file_for_file_output",     SS_CMD_ALL, shadow_file_for_file_output},
     {"file_output_is_not_transactional", SS_CMD_RUN, file_output_is_not_transactional},
     {"bootstrap_servers_required",      SS_CMD_RUN | SS_CMD_COMPARE | SS_CMD_ROLLOUT, bootstrap_servers_required},

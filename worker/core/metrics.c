@@ -75,6 +75,8 @@ static const char *dlq_reasons[SS_DLQ_REASONS] = {"too_large",
                                                   "unknown",
                                                   "other"};
 
+static const int score_codes[SS_SCORE_CODES] = {200, 400, 401, 403, 404, 405, 413, 500, 503};
+
 static const char *redis_errors[SS_REDIS_ERRORS] = {
     "ERR",     "WRONGTYPE",  "READONLY", "OOM",  "NOAUTH",    "NOPERM",
     "LOADING", "MASTERDOWN", "MISCONF",  "BUSY", "EXECABORT", "other"};
@@ -97,6 +99,8 @@ static const struct hist_def {
          "Time of one Redis pipeline (a batch's reads or writes)."),
     HIST(explain_seconds, predict_le, "streamscore_explain_seconds",
          "Time of one batch's explanations (explain.top.k): its contributions and top-k."),
+    HIST(score_seconds, predict_le, "streamscore_score_request_seconds",
+         "Time of one score API request (score.listen), from its arrival to its answer."),
 };
 #define N_HISTS (sizeof(hist_defs) / sizeof(*hist_defs))
 
@@ -111,6 +115,15 @@ void ss_metrics_init(ss_metrics_t *m) {
         h->n = hist_defs[i].n;
     }
     pthread_mutex_init(&m->lock, NULL);
+}
+
+void ss_metrics_score_request(ss_metrics_t *m, int status, double seconds) {
+    int i = 7; /* 500 */
+    for (int k = 0; k < SS_SCORE_CODES; k++)
+        if (score_codes[k] == status)
+            i = k;
+    __atomic_add_fetch(&m->score_requests[i], 1, __ATOMIC_RELAXED);
+    ss_hist_observe(&m->score_seconds, seconds);
 }
 
 void ss_metrics_destroy(ss_metrics_t *m) {
@@ -323,6 +336,12 @@ void ss_metrics_render(ss_metrics_t *m, ss_buf_t *b) {
                   "(input.schema.map and fetched from the registry).\n"
                   "# TYPE streamscore_writer_schemas gauge\nstreamscore_writer_schemas %ld\n",
                   __atomic_load_n(&m->writer_schemas, __ATOMIC_RELAXED));
+    ss_buf_printf(b, "# HELP streamscore_score_requests_total Score API requests "
+                     "(score.listen), by the HTTP status answered.\n"
+                     "# TYPE streamscore_score_requests_total counter\n");
+    for (int i = 0; i < SS_SCORE_CODES; i++)
+        ss_buf_printf(b, "streamscore_score_requests_total{code=\"%d\"} %ld\n", score_codes[i],
+                      __atomic_load_n(&m->score_requests[i], __ATOMIC_RELAXED));
     for (size_t i = 0; i < N_HISTS; i++)
         histogram(b, hist_defs[i].name, hist_defs[i].help, hist_at(m, &hist_defs[i]));
     ss_buf_printf(b, "# HELP streamscore_consumer_lag Records behind the end of the partition "

@@ -53,6 +53,9 @@ void ss_hist_add_tally(ss_hist_t *h, const ss_hist_tally_t *t);       /* @locali
 /* Redis error replies counted by name (others count as "other"). */
 #define SS_REDIS_ERRORS 12
 
+/* The statuses the score API answers with (score_api.c), counted apart. */
+#define SS_SCORE_CODES 9
+
 typedef struct ss_metrics {
     /* counters, updated with __atomic builtins */
     long consumed, scored, produced, dead_lettered, cache_errors, batches, kafka_errors;
@@ -68,6 +71,8 @@ typedef struct ss_metrics {
     long redis_reply_errors[SS_REDIS_ERRORS]; /* error replies, by the error's name */
     long redis_dropped_writes;                /* writes to a key that is not a hash */
     ss_hist_t batch_size, predict_seconds, event_latency_seconds, redis_seconds, explain_seconds;
+    long score_requests[SS_SCORE_CODES]; /* the score API's answers, by HTTP status */
+    ss_hist_t score_seconds;
 
     pthread_mutex_t lock; /* guards the lag table */
     struct ss_lag {
@@ -81,6 +86,10 @@ typedef struct ss_metrics {
 
 /* Set up a zeroed ss_metrics_t (bounds of the histograms, the lock). */
 void ss_metrics_init(ss_metrics_t *m);
+
+/* A score API answer with HTTP `status` (one of SS_SCORE_CODES kinds; any other counts as
+ * 500) that took `seconds`. @locality any thread */
+void ss_metrics_score_request(ss_metrics_t *m, int status, double seconds);
 void ss_metrics_destroy(ss_metrics_t *m);
 
 /* Count one dead letter for `reason` (a ss_decode_reason() name, "non_finite_score" or

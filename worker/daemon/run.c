@@ -15,6 +15,7 @@
 #include "kafka.h"
 #include "log.h"
 #include "reload.h"
+#include "score_api.h"
 #include "state_changelog.h"
 #include "worker.h"
 
@@ -171,6 +172,7 @@ int ss_run(const ss_config_t *cfg, ss_model_t *model, int *stop, int *reload, ss
     size_t n = (size_t)cfg->worker_threads, started = 0;
     ss_runtime_t rt = {.cfg = cfg, .stop = stop, .reload = reload, .stats = stats};
     ss_http_t *http = NULL;
+    ss_score_api_t *score_api = NULL;
     ss_model_slot_init(&rt.model, model);
     int rc = runtime_open(&rt, model);
     if (rc < 0 || (rc = workers_create(&rt, n)) < 0)
@@ -182,6 +184,10 @@ int ss_run(const ss_config_t *cfg, ss_model_t *model, int *stop, int *reload, ss
             goto done;
         }
         ss_info("metrics: http://%s/metrics, /healthz, /readyz", cfg->metrics_listen);
+    }
+    if (*cfg->score_listen && !(score_api = ss_score_api_start(&rt, &rc, err, sizeof(err)))) {
+        startup_error(rc, err);
+        goto done;
     }
     ss_log(SS_LOG_INFO,
            SS_FIELDS(SSF_STR("mode", ss_mode_name(cfg->mode)), SSF_INT("threads", n),
@@ -206,7 +212,8 @@ int ss_run(const ss_config_t *cfg, ss_model_t *model, int *stop, int *reload, ss
     if (__atomic_load_n(&rt.failed, __ATOMIC_ACQUIRE) && rc == 0)
         rc = SS_ERR_FAIL;
 done:
-    ss_http_stop(http); /* before the workers it reports on go away */
+    ss_score_api_stop(score_api); /* before the model and plan it scores with go away */
+    ss_http_stop(http);           /* before the workers it reports on go away */
     runtime_close(&rt);
     /* the keys to check, and exit 2 (unless a start-up error already said so) */
     if (rc != SS_ERR_CONFIG && ss_kafka_refused(err, sizeof(err))) {

@@ -1,7 +1,8 @@
 {{/*
 A worker Deployment; argument: dict root, component (primary | shadow). The primary and the
 shadow differ in their properties, model, replicas and resources, and in the rollout's
-candidate (rollout.candidate), mounted in the primary only.
+candidate (rollout.candidate) and the score API (scoreApi: its port, token and TLS files),
+the primary's only.
 */}}
 {{- define "streamscore.deployment" -}}
 {{- $root := .root -}}
@@ -13,6 +14,7 @@ candidate (rollout.candidate), mounted in the primary only.
 {{- $autoscaled := and (not $shadow) (or $v.autoscaling.keda.enabled $v.autoscaling.hpa.enabled) -}}
 {{- /* the candidate's source when the primary mounts it (configMap | volume), else empty */ -}}
 {{- $candidate := ternary $v.rollout.candidate.source "" (and (not $shadow) $v.rollout.enabled (ne $v.rollout.candidate.source "none")) -}}
+{{- $scoreApi := and (not $shadow) $v.scoreApi.enabled -}}
 {{- /* STREAMSCORE_<KEY> variables from secrets.*, each [name, secretKey values], and the
   mounted TLS Secrets, each [volume name, secrets.*Tls]; the shadow gets the same. */ -}}
 {{- $secretEnv := list -}}
@@ -22,6 +24,13 @@ candidate (rollout.candidate), mounted in the primary only.
 {{- $tlsMounts := list -}}
 {{- range $pair := list (list "kafka-tls" $v.secrets.kafkaTls) (list "schema-registry-tls" $v.secrets.schemaRegistryTls) (list "redis-tls" $v.secrets.redisTls) -}}
 {{- if (index $pair 1).secretName -}}{{- $tlsMounts = append $tlsMounts $pair -}}{{- end -}}
+{{- end -}}
+{{- /* the score API's token and TLS files: the primary's only */ -}}
+{{- if and $scoreApi $v.scoreApi.token.name -}}
+{{- $secretEnv = append $secretEnv (list "STREAMSCORE_SCORE_TOKEN" $v.scoreApi.token) -}}
+{{- end -}}
+{{- if and $scoreApi $v.scoreApi.tls.secretName -}}
+{{- $tlsMounts = append $tlsMounts (list "score-tls" $v.scoreApi.tls) -}}
 {{- end -}}
 apiVersion: apps/v1
 kind: Deployment
@@ -89,6 +98,11 @@ spec:
             - name: metrics
               containerPort: {{ $v.metrics.port }}
               protocol: TCP
+            {{- if $scoreApi }}
+            - name: score
+              containerPort: {{ $v.scoreApi.port }}
+              protocol: TCP
+            {{- end }}
           {{- if or $secretEnv $v.extraEnv }}
           env:
             {{- range $secretEnv }}

@@ -130,8 +130,8 @@ The effective properties of a component as a dict (key -> value); argument: dict
 component. The shadow's are the primary's config without its rollout.* keys (a shadow runs no
 rollout) merged with shadow.config; the chart adds mode, model.path, model.card,
 metrics.listen, the TLS files of Kafka, the Schema Registry and Redis (with redis.tls = true)
-and, for the primary with rollout.enabled, rollout.topic "<fullname>-rollout" unless config
-names one.
+and, for the primary, rollout.topic "<fullname>-rollout" with rollout.enabled unless config
+names one, and the score API's keys with scoreApi.enabled.
 */}}
 {{- define "streamscore.configDict" -}}
 {{- $v := .root.Values -}}
@@ -155,7 +155,35 @@ names one.
 {{- $cfg = mergeOverwrite $cfg (include "streamscore.tlsLocations" (dict "tls" $v.secrets.kafkaTls "ca" "kafka.ssl.ca.location" "cert" "kafka.ssl.certificate.location" "key" "kafka.ssl.key.location") | fromJson) -}}
 {{- $cfg = mergeOverwrite $cfg (include "streamscore.tlsLocations" (dict "tls" $v.secrets.schemaRegistryTls "ca" "schema.registry.ssl.ca.location" "cert" "schema.registry.ssl.certificate.location" "key" "schema.registry.ssl.key.location") | fromJson) -}}
 {{- $cfg = mergeOverwrite $cfg (include "streamscore.tlsLocations" (dict "tls" $v.secrets.redisTls "ca" "redis.tls.ca.file" "cert" "redis.tls.cert.file" "key" "redis.tls.key.file" "enable" "redis.tls") | fromJson) -}}
+{{- $cfg = mergeOverwrite $cfg (include "streamscore.scoreApiConfig" . | fromJson) -}}
 {{- toJson $cfg -}}
+{{- end -}}
+
+{{/*
+The score API's keys as a JSON dict: for the primary with scoreApi.enabled, score.listen on
+scoreApi.port, score.threads, score.max.connections and, with scoreApi.tls.secretName, the
+mounted TLS files; empty for the shadow (a shadow refuses score.listen) and when disabled.
+The token is no key here: STREAMSCORE_SCORE_TOKEN. Argument: dict root, component.
+*/}}
+{{- define "streamscore.scoreApiConfig" -}}
+{{- $s := .root.Values.scoreApi -}}
+{{- $out := dict -}}
+{{- if and $s.enabled (eq .component "primary") -}}
+{{- $_ := set $out "score.listen" (printf "0.0.0.0:%d" (int $s.port)) -}}
+{{- $_ = set $out "score.threads" (int $s.threads) -}}
+{{- $_ = set $out "score.max.connections" (int $s.maxConnections) -}}
+{{- with $s.tls -}}
+{{- if .secretName -}}
+{{- $dir := trimSuffix "/" .mountPath -}}
+{{- $_ = set $out "score.tls.cert.file" (printf "%s/%s" $dir .certKey) -}}
+{{- $_ = set $out "score.tls.key.file" (printf "%s/%s" $dir .keyKey) -}}
+{{- with .clientCaKey -}}
+{{- $_ = set $out "score.tls.client.ca.file" (printf "%s/%s" $dir .) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $out -}}
 {{- end -}}
 
 {{/* streamscore.properties of a component; argument: dict root, component. */}}
@@ -256,20 +284,33 @@ root, where, key, secret, from.
 {{- end -}}
 {{- end -}}
 
-{{/* The mounted TLS Secrets are in separate folders, neither inside another. Argument: the root context. */}}
-{{- define "streamscore.checkTlsMounts" -}}
+{{/*
+The mounted TLS Secrets as a JSON list of [values path of the mountPath, folder]: secrets.*Tls
+with a secretName, and scoreApi.tls when the primary serves the score API over HTTPS.
+Argument: the root context.
+*/}}
+{{- define "streamscore.tlsMountDirs" -}}
 {{- $mounts := list -}}
 {{- range $tls := list "kafkaTls" "schemaRegistryTls" "redisTls" -}}
 {{- with get $.Values.secrets $tls -}}
-{{- if .secretName -}}{{- $mounts = append $mounts (list $tls (trimSuffix "/" .mountPath)) -}}{{- end -}}
+{{- if .secretName -}}{{- $mounts = append $mounts (list (printf "secrets.%s.mountPath" $tls) (trimSuffix "/" .mountPath)) -}}{{- end -}}
 {{- end -}}
 {{- end -}}
+{{- if and .Values.scoreApi.enabled .Values.scoreApi.tls.secretName -}}
+{{- $mounts = append $mounts (list "scoreApi.tls.mountPath" (trimSuffix "/" .Values.scoreApi.tls.mountPath)) -}}
+{{- end -}}
+{{- toJson $mounts -}}
+{{- end -}}
+
+{{/* The mounted TLS Secrets are in separate folders, neither inside another. Argument: the root context. */}}
+{{- define "streamscore.checkTlsMounts" -}}
+{{- $mounts := include "streamscore.tlsMountDirs" . | fromJsonArray -}}
 {{- range $i, $a := $mounts -}}
 {{- range $b := slice $mounts (add1 $i) -}}
 {{- $adir := index $a 1 -}}
 {{- $bdir := index $b 1 -}}
 {{- if or (eq $adir $bdir) (hasPrefix (printf "%s/" $adir) $bdir) (hasPrefix (printf "%s/" $bdir) $adir) -}}
-{{- fail (printf "secrets.%s.mountPath (%s) and secrets.%s.mountPath (%s) must be separate folders, neither inside the other" (index $b 0) $bdir (index $a 0) $adir) -}}
+{{- fail (printf "%s (%s) and %s (%s) must be separate folders, neither inside the other" (index $b 0) $bdir (index $a 0) $adir) -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
@@ -295,13 +336,8 @@ context.
 {{- if and $v.rollout.enabled (ne $c.source "none") -}}
 {{- include "streamscore.checkModel" (dict "model" $c "where" "rollout.candidate") -}}
 {{- $dir := include "streamscore.candidateMountPath" . -}}
-{{- $others := list -}}
-{{- if ne $v.model.source "image" -}}{{- $others = append $others (list "model.mountPath" (trimSuffix "/" $v.model.mountPath)) -}}{{- end -}}
-{{- range $tls := list "kafkaTls" "schemaRegistryTls" "redisTls" -}}
-{{- with get $v.secrets $tls -}}
-{{- if .secretName -}}{{- $others = append $others (list (printf "secrets.%s.mountPath" $tls) (trimSuffix "/" .mountPath)) -}}{{- end -}}
-{{- end -}}
-{{- end -}}
+{{- $others := include "streamscore.tlsMountDirs" . | fromJsonArray -}}
+{{- if ne $v.model.source "image" -}}{{- $others = prepend $others (list "model.mountPath" (trimSuffix "/" $v.model.mountPath)) -}}{{- end -}}
 {{- range $others -}}
 {{- $odir := index . 1 -}}
 {{- if or (eq $odir $dir) (hasPrefix (printf "%s/" $odir) $dir) (hasPrefix (printf "%s/" $dir) $odir) -}}
@@ -330,10 +366,41 @@ secrets.redisTlsKeyPassword is the passphrase of a client key: some Deployment m
 {{- end -}}
 {{- end -}}
 
+{{/*
+The score API is the primary's and its settings are scoreApi's: no STREAMSCORE_SCORE_* in
+extraEnv (it reaches the shadow too, which refuses score.listen), a port of its own, and
+none of its Secrets or its Service without scoreApi.enabled. Argument: the root context.
+*/}}
+{{- define "streamscore.checkScoreApi" -}}
+{{- $v := .Values -}}
+{{- $s := $v.scoreApi -}}
+{{- range $v.extraEnv -}}
+{{- $name := toString (get . "name") -}}
+{{- if hasPrefix "STREAMSCORE_SCORE_" $name -}}
+{{- fail (printf "extraEnv: %s: the score API's settings come from scoreApi (scoreApi.token for the token); extraEnv reaches the shadow too, which serves no scores" $name) -}}
+{{- end -}}
+{{- end -}}
+{{- if $s.enabled -}}
+{{- if eq (int $s.port) (int $v.metrics.port) -}}
+{{- fail (printf "scoreApi.port (%d) is metrics.port: the score API needs a port of its own" (int $s.port)) -}}
+{{- end -}}
+{{- else -}}
+{{- $unused := list -}}
+{{- if $s.token.name -}}{{- $unused = append $unused "scoreApi.token.name" -}}{{- end -}}
+{{- if $s.tls.secretName -}}{{- $unused = append $unused "scoreApi.tls.secretName" -}}{{- end -}}
+{{- if $s.service.enabled -}}{{- $unused = append $unused "scoreApi.service.enabled" -}}{{- end -}}
+{{- if $unused -}}
+{{- fail (printf "%s set, but scoreApi.enabled is false: set scoreApi.enabled (the primary then serves the score API) or remove them" (join " and " $unused)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
 {{/* Checks of values the schema cannot express; fails rendering with a message naming the value. */}}
 {{- define "streamscore.validate" -}}
 {{- $v := .Values -}}
 {{- $reserved := dict "mode" "it is the component's (primary, or shadow for the shadow Deployment)" "model.path" "set model (or shadow.model) instead" "model.card" "set model.card (or shadow.model.card) instead" "metrics.listen" "the chart sets 0.0.0.0:<metrics.port>" -}}
+{{- /* the score API's keys and the values that set them (for the primary only) */ -}}
+{{- $scoreFrom := dict "score.listen" "scoreApi.enabled and scoreApi.port" "score.threads" "scoreApi.threads" "score.max.connections" "scoreApi.maxConnections" "score.token" "scoreApi.token, a Secret" "score.token.file" "scoreApi.token, a Secret" "score.tls.cert.file" "scoreApi.tls" "score.tls.key.file" "scoreApi.tls" "score.tls.client.ca.file" "scoreApi.tls" -}}
 {{- /* keys holding a secret, and the values that set them; any other key that names a
      password, a secret, a private key in PEM or OAuth settings: extraEnv */ -}}
 {{- $secretFrom := dict "kafka.sasl.password" "secrets.kafkaSaslPassword" "redis.password" "secrets.redisPassword" "redis.tls.key.password" "secrets.redisTlsKeyPassword" "schema.registry.basic.auth.user.info" "secrets.schemaRegistryAuth" -}}
@@ -345,6 +412,9 @@ secrets.redisTlsKeyPassword is the passphrase of a client key: some Deployment m
 {{- range $k, $val := $cfg -}}
 {{- if hasKey $reserved $k -}}
 {{- fail (printf "%s: key %s is set by the chart: %s" $where $k (get $reserved $k)) -}}
+{{- end -}}
+{{- if hasPrefix "score." $k -}}
+{{- fail (printf "%s: key %s is set by the chart from %s (the score API is the primary's; a shadow serves none)" $where $k (default "scoreApi" (get $scoreFrom $k))) -}}
 {{- end -}}
 {{- $fileOf := ternary (trimSuffix ".file" $k) "" (and (hasSuffix ".file" $k) (has (trimSuffix ".file" $k) $fileSecrets)) -}}
 {{- if $fileOf -}}
@@ -374,6 +444,7 @@ secrets.redisTlsKeyPassword is the passphrase of a client key: some Deployment m
 {{- end -}}
 {{- end -}}
 {{- include "streamscore.checkTlsMounts" . -}}
+{{- include "streamscore.checkScoreApi" . -}}
 {{- include "streamscore.checkRollout" . -}}
 {{- include "streamscore.checkRedisKeyPassword" . -}}
 {{- include "streamscore.checkRegistry" . -}}
