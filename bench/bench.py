@@ -14,6 +14,11 @@ the outputs back and turns them into the table and build/bench/results.json.
   scrape   the worker's /metrics counters, gauges and histogram sums, as JSON
   sample   VmRSS and CPU of a process every few seconds while it runs (the soak), as JSON lines
            (with --listen also the local store's size from /metrics)
+  score-load  a load on the worker's score API (GET /v1/customers/{id}/score): threads, each
+           with one HTTP/1.1 connection kept open as long as the server keeps it, asking for
+           random customers among those held in Redis under a prefix, back to back; every
+           request's start, time and status into a .npy file, a summary as JSON
+  redis-copy  copy the hashes under one Redis prefix to another (the score round's customers)
   report   the table, the ratios, the goals; writes results.json; exit 1 when a run lost
            records or a process failed
   markdown results.json as the Markdown tables of docs/performance.md
@@ -26,16 +31,21 @@ between the first and the last output record; latency is, per event, the append 
 prediction minus the append time of the event.
 """
 import argparse
+import http.client
 import io
 import json
 import math
 import os
 import platform
+import random
 import re
+import resource
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+import urllib.parse
 import urllib.request
 
 import fastavro
@@ -367,6 +377,163 @@ def cmd_sample(a):
     return 0
 
 
+# ---------------------------------------------------------------------------- score-load
+def redis_client(a):
+    import redis  # only these two commands need it
+    return redis.Redis(host=a.redis_host, port=a.redis_port, socket_timeout=10)
+
+
+def held_customers(r, prefix):
+    """The customer ids whose hashes Redis holds under prefix (prefix + id), sorted."""
+    pat = re.sub(r"([*?\[\]\\])", r"\\\1", prefix) + "*"
+    return sorted(k.decode()[len(prefix):] for k in r.scan_iter(match=pat, count=1000))
+
+
+def cmd_redis_copy(a):
+    """Copies every hash under --from to --to (COPY ... REPLACE, TTL kept)."""
+    r = redis_client(a)
+    ids = held_customers(r, getattr(a, "from"))
+    pipe = r.pipeline(transaction=False)
+    for i, cid in enumerate(ids):
+        pipe.copy(getattr(a, "from") + cid, a.to + cid, replace=True)
+        if i % 1000 == 999:
+            pipe.execute()
+    pipe.execute()
+    print(json.dumps({"copied": len(ids), "from": getattr(a, "from"), "to": a.to}))
+    log("%d hash(es) copied from %s* to %s*" % (len(ids), getattr(a, "from"), a.to))
+    return 0 if ids else 1
+
+
+def cmd_score_load(a):
+    """--threads threads, each with one HTTP/1.1 connection (http.client, kept open as long as
+    the server keeps it: `connections_opened` in the summary) to
+    --listen, ask for /v1/customers/{id}/score of random customers among those Redis holds
+    under --prefix, back to back, from the moment every thread had its first answer (then
+    --ready-file is created; exit 1 when one had none within 30 s) until --until-file exists
+    or --seconds passed. A connection the
+    server closed is opened again (a request that failed on a reused connection is sent once
+    more on a new one); a request that fails on a new connection counts as status 0.
+    Writes the rows [start (wall clock, µs), time (µs), status] of every request to --out
+    and prints a summary as one JSON line: requests, seconds, requests/s, p50/p95/p99/max ms,
+    the statuses, the client's CPU seconds."""
+    host, port = a.listen.rsplit(":", 1)
+    ids = held_customers(redis_client(a), a.prefix)
+    if not ids:
+        log("score-load: no customer held under %s in Redis" % a.prefix)
+        print(json.dumps({"requests": 0, "ids": 0, "error": "no customers under " + a.prefix}))
+        return 1
+    paths = ["/v1/customers/%s/score" % urllib.parse.quote(c, safe="") for c in ids]
+    stop = threading.Event()
+    rows = [[] for _ in range(a.threads)]
+    first = [threading.Event() for _ in range(a.threads)]
+    opened = [0] * a.threads  # connections opened per thread
+    failed = [0] * a.threads  # requests without an answer per thread
+
+    def load(i):
+        rnd = random.Random(a.seed * 1000 + i)
+        conn = None
+        out = rows[i]
+        while not stop.is_set():
+            path = paths[rnd.randrange(len(paths))]
+            wall = time.time_ns() // 1000
+            t0 = time.perf_counter_ns()
+            status = 0
+            for attempt in (0, 1):
+                fresh = conn is None
+                try:
+                    if conn is None:
+                        conn = http.client.HTTPConnection(host, int(port), timeout=a.timeout)
+                        opened[i] += 1
+                    conn.request("GET", path)
+                    resp = conn.getresponse()
+                    resp.read()
+                    status = resp.status
+                    if resp.will_close:
+                        conn.close()
+                        conn = None
+                    break
+                except (OSError, http.client.HTTPException) as e:
+                    if conn is not None:
+                        conn.close()
+                    conn = None
+                    if fresh or attempt:
+                        failed[i] += 1
+                        if failed[i] <= 2:
+                            log("score-load: thread %d: no answer: %r" % (i, e))
+                        break
+            out.append((wall, (time.perf_counter_ns() - t0) // 1000, status))
+            if status:
+                first[i].set()
+            else:
+                time.sleep(0.01)  # no answer: no busy loop on a server that is gone
+        if conn is not None:
+            conn.close()
+
+    threads = [threading.Thread(target=load, args=(i,), daemon=True) for i in range(a.threads)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 30
+    while not all(f.is_set() for f in first) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if not all(f.is_set() for f in first):
+        stop.set()
+        log("score-load: no answer from %s within 30 s" % a.listen)
+        print(json.dumps({"requests": 0, "ids": len(ids), "error": "no answer"}))
+        return 1
+    # from here on: the rows before were the connections' first requests
+    start = [len(r) for r in rows]
+    t_begin = time.monotonic()
+    w_begin = time.time_ns() // 1000
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    if a.ready_file:
+        open(a.ready_file, "w").close()
+    until = t_begin + a.seconds if a.seconds else None
+    while not ((until and time.monotonic() >= until)
+               or (a.until_file and os.path.exists(a.until_file))):
+        time.sleep(0.01)
+    stop.set()
+    t_end = time.monotonic()
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    for t in threads:
+        t.join(a.timeout + 1)
+    arr = np.array([x for i, r in enumerate(rows) for x in r[start[i]:]],
+                   dtype=np.int64).reshape(-1, 3)
+    arr = arr[np.argsort(arr[:, 0], kind="stable")]
+    if a.out:
+        np.save(a.out, arr)
+    secs = t_end - t_begin
+    summary = {"threads": a.threads, "ids": len(ids), "prefix": a.prefix,
+               "started_ms": w_begin // 1000, "seconds": round(secs, 3),
+               **request_figures(arr, secs),
+               "connections_opened": sum(opened),
+               "cpu_s": round(cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime, 2)}
+    print(json.dumps(summary))
+    log("score-load: %d request(s) in %.1f s, %s/s, p99 %s ms, statuses %s" % (
+        summary["requests"], secs, summary["requests_per_s"], summary["p99_ms"],
+        summary["statuses"]))
+    return 0
+
+
+def request_figures(arr, seconds):
+    """Of the rows [start µs, time µs, status] of score requests over `seconds`: requests,
+    requests/s, p50/p95/p99/max ms of their times, the count of each status (0: no answer)
+    and of the answers other than 200."""
+    t = np.sort(arr[:, 1]) if len(arr) else np.zeros(0, dtype=np.int64)
+
+    def q(p):
+        v = quantile(t, p)
+        return round(v / 1e3, 3) if v is not None else None
+
+    codes, counts = np.unique(arr[:, 2], return_counts=True) if len(arr) else ([], [])
+    statuses = {str(int(c)): int(n) for c, n in zip(codes, counts)}
+    return {"requests": int(len(arr)),
+            "requests_per_s": round(len(arr) / seconds, 1) if seconds > 0 else None,
+            "p50_ms": q(0.50), "p95_ms": q(0.95), "p99_ms": q(0.99),
+            "max_ms": round(int(t[-1]) / 1e3, 3) if len(t) else None,
+            "statuses": statuses,
+            "not_200": int(sum(n for c, n in statuses.items() if c != "200"))}
+
+
 # ---------------------------------------------------------------------------- calibrate
 def calibration_ms():
     """Best of three: a fixed loop of integer arithmetic, in ms."""
@@ -571,8 +738,10 @@ def stage_quantiles(values):
             "max": int(v[-1]) if len(v) else None}
 
 
-def latency_phases(d, phases, problems):
-    """Per offered rate: the latency of each event paced in that phase."""
+def latency_phases(d, phases, problems, windows=None):
+    """Per offered rate: the latency of each event paced in that phase (its files
+    lat-K-*, or STEM-* when the phase names a stem); with windows, windows[rate] = the append
+    times (ms) of the phase's first and last event."""
     try:
         ins = np.load(os.path.join(d, "lat-in.npy"))
         outs = np.load(os.path.join(d, "lat-out.npy"))
@@ -597,24 +766,35 @@ def latency_phases(d, phases, problems):
     to_out = np.where(has, out_ts[pos] - scored[pos], -1) if scored is not None else None
     result = {}
     for ph in phases:
-        k = ph["k"]
-        begin = read_json(os.path.join(d, "lat-%d-begin.json" % k))["end"]
-        end = read_json(os.path.join(d, "lat-%d-end.json" % k))["end"]
+        stem = ph.get("stem") or "lat-%d" % ph["k"]
+        begin = read_json(os.path.join(d, stem + "-begin.json"))["end"]
+        end = read_json(os.path.join(d, stem + "-end.json"))["end"]
         sel = np.zeros(len(ins), dtype=bool)
         for p, e in end.items():
             b = begin.get(p, 0)
             sel |= (ins[:, 0] == int(p)) & (ins[:, 1] >= b) & (ins[:, 1] < e)
         lats = np.sort(latency[sel & has])
         n = int(sel.sum())
+        # the lag at the load's end: the latency of the events of its last second (a worker
+        # that falls behind shows it there as the backlog's time)
+        tail = None
+        if sel.any():
+            last = ins[sel, 2].max()
+            t_sel = sel & (ins[:, 2] > last - 1000)
+            tl = np.sort(latency[t_sel & has])
+            tail = {"p50": quantile(tl, 0.50), "max": int(tl[-1]) if len(tl) else None,
+                    "events": int(t_sel.sum()), "missing": int((t_sel & ~has).sum())}
         miss = int((sel & ~has).sum())
-        load = last_json_line(os.path.join(d, "lat-%d-load.json" % k)) or {}
-        p0 = last_json_line(os.path.join(d, "lat-%d-proc0.json" % k)) or {}
-        p1 = last_json_line(os.path.join(d, "lat-%d-proc1.json" % k)) or {}
+        load = last_json_line(os.path.join(d, stem + "-load.json")) or {}
+        p0 = last_json_line(os.path.join(d, stem + "-proc0.json")) or {}
+        p1 = last_json_line(os.path.join(d, stem + "-proc1.json")) or {}
         cpu = (p1["cpu_s"] - p0["cpu_s"]) if p0.get("cpu_s") is not None and p1.get(
             "cpu_s") is not None else None
-        stack = stack_cpu(os.path.join(d, "lat-%d-stack0.json" % k),
-                          os.path.join(d, "lat-%d-stack1.json" % k), n)
+        stack = stack_cpu(os.path.join(d, stem + "-stack0.json"),
+                          os.path.join(d, stem + "-stack1.json"), n)
         key = format(round(ph["rate"]), "d")
+        if windows is not None and sel.any():
+            windows[key] = (int(ins[sel, 2].min()), int(ins[sel, 2].max()))
         result[key] = {
             "share_of_max": ph["share"],
             "offered_events_per_s": load.get("events_per_s"),
@@ -624,6 +804,7 @@ def latency_phases(d, phases, problems):
                 "scored_to_append": stage_quantiles(to_out[sel & has])}
                if to_scored is not None else {}),
             "events": n, "missing": miss,
+            "last_second": tail,
             "drain_after_load_s": ph.get("drain_s"),
             "cpu_s_per_million": round(cpu / n * 1e6, 2) if cpu is not None and n else None,
             "load_generator_cpu_s_per_million": (round(load["cpu_s"] / n * 1e6, 2)
@@ -1092,6 +1273,135 @@ def jobs_figures(d, plan, worker_eps, events, problems):
     return out
 
 
+# the worker kept up with the offered load when the events of the load's last second waited
+# at most this long for their predictions (median), no event went without a prediction, and
+# the load generator offered at least 95 % of the rate. Not the drain time after the load: the
+# worker commits offsets every second, once the state flush covering them is acknowledged, so
+# a worker that kept up may take well over a second to have committed everything.
+KEPT_UP_LAST_SECOND_P50_MS = 100
+
+
+def score_requests(d, name, window=None):
+    """The score requests of the load client of run `name` ({name}-score.npy), those that
+    started within window (first, last ms) when given, as request_figures gives them, with
+    the client's summary; None when it left none."""
+    summary = last_json_line(os.path.join(d, name + "-score.json"))
+    try:
+        arr = np.load(os.path.join(d, name + "-score.npy"))
+    except OSError:
+        return None, summary
+    if window is None:
+        return request_figures(arr, (summary or {}).get("seconds") or 0), summary
+    lo, hi = window
+    sel = (arr[:, 0] >= lo * 1000) & (arr[:, 0] <= hi * 1000)
+    return {"window_s": round((hi - lo) / 1000, 3),
+            **request_figures(arr[sel], (hi - lo) / 1000)}, summary
+
+
+def score_server(m):
+    """The score API's own figures from the worker's /metrics: answers by status and the mean
+    time from a request's arrival to its answer."""
+    if not m or m.get("streamscore_score_requests_total") is None:
+        return None
+    pre = 'streamscore_score_requests_total{code="'
+    n, t = m.get("streamscore_score_request_seconds_count"), m.get(
+        "streamscore_score_request_seconds_sum")
+    return {"requests": int(m["streamscore_score_requests_total"]),
+            "statuses": {k[len(pre):-2]: int(v) for k, v in sorted(m.items())
+                         if k.startswith(pre) and v},
+            "mean_ms": round(t / n * 1e3, 3) if t is not None and n else None}
+
+
+def answers_text(statuses):
+    """{"200": n, ...} as "200: n, 404: m"."""
+    return ", ".join("%s: %s" % (k, fmt(v)) for k, v in (statuses or {}).items()) or "-"
+
+
+def score_api_figures(d, plan, results, a, problems):
+    """The score API under load (BENCH_SCORE): requests/s and times of the load client while
+    the latency worker streams at a share of its maximum, the worker's event latency and drain
+    meanwhile beside the plain run at the same share; and the worker's events/s on the
+    backlog while the client runs, as a ratio to the plain worker's median of the same run.
+    None when it was not run."""
+    le = next((e for e in plan if e["type"] == "score_latency"), None)
+    te = next((e for e in plan if e["type"] == "score_throughput"), None)
+    if not le and not te:
+        return None
+    out = {"clients": (le or te).get("clients"), "at_half_load": None, "throughput": None}
+
+    def check(label, req, summary, name):
+        if req is None:
+            problems.append("score API, %s: the load client left no requests "
+                            "(build/bench/%s-score.log)" % (label, name))
+        elif req["requests"] == 0:
+            problems.append("score API, %s: no request within the run" % label)
+        elif req["not_200"]:
+            problems.append("score API, %s: %d answer(s) other than 200 (statuses %s; 0: no answer)"
+                            % (label, req["not_200"], req["statuses"]))
+
+    if le:
+        windows = {}
+        res, _ = latency_phases(d, [le], problems, windows)
+        key, ev = next(iter(res.items()), (None, None))
+        req, summary = score_requests(d, le["stem"], windows.get(key))
+        check("at %g of the maximum" % le["share"], req, summary, le["stem"])
+        plain = next((v for v in results["latency_ms"].values()
+                      if v["share_of_max"] == le["share"]), None)
+        mpath = os.path.join(d, "lat-metrics.json")
+        rate_ok = (ev and ev.get("offered_events_per_s") is not None
+                   and ev["offered_events_per_s"] >= 0.95 * le["rate"])
+        out["at_half_load"] = {
+            "share_of_max": le["share"], "rate": le["rate"],
+            **(req or {}),
+            "client": summary,
+            "server": score_server(read_json(mpath) if os.path.exists(mpath) else None),
+            "events": ev,
+            "plain_events": ({k: plain.get(k) for k in ("p50", "p95", "p99", "max",
+                                                       "last_second", "drain_after_load_s",
+                                                       "cpu_s_per_million")}
+                             if plain else None),
+            "kept_up": (bool(rate_ok and not ev["missing"] and ev.get("last_second")
+                             and ev["last_second"]["p50"] is not None
+                             and ev["last_second"]["p50"] <= KEPT_UP_LAST_SECOND_P50_MS)
+                        if ev else None),
+            "kept_up_criterion": "the events of the load's last second waited at most %d ms "
+                                 "for their predictions (median), none went without one, and "
+                                 ">= 95%% of the rate was offered" % KEPT_UP_LAST_SECOND_P50_MS,
+        }
+    if te:
+        fig, pr = throughput_run(d, te["name"], "score", a.events, a)
+        problems += pr
+        window = None
+        try:
+            ts = np.load(os.path.join(d, te["name"] + "-out.npy"))[:, 2]
+            window = (int(ts.min()), int(ts.max())) if len(ts) else None
+        except OSError:
+            pass
+        req, summary = score_requests(d, te["name"], window) if window else (None, None)
+        check("on the backlog", req, summary, te["name"])
+        w = results["events_per_s"]
+        e = fig.get("events_per_s")
+        wc = results["cpu_s_per_million"].get("worker")
+        xc = fig.get("cpu_s_per_million")
+        mpath = os.path.join(d, te["name"] + "-metrics.json")
+        out["throughput"] = {
+            "events_per_s": e, "worker_events_per_s": w,
+            "worker_runs": len([x for x in results["events_per_s_runs"]["worker"]["runs"]
+                                if x is not None]),
+            "to_worker": ratio(e, w, 3),
+            "loss": round(1 - e / w, 3) if e and w else None,
+            "requests": req,
+            "client": summary,
+            "server": score_server(read_json(mpath) if os.path.exists(mpath) else None),
+            "cpu_s_per_million": xc, "worker_cpu_s_per_million": wc,
+            "cpu_us_per_event_over_worker": round(xc - wc, 3) if xc is not None and wc is not None
+            else None,
+            "seeded_from": te.get("seeded_from"),
+            "run": fig,
+        }
+    return out
+
+
 def cmd_report(a):
     d = a.dir
     problems = []
@@ -1199,6 +1509,7 @@ def cmd_report(a):
     results["explain"] = explain_summary(results, runs, a)
     results["state"] = state_summary(d, runs, a)
     results["jobs"] = jobs_figures(d, plan, results["events_per_s"], a.events, problems)
+    results["score_api"] = score_api_figures(d, plan, results, a, problems)
 
     results["goals"] = goals_of(results, runs, a)
     results["conditions"] = cond
@@ -1285,6 +1596,54 @@ def cmd_report(a):
         print("  %-24s %s" % ("", "(/ worker: against the worker's median events/s above, %s; "
                                   "score-file: an Avro file, no Kafka)" % fmt(
                                       jb["worker_events_per_s"])))
+    sa = results["score_api"]
+    if sa:
+        print(line)
+        row = "  %-34s %9s %7s %7s %7s %7s %9s %7s"
+        print(row % ("score API, %s client thread(s)" % sa["clients"], "req/s", "p50 ms",
+                     "p95 ms", "p99 ms", "max ms", "requests", "not 200"))
+        h, t = sa["at_half_load"], sa["throughput"]
+        for label, q in (("worker at %s/s (%d%% of max)" % (fmt(h["rate"]), round(
+                h["share_of_max"] * 100)) if h else "", h),
+                         ("worker on the backlog, flat out", (t or {}).get("requests"))):
+            if q and q.get("requests") is not None:
+                print(row % (label, fmt(q["requests_per_s"]), fmt(q["p50_ms"], 2),
+                             fmt(q["p95_ms"], 2), fmt(q["p99_ms"], 2), fmt(q["max_ms"], 1),
+                             fmt(q["requests"]), fmt(q["not_200"])))
+        if h and h.get("events"):
+            ev, pl = h["events"], h["plain_events"] or {}
+            print("    at %d%%: answers %s; event latency p50 %s, p99 %s ms (without requests %s, "
+                  "%s ms)" % (round(h["share_of_max"] * 100), answers_text(h.get("statuses")),
+                              ev["p50"], ev["p99"], pl.get("p50", "-"), pl.get("p99", "-")))
+            ls, pls = ev.get("last_second") or {}, pl.get("last_second") or {}
+            print("      the load's last second: p50 %s, max %s ms (without requests %s, %s ms); "
+                  "drained %s s" % (ls.get("p50", "-"), ls.get("max", "-"), pls.get("p50", "-"),
+                                    pls.get("max", "-"), ev.get("drain_after_load_s")))
+            print("      after the load (without requests %s s): %s" % (
+                pl.get("drain_after_load_s", "-"),
+                "kept up" if h["kept_up"] else "DID NOT KEEP UP"))
+        if t:
+            print("    on the backlog: %s events/s answering, %s of the plain worker's %s (median "
+                  "of %d): loss %s" % (fmt(t["events_per_s"]), t["to_worker"],
+                                       fmt(t["worker_events_per_s"]), t["worker_runs"],
+                                       "-" if t["loss"] is None else "%.1f%%" % (t["loss"] * 100)))
+            print("      worker CPU s/M %s (plain %s); answers %s" % (
+                fmt(t["cpu_s_per_million"], 1), fmt(t["worker_cpu_s_per_million"], 1),
+                answers_text((t["requests"] or {}).get("statuses"))))
+        for label, x in (("at half load", h), ("on the backlog", t)):
+            cl, sv = (x or {}).get("client") or {}, (x or {}).get("server") or {}
+            if cl.get("requests"):
+                print("    %s, the whole client run: %s requests in %s s, %s connections opened, "
+                      "client CPU %s s;" % (label, fmt(cl["requests"]), cl["seconds"],
+                                            fmt(cl.get("connections_opened")),
+                                            fmt(cl.get("cpu_s"), 2)))
+                print("      the API's own time (streamscore_score_request_seconds), mean %s ms"
+                      % fmt(sv.get("mean_ms"), 3))
+        print("  (client: bench.py score-load, Python http.client, one connection per thread kept "
+              "alive while the")
+        print("   API keeps it, on the same CPUs; requests counted from the first to the last "
+              "append of the events")
+        print("   at half load, of the predictions on the backlog; answers 0: none)")
     xs = results["explain"]
     if xs:
         print(line)
@@ -1493,6 +1852,49 @@ def cmd_markdown(a):
                            x["threads"], fmt(x["events_per_s"]),
                            fmt(x["events_per_s_per_core"]), x["to_worker"],
                            fmt(x["seconds"], 2)))
+    sa = r.get("score_api")
+    if sa:
+        h, t = sa.get("at_half_load"), sa.get("throughput")
+        out.append("")
+        out.append("| `GET /v1/customers/{id}/score`, %s client threads | "
+                   "requests/s | p50 ms | p95 ms | p99 ms | answers | the worker meanwhile |"
+                   % sa["clients"])
+        out.append("|---|---:|---:|---:|---:|---|---|")
+
+        def answers(q):
+            return answers_text({k if k != "0" else "no answer": v
+                                 for k, v in q["statuses"].items()})
+
+        if h and h.get("requests") is not None:
+            ev, pl = h.get("events") or {}, h.get("plain_events") or {}
+            out.append("| while the worker streams at %d %% of its maximum (%s events/s) | %s | "
+                       "%s | %s | %s | %s | event p99 %s ms (%s ms without requests), in the "
+                       "load's last second p50 %s ms (%s ms), drained %s s after the load (%s "
+                       "s): %s |" % (
+                           round(h["share_of_max"] * 100), fmt(h["rate"]),
+                           fmt(h["requests_per_s"]), fmt(h["p50_ms"], 2), fmt(h["p95_ms"], 2),
+                           fmt(h["p99_ms"], 2), answers(h), ev.get("p99", "-"),
+                           pl.get("p99", "-"), (ev.get("last_second") or {}).get("p50", "-"),
+                           (pl.get("last_second") or {}).get("p50", "-"),
+                           ev.get("drain_after_load_s", "-"), pl.get("drain_after_load_s", "-"),
+                           "kept up" if h.get("kept_up") else "**fell behind**"))
+        q = (t or {}).get("requests")
+        if t and q:
+            out.append("| while the worker consumes the backlog flat out | %s | %s | %s | %s | "
+                       "%s | %s events/s, %s of the plain worker's %s (median of %d): a loss of "
+                       "%s |" % (
+                           fmt(q["requests_per_s"]), fmt(q["p50_ms"], 2), fmt(q["p95_ms"], 2),
+                           fmt(q["p99_ms"], 2), answers(q), fmt(t["events_per_s"]),
+                           t["to_worker"], fmt(t["worker_events_per_s"]), t["worker_runs"],
+                           "-" if t["loss"] is None else "%.1f %%" % (t["loss"] * 100)))
+        conns = [(x["client"]["requests"], x["client"].get("connections_opened"))
+                 for x in (h, t) if x and (x.get("client") or {}).get("requests")]
+        if conns:
+            out.append("")
+            out.append("The client opened %s connections for %s requests (requests/s and times "
+                       "are the client's, Python on the same CPUs)." % (
+                           " and ".join(fmt(c) for _, c in conns),
+                           " and ".join(fmt(n) for n, _ in conns)))
     xs = r.get("explain")
     cols = [k for k in EXPLAIN_KINDS if xs and k in xs]
     if cols:
@@ -1694,6 +2096,26 @@ def main(argv=None):
     sa.add_argument("--until-file", help="stop once this file exists")
     sa.add_argument("--listen", help="host:port of the worker's metrics.listen: sample the "
                                      "local store's size too")
+    sl = sub.add_parser("score-load")
+    sl.add_argument("--listen", required=True, help="host:port of the worker's score.listen")
+    sl.add_argument("--threads", type=int, default=4,
+                    help="threads, one connection each (the API takes 8 per address)")
+    sl.add_argument("--redis-host", default="127.0.0.1")
+    sl.add_argument("--redis-port", type=int, required=True)
+    sl.add_argument("--prefix", required=True,
+                    help="the worker's redis.key.prefix: the customers asked for are those "
+                         "Redis holds under it")
+    sl.add_argument("--seconds", type=float, default=0, help="stop after this long; 0: never")
+    sl.add_argument("--until-file", help="stop once this file exists")
+    sl.add_argument("--ready-file", help="created once every thread had its first answer")
+    sl.add_argument("--timeout", type=float, default=10, help="of a request, s")
+    sl.add_argument("--seed", type=int, default=1)
+    sl.add_argument("--out", help=".npy file of every request: start (µs), time (µs), status")
+    rc = sub.add_parser("redis-copy")
+    rc.add_argument("--redis-host", default="127.0.0.1")
+    rc.add_argument("--redis-port", type=int, required=True)
+    rc.add_argument("--from", required=True, help="prefix of the hashes copied")
+    rc.add_argument("--to", required=True, help="prefix of the copies")
     rp = sub.add_parser("report")
     rp.add_argument("--dir", required=True)
     rp.add_argument("--bin", required=True, help="the streamscore binary (for --version)")
@@ -1722,7 +2144,8 @@ def main(argv=None):
             "collect": cmd_collect, "offsets": cmd_offsets, "proc": cmd_proc,
             "scrape": cmd_scrape, "sample": cmd_sample, "report": cmd_report,
             "markdown": cmd_markdown, "calibrate": cmd_calibrate,
-            "avro-file": cmd_avro_file}[a.cmd](a)
+            "avro-file": cmd_avro_file, "score-load": cmd_score_load,
+            "redis-copy": cmd_redis_copy}[a.cmd](a)
 
 
 if __name__ == "__main__":
