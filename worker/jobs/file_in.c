@@ -27,7 +27,7 @@ struct ss_file_in {
     int block_bad;        /* a record of the block did not fit: the rest cannot be split */
     avro_schema_t schema; /* the writer's (Avro) or input.schema (JSON lines) */
     avro_value_iface_t *iface;
-    avro_value_t value;
+    avro_value_t value; /* JSON lines only */
     ss_codec_t *codec;
     ss_decoder_t *dec;
     char *line;
@@ -87,7 +87,8 @@ ss_file_in_t *ss_file_in_open(const ss_config_t *cfg, const ss_model_t *model, c
                  cfg->input_schema, cerr);
         goto fail;
     }
-    if (ss_avro_value_new(in->schema, &in->iface, &in->value) < 0) {
+    /* the value a JSON line is made into; a container's records are decoded from their bytes */
+    if (format == SS_FILE_JSON && ss_avro_value_new(in->schema, &in->iface, &in->value) < 0) {
         snprintf(err, errlen, "--input '%s': %s", path, avro_strerror());
         goto fail;
     }
